@@ -1,0 +1,122 @@
+"""The Faust app: topics and tables. The only module that creates Faust objects.
+
+Everything here is transport: names, partitions, serialisers. The engine
+never sees a Faust object; the agents (``streamseg.agents``) translate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from streamseg.config import Settings
+
+log = logging.getLogger(__name__)
+
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Streamseg:
+    """The Faust app with its topics and table, built from :class:`Settings`."""
+
+    settings: Settings
+    app: faust.App
+    inputs: faust.TopicT
+    changes: faust.TopicT
+    segments: faust.TopicT
+    dead_letters: faust.TopicT
+    ticks: faust.TopicT
+    state: faust.types.TableT
+
+
+def input_topics(settings: Settings) -> dict[str, str]:
+    """Topic name -> stream kind for everything the ingest agent reads."""
+    return {
+        settings.topic_clickstream: "click",
+        settings.topic_purchases: "purchase",
+        settings.topic_consent: "consent",
+        settings.topic_ticks: "tick",
+    }
+
+
+def build_app(settings: Settings) -> Streamseg:
+    """Create the Faust app, topics and the changelog-backed customer-state table."""
+    app = faust.App(
+        settings.app_id,
+        broker=settings.broker,
+        store=settings.store,
+        datadir=settings.data_dir,
+        processing_guarantee=settings.processing_guarantee,
+        topic_partitions=settings.partitions,
+        topic_allow_declare=True,
+        web_enabled=False,
+        producer_acks=-1,
+        stream_wait_empty=False,
+        broker_commit_every=1000,
+        broker_commit_interval=1.0,
+    )
+    return Streamseg(
+        settings=settings,
+        app=app,
+        inputs=app.topic(*input_topics(settings), **RAW),
+        changes=app.topic(settings.topic_changes, **RAW),
+        segments=app.topic(settings.topic_segments, **RAW),
+        dead_letters=app.topic(settings.topic_dead_letters, **RAW),
+        ticks=app.topic(settings.topic_ticks, **RAW),
+        state=app.Table(
+            "customer-state",
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
+    )
+
+
+def topic_specs(settings: Settings) -> list[NewTopic]:
+    """Every topic streamseg reads or writes (Faust creates its own changelog topics)."""
+    compacted = {"cleanup.policy": "compact"}
+    p = settings.partitions
+    return [
+        NewTopic(settings.topic_clickstream, p, 1),
+        NewTopic(settings.topic_purchases, p, 1),
+        NewTopic(settings.topic_consent, p, 1),
+        NewTopic(settings.topic_ticks, p, 1),
+        NewTopic(settings.topic_changes, p, 1),
+        NewTopic(settings.topic_segments, p, 1, topic_configs=compacted),
+        NewTopic(settings.topic_dead_letters, p, 1),
+        NewTopic(settings.topic_models, 1, 1, topic_configs=compacted),
+    ]
+
+
+async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
+    """Create missing topics (co-partitioned inputs, compacted outputs); return those created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    created: list[str] = []
+    try:
+        existing = set(await admin.list_topics())
+        for spec in topic_specs(settings):
+            if spec.name in existing:
+                continue
+            spec.replication_factor = replication
+            try:
+                await admin.create_topics([spec])
+                created.append(spec.name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+    if created:
+        log.info("created topics: %s", ", ".join(created))
+    return created

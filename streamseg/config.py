@@ -1,0 +1,170 @@
+"""Settings: every ``STREAMSEG_*`` environment variable, read once into a frozen object.
+
+Each field of :class:`Settings` is read from ``STREAMSEG_<FIELD NAME IN UPPER CASE>``.
+
+Examples
+--------
+>>> s = Settings.from_env({"STREAMSEG_PARTITIONS": "8", "STREAMSEG_LAPSED_DAYS": "120"})
+>>> (s.partitions, s.lapsed_days, s.freq_high_max_days)
+(8, 120.0, 7.0)
+>>> Settings.from_env({"STREAMSEG_PARTITIONS": "eight"})
+Traceback (most recent call last):
+...
+streamseg.errors.ConfigError: STREAMSEG_PARTITIONS: expected int, got 'eight'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamseg.errors import ConfigError
+
+DAY = 86_400.0
+
+
+def _parse_bool(raw: str) -> bool:
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(raw)
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": _parse_bool,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Frozen configuration of a streamseg worker, replay or simulator run."""
+
+    # transport
+    broker: str = "kafka://127.0.0.1:9092"
+    app_id: str = "streamseg"
+    partitions: int = 4
+    store: str = "rocksdb://"
+    data_dir: str = ".streamseg-data"
+    processing_guarantee: str = "at_least_once"
+    metrics_port: int = 9108
+    log_level: str = "info"
+    topic_clickstream: str = "clickstream"
+    topic_purchases: str = "purchases"
+    topic_consent: str = "customer-consent"
+    topic_changes: str = "segment-changes"
+    topic_segments: str = "customer-segments"
+    topic_dead_letters: str = "streamseg-dead-letters"
+    topic_models: str = "streamseg-models"
+    topic_ticks: str = "streamseg-ticks"
+    # ingestion
+    max_event_bytes: int = 65_536
+    max_future_skew_s: float = 7 * DAY
+    base_currency: str = "EUR"
+    fx_rates: str = "EUR=1,USD=0.92,GBP=1.17,CHF=1.05,SEK=0.087,PLN=0.23"
+    pseudonymise_key: str = ""
+    dedup_window: int = 16
+    # features
+    half_life_days: float = 30.0
+    session_gap_minutes: float = 30.0
+    # event-time clock
+    allowed_lateness_s: float = 3_600.0
+    tick_interval_s: float = 5.0
+    # purchase-frequency tiers
+    freq_high_max_days: float = 7.0
+    freq_medium_max_days: float = 28.0
+    lapsed_days: float = 180.0
+    # lifecycle
+    new_days: float = 30.0
+    at_risk_days: float = 90.0
+    reactivated_days: float = 30.0
+    # change detection
+    min_dwell_s: float = 0.0
+    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (default: :data:`os.environ`).
+
+        Raises
+        ------
+        ConfigError
+            If a variable cannot be parsed as its field's type, naming the variable.
+        """
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        known = set()
+        for f in dataclasses.fields(cls):
+            if f.name == "extra":
+                continue
+            var = "STREAMSEG_" + f.name.upper()
+            known.add(var)
+            if var not in source:
+                continue
+            raw = source[var]
+            parser = _PARSERS[str(f.type)]
+            try:
+                values[f.name] = parser(raw)
+            except ValueError:
+                raise ConfigError(f"{var}: expected {f.type}, got {raw!r}") from None
+        extra = {k: v for k, v in source.items() if k.startswith("STREAMSEG_") and k not in known}
+        settings = cls(**values, extra=extra)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Check cross-field rules; raise :class:`ConfigError` naming the variable."""
+        if self.processing_guarantee not in {"at_least_once", "exactly_once"}:
+            raise ConfigError(
+                "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once or exactly_once, "
+                f"got {self.processing_guarantee!r}"
+            )
+        if self.partitions < 1:
+            raise ConfigError("STREAMSEG_PARTITIONS: must be >= 1")
+        if not 0 < self.freq_high_max_days < self.freq_medium_max_days < self.lapsed_days:
+            raise ConfigError(
+                "STREAMSEG_FREQ_HIGH_MAX_DAYS < STREAMSEG_FREQ_MEDIUM_MAX_DAYS < "
+                "STREAMSEG_LAPSED_DAYS must hold"
+            )
+        if not 0 < self.at_risk_days < self.lapsed_days:
+            raise ConfigError("STREAMSEG_AT_RISK_DAYS must be below STREAMSEG_LAPSED_DAYS")
+        if self.half_life_days <= 0:
+            raise ConfigError("STREAMSEG_HALF_LIFE_DAYS: must be > 0")
+        self.fx_table()
+
+    def fx_table(self) -> dict[str, float]:
+        """Parse :attr:`fx_rates` (``CUR=rate,...``) into a mapping to the base currency.
+
+        >>> Settings(fx_rates="EUR=1,USD=0.5").fx_table()
+        {'EUR': 1.0, 'USD': 0.5}
+        """
+        table: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in self.fx_rates.split(","))):
+            cur, sep, rate = part.partition("=")
+            try:
+                value = float(rate)
+            except ValueError:
+                value = -1.0
+            if not sep or len(cur) != 3 or value <= 0:
+                raise ConfigError(f"STREAMSEG_FX_RATES: bad entry {part!r} (want CUR=rate)")
+            table[cur.upper()] = value
+        if self.base_currency not in table:
+            raise ConfigError("STREAMSEG_FX_RATES: must include STREAMSEG_BASE_CURRENCY")
+        return table
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The broker URL without the ``kafka://`` scheme, as aiokafka wants it.
+
+        >>> Settings(broker="kafka://127.0.0.1:9092;kafka://127.0.0.1:9093").bootstrap_servers
+        '127.0.0.1:9092,127.0.0.1:9093'
+        """
+        parts = [p.strip().removeprefix("kafka://") for p in self.broker.split(";")]
+        return ",".join(p for p in parts if p)

@@ -1,0 +1,106 @@
+"""Change detection: confirm a new assignment, number it, and build the change record.
+
+A segmenter's new verdict becomes a change only when confirmed:
+
+* the first assignment of a customer is published at once (``from_segment`` is null);
+* with ``min_dwell_s > 0`` a different verdict must persist for that much event
+  time (re-checked on later events or by the clock) before it is published;
+* distance-based verdicts with a ``margin`` below ``min_margin`` keep the
+  current segment (the customer sits on a border).
+
+Each change gets a deterministic ``change_id`` from (customer, segmenter, sequence).
+
+Examples
+--------
+>>> from streamseg.engine.features import CustomerState
+>>> s = CustomerState.new("c1", 0.0)
+>>> d = ChangeDetector(min_dwell_s=0.0)
+>>> d.confirm(s, "frequency", Assignment("low", "one purchase"), 10.0)
+(None, 1)
+>>> d.confirm(s, "frequency", Assignment("low", "one purchase"), 20.0) is None
+True
+>>> d.confirm(s, "frequency", Assignment("high", "weekly"), 30.0)
+('low', 2)
+>>> s.segments["frequency"]
+['high', 30.0, 2, None]
+>>> change_id("c1", "frequency", 2)
+'264a26161aa61f947c9b3ded9b584153'
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from streamseg.engine.events import format_ts
+from streamseg.engine.features import CustomerState
+from streamseg.engine.segmenters.base import Assignment
+
+
+def change_id(customer_id: str, segmenter: str, sequence: int) -> str:
+    """Deterministic id of the ``sequence``-th change of ``segmenter`` for a customer."""
+    raw = f"{customer_id}\x1f{segmenter}\x1f{sequence}".encode()
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeDetector:
+    """Hysteresis rules; ``confirm`` mutates the state's segment bookkeeping."""
+
+    min_dwell_s: float = 0.0
+    min_margin: float = 0.0
+
+    def confirm(
+        self, state: CustomerState, segmenter: str, verdict: Assignment, now: float
+    ) -> tuple[str | None, int] | None:
+        """Apply ``verdict``; return ``(previous segment, sequence)`` if it is a change."""
+        current = state.segments.get(segmenter)
+        if current is not None and current[0] == verdict.segment:
+            state.pending.pop(segmenter, None)
+            if verdict.model_version is not None:
+                current[3] = verdict.model_version
+            return None
+        if current is not None:
+            if verdict.margin is not None and verdict.margin < self.min_margin:
+                return None
+            if self.min_dwell_s > 0.0:
+                pending = state.pending.get(segmenter)
+                if pending is None or pending[0] != verdict.segment:
+                    state.pending[segmenter] = [verdict.segment, now]
+                    return None
+                if now - pending[1] < self.min_dwell_s:
+                    return None
+        state.pending.pop(segmenter, None)
+        previous = None if current is None else current[0]
+        sequence = 1 if current is None else int(current[2]) + 1
+        state.segments[segmenter] = [verdict.segment, now, sequence, verdict.model_version]
+        return previous, sequence
+
+
+def change_record(
+    state: CustomerState,
+    segmenter: str,
+    previous: str | None,
+    sequence: int,
+    verdict: Assignment,
+    name: str,
+    now: float,
+    trigger: str,
+    features: dict[str, Any],
+) -> dict[str, Any]:
+    """The ``segment-changes`` value (see ``schemas/segment-change.schema.json``)."""
+    return {
+        "change_id": change_id(state.customer_id, segmenter, sequence),
+        "customer_id": state.customer_id,
+        "segmenter": segmenter,
+        "sequence": sequence,
+        "from_segment": previous,
+        "to_segment": verdict.segment,
+        "to_name": name,
+        "reason": verdict.reason,
+        "trigger": trigger,
+        "event_time": format_ts(now),
+        "model_version": verdict.model_version,
+        "features": features,
+    }

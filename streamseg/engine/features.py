@@ -1,0 +1,212 @@
+"""``CustomerState`` and its update from one event: online features with event-time decay.
+
+Decayed quantities are exponentially weighted by *event time*, with a
+half-life from settings, so a replay gives the same numbers as the worker.
+An event older than the state's decay reference is added with a smaller
+weight instead of rewinding the clock.
+
+Examples
+--------
+>>> from streamseg.config import Settings
+>>> from streamseg.engine.events import Event
+>>> cfg = Settings(half_life_days=30)
+>>> s = CustomerState.new("c1", 0.0)
+>>> update(s, Event("purchase", "purchase", "e1", "c1", 0.0, amount=100.0), cfg)
+>>> update(s, Event("purchase", "purchase", "e2", "c1", 30 * 86400.0, amount=50.0), cfg)
+>>> s.purchases, s.monetary, round(s.d_monetary, 6), s.gap_days
+(2, 150.0, 100.0, 30.0)
+>>> f = summary(s, 30 * 86400.0)
+>>> f["aov"], f["recency_days"], f["purchases_decayed"]
+(75.0, 0.0, 1.5)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.events import Event
+
+CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
+DEVICES = ("mobile", "desktop", "tablet", "other")
+GAP_ALPHA = 0.3  # weight of the newest inter-purchase gap in its moving average
+
+
+@dataclass(slots=True)
+class CustomerState:
+    """Everything streamseg keeps about one customer (serialised into the Faust table)."""
+
+    customer_id: str
+    first_seen: float
+    last_seen: float
+    decay_ts: float
+    events: int = 0
+    purchases: int = 0
+    monetary: float = 0.0
+    first_purchase: float | None = None
+    last_purchase: float | None = None
+    gap_days: float | None = None
+    reactivated_at: float | None = None
+    sessions: int = 0
+    last_session: str | None = None
+    d_events: float = 0.0
+    d_purchases: float = 0.0
+    d_monetary: float = 0.0
+    d_sessions: float = 0.0
+    d_page_views: float = 0.0
+    d_cart_adds: float = 0.0
+    d_channels: list[float] = field(default_factory=lambda: [0.0] * len(CHANNELS))
+    d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
+    recent_ids: list[int] = field(default_factory=list)
+    withdrawn: bool = False
+    # segmenter -> [segment, since, sequence, model_version]
+    segments: dict[str, list[Any]] = field(default_factory=dict)
+    # segmenter -> [candidate segment, first seen at]
+    pending: dict[str, list[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def new(cls, customer_id: str, ts: float) -> CustomerState:
+        """A customer first seen at event time ``ts``."""
+        return cls(customer_id=customer_id, first_seen=ts, last_seen=ts, decay_ts=ts)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for the codec (table values, snapshots)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CustomerState:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored (forward compatible)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def event_hash(event_id: str) -> int:
+    """Stable 63-bit hash of an event id, for the duplicate filter.
+
+    >>> event_hash("e1")
+    985917958979553154
+    """
+    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1
+
+
+def seen(state: CustomerState, event_id: str) -> bool:
+    """Whether ``event_id`` is among the recent events of this customer."""
+    return event_hash(event_id) in state.recent_ids
+
+
+def remember(state: CustomerState, event_id: str, window: int) -> None:
+    """Add ``event_id`` to the bounded duplicate filter."""
+    state.recent_ids.append(event_hash(event_id))
+    if len(state.recent_ids) > window:
+        del state.recent_ids[: len(state.recent_ids) - window]
+
+
+def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:
+    """Move the decayed features forward to event time ``ts`` (never backward)."""
+    if ts <= state.decay_ts:
+        return
+    factor = 0.5 ** ((ts - state.decay_ts) / (half_life_days * DAY))
+    state.d_events *= factor
+    state.d_purchases *= factor
+    state.d_monetary *= factor
+    state.d_sessions *= factor
+    state.d_page_views *= factor
+    state.d_cart_adds *= factor
+    state.d_channels = [v * factor for v in state.d_channels]
+    state.d_devices = [v * factor for v in state.d_devices]
+    state.decay_ts = ts
+
+
+def _is_new_session(state: CustomerState, event: Event, gap_s: float) -> bool:
+    if event.type == "session_start":
+        return True
+    if event.session_id is not None:
+        return event.session_id != state.last_session
+    return state.events == 0 or event.ts - state.last_seen > gap_s
+
+
+def update(state: CustomerState, event: Event, cfg: Settings) -> None:
+    """Fold one valid click or purchase event into ``state`` (in place)."""
+    decay_to(state, event.ts, cfg.half_life_days)
+    w = 0.5 ** ((state.decay_ts - event.ts) / (cfg.half_life_days * DAY))
+    if _is_new_session(state, event, cfg.session_gap_minutes * 60.0):
+        state.sessions += 1
+        state.d_sessions += w
+    if event.session_id is not None:
+        state.last_session = event.session_id
+    state.events += 1
+    state.d_events += w
+    state.first_seen = min(state.first_seen, event.ts)
+    state.last_seen = max(state.last_seen, event.ts)
+    if event.channel is not None:
+        state.d_channels[CHANNELS.index(event.channel)] += w
+    if event.device is not None:
+        state.d_devices[DEVICES.index(event.device)] += w
+    if event.type in ("page_view", "product_view"):
+        state.d_page_views += w
+    elif event.type == "add_to_cart":
+        state.d_cart_adds += w
+    elif event.kind == "purchase":
+        _purchase(state, event, w, cfg)
+
+
+def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> None:
+    last = state.last_purchase
+    if last is not None and event.ts > last:
+        gap = (event.ts - last) / DAY
+        state.gap_days = gap if state.gap_days is None else (
+            GAP_ALPHA * gap + (1.0 - GAP_ALPHA) * state.gap_days
+        )
+        if gap > cfg.at_risk_days:
+            state.reactivated_at = event.ts
+    state.purchases += 1
+    state.monetary += event.amount
+    state.d_purchases += w
+    state.d_monetary += w * event.amount
+    state.first_purchase = event.ts if last is None else min(state.first_purchase or event.ts,
+                                                             event.ts)
+    state.last_purchase = event.ts if last is None else max(last, event.ts)
+
+
+def share(values: list[float], labels: tuple[str, ...]) -> tuple[str | None, float]:
+    """The dominant label of a decayed mix and its share.
+
+    >>> share([1.0, 3.0, 0.0, 0.0], DEVICES)
+    ('desktop', 0.75)
+    >>> share([0.0] * 4, DEVICES)
+    (None, 0.0)
+    """
+    total = sum(values)
+    if total <= 0.0:
+        return None, 0.0
+    best = max(range(len(values)), key=values.__getitem__)
+    return labels[best], values[best] / total
+
+
+def summary(state: CustomerState, now: float, half_life_days: float = 30.0) -> dict[str, Any]:
+    """The features a segment decision used, as a flat mapping (rounded for humans).
+
+    Decayed values are reported as of ``now`` without mutating ``state``.
+    """
+    factor = 0.5 ** (max(0.0, now - state.decay_ts) / (half_life_days * DAY))
+    ref = state.last_purchase if state.last_purchase is not None else state.last_seen
+    device_total = sum(state.d_devices)
+    top_channel, _ = share(state.d_channels, CHANNELS)
+    conversion = state.d_purchases / state.d_cart_adds if state.d_cart_adds > 0 else 0.0
+    return {
+        "recency_days": round(max(0.0, now - ref) / DAY, 3),
+        "purchases": state.purchases,
+        "purchases_decayed": round(state.d_purchases * factor, 4),
+        "monetary": round(state.monetary, 2),
+        "aov": round(state.monetary / state.purchases, 2) if state.purchases else 0.0,
+        "gap_days": None if state.gap_days is None else round(state.gap_days, 3),
+        "sessions": state.sessions,
+        "page_views_decayed": round(state.d_page_views * factor, 4),
+        "cart_adds_decayed": round(state.d_cart_adds * factor, 4),
+        "cart_conversion": round(min(1.0, conversion), 4),
+        "mobile_share": round(state.d_devices[0] / device_total, 4) if device_total else 0.0,
+        "top_channel": top_channel,
+    }

@@ -1,0 +1,129 @@
+"""The engine's entry points: fold one event (or one clock tick) into a customer.
+
+The Faust agents and ``streamseg replay`` both call :meth:`Engine.apply` and
+:meth:`Engine.tick`; nothing here knows about Kafka.
+
+Examples
+--------
+>>> from streamseg.config import Settings
+>>> from streamseg.engine.events import Event
+>>> eng = Engine(Settings())
+>>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
+>>> [(c["segmenter"], c["from_segment"], c["to_segment"]) for c in out.changes]
+[('frequency', None, 'low'), ('lifecycle', None, 'new')]
+>>> eng.apply(out.state, Event("purchase", "purchase", "e1", "c1", 0.0)).skipped
+'duplicate'
+>>> later = eng.tick(out.state, 200 * 86400.0)
+>>> [(c["segmenter"], c["to_segment"], c["trigger"]) for c in later.changes]
+[('frequency', 'lapsed', 'clock'), ('lifecycle', 'lapsed', 'clock')]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamseg.config import Settings
+from streamseg.engine import segmenters
+from streamseg.engine.changes import ChangeDetector, change_record
+from streamseg.engine.events import Event, format_ts
+from streamseg.engine.features import CustomerState, remember, seen, summary, update
+from streamseg.engine.segmenters.base import Segmenter
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one input did.
+
+    ``state`` is the customer's new state (None when erased or never created);
+    ``changes`` are segment-change records to publish, in order; ``segments`` is
+    the customer's new ``customer-segments`` value when anything changed;
+    ``erased`` asks the edge to delete state and publish a tombstone;
+    ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``).
+    """
+
+    state: CustomerState | None
+    changes: list[dict[str, Any]] = field(default_factory=list)
+    segments: dict[str, Any] | None = None
+    erased: bool = False
+    skipped: str | None = None
+
+
+class Engine:
+    """Features, segmenters and change detection for one worker (or one replay)."""
+
+    def __init__(self, settings: Settings, segs: list[Segmenter] | None = None) -> None:
+        self.settings = settings
+        self.segmenters: list[Segmenter] = segs if segs is not None else segmenters.default(
+            settings
+        )
+        self.detector = ChangeDetector(min_dwell_s=settings.min_dwell_s)
+
+    def apply(self, state: CustomerState | None, event: Event) -> Outcome:
+        """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
+        if event.kind == "consent":
+            return self._consent(state, event)
+        if state is not None and state.withdrawn:
+            return Outcome(state, skipped="no_consent")
+        if state is None:
+            state = CustomerState.new(event.customer_id, event.ts)
+        elif seen(state, event.event_id):
+            return Outcome(state, skipped="duplicate")
+        remember(state, event.event_id, self.settings.dedup_window)
+        update(state, event, self.settings)
+        now = state.last_seen
+        for seg in self.segmenters:
+            seg.learn(state, now)
+        return self._evaluate(state, now, "event")
+
+    def tick(self, state: CustomerState, now: float) -> Outcome:
+        """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves)."""
+        if state.withdrawn or now <= state.last_seen:
+            return Outcome(state)
+        return self._evaluate(state, now, "clock")
+
+    def _consent(self, state: CustomerState | None, event: Event) -> Outcome:
+        if event.type == "erasure_requested":
+            return Outcome(None, erased=True)
+        if state is None:
+            state = CustomerState.new(event.customer_id, event.ts)
+        state.withdrawn = event.type == "consent_withdrawn"
+        return Outcome(state)
+
+    def _evaluate(self, state: CustomerState, now: float, trigger: str) -> Outcome:
+        out = Outcome(state)
+        features: dict[str, Any] | None = None
+        for seg in self.segmenters:
+            verdict = seg.assign(state, now)
+            if verdict is None:
+                continue
+            confirmed = self.detector.confirm(state, seg.name, verdict, now)
+            if confirmed is None:
+                continue
+            if features is None:
+                features = summary(state, now, self.settings.half_life_days)
+            previous, sequence = confirmed
+            out.changes.append(
+                change_record(
+                    state, seg.name, previous, sequence, verdict,
+                    seg.describe(verdict.segment), now, trigger, features,
+                )
+            )
+        if out.changes:
+            out.segments = self.segments_record(state, now)
+        return out
+
+    def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
+        """The ``customer-segments`` value for ``state``."""
+        names = {seg.name: seg for seg in self.segmenters}
+        segs: dict[str, Any] = {}
+        for name, (segment, since, sequence, version) in state.segments.items():
+            describe = names[name].describe if name in names else str
+            segs[name] = {
+                "segment": segment,
+                "name": describe(segment),
+                "since": format_ts(since),
+                "sequence": sequence,
+                "model_version": version,
+            }
+        return {"customer_id": state.customer_id, "event_time": format_ts(now), "segments": segs}

@@ -1,0 +1,170 @@
+"""Decode and validate raw input bytes: ``Valid(event)`` or ``Invalid(reason)``.
+
+Errors are values here: nothing in this module raises on bad input. The JSON
+Schemas in ``schemas/`` are the contract; they are checked with a compiled
+2020-12 validator (jsonschema-rs), then the few rules a schema cannot say
+(key matches body, known currency, sane timestamp) are applied.
+
+Examples
+--------
+>>> v = Validator(Settings())
+>>> ok = v.check("click", b"c1", b'{"event_id":"e1","customer_id":"c1",'
+...              b'"type":"page_view","ts":"2026-01-01T00:00:00Z"}')
+>>> ok.event.customer_id, ok.event.ts
+('c1', 1767225600.0)
+>>> v.check("click", b"c1", b'{"event_id":"e1"')
+Invalid(reason='not_json', message='malformed JSON: unexpected end of data: line 1 column 17 (char 16)', field=None)
+>>> v.check("purchase", None, b'{"event_id":"e","customer_id":"c","ts":"2026-01-01T00:00:00Z",'
+...         b'"order_id":"o","amount":-5,"currency":"EUR"}')
+Invalid(reason='schema_invalid', message='-5 is less than the minimum of 0', field='amount')
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+
+from streamseg import codec
+from streamseg.config import Settings
+from streamseg.engine.events import CLICK_TYPES, CONSENT_TYPES, Event, Kind, parse_ts
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+INPUT_SCHEMAS: dict[Kind, str] = {
+    "click": "clickstream",
+    "purchase": "purchase",
+    "consent": "consent",
+}
+TYPES: dict[Kind, frozenset[str]] = {
+    "click": CLICK_TYPES,
+    "purchase": frozenset({"purchase"}),
+    "consent": CONSENT_TYPES,
+}
+# A static plausibility window for event time: 2000-01-01 .. 2100-01-01 (UTC).
+MIN_TS = 946_684_800.0
+MAX_TS = 4_102_444_800.0
+
+
+@dataclass(frozen=True, slots=True)
+class Valid:
+    """A decoded, schema-valid event."""
+
+    event: Event
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """Why an input was rejected; ``reason`` is one of the dead-letter schema's codes."""
+
+    reason: str
+    message: str
+    field: str | None = None
+
+
+def load_schema(name: str) -> dict[str, Any]:
+    """Read ``schemas/<name>.schema.json``.
+
+    >>> load_schema("consent")["title"]
+    'Consent event'
+    """
+    with (SCHEMA_DIR / f"{name}.schema.json").open("rb") as fh:
+        schema: dict[str, Any] = json.load(fh)
+    return schema
+
+
+def pseudonymise(secret: str, customer_id: str) -> str:
+    """Keyed hash (HMAC-SHA256, 32 hex chars) of a customer id.
+
+    >>> pseudonymise("k", "42")
+    '7955074f51169f1f64053d8b2c403d7f'
+    """
+    mac = hmac.new(secret.encode(), customer_id.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
+
+
+def _path(parts: list[str | int]) -> str | None:
+    return ".".join(str(p) for p in parts) or None
+
+
+class Validator:
+    """Turns raw bytes from an input topic into :class:`Valid` or :class:`Invalid`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.fx = settings.fx_table()
+        self._schemas = {
+            kind: jsonschema_rs.validator_for(load_schema(name), validate_formats=True)
+            for kind, name in INPUT_SCHEMAS.items()
+        }
+
+    def check(self, kind: Kind, key: bytes | None, value: bytes | None) -> Valid | Invalid:
+        """Decode and validate one message of stream ``kind``."""
+        if value is None:
+            return Invalid("not_object", "empty message (null value)")
+        if len(value) > self.settings.max_event_bytes:
+            return Invalid(
+                "too_large", f"{len(value)} bytes > limit {self.settings.max_event_bytes}"
+            )
+        try:
+            record = codec.loads(value)
+        except codec.DecodeError as exc:
+            return Invalid("not_json", f"malformed JSON: {exc}")
+        return self.check_record(kind, key, record)
+
+    def check_record(self, kind: Kind, key: bytes | None, record: Any) -> Valid | Invalid:
+        """Validate an already decoded record of stream ``kind``."""
+        if not isinstance(record, dict):
+            return Invalid("not_object", f"expected a JSON object, got {type(record).__name__}")
+        etype = record.get("type", "purchase" if kind == "purchase" else None)
+        if isinstance(etype, str) and etype not in TYPES[kind]:
+            return Invalid("unknown_event_type", f"unknown {kind} event type {etype!r}", "type")
+        schema = self._schemas[kind]
+        if not schema.is_valid(record):
+            err = next(iter(schema.iter_errors(record)))
+            return Invalid("schema_invalid", err.message, _path(list(err.instance_path)))
+        customer_id: str = record["customer_id"]
+        if key is not None and key != customer_id.encode():
+            return Invalid(
+                "key_mismatch", "message key differs from customer_id", "customer_id"
+            )
+        try:
+            ts = parse_ts(record["ts"])
+        except ValueError as exc:
+            return Invalid("schema_invalid", f"bad timestamp: {exc}", "ts")
+        if not MIN_TS <= ts < MAX_TS:
+            return Invalid("timestamp_out_of_range", "event time outside 2000..2100", "ts")
+        amount = discount = 0.0
+        items = 0
+        if kind == "purchase":
+            rate = self.fx.get(record["currency"])
+            if rate is None:
+                return Invalid(
+                    "unsupported_currency",
+                    f"no FX rate for {record['currency']} (set STREAMSEG_FX_RATES)",
+                    "currency",
+                )
+            amount = float(record["amount"]) * rate
+            discount = float(record.get("discount", 0.0)) * rate
+            items = sum(int(i["quantity"]) for i in record.get("items", ()))
+        if self.settings.pseudonymise_key:
+            customer_id = pseudonymise(self.settings.pseudonymise_key, customer_id)
+        return Valid(
+            Event(
+                kind=kind,
+                type=str(etype),
+                event_id=record["event_id"],
+                customer_id=customer_id,
+                ts=ts,
+                session_id=record.get("session_id"),
+                channel=record.get("channel"),
+                device=record.get("device"),
+                amount=amount,
+                discount=discount,
+                items=items,
+            )
+        )

@@ -1,0 +1,39 @@
+"""One exception root for real faults.
+
+Bad input is *not* an exception in streamseg: validation returns values
+(:class:`streamseg.engine.validate.Invalid`). Exceptions are for faults the
+caller cannot route around: bad configuration, a corrupt snapshot, a CLI
+input file that cannot be read.
+"""
+
+from __future__ import annotations
+
+
+class StreamsegError(Exception):
+    """Root of every exception raised by streamseg."""
+
+
+class ConfigError(StreamsegError):
+    """A ``STREAMSEG_*`` setting is missing or malformed."""
+
+
+class SnapshotError(StreamsegError):
+    """A model or state snapshot cannot be decoded."""
+
+
+class InputFileError(StreamsegError):
+    """A CLI input file has a bad line.
+
+    Examples
+    --------
+    >>> str(InputFileError("events.jsonl", 3, "ts", "not a date-time"))
+    'events.jsonl:3: field ts: not a date-time'
+    """
+
+    def __init__(self, path: str, line: int, field: str | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        self.message = message
+        where = f"field {field}: " if field else ""
+        super().__init__(f"{path}:{line}: {where}{message}")

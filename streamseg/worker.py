@@ -1,0 +1,31 @@
+"""Start a Faust worker: settings -> topics -> app -> agents -> run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import faust
+
+from streamseg.agents import Ingest, register
+from streamseg.app import Streamseg, build_app, ensure_topics
+from streamseg.config import Settings
+from streamseg.engine.processor import Engine
+from streamseg.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+
+def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Streamseg, Ingest]:
+    """Build the app and wire the engine into it (no I/O yet)."""
+    ss = build_app(settings)
+    ingest = register(ss, Engine(settings), metrics or Metrics())
+    return ss, ingest
+
+
+def run(settings: Settings) -> None:
+    """Create missing topics, then run the worker until it is stopped (SIGINT/SIGTERM)."""
+    asyncio.run(ensure_topics(settings))
+    ss, _ = assemble(settings)
+    worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()
