@@ -42,11 +42,12 @@ class Ingest:
         raw = self.ss.state.get(key)
         return None if raw is None else CustomerState.from_dict(codec.loads(raw))
 
-    async def handle(self, event: faust.EventT) -> None:
+    async def handle(self, event: faust.EventT[Any]) -> None:
         """Process one input message and send everything it produced."""
         started = time.perf_counter()
         msg = event.message
         stream = self.kinds.get(msg.topic, "click")
+        outcome: Outcome | Invalid
         if stream == "tick":
             key = msg.key or b""
             outcome = self.handle_tick(msg.key, msg.value)
@@ -54,25 +55,39 @@ class Ingest:
             kind: Kind = stream  # type: ignore[assignment]
             result = self.validator.check(kind, msg.key, msg.value)
             if isinstance(result, Invalid):
-                await self.reject(result, msg)
-                self.metrics.events_consumed.labels(stream=stream, outcome="dead_letter").inc()
-                return
-            ev = result.event
-            self.clock.observe(ev.ts)
-            key = ev.customer_id.encode()
-            outcome = self.engine.apply(self.load(key), ev)
-            self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
+                outcome = result
+            else:
+                ev = result.event
+                key = ev.customer_id.encode()
+                state = self.load(key)
+                rejected = self.engine.screen(state, ev, self.clock.max_seen)
+                if rejected is not None:
+                    outcome = rejected
+                else:
+                    self.clock.observe(ev.ts)
+                    outcome = self.engine.apply(state, ev)
+                    self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
+        if isinstance(outcome, Invalid):
+            await self.reject(outcome, msg)
+            self.metrics.events_consumed.labels(stream=stream, outcome="dead_letter").inc()
+            return
         await self.emit(key, outcome)
         label = "erased" if outcome.erased else (outcome.skipped or "processed")
         self.metrics.events_consumed.labels(stream=stream, outcome=label).inc()
         self.metrics.latency.labels(stream=stream).observe(time.perf_counter() - started)
 
-    def handle_tick(self, key: bytes | None, value: bytes | None) -> Outcome:
-        """A clock tick for one customer: re-evaluate at the tick's event time."""
+    def handle_tick(self, key: bytes | None, value: bytes | None) -> Outcome | Invalid:
+        """A clock tick for one customer: re-evaluate at the tick's event time.
+
+        A malformed tick is :class:`Invalid` (a dead letter); a tick for a
+        customer with no state (never seen) is a counted ``no_state`` skip.
+        """
+        now = self.validator.check_tick(value)
+        if isinstance(now, Invalid):
+            return now
         state = None if key is None else self.load(key)
-        if state is None or value is None:
-            return Outcome(None)
-        now = float(codec.loads(value)["now"])
+        if state is None:
+            return Outcome(None, skipped="no_state")
         return self.engine.tick(state, now)
 
     async def reject(self, invalid: Invalid, msg: Any) -> None:
@@ -84,7 +99,11 @@ class Ingest:
         """Persist state, then publish changes and the current-segments record."""
         state = outcome.state
         if outcome.erased:
-            if self.ss.state.get(key) is not None:
+            # The profile goes; what stays is the engine's suppression marker
+            # (withdrawn, no features, no segments), or nothing.
+            if state is not None:
+                self.ss.state[key] = codec.dumps(state.to_dict())
+            elif self.ss.state.get(key) is not None:
                 del self.ss.state[key]
             await self.ss.segments.send(key=key, value=None)
             return None

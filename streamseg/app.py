@@ -37,7 +37,7 @@ class Streamseg:
     segments: faust.TopicT
     dead_letters: faust.TopicT
     ticks: faust.TopicT
-    state: faust.types.TableT
+    state: faust.types.TableT[bytes, bytes]
 
 
 def input_topics(settings: Settings) -> dict[str, str]:

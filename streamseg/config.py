@@ -85,8 +85,23 @@ class Settings:
     new_days: float = 30.0
     at_risk_days: float = 90.0
     reactivated_days: float = 30.0
+    # RFM (scores 1-5 from streaming quantiles of the population)
+    rfm_min_samples: int = 20
+    # behavioural clusters (River KMeans over scaled features)
+    cluster_k: int = 6
+    cluster_seed: int = 42
+    cluster_halflife: float = 0.1
+    cluster_warmup: int = 200
+    cluster_refresh_every: int = 500
+    cluster_min_share: float = 0.05
+    # channel / device preference
+    channel_dominance: float = 0.6
+    # model snapshots (compacted models topic)
+    model_publish_interval_s: float = 10.0
     # change detection
     min_dwell_s: float = 0.0
+    min_margin: float = 0.0
+    flap_window_s: float = 14 * DAY
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -137,6 +152,12 @@ class Settings:
             raise ConfigError("STREAMSEG_AT_RISK_DAYS must be below STREAMSEG_LAPSED_DAYS")
         if self.half_life_days <= 0:
             raise ConfigError("STREAMSEG_HALF_LIFE_DAYS: must be > 0")
+        if self.cluster_k < 1:
+            raise ConfigError("STREAMSEG_CLUSTER_K: must be >= 1")
+        if not 0.0 <= self.cluster_min_share < 1.0:
+            raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
+        if not 0.0 < self.channel_dominance <= 1.0:
+            raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")
         self.fx_table()
 
     def fx_table(self) -> dict[str, float]:

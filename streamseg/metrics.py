@@ -19,7 +19,7 @@ from __future__ import annotations
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 STREAMS = ("click", "purchase", "consent", "tick")
-OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "erased")
+OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 

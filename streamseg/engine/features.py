@@ -166,8 +166,8 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     state.monetary += event.amount
     state.d_purchases += w
     state.d_monetary += w * event.amount
-    state.first_purchase = event.ts if last is None else min(state.first_purchase or event.ts,
-                                                             event.ts)
+    first = state.first_purchase
+    state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
 
 

@@ -29,13 +29,15 @@ from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
 from streamseg.engine.segmenters.base import Segmenter
+from streamseg.engine.validate import Invalid
 
 
 @dataclass(slots=True)
 class Outcome:
     """What one input did.
 
-    ``state`` is the customer's new state (None when erased or never created);
+    ``state`` is the customer's new state (None when never created; after an
+    erasure, a suppression marker with no profile data);
     ``changes`` are segment-change records to publish, in order; ``segments`` is
     the customer's new ``customer-segments`` value when anything changed;
     ``erased`` asks the edge to delete state and publish a tombstone;
@@ -77,14 +79,60 @@ class Engine:
         return self._evaluate(state, now, "event")
 
     def tick(self, state: CustomerState, now: float) -> Outcome:
-        """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves)."""
-        if state.withdrawn or now <= state.last_seen:
+        """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
+
+        A withdrawn (or erased) customer is a counted ``no_consent`` skip: a tick
+        already in flight when consent was withdrawn or erasure was requested
+        changes nothing.
+        """
+        if state.withdrawn:
+            return Outcome(state, skipped="no_consent")
+        if now <= state.last_seen:
             return Outcome(state)
         return self._evaluate(state, now, "clock")
 
+    def screen(
+        self, state: CustomerState | None, event: Event, watermark: float | None
+    ) -> Invalid | None:
+        """Reject an event too far ahead of the event clock (``timestamp_out_of_range``).
+
+        The reference is the newest event time known: ``watermark`` (the worker's
+        highest event time seen, or None) and the customer's own ``last_seen``.
+        It is event time, never the wall clock, so a replay decides the same.
+        With no reference at all (first event of a fresh worker for a new
+        customer) only the static 2000..2100 window of the validator applies.
+
+        >>> from streamseg.config import Settings
+        >>> eng = Engine(Settings(max_future_skew_s=60.0))
+        >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
+        >>> eng.screen(None, ev, None) is None, eng.screen(None, ev, 940.0) is None
+        (True, True)
+        >>> eng.screen(None, ev, 939.0).reason
+        'timestamp_out_of_range'
+        """
+        refs = [t for t in (watermark, None if state is None else state.last_seen) if t is not None]
+        if not refs or event.ts <= max(refs) + self.settings.max_future_skew_s:
+            return None
+        return Invalid(
+            "timestamp_out_of_range",
+            f"event time {format_ts(event.ts)} is more than {self.settings.max_future_skew_s:g} s "
+            f"ahead of the event clock ({format_ts(max(refs))})",
+            "ts",
+        )
+
     def _consent(self, state: CustomerState | None, event: Event) -> Outcome:
         if event.type == "erasure_requested":
-            return Outcome(None, erased=True)
+            # Delete the profile; keep only a suppression marker (withdrawn, no
+            # features, no segments) so that events still in flight from before
+            # the erasure cannot re-create a profile. A later consent_granted
+            # starts a fresh profile.
+            marker = CustomerState.new(event.customer_id, event.ts)
+            marker.withdrawn = True
+            return Outcome(marker, erased=True)
+        if event.type == "consent_granted" and (
+            state is None or (state.withdrawn and state.events == 0)
+        ):
+            return Outcome(CustomerState.new(event.customer_id, event.ts))
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
         state.withdrawn = event.type == "consent_withdrawn"

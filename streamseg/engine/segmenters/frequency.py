@@ -14,8 +14,8 @@ Examples
 >>> s.purchases, s.last_purchase, s.gap_days = 5, 0.0, 6.0
 >>> seg.assign(s, 2 * DAY)
 Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_version=None)
->>> seg.assign(s, 20 * DAY).segment, seg.assign(s, 60 * DAY).segment, seg.assign(s, 181 * DAY).segment
-('medium', 'low', 'lapsed')
+>>> [seg.assign(s, d * DAY).segment for d in (20, 60, 181)]
+['medium', 'low', 'lapsed']
 """
 
 from __future__ import annotations

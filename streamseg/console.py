@@ -1,0 +1,129 @@
+"""Kafka helpers for people at a terminal: produce a JSON-lines file, watch segment changes.
+
+Transport edge (aiokafka), used by ``streamseg produce`` and ``streamseg watch``
+and by the demo script; the worker does not use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from streamseg import codec
+from streamseg.config import Settings
+from streamseg.engine.events import kind_of
+from streamseg.errors import InputFileError
+
+
+def topic_for(settings: Settings, record: dict[str, Any]) -> str:
+    """The input topic of a record, by the stream it belongs to.
+
+    >>> topic_for(Settings(), {"type": "purchase"}), topic_for(Settings(), {"type": "search"})
+    ('purchases', 'clickstream')
+    """
+    return {
+        "click": settings.topic_clickstream,
+        "purchase": settings.topic_purchases,
+        "consent": settings.topic_consent,
+    }[kind_of(record)]
+
+
+def read_lines(path: Path) -> Iterable[tuple[int, bytes, dict[str, Any] | None]]:
+    """Yield ``(line number, raw bytes, decoded object or None)`` for each non-blank line."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InputFileError(str(path), 0, None, exc.strerror or str(exc)) from None
+    with handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            try:
+                obj = codec.loads(line)
+            except codec.DecodeError:
+                obj = None
+            yield number, line, obj if isinstance(obj, dict) else None
+
+
+async def produce_file(settings: Settings, path: Path, rate: float = 0.0) -> int:
+    """Send every line of ``path`` to its input topic, keyed by customer id; return the count.
+
+    Lines that are not JSON objects are sent to the clickstream topic as they are,
+    so the worker dead-letters them (nothing is dropped on the way in).
+    """
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5
+    )
+    await producer.start()
+    sent = 0
+    started = time.monotonic()
+    try:
+        for _, raw, obj in read_lines(path):
+            key = None
+            topic = settings.topic_clickstream
+            if obj is not None:
+                topic = topic_for(settings, obj)
+                cid = obj.get("customer_id")
+                key = cid.encode() if isinstance(cid, str) else None
+            await producer.send(topic, key=key, value=raw)
+            sent += 1
+            if rate > 0:
+                delay = started + sent / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent
+
+
+def describe_change(change: dict[str, Any]) -> str:
+    """One readable line for a segment change.
+
+    >>> describe_change({"event_time": "2026-01-05T00:00:00Z", "customer_id": "c1",
+    ...                  "segmenter": "frequency", "from_segment": "low", "to_segment": "high",
+    ...                  "to_name": "High frequency", "reason": "buys every 4.0 days",
+    ...                  "trigger": "event"})
+    '2026-01-05T00:00:00Z  c1  frequency: low -> high (High frequency) [event: buys every 4.0 days]'
+    """
+    return (
+        f"{change['event_time']}  {change['customer_id']}  {change['segmenter']}: "
+        f"{change['from_segment'] or '(none)'} -> {change['to_segment']} ({change['to_name']}) "
+        f"[{change.get('trigger', 'event')}: {change['reason']}]"
+    )
+
+
+async def watch(
+    settings: Settings, count: int = 0, idle_s: float = 10.0, out: TextIO = sys.stdout
+) -> int:
+    """Print segment changes from the beginning of the topic until ``count`` or ``idle_s`` idle."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_changes,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        isolation_level="read_committed",
+    )
+    await consumer.start()
+    seen = 0
+    last = time.monotonic()
+    try:
+        while (count == 0 or seen < count) and time.monotonic() - last < idle_s:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for msg in messages:
+                    if msg.value is None:
+                        continue
+                    print(describe_change(codec.loads(msg.value)), file=out, flush=True)
+                    seen += 1
+                    last = time.monotonic()
+    finally:
+        await consumer.stop()
+    return seen

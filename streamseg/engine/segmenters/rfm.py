@@ -1,0 +1,163 @@
+"""RFM: recency, frequency and monetary scores 1-5 from streaming quantiles.
+
+The population model is three sets of River :class:`~river.stats.Quantile`
+estimators (the 20th, 40th, 60th and 80th percentiles) updated on every
+purchase, in event order:
+
+* recency reference: the customer's typical gap between purchases in days
+  (first-time buyers do not contribute), so "how late is this customer,
+  compared with how often customers come back";
+* frequency: the customer's number of purchases;
+* monetary: the customer's total spend in the base currency.
+
+A score is 1 + the number of cut points the value is above (recency is
+inverted: fewer days is better). The named segment follows the usual
+R x FM grid, with FM the rounded-down mean of F and M. Until
+``rfm_min_samples`` purchases have been seen the segmenter abstains.
+
+Recency falls with the event-time clock alone, so :meth:`RFMSegmenter.due`
+gives the next instant a score can drop without a new event.
+
+Examples
+--------
+>>> from streamseg.config import Settings
+>>> seg = RFMSegmenter(Settings(rfm_min_samples=5))
+>>> s = CustomerState.new("c", 0.0)
+>>> for i, (n, money, gap) in enumerate([(1, 10, None), (2, 40, 5.0), (3, 90, 10.0),
+...                                       (5, 200, 20.0), (8, 500, 40.0), (12, 900, 60.0)]):
+...     s.purchases, s.monetary, s.gap_days, s.last_purchase = n, money, gap, float(i)
+...     seg.learn(s, float(i))
+>>> seg.cuts()
+([5.0, 10.0, 20.0, 40.0], [2.0, 3.0, 5.0, 8.0], [40.0, 90.0, 200.0, 500.0])
+>>> s.last_purchase = 0.0
+>>> seg.scores(s, 3 * DAY)
+(5, 5, 5)
+>>> seg.assign(s, 3 * DAY)
+Assignment(segment='champions', reason='R5 F5 M5', margin=None, model_version=None)
+>>> seg.assign(s, 30 * DAY).segment, seg.assign(s, 70 * DAY).segment
+('loyal', 'cannot_lose')
+>>> seg.due(s, 3 * DAY) == 5 * DAY + 1.0
+True
+"""
+
+from __future__ import annotations
+
+from river import stats
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.features import CustomerState
+from streamseg.engine.segmenters.base import Assignment
+
+LEVELS = (0.2, 0.4, 0.6, 0.8)
+STEP_S = 1.0  # event-time resolution of clock-driven due times
+
+NAMES = {
+    "champions": "Champions (bought recently, buy often, spend the most)",
+    "loyal": "Loyal customers",
+    "potential_loyalist": "Potential loyalists",
+    "new": "New customers (RFM)",
+    "promising": "Promising",
+    "need_attention": "Need attention",
+    "about_to_sleep": "About to sleep",
+    "at_risk": "At risk (RFM)",
+    "cannot_lose": "Cannot lose them",
+    "hibernating": "Hibernating",
+    "lost": "Lost",
+}
+
+
+def segment_of(r: int, fm: int) -> str:
+    """The named RFM segment of a recency score and a frequency-monetary score.
+
+    >>> [segment_of(r, 1) for r in (1, 2, 3, 4, 5)]
+    ['lost', 'hibernating', 'about_to_sleep', 'promising', 'new']
+    >>> [segment_of(r, 5) for r in (1, 2, 3, 4, 5)]
+    ['cannot_lose', 'cannot_lose', 'loyal', 'loyal', 'champions']
+    """
+    if r <= 2:
+        if fm == 5:
+            return "cannot_lose"
+        if fm >= 3:
+            return "at_risk"
+        return "lost" if r == 1 and fm == 1 else "hibernating"
+    if r == 3:
+        if fm >= 4:
+            return "loyal"
+        return "need_attention" if fm == 3 else "about_to_sleep"
+    if fm >= 4:
+        return "champions" if r == 5 else "loyal"
+    if fm >= 2:
+        return "potential_loyalist"
+    return "new" if r == 5 else "promising"
+
+
+def _score(value: float, cuts: list[float]) -> int:
+    return 1 + sum(1 for c in cuts if value > c)
+
+
+class RFMSegmenter:
+    """Named RFM segments from population quintiles learned online (River quantiles)."""
+
+    name = "rfm"
+
+    def __init__(self, settings: Settings) -> None:
+        self.min_samples = settings.rfm_min_samples
+        self.samples = 0
+        self.recency = [stats.Quantile(q) for q in LEVELS]
+        self.frequency = [stats.Quantile(q) for q in LEVELS]
+        self.monetary = [stats.Quantile(q) for q in LEVELS]
+        self.gaps = 0
+
+    def learn(self, state: CustomerState, now: float) -> None:
+        """Fold a purchase into the quantiles (other events are ignored)."""
+        if state.last_purchase is None or state.last_purchase != now:
+            return
+        self.samples += 1
+        for q in self.frequency:
+            q.update(float(state.purchases))
+        for q in self.monetary:
+            q.update(state.monetary)
+        if state.gap_days is not None:
+            self.gaps += 1
+            for q in self.recency:
+                q.update(state.gap_days)
+
+    def cuts(self) -> tuple[list[float], list[float], list[float]]:
+        """Current cut points: recency (days), frequency (purchases), monetary."""
+
+        def get(qs: list[stats.Quantile]) -> list[float]:
+            return [float(q.get() or 0.0) for q in qs]
+
+        return get(self.recency), get(self.frequency), get(self.monetary)
+
+    def ready(self) -> bool:
+        """Whether enough purchases were seen for the scores to mean anything."""
+        return self.samples >= self.min_samples and self.gaps > 0
+
+    def scores(self, state: CustomerState, now: float) -> tuple[int, int, int] | None:
+        """(R, F, M) scores of ``state`` at ``now``; None before warm-up or before a purchase."""
+        if not self.ready() or state.last_purchase is None:
+            return None
+        rc, fc, mc = self.cuts()
+        days = max(0.0, now - state.last_purchase) / DAY
+        return 6 - _score(days, rc), _score(float(state.purchases), fc), _score(state.monetary, mc)
+
+    def assign(self, state: CustomerState, now: float) -> Assignment | None:
+        sc = self.scores(state, now)
+        if sc is None:
+            return None
+        r, f, m = sc
+        return Assignment(segment_of(r, (f + m) // 2), f"R{r} F{f} M{m}")
+
+    def due(self, state: CustomerState, now: float) -> float | None:
+        """The next event time after ``now`` at which the recency score drops, if any."""
+        if not self.ready() or state.last_purchase is None:
+            return None
+        for cut in self.cuts()[0]:
+            at = state.last_purchase + cut * DAY + STEP_S
+            if at > now:
+                return at
+        return None
+
+    def describe(self, segment: str) -> str:
+        return NAMES.get(segment, segment)

@@ -1,0 +1,33 @@
+"""Shared test helpers: the JSON Schemas in ``schemas/`` as the contract for every topic."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+
+
+def schema_errors(name: str, record: Any) -> list[str]:
+    """Messages of every violation of ``schemas/<name>.schema.json`` by ``record``."""
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(record)]
+
+
+@pytest.fixture
+def assert_schema() -> Callable[[str, Any], None]:
+    """``assert_schema(name, record)`` fails the test with every violation listed."""
+
+    def check(name: str, record: Any) -> None:
+        errors = schema_errors(name, record)
+        assert not errors, f"{name} schema violations: {errors} in {record!r}"
+
+    return check

@@ -1,0 +1,103 @@
+"""Online features: decay, sessions, purchases, duplicate filter, serialisation."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.events import Event
+from streamseg.engine.features import (
+    CHANNELS,
+    DEVICES,
+    CustomerState,
+    decay_to,
+    remember,
+    seen,
+    summary,
+    update,
+)
+
+CFG = Settings(half_life_days=10.0, session_gap_minutes=30.0)
+
+
+def click(eid: str, ts: float, etype: str = "page_view", **kw: object) -> Event:
+    return Event("click", etype, eid, "c1", ts, **kw)  # type: ignore[arg-type]
+
+
+def buy(eid: str, ts: float, amount: float) -> Event:
+    return Event("purchase", "purchase", eid, "c1", ts, amount=amount, device="mobile")
+
+
+def test_decay_halves_after_one_half_life() -> None:
+    s = CustomerState.new("c1", 0.0)
+    update(s, click("e1", 0.0), CFG)
+    decay_to(s, 10 * DAY, CFG.half_life_days)
+    assert s.d_events == pytest.approx(0.5, abs=1e-12)
+    assert s.d_page_views == pytest.approx(0.5, abs=1e-12)
+    assert s.decay_ts == 10 * DAY
+
+
+def test_late_event_is_added_with_its_decayed_weight() -> None:
+    s = CustomerState.new("c1", 0.0)
+    update(s, click("e1", 20 * DAY), CFG)
+    update(s, click("e2", 10 * DAY), CFG)  # 10 days late -> weight 0.5
+    assert s.d_events == pytest.approx(1.5, abs=1e-12)
+    assert s.last_seen == 20 * DAY
+    assert s.decay_ts == 20 * DAY
+
+
+def test_sessions_by_id_and_by_inactivity_gap() -> None:
+    s = CustomerState.new("c1", 0.0)
+    update(s, click("a", 0.0, session_id="s1"), CFG)
+    update(s, click("b", 60.0, session_id="s1"), CFG)
+    update(s, click("c", 120.0, session_id="s2"), CFG)
+    assert s.sessions == 2
+    t = CustomerState.new("c2", 0.0)
+    for i, ts in enumerate([0.0, 600.0, 600.0 + 31 * 60, 600.0 + 40 * 60]):
+        update(t, click(f"e{i}", ts), CFG)
+    assert t.sessions == 2
+
+
+def test_purchase_gaps_monetary_and_reactivation() -> None:
+    s = CustomerState.new("c1", 0.0)
+    update(s, buy("p1", 0.0, 10.0), CFG)
+    update(s, buy("p2", 10 * DAY, 30.0), CFG)
+    update(s, buy("p3", 20 * DAY, 20.0), CFG)
+    assert (s.purchases, s.monetary, s.gap_days) == (3, 60.0, 10.0)
+    assert s.reactivated_at is None
+    update(s, buy("p4", 120 * DAY, 5.0), CFG)  # 100-day silence > at_risk_days (90)
+    assert s.reactivated_at == 120 * DAY
+    assert s.gap_days == pytest.approx(0.3 * 100 + 0.7 * 10)
+    assert (s.first_purchase, s.last_purchase) == (0.0, 120 * DAY)
+
+
+def test_cart_conversion_and_mix_in_summary() -> None:
+    s = CustomerState.new("c1", 0.0)
+    update(s, click("a1", 0.0, "add_to_cart", device="desktop", channel="email"), CFG)
+    update(s, click("a2", 0.0, "add_to_cart", device="desktop", channel="email"), CFG)
+    update(s, buy("p1", 0.0, 40.0), CFG)
+    f = summary(s, 0.0, CFG.half_life_days)
+    assert f["cart_conversion"] == 0.5
+    assert f["mobile_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert f["top_channel"] == "email"
+    assert f["aov"] == 40.0
+    assert s.d_devices[DEVICES.index("desktop")] == 2.0
+    assert s.d_channels[CHANNELS.index("email")] == 2.0
+
+
+def test_duplicate_filter_is_bounded() -> None:
+    s = CustomerState.new("c1", 0.0)
+    for i in range(5):
+        remember(s, f"e{i}", window=3)
+    assert len(s.recent_ids) == 3
+    assert seen(s, "e4") and seen(s, "e2")
+    assert not seen(s, "e1")
+
+
+def test_state_round_trips_through_dict() -> None:
+    s = CustomerState.new("c1", 5.0)
+    update(s, buy("p1", 5.0, 12.5), CFG)
+    s.segments["frequency"] = ["low", 5.0, 1, None]
+    data = s.to_dict()
+    data["field_from_the_future"] = 1
+    assert CustomerState.from_dict(data) == s
