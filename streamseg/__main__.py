@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from streamseg.config import Settings
 from streamseg.errors import StreamsegError
@@ -23,7 +24,33 @@ def _parser() -> argparse.ArgumentParser:
     watch = sub.add_parser("watch", help="print segment changes from the beginning of the topic")
     watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
     watch.add_argument("--idle", type=float, default=10.0, help="stop after this many idle seconds")
+    _ops_parsers(sub)
     return parser
+
+
+def _ops_parsers(sub: Any) -> None:
+    """Subcommands ``replay``, ``simulate`` and ``bench`` (issue 4)."""
+    replay = sub.add_parser("replay", help="run the engine over a JSON-lines file, no broker")
+    replay.add_argument("file", type=Path)
+    replay.add_argument("--out", default="-", help="segment changes, JSON lines (default stdout)")
+    replay.add_argument("--segments-out", help="final customer-segments records, JSON lines")
+    replay.add_argument(
+        "--dead-letters", help="write bad lines here as dead letters and go on (default: stop)"
+    )
+    replay.add_argument("--quiet", action="store_true", help="no progress bar")
+    sim = sub.add_parser("simulate", help="seeded persona events (JSON lines or Kafka)")
+    sim.add_argument("--customers", type=int, default=1000)
+    sim.add_argument("--days", type=float, default=180.0)
+    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--start", default="2025-09-01T00:00:00Z", help="RFC 3339 start time")
+    sim.add_argument("--personas", default="", help="comma-separated subset of personas")
+    sim.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
+    sim.add_argument("--truth", help="write {customer_id: persona} JSON here")
+    sim.add_argument("--invalid-share", type=float, default=0.0, help="share of corrupted events")
+    sim.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
+    sim.add_argument("--rate", type=float, default=0.0, help="events/s with --to-kafka (0: max)")
+    bench = sub.add_parser("bench", help="throughput, latency, memory and ARI on the broker")
+    bench.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,10 +72,26 @@ def main(argv: list[str] | None = None) -> int:
 
             seen = asyncio.run(watch(settings, args.count, args.idle))
             print(f"{seen} segment changes", file=sys.stderr)
+        elif args.command in ("replay", "simulate", "bench"):
+            return _ops(args, settings)
     except StreamsegError as exc:
         print(f"streamseg: error: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _ops(args: argparse.Namespace, settings: Settings) -> int:
+    if args.command == "replay":
+        from streamseg.replay import cli as replay_cli
+
+        return replay_cli(args, settings)
+    if args.command == "simulate":
+        from streamseg.simulate import cli as simulate_cli
+
+        return simulate_cli(args, settings)
+    from streamseg.bench import cli as bench_cli
+
+    return bench_cli(args, settings)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 import faust
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamseg import codec
 from streamseg.app import Streamseg, input_topics
@@ -21,6 +22,8 @@ from streamseg.engine.deadletters import dead_letter
 from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
+from streamseg.engine.scheduler import Schedule
+from streamseg.engine.segmenters.clusters import ClusterSegmenter
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.metrics import Metrics
 
@@ -37,6 +40,57 @@ class Ingest:
         self.validator = Validator(ss.settings)
         self.clock = EventClock(ss.settings.allowed_lateness_s)
         self.kinds = input_topics(ss.settings)
+        self.schedule = Schedule()  # (due event time, customer id) of idle customers
+        self.rebuild = True  # refill the schedule from the table (start, rebalance)
+        seg = engine.segmenter("cluster")
+        self.cluster = seg if isinstance(seg, ClusterSegmenter) else None
+        if self.cluster is not None:
+            self.cluster.training = False  # until this worker owns partition 0 (on_assigned)
+        self.published: int | None = None
+
+    def on_assigned(self, assigned: Any) -> None:
+        """After a rebalance: train the cluster model iff we own clickstream partition 0."""
+        self.rebuild = True
+        owner = any(
+            tp.topic == self.ss.settings.topic_clickstream and tp.partition == 0
+            for tp in assigned or ()
+        )
+        if self.cluster is not None:
+            self.cluster.training = owner
+
+    def due_ticks(self) -> list[tuple[bytes, bytes]]:
+        """Tick messages for customers due at the event-time clock (none before any event)."""
+        now = self.clock.now()
+        if now is None:
+            return []
+        if self.rebuild:
+            self.rebuild = False
+            for key, raw in list(self.ss.state.items()):
+                state = CustomerState.from_dict(codec.loads(raw))
+                self.schedule.push(key.decode(), self.engine.due(state))
+        value = codec.dumps({"now": now})
+        return [(cid.encode(), value) for cid in self.schedule.pop_due(now)]
+
+    def adopt(self, key: bytes | None, value: bytes | None) -> None:
+        """A record of the models topic: use it if it is a newer cluster model."""
+        if self.cluster is None or key != b"cluster" or value is None:
+            return
+        if self.cluster.adopt(codec.loads(value)):
+            log.info("adopted cluster model version %s", self.cluster.version)
+            self.published = self.cluster.version  # it is on the topic already
+        if self.cluster.version is not None:
+            self.metrics.model_version.labels(segmenter="cluster").set(self.cluster.version)
+
+    def to_publish(self) -> bytes | None:
+        """The trainer's newest model, if not yet published."""
+        if self.cluster is None or not self.cluster.training:
+            return None
+        version = self.cluster.version
+        if version is None or (self.published is not None and version <= self.published):
+            return None
+        self.published = version
+        self.metrics.model_version.labels(segmenter="cluster").set(version)
+        return codec.dumps(self.cluster.snapshot())
 
     def load(self, key: bytes) -> CustomerState | None:
         raw = self.ss.state.get(key)
@@ -65,6 +119,7 @@ class Ingest:
                     outcome = rejected
                 else:
                     self.clock.observe(ev.ts)
+                    self.metrics.event_clock.set(self.clock.max_seen or ev.ts)
                     outcome = self.engine.apply(state, ev)
                     self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
         if isinstance(outcome, Invalid):
@@ -90,6 +145,15 @@ class Ingest:
             return Outcome(None, skipped="no_state")
         return self.engine.tick(state, now)
 
+    def recount(self) -> int:
+        """Reset segment-size and table-size gauges from this worker's table."""
+        for seg in self.engine.segmenters:
+            version = getattr(seg, "version", None)
+            if isinstance(version, int):
+                self.metrics.model_version.labels(segmenter=seg.name).set(version)
+        segments = (codec.loads(raw).get("segments", {}) for raw in self.ss.state.values())
+        return self.metrics.recount(segments)
+
     async def reject(self, invalid: Invalid, msg: Any) -> None:
         record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
         await self.ss.dead_letters.send(key=msg.key, value=codec.dumps(record))
@@ -101,22 +165,29 @@ class Ingest:
         if outcome.erased:
             # The profile goes; what stays is the engine's suppression marker
             # (withdrawn, no features, no segments), or nothing.
+            old = self.load(key)
+            if old is not None:
+                self.metrics.forget_segments(old.segments)
+            if old is None and state is not None:
+                self.metrics.table_customers.inc()
+            elif old is not None and state is None:
+                self.metrics.table_customers.dec()
             if state is not None:
                 self.ss.state[key] = codec.dumps(state.to_dict())
             elif self.ss.state.get(key) is not None:
                 del self.ss.state[key]
+            self.schedule.push(key.decode(), None)
             await self.ss.segments.send(key=key, value=None)
             return None
         if state is None or outcome.skipped:
             return None
+        if key not in self.ss.state:
+            self.metrics.table_customers.inc()
         self.ss.state[key] = codec.dumps(state.to_dict())
+        self.schedule.push(key.decode(), self.engine.due(state))
         for change in outcome.changes:
             await self.ss.changes.send(key=key, value=codec.dumps(change))
-            self.metrics.changes.labels(
-                segmenter=change["segmenter"],
-                from_segment=change["from_segment"] or "none",
-                to_segment=change["to_segment"],
-            ).inc()
+            self.metrics.observe_change(change)
         if outcome.segments is not None:
             await self.ss.segments.send(key=key, value=codec.dumps(outcome.segments))
         return None
@@ -131,4 +202,56 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
         async for event in stream.events():
             await ingest.handle(event)
 
+    @ss.app.timer(  # type: ignore[untyped-decorator]
+        ss.settings.tick_interval_s, name="streamseg.clock"
+    )
+    async def clock() -> None:
+        """Event-time clock: send a tick to every customer due at the watermark."""
+        for key, value in ingest.due_ticks():
+            await ss.ticks.send(key=key, value=value)
+
+    @ss.app.on_partitions_assigned.connect
+    async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Decide who trains the cluster model; reschedule idle customers."""
+        ingest.on_assigned(args[0] if args else None)
+
+    @ss.app.task  # type: ignore[untyped-decorator]
+    async def models() -> None:
+        await follow_models(ss, ingest)
+
+    @ss.app.on_rebalance_complete.connect
+    def recount(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Partitions moved: segment gauges and table size from the states held now."""
+        ingest.recount()
+
     return ingest
+
+
+async def follow_models(ss: Streamseg, ingest: Ingest) -> None:
+    """Read the compacted models topic from the start, adopt newer models, publish ours.
+
+    Every worker reads the whole topic (no consumer group), so all of them
+    assign with the newest model; only the trainer publishes.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=ss.settings.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    tp = TopicPartition(ss.settings.topic_models, 0)
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        wait_ms = int(ss.settings.model_publish_interval_s * 1000)
+        while True:
+            batch = await consumer.getmany(tp, timeout_ms=wait_ms)
+            for records in batch.values():
+                for record in records:
+                    ingest.adopt(record.key, record.value)
+            snapshot = ingest.to_publish()
+            if snapshot is not None:
+                await ss.models.send(key=b"cluster", value=snapshot)
+    finally:
+        await consumer.stop()

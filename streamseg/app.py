@@ -38,6 +38,7 @@ class Streamseg:
     dead_letters: faust.TopicT
     ticks: faust.TopicT
     state: faust.types.TableT[bytes, bytes]
+    models: faust.TopicT  # compacted model snapshots (key = segmenter name)
 
 
 def input_topics(settings: Settings) -> dict[str, str]:
@@ -64,7 +65,9 @@ def build_app(settings: Settings) -> Streamseg:
         producer_acks=-1,
         stream_wait_empty=False,
         broker_commit_every=1000,
-        broker_commit_interval=1.0,
+        broker_commit_interval=settings.broker_commit_interval_s,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
     )
     return Streamseg(
         settings=settings,
@@ -74,6 +77,7 @@ def build_app(settings: Settings) -> Streamseg:
         segments=app.topic(settings.topic_segments, **RAW),
         dead_letters=app.topic(settings.topic_dead_letters, **RAW),
         ticks=app.topic(settings.topic_ticks, **RAW),
+        models=app.topic(settings.topic_models, partitions=1, **RAW),
         state=app.Table(
             "customer-state",
             partitions=settings.partitions,

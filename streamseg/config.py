@@ -54,6 +54,10 @@ class Settings:
     store: str = "rocksdb://"
     data_dir: str = ".streamseg-data"
     processing_guarantee: str = "at_least_once"
+    # consumer group liveness: a killed worker's partitions move after the session timeout
+    broker_session_timeout_s: float = 60.0
+    broker_heartbeat_interval_s: float = 3.0
+    broker_commit_interval_s: float = 1.0
     metrics_port: int = 9108
     log_level: str = "info"
     topic_clickstream: str = "clickstream"
@@ -99,8 +103,8 @@ class Settings:
     # model snapshots (compacted models topic)
     model_publish_interval_s: float = 10.0
     # change detection
-    min_dwell_s: float = 0.0
-    min_margin: float = 0.0
+    min_dwell_s: float = 7 * DAY
+    min_margin: float = 0.5
     flap_window_s: float = 14 * DAY
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -143,6 +147,11 @@ class Settings:
             )
         if self.partitions < 1:
             raise ConfigError("STREAMSEG_PARTITIONS: must be >= 1")
+        if not 0 < self.broker_heartbeat_interval_s < self.broker_session_timeout_s:
+            raise ConfigError(
+                "0 < STREAMSEG_BROKER_HEARTBEAT_INTERVAL_S < STREAMSEG_BROKER_SESSION_TIMEOUT_S "
+                "must hold"
+            )
         if not 0 < self.freq_high_max_days < self.freq_medium_max_days < self.lapsed_days:
             raise ConfigError(
                 "STREAMSEG_FREQ_HIGH_MAX_DAYS < STREAMSEG_FREQ_MEDIUM_MAX_DAYS < "

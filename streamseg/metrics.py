@@ -12,14 +12,30 @@ Examples
 >>> reg.get_sample_value("streamseg_events_consumed_total",
 ...                      {"stream": "click", "outcome": "processed"})
 1.0
+>>> m.observe_change({"segmenter": "frequency", "from_segment": None, "to_segment": "low",
+...                   "model_version": None})
+>>> m.observe_change({"segmenter": "frequency", "from_segment": "low", "to_segment": "high",
+...                   "model_version": None})
+>>> [reg.get_sample_value("streamseg_segment_customers",
+...                       {"segmenter": "frequency", "segment": s}) for s in ("low", "high")]
+[0.0, 1.0]
 """
 
 from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 STREAMS = ("click", "purchase", "consent", "tick")
 OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased")
+# the reason codes of schemas/dead-letter.schema.json
+REASONS = (
+    "too_large", "not_json", "not_object", "unknown_event_type", "schema_invalid",
+    "key_mismatch", "unsupported_currency", "timestamp_out_of_range",
+)
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -76,7 +92,62 @@ class Metrics:
             "Customers held in the state table on this worker.",
             registry=registry,
         )
+        self.event_clock = Gauge(
+            "streamseg_event_clock_seconds",
+            "Highest event time seen by this worker (epoch seconds); drives time-driven moves.",
+            registry=registry,
+        )
         for stream in STREAMS:
             for outcome in OUTCOMES:
                 self.events_consumed.labels(stream=stream, outcome=outcome)
             self.latency.labels(stream=stream)
+        for reason in REASONS:
+            self.dead_letters.labels(reason=reason)
+
+    def observe_change(self, change: Mapping[str, Any]) -> None:
+        """Count a published change and move one customer between segment gauges."""
+        segmenter = change["segmenter"]
+        previous = change["from_segment"]
+        self.changes.labels(
+            segmenter=segmenter, from_segment=previous or "none", to_segment=change["to_segment"]
+        ).inc()
+        if previous is not None:
+            self.segment_size.labels(segmenter=segmenter, segment=previous).dec()
+        self.segment_size.labels(segmenter=segmenter, segment=change["to_segment"]).inc()
+        if change.get("model_version") is not None:
+            self.model_version.labels(segmenter=segmenter).set(change["model_version"])
+
+    def forget_segments(self, segments: Mapping[str, list[Any]]) -> None:
+        """An erased customer leaves its segments (``CustomerState.segments``)."""
+        for segmenter, current in segments.items():
+            self.segment_size.labels(segmenter=segmenter, segment=current[0]).dec()
+
+    def recount(self, segments: Iterable[Mapping[str, list[Any]]]) -> int:
+        """Reset the segment gauges and table size from the states this worker holds.
+
+        Called after a rebalance (partitions come and go) or a restart; returns
+        the number of states counted.
+
+        >>> m = Metrics(CollectorRegistry())
+        >>> m.recount([{"frequency": ["high", 0.0, 1, None]}, {}])
+        2
+        >>> m.registry.get_sample_value("streamseg_table_customers")
+        2.0
+        """
+        tally: Tally[tuple[str, str]] = Tally()
+        n = 0
+        for segs in segments:
+            n += 1
+            for segmenter, current in segs.items():
+                tally[(segmenter, str(current[0]))] += 1
+        known = {
+            (sample.labels["segmenter"], sample.labels["segment"])
+            for family in self.segment_size.collect()
+            for sample in family.samples
+        }
+        for segmenter, segment in known - set(tally):
+            self.segment_size.labels(segmenter=segmenter, segment=segment).set(0)
+        for (segmenter, segment), count in tally.items():
+            self.segment_size.labels(segmenter=segmenter, segment=segment).set(count)
+        self.table_customers.set(n)
+        return n

@@ -14,10 +14,10 @@ Examples
 --------
 >>> sim = Simulation(SimConfig(customers=3, days=14, seed=7))
 >>> sim.truth
-{'c000000': 'mobile_first', 'c000001': 'bargain_hunter', 'c000002': 'seasonal_gift'}
+{'c000000': 'seasonal_gift', 'c000001': 'bargain_hunter', 'c000002': 'browser'}
 >>> events = list(sim.events())
 >>> len(events), events[0]["type"], events[0]["ts"]
-(24, 'session_start', '2025-09-01T09:48:41Z')
+(82, 'session_start', '2025-09-01T15:02:19Z')
 >>> all(a["ts"] <= b["ts"] for a, b in zip(events, events[1:]))
 True
 >>> events == list(Simulation(SimConfig(customers=3, days=14, seed=7)).events())
@@ -26,16 +26,22 @@ True
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import heapq
 import math
 import random
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
-from streamseg.config import DAY
+from streamseg import codec
+from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts, parse_ts
+from streamseg.errors import InputFileError
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +55,7 @@ class Persona:
     discount_share: float  # discount / list price of an order
     mobile_share: float
     channels: tuple[tuple[str, float], ...]
-    views: tuple[int, int] = (2, 6)  # page/product views and searches per session
+    views: tuple[int, int] = (1, 5)  # page/product views and searches per session
     season_boost: float = 1.0  # rate multiplier from 15 Nov to 24 Dec
     lapse_after: tuple[float, float] | None = None  # stops after this share of the period
 
@@ -57,17 +63,17 @@ class Persona:
 PERSONAS: dict[str, Persona] = {
     p.name: p
     for p in (
-        Persona("loyal_frequent", 0.45, 0.45, 70.0, 0.02, 0.35,
+        Persona("loyal_frequent", 0.2, 0.6, 70.0, 0.02, 0.35,
                 (("web", 0.5), ("app", 0.3), ("email", 0.2))),
-        Persona("bargain_hunter", 0.35, 0.2, 25.0, 0.4, 0.4,
-                (("email", 0.4), ("ads", 0.3), ("search", 0.3)), views=(5, 12)),
-        Persona("seasonal_gift", 0.04, 0.35, 160.0, 0.05, 0.2,
-                (("search", 0.6), ("ads", 0.4)), season_boost=12.0),
-        Persona("browser", 0.8, 0.008, 40.0, 0.05, 0.4,
-                (("web", 0.5), ("social", 0.5)), views=(8, 18)),
-        Persona("mobile_first", 0.4, 0.2, 45.0, 0.08, 0.95,
+        Persona("bargain_hunter", 0.12, 0.25, 25.0, 0.4, 0.4,
+                (("email", 0.4), ("ads", 0.3), ("search", 0.3)), views=(4, 9)),
+        Persona("seasonal_gift", 0.012, 0.5, 160.0, 0.05, 0.2,
+                (("search", 0.6), ("ads", 0.4)), season_boost=15.0),
+        Persona("browser", 0.25, 0.01, 40.0, 0.05, 0.4,
+                (("web", 0.5), ("social", 0.5)), views=(5, 12)),
+        Persona("mobile_first", 0.15, 0.25, 45.0, 0.08, 0.95,
                 (("app", 0.8), ("social", 0.2))),
-        Persona("lapsing", 0.4, 0.4, 60.0, 0.05, 0.35,
+        Persona("lapsing", 0.15, 0.5, 60.0, 0.05, 0.35,
                 (("web", 0.6), ("email", 0.4)), lapse_after=(0.2, 0.45)),
     )
 }
@@ -249,3 +255,78 @@ def stream_of(record: dict[str, Any]) -> str:
     ('purchase', 'click')
     """
     return "purchase" if record.get("type") == "purchase" or "order_id" in record else "click"
+
+
+def write_jsonl(events: Iterator[dict[str, Any]], out: IO[bytes]) -> int:
+    """Write one JSON object per line; return how many were written."""
+    n = 0
+    for ev in events:
+        out.write(codec.dumps(ev) + b"\n")
+        n += 1
+    return n
+
+
+def write_truth(truth: dict[str, str], out: IO[bytes]) -> None:
+    """The ground truth as one JSON object ``{customer_id: persona}``."""
+    out.write(codec.dumps(truth) + b"\n")
+
+
+async def produce(
+    events: Iterator[dict[str, Any]], settings: Settings, rate: float = 0.0
+) -> int:
+    """Send events to the input topics (key = customer id) at ``rate`` events/s (0: no limit).
+
+    Purchases go to ``settings.topic_purchases``, clicks to ``settings.topic_clickstream``.
+    """
+    from aiokafka import AIOKafkaProducer
+
+    topics = {"purchase": settings.topic_purchases, "click": settings.topic_clickstream}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5
+    )
+    await producer.start()
+    n = 0
+    started = time.perf_counter()
+    try:
+        for ev in events:
+            if rate > 0.0:
+                ahead = started + n / rate - time.perf_counter()
+                if ahead > 0.0:
+                    await asyncio.sleep(ahead)
+            key = str(ev.get("customer_id", "")).encode() or None
+            await producer.send(topics[stream_of(ev)], codec.dumps(ev), key=key)
+            n += 1
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return n
+
+
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """``streamseg simulate``: events to a JSON-lines file (or stdout) or to Kafka."""
+    from streamseg.replay import open_out
+
+    try:
+        start = parse_ts(args.start)
+    except ValueError as exc:
+        raise InputFileError("--start", 0, None, f"{args.start!r}: {exc}") from None
+    personas = tuple(p for p in args.personas.split(",") if p) or tuple(PERSONAS)
+    unknown = sorted(set(personas) - set(PERSONAS))
+    if unknown:
+        raise InputFileError("--personas", 0, None, f"unknown {unknown}; known {list(PERSONAS)}")
+    cfg = SimConfig(args.customers, args.days, args.seed, start, args.invalid_share, personas)
+    sim = Simulation(cfg)
+    if args.truth:
+        with open_out(args.truth) as fh:
+            assert fh is not None
+            write_truth(sim.truth, fh)
+    if args.to_kafka:
+        n = asyncio.run(produce(sim.events(), settings, args.rate))
+        where = f"{settings.topic_clickstream}/{settings.topic_purchases}"
+    else:
+        with open_out(args.out) as out:
+            assert out is not None
+            n = write_jsonl(sim.events(), out)
+        where = args.out
+    print(f"simulated {n} events for {cfg.customers} customers -> {where}", file=sys.stderr)
+    return 0

@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import faust
+from prometheus_client import start_http_server
 
 from streamseg.agents import Ingest, register
 from streamseg.app import Streamseg, build_app, ensure_topics
@@ -27,5 +28,8 @@ def run(settings: Settings) -> None:
     """Create missing topics, then run the worker until it is stopped (SIGINT/SIGTERM)."""
     asyncio.run(ensure_topics(settings))
     ss, _ = assemble(settings)
+    if settings.metrics_port > 0:
+        start_http_server(settings.metrics_port)
+        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
     worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.execute_from_commandline()

@@ -15,7 +15,10 @@ Examples
 'duplicate'
 >>> later = eng.tick(out.state, 200 * 86400.0)
 >>> [(c["segmenter"], c["to_segment"], c["trigger"]) for c in later.changes]
-[('frequency', 'lapsed', 'clock'), ('lifecycle', 'lapsed', 'clock')]
+[('lifecycle', 'active', 'clock'), ('lifecycle', 'at_risk', 'clock'), \
+('frequency', 'lapsed', 'clock'), ('lifecycle', 'lapsed', 'clock')]
+>>> [c["event_time"] for c in later.changes][1:3]  # at its due time + the 7-day dwell
+['1970-04-08T00:00:01Z', '1970-07-07T00:00:01Z']
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
+from streamseg.engine.scheduler import floor, next_due
 from streamseg.engine.segmenters.base import Segmenter
 from streamseg.engine.validate import Invalid
 
@@ -59,7 +63,19 @@ class Engine:
         self.segmenters: list[Segmenter] = segs if segs is not None else segmenters.default(
             settings
         )
-        self.detector = ChangeDetector(min_dwell_s=settings.min_dwell_s)
+        self.detector = ChangeDetector(
+            min_dwell_s=settings.min_dwell_s, min_margin=settings.min_margin
+        )
+
+    def segmenter(self, name: str) -> Segmenter | None:
+        """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
+        return next((seg for seg in self.segmenters if seg.name == name), None)
+
+    def due(self, state: CustomerState) -> float | None:
+        """Next event time at which ``state`` may change segment without a new event."""
+        if state.withdrawn:
+            return None
+        return next_due(self.segmenters, state, floor(state), self.settings.min_dwell_s)
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
@@ -71,12 +87,18 @@ class Engine:
             state = CustomerState.new(event.customer_id, event.ts)
         elif seen(state, event.event_id):
             return Outcome(state, skipped="duplicate")
+        # time-driven moves due before this event happen first, at their own event time
+        caught = self._catch_up(state, event.ts, inclusive=False)
         remember(state, event.event_id, self.settings.dedup_window)
         update(state, event, self.settings)
         now = state.last_seen
         for seg in self.segmenters:
             seg.learn(state, now)
-        return self._evaluate(state, now, "event")
+        out = self._evaluate(state, now, "event")
+        if caught.changes:
+            out.changes[:0] = caught.changes
+            out.segments = self.segments_record(state, now)
+        return out
 
     def tick(self, state: CustomerState, now: float) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
@@ -89,7 +111,25 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
             return Outcome(state)
-        return self._evaluate(state, now, "clock")
+        return self._catch_up(state, now, inclusive=True)
+
+    def _catch_up(self, state: CustomerState, until: float, inclusive: bool) -> Outcome:
+        """Evaluate ``state`` at each due time up to ``until``, in order (clock trigger).
+
+        Changes carry their due time, not the time the clock noticed, so the
+        same events give the same changes however ticks are spaced.
+        """
+        out = Outcome(state)
+        if state.withdrawn:
+            return out
+        at = self.due(state)
+        while at is not None and (at <= until if inclusive else at < until):
+            step = self._evaluate(state, at, "clock")
+            out.changes += step.changes
+            if step.segments is not None:
+                out.segments = step.segments
+            at = next_due(self.segmenters, state, at, self.settings.min_dwell_s)
+        return out
 
     def screen(
         self, state: CustomerState | None, event: Event, watermark: float | None

@@ -21,22 +21,21 @@ gives the next instant a score can drop without a new event.
 Examples
 --------
 >>> from streamseg.config import Settings
->>> seg = RFMSegmenter(Settings(rfm_min_samples=5))
+>>> seg = RFMSegmenter(Settings(rfm_min_samples=20))
 >>> s = CustomerState.new("c", 0.0)
->>> for i, (n, money, gap) in enumerate([(1, 10, None), (2, 40, 5.0), (3, 90, 10.0),
-...                                       (5, 200, 20.0), (8, 500, 40.0), (12, 900, 60.0)]):
-...     s.purchases, s.monetary, s.gap_days, s.last_purchase = n, money, gap, float(i)
+>>> for i in range(1, 101):
+...     s.purchases, s.monetary, s.gap_days, s.last_purchase = i, 10.0 * i, float(i), float(i)
 ...     seg.learn(s, float(i))
 >>> seg.cuts()
-([5.0, 10.0, 20.0, 40.0], [2.0, 3.0, 5.0, 8.0], [40.0, 90.0, 200.0, 500.0])
->>> s.last_purchase = 0.0
+([20.0, 40.0, 60.0, 80.0], [20.0, 40.0, 60.0, 80.0], [200.0, 400.0, 600.0, 800.0])
+>>> s.purchases, s.monetary, s.last_purchase = 90, 900.0, 0.0
 >>> seg.scores(s, 3 * DAY)
 (5, 5, 5)
 >>> seg.assign(s, 3 * DAY)
 Assignment(segment='champions', reason='R5 F5 M5', margin=None, model_version=None)
 >>> seg.assign(s, 30 * DAY).segment, seg.assign(s, 70 * DAY).segment
 ('loyal', 'cannot_lose')
->>> seg.due(s, 3 * DAY) == 5 * DAY + 1.0
+>>> seg.due(s, 3 * DAY) == 20 * DAY + 1.0
 True
 """
 
@@ -153,7 +152,7 @@ class RFMSegmenter:
         """The next event time after ``now`` at which the recency score drops, if any."""
         if not self.ready() or state.last_purchase is None:
             return None
-        for cut in self.cuts()[0]:
+        for cut in sorted(self.cuts()[0]):
             at = state.last_purchase + cut * DAY + STEP_S
             if at > now:
                 return at

@@ -1,0 +1,102 @@
+"""Channel and device preference: where and on what a customer shops.
+
+From the decayed channel and device mixes of the customer's events:
+
+* ``app`` when the app channel dominates;
+* ``store`` when in-store purchases dominate;
+* ``marketing_driven`` when email, social, search and ads together dominate;
+* on the web (or with no channel given): ``mobile_web`` / ``desktop_web`` by the
+  dominant device (tablets count as desktop), ``multi_device`` otherwise, ``web``
+  when no device was ever given;
+* ``omnichannel`` when no channel group dominates.
+
+"Dominates" means a share of at least ``channel_dominance``. No channel and
+no device seen yet: no verdict.
+
+Examples
+--------
+>>> from streamseg.config import Settings
+>>> seg = ChannelSegmenter(Settings())
+>>> s = CustomerState.new("c", 0.0)
+>>> seg.assign(s, 0.0) is None
+True
+>>> s.d_channels = [1.0, 4.0, 0, 0, 0, 0, 0, 0]
+>>> seg.assign(s, 0.0)
+Assignment(segment='app', reason='app 80% of visits', margin=None, model_version=None)
+>>> s.d_channels = [4.0, 0, 1.0, 0, 0, 0, 0, 0]; s.d_devices = [1.0, 1.0, 0, 0]
+>>> seg.assign(s, 0.0).segment
+'multi_device'
+>>> s.d_devices = [9.0, 1.0, 0, 0]
+>>> seg.assign(s, 0.0).segment
+'mobile_web'
+>>> s.d_channels = [2.0, 2.0, 1.0, 0, 0, 0, 0, 0]
+>>> seg.assign(s, 0.0).segment
+'omnichannel'
+"""
+
+from __future__ import annotations
+
+from streamseg.config import Settings
+from streamseg.engine.features import CHANNELS, CustomerState
+from streamseg.engine.segmenters.base import Assignment
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "app": ("app",),
+    "store": ("store",),
+    "marketing_driven": ("email", "social", "search", "ads"),
+    "web": ("web", "other"),
+}
+NAMES = {
+    "app": "App-first shopper",
+    "store": "In-store shopper",
+    "marketing_driven": "Comes through marketing channels",
+    "mobile_web": "Mobile web shopper",
+    "desktop_web": "Desktop web shopper",
+    "multi_device": "Web shopper on several devices",
+    "web": "Web shopper (device unknown)",
+    "omnichannel": "Omnichannel shopper",
+}
+
+
+class ChannelSegmenter:
+    """Rule segmenter over the decayed channel and device mix."""
+
+    name = "channel"
+
+    def __init__(self, settings: Settings) -> None:
+        self.dominance = settings.channel_dominance
+
+    def assign(self, state: CustomerState, now: float) -> Assignment | None:
+        total = sum(state.d_channels)
+        if total <= 0.0 and sum(state.d_devices) <= 0.0:
+            return None
+        group = "web"
+        if total > 0.0:
+            shares = {
+                g: sum(state.d_channels[CHANNELS.index(c)] for c in chans) / total
+                for g, chans in GROUPS.items()
+            }
+            group, best = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
+            if best < self.dominance:
+                return Assignment("omnichannel", f"no channel above {self.dominance:.0%}")
+            if group != "web":
+                return Assignment(group, f"{group} {best:.0%} of visits")
+        return self._device(state)
+
+    def _device(self, state: CustomerState) -> Assignment:
+        total = sum(state.d_devices)
+        if total <= 0.0:
+            return Assignment("web", "web, device unknown")
+        mobile = state.d_devices[0] / total if total else 0.0
+        desktop = (state.d_devices[1] + state.d_devices[2]) / total if total else 0.0
+        if mobile >= self.dominance:
+            return Assignment("mobile_web", f"web, mobile {mobile:.0%}")
+        if desktop >= self.dominance:
+            return Assignment("desktop_web", f"web, desktop {desktop:.0%}")
+        return Assignment("multi_device", "web on several devices")
+
+    def learn(self, state: CustomerState, now: float) -> None:
+        return None
+
+    def describe(self, segment: str) -> str:
+        return NAMES.get(segment, segment)

@@ -1,0 +1,273 @@
+"""``streamseg replay``: the worker's engine over a JSON-lines file, no broker.
+
+Each line is decoded, its stream guessed (:func:`~streamseg.engine.events.kind_of`),
+validated with the worker's :class:`~streamseg.engine.validate.Validator`,
+screened against the event clock and folded into the customer's state with
+:meth:`Engine.apply`, exactly as the Faust agent does. After every event the
+event-time clock (:class:`~streamseg.engine.clock.EventClock`) is asked which
+customers are due for a time-driven re-evaluation, and those get
+:meth:`Engine.tick` (see :meth:`Replayer.advance`), so a customer who stops
+buying becomes ``lapsed`` in a replay too.
+
+Examples
+--------
+>>> lines = [
+...     b'{"event_id":"e1","customer_id":"c1","ts":"2026-01-01T00:00:00Z",'
+...     b'"order_id":"o1","amount":20,"currency":"EUR"}',
+...     b'{"event_id":"e2","customer_id":"c2","type":"page_view","ts":"2026-08-01T00:00:00Z"}',
+... ]
+>>> cfg = Settings(allowed_lateness_s=0.0, max_future_skew_s=365 * DAY)
+>>> changes = list(replay_lines(lines, cfg))
+>>> [(c["customer_id"], c["segmenter"], c["to_segment"], c["trigger"]) for c in changes][:2]
+[('c1', 'frequency', 'low', 'event'), ('c1', 'lifecycle', 'new', 'event')]
+>>> ("c1", "lifecycle", "lapsed", "clock") in [
+...     (c["customer_id"], c["segmenter"], c["to_segment"], c["trigger"]) for c in changes]
+True
+>>> bad = [b'{"event_id":"e3","customer_id":"c3","type":"page_view","ts":"soon"}']
+>>> list(replay_lines(bad, Settings(), path="in.jsonl"))
+Traceback (most recent call last):
+...
+streamseg.errors.InputFileError: in.jsonl:1: field ts: schema_invalid: "soon" is not a "date-time"
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from streamseg import codec
+from streamseg.config import DAY, Settings  # noqa: F401 - DAY for the doctests
+from streamseg.engine.clock import EventClock
+from streamseg.engine.deadletters import dead_letter
+from streamseg.engine.events import kind_of
+from streamseg.engine.features import CustomerState
+from streamseg.engine.processor import Engine, Outcome
+from streamseg.engine.scheduler import Schedule
+from streamseg.engine.validate import Invalid, Validator
+from streamseg.errors import InputFileError
+
+
+class DueSource(Protocol):
+    """Which customers need a time-driven re-evaluation at an event time."""
+
+    def touch(self, state: CustomerState, now: float) -> None:
+        """``state`` was just updated or re-evaluated at ``now``."""
+        ...
+
+    def forget(self, customer_id: str) -> None:
+        """The customer has no state any more (erased)."""
+        ...
+
+    def due(self, now: float) -> list[str]:
+        """Customers whose next check time is at or before ``now`` (removed from the queue)."""
+        ...
+
+
+class EngineSchedule:
+    """The engine's due times (:meth:`Engine.due`) in a :class:`Schedule` heap.
+
+    >>> from streamseg.engine.events import Event
+    >>> eng = Engine(Settings())
+    >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=5.0))
+    >>> q = EngineSchedule(eng)
+    >>> q.touch(out.state, 0.0)
+    >>> q.due(6 * DAY), q.due(8 * DAY)
+    ([], ['c1'])
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.schedule = Schedule()
+
+    def touch(self, state: CustomerState, now: float) -> None:
+        self.schedule.push(state.customer_id, self.engine.due(state))
+
+    def forget(self, customer_id: str) -> None:
+        self.schedule.push(customer_id, None)
+
+    def due(self, now: float) -> list[str]:
+        return self.schedule.pop_due(now)
+
+
+class Replayer:
+    """Customer states in a dict, the event clock and the engine: one replay run."""
+
+    def __init__(
+        self, settings: Settings, engine: Engine | None = None, due: DueSource | None = None
+    ) -> None:
+        self.settings = settings
+        self.engine = engine or Engine(settings)
+        self.validator = Validator(settings)
+        self.clock = EventClock(settings.allowed_lateness_s)
+        self.due = due or EngineSchedule(self.engine)
+        self.states: dict[str, CustomerState] = {}
+        self.counts: Counter[str] = Counter()
+
+    def feed(self, raw: bytes) -> list[dict[str, Any]] | Invalid:
+        """One input line: its changes (event first, then clock-driven) or why it was rejected."""
+        try:
+            record = codec.loads(raw)
+        except codec.DecodeError as exc:
+            self.counts["dead_letter"] += 1
+            return Invalid("not_json", f"malformed JSON: {exc}")
+        kind = kind_of(record) if isinstance(record, dict) else "click"
+        result = self.validator.check(kind, None, raw)
+        if not isinstance(result, Invalid):
+            ev = result.event
+            state = self.states.get(ev.customer_id)
+            rejected = self.engine.screen(state, ev, self.clock.max_seen)
+            if rejected is None:
+                self.clock.observe(ev.ts)
+                changes = self._settle(ev.customer_id, self.engine.apply(state, ev), ev.ts)
+                return changes + self.advance()
+            result = rejected
+        self.counts["dead_letter"] += 1
+        return result
+
+    def advance(self) -> list[dict[str, Any]]:
+        """The clock hook: tick every customer due at the event clock's ``now()``."""
+        now = self.clock.now()
+        if now is None:
+            return []
+        changes: list[dict[str, Any]] = []
+        for cid in self.due.due(now):
+            state = self.states.get(cid)
+            if state is not None:
+                self.counts["tick"] += 1
+                changes += self._settle(cid, self.engine.tick(state, now), now, tick=True)
+        return changes
+
+    def _settle(
+        self, cid: str, outcome: Outcome, now: float, tick: bool = False
+    ) -> list[dict[str, Any]]:
+        if not tick:
+            self.counts["erased" if outcome.erased else (outcome.skipped or "processed")] += 1
+        if outcome.state is None or outcome.erased:
+            self.states.pop(cid, None)
+            self.due.forget(cid)
+            if outcome.state is not None:  # the suppression marker of an erasure
+                self.states[cid] = outcome.state
+            return []
+        self.states[cid] = outcome.state
+        if not outcome.skipped:
+            self.due.touch(outcome.state, now)
+        self.counts["changes"] += len(outcome.changes)
+        return outcome.changes
+
+    def segments(self) -> Iterator[dict[str, Any]]:
+        """The final ``customer-segments`` record of every customer with a segment."""
+        for state in self.states.values():
+            if state.segments and not state.withdrawn:
+                last = max(float(seg[1]) for seg in state.segments.values())
+                yield self.engine.segments_record(state, last)
+
+
+DeadLetterSink = Callable[[dict[str, Any]], None]
+
+
+def replay_lines(
+    lines: Iterable[bytes],
+    settings: Settings,
+    path: str = "<input>",
+    dead_letters: DeadLetterSink | None = None,
+    replayer: Replayer | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Replay JSON lines; yield the segment-change records the worker would publish.
+
+    A bad line raises :class:`InputFileError` (``FILE:LINE: field X: message``)
+    unless ``dead_letters`` is given: then it receives the dead-letter record
+    (source topic = ``path``, partition 0, offset = line number) and the replay goes on.
+    """
+    rep = replayer or Replayer(settings)
+    for number, line in enumerate(lines, start=1):
+        raw = line.strip()
+        if not raw:
+            continue
+        result = rep.feed(raw)
+        if isinstance(result, Invalid):
+            if dead_letters is None:
+                raise InputFileError(path, number, result.field,
+                                     f"{result.reason}: {result.message}")
+            dead_letters(dead_letter(result, path, 0, number, None, raw))
+            continue
+        yield from result
+
+
+def _progress(handle: IO[bytes], total: int, quiet: bool) -> Iterator[bytes]:
+    """Lines of ``handle`` with a tqdm bar on stderr (bytes read of ``total``)."""
+    from tqdm import tqdm
+
+    disable = quiet or not sys.stderr.isatty()
+    with tqdm(total=total, unit="B", unit_scale=True, disable=disable, file=sys.stderr,
+              desc="replay") as bar:
+        done = 0
+        for i, line in enumerate(handle):
+            done += len(line)
+            if i % 4096 == 4095:
+                bar.update(done)
+                done = 0
+            yield line
+        bar.update(done)
+
+
+def run(
+    path: Path,
+    settings: Settings,
+    out: IO[bytes],
+    segments_out: IO[bytes] | None = None,
+    dead_letters_out: IO[bytes] | None = None,
+    quiet: bool = False,
+) -> Counter[str]:
+    """Replay ``path``: write changes (and segments, dead letters); return the counts."""
+    try:
+        handle = path.open("rb")
+        total = path.stat().st_size
+    except OSError as exc:
+        raise InputFileError(str(path), 0, None, exc.strerror or str(exc)) from None
+    sink: DeadLetterSink | None = None
+    if dead_letters_out is not None:
+        dl_out = dead_letters_out
+
+        def sink(record: dict[str, Any]) -> None:
+            dl_out.write(codec.dumps(record) + b"\n")
+
+    rep = Replayer(settings)
+    with handle:
+        for change in replay_lines(_progress(handle, total, quiet), settings, str(path), sink, rep):
+            out.write(codec.dumps(change) + b"\n")
+    if segments_out is not None:
+        for record in rep.segments():
+            segments_out.write(codec.dumps(record) + b"\n")
+    rep.counts["customers"] = len(rep.states)
+    return rep.counts
+
+
+def open_out(name: str | None) -> contextlib.AbstractContextManager[IO[bytes] | None]:
+    """An output file by name: ``-`` is stdout, None is no output."""
+    if name is None:
+        return contextlib.nullcontext(None)
+    if name == "-":
+        return contextlib.nullcontext(sys.stdout.buffer)
+    try:
+        return open(name, "wb")
+    except OSError as exc:
+        raise InputFileError(name, 0, None, exc.strerror or str(exc)) from None
+
+
+def cli(args: argparse.Namespace, settings: Settings) -> int:
+    """``streamseg replay FILE [--out F] [--segments-out F] [--dead-letters F] [--quiet]``."""
+    with (
+        open_out(args.out) as out,
+        open_out(args.segments_out) as seg_out,
+        open_out(args.dead_letters) as dl_out,
+    ):
+        assert out is not None
+        counts = run(args.file, settings, out, seg_out, dl_out, quiet=args.quiet)
+    summary = ", ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+    print(f"replayed {args.file}: {summary}", file=sys.stderr)
+    return 0

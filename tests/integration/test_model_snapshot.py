@@ -1,0 +1,101 @@
+"""Cluster model snapshots on the real broker: published to the compacted models topic,
+restored by a fresh worker, and carried as ``model_version`` on every cluster change.
+
+Worker A trains (it owns clickstream partition 0) and publishes each model
+version. Worker B is a different app (empty state) that cannot train a model
+of its own (warm-up out of reach): the cluster changes it publishes can only
+come from the snapshot it restored from the topic on start.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_helpers import produce, topic_config, unique_name
+from worker_proc import Tail, Workers, make_settings, story, topic_of
+
+from streamseg import codec
+from streamseg.engine.model import ClusterModel
+
+CLUSTERS = {"cluster_k": 3, "cluster_warmup": 40, "cluster_refresh_every": 40,
+            "cluster_min_share": 0.05, "model_publish_interval_s": 0.5}
+
+
+@pytest.mark.asyncio
+async def test_snapshot_is_published_and_restored_by_another_worker(
+    broker_url: str, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    a = make_settings("model-a", tmp_path / "a", broker_url, partitions=2, **CLUSTERS)
+    inputs = story(customers=30, events_per_customer=5, seed=3)  # 150 events
+    # 150 learned events: versions at 40, 80 and 120
+    last_version = 3
+
+    with Workers(broker_url, tmp_path) as workers:
+        wa = workers.new("a", a)
+        wa.start()
+        await wa.ready()
+        for kind, key, value in inputs:
+            await produce(bootstrap_servers, topic_of(a, kind), [(key, value)])
+        async with Tail(bootstrap_servers, a.topic_models) as models:
+            ok = await models.until(
+                lambda t: any(v["version"] == last_version for v in t.values()), timeout=60,
+                settle=1.5,
+            )
+            snapshots = [(k, codec.loads(v)) for _, _, k, v in models.records if v]
+        assert ok, snapshots
+        assert [k for k, _ in snapshots] == [b"cluster"] * len(snapshots)
+        assert [s["version"] for _, s in snapshots] == list(range(1, last_version + 1))
+        assert (await topic_config(bootstrap_servers, a.topic_models))["cleanup.policy"] == (
+            "compact"
+        )
+        snap = snapshots[-1][1]
+        model = ClusterModel.from_dict(snap)
+        assert model.to_dict() == snap  # the topic value round-trips
+        published = model.published()
+        assert published and set(snap["descriptions"]) == set(published)
+        assert set(model.merged.values()) <= set(published)
+        async with Tail(bootstrap_servers, a.topic_changes) as tail:
+            await tail.until(lambda t: False, timeout=2.0)
+            a_versions = {v["model_version"] for v in tail.values() if v["segmenter"] == "cluster"}
+        assert a_versions and a_versions <= set(range(1, last_version + 1))
+        wa.stop()
+
+        # B: another app, same models topic, no chance to train its own model
+        prefix = unique_name("model-b")
+        b = dataclasses.replace(
+            a, app_id=prefix, data_dir=str(tmp_path / "b"), cluster_warmup=10**9,
+            topic_clickstream=f"{prefix}-clickstream", topic_purchases=f"{prefix}-purchases",
+            topic_consent=f"{prefix}-consent", topic_changes=f"{prefix}-changes",
+            topic_segments=f"{prefix}-segments", topic_ticks=f"{prefix}-ticks",
+            topic_dead_letters=f"{prefix}-dead-letters",
+        )
+        wb = workers.new("b", b)
+        wb.start()
+        await wb.ready()
+        fresh = story(customers=8, events_per_customer=2, seed=5, prefix="n")
+        for kind, key, value in fresh:
+            await produce(bootstrap_servers, topic_of(b, kind), [(key, value)])
+        async with Tail(bootstrap_servers, b.topic_changes) as tail:
+
+            def clusters(t: Tail) -> list[dict[str, Any]]:
+                return [v for v in t.values() if v["segmenter"] == "cluster"]
+
+            ok = await tail.until(lambda t: len({c["customer_id"] for c in clusters(t)}) == 8,
+                                  timeout=60, settle=1.0)
+            got = clusters(tail)
+        assert ok, got
+        assert {c["model_version"] for c in got} == {last_version}
+        assert {c["to_segment"] for c in got} <= set(published)
+        for c in got:
+            seg = c["to_segment"]
+            assert c["to_name"] == f"Cluster {seg}: {model.description(seg)}"
+        # B republished nothing: the newest model on the topic is still A's
+        async with Tail(bootstrap_servers, a.topic_models) as models:
+            await models.until(lambda t: False, timeout=2.0)
+            assert [codec.loads(v)["version"] for _, _, _, v in models.records if v] == list(
+                range(1, last_version + 1)
+            )
+        assert wa.crashes() == [] and wb.crashes() == []

@@ -1,0 +1,91 @@
+"""Time-driven transitions on the real broker: an idle customer lapses with no new event.
+
+The worker's Faust timer reads the event-time clock (highest event time seen
+less the allowed lateness), sends ticks for the customers due by then, and the
+engine publishes each move at its own due time. Whatever the tick timing, the
+idle customer's changes must equal what the pure engine computes for the same
+events followed by one tick at the final watermark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka_helpers import produce
+from worker_proc import T0, Message, Tail, Workers, _event, make_settings, topic_of
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.features import CustomerState
+from streamseg.engine.processor import Engine
+from streamseg.engine.validate import Valid, Validator
+
+
+def reference(settings: Settings, inputs: list[Message], customer: str) -> list[dict[str, Any]]:
+    engine = Engine(settings)
+    validator = Validator(settings)
+    states: dict[str, CustomerState | None] = {}
+    changes: list[dict[str, Any]] = []
+    watermark = 0.0
+    for kind, key, value in inputs:
+        result = validator.check(kind, key, value)  # type: ignore[arg-type]
+        assert isinstance(result, Valid)
+        ev = result.event
+        out = engine.apply(states.get(ev.customer_id), ev)
+        states[ev.customer_id] = out.state
+        changes += out.changes
+        watermark = max(watermark, ev.ts - settings.allowed_lateness_s)
+    state = states[customer]
+    assert state is not None
+    changes += engine.tick(state, watermark).changes
+    return [c for c in changes if c["customer_id"] == customer]
+
+
+@pytest.mark.asyncio
+async def test_idle_customer_lapses_on_the_event_clock(
+    broker_url: str, bootstrap_servers: str, tmp_path: Path
+) -> None:
+    settings = make_settings("timed", tmp_path / "data", broker_url, tick_interval_s=0.5,
+                             allowed_lateness_s=3600.0, partitions=2)
+    # "quiet" buys once; "busy" browses every 10 days for 220 days and moves the clock
+    inputs = [_event("purchase", "quiet", "q1", T0)]
+    inputs += [_event("click", "busy", f"b{i}", T0 + 10 * i * DAY + 60) for i in range(23)]
+    expected = reference(settings, inputs, "quiet")
+    assert [(c["segmenter"], c["to_segment"], c["trigger"]) for c in expected] == [
+        ("frequency", "low", "event"),
+        ("lifecycle", "new", "event"),
+        ("channel", "web", "event"),
+        ("lifecycle", "active", "clock"),
+        ("lifecycle", "at_risk", "clock"),
+        ("frequency", "lapsed", "clock"),
+        ("lifecycle", "lapsed", "clock"),
+    ]
+    # due time + the default 7-day dwell
+    assert expected[-1]["event_time"] == "2026-07-11T00:00:01Z"
+
+    with Workers(broker_url, tmp_path) as workers:
+        worker = workers.new("w1", settings)
+        worker.start()
+        await worker.ready()
+        for kind, key, value in inputs:
+            await produce(bootstrap_servers, topic_of(settings, kind), [(key, value)])
+        async with Tail(bootstrap_servers, settings.topic_changes) as tail:
+
+            def quiet(t: Tail) -> list[dict[str, Any]]:
+                return [v for v in t.values() if v["customer_id"] == "quiet"]
+
+            done = await tail.until(lambda t: len(quiet(t)) >= len(expected), timeout=90,
+                                    settle=2.0)
+            got = quiet(tail)
+        assert done, got
+        assert got == expected  # same ids, segments, due times and features as the engine
+        ticks = await _count(bootstrap_servers, settings.topic_ticks)
+        assert ticks >= 1
+        assert worker.crashes() == []
+
+
+async def _count(bootstrap: str, topic: str) -> int:
+    async with Tail(bootstrap, topic) as tail:
+        await tail.until(lambda t: False, timeout=2.0)
+        return sum(1 for v in tail.values() if v is not None and "now" in v)

@@ -1,0 +1,480 @@
+"""Run ``python -m streamseg worker`` subprocesses for reliability tests.
+
+* :func:`make_settings` builds a :class:`Settings` with unique topics, app id and
+  data dir, and :func:`worker_env` turns it into ``STREAMSEG_*`` variables.
+* :class:`WorkerProc` starts a worker, waits until it is ready (its log shows
+  ``[^Worker]: Ready``) or until it has partitions, kills it with SIGKILL, or
+  stops it with SIGTERM; its log stays in a file.
+* :class:`Workers` is a context manager that stops every worker it started and,
+  when the block fails, prints the tail of every log (pytest shows it).
+* :func:`story` makes a deterministic event stream in which each customer uses
+  one input topic (so the order of a customer's events is the order of one
+  partition), and :func:`reference_changes` is what the pure engine publishes
+  for it: the expected outcome of any worker run.
+* :class:`Feeder` produces a stream at a steady rate from a background task,
+  so a test can kill or restart workers while events are flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka_helpers import partitions_of, unique_name
+
+from streamseg import codec
+from streamseg.config import DAY, Settings
+from streamseg.engine.features import CustomerState
+from streamseg.engine.processor import Engine
+from streamseg.engine.segmenters.frequency import FrequencySegmenter
+from streamseg.engine.segmenters.lifecycle import LifecycleSegmenter
+from streamseg.engine.validate import Valid, Validator
+
+REPO = Path(__file__).resolve().parents[2]
+READY = "[^Worker]: Ready"
+T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+# Per-customer rule segmenters: their changes depend only on the customer's own
+# events, so any worker run must publish exactly the reference's change ids.
+# (RFM and clusters learn from the population, which depends on which worker
+# saw what; they are left out of the comparison.)
+RULE_SEGMENTERS = ("frequency", "lifecycle")
+
+Message = tuple[str, bytes, bytes]  # (stream kind, key, value)
+
+
+def make_settings(tag: str, data_dir: Path, broker: str, **overrides: Any) -> Settings:
+    """Unique topics / app id for one test; timers effectively off (tick every hour)."""
+    prefix = unique_name(tag)
+    fields: dict[str, Any] = {
+        "broker": broker,
+        "app_id": prefix,
+        "data_dir": str(data_dir),
+        "partitions": 4,
+        "store": "rocksdb://",
+        "tick_interval_s": 3600.0,
+        "max_future_skew_s": 3650 * DAY,
+        "log_level": "info",
+        "metrics_port": 0,
+        # a killed worker's partitions move on after 6 s (the broker's minimum)
+        "broker_session_timeout_s": 6.0,
+        "broker_heartbeat_interval_s": 1.0,
+    }
+    for name in ("clickstream", "purchases", "consent", "changes", "segments",
+                 "dead_letters", "models", "ticks"):
+        fields[f"topic_{name}"] = f"{prefix}-{name}"
+    fields.update(overrides)
+    return Settings(**fields)
+
+
+def worker_env(settings: Settings, broker_url: str) -> dict[str, str]:
+    """The environment of a worker subprocess for ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSEG_")}
+    for f in dataclasses.fields(settings):
+        if f.name == "extra":
+            continue
+        value = getattr(settings, f.name)
+        env["STREAMSEG_" + f.name.upper()] = str(value).lower() if isinstance(
+            value, bool
+        ) else str(value)
+    env["STREAMSEG_BROKER"] = broker_url
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class WorkerProc:
+    """One ``python -m streamseg worker`` subprocess with its log file."""
+
+    def __init__(self, name: str, settings: Settings, broker_url: str, log_dir: Path,
+                 **env_overrides: str) -> None:
+        self.name = name
+        self.settings = settings
+        self.env = worker_env(settings, broker_url)
+        self.env.update(env_overrides)
+        self.log_path = log_dir / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.runs = 0
+
+    def start(self) -> WorkerProc:
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        self.runs += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== {self.name} run {self.runs} =====\n".encode())
+            log.flush()
+            self.log_start = self.log_path.stat().st_size
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamseg", "worker"],
+                env=self.env,
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def run_log(self) -> str:
+        """The log of the current (latest) run."""
+        with self.log_path.open("rb") as fh:
+            fh.seek(self.log_start)
+            return fh.read().decode(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_for(self, needle: str, timeout: float = 60.0, count: int = 1) -> None:
+        """Wait until the current run's log contains ``needle`` ``count`` times."""
+        deadline = time.monotonic() + timeout
+        while self.run_log().count(needle) < count:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {needle!r} after {timeout}s\n{self.tail()}")
+            time.sleep(0.1)
+
+    async def await_for(self, needle: str, timeout: float = 60.0, count: int = 1) -> None:
+        """:meth:`wait_for` without blocking the event loop."""
+        deadline = time.monotonic() + timeout
+        while self.run_log().count(needle) < count:
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited:\n{self.tail()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{self.name}: no {needle!r} after {timeout}s\n{self.tail()}")
+            await asyncio.sleep(0.1)
+
+    async def ready(self, timeout: float = 60.0) -> WorkerProc:
+        await self.await_for(READY, timeout)
+        return self
+
+    def kill9(self) -> None:
+        """SIGKILL: no shutdown, no flush, no commit."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM and wait (SIGKILL after ``timeout``); return the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            return None if self.proc is None else self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=30)
+
+    def tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"----- {self.name} ({self.log_path}) -----\n" + "\n".join(
+            text.splitlines()[-lines:]
+        )
+
+    def crashes(self) -> list[str]:
+        """Log lines showing a crashed agent / service or an unhandled traceback."""
+        text = self.log_path.read_text(errors="replace")
+        return [ln for ln in text.splitlines() if "Crashed" in ln or "Traceback" in ln]
+
+
+class Workers:
+    """Start workers inside a ``with`` block; stop them all at the end, show logs on failure."""
+
+    def __init__(self, broker_url: str, log_dir: Path) -> None:
+        self.broker_url = broker_url
+        self.log_dir = log_dir
+        self.procs: list[WorkerProc] = []
+
+    def new(self, name: str, settings: Settings, **env: str) -> WorkerProc:
+        proc = WorkerProc(name, settings, self.broker_url, self.log_dir, **env)
+        self.procs.append(proc)
+        return proc
+
+    def __enter__(self) -> Workers:
+        return self
+
+    def __exit__(
+        self, typ: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for proc in self.procs:
+            proc.stop()
+        if typ is not None:
+            for proc in self.procs:
+                print(proc.tail(80), file=sys.stderr)
+
+
+# ----------------------------------------------------------------- the event story
+
+
+def _event(kind: str, cid: str, eid: str, ts: float) -> Message:
+    body: dict[str, Any] = {"event_id": eid, "customer_id": cid,
+                            "ts": datetime.fromtimestamp(ts, tz=UTC).isoformat()}
+    if kind == "purchase":
+        body.update(order_id=f"o-{eid}", amount=float(10 + sum(eid.encode()) % 90),
+                    currency="EUR", channel="web")
+    else:
+        body.update(type="page_view", device="mobile", session_id=f"s-{eid}")
+    return kind, cid.encode(), codec.dumps(body)
+
+
+def story(customers: int, events_per_customer: int, seed: int = 7,
+          prefix: str = "c") -> list[Message]:
+    """A time-sorted stream: buyers (purchases topic) with shifting gaps, browsers (clicks).
+
+    Each customer writes to exactly one input topic, so per customer the order
+    of consumption is the order of one partition, whatever the worker does.
+    """
+    rng = random.Random(seed)
+    timed: list[tuple[float, int, Message]] = []
+    n = 0
+    for c in range(customers):
+        cid = f"{prefix}{c}"
+        kind = "purchase" if c % 4 != 3 else "click"
+        t = T0 + rng.uniform(0, 5) * DAY
+        for e in range(events_per_customer):
+            timed.append((t, n, _event(kind, cid, f"{cid}-e{e}", t)))
+            n += 1
+            # a mix of weekly, monthly and long gaps moves customers between tiers
+            t += rng.choice([2.0, 5.0, 6.0, 12.0, 20.0, 35.0, 100.0]) * DAY
+    timed.sort(key=lambda x: (x[0], x[1]))
+    return [m for _, _, m in timed]
+
+
+def reference_changes(settings: Settings, inputs: Sequence[Message]) -> list[dict[str, Any]]:
+    """Changes of the rule segmenters that the pure engine publishes for ``inputs``."""
+    engine = Engine(settings, [FrequencySegmenter(settings), LifecycleSegmenter(settings)])
+    validator = Validator(settings)
+    states: dict[str, CustomerState | None] = {}
+    changes: list[dict[str, Any]] = []
+    for kind, key, value in inputs:
+        result = validator.check(kind, key, value)  # type: ignore[arg-type]
+        if isinstance(result, Valid):
+            cid = result.event.customer_id
+            out = engine.apply(states.get(cid), result.event)
+            states[cid] = out.state
+            changes.extend(out.changes)
+    return changes
+
+
+def topic_of(settings: Settings, kind: str) -> str:
+    return {
+        "click": settings.topic_clickstream,
+        "purchase": settings.topic_purchases,
+        "consent": settings.topic_consent,
+    }[kind]
+
+
+class Feeder:
+    """Produce messages in order at ``rate`` per second from a background task."""
+
+    def __init__(self, bootstrap: str, settings: Settings, messages: Sequence[Message],
+                 rate: float = 100.0) -> None:
+        self.bootstrap = bootstrap
+        self.settings = settings
+        self.messages = list(messages)
+        self.rate = rate
+        self.sent = 0
+        self.gate = len(self.messages)  # messages at index >= gate wait until it opens
+        self.task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all",
+                                    enable_idempotence=True, linger_ms=5)
+        await producer.start()
+        try:
+            started, base = time.monotonic(), 0
+            for i, (kind, key, value) in enumerate(self.messages):
+                if i >= self.gate:
+                    while i >= self.gate:
+                        await asyncio.sleep(0.02)
+                    started, base = time.monotonic(), i
+                await producer.send_and_wait(topic_of(self.settings, kind), value, key=key)
+                self.sent = i + 1
+                delay = started + (i + 1 - base) / self.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+        finally:
+            await producer.stop()
+
+    def start(self) -> Feeder:
+        self.task = asyncio.create_task(self._run())
+        return self
+
+    async def until(self, n: int) -> None:
+        """Wait until ``n`` messages were acknowledged by the broker."""
+        while self.sent < n:
+            assert self.task is not None
+            if self.task.done():
+                self.task.result()
+                if self.sent < n:
+                    raise AssertionError(f"feeder stopped at {self.sent} < {n}")
+            await asyncio.sleep(0.02)
+
+    async def done(self) -> None:
+        assert self.task is not None
+        await self.task
+
+
+class Tail:
+    """A group-less reader of an output topic that keeps everything it has read."""
+
+    def __init__(self, bootstrap: str, topic: str, isolation_level: str = "read_committed"):
+        self.bootstrap = bootstrap
+        self.topic = topic
+        self.isolation_level = isolation_level
+        self.records: list[tuple[int, int, bytes | None, bytes | None]] = []
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self) -> Tail:
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level=self.isolation_level,
+        )
+        await self.consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in await partitions_of(self.bootstrap,
+                                                                            self.topic)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.consumer is not None
+        await self.consumer.stop()
+
+    async def poll(self, seconds: float = 0.2) -> int:
+        assert self.consumer is not None
+        batch = await self.consumer.getmany(timeout_ms=int(seconds * 1000))
+        n = 0
+        for _tp, msgs in batch.items():
+            for m in msgs:
+                self.records.append((m.partition, m.offset, m.key, m.value))
+                n += 1
+        return n
+
+    def values(self) -> list[Any]:
+        return [None if v is None else codec.loads(v) for _, _, _, v in self.records]
+
+    async def until(self, predicate: Any, timeout: float, settle: float = 0.0) -> bool:
+        """Poll until ``predicate(self)`` holds (then ``settle`` more seconds) or ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            await self.poll()
+            if predicate(self):
+                end = time.monotonic() + settle
+                while time.monotonic() < end:
+                    await self.poll()
+                return True
+        return False
+
+
+def change_ids(values: list[Any], segmenters: Sequence[str] = RULE_SEGMENTERS) -> list[str]:
+    return [v["change_id"] for v in values if v is not None and v["segmenter"] in segmenters]
+
+
+@contextlib.contextmanager
+def timed(label: str, sink: dict[str, float]) -> Iterator[None]:
+    t = time.monotonic()
+    yield
+    sink[label] = round(time.monotonic() - t, 2)
+
+
+@dataclasses.dataclass
+class KillRun:
+    """What :func:`kill_scenario` observed."""
+
+    reference: dict[str, dict[str, Any]]
+    values: list[Any]
+    worker: WorkerProc
+    complete: bool
+
+    @property
+    def expected(self) -> set[str]:
+        return set(self.reference)
+
+    @property
+    def got(self) -> list[str]:
+        return change_ids(self.values)
+
+    @property
+    def missing(self) -> set[str]:
+        return self.expected - set(self.got)
+
+    @property
+    def extra(self) -> set[str]:
+        return set(self.got) - self.expected
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in Counter(self.got).values())
+
+    def mismatched(self) -> list[str]:
+        """Published change ids whose record differs from the reference's (features aside).
+
+        A change re-published after a crash must be the very same change.
+        """
+        keys = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment",
+                "trigger", "event_time")
+        bad = []
+        for v in self.values:
+            ref = self.reference.get(v["change_id"]) if v["segmenter"] in RULE_SEGMENTERS else None
+            if ref is not None and any(v.get(k) != ref.get(k) for k in keys):
+                bad.append(v["change_id"])
+        return bad
+
+
+async def kill_scenario(
+    settings: Settings,
+    workers: Workers,
+    bootstrap: str,
+    kills: Sequence[tuple[float, bool]],
+    messages: Sequence[Message],
+    rate: float = 30.0,
+    isolation_level: str = "read_committed",
+    timeout: float = 90.0,
+) -> KillRun:
+    """Feed ``messages``; kill -9 the worker per ``kills`` = [(busy seconds, wipe data dir)].
+
+    The stream is cut into ``len(kills) + 1`` chunks; a chunk starts flowing
+    when the (re)started worker is ready, and the kill comes after the busy time
+    *and* once the worker has published something since: so every kill hits a
+    worker that is consuming and publishing, with more of the stream to come.
+    Returns once every expected change arrived (then 3 s more) or after ``timeout``.
+    """
+    reference = {c["change_id"]: c for c in reference_changes(settings, messages)
+                 if c["segmenter"] in RULE_SEGMENTERS}
+    expected = set(reference)
+    worker = workers.new(f"{settings.app_id}-worker", settings)
+    await worker.start().ready()
+    chunk = len(messages) // (len(kills) + 1)
+    async with Tail(bootstrap, settings.topic_changes, isolation_level) as tail:
+        feeder = Feeder(bootstrap, settings, messages, rate=rate)
+        feeder.gate = chunk
+        feeder.start()
+        for n, (busy_s, wipe) in enumerate(kills):
+            seen_before = len(tail.records)
+            end = time.monotonic() + busy_s
+            while time.monotonic() < end or len(tail.records) == seen_before:
+                await tail.poll(0.1)
+                assert time.monotonic() < end + 30, "worker published nothing"
+            worker.kill9()
+            assert set(change_ids(tail.values())) < expected, "kill after the stream was done"
+            if wipe:
+                shutil.rmtree(settings.data_dir)
+            await worker.start().ready(timeout=90)
+            assert "Recovery complete" in worker.run_log()
+            feeder.gate = len(messages) if n == len(kills) - 1 else (n + 2) * chunk
+        await feeder.done()
+        complete = await tail.until(
+            lambda t: set(change_ids(t.values())) >= expected, timeout=timeout, settle=3.0
+        )
+    return KillRun(reference, tail.values(), worker, complete)

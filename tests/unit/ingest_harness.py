@@ -1,0 +1,112 @@
+"""Drive the real :class:`streamseg.agents.Ingest` glue without Kafka.
+
+The transport is replaced by the smallest possible stand-in: the state table
+is a dict, each output topic is a list of ``(key, value)`` pairs, and a
+message is a namespace with the attributes Faust gives an ``EventT``. Every
+line of ``Ingest.handle`` (validation, screening, engine, emit, metrics) is
+the production code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
+
+import jsonschema
+from prometheus_client import CollectorRegistry
+
+from streamseg import codec
+from streamseg.agents import Ingest
+from streamseg.app import Streamseg
+from streamseg.config import Settings
+from streamseg.engine.features import CustomerState
+from streamseg.engine.processor import Engine
+from streamseg.metrics import OUTCOMES, STREAMS, Metrics
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+
+
+def schema_errors(name: str, record: Any) -> list[str]:
+    """Messages of every violation of ``schemas/<name>.schema.json`` (python ``jsonschema``)."""
+    schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(
+        schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(record)]
+
+
+@dataclass
+class Sink:
+    """An output topic: records every ``send``."""
+
+    sent: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
+
+    async def send(self, key: bytes | None = None, value: bytes | None = None) -> None:
+        self.sent.append((key, value))
+
+    def values(self) -> list[Any]:
+        return [None if v is None else codec.loads(v) for _, v in self.sent]
+
+
+@dataclass
+class FakeApp:
+    settings: Settings
+    state: dict[bytes, bytes] = field(default_factory=dict)
+    changes: Sink = field(default_factory=Sink)
+    segments: Sink = field(default_factory=Sink)
+    dead_letters: Sink = field(default_factory=Sink)
+    ticks: Sink = field(default_factory=Sink)
+
+
+class Harness:
+    """One worker's ``Ingest`` over in-memory topics, with its own metrics registry."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = FakeApp(settings)
+        self.registry = CollectorRegistry()
+        self.metrics = Metrics(self.registry)
+        self.ingest = Ingest(cast(Streamseg, self.app), Engine(settings), self.metrics)
+        self.topics = {
+            "click": settings.topic_clickstream,
+            "purchase": settings.topic_purchases,
+            "consent": settings.topic_consent,
+            "tick": settings.topic_ticks,
+        }
+        self.offset = 0
+        self.loop = asyncio.new_event_loop()
+
+    def close(self) -> None:
+        self.loop.close()
+
+    def send(self, stream: str, key: bytes | None, value: bytes | None) -> None:
+        """Hand one message of ``stream`` (click, purchase, consent, tick) to the agent."""
+        msg = SimpleNamespace(
+            topic=self.topics[stream], partition=0, offset=self.offset, key=key, value=value
+        )
+        self.offset += 1
+        self.loop.run_until_complete(self.ingest.handle(SimpleNamespace(message=msg)))
+
+    def send_json(self, stream: str, record: dict[str, Any]) -> None:
+        self.send(stream, str(record["customer_id"]).encode(), codec.dumps(record))
+
+    def count(self, stream: str, outcome: str) -> float:
+        value = self.registry.get_sample_value(
+            "streamseg_events_consumed_total", {"stream": stream, "outcome": outcome}
+        )
+        return value or 0.0
+
+    def counts(self) -> dict[tuple[str, str], float]:
+        return {
+            (s, o): self.count(s, o) for s in STREAMS for o in OUTCOMES if self.count(s, o)
+        }
+
+    def total(self) -> float:
+        return sum(self.counts().values())
+
+    def state(self, customer_id: str) -> CustomerState | None:
+        raw = self.app.state.get(customer_id.encode())
+        return None if raw is None else CustomerState.from_dict(codec.loads(raw))

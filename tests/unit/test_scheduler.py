@@ -1,0 +1,76 @@
+"""Due times of idle customers and the (due, customer) heap."""
+
+from __future__ import annotations
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.features import CustomerState
+from streamseg.engine.processor import Engine
+from streamseg.engine.scheduler import STEP_S, Schedule, floor, next_due
+from streamseg.engine.segmenters import FrequencySegmenter, LifecycleSegmenter
+
+CFG = Settings()
+RULES = [FrequencySegmenter(CFG), LifecycleSegmenter(CFG)]
+
+
+def days(t: float | None) -> float | None:
+    return None if t is None else (t - STEP_S) / DAY
+
+
+def buyer(first: float, last: float, reactivated: float | None = None) -> CustomerState:
+    s = CustomerState.new("c", first * DAY)
+    s.purchases, s.first_purchase, s.last_purchase = 2, first * DAY, last * DAY
+    s.last_seen, s.gap_days, s.reactivated_at = last * DAY, 5.0, (
+        None if reactivated is None else reactivated * DAY
+    )
+    return s
+
+
+def walk(s: CustomerState, dwell: float = 0.0) -> list[float | None]:
+    """Every due time from the customer's last event on, in days."""
+    out: list[float | None] = []
+    t = s.last_seen
+    while (nxt := next_due(RULES, s, t, dwell)) is not None:
+        out.append(days(nxt))
+        t = nxt
+    return out
+
+
+def test_due_times_of_a_buyer() -> None:
+    # tiers at +7/+28/+180 days, lifecycle at_risk/lapsed at +90/+180, new ends at first + 30
+    assert walk(buyer(0.0, 10.0)) == [17.0, 30.0, 38.0, 100.0, 190.0]
+
+
+def test_due_times_of_a_reactivated_buyer() -> None:
+    assert walk(buyer(0.0, 200.0, reactivated=200.0)) == [207.0, 228.0, 230.0, 290.0, 380.0]
+
+
+def test_due_times_of_a_browser() -> None:
+    s = CustomerState.new("c", 0.0)
+    s.last_seen = 3 * DAY
+    assert walk(s) == [30.0, 183.0]
+
+
+def test_pending_change_is_due_after_the_dwell() -> None:
+    s = buyer(0.0, 10.0)
+    s.pending["frequency"] = ["medium", 17 * DAY + 1]
+    assert walk(s, dwell=3 * DAY)[:3] == [17.0, 20.0, 30.0]
+
+
+def test_floor_is_the_latest_evaluation() -> None:
+    s = buyer(0.0, 10.0)
+    s.segments["lifecycle"] = ["at_risk", 100 * DAY + 1, 3, None]
+    assert floor(s) == 100 * DAY + 1
+    assert days(Engine(CFG).due(s)) == 190.0
+    s.withdrawn = True
+    assert Engine(CFG).due(s) is None
+
+
+def test_schedule_pops_due_customers_in_order_and_latest_push_wins() -> None:
+    q = Schedule()
+    for cid, due in [("b", 5.0), ("a", 5.0), ("c", 9.0), ("d", 1.0), ("c", 2.0), ("d", None)]:
+        q.push(cid, due)
+    assert len(q) == 3
+    assert q.pop_due(4.0) == ["c"]
+    assert q.pop_due(4.0) == []
+    assert q.pop_due(5.0) == ["a", "b"]
+    assert len(q) == 0 and q.pop_due(100.0) == []

@@ -1,0 +1,150 @@
+"""Validator reason codes, the event-time future-skew guard and tick decoding."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from unit.ingest_harness import Harness, schema_errors
+
+from streamseg import codec
+from streamseg.config import DAY, Settings
+from streamseg.engine.events import Event
+from streamseg.engine.processor import Engine
+from streamseg.engine.validate import Invalid, Valid, Validator, pseudonymise
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def click(**over: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {"event_id": "e1", "customer_id": "c1", "type": "page_view",
+                           "ts": "2026-01-01T00:00:00Z"}
+    rec.update(over)
+    return {k: v for k, v in rec.items() if v is not None}
+
+
+def buy(**over: Any) -> dict[str, Any]:
+    rec: dict[str, Any] = {"event_id": "p1", "customer_id": "c1", "ts": "2026-01-01T00:00:00Z",
+                           "order_id": "o1", "amount": 10.0, "currency": "EUR"}
+    rec.update(over)
+    return {k: v for k, v in rec.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    ("kind", "key", "value", "reason", "field"),
+    [
+        ("click", b"c1", None, "not_object", None),
+        ("click", b"c1", b"x" * 70_000, "too_large", None),
+        ("click", b"c1", b'{"event_id": ', "not_json", None),
+        ("click", b"c1", b"[1, 2]", "not_object", None),
+        ("click", b"c1", codec.dumps(click(type="teleport")), "unknown_event_type", "type"),
+        ("consent", b"c1", codec.dumps(click(type="page_view")), "unknown_event_type", "type"),
+        ("click", b"c1", codec.dumps(click(customer_id=None)), "schema_invalid", None),
+        ("click", b"c1", codec.dumps(click(event_id=7)), "schema_invalid", "event_id"),
+        ("click", b"c1", codec.dumps(click(ts="2026-01-01T00:00:00")), "schema_invalid", "ts"),
+        ("click", b"c1", codec.dumps(click(ts="1999-12-31T23:59:59Z")),
+         "timestamp_out_of_range", "ts"),
+        ("click", b"c1", codec.dumps(click(ts="2100-01-01T00:00:00Z")),
+         "timestamp_out_of_range", "ts"),
+        ("click", b"c2", codec.dumps(click()), "key_mismatch", "customer_id"),
+        ("purchase", b"c1", codec.dumps(buy(amount="12")), "schema_invalid", "amount"),
+        ("purchase", b"c1", codec.dumps(buy(currency="XXX")), "unsupported_currency", "currency"),
+    ],
+)
+def test_reason_codes(
+    kind: str, key: bytes, value: bytes | None, reason: str, field: str | None
+) -> None:
+    result = Validator(Settings()).check(kind, key, value)  # type: ignore[arg-type]
+    assert isinstance(result, Invalid)
+    assert (result.reason, result.field) == (reason, field)
+
+
+def test_valid_purchase_converts_currency_and_counts_items() -> None:
+    rec = buy(currency="USD", amount=100.0, discount=10.0,
+              items=[{"product_id": "a", "quantity": 2}, {"product_id": "b", "quantity": 3}])
+    result = Validator(Settings()).check("purchase", b"c1", codec.dumps(rec))
+    assert isinstance(result, Valid)
+    ev = result.event
+    assert (ev.amount, ev.discount, ev.items) == (92.0, pytest.approx(9.2), 5)
+
+
+def test_missing_key_is_accepted_and_unknown_fields_ignored() -> None:
+    result = Validator(Settings()).check("click", None, codec.dumps(click(extra={"a": 1})))
+    assert isinstance(result, Valid) and result.event.customer_id == "c1"
+
+
+def test_pseudonymised_customer_id_is_the_keyed_hash() -> None:
+    result = Validator(Settings(pseudonymise_key="k")).check("click", b"c1", codec.dumps(click()))
+    assert isinstance(result, Valid)
+    assert result.event.customer_id == pseudonymise("k", "c1") != pseudonymise("other", "c1")
+    assert len(result.event.customer_id) == 32
+
+
+def test_screen_is_relative_to_event_time_never_the_wall_clock() -> None:
+    eng = Engine(Settings(max_future_skew_s=7 * DAY))
+    t0 = BASE.timestamp()
+    ev = Event("click", "page_view", "e", "c1", t0 + 8 * DAY)
+    assert eng.screen(None, ev, None) is None  # nothing known yet
+    assert eng.screen(None, ev, t0 + 1 * DAY) is None  # exactly 7 days ahead: admitted
+    rejected = eng.screen(None, ev, t0)
+    assert rejected is not None and (rejected.reason, rejected.field) == (
+        "timestamp_out_of_range", "ts"
+    )
+    # a year-2026 event is never "in the future" of a 2026 clock, whatever today's date
+    assert eng.screen(None, Event("click", "page_view", "e", "c1", t0), t0) is None
+
+
+def test_far_future_event_is_a_dead_letter_and_does_not_move_the_clock() -> None:
+    h = Harness(Settings(max_future_skew_s=7 * DAY))
+    try:
+        def send(eid: str, days: float) -> None:
+            ts = (BASE + timedelta(days=days)).isoformat()
+            h.send_json("click", click(event_id=eid, ts=ts))
+
+        send("a", 0)
+        send("b", 30)  # 30 days ahead of the clock (day 0): rejected
+        send("c", 6)  # 6 days ahead: accepted, clock -> day 6
+        send("d", 13)  # 7 days ahead of day 6: accepted
+        send("e", 20.5)  # 7.5 days ahead of day 13: rejected
+        assert h.count("click", "processed") == 3.0
+        assert h.count("click", "dead_letter") == 2.0
+        letters = h.app.dead_letters.values()
+        assert [d["reason"] for d in letters] == ["timestamp_out_of_range"] * 2
+        assert [d["source"]["offset"] for d in letters] == [1, 4]
+        assert all(schema_errors("dead-letter", d) == [] for d in letters)
+        assert h.ingest.clock.max_seen == (BASE + timedelta(days=13)).timestamp()
+        state = h.state("c1")
+        assert state is not None and state.events == 3
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (b'{"now": 1767225600}', 1767225600.0),
+        (b'{"now": 1.5}', 1.5),
+        (b'{"now": true}', "schema_invalid"),
+        (b'{"now": "1"}', "schema_invalid"),
+        (b'{"later": 1}', "schema_invalid"),
+        (b"[]", "schema_invalid"),
+        (b"{", "not_json"),
+        (None, "not_object"),
+    ],
+)
+def test_check_tick(value: bytes | None, expected: float | str) -> None:
+    result = Validator(Settings()).check_tick(value)
+    assert (result.reason if isinstance(result, Invalid) else result) == expected
+
+
+def test_malformed_tick_is_a_dead_letter_not_a_crash() -> None:
+    h = Harness(Settings())
+    try:
+        h.send("tick", b"c1", b"not json")
+        h.send("tick", b"c1", codec.dumps({"now": 5.0}))  # no state for c1: counted skip
+        assert h.count("tick", "dead_letter") == 1.0
+        assert h.count("tick", "no_state") == 1.0
+        assert h.app.dead_letters.values()[0]["source"]["topic"] == Settings().topic_ticks
+    finally:
+        h.close()
