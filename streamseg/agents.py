@@ -24,6 +24,7 @@ from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.scheduler import Schedule
 from streamseg.engine.segmenters.clusters import ClusterSegmenter
+from streamseg.engine.segmenters.rfm import RFMSegmenter
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.metrics import Metrics
 
@@ -42,21 +43,24 @@ class Ingest:
         self.kinds = input_topics(ss.settings)
         self.schedule = Schedule()  # (due event time, customer id) of idle customers
         self.rebuild = True  # refill the schedule from the table (start, rebalance)
-        seg = engine.segmenter("cluster")
-        self.cluster = seg if isinstance(seg, ClusterSegmenter) else None
-        if self.cluster is not None:
-            self.cluster.training = False  # until this worker owns partition 0 (on_assigned)
-        self.published: int | None = None
+        # population models, snapshotted to the models topic (key = segmenter name)
+        self.models: dict[str, ClusterSegmenter | RFMSegmenter] = {
+            seg.name: seg for seg in engine.segmenters
+            if isinstance(seg, ClusterSegmenter | RFMSegmenter)
+        }
+        for model in self.models.values():
+            model.training = False  # until this worker owns partition 0 (on_assigned)
+        self.published: dict[str, int] = {}
 
     def on_assigned(self, assigned: Any) -> None:
-        """After a rebalance: train the cluster model iff we own clickstream partition 0."""
+        """After a rebalance: train the population models iff we own clickstream partition 0."""
         self.rebuild = True
         owner = any(
             tp.topic == self.ss.settings.topic_clickstream and tp.partition == 0
             for tp in assigned or ()
         )
-        if self.cluster is not None:
-            self.cluster.training = owner
+        for model in self.models.values():
+            model.training = owner
 
     def due_ticks(self) -> list[tuple[bytes, bytes]]:
         """Tick messages for customers due at the event-time clock (none before any event)."""
@@ -72,25 +76,27 @@ class Ingest:
         return [(cid.encode(), value) for cid in self.schedule.pop_due(now)]
 
     def adopt(self, key: bytes | None, value: bytes | None) -> None:
-        """A record of the models topic: use it if it is a newer cluster model."""
-        if self.cluster is None or key != b"cluster" or value is None:
+        """A record of the models topic: use it if it is a newer model."""
+        model = None if key is None else self.models.get(key.decode(errors="replace"))
+        if model is None or value is None:
             return
-        if self.cluster.adopt(codec.loads(value)):
-            log.info("adopted cluster model version %s", self.cluster.version)
-            self.published = self.cluster.version  # it is on the topic already
-        if self.cluster.version is not None:
-            self.metrics.model_version.labels(segmenter="cluster").set(self.cluster.version)
+        if model.adopt(codec.loads(value)):
+            log.info("adopted %s model version %s", model.name, model.version)
+            if model.version is not None:  # it is on the topic already
+                self.published[model.name] = model.version
+                self.metrics.model_version.labels(segmenter=model.name).set(model.version)
 
-    def to_publish(self) -> bytes | None:
-        """The trainer's newest model, if not yet published."""
-        if self.cluster is None or not self.cluster.training:
-            return None
-        version = self.cluster.version
-        if version is None or (self.published is not None and version <= self.published):
-            return None
-        self.published = version
-        self.metrics.model_version.labels(segmenter="cluster").set(version)
-        return codec.dumps(self.cluster.snapshot())
+    def to_publish(self) -> list[tuple[bytes, bytes]]:
+        """(key, value) of the trainer's models that changed since last published."""
+        out = []
+        for name, model in self.models.items():
+            version = model.version
+            if not model.training or version is None or version <= self.published.get(name, 0):
+                continue
+            self.published[name] = version
+            self.metrics.model_version.labels(segmenter=name).set(version)
+            out.append((name.encode(), codec.dumps(model.snapshot())))
+        return out
 
     def load(self, key: bytes) -> CustomerState | None:
         raw = self.ss.state.get(key)
@@ -160,7 +166,7 @@ class Ingest:
         self.metrics.dead_letters.labels(reason=invalid.reason).inc()
 
     async def emit(self, key: bytes, outcome: Outcome) -> None:
-        """Persist state, then publish changes and the current-segments record."""
+        """Publish changes and the current-segments record, then persist the state."""
         state = outcome.state
         if outcome.erased:
             # The profile goes; what stays is the engine's suppression marker
@@ -181,15 +187,24 @@ class Ingest:
             return None
         if state is None or outcome.skipped:
             return None
+        # Outputs first and acknowledged, then the state that records them. A
+        # crash in between replays the event on the old state and re-sends the
+        # same change ids (a duplicate); the other order loses the changes, as
+        # the replayed event would be a duplicate skip (docs/RELIABILITY.md).
+        pending = []
+        for change in outcome.changes:
+            pending.append(await self.ss.changes.send(key=key, value=codec.dumps(change)))
+            self.metrics.observe_change(change)
+        if outcome.segments is not None:
+            segments = codec.dumps(outcome.segments)
+            pending.append(await self.ss.segments.send(key=key, value=segments))
+        if self.ss.settings.confirm_outputs:
+            for delivered in pending:
+                await delivered
         if key not in self.ss.state:
             self.metrics.table_customers.inc()
         self.ss.state[key] = codec.dumps(state.to_dict())
         self.schedule.push(key.decode(), self.engine.due(state))
-        for change in outcome.changes:
-            await self.ss.changes.send(key=key, value=codec.dumps(change))
-            self.metrics.observe_change(change)
-        if outcome.segments is not None:
-            await self.ss.segments.send(key=key, value=codec.dumps(outcome.segments))
         return None
 
 
@@ -250,8 +265,7 @@ async def follow_models(ss: Streamseg, ingest: Ingest) -> None:
             for records in batch.values():
                 for record in records:
                     ingest.adopt(record.key, record.value)
-            snapshot = ingest.to_publish()
-            if snapshot is not None:
-                await ss.models.send(key=b"cluster", value=snapshot)
+            for key, snapshot in ingest.to_publish():
+                await ss.models.send(key=key, value=snapshot)
     finally:
         await consumer.stop()

@@ -58,6 +58,8 @@ class Settings:
     broker_session_timeout_s: float = 60.0
     broker_heartbeat_interval_s: float = 3.0
     broker_commit_interval_s: float = 1.0
+    # wait for the broker to acknowledge a change before saving the state that records it
+    confirm_outputs: bool = True
     metrics_port: int = 9108
     log_level: str = "info"
     topic_clickstream: str = "clickstream"
@@ -163,6 +165,14 @@ class Settings:
             raise ConfigError("STREAMSEG_HALF_LIFE_DAYS: must be > 0")
         if self.cluster_k < 1:
             raise ConfigError("STREAMSEG_CLUSTER_K: must be >= 1")
+        if self.cluster_warmup < 1 or self.cluster_refresh_every < 1:
+            raise ConfigError(
+                "STREAMSEG_CLUSTER_WARMUP and STREAMSEG_CLUSTER_REFRESH_EVERY: must be >= 1"
+            )
+        if self.model_publish_interval_s <= 0:
+            raise ConfigError("STREAMSEG_MODEL_PUBLISH_INTERVAL_S: must be > 0")
+        if self.min_dwell_s < 0 or self.min_margin < 0:
+            raise ConfigError("STREAMSEG_MIN_DWELL_S and STREAMSEG_MIN_MARGIN: must be >= 0")
         if not 0.0 <= self.cluster_min_share < 1.0:
             raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
         if not 0.0 < self.channel_dominance <= 1.0:

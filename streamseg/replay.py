@@ -47,7 +47,7 @@ from streamseg.engine.deadletters import dead_letter
 from streamseg.engine.events import kind_of
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
-from streamseg.engine.scheduler import Schedule
+from streamseg.engine.scheduler import Schedule, floor, next_due
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
 
@@ -85,7 +85,11 @@ class EngineSchedule:
         self.schedule = Schedule()
 
     def touch(self, state: CustomerState, now: float) -> None:
-        self.schedule.push(state.customer_id, self.engine.due(state))
+        # strictly after ``now``: a tick that changed nothing must not be due again at once
+        due = None if state.withdrawn else next_due(
+            self.engine.segmenters, state, max(now, floor(state)), self.engine.settings.min_dwell_s
+        )
+        self.schedule.push(state.customer_id, due)
 
     def forget(self, customer_id: str) -> None:
         self.schedule.push(customer_id, None)

@@ -17,7 +17,7 @@ Examples
 {'c000000': 'seasonal_gift', 'c000001': 'bargain_hunter', 'c000002': 'browser'}
 >>> events = list(sim.events())
 >>> len(events), events[0]["type"], events[0]["ts"]
-(82, 'session_start', '2025-09-01T15:02:19Z')
+(59, 'session_start', '2025-09-01T15:02:19Z')
 >>> all(a["ts"] <= b["ts"] for a, b in zip(events, events[1:]))
 True
 >>> events == list(Simulation(SimConfig(customers=3, days=14, seed=7)).events())
@@ -56,6 +56,7 @@ class Persona:
     mobile_share: float
     channels: tuple[tuple[str, float], ...]
     views: tuple[int, int] = (1, 5)  # page/product views and searches per session
+    cart_abandon: float = 0.1  # chance that a session without purchase still fills a cart
     season_boost: float = 1.0  # rate multiplier from 15 Nov to 24 Dec
     lapse_after: tuple[float, float] | None = None  # stops after this share of the period
 
@@ -65,8 +66,9 @@ PERSONAS: dict[str, Persona] = {
     for p in (
         Persona("loyal_frequent", 0.2, 0.6, 70.0, 0.02, 0.35,
                 (("web", 0.5), ("app", 0.3), ("email", 0.2))),
-        Persona("bargain_hunter", 0.12, 0.25, 25.0, 0.4, 0.4,
-                (("email", 0.4), ("ads", 0.3), ("search", 0.3)), views=(4, 9)),
+        Persona("bargain_hunter", 0.12, 0.25, 22.0, 0.4, 0.2,
+                (("email", 0.4), ("ads", 0.3), ("search", 0.3)), views=(4, 9),
+                cart_abandon=0.7),
         Persona("seasonal_gift", 0.012, 0.5, 160.0, 0.05, 0.2,
                 (("search", 0.6), ("ads", 0.4)), season_boost=15.0),
         Persona("browser", 0.25, 0.01, 40.0, 0.05, 0.4,
@@ -180,7 +182,7 @@ class Simulation:
                 "product_id": f"p{rng.randint(1, 500)}"}
             out.append(self._click(base, kind, t, **extra))
         buys = rng.random() < p.buy_prob
-        if buys or rng.random() < 0.15:
+        if buys or rng.random() < p.cart_abandon:
             products = [f"p{rng.randint(1, 500)}" for _ in range(rng.randint(1, 3))]
             for prod in products:
                 t += rng.randint(5, 60)

@@ -104,6 +104,9 @@ class Schedule:
             return
         self._due[customer_id] = due
         heapq.heappush(self._heap, (due, customer_id))
+        if len(self._heap) > 2 * len(self._due) + 1024:  # drop superseded entries
+            self._heap = [(d, c) for c, d in self._due.items()]
+            heapq.heapify(self._heap)
 
     def pop_due(self, now: float) -> list[str]:
         """Customers due at or before ``now``, earliest first (ties by id); they leave the heap."""

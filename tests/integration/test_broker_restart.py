@@ -34,11 +34,15 @@ from worker_proc import (
 
 from streamseg.app import ensure_topics
 
-# The dedicated broker sits 1000 ports below the suite's broker (19092 -> 18092 under
-# scripts/test), so that two people running the suite against different brokers on
-# one machine do not share it.
+# The dedicated broker: 18092 under scripts/test (suite broker 19092); for a suite
+# broker on another port P, 21000 + 10 * (P // 1000), so that people running the suite
+# against different brokers on one machine do not share it. Always below 32768: a port
+# inside Linux's ephemeral range (net.ipv4.ip_local_port_range, 32768-60999) can be
+# taken by a client's TCP self-connect while the worker retries a stopped broker, and
+# the broker then fails to restart with "Address already in use".
 _SUITE_PORT = parse_broker_url(os.environ.get("STREAMSEG_BROKER", DEFAULT_BROKER))[0][1]
-PORT = int(os.environ.get("STREAMSEG_RESTART_KAFKA_PORT", str(_SUITE_PORT - 1000)))
+_DEFAULT_PORT = 18092 if _SUITE_PORT == 19092 else 21000 + 10 * (_SUITE_PORT // 1000)
+PORT = int(os.environ.get("STREAMSEG_RESTART_KAFKA_PORT", str(_DEFAULT_PORT)))
 HOME = os.environ.get(
     "STREAMSEG_RESTART_KAFKA_HOME",
     ".kafka/restart-test" if PORT == 18092 else f".kafka/restart-test-{PORT}",

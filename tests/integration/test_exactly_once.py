@@ -19,6 +19,7 @@ with ``isolation_level="read_committed"``. Two tests judge the same run:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ async def offsets(bootstrap: str, topic: str) -> Offsets:
             counts[iso] = sum(len(o) for o in seen.values())
             if iso == "read_uncommitted":
                 end_total = sum(ends.values())
-                gaps = sum(b - a - 1 for o in seen.values() for a, b in zip(o, o[1:], strict=False))
+                gaps = sum(b - a - 1 for o in seen.values() for a, b in pairwise(o))
         finally:
             await consumer.stop()
     return Offsets(counts["read_committed"], counts["read_uncommitted"], end_total, gaps)
@@ -99,6 +100,10 @@ async def eos(tmp_path_factory: pytest.TempPathFactory, broker_url: str,
     print(f"\nEOS: changes={len(run.expected)} published={len(run.got)} "
           f"missing={len(run.missing)} duplicates={run.duplicates} extra={len(run.extra)}; "
           f"segment-changes {result.changes}; changelog {result.changelog}")
+    for cid in sorted(set(run.mismatched())):
+        ref = run.reference[cid]
+        got = [v for v in run.values if v["change_id"] == cid]
+        print("EOS re-published with other content:", ref, got)
     return result
 
 
@@ -107,12 +112,13 @@ async def eos(tmp_path_factory: pytest.TempPathFactory, broker_url: str,
     reason="Faust 0.15.3 exactly_once: records sent by the agent with topic.send() are not "
     "part of the per-partition transaction (only changelog writes and offsets are), so "
     "after kill -9 the redone work is published again and read_committed subscribers see "
-    "duplicate change ids; with the RocksDB data dir kept, changes can also be lost "
-    "(see docs/RELIABILITY.md)",
+    "duplicate change ids; with the RocksDB data dir kept, changes were also lost or "
+    "re-published with other content in some runs (see docs/RELIABILITY.md)",
 )
 async def test_exactly_once_guarantee(eos: EosRun) -> None:
     assert eos.run.complete and not eos.run.missing
     assert eos.run.duplicates == 0
+    assert eos.run.mismatched() == []
 
 
 async def test_exactly_once_documented_behaviour(eos: EosRun) -> None:
@@ -124,5 +130,6 @@ async def test_exactly_once_documented_behaviour(eos: EosRun) -> None:
     assert eos.changes.gaps == 0
     # so a read_committed subscriber sees work redone after the kills twice
     assert eos.run.duplicates > 0
-    # whatever was published is a change the engine makes for these events
-    assert not eos.run.extra and eos.run.mismatched() == []
+    # no change id the engine would not make for these events (but see the
+    # RELIABILITY notes: an id may be re-published with other content)
+    assert not eos.run.extra

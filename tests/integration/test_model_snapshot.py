@@ -4,7 +4,8 @@ restored by a fresh worker, and carried as ``model_version`` on every cluster ch
 Worker A trains (it owns clickstream partition 0) and publishes each model
 version. Worker B is a different app (empty state) that cannot train a model
 of its own (warm-up out of reach): the cluster changes it publishes can only
-come from the snapshot it restored from the topic on start.
+come from the snapshot it restored from the topic on start. The RFM cut points
+travel the same way (key ``rfm``): B scores RFM with A's population.
 """
 
 from __future__ import annotations
@@ -41,13 +42,21 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
             await produce(bootstrap_servers, topic_of(a, kind), [(key, value)])
         async with Tail(bootstrap_servers, a.topic_models) as models:
             ok = await models.until(
-                lambda t: any(v["version"] == last_version for v in t.values()), timeout=60,
-                settle=1.5,
+                lambda t: any(v["segmenter"] == "cluster" and v["version"] == last_version
+                              for v in t.values()), timeout=60, settle=1.5,
             )
-            snapshots = [(k, codec.loads(v)) for _, _, k, v in models.records if v]
-        assert ok, snapshots
-        assert [k for k, _ in snapshots] == [b"cluster"] * len(snapshots)
-        assert [s["version"] for _, s in snapshots] == list(range(1, last_version + 1))
+            every = [(k, codec.loads(v)) for _, _, k, v in models.records if v]
+        assert ok, every
+        assert {k for k, _ in every} == {b"cluster", b"rfm"}
+        assert all(s["segmenter"] == k.decode() for k, s in every)
+        snapshots = [(k, s) for k, s in every if k == b"cluster"]
+        # the newest version at each publish tick: increasing, ending with the last one
+        cluster_versions = [s["version"] for _, s in snapshots]
+        assert cluster_versions == sorted(set(cluster_versions))
+        assert cluster_versions[-1] == last_version
+        rfm = [s for k, s in every if k == b"rfm"]
+        rfm_versions = [s["version"] for s in rfm]
+        assert rfm_versions == sorted(set(rfm_versions)) and rfm_versions[0] >= 20
         assert (await topic_config(bootstrap_servers, a.topic_models))["cleanup.policy"] == (
             "compact"
         )
@@ -89,13 +98,19 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
         assert ok, got
         assert {c["model_version"] for c in got} == {last_version}
         assert {c["to_segment"] for c in got} <= set(published)
+        # RFM: B has too few purchases of its own to score, so it scores with A's cut points
+        async with Tail(bootstrap_servers, b.topic_changes) as tail:
+            await tail.until(lambda t: False, timeout=1.0)
+            b_rfm = [v for v in tail.values() if v["segmenter"] == "rfm"]
+        b_purchases = sum(1 for kind, _, _ in fresh if kind == "purchase")
+        assert b_purchases < 20 and b_rfm
+        assert min(c["model_version"] for c in b_rfm) > rfm_versions[-1]
         for c in got:
             seg = c["to_segment"]
             assert c["to_name"] == f"Cluster {seg}: {model.description(seg)}"
-        # B republished nothing: the newest model on the topic is still A's
+        # B republished no cluster model: the newest one on the topic is still A's
         async with Tail(bootstrap_servers, a.topic_models) as models:
             await models.until(lambda t: False, timeout=2.0)
-            assert [codec.loads(v)["version"] for _, _, _, v in models.records if v] == list(
-                range(1, last_version + 1)
-            )
+            assert [codec.loads(v)["version"] for _, _, k, v in models.records
+                    if v and k == b"cluster"] == cluster_versions
         assert wa.crashes() == [] and wb.crashes() == []

@@ -38,6 +38,7 @@ def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
             "STREAMSEG_DATA_DIR": settings.data_dir,
             "STREAMSEG_METRICS_PORT": "0",
             "STREAMSEG_TICK_INTERVAL_S": "3600",
+            "STREAMSEG_MAX_FUTURE_SKEW_S": str(settings.max_future_skew_s),
         }
     )
     for name in ("clickstream", "purchases", "consent", "changes", "segments", "dead_letters",
@@ -151,7 +152,9 @@ async def test_changes_and_dead_letters(worker, bootstrap_servers: str, assert_s
         positions[value] = (topic[kind], part, offset)
 
     expected = reference(settings, inputs)
-    assert len(expected) == 9
+    # frequency, lifecycle and channel first assignments of 3 customers, plus 2 lifecycle
+    # moves the next event catches up on (RFM and clusters are not warm yet)
+    assert len(expected) == 11
     got = await consume_all(bootstrap_servers, settings.topic_changes, len(expected), timeout=60)
     changes = [orjson.loads(r.value) for r in got]
     for record, change in zip(got, changes, strict=True):
@@ -188,4 +191,5 @@ async def test_changes_and_dead_letters(worker, bootstrap_servers: str, assert_s
     assert set(latest) == {b"alice", b"bob", b"carol"}
     for record in latest.values():
         assert_schema("customer-segments", record)
-    assert latest[b"alice"]["segments"]["frequency"]["segment"] == "high"
+    # alice's move to "high" (day 5) is still within the default 7-day dwell on day 10
+    assert latest[b"alice"]["segments"]["frequency"]["segment"] == "low"

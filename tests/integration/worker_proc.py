@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import random
@@ -28,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -381,12 +380,6 @@ def change_ids(values: list[Any], segmenters: Sequence[str] = RULE_SEGMENTERS) -
     return [v["change_id"] for v in values if v is not None and v["segmenter"] in segmenters]
 
 
-@contextlib.contextmanager
-def timed(label: str, sink: dict[str, float]) -> Iterator[None]:
-    t = time.monotonic()
-    yield
-    sink[label] = round(time.monotonic() - t, 2)
-
 
 @dataclasses.dataclass
 class KillRun:
@@ -467,7 +460,7 @@ async def kill_scenario(
                 await tail.poll(0.1)
                 assert time.monotonic() < end + 30, "worker published nothing"
             worker.kill9()
-            assert set(change_ids(tail.values())) < expected, "kill after the stream was done"
+            assert feeder.sent < len(messages), "kill after the stream was done"
             if wipe:
                 shutil.rmtree(settings.data_dir)
             await worker.start().ready(timeout=90)

@@ -45,8 +45,14 @@ class Sink:
 
     sent: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
 
-    async def send(self, key: bytes | None = None, value: bytes | None = None) -> None:
+    async def send(
+        self, key: bytes | None = None, value: bytes | None = None
+    ) -> asyncio.Future[None]:
+        """Record the message; like Faust, return a future that resolves on delivery."""
         self.sent.append((key, value))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)
+        return delivered
 
     def values(self) -> list[Any]:
         return [None if v is None else codec.loads(v) for _, v in self.sent]

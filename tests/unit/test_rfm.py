@@ -108,3 +108,32 @@ def test_engine_moves_rfm_on_the_clock() -> None:
         ("at_risk", "R2 F4 M4", "clock", "1970-03-15T00:00:01Z"),
     ]
     assert eng.segmenter("rfm").cuts()[0] == [10.0, 10.6, 13.0, 14.919999999999998]  # type: ignore[union-attr]
+
+
+def test_snapshot_and_adopt_share_the_cut_points() -> None:
+    seg = trained()
+    snap = seg.snapshot()
+    assert snap == {
+        "segmenter": "rfm", "version": 100, "gaps": 100,
+        "cuts": {"recency_days": [20.0, 40.0, 60.0, 80.0], "frequency": [20.0, 40.0, 60.0, 80.0],
+                 "monetary": [200.0, 400.0, 600.0, 800.0]},
+    }
+    assert RFMSegmenter(Settings()).snapshot() is None
+    follower = RFMSegmenter(Settings())
+    follower.training = False
+    assert follower.adopt(snap) and not follower.adopt(snap)
+    s = customer(61, 700.0, 0.0)
+    assert follower.assign(s, 85 * DAY) == seg.assign(s, 85 * DAY)
+    assert follower.assign(s, 85 * DAY).model_version == 100  # type: ignore[union-attr]
+    follower.learn(customer(5, 1.0, 3.0), 3.0)  # not training: ignored
+    assert follower.version == 100
+    # a trainer restored from the snapshot scores with it until it has its own warm-up
+    trainer = RFMSegmenter(Settings(rfm_min_samples=3))
+    trainer.adopt(snap)
+    for i in range(3):
+        c = customer(1, 5.0, float(i))
+        c.gap_days = 1.0
+        trainer.learn(c, float(i))
+        assert trainer.version == 101 + i
+        assert trainer.cuts() == (([1.0] * 4, [1.0] * 4, [5.0] * 4) if i == 2 else
+                                  seg.cuts())

@@ -74,3 +74,12 @@ def test_schedule_pops_due_customers_in_order_and_latest_push_wins() -> None:
     assert q.pop_due(4.0) == []
     assert q.pop_due(5.0) == ["a", "b"]
     assert len(q) == 0 and q.pop_due(100.0) == []
+
+
+def test_superseded_entries_do_not_pile_up() -> None:
+    q = Schedule()
+    for i in range(10_000):
+        q.push(f"c{i % 10}", float(i))
+    assert len(q) == 10 and len(q._heap) <= 2 * 10 + 1024
+    assert q.pop_due(9_994.0) == ["c0", "c1", "c2", "c3", "c4"]
+    assert q.pop_due(1e9) == ["c5", "c6", "c7", "c8", "c9"]

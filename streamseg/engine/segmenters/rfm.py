@@ -15,6 +15,11 @@ inverted: fewer days is better). The named segment follows the usual
 R x FM grid, with FM the rounded-down mean of F and M. Until
 ``rfm_min_samples`` purchases have been seen the segmenter abstains.
 
+Like the cluster model, the cut points are snapshotted to the models topic
+(:meth:`RFMSegmenter.snapshot`; version = purchases summarised): the worker
+that trains publishes them, the others :meth:`RFMSegmenter.adopt` them, so
+every worker scores with the same cut points.
+
 Recency falls with the event-time clock alone, so :meth:`RFMSegmenter.due`
 gives the next instant a score can drop without a new event.
 
@@ -32,7 +37,7 @@ Examples
 >>> seg.scores(s, 3 * DAY)
 (5, 5, 5)
 >>> seg.assign(s, 3 * DAY)
-Assignment(segment='champions', reason='R5 F5 M5', margin=None, model_version=None)
+Assignment(segment='champions', reason='R5 F5 M5', margin=None, model_version=100)
 >>> seg.assign(s, 30 * DAY).segment, seg.assign(s, 70 * DAY).segment
 ('loyal', 'cannot_lose')
 >>> seg.due(s, 3 * DAY) == 20 * DAY + 1.0
@@ -40,6 +45,8 @@ True
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from river import stats
 
@@ -106,12 +113,21 @@ class RFMSegmenter:
         self.frequency = [stats.Quantile(q) for q in LEVELS]
         self.monetary = [stats.Quantile(q) for q in LEVELS]
         self.gaps = 0
+        self.training = True
+        self.local = 0  # purchases learned here (the others came with an adopted snapshot)
+        self.adopted: tuple[list[float], list[float], list[float]] | None = None
+
+    @property
+    def version(self) -> int | None:
+        """Model version: the number of purchases the cut points summarise (None: not ready)."""
+        return self.samples if self.ready() else None
 
     def learn(self, state: CustomerState, now: float) -> None:
         """Fold a purchase into the quantiles (other events are ignored)."""
-        if state.last_purchase is None or state.last_purchase != now:
+        if not self.training or state.last_purchase is None or state.last_purchase != now:
             return
         self.samples += 1
+        self.local += 1
         for q in self.frequency:
             q.update(float(state.purchases))
         for q in self.monetary:
@@ -124,10 +140,39 @@ class RFMSegmenter:
     def cuts(self) -> tuple[list[float], list[float], list[float]]:
         """Current cut points: recency (days), frequency (purchases), monetary."""
 
+        if self.adopted is not None and (not self.training or self.local < self.min_samples):
+            r, f, m = self.adopted
+            return list(r), list(f), list(m)
+
         def get(qs: list[stats.Quantile]) -> list[float]:
             return [float(q.get() or 0.0) for q in qs]
 
         return get(self.recency), get(self.frequency), get(self.monetary)
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The cut points as plain data for the models topic (None before warm-up)."""
+        if self.version is None:
+            return None
+        r, f, m = self.cuts()
+        return {"segmenter": "rfm", "version": self.samples, "gaps": self.gaps,
+                "cuts": {"recency_days": r, "frequency": f, "monetary": m}}
+
+    def adopt(self, snapshot: dict[str, Any]) -> bool:
+        """Assign with a newer published snapshot's cut points (local learning restarts)."""
+        version = int(snapshot["version"])
+        if self.version is not None and version <= self.version:
+            return False
+        cuts = snapshot["cuts"]
+        self.adopted = (
+            [float(x) for x in cuts["recency_days"]],
+            [float(x) for x in cuts["frequency"]],
+            [float(x) for x in cuts["monetary"]],
+        )
+        self.samples, self.gaps, self.local = version, int(snapshot["gaps"]), 0
+        self.recency = [stats.Quantile(q) for q in LEVELS]
+        self.frequency = [stats.Quantile(q) for q in LEVELS]
+        self.monetary = [stats.Quantile(q) for q in LEVELS]
+        return True
 
     def ready(self) -> bool:
         """Whether enough purchases were seen for the scores to mean anything."""
@@ -146,7 +191,8 @@ class RFMSegmenter:
         if sc is None:
             return None
         r, f, m = sc
-        return Assignment(segment_of(r, (f + m) // 2), f"R{r} F{f} M{m}")
+        return Assignment(segment_of(r, (f + m) // 2), f"R{r} F{f} M{m}",
+                          model_version=self.version)
 
     def due(self, state: CustomerState, now: float) -> float | None:
         """The next event time after ``now`` at which the recency score drops, if any."""
