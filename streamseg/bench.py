@@ -12,8 +12,11 @@ Needs the broker of ``STREAMSEG_BROKER``. Every figure comes from this run:
 3. replay throughput (:func:`streamseg.replay.replay_lines`, in process);
 4. memory per customer: RSS growth and serialised state size after a replay
    of ``--customers`` simulated customers;
-5. clustering quality: adjusted Rand index of the final ``cluster`` segment of
-   each customer against the simulator's personas.
+5. clustering quality: adjusted Rand index of the ``cluster`` segment of each
+   customer against the simulator's personas.
+
+``BENCH_PROFILE="-m cProfile -o worker.prof"`` runs the worker subprocess under
+those interpreter options (for profiling the worker during the benchmark).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from typing import IO, Any
 from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts, parse_ts
-from streamseg.errors import InputFileError
+from streamseg.errors import StreamsegError
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,11 +311,11 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
     try:
         start = parse_ts(args.start)
     except ValueError as exc:
-        raise InputFileError("--start", 0, None, f"{args.start!r}: {exc}") from None
+        raise StreamsegError(f"--start: {args.start!r} is not an RFC 3339 time ({exc})") from None
     personas = tuple(p for p in args.personas.split(",") if p) or tuple(PERSONAS)
     unknown = sorted(set(personas) - set(PERSONAS))
     if unknown:
-        raise InputFileError("--personas", 0, None, f"unknown {unknown}; known {list(PERSONAS)}")
+        raise StreamsegError(f"--personas: unknown {unknown}; known {list(PERSONAS)}")
     cfg = SimConfig(args.customers, args.days, args.seed, start, args.invalid_share, personas)
     sim = Simulation(cfg)
     if args.truth:

@@ -51,8 +51,9 @@ async def test_kill9_mid_stream_restores_state_and_loses_no_change(
 
 # Many quick kills under a faster stream, RocksDB data dir kept: the worker must
 # not save a customer's state before the changes it records are acknowledged,
-# or a replayed event is skipped as a duplicate and its changes are lost. With
-# STREAMSEG_CONFIRM_OUTPUTS=false this lost 17 of 760 changes (docs/RELIABILITY.md).
+# or a replayed event is skipped as a duplicate and its changes are lost. Saving
+# state first lost 17 of 760 changes in a longer run of this scenario; with
+# STREAMSEG_CONFIRM_OUTPUTS=false this test fails (docs/RELIABILITY.md).
 STORM = [(0.4, False)] * 6
 
 
