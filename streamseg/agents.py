@@ -51,6 +51,10 @@ class Ingest:
         for model in self.models.values():
             model.training = False  # until this worker owns partition 0 (on_assigned)
         self.published: dict[str, int] = {}
+        # (key, table bytes) of the last :meth:`load`: lets ``emit`` skip a
+        # second table lookup and the write of an unchanged state
+        self.loaded: tuple[bytes, bytes | None] | None = None
+        self._consumed: dict[tuple[str, str], Any] = {}  # metric children by labels
 
     def on_assigned(self, assigned: Any) -> None:
         """After a rebalance: train the population models iff we own clickstream partition 0."""
@@ -100,11 +104,21 @@ class Ingest:
 
     def load(self, key: bytes) -> CustomerState | None:
         raw = self.ss.state.get(key)
+        self.loaded = (key, raw)
         return None if raw is None else CustomerState.from_dict(codec.loads(raw))
+
+    def count(self, stream: str, outcome: str) -> None:
+        """One input consumed (the labelled counter child is looked up once)."""
+        child = self._consumed.get((stream, outcome))
+        if child is None:
+            child = self._consumed[stream, outcome] = self.metrics.events_consumed.labels(
+                stream=stream, outcome=outcome)
+        child.inc()
 
     async def handle(self, event: faust.EventT[Any]) -> None:
         """Process one input message and send everything it produced."""
         started = time.perf_counter()
+        self.loaded = None
         msg = event.message
         stream = self.kinds.get(msg.topic, "click")
         outcome: Outcome | Invalid
@@ -130,11 +144,10 @@ class Ingest:
                     self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
         if isinstance(outcome, Invalid):
             await self.reject(outcome, msg)
-            self.metrics.events_consumed.labels(stream=stream, outcome="dead_letter").inc()
+            self.count(stream, "dead_letter")
             return
         await self.emit(key, outcome)
-        label = "erased" if outcome.erased else (outcome.skipped or "processed")
-        self.metrics.events_consumed.labels(stream=stream, outcome=label).inc()
+        self.count(stream, "erased" if outcome.erased else (outcome.skipped or "processed"))
         self.metrics.latency.labels(stream=stream).observe(time.perf_counter() - started)
 
     def handle_tick(self, key: bytes | None, value: bytes | None) -> Outcome | Invalid:
@@ -198,14 +211,53 @@ class Ingest:
         if outcome.segments is not None:
             segments = codec.dumps(outcome.segments)
             pending.append(await self.ss.segments.send(key=key, value=segments))
-        if self.ss.settings.confirm_outputs:
+        if self.ss.settings.confirm_outputs and pending:
+            self.send_now()
             for delivered in pending:
                 await delivered
-        if key not in self.ss.state:
+        value = codec.dumps(state.to_dict())
+        self.schedule.push(key.decode(), self.engine.due(state, outcome.at))
+        loaded = self.loaded if self.loaded is not None and self.loaded[0] == key else None
+        if loaded is not None and loaded[1] == value:
+            return None  # unchanged (a tick that moved nothing): no table write
+        if (key not in self.ss.state) if loaded is None else (loaded[1] is None):
             self.metrics.table_customers.inc()
-        self.ss.state[key] = codec.dumps(state.to_dict())
-        self.schedule.push(key.decode(), self.engine.due(state))
+        self.ss.state[key] = value
+        if self.ss.settings.confirm_outputs:
+            await self.settle_changelog()
         return None
+
+    def send_now(self) -> None:
+        """Close the Kafka client's lingering batches: what we wait for goes out at once.
+
+        With ``producer_linger_s`` the client holds records back to batch them;
+        an output the agent is about to wait for must not wait for the linger
+        too. This is what aiokafka's own ``flush_for_commit`` does before it
+        waits (aiokafka 0.14 internals; a no-op when they are not there).
+        """
+        client = getattr(getattr(self.ss.app, "producer", None), "_producer", None)
+        acc = getattr(client, "_message_accumulator", None)
+        if acc is None:
+            return
+        for batches in acc._batches.values():
+            for batch in batches:
+                batch._builder.close()
+        if not acc._waiter_future.done():
+            acc._waiter_future.set_result(None)
+
+    async def settle_changelog(self) -> None:
+        """Hand the buffered table-changelog records to the Kafka client now.
+
+        Faust commits offsets after ``producer.flush()``, but its buffer flush
+        gives up after 0.1 s without progress, so an offset could be committed
+        while the changelog record of that event was still buffered: a crash
+        then restores a state older than the committed position, and the
+        event is never replayed. Draining here, before the event is acked,
+        leaves the client's own flush (which waits for delivery) to cover it.
+        """
+        buffer = self.ss.app.producer.buffer
+        while buffer.size:
+            await buffer.flush()
 
 
 def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:

@@ -63,6 +63,7 @@ def build_app(settings: Settings) -> Streamseg:
         topic_allow_declare=True,
         web_enabled=False,
         producer_acks=-1,
+        producer_linger=settings.producer_linger_s,
         stream_wait_empty=False,
         broker_commit_every=1000,
         broker_commit_interval=settings.broker_commit_interval_s,

@@ -60,6 +60,9 @@ class Settings:
     broker_commit_interval_s: float = 1.0
     # wait for the broker to acknowledge a change before saving the state that records it
     confirm_outputs: bool = True
+    # producer batching: outputs the worker waits for are sent at once regardless
+    # (Ingest.send_now); the rest (table changelog) is batched for up to this long
+    producer_linger_s: float = 0.005
     metrics_port: int = 9108
     log_level: str = "info"
     topic_clickstream: str = "clickstream"

@@ -47,7 +47,7 @@ from streamseg.engine.deadletters import dead_letter
 from streamseg.engine.events import kind_of
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
-from streamseg.engine.scheduler import Schedule, floor, next_due
+from streamseg.engine.scheduler import Schedule
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
 
@@ -86,10 +86,7 @@ class EngineSchedule:
 
     def touch(self, state: CustomerState, now: float) -> None:
         # strictly after ``now``: a tick that changed nothing must not be due again at once
-        due = None if state.withdrawn else next_due(
-            self.engine.segmenters, state, max(now, floor(state)), self.engine.settings.min_dwell_s
-        )
-        self.schedule.push(state.customer_id, due)
+        self.schedule.push(state.customer_id, self.engine.due(state, now))
 
     def forget(self, customer_id: str) -> None:
         self.schedule.push(customer_id, None)
@@ -120,7 +117,11 @@ class Replayer:
             self.counts["dead_letter"] += 1
             return Invalid("not_json", f"malformed JSON: {exc}")
         kind = kind_of(record) if isinstance(record, dict) else "click"
-        result = self.validator.check(kind, None, raw)
+        result = (
+            self.validator.check_record(kind, None, record)  # decoded once, as check() would
+            if len(raw) <= self.settings.max_event_bytes
+            else self.validator.check(kind, None, raw)
+        )
         if not isinstance(result, Invalid):
             ev = result.event
             state = self.states.get(ev.customer_id)

@@ -38,9 +38,17 @@ from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
 
 
-def change_id(customer_id: str, segmenter: str, sequence: int) -> str:
-    """Deterministic id of the ``sequence``-th change of ``segmenter`` for a customer."""
-    raw = f"{customer_id}\x1f{segmenter}\x1f{sequence}".encode()
+def change_id(customer_id: str, segmenter: str, sequence: int, epoch: int = 0) -> str:
+    """Deterministic id of the ``sequence``-th change of ``segmenter`` for a customer.
+
+    ``epoch`` counts the customer's erasures: a profile started after an erasure
+    numbers its changes from 1 again, with ids distinct from the erased profile's.
+
+    >>> change_id("c1", "frequency", 1) == change_id("c1", "frequency", 1, epoch=1)
+    False
+    """
+    suffix = f"\x1f{epoch}" if epoch else ""
+    raw = f"{customer_id}\x1f{segmenter}\x1f{sequence}{suffix}".encode()
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
 
@@ -91,7 +99,7 @@ def change_record(
 ) -> dict[str, Any]:
     """The ``segment-changes`` value (see ``schemas/segment-change.schema.json``)."""
     return {
-        "change_id": change_id(state.customer_id, segmenter, sequence),
+        "change_id": change_id(state.customer_id, segmenter, sequence, state.epoch),
         "customer_id": state.customer_id,
         "segmenter": segmenter,
         "sequence": sequence,

@@ -23,7 +23,8 @@ Examples
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field, fields
+import operator
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from streamseg.config import DAY, Settings
@@ -61,6 +62,7 @@ class CustomerState:
     d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
     recent_ids: list[int] = field(default_factory=list)
     withdrawn: bool = False
+    epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
     # segmenter -> [segment, since, sequence, model_version]
     segments: dict[str, list[Any]] = field(default_factory=dict)
     # segmenter -> [candidate segment, first seen at]
@@ -72,14 +74,29 @@ class CustomerState:
         return cls(customer_id=customer_id, first_seen=ts, last_seen=ts, decay_ts=ts)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, for the codec (table values, snapshots)."""
-        return asdict(self)
+        """Plain data, for the codec (table values, snapshots).
+
+        A shallow mapping of the fields, in declaration order (the same JSON as
+        ``dataclasses.asdict``, without its deep copy): the lists and dicts are
+        the state's own, so serialise the result before the state changes again.
+
+        >>> s = CustomerState.new("c1", 5.0)
+        >>> list(s.to_dict())[:4], s.to_dict()["segments"] is s.segments
+        (['customer_id', 'first_seen', 'last_seen', 'decay_ts'], True)
+        """
+        return dict(zip(_FIELDS, _GET(self), strict=True))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CustomerState:
         """Inverse of :meth:`to_dict`; unknown keys are ignored (forward compatible)."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        if _NAMES.issuperset(data):
+            return cls(**data)
+        return cls(**{k: v for k, v in data.items() if k in _NAMES})
+
+
+_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CustomerState))
+_NAMES = frozenset(_FIELDS)
+_GET = operator.attrgetter(*_FIELDS)
 
 
 def event_hash(event_id: str) -> int:

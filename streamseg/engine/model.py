@@ -34,6 +34,7 @@ K = TypeVar("K")
 FEATURES: dict[str, tuple[str, str]] = {
     "purchases": ("frequent", "rare buyer"),
     "basket": ("high basket", "low basket"),
+    "conversion": ("buys most visits", "seldom buys"),
     "sessions": ("many visits", "few visits"),
     "views": ("heavy browser", "light browser"),
     "cart": ("converts carts", "abandons carts"),
@@ -87,6 +88,80 @@ def match(
     return out, next_id
 
 
+class Assigner:
+    """A :class:`ClusterModel` compiled for fast assignment (built once per model version).
+
+    Holds the scaler as ``(mean, 1 / std)`` pairs, the centroids with the
+    segment each one publishes as (tiny clusters point at their merge target)
+    and the description of every segment, so that assigning a customer is one
+    pass over a short list of floats, with no allocation but the z-vector.
+    A missing value (NaN, e.g. the basket of a customer who never bought)
+    scales to z = 0, the population mean.
+
+    >>> m = ClusterModel(1, {"purchases": 1.0}, {"purchases": 4.0},
+    ...                  {"c1": [-1.0] + [0.0] * 6, "c2": [1.0] + [0.0] * 6})
+    >>> a = Assigner(m)
+    >>> a.assign([3.0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0])
+    ('c2', 2.0)
+    >>> a.names["c2"], a.reasons["c2"], a.titles["c1"]
+    ('frequent', 'closest to frequent', 'Cluster c1: rare buyer')
+    """
+
+    __slots__ = ("centers", "names", "reasons", "scaler", "titles", "version")
+
+    def __init__(self, model: ClusterModel) -> None:
+        self.version = model.version
+        self.scaler: list[tuple[float, float]] = []
+        for name in FEATURES:
+            var = model.variances.get(name, 0.0)
+            inv = 1.0 / math.sqrt(var) if var > 0.0 else 0.0
+            self.scaler.append((model.means.get(name, 0.0), inv))
+        self.centers: list[tuple[str, list[float]]] = sorted(
+            (model.target(seg), model.centers[seg]) for seg in sorted(model.centers)
+        )
+        self.names = {seg: model.description(seg) for seg in sorted(model.centers)}
+        self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
+        self.titles = {seg: f"Cluster {seg}: {name}" for seg, name in self.names.items()}
+
+    def scale(self, values: list[float]) -> list[float]:
+        """Raw feature values (in :data:`FEATURES` order) -> z-scores; NaN -> 0."""
+        return [
+            (v - mean) * inv if v == v else 0.0
+            for v, (mean, inv) in zip(values, self.scaler, strict=True)
+        ]
+
+    def assign(self, values: list[float]) -> tuple[str, float]:
+        """Nearest published segment of raw feature ``values`` and its distance margin.
+
+        The margin is the distance to the runner-up segment minus the distance
+        to the chosen one (infinite when only one segment is published); ties
+        go to the smaller segment id.
+        """
+        z = self.scale(values)
+        dist = math.dist
+        first = second = math.inf
+        chosen = ""
+        group, low = "", math.inf
+        # centroids are sorted by target: a target's centroids are consecutive
+        for target, center in self.centers:
+            d = dist(z, center)
+            if target == group:
+                if d < low:
+                    low = d
+                continue
+            if group:
+                if low < first:
+                    first, second, chosen = low, first, group
+                elif low < second:
+                    second = low
+            group, low = target, d
+        if low < first:
+            first, second, chosen = low, first, group
+        elif low < second:
+            second = low
+        return chosen, second - first
+
+
 @dataclass(slots=True)
 class ClusterModel:
     """One published version of the clustering model (plain data)."""
@@ -99,7 +174,8 @@ class ClusterModel:
     merged: dict[str, str] = field(default_factory=dict)  # tiny segment -> published one
     shares: dict[str, float] = field(default_factory=dict)
     next_id: int = 1
-    learned: int = 0
+    learned: int = 0  # events the trainer had seen (versions follow this count)
+    samples: int = 0  # of which folded into the scaler and the clusterer
 
     @property
     def features(self) -> list[str]:
@@ -113,29 +189,17 @@ class ClusterModel:
         return self.merged.get(segment, segment)
 
     def scale(self, x: Mapping[str, float]) -> list[float]:
-        """Raw features -> z-scores with this snapshot's scaler."""
-        out = []
-        for name in FEATURES:
-            var = self.variances.get(name, 0.0)
-            out.append((x[name] - self.means.get(name, 0.0)) / math.sqrt(var) if var else 0.0)
-        return out
+        """Raw features -> z-scores with this snapshot's scaler (missing or NaN: 0)."""
+        return Assigner(self).scale([x.get(name, math.nan) for name in FEATURES])
 
     def assign(self, x: Mapping[str, float]) -> tuple[str, float]:
         """Nearest published segment of raw features ``x`` and its margin.
 
         The margin is the distance to the runner-up segment minus the distance
-        to the chosen one (infinite when only one segment is published).
+        to the chosen one (infinite when only one segment is published). For
+        many assignments with one model, compile it once: :class:`Assigner`.
         """
-        z = self.scale(x)
-        best: dict[str, float] = {}
-        for seg, center in self.centers.items():
-            d = distance(z, center)
-            tgt = self.target(seg)
-            if tgt not in best or d < best[tgt]:
-                best[tgt] = d
-        ranked = sorted((d, s) for s, d in best.items())
-        margin = ranked[1][0] - ranked[0][0] if len(ranked) > 1 else math.inf
-        return ranked[0][1], margin
+        return Assigner(self).assign([x.get(name, math.nan) for name in FEATURES])
 
     def description(self, segment: str) -> str:
         center = self.centers.get(self.target(segment))
@@ -157,12 +221,22 @@ class ClusterModel:
             "shares": self.shares,
             "next_id": self.next_id,
             "learned": self.learned,
+            "samples": self.samples,
             "descriptions": {s: self.description(s) for s in self.published()},
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ClusterModel:
-        """Inverse of :meth:`to_dict` (derived fields ignored)."""
+        """Inverse of :meth:`to_dict` (derived fields ignored).
+
+        Raises
+        ------
+        ValueError
+            If the snapshot was made over other features (an older release).
+        """
+        if list(data.get("features", FEATURES)) != list(FEATURES):
+            raise ValueError(f"cluster model over features {data.get('features')}, "
+                             f"expected {list(FEATURES)}")
         return cls(
             version=int(data["version"]),
             means={k: float(v) for k, v in data["means"].items()},
@@ -173,6 +247,7 @@ class ClusterModel:
             shares={k: float(v) for k, v in data.get("shares", {}).items()},
             next_id=int(data.get("next_id", 1)),
             learned=int(data.get("learned", 0)),
+            samples=int(data.get("samples", 0)),
         )
 
 

@@ -31,7 +31,7 @@ from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
-from streamseg.engine.scheduler import floor, next_due
+from streamseg.engine.scheduler import due_after, floor, plan
 from streamseg.engine.segmenters.base import Segmenter
 from streamseg.engine.validate import Invalid
 
@@ -45,7 +45,9 @@ class Outcome:
     ``changes`` are segment-change records to publish, in order; ``segments`` is
     the customer's new ``customer-segments`` value when anything changed;
     ``erased`` asks the edge to delete state and publish a tombstone;
-    ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``).
+    ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``);
+    ``at`` is the event time a tick evaluated ``state`` at (None for events:
+    their evaluation times are recorded in the state), for :meth:`Engine.due`.
     """
 
     state: CustomerState | None
@@ -53,6 +55,7 @@ class Outcome:
     segments: dict[str, Any] | None = None
     erased: bool = False
     skipped: str | None = None
+    at: float | None = None
 
 
 class Engine:
@@ -66,16 +69,22 @@ class Engine:
         self.detector = ChangeDetector(
             min_dwell_s=settings.min_dwell_s, min_margin=settings.min_margin
         )
+        self._due = plan(self.segmenters)  # scheduler.next_due, dispatched once
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
         return next((seg for seg in self.segmenters if seg.name == name), None)
 
-    def due(self, state: CustomerState) -> float | None:
-        """Next event time at which ``state`` may change segment without a new event."""
+    def due(self, state: CustomerState, at: float | None = None) -> float | None:
+        """Next event time at which ``state`` may change segment without a new event.
+
+        It is strictly after ``floor(state)`` and after ``at`` (an
+        :attr:`Outcome.at`): a tick that changed nothing is not due again at once.
+        """
         if state.withdrawn:
             return None
-        return next_due(self.segmenters, state, floor(state), self.settings.min_dwell_s)
+        after = floor(state) if at is None else max(at, floor(state))
+        return due_after(self._due, state, after, self.settings.min_dwell_s)
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
@@ -110,8 +119,10 @@ class Engine:
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
-            return Outcome(state)
-        return self._catch_up(state, now, inclusive=True)
+            return Outcome(state, at=now)
+        out = self._catch_up(state, now, inclusive=True)
+        out.at = now
+        return out
 
     def _catch_up(self, state: CustomerState, until: float, inclusive: bool) -> Outcome:
         """Evaluate ``state`` at each due time up to ``until``, in order (clock trigger).
@@ -128,7 +139,7 @@ class Engine:
             out.changes += step.changes
             if step.segments is not None:
                 out.segments = step.segments
-            at = next_due(self.segmenters, state, at, self.settings.min_dwell_s)
+            at = due_after(self._due, state, at, self.settings.min_dwell_s)
         return out
 
     def screen(
@@ -166,13 +177,18 @@ class Engine:
             # features, no segments) so that events still in flight from before
             # the erasure cannot re-create a profile. A later consent_granted
             # starts a fresh profile.
+            # The epoch keeps the change ids of a later fresh profile apart from
+            # the erased profile's (sequences restart at 1).
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
+            marker.epoch = 1 if state is None else state.epoch + 1
             return Outcome(marker, erased=True)
         if event.type == "consent_granted" and (
             state is None or (state.withdrawn and state.events == 0)
         ):
-            return Outcome(CustomerState.new(event.customer_id, event.ts))
+            fresh = CustomerState.new(event.customer_id, event.ts)
+            fresh.epoch = 0 if state is None else state.epoch
+            return Outcome(fresh)
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
         state.withdrawn = event.type == "consent_withdrawn"

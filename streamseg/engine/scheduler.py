@@ -26,7 +26,7 @@ Examples
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from streamseg.config import DAY
 from streamseg.engine.features import CustomerState
@@ -59,19 +59,65 @@ def candidates(seg: Segmenter, state: CustomerState) -> Iterable[float]:
     return []
 
 
-def next_due(
-    segs: Sequence[Segmenter], state: CustomerState, after: float, min_dwell_s: float
-) -> float | None:
-    """The earliest event time strictly after ``after`` worth re-evaluating ``state`` at."""
-    best: float | None = None
+DueFn = Callable[[CustomerState, float], "float | None"]
+
+
+def _frequency_due(seg: FrequencySegmenter) -> DueFn:
+    offsets = [days * DAY for days in (seg.high, seg.medium, seg.lapsed)]
+
+    def due(state: CustomerState, after: float) -> float | None:
+        lp = state.last_purchase
+        if lp is None:
+            return None
+        best: float | None = None
+        for off in offsets:
+            t = lp + off + STEP_S  # the sums of :func:`candidates`, term for term
+            if t > after and (best is None or t < best):
+                best = t
+        return best
+
+    return due
+
+
+def _lifecycle_due(seg: LifecycleSegmenter) -> DueFn:
+    def due(state: CustomerState, after: float) -> float | None:
+        best: float | None = None
+        for t in candidates(seg, state):
+            if t > after and (best is None or t < best):
+                best = t
+        return best
+
+    return due
+
+
+def plan(segs: Sequence[Segmenter]) -> tuple[DueFn, ...]:
+    """Per segmenter, a function giving its earliest candidate time after ``after``.
+
+    Built once per engine: :func:`due_after` with it is :func:`next_due`
+    without the per-call dispatch. Segmenters with no time-driven verdict
+    (no ``due`` method and not a rule over recency) are left out.
+    """
+    out: list[DueFn] = []
     for seg in segs:
-        times = list(candidates(seg, state))
         own = getattr(seg, "due", None)
         if own is not None:
-            t = own(state, after)
-            if t is not None:
-                times.append(float(t))
-        for t in times:
+            out.append(own)
+        elif isinstance(seg, FrequencySegmenter):
+            out.append(_frequency_due(seg))
+        elif isinstance(seg, LifecycleSegmenter):
+            out.append(_lifecycle_due(seg))
+    return tuple(out)
+
+
+def due_after(
+    fns: tuple[DueFn, ...], state: CustomerState, after: float, min_dwell_s: float
+) -> float | None:
+    """:func:`next_due` over a :func:`plan`."""
+    best: float | None = None
+    for fn in fns:
+        t = fn(state, after)
+        if t is not None:
+            t = float(t)
             if t > after and (best is None or t < best):
                 best = t
     if min_dwell_s > 0.0:
@@ -82,12 +128,25 @@ def next_due(
     return best
 
 
+def next_due(
+    segs: Sequence[Segmenter], state: CustomerState, after: float, min_dwell_s: float
+) -> float | None:
+    """The earliest event time strictly after ``after`` worth re-evaluating ``state`` at."""
+    return due_after(plan(segs), state, after, min_dwell_s)
+
+
 def floor(state: CustomerState) -> float:
     """The latest event time ``state`` was already evaluated at (last event or change)."""
-    times = [state.last_seen]
-    times += [float(v[1]) for v in state.segments.values()]
-    times += [float(v[1]) for v in state.pending.values()]
-    return max(times)
+    best = state.last_seen
+    for v in state.segments.values():
+        t = float(v[1])
+        if t > best:
+            best = t
+    for v in state.pending.values():
+        t = float(v[1])
+        if t > best:
+            best = t
+    return best
 
 
 class Schedule:

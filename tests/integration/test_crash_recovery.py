@@ -68,5 +68,7 @@ async def test_kill9_storm_with_local_state_loses_nothing(
                                   rate=150.0, timeout=60.0)
         print(f"storm: changes={len(run.expected)} published={len(run.got)} "
               f"missing={len(run.missing)} duplicates={run.duplicates}")
+        crashed = [line for line in run.worker.crashes() if "Crashed" in line]
+        assert not crashed, crashed
         assert run.complete and not run.missing, f"{len(run.missing)} changes lost"
         assert not run.extra and run.mismatched() == []

@@ -66,6 +66,9 @@ class FakeApp:
     segments: Sink = field(default_factory=Sink)
     dead_letters: Sink = field(default_factory=Sink)
     ticks: Sink = field(default_factory=Sink)
+    # the Faust app: only its producer buffer is used, always drained here
+    app: Any = field(default_factory=lambda: SimpleNamespace(
+        producer=SimpleNamespace(buffer=SimpleNamespace(size=0))))
 
 
 class Harness:

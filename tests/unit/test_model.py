@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
-from streamseg.engine.model import ClusterModel, describe, match, merge_tiny
+import pytest
+
+from streamseg.engine.model import Assigner, ClusterModel, describe, match, merge_tiny
 
 
 def test_match_keeps_ids_when_the_clusterer_relabels() -> None:
@@ -45,35 +47,41 @@ def test_describe_from_z_scores() -> None:
     assert describe({"purchases": -1.5, "basket": 0.2, "views": 2.0, "mobile": 0.6}) == (
         "heavy browser, rare buyer, mobile"
     )
+    assert describe({"conversion": 0.9, "cart": -1.0, "sessions": 0.7}) == (
+        "abandons carts, buys most visits, many visits"
+    )
     assert describe({"cart": -0.5, "sessions": 0.49}) == "abandons carts"
     assert describe({}) == "average"
 
 
+NAMES = ("purchases", "basket", "conversion", "sessions", "views", "cart", "mobile")
+
+
 def model() -> ClusterModel:
-    zeros = {f: 0.0 for f in ("purchases", "basket", "sessions", "views", "cart", "mobile")}
+    zeros = dict.fromkeys(NAMES, 0.0)
     return ClusterModel(
         version=4,
         means=dict(zeros, purchases=1.0),
         variances=dict(zeros, purchases=4.0, mobile=0.25),
         centers={
-            "c1": [-1.0, 0.0, 0.0, 0.0, 0.0, -1.0],
-            "c2": [1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-            "c3": [1.2, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "c1": [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0],
+            "c2": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "c3": [1.2, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
         },
         labels={"0": "c1", "1": "c2", "2": "c3"},
         merged={"c3": "c2"},
         shares={"c1": 0.5, "c2": 0.48, "c3": 0.02},
         next_id=4,
         learned=1000,
+        samples=120,
     )
 
 
 def test_assign_uses_the_snapshot_scaler_and_merged_targets() -> None:
     m = model()
     assert m.published() == ["c1", "c2"]
-    x = {"purchases": 3.4, "basket": 0.0, "sessions": 0.0, "views": 0.0, "cart": 0.0,
-         "mobile": 0.5}
-    assert m.scale(x) == [1.2, 0.0, 0.0, 0.0, 0.0, 1.0]
+    x = dict.fromkeys(NAMES, 0.0) | {"purchases": 3.4, "mobile": 0.5}
+    assert m.scale(x) == [1.2, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
     seg, margin = m.assign(x)  # sits on c3, which is merged into c2
     assert seg == "c2"
     assert math.isclose(margin, math.dist([1.2, 1.0], [-1.0, -1.0]))
@@ -85,10 +93,30 @@ def test_assign_uses_the_snapshot_scaler_and_merged_targets() -> None:
     assert m.description("c9") == "c9"
 
 
+def test_missing_or_unknown_values_scale_to_the_mean() -> None:
+    m = model()
+    assert m.scale({"purchases": 3.0}) == [1.0] + [0.0] * 6
+    assert m.scale({"purchases": math.nan, "mobile": 0.5}) == [0.0] * 6 + [1.0]
+
+
+def test_assigner_compiles_once_and_agrees_with_the_model() -> None:
+    m = model()
+    a = Assigner(m)
+    assert a.version == 4
+    assert a.centers == [("c1", m.centers["c1"]), ("c2", m.centers["c2"]), ("c2", m.centers["c3"])]
+    assert a.names == {"c1": "desktop, rare buyer", "c2": "mobile, frequent",
+                       "c3": "mobile, frequent"}
+    assert a.titles["c2"] == "Cluster c2: mobile, frequent"
+    assert a.reasons["c1"] == "closest to desktop, rare buyer"
+    for p, mob in ((3.4, 0.5), (-1.0, 0.0), (1.0, 0.25), (2.0, 0.1)):
+        x = dict.fromkeys(NAMES, 0.0) | {"purchases": p, "mobile": mob}
+        assert a.assign([x[n] for n in NAMES]) == m.assign(x)
+
+
 def test_single_segment_margin_is_infinite() -> None:
     m = model()
     m.merged = {"c2": "c1", "c3": "c1"}
-    zeros = dict.fromkeys(("purchases", "basket", "sessions", "views", "cart", "mobile"), 0.0)
+    zeros = dict.fromkeys(NAMES, 0.0)
     assert m.assign(zeros) == ("c1", math.inf)
     m.merged = {}
     # a tie (c1, c2 equally far) goes to the smaller id
@@ -100,4 +128,8 @@ def test_round_trip() -> None:
     data = m.to_dict()
     assert data["descriptions"] == {"c1": "desktop, rare buyer", "c2": "mobile, frequent"}
     assert data["segmenter"] == "cluster" and data["version"] == 4
+    assert data["features"] == list(NAMES) and data["samples"] == 120
     assert ClusterModel.from_dict(data) == m
+    old = dict(data, features=["purchases", "basket", "sessions", "views", "cart", "mobile"])
+    with pytest.raises(ValueError, match="expected"):
+        ClusterModel.from_dict(old)

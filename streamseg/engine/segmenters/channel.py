@@ -65,6 +65,8 @@ class ChannelSegmenter:
 
     def __init__(self, settings: Settings) -> None:
         self.dominance = settings.channel_dominance
+        # group -> positions of its channels in ``CustomerState.d_channels``
+        self.groups = [(g, [CHANNELS.index(c) for c in chans]) for g, chans in GROUPS.items()]
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         total = sum(state.d_channels)
@@ -72,10 +74,8 @@ class ChannelSegmenter:
             return None
         group = "web"
         if total > 0.0:
-            shares = {
-                g: sum(state.d_channels[CHANNELS.index(c)] for c in chans) / total
-                for g, chans in GROUPS.items()
-            }
+            mix = state.d_channels
+            shares = {g: sum([mix[i] for i in idx]) / total for g, idx in self.groups}
             group, best = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
             if best < self.dominance:
                 return Assignment("omnichannel", f"no channel above {self.dominance:.0%}")

@@ -113,9 +113,23 @@ class RFMSegmenter:
         self.frequency = [stats.Quantile(q) for q in LEVELS]
         self.monetary = [stats.Quantile(q) for q in LEVELS]
         self.gaps = 0
-        self.training = True
+        self._training = True
         self.local = 0  # purchases learned here (the others came with an adopted snapshot)
         self.adopted: tuple[list[float], list[float], list[float]] | None = None
+        # cut points as last read, and the recency cuts sorted (for ``due``); the
+        # quantiles only move in ``learn`` and ``adopt``, which drop the cache
+        self._cuts: tuple[list[float], list[float], list[float]] | None = None
+        self._recency_sorted: list[float] = []
+
+    @property
+    def training(self) -> bool:
+        """Whether this instance learns (the trainer) or only adopts snapshots."""
+        return self._training
+
+    @training.setter
+    def training(self, value: bool) -> None:
+        self._training = value
+        self._cuts = None  # which cut points apply depends on it
 
     @property
     def version(self) -> int | None:
@@ -128,6 +142,7 @@ class RFMSegmenter:
             return
         self.samples += 1
         self.local += 1
+        self._cuts = None
         for q in self.frequency:
             q.update(float(state.purchases))
         for q in self.monetary:
@@ -139,15 +154,24 @@ class RFMSegmenter:
 
     def cuts(self) -> tuple[list[float], list[float], list[float]]:
         """Current cut points: recency (days), frequency (purchases), monetary."""
+        r, f, m = self._current()
+        return list(r), list(f), list(m)
 
+    def _current(self) -> tuple[list[float], list[float], list[float]]:
+        """The cut points, read once per model change (shared lists: do not mutate)."""
+        if self._cuts is not None:
+            return self._cuts
         if self.adopted is not None and (not self.training or self.local < self.min_samples):
             r, f, m = self.adopted
-            return list(r), list(f), list(m)
+            self._cuts = (list(r), list(f), list(m))
+        else:
 
-        def get(qs: list[stats.Quantile]) -> list[float]:
-            return [float(q.get() or 0.0) for q in qs]
+            def get(qs: list[stats.Quantile]) -> list[float]:
+                return [float(q.get() or 0.0) for q in qs]
 
-        return get(self.recency), get(self.frequency), get(self.monetary)
+            self._cuts = (get(self.recency), get(self.frequency), get(self.monetary))
+        self._recency_sorted = sorted(self._cuts[0])
+        return self._cuts
 
     def snapshot(self) -> dict[str, Any] | None:
         """The cut points as plain data for the models topic (None before warm-up)."""
@@ -169,6 +193,7 @@ class RFMSegmenter:
             [float(x) for x in cuts["monetary"]],
         )
         self.samples, self.gaps, self.local = version, int(snapshot["gaps"]), 0
+        self._cuts = None
         self.recency = [stats.Quantile(q) for q in LEVELS]
         self.frequency = [stats.Quantile(q) for q in LEVELS]
         self.monetary = [stats.Quantile(q) for q in LEVELS]
@@ -182,7 +207,7 @@ class RFMSegmenter:
         """(R, F, M) scores of ``state`` at ``now``; None before warm-up or before a purchase."""
         if not self.ready() or state.last_purchase is None:
             return None
-        rc, fc, mc = self.cuts()
+        rc, fc, mc = self._current()
         days = max(0.0, now - state.last_purchase) / DAY
         return 6 - _score(days, rc), _score(float(state.purchases), fc), _score(state.monetary, mc)
 
@@ -198,7 +223,8 @@ class RFMSegmenter:
         """The next event time after ``now`` at which the recency score drops, if any."""
         if not self.ready() or state.last_purchase is None:
             return None
-        for cut in sorted(self.cuts()[0]):
+        self._current()
+        for cut in self._recency_sorted:
             at = state.last_purchase + cut * DAY + STEP_S
             if at > now:
                 return at
