@@ -99,7 +99,7 @@ class Settings:
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6
     cluster_seed: int = 42
-    cluster_halflife: float = 0.1
+    cluster_halflife: float = 0.05  # KMeans step towards each sample (lower: steadier ids)
     cluster_warmup: int = 200
     cluster_refresh_every: int = 500
     cluster_min_share: float = 0.05

@@ -210,6 +210,31 @@ def test_kmeans_pp_is_seeded_and_finds_separated_groups() -> None:
     assert kmeans_pp([[1.0], [1.0]], 2, random.Random(1)) == [[1.0]]  # no second distinct point
 
 
+def test_recovers_the_well_separated_personas_of_a_seeded_simulation() -> None:
+    """Quality guard: a replay of 120 simulated customers, 90 days, the bench's 4 personas."""
+    from streamseg.bench import WELL_SEPARATED, adjusted_rand
+    from streamseg.engine.processor import Engine
+    from streamseg.replay import Replayer, replay_lines
+    from streamseg.simulate import SimConfig, Simulation
+
+    sim = Simulation(SimConfig(120, 90.0, 1, personas=WELL_SEPARATED))
+    cfg = Settings(cluster_k=4)
+    seg = ClusterSegmenter(cfg)
+    rep = Replayer(cfg, engine=Engine(cfg, [seg]))
+    for _ in replay_lines((codec.dumps(ev) for ev in sim.events()), cfg, replayer=rep):
+        pass
+    ids = sorted(rep.states)
+    now = rep.clock.max_seen
+    assert len(ids) == 120 and now is not None and seg.version == 30
+    truth = [sim.truth[c] for c in ids]
+    published = [str(rep.states[c].segments["cluster"][0]) for c in ids]
+    final = [seg.assign(rep.states[c], now) for c in ids]
+    final_ids = [a.segment if a else "none" for a in final]
+    assert round(adjusted_rand(truth, final_ids), 3) == 0.962
+    assert round(adjusted_rand(truth, published), 3) == 0.944
+    assert seg.model is not None and seg.model.published() == ["c1", "c2", "c3", "c4"]
+
+
 SCRIPT = """
 from streamseg import codec
 from tests.unit.test_clusters import CFG, train

@@ -1,33 +1,27 @@
 """Behavioural clusters: River KMeans over standard-scaled features, with stable ids.
 
-Features (:func:`features`) are mostly per-visit ratios (purchases, page views
-and cart conversion per session, mobile share), which describe *how* someone
-shops and settle after a few visits, plus the decayed purchase and visit rates
-and the average basket (log scale; unknown for a customer who never bought,
-which scales to the population mean rather than to an extreme).
+Features (:func:`vector`) are mostly per-visit ratios (purchases, page views and
+cart conversion per session, mobile share), which say *how* someone shops and
+settle after a few visits, plus the decayed purchase and visit rates and the
+log average basket (unknown for a customer who never bought: it scales to the
+population mean rather than to an extreme).
 
-Training (on the one worker that trains, and in replays) counts every event
-but folds only a deterministic sample into a River
+Training (on the one worker that trains, and in replays) counts every event but
+folds only a deterministic sample into a River
 :class:`~river.preprocessing.StandardScaler` and a seeded
-:class:`~river.cluster.KMeans`: customers with at least ``MIN_SESSIONS``
-sessions, on every ``STRIDE``-th event of theirs (counted from the
-``MIN_SESSIONS``-th). Young customers' ratios are
-noise, and sampling makes learning cheap. The first ``INIT_SAMPLES`` samples
-are buffered and the centroids are (re)initialised from them by k-means++ and
-Lloyd iterations (seeded), so no centroid starts far from the data; from then
-on KMeans moves them online.
+:class:`~river.cluster.KMeans`: customers with ``MIN_SESSIONS`` sessions or
+more, on every ``STRIDE``-th event of theirs. The first ``INIT_SAMPLES``
+samples seed the centroids (k-means++ and Lloyd, seeded); then KMeans moves them.
 
-After ``cluster_warmup`` events, and then every ``cluster_refresh_every``
-events, the segmenter publishes a new :class:`~streamseg.engine.model.ClusterModel`
-version: centroids are matched to the previous version's (so ids stay
-stable), clusters holding less than ``cluster_min_share`` of the recent
-samples are merged into their nearest neighbour, and each published cluster
-gets a description from its centroid. Each version is compiled once into an
-:class:`~streamseg.engine.model.Assigner` (scaler, centroids, descriptions).
-
-Assignment only ever uses the published snapshot, so a worker that adopted a
-snapshot (:meth:`ClusterSegmenter.adopt`) assigns exactly like the trainer.
-Every verdict carries the model version and a distance margin for hysteresis.
+After ``cluster_warmup`` events, and then every ``cluster_refresh_every`` events,
+a new :class:`~streamseg.engine.model.ClusterModel` version is published:
+centroids are matched to the previous version's (ids stay stable), clusters
+with less than ``cluster_min_share`` of the recent samples are merged into their
+nearest neighbour, and each gets a description. Each version is compiled once
+into an :class:`~streamseg.engine.model.Assigner`. Assignment only uses the
+published snapshot, so a worker that adopted one (:meth:`ClusterSegmenter.adopt`)
+assigns exactly like the trainer. Verdicts carry the model version and a
+distance margin for hysteresis.
 
 Examples
 --------
@@ -55,6 +49,7 @@ import collections
 import functools
 import math
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from river import cluster, preprocessing
@@ -210,18 +205,11 @@ class ClusterSegmenter:
                 for f, z in zip(NAMES, centers[rid], strict=True):
                     center[f] = z
         for p in points:
-            rid = min(range(len(centers)), key=lambda i: sum(
-                (a - b) ** 2 for a, b in zip(p, centers[i], strict=True)))
+            rid = min(range(len(centers)), key=lambda i: math.dist(p, centers[i]))
             self.counts[rid] = self.counts.get(rid, 0.0) + 1.0
 
     def _scaled(self, x: dict[str, float]) -> list[float]:
-        out = []
-        for f in NAMES:
-            var = float(self.scaler.vars[f])
-            v = x.get(f)
-            out.append((v - float(self.scaler.means[f])) / math.sqrt(var)
-                       if v is not None and var > 0.0 else 0.0)
-        return out
+        return self._rescale(x, self.scaler.means, self.scaler.vars)
 
     def refresh(self) -> ClusterModel:
         """Build the next model version from the trainer (ids matched to the current one)."""
@@ -261,11 +249,13 @@ class ClusterSegmenter:
         )
 
     @staticmethod
-    def _rescale(raw: dict[str, float], means: dict[str, float],
-                 variances: dict[str, float]) -> list[float]:
+    def _rescale(raw: dict[str, float], means: Mapping[str, float],
+                 variances: Mapping[str, float]) -> list[float]:
+        """Raw values -> z-scores (a missing value, or no variance yet: 0)."""
         return [
-            (raw[f] - means[f]) / math.sqrt(variances[f]) if variances[f] else 0.0
-            for f in FEATURES
+            (raw[f] - means[f]) / math.sqrt(variances[f]) if f in raw and variances[f] > 0.0
+            else 0.0
+            for f in NAMES
         ]
 
     def adopt(self, snapshot: dict[str, Any]) -> bool:
