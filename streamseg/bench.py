@@ -38,9 +38,10 @@ from typing import Any
 
 from streamseg import codec
 from streamseg.config import Settings
+from streamseg.engine.events import kind_of
 from streamseg.errors import StreamsegError
 from streamseg.replay import Replayer, replay_lines
-from streamseg.simulate import PERSONAS, SimConfig, Simulation, stream_of
+from streamseg.simulate import PERSONAS, SimConfig, Simulation
 
 READY = "[^Worker]: Ready"
 PROFILE = os.environ.get("BENCH_PROFILE", "").split()
@@ -237,7 +238,7 @@ async def produce_all(settings: Settings, lines: Iterable[bytes]) -> int:
     try:
         for raw in lines:
             ev = codec.loads(raw)
-            await producer.send(topics[stream_of(ev)], raw, key=ev["customer_id"].encode())
+            await producer.send(topics[kind_of(ev)], raw, key=ev["customer_id"].encode())
             n += 1
         await producer.flush()
     finally:
@@ -344,7 +345,7 @@ async def latency(settings: Settings, lines: Sequence[bytes], rate: float) -> di
                 await asyncio.sleep(ahead)
             ev = codec.loads(raw)
             sent.setdefault((ev["customer_id"], ev["ts"]), time.perf_counter())
-            await producer.send(topics[stream_of(ev)], raw, key=ev["customer_id"].encode())
+            await producer.send(topics[kind_of(ev)], raw, key=ev["customer_id"].encode())
         await producer.flush()
         return len(lines) / (time.perf_counter() - started)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -52,12 +52,10 @@ def read_lines(path: Path) -> Iterable[tuple[int, bytes, dict[str, Any] | None]]
             yield number, line, obj if isinstance(obj, dict) else None
 
 
-async def produce_file(settings: Settings, path: Path, rate: float = 0.0) -> int:
-    """Send every line of ``path`` to its input topic, keyed by customer id; return the count.
-
-    Lines that are not JSON objects are sent to the clickstream topic as they are,
-    so the worker dead-letters them (nothing is dropped on the way in).
-    """
+async def send_all(
+    settings: Settings, messages: Iterable[tuple[str, bytes | None, bytes]], rate: float = 0.0
+) -> int:
+    """Send ``(topic, key, value)`` messages in order, at ``rate`` per second (0: no limit)."""
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5
     )
@@ -65,23 +63,36 @@ async def produce_file(settings: Settings, path: Path, rate: float = 0.0) -> int
     sent = 0
     started = time.monotonic()
     try:
-        for _, raw, obj in read_lines(path):
-            key = None
-            topic = settings.topic_clickstream
-            if obj is not None:
-                topic = topic_for(settings, obj)
-                cid = obj.get("customer_id")
-                key = cid.encode() if isinstance(cid, str) else None
-            await producer.send(topic, key=key, value=raw)
-            sent += 1
+        for topic, key, value in messages:
             if rate > 0:
                 delay = started + sent / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
+            await producer.send(topic, key=key, value=value)
+            sent += 1
         await producer.flush()
     finally:
         await producer.stop()
     return sent
+
+
+def file_messages(settings: Settings, path: Path) -> Iterator[tuple[str, bytes | None, bytes]]:
+    """The lines of ``path`` as input messages, keyed by customer id.
+
+    Lines that are not JSON objects go to the clickstream topic as they are,
+    so the worker dead-letters them (nothing is dropped on the way in).
+    """
+    for _, raw, obj in read_lines(path):
+        if obj is None:
+            yield settings.topic_clickstream, None, raw
+            continue
+        cid = obj.get("customer_id")
+        yield topic_for(settings, obj), cid.encode() if isinstance(cid, str) else None, raw
+
+
+async def produce_file(settings: Settings, path: Path, rate: float = 0.0) -> int:
+    """Send every line of ``path`` to its input topic; return the count."""
+    return await send_all(settings, file_messages(settings, path), rate)
 
 
 def describe_change(change: dict[str, Any]) -> str:

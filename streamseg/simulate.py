@@ -32,7 +32,6 @@ import heapq
 import math
 import random
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -250,15 +249,6 @@ def _currency(rng: random.Random) -> tuple[str, float]:
     return cur, rate
 
 
-def stream_of(record: dict[str, Any]) -> str:
-    """``click`` or ``purchase``: the input topic an event belongs on.
-
-    >>> stream_of({"type": "purchase"}), stream_of({"type": "page_view"})
-    ('purchase', 'click')
-    """
-    return "purchase" if record.get("type") == "purchase" or "order_id" in record else "click"
-
-
 def write_jsonl(events: Iterator[dict[str, Any]], out: IO[bytes]) -> int:
     """Write one JSON object per line; return how many were written."""
     n = 0
@@ -276,32 +266,14 @@ def write_truth(truth: dict[str, str], out: IO[bytes]) -> None:
 async def produce(
     events: Iterator[dict[str, Any]], settings: Settings, rate: float = 0.0
 ) -> int:
-    """Send events to the input topics (key = customer id) at ``rate`` events/s (0: no limit).
+    """Send events to their input topics (key = customer id) at ``rate`` events/s (0: no limit)."""
+    from streamseg.console import send_all, topic_for
 
-    Purchases go to ``settings.topic_purchases``, clicks to ``settings.topic_clickstream``.
-    """
-    from aiokafka import AIOKafkaProducer
-
-    topics = {"purchase": settings.topic_purchases, "click": settings.topic_clickstream}
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, acks="all", linger_ms=5
+    messages = (
+        (topic_for(settings, ev), str(ev.get("customer_id", "")).encode() or None, codec.dumps(ev))
+        for ev in events
     )
-    await producer.start()
-    n = 0
-    started = time.perf_counter()
-    try:
-        for ev in events:
-            if rate > 0.0:
-                ahead = started + n / rate - time.perf_counter()
-                if ahead > 0.0:
-                    await asyncio.sleep(ahead)
-            key = str(ev.get("customer_id", "")).encode() or None
-            await producer.send(topics[stream_of(ev)], codec.dumps(ev), key=key)
-            n += 1
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return n
+    return await send_all(settings, messages, rate)
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:

@@ -37,7 +37,7 @@ from typing import Any
 
 from streamseg import codec
 from streamseg.config import Settings
-from streamseg.engine.events import Event, Kind, parse_ts
+from streamseg.engine.events import Event, kind_of, parse_ts
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Valid, Validator
@@ -105,13 +105,12 @@ def run(events: Iterable[Event], settings: Settings) -> list[dict[str, Any]]:
 
 def simulated(customers: int = 300, days: float = 180.0, seed: int = 7) -> list[Event]:
     """Valid events of a seeded :mod:`streamseg.simulate` run."""
-    from streamseg.simulate import SimConfig, Simulation, stream_of
+    from streamseg.simulate import SimConfig, Simulation
 
     validator = Validator(Settings(max_future_skew_s=10 * 365 * 86400.0))
     events = []
     for rec in Simulation(SimConfig(customers=customers, days=days, seed=seed)).events():
-        kind: Kind = "purchase" if stream_of(rec) == "purchase" else "click"
-        res = validator.check(kind, str(rec["customer_id"]).encode(), codec.dumps(rec))
+        res = validator.check(kind_of(rec), str(rec["customer_id"]).encode(), codec.dumps(rec))
         if isinstance(res, Valid):
             events.append(res.event)
     return events

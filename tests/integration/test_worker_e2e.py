@@ -6,124 +6,51 @@ the same events (the engine is the reference; the worker is a thin edge).
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
+import base64
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from kafka_helpers import consume_all, produce, unique_name
+from kafka_helpers import consume_all, produce
+from worker_proc import READY, Message, WorkerProc, make_settings, reference_changes
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
-from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
-from streamseg.engine.validate import Valid, Validator
 
-REPO = Path(__file__).resolve().parents[2]
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
-def settings_env(settings: Settings, broker_url: str) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "STREAMSEG_BROKER": broker_url,
-            "STREAMSEG_APP_ID": settings.app_id,
-            "STREAMSEG_PARTITIONS": str(settings.partitions),
-            "STREAMSEG_DATA_DIR": settings.data_dir,
-            "STREAMSEG_METRICS_PORT": "0",
-            "STREAMSEG_TICK_INTERVAL_S": "3600",
-            "STREAMSEG_MAX_FUTURE_SKEW_S": str(settings.max_future_skew_s),
-        }
-    )
-    for name in ("clickstream", "purchases", "consent", "changes", "segments", "dead_letters",
-                 "models", "ticks"):
-        env[f"STREAMSEG_TOPIC_{name.upper()}"] = getattr(settings, f"topic_{name}")
-    return env
-
-
-def make_settings(tmp_path: Path) -> Settings:
-    tag = unique_name("e2e")
-    return Settings(
-        app_id=tag,
-        partitions=2,
-        data_dir=str(tmp_path / "data"),
-        topic_clickstream=f"{tag}-clickstream",
-        topic_purchases=f"{tag}-purchases",
-        topic_consent=f"{tag}-consent",
-        topic_changes=f"{tag}-changes",
-        topic_segments=f"{tag}-segments",
-        topic_dead_letters=f"{tag}-dead-letters",
-        topic_models=f"{tag}-models",
-        topic_ticks=f"{tag}-ticks",
-        tick_interval_s=3600.0,
-        # the inputs jump 30 days of event time at once; the default 7-day
-        # future-skew guard (docs/RELIABILITY.md) would dead-letter them
-        max_future_skew_s=365 * DAY,
-    )
-
-
-def event(kind: str, cid: str, eid: str, day: float, **fields: Any) -> tuple[str, bytes, bytes]:
+def event(kind: str, cid: str, eid: str, day: float, **fields: Any) -> Message:
     body: dict[str, Any] = {"event_id": eid, "customer_id": cid, "ts": format_ts(T0 + day * DAY)}
     body.update(fields)
     return kind, cid.encode(), orjson.dumps(body)
 
 
-def purchase(cid: str, eid: str, day: float, amount: float) -> tuple[str, bytes, bytes]:
+def purchase(cid: str, eid: str, day: float, amount: float) -> Message:
     return event("purchase", cid, eid, day, type="purchase", order_id=f"o-{eid}",
                  amount=amount, currency="EUR", device="mobile", channel="app")
 
 
-def reference(settings: Settings, inputs: list[tuple[str, bytes, bytes]]) -> list[dict[str, Any]]:
-    """What the pure engine publishes for the valid inputs, in input order."""
-    engine, validator = Engine(settings), Validator(settings)
-    states: dict[str, CustomerState | None] = {}
-    changes: list[dict[str, Any]] = []
-    for kind, key, value in inputs:
-        result = validator.check(kind, key, value)  # type: ignore[arg-type]
-        if isinstance(result, Valid):
-            cid = result.event.customer_id
-            out = engine.apply(states.get(cid), result.event)
-            states[cid] = out.state
-            changes.extend(out.changes)
-    return changes
-
-
 @pytest.fixture
-def worker(tmp_path: Path, broker_url: str):  # type: ignore[no-untyped-def]
-    settings = make_settings(tmp_path)
-    log_path = tmp_path / "worker.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamseg", "worker"],
-            env=settings_env(settings, broker_url),
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while b"Ready" not in log_path.read_bytes():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"worker did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.2)
-    yield settings, log_path
-    proc.send_signal(signal.SIGTERM)
+def worker(tmp_path: Path, broker_url: str) -> Iterator[Settings]:
+    """One worker with every segmenter, on unique topics (2 partitions)."""
+    settings = make_settings("e2e", tmp_path / "data", broker_url, partitions=2)
+    proc = WorkerProc("e2e", settings, broker_url, tmp_path).start()
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    crashed = [ln for ln in log_path.read_text().splitlines() if "Crashed" in ln]
-    assert not crashed, crashed
+        proc.wait_for(READY)
+        yield settings
+    finally:
+        proc.stop()
+    assert not proc.crashes(), proc.tail()
 
 
-async def test_changes_and_dead_letters(worker, bootstrap_servers: str, assert_schema) -> None:  # type: ignore[no-untyped-def]
-    settings, _log = worker
+async def test_changes_and_dead_letters(
+    worker: Settings, bootstrap_servers: str, assert_schema: Any
+) -> None:
+    settings = worker
     inputs = [
         purchase("alice", "a1", 0, 30.0),
         event("click", "bob", "b1", 0.5, type="page_view", device="desktop", session_id="s1"),
@@ -151,7 +78,7 @@ async def test_changes_and_dead_letters(worker, bootstrap_servers: str, assert_s
         [(part, offset)] = await produce(bootstrap_servers, topic[kind], [(key, value)])
         positions[value] = (topic[kind], part, offset)
 
-    expected = reference(settings, inputs)
+    expected = reference_changes(settings, inputs, Engine(settings))
     # frequency, lifecycle and channel first assignments of 3 customers, plus 2 lifecycle
     # moves the next event catches up on (RFM and clusters are not warm yet)
     assert len(expected) == 11
@@ -179,8 +106,6 @@ async def test_changes_and_dead_letters(worker, bootstrap_servers: str, assert_s
         ("schema_invalid", "amount"),
         ("unknown_event_type", "type"),
     ]
-    import base64
-
     for letter in dead:  # the original bytes and position are kept: nothing is lost
         original = base64.b64decode(letter["value_b64"])
         src = letter["source"]

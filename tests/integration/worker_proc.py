@@ -249,9 +249,12 @@ def story(customers: int, events_per_customer: int, seed: int = 7,
     return [m for _, _, m in timed]
 
 
-def reference_changes(settings: Settings, inputs: Sequence[Message]) -> list[dict[str, Any]]:
-    """Changes of the rule segmenters that the pure engine publishes for ``inputs``."""
-    engine = Engine(settings, [FrequencySegmenter(settings), LifecycleSegmenter(settings)])
+def reference_changes(
+    settings: Settings, inputs: Sequence[Message], engine: Engine | None = None
+) -> list[dict[str, Any]]:
+    """Changes the pure engine publishes for ``inputs`` (default: the rule segmenters only)."""
+    if engine is None:
+        engine = Engine(settings, [FrequencySegmenter(settings), LifecycleSegmenter(settings)])
     validator = Validator(settings)
     states: dict[str, CustomerState | None] = {}
     changes: list[dict[str, Any]] = []
