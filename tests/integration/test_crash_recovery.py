@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from worker_proc import Workers, kill_scenario, make_settings, story
 
 from streamseg.app import ensure_topics
@@ -57,6 +58,7 @@ async def test_kill9_mid_stream_restores_state_and_loses_no_change(
 STORM = [(0.4, False)] * 6
 
 
+@pytest.mark.stress
 async def test_kill9_storm_with_local_state_loses_nothing(
     tmp_path: Path, broker_url: str, bootstrap_servers: str
 ) -> None:
