@@ -232,3 +232,23 @@ async def partitions_of(bootstrap: str, topic: str, timeout: float = 30.0) -> li
             await asyncio.sleep(0.1)
     finally:
         await admin.close()
+
+
+async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[str, int]:
+    """``"topic:partition" -> end offset - committed offset`` of a consumer group (diagnostics)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="it-admin")
+    await admin.start()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = [TopicPartition(t, p) for t in topics for p in await partitions_of(bootstrap, t)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    lag = {}
+    for tp in tps:
+        meta = committed.get(tp)
+        lag[f"{tp.topic}:{tp.partition}"] = ends[tp] - (meta.offset if meta else 0)
+    return lag
