@@ -55,7 +55,7 @@ class FrequencySegmenter:
         why = (
             f"buys every {state.gap_days:.1f} days"
             if interval == state.gap_days
-            else f"no purchase for {since:.1f} days"
+            else f"last purchase {since:.1f} days ago"
         )
         if interval <= self.high:
             return Assignment("high", why)
