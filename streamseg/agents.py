@@ -13,7 +13,6 @@ import time
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streamseg import codec
 from streamseg.app import Streamseg, input_topics
@@ -23,10 +22,9 @@ from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.scheduler import Schedule
-from streamseg.engine.segmenters.clusters import ClusterSegmenter
-from streamseg.engine.segmenters.rfm import RFMSegmenter
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.metrics import Metrics
+from streamseg.modelsync import ModelSync, follow_models
 
 log = logging.getLogger(__name__)
 
@@ -44,27 +42,16 @@ class Ingest:
         self.schedule = Schedule()  # (due event time, customer id) of idle customers
         self.rebuild = True  # refill the schedule from the table (start, rebalance)
         # population models, snapshotted to the models topic (key = segmenter name)
-        self.models: dict[str, ClusterSegmenter | RFMSegmenter] = {
-            seg.name: seg for seg in engine.segmenters
-            if isinstance(seg, ClusterSegmenter | RFMSegmenter)
-        }
-        for model in self.models.values():
-            model.training = False  # until this worker owns partition 0 (on_assigned)
-        self.published: dict[str, int] = {}
+        self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         # (key, table bytes) of the last :meth:`load`: lets ``emit`` skip a
         # second table lookup and the write of an unchanged state
         self.loaded: tuple[bytes, bytes | None] | None = None
         self._consumed: dict[tuple[str, str], Any] = {}  # metric children by labels
 
     def on_assigned(self, assigned: Any) -> None:
-        """After a rebalance: train the population models iff we own clickstream partition 0."""
+        """After a rebalance: reschedule idle customers; decide who trains the models."""
         self.rebuild = True
-        owner = any(
-            tp.topic == self.ss.settings.topic_clickstream and tp.partition == 0
-            for tp in assigned or ()
-        )
-        for model in self.models.values():
-            model.training = owner
+        self.models.on_assigned(assigned)
 
     def due_ticks(self) -> list[tuple[bytes, bytes]]:
         """Tick messages for customers due at the event-time clock (none before any event)."""
@@ -78,29 +65,6 @@ class Ingest:
                 self.schedule.push(key.decode(), self.engine.due(state))
         value = codec.dumps({"now": now})
         return [(cid.encode(), value) for cid in self.schedule.pop_due(now)]
-
-    def adopt(self, key: bytes | None, value: bytes | None) -> None:
-        """A record of the models topic: use it if it is a newer model."""
-        model = None if key is None else self.models.get(key.decode(errors="replace"))
-        if model is None or value is None:
-            return
-        if model.adopt(codec.loads(value)):
-            log.info("adopted %s model version %s", model.name, model.version)
-            if model.version is not None:  # it is on the topic already
-                self.published[model.name] = model.version
-                self.metrics.model_version.labels(segmenter=model.name).set(model.version)
-
-    def to_publish(self) -> list[tuple[bytes, bytes]]:
-        """(key, value) of the trainer's models that changed since last published."""
-        out = []
-        for name, model in self.models.items():
-            version = model.version
-            if not model.training or version is None or version <= self.published.get(name, 0):
-                continue
-            self.published[name] = version
-            self.metrics.model_version.labels(segmenter=name).set(version)
-            out.append((name.encode(), codec.dumps(model.snapshot())))
-        return out
 
     def load(self, key: bytes) -> CustomerState | None:
         raw = self.ss.state.get(key)
@@ -284,7 +248,7 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
 
     @ss.app.task  # type: ignore[untyped-decorator]
     async def models() -> None:
-        await follow_models(ss, ingest)
+        await follow_models(ss, ingest.models)
 
     @ss.app.on_rebalance_complete.connect
     def recount(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
@@ -292,32 +256,3 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
         ingest.recount()
 
     return ingest
-
-
-async def follow_models(ss: Streamseg, ingest: Ingest) -> None:
-    """Read the compacted models topic from the start, adopt newer models, publish ours.
-
-    Every worker reads the whole topic (no consumer group), so all of them
-    assign with the newest model; only the trainer publishes.
-    """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=ss.settings.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
-    tp = TopicPartition(ss.settings.topic_models, 0)
-    await consumer.start()
-    try:
-        consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
-        wait_ms = int(ss.settings.model_publish_interval_s * 1000)
-        while True:
-            batch = await consumer.getmany(tp, timeout_ms=wait_ms)
-            for records in batch.values():
-                for record in records:
-                    ingest.adopt(record.key, record.value)
-            for key, snapshot in ingest.to_publish():
-                await ss.models.send(key=key, value=snapshot)
-    finally:
-        await consumer.stop()
