@@ -38,7 +38,7 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any
 
 from streamseg import codec
 from streamseg.config import DAY, Settings  # noqa: F401 - DAY for the doctests
@@ -48,24 +48,8 @@ from streamseg.engine.events import kind_of
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.scheduler import Schedule
-from streamseg.engine.validate import Invalid, Validator
+from streamseg.engine.validate import Invalid, Valid, Validator
 from streamseg.errors import InputFileError
-
-
-class DueSource(Protocol):
-    """Which customers need a time-driven re-evaluation at an event time."""
-
-    def touch(self, state: CustomerState, now: float) -> None:
-        """``state`` was just updated or re-evaluated at ``now``."""
-        ...
-
-    def forget(self, customer_id: str) -> None:
-        """The customer has no state any more (erased)."""
-        ...
-
-    def due(self, now: float) -> list[str]:
-        """Customers whose next check time is at or before ``now`` (removed from the queue)."""
-        ...
 
 
 class EngineSchedule:
@@ -99,28 +83,23 @@ class Replayer:
     """Customer states in a dict, the event clock and the engine: one replay run."""
 
     def __init__(
-        self, settings: Settings, engine: Engine | None = None, due: DueSource | None = None
+        self, settings: Settings, engine: Engine | None = None
     ) -> None:
         self.settings = settings
         self.engine = engine or Engine(settings)
         self.validator = Validator(settings)
         self.clock = EventClock(settings.allowed_lateness_s)
-        self.due = due or EngineSchedule(self.engine)
+        self.due = EngineSchedule(self.engine)
         self.states: dict[str, CustomerState] = {}
         self.counts: Counter[str] = Counter()
 
     def feed(self, raw: bytes) -> list[dict[str, Any]] | Invalid:
         """One input line: its changes (event first, then clock-driven) or why it was rejected."""
-        try:
-            record = codec.loads(raw)
-        except codec.DecodeError as exc:
-            self.counts["dead_letter"] += 1
-            return Invalid("not_json", f"malformed JSON: {exc}")
-        kind = kind_of(record) if isinstance(record, dict) else "click"
-        result = (
-            self.validator.check_record(kind, None, record)  # decoded once, as check() would
-            if len(raw) <= self.settings.max_event_bytes
-            else self.validator.check(kind, None, raw)
+        record = self.validator.decode(raw)  # the same size and JSON checks as the worker
+        result: Valid | Invalid = record if isinstance(record, Invalid) else (
+            self.validator.check_record(
+                kind_of(record) if isinstance(record, dict) else "click", None, record
+            )
         )
         if not isinstance(result, Invalid):
             ev = result.event
@@ -153,9 +132,10 @@ class Replayer:
         if not tick:
             self.counts["erased" if outcome.erased else (outcome.skipped or "processed")] += 1
         if outcome.state is None or outcome.erased:
-            self.states.pop(cid, None)
             self.due.forget(cid)
-            if outcome.state is not None:  # the suppression marker of an erasure
+            if outcome.state is None:
+                self.states.pop(cid, None)
+            else:  # the suppression marker of an erasure
                 self.states[cid] = outcome.state
             return []
         self.states[cid] = outcome.state

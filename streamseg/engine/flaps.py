@@ -35,7 +35,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streamseg import codec
 from streamseg.config import Settings
 from streamseg.engine.events import Event, kind_of, parse_ts
 from streamseg.engine.features import CustomerState
@@ -110,7 +109,7 @@ def simulated(customers: int = 300, days: float = 180.0, seed: int = 7) -> list[
     validator = Validator(Settings(max_future_skew_s=10 * 365 * 86400.0))
     events = []
     for rec in Simulation(SimConfig(customers=customers, days=days, seed=seed)).events():
-        res = validator.check(kind_of(rec), str(rec["customer_id"]).encode(), codec.dumps(rec))
+        res = validator.check_record(kind_of(rec), None, rec)
         if isinstance(res, Valid):
             events.append(res.event)
     return events

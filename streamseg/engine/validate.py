@@ -105,6 +105,18 @@ class Validator:
 
     def check(self, kind: Kind, key: bytes | None, value: bytes | None) -> Valid | Invalid:
         """Decode and validate one message of stream ``kind``."""
+        record = self.decode(value)
+        if isinstance(record, Invalid):
+            return record
+        return self.check_record(kind, key, record)
+
+    def decode(self, value: bytes | None) -> Any:
+        """The JSON value of a message, or :class:`Invalid` (null, too large, not JSON).
+
+        >>> v = Validator(Settings(max_event_bytes=8))
+        >>> v.decode(b'{"a":1}'), v.decode(b'{"a":"long"}').reason, v.decode(b"{").reason
+        ({'a': 1}, 'too_large', 'not_json')
+        """
         if value is None:
             return Invalid("not_object", "empty message (null value)")
         if len(value) > self.settings.max_event_bytes:
@@ -112,10 +124,9 @@ class Validator:
                 "too_large", f"{len(value)} bytes > limit {self.settings.max_event_bytes}"
             )
         try:
-            record = codec.loads(value)
+            return codec.loads(value)
         except codec.DecodeError as exc:
             return Invalid("not_json", f"malformed JSON: {exc}")
-        return self.check_record(kind, key, record)
 
     def check_tick(self, value: bytes | None) -> float | Invalid:
         """Decode a ``streamseg-ticks`` value ``{"now": <event-time seconds>}``.

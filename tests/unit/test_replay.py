@@ -145,3 +145,18 @@ def test_cli_bad_input_exits_2_with_file_line_field(
 def test_cli_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(tmp_path / "nope.jsonl"), "--quiet"]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_bad_bytes_get_the_workers_reason() -> None:
+    """Replay decodes through the Validator: the same reason codes as the worker."""
+    settings = Settings(max_event_bytes=64)
+    replayer, worker = Replayer(settings), Validator(settings)
+    for raw in (b"{" + b"x" * 100, b"{not json", b"[1, 2]"):
+        got = replayer.feed(raw)
+        want = worker.check("click", None, raw)
+        assert not isinstance(got, list) and not isinstance(want, Valid)
+        assert (got.reason, got.message) == (want.reason, want.message)
+    assert [replayer.feed(raw).reason for raw in (b"{" + b"x" * 100, b"{x")] == [  # type: ignore[union-attr]
+        "too_large",
+        "not_json",
+    ]
