@@ -98,13 +98,9 @@ class Ingest:
                 ev = result.event
                 key = ev.customer_id.encode()
                 state = self.load(key)
-                rejected = self.engine.screen(state, ev, self.clock.max_seen)
-                if rejected is not None:
-                    outcome = rejected
-                else:
-                    self.clock.observe(ev.ts)
+                outcome = self.engine.ingest(state, ev, self.clock)
+                if not isinstance(outcome, Invalid):
                     self.metrics.event_clock.set(self.clock.max_seen or ev.ts)
-                    outcome = self.engine.apply(state, ev)
                     self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
         if isinstance(outcome, Invalid):
             await self.reject(outcome, msg)

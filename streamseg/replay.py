@@ -103,13 +103,11 @@ class Replayer:
         )
         if not isinstance(result, Invalid):
             ev = result.event
-            state = self.states.get(ev.customer_id)
-            rejected = self.engine.screen(state, ev, self.clock.max_seen)
-            if rejected is None:
-                self.clock.observe(ev.ts)
-                changes = self._settle(ev.customer_id, self.engine.apply(state, ev), ev.ts)
+            outcome = self.engine.ingest(self.states.get(ev.customer_id), ev, self.clock)
+            if not isinstance(outcome, Invalid):
+                changes = self._settle(ev.customer_id, outcome, ev.ts)
                 return changes + self.advance()
-            result = rejected
+            result = outcome
         self.counts["dead_letter"] += 1
         return result
 

@@ -29,6 +29,7 @@ from typing import Any
 from streamseg.config import Settings
 from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
+from streamseg.engine.clock import EventClock
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
 from streamseg.engine.scheduler import due_after, floor, plan
@@ -141,6 +142,19 @@ class Engine:
                 out.segments = step.segments
             at = due_after(self._due, state, at, self.settings.min_dwell_s)
         return out
+
+    def ingest(
+        self, state: CustomerState | None, event: Event, clock: EventClock
+    ) -> Outcome | Invalid:
+        """:meth:`screen` against ``clock``, then advance the clock and :meth:`apply`.
+
+        The one path from a valid event to an outcome, for the worker and replay alike.
+        """
+        rejected = self.screen(state, event, clock.max_seen)
+        if rejected is not None:
+            return rejected
+        clock.observe(event.ts)
+        return self.apply(state, event)
 
     def screen(
         self, state: CustomerState | None, event: Event, watermark: float | None
