@@ -133,24 +133,26 @@ class WorkerProc:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _waiting(self, needle: str, count: int, deadline: float, timeout: float) -> bool:
+        """Whether to keep waiting for ``needle``; fails if the worker exited or time is up."""
+        if self.run_log().count(needle) >= count:
+            return False
+        if not self.alive():
+            raise AssertionError(f"{self.name} exited:\n{self.tail()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{self.name}: no {needle!r} after {timeout}s\n{self.tail()}")
+        return True
+
     def wait_for(self, needle: str, timeout: float = 60.0, count: int = 1) -> None:
         """Wait until the current run's log contains ``needle`` ``count`` times."""
         deadline = time.monotonic() + timeout
-        while self.run_log().count(needle) < count:
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: no {needle!r} after {timeout}s\n{self.tail()}")
+        while self._waiting(needle, count, deadline, timeout):
             time.sleep(0.1)
 
     async def await_for(self, needle: str, timeout: float = 60.0, count: int = 1) -> None:
         """:meth:`wait_for` without blocking the event loop."""
         deadline = time.monotonic() + timeout
-        while self.run_log().count(needle) < count:
-            if not self.alive():
-                raise AssertionError(f"{self.name} exited:\n{self.tail()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{self.name}: no {needle!r} after {timeout}s\n{self.tail()}")
+        while self._waiting(needle, count, deadline, timeout):
             await asyncio.sleep(0.1)
 
     async def ready(self, timeout: float = 60.0) -> WorkerProc:
