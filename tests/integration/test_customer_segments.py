@@ -13,8 +13,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from kafka_helpers import consume_all, produce, topic_config
-from worker_proc import T0, Message, Tail, Workers, make_settings, story, topic_of
+from kafka_helpers import consume_all, topic_config
+from worker_proc import T0, Message, Tail, Workers, feed_all, make_settings, story
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
@@ -59,8 +59,7 @@ async def test_new_subscriber_bootstraps_current_segments(
         worker = workers.new("w", settings)
         worker.start()
         await worker.ready()
-        for kind, key, value in inputs:
-            await produce(bootstrap_servers, topic_of(settings, kind), [(key, value)])
+        await feed_all(bootstrap_servers, settings, inputs)
         async with Tail(bootstrap_servers, settings.topic_segments) as tail:
             ok = await tail.until(lambda t: any(v is None for v in t.values()), timeout=60,
                                   settle=2.0)

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_helpers import produce, topic_config, unique_name
-from worker_proc import Tail, Workers, make_settings, story, topic_of
+from kafka_helpers import topic_config, unique_name
+from worker_proc import Tail, Workers, feed_all, make_settings, story
 
 from streamseg import codec
 from streamseg.engine.model import ClusterModel
@@ -38,8 +38,7 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
         wa = workers.new("a", a)
         wa.start()
         await wa.ready()
-        for kind, key, value in inputs:
-            await produce(bootstrap_servers, topic_of(a, kind), [(key, value)])
+        await feed_all(bootstrap_servers, a, inputs)
         async with Tail(bootstrap_servers, a.topic_models) as models:
             ok = await models.until(
                 lambda t: any(v["segmenter"] == "cluster" and v["version"] == last_version
@@ -85,8 +84,7 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
         wb.start()
         await wb.ready()
         fresh = story(customers=8, events_per_customer=2, seed=5, prefix="n")
-        for kind, key, value in fresh:
-            await produce(bootstrap_servers, topic_of(b, kind), [(key, value)])
+        await feed_all(bootstrap_servers, b, fresh)
         async with Tail(bootstrap_servers, b.topic_changes) as tail:
 
             def clusters(t: Tail) -> list[dict[str, Any]]:

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_helpers import produce
-from worker_proc import T0, Message, Tail, Workers, _event, make_settings, topic_of
+from worker_proc import T0, Message, Tail, Workers, _event, feed_all, make_settings
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.features import CustomerState
@@ -68,8 +67,7 @@ async def test_idle_customer_lapses_on_the_event_clock(
         worker = workers.new("w1", settings)
         worker.start()
         await worker.ready()
-        for kind, key, value in inputs:
-            await produce(bootstrap_servers, topic_of(settings, kind), [(key, value)])
+        await feed_all(bootstrap_servers, settings, inputs)
         async with Tail(bootstrap_servers, settings.topic_changes) as tail:
 
             def quiet(t: Tail) -> list[dict[str, Any]]:

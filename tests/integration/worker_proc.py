@@ -329,6 +329,11 @@ class Feeder:
         await self.task
 
 
+async def feed_all(bootstrap: str, settings: Settings, messages: Sequence[Message]) -> None:
+    """Produce ``messages`` in order with one producer, as fast as the broker acknowledges."""
+    await Feeder(bootstrap, settings, messages, rate=float("inf")).start().done()
+
+
 class Tail:
     """A group-less reader of an output topic that keeps everything it has read."""
 
