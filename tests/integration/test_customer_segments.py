@@ -14,27 +14,19 @@ from typing import Any
 import jsonschema
 import pytest
 from kafka_helpers import consume_all, topic_config
-from worker_proc import T0, Message, Tail, Workers, feed_all, make_settings, story
+from worker_proc import T0, Message, Tail, Workers, engine_run, feed_all, make_settings, story
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
-from streamseg.engine.features import CustomerState
-from streamseg.engine.processor import Engine
-from streamseg.engine.validate import SCHEMA_DIR, Valid, Validator
+from streamseg.engine.validate import SCHEMA_DIR
 
 
 def expected_view(settings: Settings, inputs: list[Message]) -> dict[str, dict[str, Any]]:
-    engine = Engine(settings)
-    validator = Validator(settings)
-    states: dict[str, CustomerState | None] = {}
+    _, steps = engine_run(settings, inputs)
+    assert len(steps) == len(inputs)  # every input is valid
     view: dict[str, dict[str, Any]] = {}
-    for kind, key, value in inputs:
-        result = validator.check(kind, key, value)  # type: ignore[arg-type]
-        assert isinstance(result, Valid)
-        ev = result.event
-        out = engine.apply(states.get(ev.customer_id), ev)
-        states[ev.customer_id] = out.state
+    for ev, out in steps:
         if out.erased:
             view.pop(ev.customer_id, None)
         elif out.segments is not None:

@@ -13,28 +13,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_proc import T0, Message, Tail, Workers, _event, feed_all, make_settings
+from worker_proc import T0, Message, Tail, Workers, _event, engine_run, feed_all, make_settings
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
-from streamseg.engine.validate import Valid, Validator
 
 
 def reference(settings: Settings, inputs: list[Message], customer: str) -> list[dict[str, Any]]:
     engine = Engine(settings)
-    validator = Validator(settings)
-    states: dict[str, CustomerState | None] = {}
-    changes: list[dict[str, Any]] = []
-    watermark = 0.0
-    for kind, key, value in inputs:
-        result = validator.check(kind, key, value)  # type: ignore[arg-type]
-        assert isinstance(result, Valid)
-        ev = result.event
-        out = engine.apply(states.get(ev.customer_id), ev)
-        states[ev.customer_id] = out.state
-        changes += out.changes
-        watermark = max(watermark, ev.ts - settings.allowed_lateness_s)
+    states, steps = engine_run(settings, inputs, engine)
+    assert len(steps) == len(inputs)  # every input is valid
+    changes = [c for _, out in steps for c in out.changes]
+    watermark = max(ev.ts for ev, _ in steps) - settings.allowed_lateness_s
     state = states[customer]
     assert state is not None
     changes += engine.tick(state, watermark).changes

@@ -38,8 +38,9 @@ from kafka_helpers import partitions_of, unique_name
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
+from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
-from streamseg.engine.processor import Engine
+from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.segmenters.frequency import FrequencySegmenter
 from streamseg.engine.segmenters.lifecycle import LifecycleSegmenter
 from streamseg.engine.validate import Valid, Validator
@@ -251,23 +252,32 @@ def story(customers: int, events_per_customer: int, seed: int = 7,
     return [m for _, _, m in timed]
 
 
+def engine_run(
+    settings: Settings, inputs: Sequence[Message], engine: Engine | None = None
+) -> tuple[dict[str, CustomerState | None], list[tuple[Event, Outcome]]]:
+    """The pure engine over the valid ``inputs`` in order: final states, (event, outcome)s."""
+    engine = engine or Engine(settings)
+    validator = Validator(settings)
+    states: dict[str, CustomerState | None] = {}
+    steps: list[tuple[Event, Outcome]] = []
+    for kind, key, value in inputs:
+        result = validator.check(kind, key, value)  # type: ignore[arg-type]
+        if isinstance(result, Valid):
+            ev = result.event
+            out = engine.apply(states.get(ev.customer_id), ev)
+            states[ev.customer_id] = out.state
+            steps.append((ev, out))
+    return states, steps
+
+
 def reference_changes(
     settings: Settings, inputs: Sequence[Message], engine: Engine | None = None
 ) -> list[dict[str, Any]]:
     """Changes the pure engine publishes for ``inputs`` (default: the rule segmenters only)."""
     if engine is None:
         engine = Engine(settings, [FrequencySegmenter(settings), LifecycleSegmenter(settings)])
-    validator = Validator(settings)
-    states: dict[str, CustomerState | None] = {}
-    changes: list[dict[str, Any]] = []
-    for kind, key, value in inputs:
-        result = validator.check(kind, key, value)  # type: ignore[arg-type]
-        if isinstance(result, Valid):
-            cid = result.event.customer_id
-            out = engine.apply(states.get(cid), result.event)
-            states[cid] = out.state
-            changes.extend(out.changes)
-    return changes
+    _, steps = engine_run(settings, inputs, engine)
+    return [change for _, out in steps for change in out.changes]
 
 
 def topic_of(settings: Settings, kind: str) -> str:
