@@ -13,7 +13,7 @@ Examples
 >>> s = CustomerState.new("c1", 0.0)
 >>> update(s, Event("purchase", "purchase", "e1", "c1", 0.0, amount=100.0), cfg)
 >>> update(s, Event("purchase", "purchase", "e2", "c1", 30 * 86400.0, amount=50.0), cfg)
->>> s.purchases, s.monetary, round(s.d_monetary, 6), s.gap_days
+>>> s.purchases, s.monetary, round(s.d_monetary, 6), mean_gap_days(s)
 (2, 150.0, 100.0, 30.0)
 >>> f = summary(s, 30 * 86400.0)
 >>> f["aov"], f["recency_days"], f["purchases_decayed"]
@@ -32,7 +32,6 @@ from streamseg.engine.events import Event
 
 CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
 DEVICES = ("mobile", "desktop", "tablet", "other")
-GAP_ALPHA = 0.3  # weight of the newest inter-purchase gap in its moving average
 
 
 @dataclass(slots=True)
@@ -48,8 +47,9 @@ class CustomerState:
     monetary: float = 0.0
     first_purchase: float | None = None
     last_purchase: float | None = None
-    gap_days: float | None = None
+    # the latest purchase that followed a gap > at_risk_days, and the purchase before it
     reactivated_at: float | None = None
+    reactivated_from: float | None = None
     sessions: int = 0
     last_session: str | None = None
     d_events: float = 0.0
@@ -62,11 +62,17 @@ class CustomerState:
     d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
     recent_ids: list[int] = field(default_factory=list)
     withdrawn: bool = False
+    ticked: float | None = None  # latest event time a clock tick evaluated this customer at
     epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
     # segmenter -> [segment, since, sequence, model_version]
     segments: dict[str, list[Any]] = field(default_factory=dict)
     # segmenter -> [candidate segment, first seen at]
     pending: dict[str, list[Any]] = field(default_factory=dict)
+
+    @property
+    def gap_days(self) -> float | None:
+        """The exact mean gap between purchases in days (see :func:`mean_gap_days`)."""
+        return mean_gap_days(self)
 
     @classmethod
     def new(cls, customer_id: str, ts: float) -> CustomerState:
@@ -171,14 +177,8 @@ def update(state: CustomerState, event: Event, cfg: Settings) -> None:
 
 
 def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> None:
+    _reactivation(state, event.ts, cfg.at_risk_days * DAY)
     last = state.last_purchase
-    if last is not None and event.ts > last:
-        gap = (event.ts - last) / DAY
-        state.gap_days = gap if state.gap_days is None else (
-            GAP_ALPHA * gap + (1.0 - GAP_ALPHA) * state.gap_days
-        )
-        if gap > cfg.at_risk_days:
-            state.reactivated_at = event.ts
     state.purchases += 1
     state.monetary += event.amount
     state.d_purchases += w
@@ -186,6 +186,61 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     first = state.first_purchase
     state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
+
+
+def _reactivation(state: CustomerState, ts: float, at_risk_s: float) -> None:
+    """Keep ``reactivated_at`` = the latest purchase after a gap > ``at_risk_s``.
+
+    In order, a purchase more than ``at_risk_s`` after the last one is the new
+    reactivation. A late purchase can only shorten gaps: one inside the gap
+    before the reactivation may cancel it (the late purchase itself becomes the
+    reactivation if its own gap is still long), one before the first purchase
+    may make the first purchase a reactivation. Earlier reactivations are not
+    kept, so a late purchase that cancels the latest one leaves none (documented
+    approximation; exact for in-order purchases).
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> for d in (0, 100, 110):
+    ...     _reactivation(s, d * DAY, 90 * DAY); s.last_purchase = d * DAY
+    ...     s.first_purchase = s.first_purchase if s.first_purchase is not None else d * DAY
+    >>> s.reactivated_at / DAY, s.reactivated_from / DAY
+    (100.0, 0.0)
+    >>> _reactivation(s, 50 * DAY, 90 * DAY); s.reactivated_at  # both gaps now 50 days
+    """
+    last, first = state.last_purchase, state.first_purchase
+    if last is None or first is None:
+        return
+    if ts > last:
+        if ts - last > at_risk_s:
+            state.reactivated_at, state.reactivated_from = ts, last
+        return
+    react, since = state.reactivated_at, state.reactivated_from
+    if react is not None and since is not None:
+        if since < ts < react:
+            if react - ts > at_risk_s:
+                state.reactivated_from = ts
+            elif ts - since > at_risk_s:
+                state.reactivated_at = ts
+            else:
+                state.reactivated_at = state.reactivated_from = None
+        return
+    if ts < first and first - ts > at_risk_s:
+        state.reactivated_at, state.reactivated_from = first, ts
+
+
+def mean_gap_days(state: CustomerState) -> float | None:
+    """(last - first purchase time) / (purchases - 1) in days; None below two purchases.
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> s.purchases, s.first_purchase, s.last_purchase = 3, 0.0, 10 * DAY
+    >>> mean_gap_days(s)
+    5.0
+    """
+    n = state.purchases
+    first, last = state.first_purchase, state.last_purchase
+    if n < 2 or first is None or last is None:
+        return None
+    return (last - first) / DAY / (n - 1)
 
 
 def share(values: list[float], labels: tuple[str, ...]) -> tuple[str | None, float]:
@@ -213,13 +268,14 @@ def summary(state: CustomerState, now: float, half_life_days: float = 30.0) -> d
     device_total = sum(state.d_devices)
     top_channel, _ = share(state.d_channels, CHANNELS)
     conversion = state.d_purchases / state.d_cart_adds if state.d_cart_adds > 0 else 0.0
+    gap = mean_gap_days(state)
     return {
         "recency_days": round(max(0.0, now - ref) / DAY, 3),
         "purchases": state.purchases,
         "purchases_decayed": round(state.d_purchases * factor, 4),
         "monetary": round(state.monetary, 2),
         "aov": round(state.monetary / state.purchases, 2) if state.purchases else 0.0,
-        "gap_days": None if state.gap_days is None else round(state.gap_days, 3),
+        "gap_days": None if gap is None else round(gap, 3),
         "sessions": state.sessions,
         "page_views_decayed": round(state.d_page_views * factor, 4),
         "cart_adds_decayed": round(state.d_cart_adds * factor, 4),

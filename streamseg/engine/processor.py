@@ -32,8 +32,8 @@ from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
-from streamseg.engine.scheduler import due_after, floor, plan
-from streamseg.engine.segmenters.base import Segmenter
+from streamseg.engine.scheduler import floor
+from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
 
 
@@ -67,10 +67,9 @@ class Engine:
         self.segmenters: list[Segmenter] = segs if segs is not None else segmenters.default(
             settings
         )
-        self.detector = ChangeDetector(
-            min_dwell_s=settings.min_dwell_s, min_margin=settings.min_margin
-        )
-        self._due = plan(self.segmenters)  # scheduler.next_due, dispatched once
+        self.hysteresis = settings.hysteresis
+        self.dwell_s = settings.min_dwell_s if settings.hysteresis else 0.0
+        self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -79,13 +78,29 @@ class Engine:
     def due(self, state: CustomerState, at: float | None = None) -> float | None:
         """Next event time at which ``state`` may change segment without a new event.
 
-        It is strictly after ``floor(state)`` and after ``at`` (an
-        :attr:`Outcome.at`): a tick that changed nothing is not due again at once.
+        The earliest of the segmenters' own :meth:`~Segmenter.due` (and of the
+        optional global dwell), strictly after ``floor(state)`` and after ``at``
+        (an :attr:`Outcome.at`): a tick that changed nothing is not due again at once.
         """
         if state.withdrawn:
             return None
         after = floor(state) if at is None else max(at, floor(state))
-        return due_after(self._due, state, after, self.settings.min_dwell_s)
+        best: float | None = None
+        for seg in self.segmenters:
+            t = self._seg_due(seg, state, after)
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    def _seg_due(self, seg: Segmenter, state: CustomerState, after: float) -> float | None:
+        t = seg.due(state, after)
+        if self.dwell_s > 0.0:
+            pending = state.pending.get(seg.name)
+            if pending is not None:
+                d = float(pending[1]) + self.dwell_s
+                if d > after and (t is None or d < t):
+                    t = d
+        return t
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
@@ -101,10 +116,10 @@ class Engine:
         caught = self._catch_up(state, event.ts, inclusive=False)
         remember(state, event.event_id, self.settings.dedup_window)
         update(state, event, self.settings)
-        now = state.last_seen
+        now = floor(state)  # never back in time: a late event is evaluated at the latest look
         for seg in self.segmenters:
             seg.learn(state, now)
-        out = self._evaluate(state, now, "event")
+        out = self._evaluate(state, now, "event", self.segmenters)
         if caught.changes:
             out.changes[:0] = caught.changes
             out.segments = self.segments_record(state, now)
@@ -113,35 +128,106 @@ class Engine:
     def tick(self, state: CustomerState, now: float) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
 
-        A withdrawn (or erased) customer is a counted ``no_consent`` skip: a tick
-        already in flight when consent was withdrawn or erasure was requested
-        changes nothing.
+        Only the segmenters due by ``now`` are evaluated, each at its own due
+        time, in order. A withdrawn (or erased) customer is a counted
+        ``no_consent`` skip: a tick already in flight when consent was withdrawn
+        or erasure was requested changes nothing.
         """
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
             return Outcome(state, at=now)
         out = self._catch_up(state, now, inclusive=True)
+        state.ticked = now
         out.at = now
         return out
 
+    def rescore(self, state: CustomerState, now: float) -> Outcome:
+        """Re-evaluate every segmenter at ``now`` (trigger ``population``).
+
+        For the customers :meth:`moved` names: a population model moved, so their
+        verdict may have changed although they did nothing. Time-driven moves
+        due before ``now`` come first (trigger ``clock``). Evaluated at
+        ``max(now, floor(state))`` so a customer's changes stay in event-time order.
+        """
+        if state.withdrawn:
+            return Outcome(state, skipped="no_consent")
+        at = max(now, floor(state))
+        out = self._catch_up(state, at, inclusive=False)
+        step = self._evaluate(state, at, "population", self.segmenters)
+        out.changes += step.changes
+        if out.changes:
+            out.segments = self.segments_record(state, at)
+        out.at = at
+        return out
+
+    def moved(self) -> list[str]:
+        """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated."""
+        out: dict[str, None] = {}
+        for seg in self.segmenters:
+            for cid in seg.moved():
+                out[cid] = None
+        return list(out)
+
+    def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
+        """(raw verdict of segmenter ``name`` at ``now``, whether the published label
+        differs from it only because hysteresis keeps it), for the quality report.
+
+        >>> from streamseg.config import Settings
+        >>> from streamseg.engine.events import Event
+        >>> eng = Engine(Settings())
+        >>> s = None
+        >>> for i, d in enumerate((0, 5, 10)):
+        ...     s = eng.apply(s, Event("purchase", "purchase", f"e{i}", "c", d * 86400.0)).state
+        >>> eng.tick(s, 20 * 86400.0).changes[-1]["to_segment"]  # 10 days idle: in the band
+        'new'
+        >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 20 * 86400.0)
+        ('high', ('medium', True))
+        """
+        seg = self.segmenter(name)
+        raw = None if seg is None else seg.assign(state, now)
+        if seg is None or raw is None:
+            return None, False
+        current = state.segments.get(name)
+        if current is None or current[0] == raw.segment or not self.hysteresis:
+            return raw.segment, False
+        if seg.hold(state, current[0], raw, now, "clock"):
+            return raw.segment, True
+        pending = state.pending.get(name)
+        held = self.dwell_s > 0.0 and pending is not None and pending[0] == raw.segment
+        return raw.segment, held
+
     def _catch_up(self, state: CustomerState, until: float, inclusive: bool) -> Outcome:
-        """Evaluate ``state`` at each due time up to ``until``, in order (clock trigger).
+        """Evaluate the due segmenters at each due time up to ``until``, in order (clock).
 
         Changes carry their due time, not the time the clock noticed, so the
-        same events give the same changes however ticks are spaced.
+        same events give the same changes however ticks are spaced. Segmenters
+        due at the same instant are evaluated together; the others are not
+        evaluated at all.
         """
         out = Outcome(state)
         if state.withdrawn:
             return out
-        at = self.due(state)
-        while at is not None and (at <= until if inclusive else at < until):
-            step = self._evaluate(state, at, "clock")
-            out.changes += step.changes
-            if step.segments is not None:
+        after = floor(state)
+        segs = self.segmenters
+        dues = [self._seg_due(seg, state, after) for seg in segs]
+        while True:
+            at: float | None = None
+            for d in dues:
+                if d is not None and (at is None or d < at):
+                    at = d
+            if at is None or at > until or (at == until and not inclusive):
+                return out
+            now = at
+            ready = [seg for seg, d in zip(segs, dues, strict=True) if d == now]
+            step = self._evaluate(state, now, "clock", ready)
+            if step.changes:
+                out.changes += step.changes
                 out.segments = step.segments
-            at = due_after(self._due, state, at, self.settings.min_dwell_s)
-        return out
+            dues = [
+                self._seg_due(seg, state, now) if d == now else d
+                for seg, d in zip(segs, dues, strict=True)
+            ]
 
     def ingest(
         self, state: CustomerState | None, event: Event, clock: EventClock
@@ -150,38 +236,35 @@ class Engine:
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
-        rejected = self.screen(state, event, clock.max_seen)
+        rejected = self.screen(event, clock.max_seen)
         if rejected is not None:
             return rejected
         clock.observe(event.ts)
         return self.apply(state, event)
 
-    def screen(
-        self, state: CustomerState | None, event: Event, watermark: float | None
-    ) -> Invalid | None:
+    def screen(self, event: Event, watermark: float | None) -> Invalid | None:
         """Reject an event too far ahead of the event clock (``timestamp_out_of_range``).
 
-        The reference is the newest event time known: ``watermark`` (the worker's
-        highest event time seen, or None) and the customer's own ``last_seen``.
-        It is event time, never the wall clock, so a replay decides the same.
-        With no reference at all (first event of a fresh worker for a new
-        customer) only the static 2000..2100 window of the validator applies.
+        The only reference is ``watermark``, the highest event time the worker
+        (partition) has seen: never one customer's ``last_seen``, never the wall
+        clock, so a replay decides the same. With no clock yet only the static
+        window of the validator (``event_time_min`` .. ``event_time_max``) applies.
 
         >>> from streamseg.config import Settings
         >>> eng = Engine(Settings(max_future_skew_s=60.0))
         >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
-        >>> eng.screen(None, ev, None) is None, eng.screen(None, ev, 940.0) is None
+        >>> eng.screen(ev, None) is None, eng.screen(ev, 940.0) is None
         (True, True)
-        >>> eng.screen(None, ev, 939.0).reason
+        >>> eng.screen(ev, 939.0).reason
         'timestamp_out_of_range'
         """
-        refs = [t for t in (watermark, None if state is None else state.last_seen) if t is not None]
-        if not refs or event.ts <= max(refs) + self.settings.max_future_skew_s:
+        skew = self.settings.max_future_skew_s
+        if watermark is None or event.ts <= watermark + skew:
             return None
         return Invalid(
             "timestamp_out_of_range",
-            f"event time {format_ts(event.ts)} is more than {self.settings.max_future_skew_s:g} s "
-            f"ahead of the event clock ({format_ts(max(refs))})",
+            f"event time {format_ts(event.ts)} is more than {skew:g} s "
+            f"ahead of the event clock ({format_ts(watermark)})",
             "ts",
         )
 
@@ -193,6 +276,8 @@ class Engine:
             # starts a fresh profile.
             # The epoch keeps the change ids of a later fresh profile apart from
             # the erased profile's (sequences restart at 1).
+            for seg in self.segmenters:
+                seg.forget(event.customer_id)
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
             marker.epoch = 1 if state is None else state.epoch + 1
@@ -206,16 +291,33 @@ class Engine:
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
         state.withdrawn = event.type == "consent_withdrawn"
+        if state.withdrawn:
+            for seg in self.segmenters:
+                seg.forget(event.customer_id)
         return Outcome(state)
 
-    def _evaluate(self, state: CustomerState, now: float, trigger: str) -> Outcome:
+    def _evaluate(
+        self, state: CustomerState, now: float, trigger: Trigger, segs: list[Segmenter]
+    ) -> Outcome:
         out = Outcome(state)
         features: dict[str, Any] | None = None
-        for seg in self.segmenters:
+        published = state.segments
+        for seg in segs:
             verdict = seg.assign(state, now)
             if verdict is None:
                 continue
-            confirmed = self.detector.confirm(state, seg.name, verdict, now)
+            current = published.get(seg.name)
+            if (
+                current is not None
+                and current[0] != verdict.segment
+                and self.hysteresis
+                and seg.hold(state, current[0], verdict, now, trigger)
+            ):
+                state.pending.pop(seg.name, None)
+                continue
+            confirmed = self.detector.confirm(
+                state, seg.name, verdict, now, damp=trigger != "event"
+            )
             if confirmed is None:
                 continue
             if features is None:

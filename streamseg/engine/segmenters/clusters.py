@@ -57,7 +57,7 @@ from river import cluster, preprocessing
 from streamseg.config import DAY, Settings
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import FEATURES, Assigner, ClusterModel, match, merge_tiny
-from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.segmenters.base import Assignment, Trigger
 
 COUNT_DECAY = 0.999  # per learned sample, for the cluster shares
 MIN_SESSIONS = 3  # a customer's ratios are worth learning from after this many sessions
@@ -299,6 +299,22 @@ class ClusterSegmenter:
         seg, margin = assigner.assign(vector(state, now, self.half_life))
         return Assignment(seg, assigner.reasons[seg], margin=margin,
                           model_version=assigner.version)
+
+    def forget(self, customer_id: str) -> None:
+        return None  # stub of the engine contract (the clusters rewrite implements it)
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        return None  # stub of the engine contract (the clusters rewrite implements it)
+
+    def moved(self) -> list[str]:
+        return []  # stub of the engine contract (the clusters rewrite implements it)
+
+    def hold(
+        self, state: CustomerState, current: str, verdict: Assignment, now: float,
+        trigger: Trigger,
+    ) -> bool:
+        """Keep the current cluster while the new one is closer by less than ``min_margin``."""
+        return verdict.margin is not None and verdict.margin < self.settings.min_margin
 
     def describe(self, segment: str) -> str:
         if self.assigner is None:
