@@ -47,6 +47,7 @@ class CustomerState:
     monetary: float = 0.0
     first_purchase: float | None = None
     last_purchase: float | None = None
+    gap_days: float | None = None  # the exact mean gap, :func:`mean_gap_days`, kept for readers
     # the latest purchase that followed a gap > at_risk_days, and the purchase before it
     reactivated_at: float | None = None
     reactivated_from: float | None = None
@@ -62,17 +63,11 @@ class CustomerState:
     d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
     recent_ids: list[int] = field(default_factory=list)
     withdrawn: bool = False
-    ticked: float | None = None  # latest event time a clock tick evaluated this customer at
     epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
     # segmenter -> [segment, since, sequence, model_version]
     segments: dict[str, list[Any]] = field(default_factory=dict)
     # segmenter -> [candidate segment, first seen at]
     pending: dict[str, list[Any]] = field(default_factory=dict)
-
-    @property
-    def gap_days(self) -> float | None:
-        """The exact mean gap between purchases in days (see :func:`mean_gap_days`)."""
-        return mean_gap_days(self)
 
     @classmethod
     def new(cls, customer_id: str, ts: float) -> CustomerState:
@@ -186,6 +181,7 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     first = state.first_purchase
     state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
+    state.gap_days = mean_gap_days(state)
 
 
 def _reactivation(state: CustomerState, ts: float, at_risk_s: float) -> None:

@@ -10,15 +10,15 @@ Examples
 >>> eng = Engine(Settings())
 >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
 >>> [(c["segmenter"], c["from_segment"], c["to_segment"]) for c in out.changes]
-[('frequency', None, 'low'), ('lifecycle', None, 'new')]
+[('frequency', None, 'one_time'), ('lifecycle', None, 'new')]
 >>> eng.apply(out.state, Event("purchase", "purchase", "e1", "c1", 0.0)).skipped
 'duplicate'
 >>> later = eng.tick(out.state, 200 * 86400.0)
 >>> [(c["segmenter"], c["to_segment"], c["trigger"]) for c in later.changes]
 [('lifecycle', 'active', 'clock'), ('lifecycle', 'at_risk', 'clock'), \
 ('frequency', 'lapsed', 'clock'), ('lifecycle', 'lapsed', 'clock')]
->>> [c["event_time"] for c in later.changes][1:3]  # at its due time + the 7-day dwell
-['1970-04-08T00:00:01Z', '1970-07-07T00:00:01Z']
+>>> [c["event_time"] for c in later.changes][1:3]  # each at its own due time (+1 s)
+['1970-04-01T00:00:01Z', '1970-06-30T00:00:01Z']
 """
 
 from __future__ import annotations
@@ -125,20 +125,22 @@ class Engine:
             out.segments = self.segments_record(state, now)
         return out
 
-    def tick(self, state: CustomerState, now: float) -> Outcome:
+    def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
 
         Only the segmenters due by ``now`` are evaluated, each at its own due
-        time, in order. A withdrawn (or erased) customer is a counted
-        ``no_consent`` skip: a tick already in flight when consent was withdrawn
-        or erasure was requested changes nothing.
+        time, in order. ``after`` (optional: the :attr:`Outcome.at` of the
+        customer's previous tick) skips due times already evaluated; without it
+        the walk starts at ``floor(state)``, which gives the same changes.
+        A withdrawn (or erased) customer is a counted ``no_consent`` skip: a tick
+        already in flight when consent was withdrawn or erasure was requested
+        changes nothing.
         """
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
             return Outcome(state, at=now)
-        out = self._catch_up(state, now, inclusive=True)
-        state.ticked = now
+        out = self._catch_up(state, now, inclusive=True, after=after)
         out.at = now
         return out
 
@@ -179,8 +181,8 @@ class Engine:
         >>> s = None
         >>> for i, d in enumerate((0, 5, 10)):
         ...     s = eng.apply(s, Event("purchase", "purchase", f"e{i}", "c", d * 86400.0)).state
-        >>> eng.tick(s, 20 * 86400.0).changes[-1]["to_segment"]  # 10 days idle: in the band
-        'new'
+        >>> eng.tick(s, 20 * 86400.0).changes  # 10 days idle: medium, held by the band
+        []
         >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 20 * 86400.0)
         ('high', ('medium', True))
         """
@@ -197,7 +199,9 @@ class Engine:
         held = self.dwell_s > 0.0 and pending is not None and pending[0] == raw.segment
         return raw.segment, held
 
-    def _catch_up(self, state: CustomerState, until: float, inclusive: bool) -> Outcome:
+    def _catch_up(
+        self, state: CustomerState, until: float, inclusive: bool, after: float | None = None
+    ) -> Outcome:
         """Evaluate the due segmenters at each due time up to ``until``, in order (clock).
 
         Changes carry their due time, not the time the clock noticed, so the
@@ -208,7 +212,7 @@ class Engine:
         out = Outcome(state)
         if state.withdrawn:
             return out
-        after = floor(state)
+        after = floor(state) if after is None else max(after, floor(state))
         segs = self.segmenters
         dues = [self._seg_due(seg, state, after) for seg in segs]
         while True:

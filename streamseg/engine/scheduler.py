@@ -54,10 +54,8 @@ def next_due(
 
 
 def floor(state: CustomerState) -> float:
-    """The latest event time ``state`` was already evaluated at (last event, change, tick)."""
+    """The latest event time ``state`` was already evaluated at (last event or change)."""
     best = state.last_seen
-    if state.ticked is not None and state.ticked > best:
-        best = state.ticked
     for v in state.segments.values():
         t = float(v[1])
         if t > best:

@@ -41,10 +41,12 @@ def run_ticks(h: Harness) -> list[bytes]:
 def test_a_tick_that_changes_nothing_is_not_due_again_at_once() -> None:
     h = Harness(CFG)
     try:
-        h.send_json("purchase", buy("e1", "c1", 0.0))
-        # the clock moves past c1's first due time (7 days + 1 s: the frequency
-        # "high" boundary) while the verdicts stay the same
-        h.send_json("purchase", buy("e2", "c2", 7.5))
+        for i, day in enumerate((0.0, 5.0, 10.0)):  # mean gap 5: high
+            h.send_json("purchase", buy(f"e1{i}", "c1", day))
+        # the clock moves past c1's first due time (day 10 + 7 days + 1 s: the
+        # frequency "high" boundary, a demotion held by the band) while the
+        # published segments stay the same
+        h.send_json("purchase", buy("e2", "c2", 17.5))
         assert run_ticks(h) == [b"c1"]
         assert h.app.changes.values()[-1]["customer_id"] == "c2"  # the tick changed nothing
         # the clock has not moved: nobody is due, however often the timer runs
@@ -61,13 +63,15 @@ def test_a_tick_that_changes_nothing_is_not_due_again_at_once() -> None:
 def test_due_after_a_tick_is_strictly_after_the_tick_time() -> None:
     eng = Engine(CFG)
     out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=5.0))
+    for i, day in enumerate((5.0, 10.0)):
+        out = eng.apply(out.state, Event("purchase", "purchase", f"p{i}", "c1", day * DAY))
     assert out.state is not None
     first = eng.due(out.state)
-    assert first == 7 * DAY + 1.0
+    assert first == 17 * DAY + 1.0  # the "high" boundary (a held demotion)
     tick = eng.tick(out.state, first + 100.0)
     assert tick.state is not None and tick.changes == [] and tick.at == first + 100.0
     assert eng.due(tick.state) == first  # floor(state) did not move
-    assert eng.due(tick.state, tick.at) == 28 * DAY + 1.0  # the "medium" boundary
+    assert eng.due(tick.state, tick.at) == 24 * DAY + 1.0  # the end of the "high" band
 
 
 class CountingTable(dict[bytes, bytes]):
@@ -85,17 +89,18 @@ def test_a_tick_that_changes_nothing_writes_no_state() -> None:
     try:
         table = CountingTable()
         h.app.state = table
-        h.send_json("purchase", buy("e1", "c1", 0.0))
-        h.send_json("purchase", buy("e2", "c2", 7.5))
-        assert table.writes == 2
+        for i, day in enumerate((0.0, 5.0, 10.0)):
+            h.send_json("purchase", buy(f"e1{i}", "c1", day))
+        h.send_json("purchase", buy("e2", "c2", 17.5))
+        assert table.writes == 4
         before = table[b"c1"]
         assert run_ticks(h) == [b"c1"]  # evaluated, nothing moved
-        assert table.writes == 2 and table[b"c1"] == before
+        assert table.writes == 4 and table[b"c1"] == before
         assert h.count("tick", "processed") == 1.0
         # a tick that does change the state is written
         h.send_json("purchase", buy("e3", "c2", 200.0))
         assert run_ticks(h) == [b"c1"]
-        assert table.writes == 4 and table[b"c1"] != before
+        assert table.writes == 6 and table[b"c1"] != before
         assert h.app.changes.values()[-1]["customer_id"] == "c1"
     finally:
         h.close()

@@ -126,7 +126,7 @@ class ChannelSegmenter(NoPopulation):
         if current == "omnichannel":
             if total <= 0.0:
                 return False
-            best = max(sum([state.d_channels[i] for i in idx]) for _, idx in self.groups)
+            best = max(sum([state.d_channels[i] for i in idx]) for _, idx in self.groups) / total
             return best < self.dominance + self.margin
         return self._share(state, current, total) >= self.dominance - self.margin
 
