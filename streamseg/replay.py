@@ -72,14 +72,16 @@ class EngineSchedule:
         self.schedule = Schedule()
         self.ticked: dict[str, float] = {}
 
-    def touch(self, state: CustomerState, now: float, tick: bool = False) -> None:
-        # strictly after ``now``: a tick that changed nothing must not be due again at once
+    def touch(self, state: CustomerState, now: float, tick: bool = False,
+              due: float | None = None, known: bool = False) -> None:
+        """Schedule ``state`` at its next due time (``due`` when ``known``, as the engine
+        planned it in :attr:`Outcome.due`), strictly after ``now``."""
         cid = state.customer_id
         if tick:
             self.ticked[cid] = now
         elif self.ticked:
             self.ticked.pop(cid, None)
-        self.schedule.push(cid, self.engine.due(state, now))
+        self.schedule.push(cid, due if known else self.engine.due(state, now))
 
     def forget(self, customer_id: str) -> None:
         self.schedule.push(customer_id, None)
@@ -149,7 +151,7 @@ class Replayer:
             return []
         self.states[cid] = outcome.state
         if not outcome.skipped:
-            self.due.touch(outcome.state, now, tick)
+            self.due.touch(outcome.state, now, tick, outcome.due, outcome.due_known)
         self.counts["changes"] += len(outcome.changes)
         return outcome.changes
 

@@ -117,9 +117,15 @@ def seen(state: CustomerState, event_id: str) -> bool:
 
 def remember(state: CustomerState, event_id: str, window: int) -> None:
     """Add ``event_id`` to the bounded duplicate filter."""
-    state.recent_ids.append(event_hash(event_id))
-    if len(state.recent_ids) > window:
-        del state.recent_ids[: len(state.recent_ids) - window]
+    remember_hash(state, event_hash(event_id), window)
+
+
+def remember_hash(state: CustomerState, key: int, window: int) -> None:
+    """Add an :func:`event_hash` to the bounded duplicate filter."""
+    recent = state.recent_ids
+    recent.append(key)
+    if len(recent) > window:
+        del recent[: len(recent) - window]
 
 
 def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:

@@ -23,7 +23,8 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from streamseg.config import Settings
@@ -31,32 +32,78 @@ from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.events import Event, format_ts
-from streamseg.engine.features import CustomerState, remember, seen, summary, update
+from streamseg.engine.features import CustomerState, event_hash, remember_hash, summary, update
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
 
 
-@dataclass(slots=True)
 class Outcome:
     """What one input did.
 
     ``state`` is the customer's new state (None when never created; after an
     erasure, a suppression marker with no profile data);
     ``changes`` are segment-change records to publish, in order; ``segments`` is
-    the customer's new ``customer-segments`` value when anything changed;
+    the customer's new ``customer-segments`` value when anything changed (built
+    on first access: read it before the state changes again);
     ``erased`` asks the edge to delete state and publish a tombstone;
     ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``);
     ``at`` is the event time a tick evaluated ``state`` at (None for events:
-    their evaluation times are recorded in the state), for :meth:`Engine.due`.
+    their evaluation times are recorded in the state), for :meth:`Engine.due`;
+    ``due`` is the customer's next due time (:meth:`Engine.due` after this
+    outcome) when ``due_known``, so a caller need not ask again.
     """
 
-    state: CustomerState | None
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    segments: dict[str, Any] | None = None
-    erased: bool = False
-    skipped: str | None = None
-    at: float | None = None
+    __slots__ = (
+        "_render",
+        "_segments",
+        "at",
+        "changes",
+        "due",
+        "due_known",
+        "erased",
+        "skipped",
+        "state",
+    )
+
+    def __init__(
+        self,
+        state: CustomerState | None,
+        changes: list[dict[str, Any]] | None = None,
+        segments: dict[str, Any] | None = None,
+        erased: bool = False,
+        skipped: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        self.state = state
+        self.changes: list[dict[str, Any]] = [] if changes is None else changes
+        self.erased = erased
+        self.skipped = skipped
+        self.at = at
+        self.due: float | None = None
+        self.due_known = False
+        self._segments = segments
+        self._render: Callable[[], dict[str, Any]] | None = None
+
+    @property
+    def segments(self) -> dict[str, Any] | None:
+        if self._segments is None and self._render is not None:
+            self._segments = self._render()
+            self._render = None
+        return self._segments
+
+    @segments.setter
+    def segments(self, value: dict[str, Any] | None) -> None:
+        self._segments, self._render = value, None
+
+    def render(self, engine: Engine, state: CustomerState, now: float) -> None:
+        """Have :attr:`segments` built from ``state`` at ``now`` when first read."""
+        self._segments = None
+        self._render = partial(engine.segments_record, state, now)
+
+    def plan(self, due: float | None) -> None:
+        """Record the next due time."""
+        self.due, self.due_known = due, True
 
 
 class Engine:
@@ -85,22 +132,13 @@ class Engine:
         if state.withdrawn:
             return None
         after = floor(state) if at is None else max(at, floor(state))
-        best: float | None = None
-        for seg in self.segmenters:
-            t = self._seg_due(seg, state, after)
-            if t is not None and (best is None or t < best):
-                best = t
-        return best
+        return _earliest(self._dues(state, after))
 
-    def _seg_due(self, seg: Segmenter, state: CustomerState, after: float) -> float | None:
-        t = seg.due(state, after)
-        if self.dwell_s > 0.0:
-            pending = state.pending.get(seg.name)
-            if pending is not None:
-                d = float(pending[1]) + self.dwell_s
-                if d > after and (t is None or d < t):
-                    t = d
-        return t
+    def _dues(self, state: CustomerState, after: float) -> list[float | None]:
+        """Per segmenter, its next due time after ``after`` (with the global dwell)."""
+        if self.dwell_s <= 0.0 or not state.pending:
+            return [seg.due(state, after) for seg in self.segmenters]
+        return [self._dues_one(i, state, after) for i in range(len(self.segmenters))]
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
@@ -108,21 +146,25 @@ class Engine:
             return self._consent(state, event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
+        key = event_hash(event.event_id)
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
-        elif seen(state, event.event_id):
+            caught = None
+        elif key in state.recent_ids:
             return Outcome(state, skipped="duplicate")
-        # time-driven moves due before this event happen first, at their own event time
-        caught = self._catch_up(state, event.ts, inclusive=False)
-        remember(state, event.event_id, self.settings.dedup_window)
+        else:
+            # time-driven moves due before this event happen first, at their own event time
+            caught = self._catch_up(state, event.ts, inclusive=False)
+        remember_hash(state, key, self.settings.dedup_window)
         update(state, event, self.settings)
         now = floor(state)  # never back in time: a late event is evaluated at the latest look
         for seg in self.segmenters:
             seg.learn(state, now)
         out = self._evaluate(state, now, "event", self.segmenters)
-        if caught.changes:
+        if caught is not None and caught.changes:
             out.changes[:0] = caught.changes
-            out.segments = self.segments_record(state, now)
+            out.render(self, state, now)
+        out.plan(_earliest(self._dues(state, now)))
         return out
 
     def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
@@ -159,8 +201,9 @@ class Engine:
         step = self._evaluate(state, at, "population", self.segmenters)
         out.changes += step.changes
         if out.changes:
-            out.segments = self.segments_record(state, at)
+            out.render(self, state, at)
         out.at = at
+        out.plan(self.due(state, at))
         return out
 
     def moved(self) -> list[str]:
@@ -207,31 +250,38 @@ class Engine:
         Changes carry their due time, not the time the clock noticed, so the
         same events give the same changes however ticks are spaced. Segmenters
         due at the same instant are evaluated together; the others are not
-        evaluated at all.
+        evaluated at all. The outcome's :attr:`~Outcome.due` is the next due time.
         """
         out = Outcome(state)
         if state.withdrawn:
             return out
-        after = floor(state) if after is None else max(after, floor(state))
+        start = floor(state)
+        dues = self._dues(state, start if after is None or after < start else after)
         segs = self.segmenters
-        dues = [self._seg_due(seg, state, after) for seg in segs]
         while True:
-            at: float | None = None
-            for d in dues:
-                if d is not None and (at is None or d < at):
-                    at = d
+            at = _earliest(dues)
             if at is None or at > until or (at == until and not inclusive):
+                out.plan(at)
                 return out
-            now = at
-            ready = [seg for seg, d in zip(segs, dues, strict=True) if d == now]
-            step = self._evaluate(state, now, "clock", ready)
+            ready = [seg for seg, d in zip(segs, dues, strict=True) if d == at]
+            step = self._evaluate(state, at, "clock", ready)
             if step.changes:
                 out.changes += step.changes
-                out.segments = step.segments
-            dues = [
-                self._seg_due(seg, state, now) if d == now else d
-                for seg, d in zip(segs, dues, strict=True)
-            ]
+                out.render(self, state, at)
+            for i, d in enumerate(dues):
+                if d == at:
+                    dues[i] = self._dues_one(i, state, at)
+
+    def _dues_one(self, i: int, state: CustomerState, after: float) -> float | None:
+        seg = self.segmenters[i]
+        t = seg.due(state, after)
+        if self.dwell_s > 0.0 and state.pending:
+            pending = state.pending.get(seg.name)
+            if pending is not None:
+                d = float(pending[1]) + self.dwell_s
+                if d > after and (t is None or d < t):
+                    t = d
+        return t
 
     def ingest(
         self, state: CustomerState | None, event: Event, clock: EventClock
@@ -334,7 +384,7 @@ class Engine:
                 )
             )
         if out.changes:
-            out.segments = self.segments_record(state, now)
+            out.render(self, state, now)
         return out
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
@@ -351,3 +401,11 @@ class Engine:
                 "model_version": version,
             }
         return {"customer_id": state.customer_id, "event_time": format_ts(now), "segments": segs}
+
+
+def _earliest(dues: list[float | None]) -> float | None:
+    best: float | None = None
+    for d in dues:
+        if d is not None and (best is None or d < best):
+            best = d
+    return best

@@ -35,8 +35,11 @@ Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_vers
 ['medium', 'low', 'lapsed']
 >>> seg.hold(s, "high", seg.assign(s, 34 * DAY), 34 * DAY, "clock")  # 10 days: in the band
 True
->>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY  # first threshold the idle interval crosses
+>>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY  # first bound the idle interval crosses
 7.0
+>>> s.segments["frequency"] = ["high", 24 * DAY, 2, None]  # published: the band's end
+>>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY
+14.0
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ from streamseg.engine.segmenters.base import (
     Assignment,
     NoPopulation,
     Trigger,
-    first_after,
 )
 
 NAMES = {
@@ -71,10 +73,12 @@ class FrequencySegmenter(NoPopulation):
         self.high = settings.freq_high_max_days
         self.medium = settings.freq_medium_max_days
         self.lapsed = settings.lapsed_days
+        self.lapsed_s = settings.lapsed_days * DAY
+        on = settings.hysteresis
         # published tier -> the interval (days) up to which a demotion from it is held
         self.band = {
-            "high": self.high + settings.freq_high_margin_days,
-            "medium": self.medium + settings.freq_medium_margin_days,
+            "high": self.high + (settings.freq_high_margin_days if on else 0.0),
+            "medium": self.medium + (settings.freq_medium_margin_days if on else 0.0),
         }
         # idle thresholds on "days since the last purchase": tier bounds, band ends
         self.marks = sorted({self.high, self.medium, *self.band.values()})
@@ -109,19 +113,35 @@ class FrequencySegmenter(NoPopulation):
         return max(gap, max(0.0, now - state.last_purchase) / DAY)
 
     def due(self, state: CustomerState, after: float) -> float | None:
-        """Next crossing of a tier bound, band end or ``lapsed_days`` by the idle interval.
+        """Next instant the published tier can change on the clock alone.
 
-        Only bounds at or above the mean gap matter: below it the interval is the
-        mean gap, which does not move without a purchase.
+        That is where the idle interval leaves the published tier's band (or
+        crosses ``lapsed_days``); with no published tier yet, every tier bound
+        and band end. Only bounds at or above the mean gap matter: below it the
+        interval is the mean gap, which does not move without a purchase.
         """
         lp = state.last_purchase
         if lp is None:
             return None
-        times = [lp + self.lapsed * DAY + STEP_S]
+        t = lp + self.lapsed_s + STEP_S
+        best = t if t > after else None
         gap = mean_gap_days(state)
-        if gap is not None:
-            times += [lp + m * DAY + STEP_S for m in self.marks if m >= gap]
-        return first_after(after, times)
+        if gap is None:
+            return best
+        published = state.segments.get(self.name)
+        if published is None:
+            marks = self.marks
+        else:
+            end = self.band.get(published[0])
+            if end is None:
+                return best  # low, lapsed, one_time: only lapsing is left
+            marks = [end]
+        for m in marks:
+            if m >= gap:
+                t = lp + m * DAY + STEP_S
+                if t > after and (best is None or t < best):
+                    best = t
+        return best
 
     def hold(
         self, state: CustomerState, current: str, verdict: Assignment, now: float,

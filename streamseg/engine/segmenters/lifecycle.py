@@ -64,7 +64,8 @@ class LifecycleSegmenter(NoPopulation):
         self.at_risk_s = settings.at_risk_days * DAY
         self.lapsed_s = settings.lapsed_days * DAY
         self.reactivated_s = settings.reactivated_days * DAY
-        self.held_s = (settings.at_risk_days + settings.lifecycle_margin_days) * DAY
+        margin = settings.lifecycle_margin_days if settings.hysteresis else 0.0
+        self.held_s = (settings.at_risk_days + margin) * DAY
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         lp = state.last_purchase
@@ -89,10 +90,11 @@ class LifecycleSegmenter(NoPopulation):
         """Next threshold an idle customer crosses (incl. the end of a held demotion)."""
         lp = state.last_purchase
         if lp is None:
-            ls = state.last_seen
-            return first_after(after, [ls + self.at_risk_s + STEP_S, ls + self.held_s + STEP_S])
-        times = [lp + self.at_risk_s + STEP_S, lp + self.held_s + STEP_S,
-                 lp + self.lapsed_s + STEP_S]
+            ref = state.last_seen
+            return first_after(after, [ref + self.at_risk_s + STEP_S, ref + self.held_s + STEP_S])
+        times = [lp + self.at_risk_s + STEP_S, lp + self.lapsed_s + STEP_S]
+        if self.held_s != self.at_risk_s:
+            times.append(lp + self.held_s + STEP_S)
         if state.first_purchase is not None:
             times.append(state.first_purchase + self.new_s + STEP_S)
         if state.reactivated_at is not None:
