@@ -30,6 +30,7 @@ from typing import Any
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
 
+NEVER = 1e18  # ``due_hint`` of a customer with no due time (finite: JSON has no infinity)
 CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
 DEVICES = ("mobile", "desktop", "tablet", "other")
 
@@ -63,6 +64,9 @@ class CustomerState:
     d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
     recent_ids: list[int] = field(default_factory=list)
     withdrawn: bool = False
+    # a lower bound of the next due time (``NEVER``: none), set when the engine plans
+    # it after an event or a change; None: unknown. It lets an event skip the catch-up.
+    due_hint: float | None = None
     epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
     # segmenter -> [segment, since, sequence, model_version]
     segments: dict[str, list[Any]] = field(default_factory=dict)
@@ -139,8 +143,10 @@ def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:
     state.d_sessions *= factor
     state.d_page_views *= factor
     state.d_cart_adds *= factor
-    state.d_channels = [v * factor for v in state.d_channels]
-    state.d_devices = [v * factor for v in state.d_devices]
+    if any(state.d_channels):  # (all zero for customers seen only through purchases)
+        state.d_channels = [v * factor for v in state.d_channels]
+    if any(state.d_devices):
+        state.d_devices = [v * factor for v in state.d_devices]
     state.decay_ts = ts
 
 
@@ -155,7 +161,8 @@ def _is_new_session(state: CustomerState, event: Event, gap_s: float) -> bool:
 def update(state: CustomerState, event: Event, cfg: Settings) -> None:
     """Fold one valid click or purchase event into ``state`` (in place)."""
     decay_to(state, event.ts, cfg.half_life_days)
-    w = 0.5 ** ((state.decay_ts - event.ts) / (cfg.half_life_days * DAY))
+    late = state.decay_ts - event.ts
+    w = 1.0 if late <= 0.0 else 0.5 ** (late / (cfg.half_life_days * DAY))
     if _is_new_session(state, event, cfg.session_gap_minutes * 60.0):
         state.sessions += 1
         state.d_sessions += w

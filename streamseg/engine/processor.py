@@ -32,7 +32,14 @@ from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.events import Event, format_ts
-from streamseg.engine.features import CustomerState, event_hash, remember_hash, summary, update
+from streamseg.engine.features import (
+    NEVER,
+    CustomerState,
+    event_hash,
+    remember_hash,
+    summary,
+    update,
+)
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
@@ -147,12 +154,12 @@ class Engine:
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         key = event_hash(event.event_id)
+        caught = None
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
-            caught = None
         elif key in state.recent_ids:
             return Outcome(state, skipped="duplicate")
-        else:
+        elif state.due_hint is None or state.due_hint < event.ts:
             # time-driven moves due before this event happen first, at their own event time
             caught = self._catch_up(state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
@@ -164,8 +171,13 @@ class Engine:
         if caught is not None and caught.changes:
             out.changes[:0] = caught.changes
             out.render(self, state, now)
-        out.plan(_earliest(self._dues(state, now)))
+        self._plan(out, state, _earliest(self._dues(state, now)))
         return out
+
+    @staticmethod
+    def _plan(out: Outcome, state: CustomerState, due: float | None) -> None:
+        out.plan(due)
+        state.due_hint = NEVER if due is None else due
 
     def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
@@ -203,7 +215,7 @@ class Engine:
         if out.changes:
             out.render(self, state, at)
         out.at = at
-        out.plan(self.due(state, at))
+        self._plan(out, state, self.due(state, at))
         return out
 
     def moved(self) -> list[str]:
@@ -261,7 +273,10 @@ class Engine:
         while True:
             at = _earliest(dues)
             if at is None or at > until or (at == until and not inclusive):
-                out.plan(at)
+                if out.changes:  # the state is saved: keep its hint exact
+                    self._plan(out, state, at)
+                else:  # the hint may stay early (a lower bound): no write for nothing
+                    out.plan(at)
                 return out
             ready = [seg for seg, d in zip(segs, dues, strict=True) if d == at]
             step = self._evaluate(state, at, "clock", ready)
