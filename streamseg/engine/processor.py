@@ -248,7 +248,9 @@ class Engine:
         current = state.segments.get(name)
         if current is None or current[0] == raw.segment or not self.hysteresis:
             return raw.segment, False
-        if seg.hold(state, current[0], raw, now, "clock"):
+        if seg.hold(state, current[0], raw, now, "clock") or seg.hold(
+            state, current[0], raw, now, "population"
+        ):
             return raw.segment, True
         pending = state.pending.get(name)
         held = self.dwell_s > 0.0 and pending is not None and pending[0] == raw.segment

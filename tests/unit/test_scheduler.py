@@ -8,7 +8,7 @@ from streamseg.engine.processor import Engine
 from streamseg.engine.scheduler import STEP_S, Schedule, floor, next_due
 from streamseg.engine.segmenters import FrequencySegmenter, LifecycleSegmenter
 
-CFG = Settings()
+CFG = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0)  # bands 14 / 42 days
 RULES = [FrequencySegmenter(CFG), LifecycleSegmenter(CFG)]
 
 

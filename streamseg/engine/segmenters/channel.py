@@ -18,7 +18,8 @@ is never.
 Hysteresis (:meth:`ChannelSegmenter.hold`) is a band of ``channel_margin``
 on the dominance threshold: a published channel group or device is kept while
 its share stays at least ``channel_dominance - channel_margin``; a published
-``omnichannel`` while no group reaches ``channel_dominance + channel_margin``.
+``omnichannel`` (``multi_device``) while no group (device) reaches
+``channel_dominance + channel_margin``.
 
 Examples
 --------
@@ -128,6 +129,8 @@ class ChannelSegmenter(NoPopulation):
                 return False
             best = max(sum([state.d_channels[i] for i in idx]) for _, idx in self.groups) / total
             return best < self.dominance + self.margin
+        if current == "multi_device" and verdict.segment in ("mobile_web", "desktop_web"):
+            return self._share(state, verdict.segment, total) < self.dominance + self.margin
         return self._share(state, current, total) >= self.dominance - self.margin
 
     def _share(self, state: CustomerState, segment: str, total: float) -> float:

@@ -21,7 +21,7 @@ thresholds: a published ``high`` is kept while the interval stays within
 Examples
 --------
 >>> from streamseg.config import Settings
->>> seg = FrequencySegmenter(Settings())
+>>> seg = FrequencySegmenter(Settings(freq_high_margin_days=7.0))
 >>> s = CustomerState.new("c", 0.0)
 >>> seg.assign(s, 0.0).segment
 'prospect'
