@@ -117,7 +117,7 @@ class Settings:
     freq_high_margin_days: float = 42.0  # ``high`` kept while the interval <= high + this
     freq_medium_margin_days: float = 84.0  # ``medium`` kept while the interval <= medium + this
     lifecycle_margin_days: float = 0.0  # at_risk / inactive_prospect after at_risk_days + this
-    channel_margin: float = 0.1  # a channel segment kept while its share >= dominance - this
+    channel_margin: float = 0.3  # a channel segment kept while its share >= dominance - this
     flap_window_s: float = 14 * DAY
     # accepted event time: static window (RFC 3339); ahead of the event clock by
     # at most ``max_future_skew_s`` once the clock has a value

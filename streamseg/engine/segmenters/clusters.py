@@ -313,8 +313,12 @@ class ClusterSegmenter:
         self, state: CustomerState, current: str, verdict: Assignment, now: float,
         trigger: Trigger,
     ) -> bool:
-        """Keep the current cluster while the new one is closer by less than ``min_margin``."""
-        return verdict.margin is not None and verdict.margin < self.settings.min_margin
+        """Keep the current cluster while the new one is closer by less than ``min_margin``,
+        or for its first 14 days (a stand-in for the dwell the blanket 7-day default gave)."""
+        if verdict.margin is not None and verdict.margin < self.settings.min_margin:
+            return True
+        published = state.segments.get(self.name)
+        return published is not None and now - float(published[1]) < 14 * DAY
 
     def describe(self, segment: str) -> str:
         if self.assigner is None:
