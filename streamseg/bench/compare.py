@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 import json
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -60,27 +61,27 @@ def events_for(n: int, seed: int) -> list[bytes]:
 
 async def run_peer(system: str, cfg: PeerConfig, log: Path, timeout: float) -> dict[str, float]:
     """Run one peer process; its ``BENCH`` result (events, seconds, outputs)."""
-    with log.open("wb") as err:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "streamseg.bench.peers", system,
-            json.dumps(dataclasses.asdict(cfg)), stdout=asyncio.subprocess.PIPE, stderr=err)
-        assert proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        try:
-            while True:
-                left = deadline - time.monotonic()
-                line = await asyncio.wait_for(proc.stdout.readline(), max(left, 0.01))
-                if not line:
-                    raise StreamsegError(f"bench: peer {system} exited early, see {log}")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamseg.bench.peers", system,
+             json.dumps(dataclasses.asdict(cfg))], stdout=out, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            for line in log.read_bytes().splitlines():
                 if line.startswith(b"BENCH "):
                     return dict(json.loads(line[6:]))
-        except TimeoutError:
-            raise StreamsegError(
-                f"bench: peer {system} not done in {timeout:.0f} s, see {log}") from None
-        finally:
-            if proc.returncode is None:
-                proc.kill()
-            await proc.wait()
+            tail = "\n".join(log.read_text(errors="replace").strip().splitlines()[-15:])
+            if proc.poll() is not None:
+                raise StreamsegError(f"bench: peer {system} exited early; its log ends:\n{tail}")
+            if time.monotonic() > deadline:
+                raise StreamsegError(f"bench: peer {system} not done in {timeout:.0f} s; "
+                                     f"its log ends:\n{tail}")
+            await asyncio.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=30)
 
 
 async def run_worker(settings: Settings, n: int, tmp: Path, timeout: float) -> float:
@@ -120,13 +121,15 @@ async def bench_peers(base: Settings, n: int, rounds: int, seed: int, tmp: Path,
     for r in range(rounds):
         order = peers[r % len(peers):] + peers[:r % len(peers)] if peers else []
         if WORKER in systems:
+            print(f"  round {r + 1}: {WORKER} ...", file=sys.stderr, flush=True)
             eps = await run_worker(round_settings(settings, tmp, r), n, tmp, timeout)
             runs[WORKER].append({"events": n, "events_per_s": eps})
         for system in order:
             tag = f"{settings.app_id}-{system}-r{r}"
             await create_topic(settings, f"{tag}-out")
             cfg = PeerConfig(settings.bootstrap_servers, inputs, f"{tag}-out", tag, n,
-                             str(tmp / tag))
+                             str(tmp / tag), settings.partitions)
+            print(f"  round {r + 1}: {system} ...", file=sys.stderr, flush=True)
             res = await run_peer(system, cfg, tmp / f"{tag}.log", timeout)
             res["events_per_s"] = res["events"] / max(res["seconds"], 1e-9)
             runs[system].append(res)
@@ -144,11 +147,13 @@ def summary(result: dict[str, Any]) -> list[str]:
     for system, eps in median.items():
         each = ", ".join(f"{r['events_per_s']:,.0f}" for r in runs[system])
         line = f"  {system:<16} {eps:>10,.0f} events/s (median; rounds {each})"
-        if system != WORKER:
+        if system == "faust-bare":
+            line += "  (iterates only, no job)"
+        elif system != WORKER:
             outs = {int(r["outputs"]) for r in runs[system]}
             ok = outs == {result["reference_outputs"]}
             line += f"  outputs {'/'.join(map(str, sorted(outs)))}{'' if ok else ' MISMATCH'}"
-            if worker is not None:
-                line += f"  worker/{system} = {worker / eps:.1%}"
+        if system != WORKER and worker is not None:
+            line += f"  worker/{system} = {worker / eps:.1%}"
         lines.append(line)
     return lines

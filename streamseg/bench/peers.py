@@ -47,6 +47,7 @@ class PeerConfig:
     group: str
     expected: int
     data_dir: str
+    partitions: int = 4
 
 
 class Progress:
@@ -57,15 +58,22 @@ class Progress:
         self.n = self.outputs = 0
         self.first = self.last = 0.0
 
+    def begin(self, item: Any = None) -> None:
+        """A message enters the system (the clock starts at the first)."""
+        if not self.first:
+            self.first = time.perf_counter()
+
     def tick(self, out: bytes | None = None) -> None:
-        if not self.n:
+        """A message is processed (``out``: what it emitted)."""
+        if not self.first:
             self.first = time.perf_counter()
         self.n += 1
         if out is not None:
             self.outputs += 1
         if self.n == self.expected:
             self.last = time.perf_counter()
-            print("BENCH " + json.dumps(self.result()), flush=True)
+            # fd 1 itself: Faust's worker redirects sys.stdout to its logger
+            os.write(1, ("BENCH " + json.dumps(self.result()) + "\n").encode())
             self.done()
 
     def result(self) -> dict[str, float]:
@@ -134,6 +142,7 @@ def run_bytewax(cfg: PeerConfig) -> None:
 
     flow = Dataflow("streamseg-bench-peer")
     msgs = op.input("in", flow, KafkaSource([cfg.bootstrap], list(cfg.inputs), tail=False))
+    op.inspect("begin", msgs, lambda _step, msg: progress.begin(msg))
     keyed = op.key_on("key", msgs, key_of)
     outs = op.stateful_map("job", keyed, mapper)
     outs = op.map("count", outs, counted)
@@ -150,7 +159,7 @@ def run_faust(cfg: PeerConfig, with_table: bool) -> None:
                            "value_serializer": "raw"}
     app = faust.App(cfg.group, broker=f"kafka://{cfg.bootstrap}", store="rocksdb://",
                     datadir=cfg.data_dir, web_enabled=False, topic_allow_declare=True,
-                    consumer_auto_offset_reset="earliest")
+                    consumer_auto_offset_reset="earliest", topic_partitions=cfg.partitions)
     inputs = app.topic(*cfg.inputs, **raw)
     output = app.topic(cfg.output, **raw)
     progress = Progress(cfg.expected, lambda: os._exit(0))  # result printed: leave at once
@@ -160,7 +169,8 @@ def run_faust(cfg: PeerConfig, with_table: bool) -> None:
             async for _ in stream:
                 progress.tick()
     else:
-        table = app.Table("bench-job", key_type=bytes, value_type=bytes)
+        table = app.Table("bench-job", partitions=cfg.partitions, key_type=bytes,
+                          value_type=bytes)
 
         class Encoded:
             """The Faust table as a job store: customer id -> state, orjson bytes inside."""
@@ -182,7 +192,7 @@ def run_faust(cfg: PeerConfig, with_table: bool) -> None:
                     await output.send(key=event.message.key, value=out)
                 progress.tick(out)
 
-    sys.argv = [sys.argv[0], "worker", "--loglevel", "warning"]
+    sys.argv = [sys.argv[0], "worker", "--loglevel", "warn"]
     app.main()
 
 
@@ -191,6 +201,7 @@ def main(argv: list[str]) -> int:
     system, raw_cfg = argv
     fields = json.loads(raw_cfg)
     cfg = PeerConfig(**{**fields, "inputs": tuple(fields["inputs"])})
+    os.makedirs(cfg.data_dir, exist_ok=True)
     if system == "aiokafka":
         asyncio.run(run_aiokafka(cfg))
     elif system == "quix":
