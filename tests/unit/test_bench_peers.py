@@ -80,12 +80,12 @@ def test_order_across_customers_does_not_change_outputs(lines: list[bytes]) -> N
     assert sorted(job.reference(regrouped)) == sorted(job.reference(lines))
 
 
-def test_progress_reports_once_at_the_expected_count(capsys: pytest.CaptureFixture[str]) -> None:
+def test_progress_reports_once_at_the_expected_count(capfd: pytest.CaptureFixture[str]) -> None:
     done: list[int] = []
     p = Progress(3, lambda: done.append(1))
     for out in (None, b"x", None):
         p.tick(out)
-    printed = capsys.readouterr().out.splitlines()
+    printed = capfd.readouterr().out.splitlines()
     assert len(printed) == 1 and printed[0].startswith("BENCH ")
     result = codec.loads(printed[0][6:])
     assert result["events"] == 3 and result["outputs"] == 1 and result["seconds"] >= 0
