@@ -28,7 +28,7 @@ from typing import Any
 
 from streamseg.config import Settings
 from streamseg.engine import segmenters
-from streamseg.engine.changes import ChangeDetector, change_record
+from streamseg.engine.changes import ChangeDetector, change_record, suppression_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
@@ -48,7 +48,9 @@ class Outcome:
     ``erased`` asks the edge to delete state and publish a tombstone;
     ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``);
     ``at`` is the event time a tick evaluated ``state`` at (None for events:
-    their evaluation times are recorded in the state), for :meth:`Engine.due`.
+    their evaluation times are recorded in the state), for :meth:`Engine.due`;
+    ``notices`` are other ``segment-changes`` records to publish after
+    ``changes`` (a suppression notice when consent is withdrawn or granted again).
     """
 
     state: CustomerState | None
@@ -57,6 +59,7 @@ class Outcome:
     erased: bool = False
     skipped: str | None = None
     at: float | None = None
+    notices: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Engine:
@@ -90,7 +93,9 @@ class Engine:
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
         if event.kind == "consent":
-            return self._consent(state, event)
+            # (withdrawn, notices so far) before _consent, which may change state in place
+            prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
+            return self._notify(prior, self._consent(state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         if state is None:
@@ -195,6 +200,7 @@ class Engine:
             # the erased profile's (sequences restart at 1).
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
+            marker.erased = True
             marker.epoch = 1 if state is None else state.epoch + 1
             return Outcome(marker, erased=True)
         if event.type == "consent_granted" and (
@@ -219,12 +225,14 @@ class Engine:
             if confirmed is None:
                 continue
             if features is None:
-                features = summary(state, now, self.settings.half_life_days)
+                features = summary(state, now, self.settings.half_life_days,
+                                   self.settings.base_currency)
             previous, sequence = confirmed
             out.changes.append(
                 change_record(
                     state, seg.name, previous, sequence, verdict,
                     seg.describe(verdict.segment), now, trigger, features,
+                    None if previous is None else seg.describe(previous),
                 )
             )
         if out.changes:
@@ -232,7 +240,19 @@ class Engine:
         return out
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
-        """The ``customer-segments`` value for ``state``."""
+        """The ``customer-segments`` value for ``state``.
+
+        A customer who withdrew consent is ``suppressed``: no segments are listed.
+        """
+        return {
+            "customer_id": state.customer_id,
+            "event_time": format_ts(now),
+            "segments": {} if state.withdrawn else self.segment_views(state),
+            "suppressed": state.withdrawn,
+        }
+
+    def segment_views(self, state: CustomerState) -> dict[str, Any]:
+        """Segmenter -> {segment, name, since, sequence, model_version} of ``state``."""
         names = {seg.name: seg for seg in self.segmenters}
         segs: dict[str, Any] = {}
         for name, (segment, since, sequence, version) in state.segments.items():
@@ -244,4 +264,39 @@ class Engine:
                 "sequence": sequence,
                 "model_version": version,
             }
-        return {"customer_id": state.customer_id, "event_time": format_ts(now), "segments": segs}
+        return segs
+
+    # ---------------------------------------------------------------- consent notices
+
+    def _notify(self, prior: tuple[bool, int], out: Outcome, event: Event) -> Outcome:
+        """Tell subscribers when consent flips: suppression notice + ``customer-segments``.
+
+        ``prior`` is (withdrawn, notices so far) of the state the consent event
+        found (read before :meth:`_consent`, which may change it in place).
+        Withdrawal (from not withdrawn) publishes ``suppressed: true``; a grant
+        that lifts a withdrawal publishes ``suppressed: false`` with the current
+        segments. An erasure publishes its tombstone instead; repeated consent
+        events, and customers with no segment (never profiled, erased), publish nothing.
+
+        >>> from streamseg.config import Settings
+        >>> eng = Engine(Settings())
+        >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
+        >>> off = eng.apply(out.state, Event("consent", "consent_withdrawn", "e2", "c1", 5.0))
+        >>> note = off.notices[0]
+        >>> note["suppressed"], sorted(note["segments"]), off.segments["segments"]
+        (True, ['frequency', 'lifecycle'], {})
+        >>> eng.apply(off.state, Event("consent", "consent_withdrawn", "e3", "c1", 6.0)).notices
+        []
+        >>> on = eng.apply(off.state, Event("consent", "consent_granted", "e4", "c1", 7.0))
+        >>> on.notices[0]["suppressed"], on.notices[0]["sequence"], on.segments["suppressed"]
+        (False, 2, False)
+        """
+        was, notices = prior
+        state = out.state
+        if out.erased or state is None or was == state.withdrawn or not state.segments:
+            return out  # nothing flipped, or nothing was ever published for this customer
+        state.suppressions = notices + 1
+        out.segments = self.segments_record(state, event.ts)
+        out.notices.append(suppression_record(
+            state, state.withdrawn, event.type, event.ts, self.segment_views(state)))
+        return out
