@@ -25,8 +25,8 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from test_metrics_endpoint import free_port

@@ -106,7 +106,7 @@ def test_every_feature_is_documented_with_unit_in_schema_and_readme() -> None:
 
 
 def story(engine: Engine) -> tuple[list[dict[str, Any]], list[dict[str, Any]], CustomerState]:
-    """Purchases, a clock move, a withdrawal and a re-grant: (segment-changes, customer-segments)."""
+    """Purchases, a clock move, a withdrawal, a re-grant: (changes, segments records, state)."""
     changes: list[dict[str, Any]] = []
     segments: list[dict[str, Any]] = []
     state: CustomerState | None = None
