@@ -56,6 +56,7 @@ def web_options(settings: Settings) -> dict[str, Any]:
 
     ``web_host`` is what other workers use to reach this one when they route a
     lookup here (Faust's ``canonical_url``); it defaults to the hostname.
+    Faust's built-in views (``/table``, ``/router``, ``/stats``, ``/graph``) are off.
 
     >>> web_options(Settings(web_port=0))
     {'web_enabled': False}
@@ -68,6 +69,12 @@ def web_options(settings: Settings) -> dict[str, Any]:
         "web_enabled": True,
         "web_port": settings.web_port,
         "web_bind": settings.web_bind,
+        # Faust's own /table views would dump raw profiles (withdrawn customers
+        # too); /router, /stats and /graph are internals: the API is ours only
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "web_stats_enabled": False,
+        "web_graph_enabled": False,
     }
     if settings.web_host:
         options["web_host"] = settings.web_host

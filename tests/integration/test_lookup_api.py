@@ -53,6 +53,14 @@ def get(port: int, path: str) -> tuple[int, Any]:
         return err.code, json.loads(err.read())
 
 
+def status_of(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
 async def aget(port: int, path: str) -> tuple[int, Any]:
     return await asyncio.to_thread(get, port, path)
 
@@ -124,6 +132,9 @@ async def test_lookup_from_either_worker(
             assert body["segments"] == engine.segment_views(state)
             assert body["features"]["purchases_total"] == state.purchases
             assert body["features"]["currency"] == settings.base_currency
+        # Faust's own table views stay off: they would show raw profiles
+        table_view = await asyncio.to_thread(status_of, ports[0], "/table/customer-state/")
+        assert table_view == 404
         unknown = [await aget(port, customer_path("nobody")) for port in ports]
         assert unknown == [(404, {"error": "unknown_customer"})] * 2
 
