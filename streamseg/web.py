@@ -1,10 +1,14 @@
 """The lookup API on Faust's web server (transport edge; answers from ``engine.lookup``).
 
 * ``GET /customers/{customer_id}``: the customer's current segments, since
-  when, and a feature summary. Any worker answers for any customer: the
-  request is routed with Faust's ``app.router.route_req`` to the worker that
-  owns the customer's partition of the state table, which answers from its
-  local state.
+  when, and a feature summary. Any worker answers for any customer: Faust's
+  router (``app.router.key_store``: the partition assignor's map of table
+  partitions to workers) names the worker that owns the customer's partition
+  of the state table; the request is forwarded there with ``?scope=local``
+  and the owner answers from its local state (one hop, never a loop even
+  while two workers' views of the assignment differ during a rebalance).
+  ``?scope=local`` asks a worker for its own state only. 503 while no
+  assignment is known or when the owner does not answer.
 * ``GET /segments``: customers per segment per segmenter, summed over the
   workers (this worker's share plus ``/segments?scope=local`` of every other
   worker the partition assignor lists).
@@ -28,7 +32,6 @@ from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-from faust.exceptions import SameNode
 from yarl import URL
 
 from streamseg import codec
@@ -83,13 +86,29 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
         # the table iterates the partitions this worker owns (RocksDB store)
         return [CustomerState.from_dict(codec.loads(raw)) for raw in ss.state.values()]
 
+    async def forward(url: URL) -> tuple[int, dict[str, Any]]:
+        """GET ``url`` on another worker: (status, JSON body); 503 if it does not answer."""
+        try:
+            async with app.http_client.get(
+                url, timeout=aiohttp.ClientTimeout(total=PEER_TIMEOUT_S)
+            ) as resp:
+                return resp.status, codec.loads(await resp.read())
+        except (aiohttp.ClientError, TimeoutError, codec.DecodeError) as exc:
+            log.warning("lookup via %s: %s", url, exc)
+            return 503, {"error": "owner_unavailable"}
+
     @app.page("/customers/{customer_id}")
     async def customer(view: Any, request: Any, customer_id: str) -> Any:
-        try:
-            return await app.router.route_req(ss.state.name, route_key(customer_id),
-                                              view.web, request)
-        except SameNode:
-            pass
+        if request.query.get("scope") != "local":
+            try:
+                owner = app.router.key_store(ss.state.name, route_key(customer_id))
+            except KeyError:  # no assignment yet (starting, rebalancing)
+                return respond(view, 503, {"error": "not_assigned"})
+            if _ident(owner) != _ident(app.conf.canonical_url):
+                # the owner answers from its own state (scope=local: no second hop)
+                target = owner.with_path(request.url.raw_path, encoded=True).with_query(
+                    scope="local")
+                return respond(view, *await forward(target))
         raw = ss.state.get(table_key(secret, customer_id))
         state = None if raw is None else CustomerState.from_dict(codec.loads(raw))
         status, body = customer_answer(engine, state, clock() or 0.0)

@@ -8,8 +8,8 @@ request is routed by it, and the owner looks up its keyed hash.
 
 * ``GET /customers/{id}`` gives the same answer from either worker, equal to
   the pure engine's segments for that customer (and valid per
-  ``schemas/lookup-customer.schema.json``); both workers hold state, so one of
-  the two answers was routed to the other worker.
+  ``schemas/lookup-customer.schema.json``); ``?scope=local`` shows that
+  exactly one worker holds the customer, so one of the two answers was routed.
 * ``GET /segments`` from either worker is the sum of both workers'
   ``?scope=local`` shares and equals the engine's segment sizes.
 * After an erasure request: 404 from both. After a consent withdrawal: 200
@@ -123,6 +123,10 @@ async def test_lookup_from_either_worker(
             alias = pseudonymise(SECRET, cid)
             answers = [await aget(port, customer_path(cid)) for port in ports]
             assert answers[0] == answers[1], (cid, answers)
+            # exactly one worker holds the customer: the other answer was forwarded
+            local = [await aget(port, customer_path(cid) + "?scope=local") for port in ports]
+            assert sorted(status for status, _ in local) == [200, 404], (cid, local)
+            assert answers[0] in local
             status, body = answers[0]
             assert status == 200, (cid, body)
             assert_schema("lookup-customer", body)
