@@ -27,6 +27,7 @@ from streamseg.engine.features import FEATURES, CustomerState
 from streamseg.engine.lookup import customer_answer, merge_sizes, segment_sizes
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Invalid, Validator, pseudonymise
+from streamseg.replay import Replayer, replay_lines
 from streamseg.web import table_key
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -204,3 +205,24 @@ def test_dead_letters_carry_no_raw_id_when_pseudonymising() -> None:
     assert decoded["device"] == "toaster"  # the rest of the payload is kept for diagnosis
     plain = dead_letter(Invalid("not_json", "x"), "clickstream", 0, 1, b"k", b"{")
     assert (plain["redaction"], plain["value_b64"]) == (None, "ew==")
+
+
+def test_replay_publishes_suppression_like_the_worker() -> None:
+    def line(**fields: Any) -> bytes:
+        return codec.dumps({"customer_id": "c1", **fields})
+
+    lines = [
+        line(event_id="p1", ts="2026-01-01T00:00:00Z", order_id="o1", amount=20, currency="EUR"),
+        line(event_id="w1", ts="2026-01-02T00:00:00Z", type="consent_withdrawn"),
+    ]
+    rep = Replayer(Settings())
+    out = list(replay_lines(lines, rep.settings, replayer=rep))
+    assert [c["kind"] for c in out] == ["change", "change", "suppression"]
+    assert out[-1]["suppressed"] is True and set(out[-1]["segments"]) == {
+        "frequency", "lifecycle"}
+    final = list(rep.segments())
+    assert [(r["customer_id"], r["suppressed"], r["segments"]) for r in final] == [
+        ("c1", True, {})]
+    for record in out:
+        assert schema_errors("segment-change", record) == []
+    assert schema_errors("customer-segments", final[0]) == []
