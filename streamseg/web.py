@@ -7,8 +7,10 @@
   of the state table; the request is forwarded there with ``?scope=local``
   and the owner answers from its local state (one hop, never a loop even
   while two workers' views of the assignment differ during a rebalance).
-  ``?scope=local`` asks a worker for its own state only. 503 while no
-  assignment is known or when the owner does not answer.
+  ``?scope=local`` asks a worker for its own state only: 421 ``not_owner``
+  if the customer's partition is not one it owns (standby copies are never
+  served). 503 while no assignment is known, while two workers disagree on
+  it (rebalancing), or when the owner does not answer.
 * ``GET /segments``: customers per segment per segmenter, summed over the
   workers (this worker's share plus ``/segments?scope=local`` of every other
   worker the partition assignor lists).
@@ -99,16 +101,21 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
 
     @app.page("/customers/{customer_id}")
     async def customer(view: Any, request: Any, customer_id: str) -> Any:
-        if request.query.get("scope") != "local":
-            try:
-                owner = app.router.key_store(ss.state.name, route_key(customer_id))
-            except KeyError:  # no assignment yet (starting, rebalancing)
-                return respond(view, 503, {"error": "not_assigned"})
-            if _ident(owner) != _ident(app.conf.canonical_url):
-                # the owner answers from its own state (scope=local: no second hop)
-                target = owner.with_path(request.url.raw_path, encoded=True).with_query(
-                    scope="local")
-                return respond(view, *await forward(target))
+        try:
+            owner = app.router.key_store(ss.state.name, route_key(customer_id))
+        except KeyError:  # no assignment yet (starting, rebalancing)
+            return respond(view, 503, {"error": "not_assigned"})
+        if _ident(owner) != _ident(app.conf.canonical_url):
+            if request.query.get("scope") == "local":
+                # not ours (a standby or stale copy is never served): 421
+                return respond(view, 421, {"error": "not_owner"})
+            # the owner answers from its own state (scope=local: no second hop)
+            target = owner.with_path(request.url.raw_path, encoded=True).with_query(
+                scope="local")
+            status, body = await forward(target)
+            if status == 421:  # the two workers' views of the assignment differ
+                status, body = 503, {"error": "not_assigned"}
+            return respond(view, status, body)
         raw = ss.state.get(table_key(secret, customer_id))
         state = None if raw is None else CustomerState.from_dict(codec.loads(raw))
         status, body = customer_answer(engine, state, clock() or 0.0)

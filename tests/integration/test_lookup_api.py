@@ -125,7 +125,7 @@ async def test_lookup_from_either_worker(
             assert answers[0] == answers[1], (cid, answers)
             # exactly one worker holds the customer: the other answer was forwarded
             local = [await aget(port, customer_path(cid) + "?scope=local") for port in ports]
-            assert sorted(status for status, _ in local) == [200, 404], (cid, local)
+            assert sorted(status for status, _ in local) == [200, 421], (cid, local)
             assert answers[0] in local
             status, body = answers[0]
             assert status == 200, (cid, body)
@@ -140,6 +140,8 @@ async def test_lookup_from_either_worker(
         table_view = await asyncio.to_thread(status_of, ports[0], "/table/customer-state/")
         assert table_view == 404
         unknown = [await aget(port, customer_path("nobody")) for port in ports]
+        nobody = [await aget(port, customer_path("nobody") + "?scope=local") for port in ports]
+        assert sorted(status for status, _ in nobody) == [404, 421], nobody
         assert unknown == [(404, {"error": "unknown_customer"})] * 2
 
         # erasure -> 404 everywhere; withdrawal -> suppressed answer, notice, record
