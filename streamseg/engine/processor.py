@@ -28,8 +28,9 @@ from typing import Any
 
 from streamseg.config import Settings
 from streamseg.engine import segmenters
-from streamseg.engine.changes import ChangeDetector, change_record, suppression_record
+from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
+from streamseg.engine.consent import notify
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
 from streamseg.engine.scheduler import due_after, floor, plan
@@ -95,7 +96,7 @@ class Engine:
         if event.kind == "consent":
             # (withdrawn, notices so far) before _consent, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
-            return self._notify(prior, self._consent(state, event), event)
+            return notify(self, prior, self._consent(state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         if state is None:
@@ -265,38 +266,3 @@ class Engine:
                 "model_version": version,
             }
         return segs
-
-    # ---------------------------------------------------------------- consent notices
-
-    def _notify(self, prior: tuple[bool, int], out: Outcome, event: Event) -> Outcome:
-        """Tell subscribers when consent flips: suppression notice + ``customer-segments``.
-
-        ``prior`` is (withdrawn, notices so far) of the state the consent event
-        found (read before :meth:`_consent`, which may change it in place).
-        Withdrawal (from not withdrawn) publishes ``suppressed: true``; a grant
-        that lifts a withdrawal publishes ``suppressed: false`` with the current
-        segments. An erasure publishes its tombstone instead; repeated consent
-        events, and customers with no segment (never profiled, erased), publish nothing.
-
-        >>> from streamseg.config import Settings
-        >>> eng = Engine(Settings())
-        >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
-        >>> off = eng.apply(out.state, Event("consent", "consent_withdrawn", "e2", "c1", 5.0))
-        >>> note = off.notices[0]
-        >>> note["suppressed"], sorted(note["segments"]), off.segments["segments"]
-        (True, ['frequency', 'lifecycle'], {})
-        >>> eng.apply(off.state, Event("consent", "consent_withdrawn", "e3", "c1", 6.0)).notices
-        []
-        >>> on = eng.apply(off.state, Event("consent", "consent_granted", "e4", "c1", 7.0))
-        >>> on.notices[0]["suppressed"], on.notices[0]["sequence"], on.segments["suppressed"]
-        (False, 2, False)
-        """
-        was, notices = prior
-        state = out.state
-        if out.erased or state is None or was == state.withdrawn or not state.segments:
-            return out  # nothing flipped, or nothing was ever published for this customer
-        state.suppressions = notices + 1
-        out.segments = self.segments_record(state, event.ts)
-        out.notices.append(suppression_record(
-            state, state.withdrawn, event.type, event.ts, self.segment_views(state)))
-        return out
