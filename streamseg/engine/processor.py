@@ -31,6 +31,7 @@ from streamseg.config import Settings
 from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
+from streamseg.engine.consent import notify
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import (
     NEVER,
@@ -58,7 +59,9 @@ class Outcome:
     ``at`` is the event time a tick evaluated ``state`` at (None for events:
     their evaluation times are recorded in the state), for :meth:`Engine.due`;
     ``due`` is the customer's next due time (:meth:`Engine.due` after this
-    outcome) when ``due_known``, so a caller need not ask again.
+    outcome) when ``due_known``, so a caller need not ask again;
+    ``notices`` are other ``segment-changes`` records to publish after
+    ``changes`` (a suppression notice when consent is withdrawn or granted again).
     """
 
     __slots__ = (
@@ -69,6 +72,7 @@ class Outcome:
         "due",
         "due_known",
         "erased",
+        "notices",
         "skipped",
         "state",
     )
@@ -89,6 +93,7 @@ class Outcome:
         self.at = at
         self.due: float | None = None
         self.due_known = False
+        self.notices: list[dict[str, Any]] = []
         self._segments = segments
         self._render: Callable[[], dict[str, Any]] | None = None
 
@@ -150,7 +155,9 @@ class Engine:
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
         if event.kind == "consent":
-            return self._consent(state, event)
+            # (withdrawn, notices so far) before _consent, which may change state in place
+            prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
+            return notify(self, prior, self._consent(state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         key = event_hash(event.event_id)
@@ -351,6 +358,7 @@ class Engine:
                 seg.forget(event.customer_id)
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
+            marker.erased = True
             marker.epoch = 1 if state is None else state.epoch + 1
             return Outcome(marker, erased=True)
         if event.type == "consent_granted" and (
@@ -392,12 +400,14 @@ class Engine:
             if confirmed is None:
                 continue
             if features is None:
-                features = summary(state, now, self.settings.half_life_days)
+                features = summary(state, now, self.settings.half_life_days,
+                                   self.settings.base_currency)
             previous, sequence = confirmed
             out.changes.append(
                 change_record(
                     state, seg.name, previous, sequence, verdict,
                     seg.describe(verdict.segment), now, trigger, features,
+                    None if previous is None else seg.describe(previous),
                 )
             )
         if out.changes:
@@ -405,7 +415,19 @@ class Engine:
         return out
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
-        """The ``customer-segments`` value for ``state``."""
+        """The ``customer-segments`` value for ``state``.
+
+        A customer who withdrew consent is ``suppressed``: no segments are listed.
+        """
+        return {
+            "customer_id": state.customer_id,
+            "event_time": format_ts(now),
+            "segments": {} if state.withdrawn else self.segment_views(state),
+            "suppressed": state.withdrawn,
+        }
+
+    def segment_views(self, state: CustomerState) -> dict[str, Any]:
+        """Segmenter -> {segment, name, since, sequence, model_version} of ``state``."""
         names = {seg.name: seg for seg in self.segmenters}
         segs: dict[str, Any] = {}
         for name, (segment, since, sequence, version) in state.segments.items():
@@ -417,7 +439,7 @@ class Engine:
                 "sequence": sequence,
                 "model_version": version,
             }
-        return {"customer_id": state.customer_id, "event_time": format_ts(now), "segments": segs}
+        return segs
 
 
 def _earliest(dues: list[float | None]) -> float | None:
