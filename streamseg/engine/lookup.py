@@ -23,7 +23,7 @@ Examples
 >>> sizes["segmenters"]["frequency"], sizes["customers"]
 ({'one_time': 1}, 1)
 >>> merge_sizes([sizes, sizes])["segmenters"]["frequency"]
-{'low': 2}
+{'one_time': 2}
 """
 
 from __future__ import annotations

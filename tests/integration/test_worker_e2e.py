@@ -116,5 +116,5 @@ async def test_changes_and_dead_letters(
     assert set(latest) == {b"alice", b"bob", b"carol"}
     for record in latest.values():
         assert_schema("customer-segments", record)
-    # alice's move to "high" (day 5) is still within the default 7-day dwell on day 10
-    assert latest[b"alice"]["segments"]["frequency"]["segment"] == "low"
+    # alice's move to "high" is published at the purchase that earns it (day 5; issue 8)
+    assert latest[b"alice"]["segments"]["frequency"]["segment"] == "high"
