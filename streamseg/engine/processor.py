@@ -386,14 +386,14 @@ class Engine:
             if verdict is None:
                 continue
             current = published.get(seg.name)
-            if (
-                current is not None
-                and current[0] != verdict.segment
-                and self.hysteresis
-                and seg.hold(state, current[0], verdict, now, trigger)
-            ):
-                state.pending.pop(seg.name, None)
-                continue
+            if current is not None:
+                if current[0] == verdict.segment:
+                    if verdict.model_version is None and not state.pending:
+                        continue  # the usual case: nothing to confirm or refresh
+                elif self.hysteresis and seg.hold(state, current[0], verdict, now, trigger):
+                    if state.pending:
+                        state.pending.pop(seg.name, None)
+                    continue
             confirmed = self.detector.confirm(
                 state, seg.name, verdict, now, damp=trigger != "event"
             )

@@ -84,8 +84,11 @@ class ChannelSegmenter(NoPopulation):
         group = "web"
         if total > 0.0:
             mix = state.d_channels
-            shares = {g: sum([mix[i] for i in idx]) / total for g, idx in self.groups}
-            group, best = max(shares.items(), key=lambda kv: (kv[1], kv[0]))
+            best = -1.0
+            for g, idx in self.groups:  # the largest share; ties go to the later name
+                v = sum([mix[i] for i in idx]) / total
+                if v > best or (v == best and g > group):
+                    group, best = g, v
             if best < self.dominance:
                 return Assignment("omnichannel", f"no channel above {self.dominance:.0%}")
             if group != "web":
