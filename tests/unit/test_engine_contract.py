@@ -8,12 +8,13 @@ evaluates only the segmenters due at that instant.
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 from streamseg.config import DAY, Settings
 from streamseg.engine import scheduler
 from streamseg.engine.events import Event
-from streamseg.engine.features import CustomerState
+from streamseg.engine.features import NEVER, CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters import default
 from streamseg.engine.segmenters.base import Assignment, Segmenter, Trigger
@@ -124,3 +125,20 @@ def test_a_tick_evaluates_only_the_segmenters_due() -> None:
     out = eng.tick(state, 30 * DAY)  # frequency is due (band end at day 24); spend never is
     assert [c["to_segment"] for c in out.changes] == ["medium"]
     assert spend.assigned == before
+
+
+def test_the_due_hint_is_the_planned_due_and_only_ever_early() -> None:
+    cfg = Settings()
+    eng = Engine(cfg, [FrequencySegmenter(cfg)])
+    out = eng.apply(None, buy("e1", "a", 0, 10.0))  # one_time: due when it lapses
+    assert out.state is not None and out.due_known
+    assert out.state.due_hint == out.due == 180 * DAY + 1.0
+    # a state without a hint (older data) catches up before the event, as one with a hint
+    plain = CustomerState.from_dict(copy.deepcopy({**out.state.to_dict(), "due_hint": None}))
+    late = buy("e2", "a", 200, 10.0)
+    hinted = eng.apply(out.state, late).changes
+    assert [c["to_segment"] for c in hinted] == ["lapsed", "low"]
+    assert eng.apply(plain, late).changes == hinted
+    eng_none = Engine(cfg, [MeanSpend()])  # no due time at all
+    never = eng_none.apply(None, buy("e3", "b", 0, 5.0))
+    assert never.due is None and never.state is not None and never.state.due_hint == NEVER
