@@ -99,10 +99,14 @@ class Settings:
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6
     cluster_seed: int = 42
-    cluster_halflife: float = 0.05  # KMeans step towards each sample (lower: steadier ids)
+    cluster_halflife: float = 0.05  # unused since the population refit (kept for old env files)
     cluster_warmup: int = 200
     cluster_refresh_every: int = 500
     cluster_min_share: float = 0.05
+    # no cluster model before it has been fitted on this many distinct customers
+    cluster_min_customers: int = 200
+    # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
+    cluster_sample_size: int = 4000
     # channel / device preference
     channel_dominance: float = 0.6
     # model snapshots (compacted models topic)
@@ -176,6 +180,10 @@ class Settings:
             raise ConfigError("STREAMSEG_MODEL_PUBLISH_INTERVAL_S: must be > 0")
         if self.min_dwell_s < 0 or self.min_margin < 0:
             raise ConfigError("STREAMSEG_MIN_DWELL_S and STREAMSEG_MIN_MARGIN: must be >= 0")
+        if not 1 <= self.cluster_min_customers <= self.cluster_sample_size:
+            raise ConfigError(
+                "1 <= STREAMSEG_CLUSTER_MIN_CUSTOMERS <= STREAMSEG_CLUSTER_SAMPLE_SIZE must hold"
+            )
         if not 0.0 <= self.cluster_min_share < 1.0:
             raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
         if not 0.0 < self.channel_dominance <= 1.0:
