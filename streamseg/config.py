@@ -107,6 +107,8 @@ class Settings:
     cluster_min_customers: int = 200
     # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
     cluster_sample_size: int = 4000
+    # the cluster feature ``recency`` counts idle days beyond this grace only
+    cluster_recency_grace_days: float = 30.0
     # channel / device preference
     channel_dominance: float = 0.6
     # model snapshots (compacted models topic)
@@ -180,12 +182,12 @@ class Settings:
             raise ConfigError("STREAMSEG_MODEL_PUBLISH_INTERVAL_S: must be > 0")
         if self.min_dwell_s < 0 or self.min_margin < 0:
             raise ConfigError("STREAMSEG_MIN_DWELL_S and STREAMSEG_MIN_MARGIN: must be >= 0")
+        if not 0.0 <= self.cluster_min_share < 1.0:
+            raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
         if not 1 <= self.cluster_min_customers <= self.cluster_sample_size:
             raise ConfigError(
                 "1 <= STREAMSEG_CLUSTER_MIN_CUSTOMERS <= STREAMSEG_CLUSTER_SAMPLE_SIZE must hold"
             )
-        if not 0.0 <= self.cluster_min_share < 1.0:
-            raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
         if not 0.0 < self.channel_dominance <= 1.0:
             raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")
         self.fx_table()

@@ -17,7 +17,7 @@ It round-trips through :meth:`~ClusterModel.to_dict` /
   :data:`NAME_SHIFT` (z units) of the centroid it was named from (its anchor);
   beyond that, or when the active features change, it is renamed.
 
-Only ``recency`` (log days since the last activity) changes with the clock
+Only ``recency`` (log days idle beyond a grace) changes with the clock
 alone, and only along one axis, so the distance between two centroids'
 squared distances is linear in its z-score: :meth:`Assigner.next_change` solves
 exactly when an idle customer's verdict (or hold) changes.
@@ -59,6 +59,7 @@ NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before it is re
 DESCRIBE_Z = 0.5  # |z| from which a feature is worth a word
 DESCRIBE_WORDS = 3
 STEP_S = 1.0  # a due time is one second past the exact crossing
+DAY = 86_400.0
 
 
 def describe(center: Mapping[str, float], active: Iterable[str] | None = None) -> str:
@@ -309,8 +310,9 @@ class Assigner:
                         best = r
         return best
 
-    def recency_time(self, r: float, last_seen: float, day: float) -> float:
-        """Event time at which recency's z-score reaches ``r`` (inverse of the scaling)."""
+    def recency_time(self, r: float, last_seen: float, grace_days: float) -> float:
+        """Event time at which recency's z-score reaches ``r`` (inverse of
+        ``log1p(days idle - grace_days)``)."""
         mean, inv = self.scaler[RECENCY]
-        days = math.expm1(r / inv + mean)
-        return last_seen + max(0.0, days) * day
+        days = grace_days + max(0.0, math.expm1(r / inv + mean))
+        return last_seen + days * DAY

@@ -4,7 +4,9 @@ Features (:func:`vector`, names in :data:`~streamseg.engine.model.FEATURES`):
 how someone shops while active (decayed purchase rate at their latest event,
 log average basket, visits without a purchase, page views per visit, cart
 conversion, mobile share), all fixed between their events, plus ``recency``
-(log days since their last activity), the only one the clock moves. The
+(log days idle beyond ``cluster_recency_grace_days``), the only one the clock
+moves: a usual gap between visits moves nobody, so nobody flaps between a
+cluster and an "inactive" one around every gap. The
 basket of a customer who never bought is unknown and scales to the mean.
 
 Training (the one worker that trains, and replays) keeps a deterministic
@@ -82,6 +84,7 @@ from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 2  # customers enter the training sample from their second visit
 PUBLISH_SHIFT = 0.1  # z units a centroid must move for a refit to become a new version
+GRACE_DAYS = 30.0  # default ``cluster_recency_grace_days``
 
 
 def static(state: CustomerState) -> list[float]:
@@ -99,19 +102,23 @@ def static(state: CustomerState) -> list[float]:
     ]
 
 
-def recency(last_seen: float, now: float) -> float:
-    """log(1 + days since the last activity) at event time ``now``."""
-    return math.log1p(max(0.0, now - last_seen) / DAY)
+def recency(last_seen: float, now: float, grace_days: float = GRACE_DAYS) -> float:
+    """log(1 + days idle beyond ``grace_days``) at event time ``now`` (0 within the grace).
+
+    >>> recency(0.0, 10 * DAY), round(recency(0.0, 40 * DAY), 6)
+    (0.0, 2.397895)
+    """
+    return math.log1p(max(0.0, (now - last_seen) / DAY - grace_days))
 
 
-def vector(state: CustomerState, now: float) -> list[float]:
+def vector(state: CustomerState, now: float, grace_days: float = GRACE_DAYS) -> list[float]:
     """The raw clustering features of ``state`` at event time ``now``, in feature order."""
-    return [*static(state), recency(state.last_seen, now)]
+    return [*static(state), recency(state.last_seen, now, grace_days)]
 
 
-def features(state: CustomerState, now: float) -> dict[str, float]:
+def features(state: CustomerState, now: float, grace_days: float = GRACE_DAYS) -> dict[str, float]:
     """:func:`vector` by feature name, without the unknown (NaN) values."""
-    return {n: v for n, v in zip(NAMES, vector(state, now), strict=True) if v == v}
+    return {n: v for n, v in zip(NAMES, vector(state, now, grace_days), strict=True) if v == v}
 
 
 class ClusterSegmenter:
@@ -123,6 +130,7 @@ class ClusterSegmenter:
         self.settings = settings
         self.training = training
         self.margin = settings.min_margin
+        self.grace = settings.cluster_recency_grace_days
         self.population = Population(settings.cluster_sample_size)
         # every customer this worker has seen: [static features, last seen, label, due]
         self.local: dict[str, list[Any]] = {}
@@ -169,7 +177,7 @@ class ClusterSegmenter:
         """The next model version from the sample at event time ``now`` (None: no material move)."""
         rows = self.population.rows
         ids = sorted(rows)
-        raw = np.array([[*rows[c][0], recency(rows[c][1], now)] for c in ids])
+        raw = np.array([[*rows[c][0], recency(rows[c][1], now, self.grace)] for c in ids])
         known = ~np.isnan(raw)
         counts = known.sum(axis=0)
         filled = np.where(known, raw, 0.0)
@@ -224,7 +232,7 @@ class ClusterSegmenter:
         self.assigner = a = Assigner(model)
         margin = self.margin
         for cid, (row, last_seen, label, due) in self.local.items():
-            z = a.scale([*row, recency(last_seen, now)])
+            z = a.scale([*row, recency(last_seen, now, self.grace)])
             if label is None:
                 self._moved[cid] = None
                 continue
@@ -247,7 +255,7 @@ class ClusterSegmenter:
         a = self.assigner
         if a is None or state.events == 0:
             return None
-        seg, margin = a.assign(vector(state, now))
+        seg, margin = a.assign(vector(state, now, self.grace))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
 
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
@@ -256,7 +264,7 @@ class ClusterSegmenter:
         a = self.assigner
         if a is None:
             return False
-        return a.past(a.scale(vector(state, now)), current, verdict.segment) < self.margin
+        return a.past(a.scale(vector(state, now, self.grace)), current, verdict.segment) < self.margin
 
     def due(self, state: CustomerState, after: float) -> float | None:
         a = self.assigner
@@ -264,7 +272,7 @@ class ClusterSegmenter:
         label = None if cur is None else str(cur[0])
         t = None
         if a is not None and state.events > 0:
-            t = self._due_from(a, a.scale(vector(state, after)), label, state.last_seen, after)
+            t = self._due_from(a, a.scale(vector(state, after, self.grace)), label, state.last_seen, after)
         entry = self.local.get(state.customer_id)
         if entry is not None:
             entry[2], entry[3] = label, t
@@ -275,7 +283,7 @@ class ClusterSegmenter:
         r = a.next_change(z, label, self.margin)
         if r is None:
             return None
-        return max(a.recency_time(r, last_seen, DAY), after) + STEP_S
+        return max(a.recency_time(r, last_seen, self.grace), after) + STEP_S
 
     def describe(self, segment: str) -> str:
         if self.assigner is None:
