@@ -60,6 +60,7 @@ DESCRIBE_Z = 0.5  # |z| from which a feature is worth a word
 DESCRIBE_WORDS = 3
 STEP_S = 1.0  # a due time is one second past the exact crossing
 DAY = 86_400.0
+MAX_LOG_DAYS = 12.0  # recency beyond e^12 days (~450 centuries) never comes
 
 
 def describe(center: Mapping[str, float], active: Iterable[str] | None = None) -> str:
@@ -314,5 +315,7 @@ class Assigner:
         """Event time at which recency's z-score reaches ``r`` (inverse of
         ``log1p(days idle - grace_days)``)."""
         mean, inv = self.scaler[RECENCY]
-        days = grace_days + max(0.0, math.expm1(r / inv + mean))
-        return last_seen + days * DAY
+        g = r / inv + mean
+        if g > MAX_LOG_DAYS:
+            return math.inf
+        return last_seen + (grace_days + max(0.0, math.expm1(g))) * DAY

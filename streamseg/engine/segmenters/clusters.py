@@ -283,7 +283,8 @@ class ClusterSegmenter:
         r = a.next_change(z, label, self.margin)
         if r is None:
             return None
-        return max(a.recency_time(r, last_seen, self.grace), after) + STEP_S
+        t = a.recency_time(r, last_seen, self.grace)
+        return None if t == math.inf else max(t, after) + STEP_S
 
     def describe(self, segment: str) -> str:
         if self.assigner is None:
