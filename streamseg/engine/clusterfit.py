@@ -38,7 +38,7 @@ from numpy.typing import NDArray
 
 LLOYD_ROUNDS = 50
 INITS = 4  # seeded k-means++ starts per refit
-SWITCH_GAIN = 0.02  # a fresh start must lower the inertia by 2% to replace the warm one
+SWITCH_GAIN = 0.05  # a fresh start must lower the inertia by 5% to replace the warm one
 
 Array = NDArray[np.float64]
 
@@ -131,22 +131,27 @@ def fit(points: Array, k: int, seed: int, warm: Array | None = None,
         min_share: float = 0.0, inits: int = INITS) -> tuple[Array, Array]:
     """Centroids of ``points`` (scaled) and the share of points of each.
 
-    ``warm`` (the previous centroids in the same scaled space) is kept unless a
-    seeded k-means++ start beats it by :data:`SWITCH_GAIN`.
+    ``warm`` (the previous centroids in the same scaled space) is kept unless the
+    best seeded k-means++ start beats it by :data:`SWITCH_GAIN` (both after
+    dropping tiny clusters).
     """
     rng = np.random.default_rng(seed)
-    best: tuple[float, Array] | None = None
+    best: tuple[float, Array, Array] | None = None
     for _ in range(inits):
-        centers, _ = lloyd(points, kmeans_pp(points, k, rng))
+        centers, shares = _drop_tiny(points, kmeans_pp(points, k, rng), min_share)
         score = inertia(points, centers)
         if best is None or score < best[0]:
-            best = (score, centers)
+            best = (score, centers, shares)
     assert best is not None
-    centers = best[1]
     if warm is not None and len(warm):
-        kept, _ = lloyd(points, warm)
-        if best[0] >= inertia(points, kept) * (1.0 - SWITCH_GAIN):
-            centers = kept
+        centers, shares = _drop_tiny(points, warm, min_share)
+        if best[0] >= inertia(points, centers) * (1.0 - SWITCH_GAIN):
+            return centers, shares
+    return best[1], best[2]
+
+
+def _drop_tiny(points: Array, centers: Array, min_share: float) -> tuple[Array, Array]:
+    """Lloyd, then drop the smallest cluster while it holds less than ``min_share``."""
     while True:
         centers, labels = lloyd(points, centers)
         shares = np.bincount(labels, minlength=len(centers)) / len(points)

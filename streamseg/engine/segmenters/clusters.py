@@ -83,7 +83,8 @@ from streamseg.engine.model import (
 from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 2  # customers enter the training sample from their second visit
-PUBLISH_SHIFT = 0.1  # z units a centroid must move for a refit to become a new version
+PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
+SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
 GRACE_DAYS = 30.0  # default ``cluster_recency_grace_days``
 
 
@@ -186,7 +187,7 @@ class ClusterSegmenter:
         std = np.sqrt(variances)
         on = std >= MIN_STD
         active = [f for f, ok in zip(NAMES, on, strict=True) if ok]
-        inv = np.where(on, 1.0 / np.where(on, std, 1.0), 0.0)
+        inv = np.where(on, 1.0 / np.maximum(std, SCALE_FLOOR), 0.0)
         points = np.where(known, (raw - means) * inv, 0.0)
         prev = self.model
         mean_d = {f: float(m) for f, m in zip(NAMES, means, strict=True)}
