@@ -82,21 +82,43 @@ from streamseg.engine.model import (
 )
 from streamseg.engine.segmenters.base import Assignment
 
-MIN_SESSIONS = 2  # customers enter the training sample from their second visit
+MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
+MIN_EXPOSURE_DAYS = 14.0  # rates of a younger history are taken over two weeks
 PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
 SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
 GRACE_DAYS = 30.0  # default ``cluster_recency_grace_days``
 
 
-def static(state: CustomerState) -> list[float]:
-    """The clock-free features of ``state`` (all but recency), in feature order."""
+def exposure_days(state: CustomerState, half_life_days: float) -> float:
+    """Decayed length of the customer's history (days), at least :data:`MIN_EXPOSURE_DAYS`.
+
+    Dividing a decayed count by it gives a rate that does not grow with the
+    length of the history: a new customer and an old one with the same habits
+    look alike.
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> s.decay_ts = 300 * DAY
+    >>> round(exposure_days(s, 30.0), 3), exposure_days(CustomerState.new("d", 0.0), 30.0)
+    (43.239, 14.0)
+    """
+    span = max(0.0, state.decay_ts - state.first_seen) / DAY
+    window = half_life_days / math.log(2.0) * (1.0 - 0.5 ** (span / half_life_days))
+    return max(MIN_EXPOSURE_DAYS, window)
+
+
+def static(state: CustomerState, half_life_days: float = 30.0) -> list[float]:
+    """The clock-free features of ``state`` (all but recency), in feature order.
+
+    Rates are per 30 days of (decayed) history, as of the customer's latest event.
+    """
     sessions = state.d_sessions
     devices = state.d_devices
     total = devices[0] + devices[1] + devices[2] + devices[3]
+    per = 30.0 / exposure_days(state, half_life_days)
     return [
-        math.log1p(state.d_purchases),
+        math.log1p(state.d_purchases * per),
         math.log1p(state.monetary / state.purchases) if state.purchases else math.nan,
-        math.log1p(max(0.0, sessions - state.d_purchases)),
+        math.log1p(max(0.0, sessions - state.d_purchases) * per),
         math.log1p(state.d_page_views / sessions) if sessions > 0.0 else 0.0,
         min(1.0, state.d_purchases / state.d_cart_adds) if state.d_cart_adds > 0.0 else 0.0,
         devices[0] / total if total else 0.0,
@@ -112,9 +134,10 @@ def recency(last_seen: float, now: float, grace_days: float = GRACE_DAYS) -> flo
     return math.log1p(max(0.0, (now - last_seen) / DAY - grace_days))
 
 
-def vector(state: CustomerState, now: float, grace_days: float = GRACE_DAYS) -> list[float]:
+def vector(state: CustomerState, now: float, grace_days: float = GRACE_DAYS,
+           half_life_days: float = 30.0) -> list[float]:
     """The raw clustering features of ``state`` at event time ``now``, in feature order."""
-    return [*static(state), recency(state.last_seen, now, grace_days)]
+    return [*static(state, half_life_days), recency(state.last_seen, now, grace_days)]
 
 
 def features(state: CustomerState, now: float, grace_days: float = GRACE_DAYS) -> dict[str, float]:
@@ -132,6 +155,7 @@ class ClusterSegmenter:
         self.training = training
         self.margin = settings.min_margin
         self.grace = settings.cluster_recency_grace_days
+        self.half_life = settings.half_life_days
         self.population = Population(settings.cluster_sample_size)
         # every customer this worker has seen: [static features, last seen, label, due]
         self.local: dict[str, list[Any]] = {}
@@ -147,21 +171,21 @@ class ClusterSegmenter:
     # ---- population model -------------------------------------------------------------------
 
     def learn(self, state: CustomerState, now: float) -> None:
-        if state.events == 0:
-            return
-        cid = state.customer_id
-        row = static(state)
-        cur = state.segments.get(self.name)
-        entry = self.local.get(cid)
-        if entry is None:
-            self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None]
-        else:
-            entry[0], entry[1] = row, state.last_seen
+        if self.training:
+            self.learned += 1
+        if state.sessions >= MIN_SESSIONS:
+            cid = state.customer_id
+            row = static(state, self.half_life)
+            entry = self.local.get(cid)
+            if entry is None:
+                cur = state.segments.get(self.name)
+                self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None]
+            else:
+                entry[0], entry[1] = row, state.last_seen
+            if self.training:
+                self.population.put(cid, row, state.last_seen)
         if not self.training:
             return
-        self.learned += 1
-        if state.sessions >= MIN_SESSIONS:
-            self.population.put(cid, row, state.last_seen)
         warm, every = self.settings.cluster_warmup, self.settings.cluster_refresh_every
         if (self.learned >= warm and (self.learned - warm) % every == 0
                 and len(self.population) >= self.settings.cluster_min_customers):
@@ -254,9 +278,9 @@ class ClusterSegmenter:
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         a = self.assigner
-        if a is None or state.events == 0:
+        if a is None or state.sessions < MIN_SESSIONS:
             return None
-        seg, margin = a.assign(vector(state, now, self.grace))
+        seg, margin = a.assign(vector(state, now, self.grace, self.half_life))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
 
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
@@ -265,15 +289,15 @@ class ClusterSegmenter:
         a = self.assigner
         if a is None:
             return False
-        return a.past(a.scale(vector(state, now, self.grace)), current, verdict.segment) < self.margin
+        return a.past(a.scale(vector(state, now, self.grace, self.half_life)), current, verdict.segment) < self.margin
 
     def due(self, state: CustomerState, after: float) -> float | None:
         a = self.assigner
         cur = state.segments.get(self.name)
         label = None if cur is None else str(cur[0])
         t = None
-        if a is not None and state.events > 0:
-            t = self._due_from(a, a.scale(vector(state, after, self.grace)), label, state.last_seen, after)
+        if a is not None and state.sessions >= MIN_SESSIONS:
+            t = self._due_from(a, a.scale(vector(state, after, self.grace, self.half_life)), label, state.last_seen, after)
         entry = self.local.get(state.customer_id)
         if entry is not None:
             entry[2], entry[3] = label, t
