@@ -83,6 +83,7 @@ from streamseg.engine.model import (
 from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
+DWELL_FACTOR = 3.0  # the hold margin is this much wider within flap_window_s of a change
 MIN_EXPOSURE_DAYS = 14.0  # rates of a younger history are taken over two weeks
 PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
 SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
@@ -154,10 +155,11 @@ class ClusterSegmenter:
         self.settings = settings
         self.training = training
         self.margin = settings.min_margin
+        self.dwell = settings.flap_window_s
         self.grace = settings.cluster_recency_grace_days
         self.half_life = settings.half_life_days
         self.population = Population(settings.cluster_sample_size)
-        # every customer this worker has seen: [static features, last seen, label, due]
+        # customers of this worker: [static features, last seen, label, due, label since]
         self.local: dict[str, list[Any]] = {}
         self._moved: dict[str, None] = {}
         self.learned = 0
@@ -179,7 +181,8 @@ class ClusterSegmenter:
             entry = self.local.get(cid)
             if entry is None:
                 cur = state.segments.get(self.name)
-                self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None]
+                self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None,
+                                   None if cur is None else float(cur[1])]
             else:
                 entry[0], entry[1] = row, state.last_seen
             if self.training:
@@ -255,17 +258,16 @@ class ClusterSegmenter:
         """Assign with ``model`` from now on; queue the customers it may move (see moved)."""
         self.model = model
         self.assigner = a = Assigner(model)
-        margin = self.margin
-        for cid, (row, last_seen, label, due) in self.local.items():
+        for cid, (row, last_seen, label, due, since) in self.local.items():
             z = a.scale([*row, recency(last_seen, now, self.grace)])
             if label is None:
                 self._moved[cid] = None
                 continue
             seg, _ = a.nearest(z)
-            if seg != label and a.past(z, label, seg) >= margin:
+            if seg != label and a.past(z, label, seg) >= self.margin_at(since, now):
                 self._moved[cid] = None
                 continue
-            t = self._due_from(a, z, label, last_seen, now)
+            t = self._due_from(a, z, label, since, last_seen, now)
             if t is not None and (due is None or t < due):
                 self._moved[cid] = None
 
@@ -283,33 +285,49 @@ class ClusterSegmenter:
         seg, margin = a.assign(vector(state, now, self.grace, self.half_life))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
 
+    def margin_at(self, since: float | None, now: float) -> float:
+        """The hold margin: ``min_margin``, times :data:`DWELL_FACTOR` within
+        ``flap_window_s`` of the customer's latest cluster change."""
+        if since is not None and now - since < self.dwell:
+            return self.margin * DWELL_FACTOR
+        return self.margin
+
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
-        """Keep ``current`` until the customer is ``min_margin`` past its border with the verdict."""
+        """Keep ``current`` until the customer is :meth:`margin_at` past its border with
+        the verdict (whatever the trigger)."""
         a = self.assigner
         if a is None:
             return False
-        return a.past(a.scale(vector(state, now, self.grace, self.half_life)), current, verdict.segment) < self.margin
+        cur = state.segments.get(self.name)
+        since = None if cur is None else float(cur[1])
+        z = a.scale(vector(state, now, self.grace, self.half_life))
+        return a.past(z, current, verdict.segment) < self.margin_at(since, now)
 
     def due(self, state: CustomerState, after: float) -> float | None:
         a = self.assigner
         cur = state.segments.get(self.name)
-        label = None if cur is None else str(cur[0])
+        label, since = (None, None) if cur is None else (str(cur[0]), float(cur[1]))
         t = None
         if a is not None and state.sessions >= MIN_SESSIONS:
-            t = self._due_from(a, a.scale(vector(state, after, self.grace, self.half_life)), label, state.last_seen, after)
+            z = a.scale(vector(state, after, self.grace, self.half_life))
+            t = self._due_from(a, z, label, since, state.last_seen, after)
         entry = self.local.get(state.customer_id)
         if entry is not None:
-            entry[2], entry[3] = label, t
+            entry[2], entry[3], entry[4] = label, t, since
         return t
 
-    def _due_from(self, a: Assigner, z: list[float], label: str | None, last_seen: float,
-                  after: float) -> float | None:
-        r = a.next_change(z, label, self.margin)
-        if r is None:
-            return None
-        t = a.recency_time(r, last_seen, self.grace)
-        return None if t == math.inf else max(t, after) + STEP_S
+    def _due_from(self, a: Assigner, z: list[float], label: str | None, since: float | None,
+                  last_seen: float, after: float) -> float | None:
+        best = None
+        if since is not None and after < since + self.dwell:
+            best = since + self.dwell + STEP_S  # the wider margin ends
+        r = a.next_change(z, label, self.margin_at(since, after))
+        if r is not None:
+            t = a.recency_time(r, last_seen, self.grace)
+            if t != math.inf and (best is None or max(t, after) + STEP_S < best):
+                best = max(t, after) + STEP_S
+        return best
 
     def describe(self, segment: str) -> str:
         if self.assigner is None:
