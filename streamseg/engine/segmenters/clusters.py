@@ -83,7 +83,7 @@ from streamseg.engine.model import (
 from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
-DWELL_FACTOR = 3.0  # the hold margin is this much wider within flap_window_s of a change
+DWELL_FACTOR = 5.0  # the hold margin is this much wider within flap_window_s of a change
 MIN_EXPOSURE_DAYS = 14.0  # rates of a younger history are taken over two weeks
 PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
 SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
