@@ -104,7 +104,7 @@ class Settings:
     cluster_refresh_every: int = 500
     cluster_min_share: float = 0.05
     # no cluster model before it has been fitted on this many distinct customers
-    cluster_min_customers: int = 200
+    cluster_min_customers: int = 50
     # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
     cluster_sample_size: int = 4000
     # the cluster feature ``recency`` counts idle days beyond this grace only
