@@ -103,7 +103,7 @@ def exposure_days(state: CustomerState, half_life_days: float) -> float:
     (43.239, 14.0)
     """
     span = max(0.0, state.decay_ts - state.first_seen) / DAY
-    window = half_life_days / math.log(2.0) * (1.0 - 0.5 ** (span / half_life_days))
+    window = half_life_days / math.log(2.0) * (1.0 - math.pow(0.5, span / half_life_days))
     return max(MIN_EXPOSURE_DAYS, window)
 
 
