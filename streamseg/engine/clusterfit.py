@@ -37,8 +37,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 LLOYD_ROUNDS = 50
-INITS = 4  # seeded k-means++ starts per refit
-SWITCH_GAIN = 0.05  # a fresh start must lower the inertia by 5% to replace the warm one
+INITS = 10  # seeded k-means++ starts per refit
+SWITCH_GAIN = 0.02  # a fresh start must lower the inertia by 2% to replace the warm one
 
 Array = NDArray[np.float64]
 
