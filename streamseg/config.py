@@ -118,10 +118,16 @@ class Settings:
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6
     cluster_seed: int = 42
-    cluster_halflife: float = 0.05  # KMeans step towards each sample (lower: steadier ids)
+    cluster_halflife: float = 0.05  # unused since the population refit (kept for old env files)
     cluster_warmup: int = 200
     cluster_refresh_every: int = 500
     cluster_min_share: float = 0.05
+    # no cluster model before it has been fitted on this many distinct customers
+    cluster_min_customers: int = 50
+    # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
+    cluster_sample_size: int = 4000
+    # the cluster feature ``recency`` counts idle days beyond this grace only
+    cluster_recency_grace_days: float = 30.0
     # channel / device preference
     channel_dominance: float = 0.6
     # model snapshots (compacted models topic)
@@ -236,6 +242,10 @@ class Settings:
             raise ConfigError("STREAMSEG_EVENT_TIME_MIN must be before STREAMSEG_EVENT_TIME_MAX")
         if not 0.0 <= self.cluster_min_share < 1.0:
             raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
+        if not 1 <= self.cluster_min_customers <= self.cluster_sample_size:
+            raise ConfigError(
+                "1 <= STREAMSEG_CLUSTER_MIN_CUSTOMERS <= STREAMSEG_CLUSTER_SAMPLE_SIZE must hold"
+            )
         if not 0.0 < self.channel_dominance <= 1.0:
             raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")
         self.fx_table()

@@ -13,8 +13,6 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
-from streamseg.engine.segmenters.base import Assignment
-from streamseg.engine.segmenters.clusters import ClusterSegmenter
 
 OFF = Settings(hysteresis=False)
 ON = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0)
@@ -124,12 +122,3 @@ def test_verdict_tells_a_held_label_apart() -> None:
     assert eng.verdict(state, "frequency", 38 * DAY) == ("medium", True)
     assert eng.verdict(state, "lifecycle", 38 * DAY) == ("active", False)
     assert Engine(OFF).verdict(state, "frequency", 38 * DAY) == ("medium", False)
-
-
-def test_cluster_hold_is_its_distance_margin() -> None:
-    seg = ClusterSegmenter(Settings(min_margin=0.2))
-    s = CustomerState.new("c", 0.0)
-    thin = Assignment("k2", "r", margin=0.1, model_version=1)
-    clear = Assignment("k2", "r", margin=0.3, model_version=1)
-    assert seg.hold(s, "k1", thin, 0.0, "population")
-    assert not seg.hold(s, "k1", clear, 0.0, "population")
