@@ -138,8 +138,8 @@ class Settings:
     hysteresis: bool = True
     min_dwell_s: float = 0.0  # optional global dwell on top of the segmenters' own damping
     min_margin: float = 0.5  # distance-based segmenters (clusters): keep the current cluster
-    freq_high_margin_days: float = 42.0  # ``high`` kept while the interval <= high + this
-    freq_medium_margin_days: float = 84.0  # ``medium`` kept while the interval <= medium + this
+    freq_high_margin_days: float = 3.0  # ``high`` kept while the interval <= high + this
+    freq_medium_margin_days: float = 7.0  # ``medium`` kept while the interval <= medium + this
     lifecycle_margin_days: float = 0.0  # at_risk / inactive_prospect after at_risk_days + this
     channel_margin: float = 0.3  # a channel segment kept while its share >= dominance - this
     flap_window_s: float = 14 * DAY

@@ -93,11 +93,13 @@ class FrequencySegmenter(NoPopulation):
         gap = mean_gap_days(state)
         if gap is None:
             return Assignment("one_time", "one purchase so far")
-        interval = max(gap, since)
+        tenure = self._tenure(state, now)
+        interval = max(gap, tenure)
         why = (
             f"buys every {gap:.1f} days"
             if interval == gap
-            else f"last purchase {since:.1f} days ago"
+            else f"{state.purchases} purchases in {tenure * state.purchases:.0f} days, "
+            f"last {since:.0f} days ago"
         )
         if interval <= self.high:
             return Assignment("high", why)
@@ -110,7 +112,13 @@ class FrequencySegmenter(NoPopulation):
         gap = mean_gap_days(state)
         if gap is None or state.last_purchase is None:
             return None
-        return max(gap, max(0.0, now - state.last_purchase) / DAY)
+        return max(gap, self._tenure(state, now))
+
+    @staticmethod
+    def _tenure(state: CustomerState, now: float) -> float:
+        """Days from the first purchase to ``now`` per purchase (the open gap counts)."""
+        first = state.first_purchase if state.first_purchase is not None else now
+        return max(0.0, now - first) / DAY / max(1, state.purchases)
 
     def due(self, state: CustomerState, after: float) -> float | None:
         """Next instant the published tier can change on the clock alone.
@@ -136,9 +144,10 @@ class FrequencySegmenter(NoPopulation):
             if end is None:
                 return best  # low, lapsed, one_time: only lapsing is left
             marks = [end]
+        first = state.first_purchase if state.first_purchase is not None else lp
         for m in marks:
             if m >= gap:
-                t = lp + m * DAY + STEP_S
+                t = first + state.purchases * m * DAY + STEP_S
                 if t > after and (best is None or t < best):
                     best = t
         return best
