@@ -243,9 +243,9 @@ class Engine:
         >>> s = None
         >>> for i, d in enumerate((0, 5, 10)):
         ...     s = eng.apply(s, Event("purchase", "purchase", f"e{i}", "c", d * 86400.0)).state
-        >>> eng.tick(s, 20 * 86400.0).changes  # 10 days idle: medium, held by the band
+        >>> eng.tick(s, 25 * 86400.0).changes  # interval 25 / 3 days: medium, held by the band
         []
-        >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 20 * 86400.0)
+        >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 25 * 86400.0)
         ('high', ('medium', True))
         """
         seg = self.segmenter(name)

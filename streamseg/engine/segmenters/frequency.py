@@ -5,14 +5,22 @@ Definition (the batch reference implements the same independently):
 * ``prospect``: no purchase yet;
 * ``lapsed``: the last purchase is more than ``lapsed_days`` before the clock;
 * ``one_time``: exactly one purchase, not lapsed;
-* otherwise the *interval* is ``max(mean gap, days since the last purchase)``
-  with mean gap = (last - first purchase time) / (purchases - 1) in days;
-  ``high`` if interval <= ``freq_high_max_days``, ``medium`` if
-  <= ``freq_medium_max_days``, else ``low``.
+* otherwise the *interval* is ``max(mean gap, tenure interval)`` in days, with
+  mean gap = (last - first purchase time) / (purchases - 1) and tenure
+  interval = (clock - first purchase time) / purchases; ``high`` if
+  interval <= ``freq_high_max_days``, ``medium`` if <= ``freq_medium_max_days``,
+  else ``low``.
 
-A customer who stops buying slides down the tiers on the event-time clock with
-no new event. Hysteresis (:meth:`FrequencySegmenter.hold`) is a band on the
-thresholds: a published ``high`` is kept while the interval stays within
+The tenure interval counts the open gap since the last purchase as one more
+interval once that gap is longer than the mean gap: a customer who stops buying
+slides down the tiers on the event-time clock with no new event, but one late
+or skipped purchase moves a long purchase history only a little (a weekly
+buyer with ten purchases who skips a week has an interval of 7.7 days, not 14).
+At a purchase the interval is the mean gap. For an idle customer the interval
+crosses a mark ``m >= mean gap`` at ``first purchase + purchases * m`` days.
+
+Hysteresis (:meth:`FrequencySegmenter.hold`) is a band on the thresholds: a
+published ``high`` is kept while the interval stays within
 ``freq_high_max_days + freq_high_margin_days``, a published ``medium`` within
 ``freq_medium_max_days + freq_medium_margin_days``; promotions are never held
 (a purchase that earns ``high`` publishes it at that purchase), nor is
@@ -20,8 +28,11 @@ thresholds: a published ``high`` is kept while the interval stays within
 
 Examples
 --------
+5 purchases from day 0 to day 24 (mean gap 6 days), default settings (tiers
+7 / 28 days, bands +3 / +7 days, lapsed after 180 days):
+
 >>> from streamseg.config import Settings
->>> seg = FrequencySegmenter(Settings(freq_high_margin_days=7.0))
+>>> seg = FrequencySegmenter(Settings())
 >>> s = CustomerState.new("c", 0.0)
 >>> seg.assign(s, 0.0).segment
 'prospect'
@@ -31,15 +42,17 @@ Examples
 >>> s.purchases, s.last_purchase = 5, 24 * DAY
 >>> seg.assign(s, 26 * DAY)
 Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_version=None)
->>> [seg.assign(s, (24 + d) * DAY).segment for d in (20, 60, 181)]
-['medium', 'low', 'lapsed']
->>> seg.hold(s, "high", seg.assign(s, 34 * DAY), 34 * DAY, "clock")  # 10 days: in the band
+>>> seg.assign(s, 36 * DAY).reason  # 36 / 5 = 7.2 days > 7
+'5 purchases in 36 days (one every 7.2 days), last 12 days ago'
+>>> [seg.assign(s, d * DAY).segment for d in (35, 36, 140, 141, 205)]
+['high', 'medium', 'medium', 'low', 'lapsed']
+>>> seg.hold(s, "high", seg.assign(s, 50 * DAY), 50 * DAY, "clock")  # 10 days: in the band
 True
->>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY  # first bound the idle interval crosses
-7.0
+>>> (seg.due(s, 24 * DAY) - 1.0) / DAY  # first mark crossed: 5 purchases * 7 days
+35.0
 >>> s.segments["frequency"] = ["high", 24 * DAY, 2, None]  # published: the band's end
->>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY
-14.0
+>>> (seg.due(s, 24 * DAY) - 1.0) / DAY  # 5 * (7 + 3)
+50.0
 """
 
 from __future__ import annotations
@@ -80,7 +93,7 @@ class FrequencySegmenter(NoPopulation):
             "high": self.high + (settings.freq_high_margin_days if on else 0.0),
             "medium": self.medium + (settings.freq_medium_margin_days if on else 0.0),
         }
-        # idle thresholds on "days since the last purchase": tier bounds, band ends
+        # idle thresholds on the interval: tier bounds, band ends
         self.marks = sorted({self.high, self.medium, *self.band.values()})
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
@@ -98,8 +111,8 @@ class FrequencySegmenter(NoPopulation):
         why = (
             f"buys every {gap:.1f} days"
             if interval == gap
-            else f"{state.purchases} purchases in {tenure * state.purchases:.0f} days, "
-            f"last {since:.0f} days ago"
+            else f"{state.purchases} purchases in {tenure * state.purchases:.0f} days "
+            f"(one every {tenure:.1f} days), last {since:.0f} days ago"
         )
         if interval <= self.high:
             return Assignment("high", why)
@@ -108,7 +121,7 @@ class FrequencySegmenter(NoPopulation):
         return Assignment("low", why)
 
     def interval(self, state: CustomerState, now: float) -> float | None:
-        """``max(mean gap, days since the last purchase)``; None below two purchases."""
+        """``max(mean gap, tenure interval)`` in days at ``now``; None below two purchases."""
         gap = mean_gap_days(state)
         if gap is None or state.last_purchase is None:
             return None
@@ -117,16 +130,21 @@ class FrequencySegmenter(NoPopulation):
     @staticmethod
     def _tenure(state: CustomerState, now: float) -> float:
         """Days from the first purchase to ``now`` per purchase (the open gap counts)."""
-        first = state.first_purchase if state.first_purchase is not None else now
+        first = state.first_purchase if state.first_purchase is not None else state.last_purchase
+        if first is None:
+            return 0.0
         return max(0.0, now - first) / DAY / max(1, state.purchases)
 
     def due(self, state: CustomerState, after: float) -> float | None:
         """Next instant the published tier can change on the clock alone.
 
         That is where the idle interval leaves the published tier's band (or
-        crosses ``lapsed_days``); with no published tier yet, every tier bound
-        and band end. Only bounds at or above the mean gap matter: below it the
-        interval is the mean gap, which does not move without a purchase.
+        the last purchase gets older than ``lapsed_days``); with no published
+        tier yet, every tier bound and band end. Only marks at or above the
+        mean gap matter: below it the interval is the mean gap, which does not
+        move without a purchase. The tenure interval exceeds a mark ``m`` from
+        ``first purchase + purchases * m`` days on (thresholds are strict, so
+        the due time is one ``STEP_S`` later).
         """
         lp = state.last_purchase
         if lp is None:
