@@ -122,7 +122,8 @@ def test_a_tick_evaluates_only_the_segmenters_due() -> None:
         state = eng.apply(state, buy(f"e{i}", "a", day, 10.0)).state
     assert state is not None
     before = spend.assigned
-    out = eng.tick(state, 30 * DAY)  # frequency is due (band end at day 24); spend never is
+    assert eng.tick(state, 42 * DAY).changes == []  # interval 42 / 3 = 14: in the band
+    out = eng.tick(state, 43 * DAY)  # frequency is due (band end 14 at day 3 * 14); spend never is
     assert [c["to_segment"] for c in out.changes] == ["medium"]
     assert spend.assigned == before
 

@@ -3,6 +3,9 @@ clock-driven demotions are damped by each segmenter's own band.
 
 Rewritten for issue 8: the blanket 7-day ``min_dwell_s`` default is gone (it
 delayed promotions by 7 days); the global dwell is an option defaulting to 0.
+Frequency's interval is ``max(mean gap, (clock - first purchase) / purchases)``:
+with the first purchase on day 0, an idle buyer of ``n`` purchases crosses an
+interval mark ``m`` (at or above the mean gap) on day ``n * m``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 
 OFF = Settings(hysteresis=False)
-ON = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0)
+ON = Settings(freq_high_margin_days=3.0, freq_medium_margin_days=7.0)  # the defaults, spelled out
 
 
 def buys(*days_: float) -> list[Event]:
@@ -38,24 +41,25 @@ def run(cfg: Settings, events: list[Event], until: float, seg: str = "frequency"
             for c in out if c["segmenter"] == seg]
 
 
-# a weekly-ish buyer with irregular gaps (mean gap 6.3 days): raw verdicts fall to
-# medium whenever a gap exceeds 7 days and come back at the next purchase
-IRREGULAR = buys(0, 6, 12, 21, 27, 33, 42, 48, 54, 57)
+# a weekly-ish buyer with two long gaps (14 and 12 days): without a band the raw
+# verdict falls to medium in each long gap and comes back after a quick purchase
+IRREGULAR = buys(0, 6, 12, 18, 24, 38, 41, 47, 53, 65, 68)
 
 
 def test_without_hysteresis_every_crossing_is_published() -> None:
-    assert run(OFF, IRREGULAR, 58) == [
+    assert run(OFF, IRREGULAR, 69) == [
         (None, "one_time", "event", "1970-01-01T00:00:00"),
         ("one_time", "high", "event", "1970-01-07T00:00:00"),
-        ("high", "medium", "clock", "1970-01-20T00:00:01"),  # 7 days + 1 s after day 12
-        ("medium", "high", "event", "1970-01-22T00:00:00"),
-        ("high", "medium", "clock", "1970-02-10T00:00:01"),
-        ("medium", "high", "event", "1970-02-12T00:00:00"),
+        ("high", "medium", "clock", "1970-02-05T00:00:01"),  # 5 purchases: day 5 * 7 + 1 s
+        # day 38: mean gap 38 / 5 = 7.6, still medium; day 41: 41 / 6 = 6.8
+        ("medium", "high", "event", "1970-02-11T00:00:00"),
+        ("high", "medium", "clock", "1970-03-05T00:00:01"),  # 9 purchases: day 9 * 7 + 1 s
+        ("medium", "high", "event", "1970-03-10T00:00:00"),  # day 68: 68 / 10 = 6.8
     ]
 
 
 def test_band_keeps_high_through_irregular_gaps() -> None:
-    assert run(ON, IRREGULAR, 58) == [
+    assert run(ON, IRREGULAR, 69) == [
         (None, "one_time", "event", "1970-01-01T00:00:00"),
         ("one_time", "high", "event", "1970-01-07T00:00:00"),
     ]
@@ -69,19 +73,61 @@ def test_promotion_is_published_at_the_purchase_that_earns_it() -> None:
 
 def test_clock_demotion_is_damped_by_the_band_then_published_at_its_end() -> None:
     weekly = buys(0, 7, 14, 21, 28)
-    assert run(ON, weekly, 60) == [
+    assert run(ON, weekly, 50) == [  # interval 50 / 5 = 10: the band's end, still high
         (None, "one_time", "event", "1970-01-01T00:00:00"),
         ("one_time", "high", "event", "1970-01-08T00:00:00"),
-        ("high", "medium", "clock", "1970-02-12T00:00:01"),  # day 28 + 14 days (7 + 7) + 1 s
     ]
-    assert run(OFF, weekly, 60)[2] == ("high", "medium", "clock", "1970-02-05T00:00:01")
+    assert run(ON, weekly, 60)[2:] == [
+        ("high", "medium", "clock", "1970-02-20T00:00:01"),  # 5 purchases: day 5 * (7 + 3) + 1 s
+    ]
+    assert run(OFF, weekly, 60)[2:] == [("high", "medium", "clock", "1970-02-05T00:00:01")]
 
 
 def test_medium_band_and_lapsed_is_never_held() -> None:
     fortnightly = buys(0, 14, 28)
     assert run(ON, fortnightly, 300)[2:] == [
-        ("medium", "low", "clock", "1970-03-12T00:00:01"),  # day 28 + 42 days (28 + 14) + 1 s
+        ("medium", "low", "clock", "1970-04-16T00:00:01"),  # 3 purchases: day 3 * (28 + 7) + 1 s
         ("low", "lapsed", "clock", "1970-07-28T00:00:01"),  # day 28 + 180 days + 1 s
+    ]
+    assert run(OFF, fortnightly, 300)[2] == ("medium", "low", "clock", "1970-03-26T00:00:01")
+
+
+WEEKLY_10 = [d * 7.0 for d in range(10)]  # days 0..63
+
+
+def test_weekly_buyer_who_skips_a_week_is_not_demoted() -> None:
+    # no purchase on day 70, back on day 77 and weekly again. Just before day 77 the
+    # interval is 77 / 10 = 7.7 days (14 days since the last purchase would be past
+    # the band's end, 10); after it the mean gap is 77 / 10, then 84 / 11, ...
+    back = buys(*WEEKLY_10, 77, 84, 91)
+    assert run(Settings(), back, 95) == [
+        (None, "one_time", "event", "1970-01-01T00:00:00"),
+        ("one_time", "high", "event", "1970-01-08T00:00:00"),
+    ]
+    eng = Engine(Settings())
+    state: CustomerState | None = None
+    for ev in back:
+        state = eng.apply(state, ev).state
+    assert state is not None
+    assert eng.verdict(state, "frequency", 91 * DAY) == ("medium", True)  # 91 / 12 days: held
+    # a weekly-ish buyer (every 6 days) who skips one purchase: not even a raw demotion
+    assert run(OFF, buys(*[d * 6.0 for d in range(10)], 66), 67) == [
+        (None, "one_time", "event", "1970-01-01T00:00:00"),
+        ("one_time", "high", "event", "1970-01-07T00:00:00"),
+    ]
+
+
+def test_buyer_who_stops_is_demoted_at_the_computed_time() -> None:
+    stops = buys(*WEEKLY_10)  # 10 purchases, the last on day 63
+    assert run(Settings(), stops, 100)[2:] == []  # interval 100 / 10 = 10: the band's end
+    assert run(Settings(), stops, 300)[2:] == [
+        ("high", "medium", "clock", "1970-04-11T00:00:01"),  # day 10 * (7 + 3) + 1 s
+        # lapsed (day 63 + 180 + 1 s) although 243 / 10 days is inside medium's band
+        ("medium", "lapsed", "clock", "1970-09-01T00:00:01"),
+    ]
+    assert run(OFF, stops, 300)[2:] == [
+        ("high", "medium", "clock", "1970-03-12T00:00:01"),  # day 10 * 7 + 1 s
+        ("medium", "lapsed", "clock", "1970-09-01T00:00:01"),  # before low (day 10 * 28)
     ]
 
 

@@ -41,19 +41,21 @@ def test_weekly_buyer_moves_up_then_clock_moves_down(assert_schema: Check) -> No
         assert_schema("segment-change", change)
     assert state is not None
     timeline = []
-    for day in (40, 50, 70, 130, 216):
+    # 6 purchases from day 0: interval max(7, day / 6) leaves high after day 42, medium
+    # after day 168; lifecycle at_risk after day 35 + 90, both lapse after 35 + 180
+    for day in (42, 43, 130, 168, 169, 216):
         out = eng.tick(state, day * DAY)
-        timeline += [(c["segmenter"], c["to_segment"], c["trigger"]) for c in out.changes]
+        timeline += [(day, c["segmenter"], c["to_segment"], c["trigger"]) for c in out.changes]
         for change in out.changes:
             assert_schema("segment-change", change)
         if out.segments is not None:
             assert_schema("customer-segments", out.segments)
     assert timeline == [
-        ("frequency", "medium", "clock"),
-        ("frequency", "low", "clock"),
-        ("lifecycle", "at_risk", "clock"),
-        ("frequency", "lapsed", "clock"),
-        ("lifecycle", "lapsed", "clock"),
+        (43, "frequency", "medium", "clock"),
+        (130, "lifecycle", "at_risk", "clock"),
+        (169, "frequency", "low", "clock"),
+        (216, "frequency", "lapsed", "clock"),
+        (216, "lifecycle", "lapsed", "clock"),
     ]
 
 

@@ -26,11 +26,15 @@ def buyer(purchases: int, first_day: float, last_day: float) -> CustomerState:
     ("first", "since_days", "expected"),
     [
         (91.0, 1.0, "high"),  # 4 purchases over 9 days: mean gap 3
-        (79.0, 7.0, "high"),  # mean gap exactly 7, 7 days since: both <= 7
+        (79.0, 7.0, "high"),  # mean gap exactly 7; tenure 28 / 4 = 7: both <= 7
+        (79.0, 7.5, "medium"),  # mean gap 7, tenure 28.5 / 4 > 7
         (77.5, 1.0, "medium"),  # mean gap 7.5
-        (91.0, 8.0, "medium"),  # mean gap 3, but 8 days since the last purchase
+        (91.0, 19.0, "high"),  # mean gap 3; 19 days idle, but tenure 28 / 4 = 7
+        (91.0, 20.0, "medium"),  # mean gap 3, tenure 29 / 4 = 7.25
         (16.0, 0.0, "medium"),  # mean gap 28
         (13.0, 0.0, "low"),  # mean gap 29
+        (91.0, 103.0, "medium"),  # tenure 112 / 4 = 28
+        (91.0, 104.0, "low"),  # tenure 113 / 4 = 28.25
         (91.0, 180.0, "low"),
         (91.0, 180.5, "lapsed"),
     ],
@@ -63,12 +67,26 @@ def test_frequency_prospect_and_one_time() -> None:
 
 def test_frequency_thresholds_come_from_settings() -> None:
     seg = FrequencySegmenter(Settings(freq_high_max_days=2, freq_medium_max_days=5, lapsed_days=30))
-    s = buyer(3, 0.0, 6.0)  # mean gap 3
-    assert [seg.assign(s, d * DAY).segment for d in (6, 10, 12, 37)] == [  # type: ignore[union-attr]
+    s = buyer(3, 0.0, 6.0)  # mean gap 3; tenure interval day / 3
+    assert [seg.assign(s, d * DAY).segment for d in (6, 15, 16, 36, 37)] == [  # type: ignore[union-attr]
         "medium",
-        "medium",
+        "medium",  # 15 / 3 = 5
         "low",
+        "low",  # 30 days idle: not lapsed yet
         "lapsed",
+    ]
+    quick = buyer(3, 0.0, 2.0)  # mean gap 1
+    assert [seg.assign(quick, d * DAY).segment for d in (2, 6, 7)] == [  # type: ignore[union-attr]
+        "high", "high", "medium"]
+
+
+def test_frequency_reason_tells_which_interval_decides() -> None:
+    seg = FrequencySegmenter(Settings())
+    s = buyer(4, 91.0, 100.0)  # mean gap 3
+    verdicts = [seg.assign(s, d * DAY) for d in (101, 123)]
+    assert [(v.segment, v.reason) for v in verdicts if v is not None] == [
+        ("high", "buys every 3.0 days"),
+        ("medium", "4 purchases in 32 days (one every 8.0 days), last 23 days ago"),
     ]
 
 

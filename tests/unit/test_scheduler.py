@@ -36,10 +36,11 @@ def walk(s: CustomerState, dwell: float = 0.0) -> list[float | None]:
 
 
 def test_due_times_of_a_buyer() -> None:
-    # mean gap 10: only tier marks >= 10 matter (+14 high band end, +28 medium bound,
-    # +42 medium band end) and +180 lapsed; lifecycle at_risk/lapsed at +90/+180,
-    # new ends at first + 30
-    assert walk(buyer(0.0, 10.0)) == [24.0, 30.0, 38.0, 52.0, 100.0, 190.0]
+    # 2 purchases, days 0 and 10: interval max(10, day / 2). Only tier marks >= 10
+    # matter, crossed at day 2 * mark: high band end 14 -> 28, medium bound 28 -> 56,
+    # medium band end 42 -> 84; lapsed at 10 + 180; lifecycle new ends at 0 + 30,
+    # at_risk / lapsed at 10 + 90 / 10 + 180
+    assert walk(buyer(0.0, 10.0)) == [28.0, 30.0, 56.0, 84.0, 100.0, 190.0]
 
 
 def test_due_times_of_a_reactivated_buyer() -> None:
@@ -56,16 +57,26 @@ def test_due_times_of_a_browser() -> None:
 def test_pending_change_is_due_after_the_dwell() -> None:
     s = buyer(0.0, 10.0)
     s.pending["frequency"] = ["medium", 17 * DAY + 1]
-    assert walk(s, dwell=3 * DAY)[:3] == [20.0, 24.0, 30.0]
+    assert walk(s, dwell=3 * DAY)[:3] == [20.0, 28.0, 30.0]
 
 
 def test_due_includes_the_end_of_a_band() -> None:
-    cfg = Settings(freq_high_margin_days=3.0, lifecycle_margin_days=5.0)
-    s = buyer(0.0, 10.0)
-    s.purchases = 3  # mean gap 5: high bound +7, band end +10, medium +28 ...
+    cfg = Settings(freq_high_margin_days=3.0, freq_medium_margin_days=7.0,
+                   lifecycle_margin_days=5.0)
+    s = buyer(0.0, 12.0)
+    s.purchases = 4  # mean gap 4: a mark m is crossed at day 4 * m
     segs = [FrequencySegmenter(cfg), LifecycleSegmenter(cfg)]
-    assert [days(next_due(segs, s, t * DAY)) for t in (10, 17.5, 20.5, 99, 100.5)] == [
-        17.0, 20.0, 30.0, 100.0, 105.0]
+    at = (12, 28.5, 30.5, 101, 102.5, 107.5, 112.5, 140.5)
+    assert [days(next_due(segs, s, t * DAY)) for t in at] == [
+        28.0,  # high bound 7
+        30.0,  # lifecycle: new ends
+        40.0,  # high band end 7 + 3
+        102.0,  # lifecycle: at_risk (12 + 90)
+        107.0,  # lifecycle: at_risk band end
+        112.0,  # medium bound 28
+        140.0,  # medium band end 28 + 7
+        192.0,  # lapsed (12 + 180)
+    ]
 
 
 def test_floor_is_the_latest_evaluation() -> None:

@@ -47,9 +47,10 @@ def test_same_changes_whatever_the_ticks() -> None:
                for c in never if c["trigger"] == "clock"]
     assert [c for c in summary if c[0] != "rfm"] == [  # (rfm: its own tests)
         ("lifecycle", "active", "clock", "1970-01-31"),  # first purchase + 30 d + 1 s
-        ("frequency", "medium", "clock", "1970-02-04"),  # day 20 + 7 + 7 (high band) + 1 s
-        ("frequency", "low", "clock", "1970-03-04"),  # day 20 + 28 + 14 (medium band) + 1 s
+        # 4 purchases from day 0: the interval leaves a band at day 4 * its end
+        ("frequency", "medium", "clock", "1970-02-26"),  # day 4 * (7 + 7) (high band) + 1 s
         ("lifecycle", "at_risk", "clock", "1970-04-21"),  # day 20 + 90 + 1 s
+        ("frequency", "low", "clock", "1970-06-18"),  # day 4 * (28 + 14) (medium band) + 1 s
         ("frequency", "lapsed", "clock", "1970-07-20"),  # day 20 + 180 + 1 s
         ("lifecycle", "lapsed", "clock", "1970-07-20"),
         # back on day 300 (app click) and 301 (purchase): published at those events
