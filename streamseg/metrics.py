@@ -31,7 +31,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 
 STREAMS = ("click", "purchase", "consent", "tick")
 OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased")
-# the reason codes of schemas/dead-letter.schema.json
+# the reason codes of streamseg/schemas/dead-letter.schema.json
 REASONS = (
     "too_large", "not_json", "not_object", "unknown_event_type", "schema_invalid",
     "key_mismatch", "unsupported_currency", "timestamp_out_of_range",

@@ -1,20 +1,21 @@
-"""Shared test helpers: the JSON Schemas in ``schemas/`` as the contract for every topic."""
+"""Shared test helpers: the JSON Schemas (``streamseg/schemas/``), the contract of every topic."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+from streamseg.resources import SCHEMA_DIR
+
+SCHEMAS = SCHEMA_DIR
 
 
 def schema_errors(name: str, record: Any) -> list[str]:
-    """Messages of every violation of ``schemas/<name>.schema.json`` by ``record``."""
+    """Messages of every violation of ``streamseg/schemas/<name>.schema.json`` by ``record``."""
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER

@@ -97,7 +97,7 @@ def change_record(
     trigger: str,
     features: dict[str, Any],
 ) -> dict[str, Any]:
-    """The ``segment-changes`` value (see ``schemas/segment-change.schema.json``)."""
+    """The ``segment-changes`` value (see ``streamseg/schemas/segment-change.schema.json``)."""
     return {
         "change_id": change_id(state.customer_id, segmenter, sequence, state.epoch),
         "customer_id": state.customer_id,

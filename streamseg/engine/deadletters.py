@@ -28,7 +28,7 @@ def dead_letter(
     key: bytes | None,
     value: bytes | None,
 ) -> dict[str, Any]:
-    """The ``streamseg-dead-letters`` value (see ``schemas/dead-letter.schema.json``)."""
+    """The ``streamseg-dead-letters`` value (see ``streamseg/schemas/dead-letter.schema.json``)."""
     return {
         "reason": invalid.reason,
         "message": invalid.message,
