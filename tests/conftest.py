@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from typing import Any
 
@@ -32,3 +34,19 @@ def assert_schema() -> Callable[[str, Any], None]:
         assert not errors, f"{name} schema violations: {errors} in {record!r}"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Path of Prometheus' ``promtool`` (Debian package ``prometheus``).
+
+    Missing: the test fails under CI (``CI`` set; ``scripts/test`` installs it there)
+    and is skipped on a developer machine.
+    """
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool not found: apt-get install -y prometheus (scripts/test does "
+                        "this under CI)")
+        pytest.skip("promtool not installed (apt-get install -y prometheus)")
+    return path

@@ -105,7 +105,7 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str) -> None:
     dead = {lab["reason"]: v for n, lab, v in parsed if n == "streamseg_dead_letters_written_total"}
     assert dead["schema_invalid"] == 1.0 and sum(dead.values()) == 1.0
     assert value(parsed, "streamseg_table_customers") == 3.0
-    assert value(parsed, "streamseg_event_clock_seconds") == T0 + 3 * DAY
+    assert value(parsed, "streamseg_event_clock_timestamp_seconds") == T0 + 3 * DAY
     latency_count = sum(v for n, _, v in parsed if n == "streamseg_event_processing_seconds_count")
     assert latency_count == 5.0
 
