@@ -189,9 +189,15 @@ def currency(value: str) -> str | None:
     return f"must be 3 upper-case letters, got {value!r}"
 
 
-def anything(value: str) -> str | None:
-    """Any string is acceptable (declared explicitly, so that it is a decision)."""
-    return None
+def secret_key(value: str) -> str | None:
+    """Empty (off) or a key of at least 8 characters with no surrounding blanks.
+
+    >>> secret_key(""), secret_key("k")
+    (None, 'must be empty (off) or at least 8 characters without surrounding blanks')
+    """
+    if value == "" or (len(value) >= 8 and value == value.strip()):
+        return None
+    return "must be empty (off) or at least 8 characters without surrounding blanks"
 
 
 def _parse_bool(raw: str) -> bool:
@@ -252,7 +258,7 @@ class Settings:
     base_currency: str = setting("EUR", check=currency)
     fx_rates: str = setting("EUR=1,USD=0.92,GBP=1.17,CHF=1.05,SEK=0.087,PLN=0.23",
                             check=not_empty)
-    pseudonymise_key: str = setting("", check=anything, secret=True)
+    pseudonymise_key: str = setting("", check=secret_key, secret=True)
     dedup_window: int = setting(16, ge=0, le=10_000)
     # features
     half_life_days: float = setting(30.0, gt=0)

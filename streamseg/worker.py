@@ -44,13 +44,14 @@ def serve_metrics(port: int) -> None:
 
 
 def run(settings: Settings) -> None:
-    """Wait for the broker, create missing topics, then run until stopped (SIGINT/SIGTERM)."""
-    asyncio.run(wait_for_broker(settings, say))
-    asyncio.run(ensure_topics(settings))
-    ss, ingest = assemble(settings)
+    """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)
         say(f"metrics on http://0.0.0.0:{settings.metrics_port}/metrics")
+    asyncio.run(wait_for_broker(settings, say))
+    asyncio.run(ensure_topics(settings))
+    ss, ingest = assemble(settings, metrics)
     _, errors = telemetry.install(ss, ingest.metrics)
     worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.loghandlers.append(errors)  # counted by component, installed with Faust's logging
