@@ -2,7 +2,7 @@
 #   docker build -t streamseg .
 #   docker run --rm -e STREAMSEG_BROKER=kafka://broker:9092 streamseg            # worker
 #   docker run --rm streamseg python -m streamseg simulate --to-kafka            # simulator
-FROM python:3.11-slim
+FROM python:3.11.13-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
