@@ -67,7 +67,8 @@ def click(cid: str, eid: str, day: float) -> dict[str, Any]:
             "type": "page_view", "session_id": f"s-{eid}", "device": "mobile"}
 
 
-async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str) -> None:
+async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool: str) -> None:
+    started = time.time()
     port = free_port()
     settings = make_settings("metrics", tmp_path / "data", broker_url, partitions=2,
                              metrics_port=port, store="memory://")
@@ -143,9 +144,21 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str) -> None:
         assert not any("customer" in k for k in lab)
         assert not {"m1", "m2", "m3"} & set(lab.values())
 
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package `prometheus`): lint not run")
+    # worker health series, present from the start (closed label sets)
+    inputs_topics = [settings.topic_clickstream, settings.topic_purchases,
+                     settings.topic_consent, settings.topic_ticks]
+    lag = {(lab["topic"], lab["partition"]) for n, lab, _ in parsed
+           if n == "streamseg_consumer_lag_records"}
+    assert lag == {(t, str(p)) for t in inputs_topics for p in range(2)}
+    last = {lab["stream"]: v for n, lab, v in parsed
+            if n == "streamseg_last_input_timestamp_seconds"}
+    assert set(last) == {"click", "purchase", "consent", "tick"}
+    assert last["purchase"] >= started and last["click"] >= started
+    errors = {lab["component"] for n, lab, _ in parsed if n == "streamseg_errors_total"}
+    assert errors == {"broker", "consumer", "producer", "framework", "streamseg", "other"}
+    assert (value(parsed, "streamseg_rebalances_total") or 0) >= 1
+    assert value(parsed, "streamseg_assigned_partitions") == 8.0
+
     check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                            capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
