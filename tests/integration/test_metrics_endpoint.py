@@ -9,7 +9,6 @@ of three customers, and no customer id anywhere in the labels.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 import time
@@ -18,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka_helpers import create_topics, produce
 from prometheus_client.parser import text_string_to_metric_families
 from worker_proc import RULE_SEGMENTERS, T0, Workers, make_settings
