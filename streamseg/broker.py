@@ -58,7 +58,12 @@ def quiet_kafka_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _reason(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of an exception, without repeating the type.
+
+    >>> describe_error(ValueError("bad")), describe_error(OSError())
+    ('ValueError: bad', 'OSError')
+    """
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     name = type(exc).__name__
     if not text:
@@ -97,7 +102,7 @@ async def wait_for_broker(settings: Settings, say: Callable[[str], None],
         try:
             return await probe(settings)
         except Exception as exc:  # any failure to reach it: report, back off, retry
-            reason = _reason(exc)
+            reason = describe_error(exc)
         delay = next(delays, None)
         if delay is None:
             waited = time.monotonic() - started

@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from streamseg.app import Streamseg, input_topics
+from streamseg.broker import describe_error
 from streamseg.config import Settings
 from streamseg.metrics import COMPONENTS, Metrics
 
@@ -191,7 +192,7 @@ def install(ss: Streamseg, metrics: Metrics) -> tuple[WorkerSensor, ErrorCounter
         try:
             await probe.update(ss.app.consumer.assignment())
         except Exception as exc:  # the broker may be away; counted, retried next interval
-            log.error("consumer lag not measured: %s: %s", type(exc).__name__, exc)
+            log.error("consumer lag not measured: %s", describe_error(exc))
             await probe.stop()
 
     @ss.app.on_before_shutdown.connect

@@ -30,6 +30,7 @@ async def test_lag_is_log_end_minus_committed(tmp_path: Path, broker_url: str) -
                                  enable_auto_commit=False)
     await committer.start()
     try:
+        committer.assign([TopicPartition(topic, 0)])
         await committer.commit({TopicPartition(topic, 0): OffsetAndMetadata(2, "")})
     finally:
         await committer.stop()
