@@ -358,13 +358,13 @@ class Settings:
         self.fx_table()
 
     def topics(self) -> dict[str, str]:
-        """Field name -> topic name of every ``topic_*`` setting.
+        """Field name -> topic name of every ``topic_*`` setting that names a topic.
 
         >>> Settings().topics()["topic_changes"]
         'segment-changes'
         """
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name.startswith("topic_")}
+                if f.name.startswith("topic_") and rule_of(f).check is topic_name}
 
     def effective(self) -> Iterator[tuple[str, str, bool]]:
         """(variable, value as text, differs from the default) of every setting.
