@@ -139,7 +139,8 @@ def topic_name(value: str) -> str | None:
     """
     if _TOPIC.fullmatch(value) and value not in {".", ".."}:
         return None
-    return f"must be 1-249 of [A-Za-z0-9._-] and not '.' or '..', got {value!r}"
+    shown = repr(value) if len(value) <= 60 else f"{value[:40]!r}... ({len(value)} characters)"
+    return f"must be 1-249 of [A-Za-z0-9._-] and not '.' or '..', got {shown}"
 
 
 def broker_url(value: str) -> str | None:
