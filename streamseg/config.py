@@ -143,6 +143,20 @@ def topic_name(value: str) -> str | None:
     return f"must be 1-249 of [A-Za-z0-9._-] and not '.' or '..', got {shown}"
 
 
+def optional(check: Check) -> Check:
+    """``check``, but the empty string (meaning "derive a default") is accepted too.
+
+    >>> optional(topic_name)(""), optional(topic_name)("a b") is not None
+    (None, True)
+    """
+
+    def empty_or(value: str) -> str | None:
+        return None if value == "" else check(value)
+
+    empty_or.__name__ = f"optional_{getattr(check, '__name__', 'check')}"
+    return empty_or
+
+
 def broker_url(value: str) -> str | None:
     """``kafka://host:port`` (``;`` separates several; the scheme may be left out).
 
@@ -359,13 +373,14 @@ class Settings:
         self.fx_table()
 
     def topics(self) -> dict[str, str]:
-        """Field name -> topic name of every ``topic_*`` setting that names a topic.
+        """Field name -> topic name of every (non-empty) ``topic_*`` setting naming a topic.
 
         >>> Settings().topics()["topic_changes"]
         'segment-changes'
         """
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if f.name.startswith("topic_") and rule_of(f).check is topic_name}
+                if f.name.startswith("topic_") and getattr(self, f.name)
+                and getattr(rule_of(f).check, "__name__", "").endswith("topic_name")}
 
     def effective(self) -> Iterator[tuple[str, str, bool]]:
         """(variable, value as text, differs from the default) of every setting.

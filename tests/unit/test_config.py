@@ -119,7 +119,9 @@ def test_every_non_bool_setting_declares_its_constraint() -> None:
     """A new field gets validated by declaring ``setting(default, ...)`` next to it."""
     undeclared = [f.name for f in dataclasses.fields(Settings)
                   if f.type != "bool" and not rule_of(f).declared]
-    assert undeclared == []
+    assert undeclared == [], (
+        "declare these with setting(default, ge=/gt=/le=/lt=/choices=/check=...) in config.py "
+        "(optional(check) accepts an empty string as 'derive it')")
 
 
 def test_the_defaults_are_valid_and_tool_variables_are_not_settings() -> None:
