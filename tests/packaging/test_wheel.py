@@ -107,8 +107,8 @@ def test_wheel_from_the_docker_inputs_runs_in_a_fresh_venv(
     venv = tmp_path / "venv"
     run([python, "-m", "venv", str(venv)])
     vpy = str(venv / "bin" / "python")
-    run([vpy, "-m", "pip", "install", "-q", "--require-hashes", "-r", str(lock)])
-    run([vpy, "-m", "pip", "install", "-q", "--no-deps", str(built)])
+    run([vpy, "-m", "pip", "install", "-q", "--no-compile", "--require-hashes", "-r", str(lock)])
+    run([vpy, "-m", "pip", "install", "-q", "--no-compile", "--no-deps", str(built)])
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("STREAMSEG_", "PYTHON", "VIRTUAL_ENV"))}
     outside = tmp_path / "elsewhere"
