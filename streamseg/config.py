@@ -51,6 +51,14 @@ TOOL_VARIABLES = frozenset({
 })
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 STORES = ("memory", "rocksdb")
+# settings field -> topic-name suffix of the app's internal topics (see Settings.__post_init__)
+INTERNAL_TOPICS = {"topic_dead_letters": "dead-letters", "topic_models": "models",
+                   "topic_ticks": "ticks"}
+EXACTLY_ONCE_UNSUPPORTED = (
+    "exactly_once is not supported: faust-streaming 0.15.3 "
+    "sends the agent's outputs outside its Kafka transactions, so subscribers would still see "
+    "duplicates; use at_least_once and drop duplicates by change_id (docs/RELIABILITY.md)"
+)
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 
@@ -180,6 +188,15 @@ def broker_url(value: str) -> str | None:
     return None
 
 
+def host_name(value: str) -> str | None:
+    """A host name or address (no scheme, no port).
+
+    >>> host_name("worker-1.example"), host_name("http://x")
+    (None, "want a host name or address, got 'http://x'")
+    """
+    return None if _HOST.fullmatch(value) else f"want a host name or address, got {value!r}"
+
+
 def store_url(value: str) -> str | None:
     """A Faust table store: ``rocksdb://`` or ``memory://``.
 
@@ -202,6 +219,19 @@ def currency(value: str) -> str | None:
     if re.fullmatch(r"[A-Z]{3}", value):
         return None
     return f"must be 3 upper-case letters, got {value!r}"
+
+
+def guarantee(value: str) -> str | None:
+    """Faust's processing guarantee: only ``at_least_once`` is supported.
+
+    >>> guarantee("at_least_once"), guarantee("exactly_once")[:30]
+    (None, 'exactly_once is not supported:')
+    """
+    if value == "at_least_once":
+        return None
+    if value == "exactly_once":
+        return EXACTLY_ONCE_UNSUPPORTED
+    return f"expected at_least_once, got {value!r}"
 
 
 def secret_key(value: str) -> str | None:
@@ -244,8 +274,8 @@ class Settings:
     partitions: int = setting(4, ge=1, le=10_000)
     store: str = setting("rocksdb://", check=store_url)
     data_dir: str = setting(".streamseg-data", check=not_empty)
-    processing_guarantee: str = setting(
-        "at_least_once", choices=("at_least_once", "exactly_once"))
+    # only at_least_once: see EXACTLY_ONCE_UNSUPPORTED
+    processing_guarantee: str = setting("at_least_once", check=guarantee)
     # consumer group liveness: a killed worker's partitions move after the session timeout
     broker_session_timeout_s: float = setting(60.0, gt=0, le=3600)
     broker_heartbeat_interval_s: float = setting(3.0, gt=0, le=3600)
@@ -258,15 +288,25 @@ class Settings:
     metrics_port: int = setting(9108, ge=0, le=65535)
     # how often the worker reads its consumer lag (records) from the broker
     lag_interval_s: float = setting(15.0, ge=1, le=3600)
+    # lookup API (Faust web server): GET /customers/{id}, GET /segments; 0 turns it off
+    web_port: int = setting(6066, ge=0, le=65535)
+    # address the web server listens on
+    web_bind: str = setting("0.0.0.0", check=not_empty)
+    # host other workers use to reach this one (default: the hostname)
+    web_host: str = setting("", check=optional(host_name))
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)
     topic_purchases: str = setting("purchases", check=topic_name)
     topic_consent: str = setting("customer-consent", check=topic_name)
     topic_changes: str = setting("segment-changes", check=topic_name)
     topic_segments: str = setting("customer-segments", check=topic_name)
-    topic_dead_letters: str = setting("streamseg-dead-letters", check=topic_name)
-    topic_models: str = setting("streamseg-models", check=topic_name)
-    topic_ticks: str = setting("streamseg-ticks", check=topic_name)
+    # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",
+    # "<app_id>-ticks", so two app ids on one cluster never share them
+    topic_dead_letters: str = setting("", check=optional(topic_name))
+    topic_models: str = setting("", check=optional(topic_name))
+    topic_ticks: str = setting("", check=optional(topic_name))
+    # retention of the dead-letter topic (days; 0: the broker default)
+    dead_letter_retention_days: float = setting(7.0, ge=0)
     # ingestion
     max_event_bytes: int = setting(65_536, ge=64, le=100_000_000)
     max_future_skew_s: float = setting(7 * DAY, gt=0)
@@ -307,6 +347,19 @@ class Settings:
     min_dwell_s: float = setting(7 * DAY, ge=0)
     min_margin: float = setting(0.5, ge=0)
     flap_window_s: float = setting(14 * DAY, gt=0)
+
+    def __post_init__(self) -> None:
+        """Name the internal topics after the app id unless they are set.
+
+        >>> s = Settings(app_id="shop-eu")
+        >>> s.topic_ticks, s.topic_models, s.topic_dead_letters, s.topic_changes
+        ('shop-eu-ticks', 'shop-eu-models', 'shop-eu-dead-letters', 'segment-changes')
+        >>> Settings(topic_ticks="my-ticks").topic_ticks
+        'my-ticks'
+        """
+        for name, suffix in INTERNAL_TOPICS.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, f"{self.app_id}-{suffix}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -396,7 +449,9 @@ class Settings:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             if rule_of(f).secret and value:
                 text = "(set, hidden)"
-            yield variable(f.name), text, value != f.default
+            default = (f"{self.app_id}-{INTERNAL_TOPICS[f.name]}" if f.name in INTERNAL_TOPICS
+                       else f.default)
+            yield variable(f.name), text, value != default
 
     def fx_table(self) -> dict[str, float]:
         """Parse :attr:`fx_rates` (``CUR=rate,...``) into a mapping to the base currency.

@@ -17,6 +17,7 @@ from streamseg.config import Settings
 from streamseg.engine.processor import Engine
 from streamseg.errors import ConfigError
 from streamseg.metrics import Metrics
+from streamseg.web import register_web
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,8 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     """Build the app and wire the engine into it (no I/O yet)."""
     ss = build_app(settings)
     ingest = register(ss, Engine(settings), metrics or Metrics())
+    if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
+        register_web(ss, ingest.engine, ingest.clock.now)
     return ss, ingest
 
 
