@@ -45,7 +45,7 @@ DAY = 86_400.0
 PREFIX = "STREAMSEG_"
 # STREAMSEG_* variables of the scripts and tests, not settings of the program.
 TOOL_VARIABLES = frozenset({
-    "STREAMSEG_VENV", "STREAMSEG_LINT", "STREAMSEG_KEEP_BROKER_DATA",
+    "STREAMSEG_VENV", "STREAMSEG_LINT", "STREAMSEG_CONTRACT", "STREAMSEG_KEEP_BROKER_DATA",
     "STREAMSEG_TEST_KAFKA_PORT", "STREAMSEG_TEST_KAFKA_HOME",
     "STREAMSEG_RESTART_KAFKA_PORT", "STREAMSEG_RESTART_KAFKA_HOME",
 })
@@ -54,11 +54,12 @@ STORES = ("memory", "rocksdb")
 # settings field -> topic-name suffix of the app's internal topics (see Settings.__post_init__)
 INTERNAL_TOPICS = {"topic_dead_letters": "dead-letters", "topic_models": "models",
                    "topic_ticks": "ticks"}
-EXACTLY_ONCE_UNSUPPORTED = (
+_EXACTLY_ONCE_REASON = (
     "exactly_once is not supported: faust-streaming 0.15.3 "
     "sends the agent's outputs outside its Kafka transactions, so subscribers would still see "
     "duplicates; use at_least_once and drop duplicates by change_id (docs/RELIABILITY.md)"
 )
+EXACTLY_ONCE_UNSUPPORTED = f"STREAMSEG_PROCESSING_GUARANTEE: {_EXACTLY_ONCE_REASON}"
 _TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 _HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
 
@@ -230,7 +231,7 @@ def guarantee(value: str) -> str | None:
     if value == "at_least_once":
         return None
     if value == "exactly_once":
-        return EXACTLY_ONCE_UNSUPPORTED
+        return _EXACTLY_ONCE_REASON
     return f"expected at_least_once, got {value!r}"
 
 
