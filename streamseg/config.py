@@ -48,6 +48,7 @@ TOOL_VARIABLES = frozenset({
     "STREAMSEG_VENV", "STREAMSEG_LINT", "STREAMSEG_CONTRACT", "STREAMSEG_KEEP_BROKER_DATA",
     "STREAMSEG_TEST_KAFKA_PORT", "STREAMSEG_TEST_KAFKA_HOME",
     "STREAMSEG_RESTART_KAFKA_PORT", "STREAMSEG_RESTART_KAFKA_HOME",
+    "STREAMSEG_CJ", "STREAMSEG_CJ_WHEEL",
 })
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 STORES = ("memory", "rocksdb")
@@ -335,11 +336,17 @@ class Settings:
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = setting(6, ge=1, le=1000)
     cluster_seed: int = setting(42, ge=0)
-    # KMeans step towards each sample (lower: steadier ids)
+    # unused since the population refit (kept for old env files)
     cluster_halflife: float = setting(0.05, gt=0, le=1)
     cluster_warmup: int = setting(200, ge=1)
     cluster_refresh_every: int = setting(500, ge=1)
     cluster_min_share: float = setting(0.05, ge=0, lt=1)
+    # no cluster model before it has been fitted on this many distinct customers
+    cluster_min_customers: int = setting(50, ge=1)
+    # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
+    cluster_sample_size: int = setting(4000, ge=1, le=10_000_000)
+    # the cluster feature ``recency`` counts idle days beyond this grace only
+    cluster_recency_grace_days: float = setting(30.0, ge=0)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)
@@ -418,6 +425,9 @@ class Settings:
             )
         if not self.at_risk_days < self.lapsed_days:
             raise ConfigError("STREAMSEG_AT_RISK_DAYS: must be below STREAMSEG_LAPSED_DAYS")
+        if not self.cluster_min_customers <= self.cluster_sample_size:
+            raise ConfigError(
+                "STREAMSEG_CLUSTER_MIN_CUSTOMERS: must not exceed STREAMSEG_CLUSTER_SAMPLE_SIZE")
         topics: dict[str, str] = {}
         for name, value in self.topics().items():
             if value in topics:

@@ -7,9 +7,11 @@ in process) with the variable in the environment, as an operator would set it.
 from __future__ import annotations
 
 import dataclasses
+import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -77,6 +79,9 @@ BAD = [
     ("STREAMSEG_CLUSTER_WARMUP", "0", "must be >= 1"),
     ("STREAMSEG_CLUSTER_REFRESH_EVERY", "1.5", "expected an integer"),
     ("STREAMSEG_CLUSTER_MIN_SHARE", "1", "must be < 1"),
+    ("STREAMSEG_CLUSTER_MIN_CUSTOMERS", "5000", "must not exceed STREAMSEG_CLUSTER_SAMPLE_SIZE"),
+    ("STREAMSEG_CLUSTER_SAMPLE_SIZE", "0", "must be >= 1"),
+    ("STREAMSEG_CLUSTER_RECENCY_GRACE_DAYS", "-1", "must be >= 0"),
     ("STREAMSEG_CHANNEL_DOMINANCE", "0", "must be > 0"),
     ("STREAMSEG_MODEL_PUBLISH_INTERVAL_S", "0", "must be > 0"),
     ("STREAMSEG_MIN_DWELL_S", "-1", "must be >= 0"),
@@ -127,6 +132,19 @@ def test_every_non_bool_setting_declares_its_constraint() -> None:
     assert undeclared == [], (
         "declare these with setting(default, ge=/gt=/le=/lt=/choices=/check=...) in config.py "
         "(optional(check) accepts an empty string as 'derive it')")
+
+
+def test_every_streamseg_variable_the_repository_uses_is_a_setting_or_a_tool_variable() -> None:
+    """A script or test that reads a new ``STREAMSEG_*`` knob must list it in TOOL_VARIABLES,
+    or ``Settings.from_env`` would stop every command with "unknown setting"."""
+    root = Path(__file__).resolve().parents[2]
+    used: set[str] = set()
+    for path in [*root.glob("scripts/*"), *root.glob(".ci/*"), *root.glob("tests/**/*.py"),
+                 *root.glob("streamseg/**/*.py"), root / "docker-compose.yml", root / "Dockerfile"]:
+        if path.is_file() and path.name not in {"test_config.py", "config.py"}:
+            used |= set(re.findall(r"\bSTREAMSEG_[A-Z0-9]+(?:_[A-Z0-9]+)*\b", path.read_text()))
+    known = {variable(f.name) for f in dataclasses.fields(Settings)} | TOOL_VARIABLES
+    assert sorted(v for v in used if v not in known and not v.endswith("_")) == []
 
 
 def test_the_defaults_are_valid_and_tool_variables_are_not_settings() -> None:
