@@ -63,7 +63,7 @@ def replay(events: Iterable[dict[str, Any]], cfg: Settings,
         fed = rep.feed(codec.dumps(ev))
         if isinstance(fed, list):
             changes += fed
-        moved = seg.moved() if rescore is None else eng.moved()  # type: ignore[attr-defined]
+        moved = seg.moved() if rescore is None else eng.moved()
         now = rep.clock.now()
         if rescore is None or now is None:
             continue

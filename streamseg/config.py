@@ -37,6 +37,7 @@ import os
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from streamseg.errors import ConfigError
@@ -199,6 +200,23 @@ def host_name(value: str) -> str | None:
     return None if _HOST.fullmatch(value) else f"want a host name or address, got {value!r}"
 
 
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def rfc3339(value: str) -> str | None:
+    """An RFC 3339 / ISO 8601 time (UTC when no offset is given).
+
+    >>> rfc3339("2100-01-01T00:00:00Z"), rfc3339("soon")
+    (None, "not an RFC 3339 time: 'soon'")
+    """
+    return None if _parse_time(value) is not None else f"not an RFC 3339 time: {value!r}"
+
+
 def store_url(value: str) -> str | None:
     """A Faust table store: ``rocksdb://`` or ``memory://``.
 
@@ -351,10 +369,27 @@ class Settings:
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)
     model_publish_interval_s: float = setting(10.0, gt=0, le=86_400)
-    # change detection
-    min_dwell_s: float = setting(7 * DAY, ge=0)
+    # change detection and hysteresis v2 (engine). Moves earned by the customer's
+    # own event are published at that event; each segmenter damps its own
+    # demotions (see its ``hold``). ``hysteresis=False`` publishes raw verdicts.
+    hysteresis: bool = True
+    # optional global dwell on top of the segmenters' own damping
+    min_dwell_s: float = setting(0.0, ge=0)
+    # distance-based segmenters (clusters): keep the current cluster
     min_margin: float = setting(0.5, ge=0)
+    # ``high`` kept while the interval <= high + this
+    freq_high_margin_days: float = setting(42.0, ge=0)
+    # ``medium`` kept while the interval <= medium + this
+    freq_medium_margin_days: float = setting(84.0, ge=0)
+    # at_risk / inactive_prospect after at_risk_days + this
+    lifecycle_margin_days: float = setting(0.0, ge=0)
+    # a channel segment kept while its share >= dominance - this
+    channel_margin: float = setting(0.3, ge=0, le=1)
     flap_window_s: float = setting(14 * DAY, gt=0)
+    # accepted event time: static window (RFC 3339); ahead of the event clock by
+    # at most ``max_future_skew_s`` once the clock has a value
+    event_time_min: str = setting("1970-01-01T00:00:00Z", check=rfc3339)
+    event_time_max: str = setting("2100-01-01T00:00:00Z", check=rfc3339)
 
     def __post_init__(self) -> None:
         """Name the internal topics after the app id unless they are set.
@@ -434,7 +469,27 @@ class Settings:
                 raise ConfigError(
                     f"{variable(name)}: {value!r} is also {variable(topics[value])}")
             topics[value] = name
+        lo, hi = self.event_time_window()
+        if not lo < hi:
+            raise ConfigError("STREAMSEG_EVENT_TIME_MIN: must be before STREAMSEG_EVENT_TIME_MAX")
         self.fx_table()
+
+    def event_time_window(self) -> tuple[float, float]:
+        """The static accepted event-time window ``[min, max)`` in epoch seconds.
+
+        >>> Settings().event_time_window()
+        (0.0, 4102444800.0)
+        >>> Settings(event_time_min="1997-01-01").event_time_window()[0]
+        852076800.0
+        """
+        out: list[float] = []
+        for var, text in (("EVENT_TIME_MIN", self.event_time_min),
+                          ("EVENT_TIME_MAX", self.event_time_max)):
+            moment = _parse_time(text)
+            if moment is None:
+                raise ConfigError(f"STREAMSEG_{var}: not an RFC 3339 time: {text!r}")
+            out.append(moment.timestamp())
+        return out[0], out[1]
 
     def topics(self) -> dict[str, str]:
         """Field name -> topic name of every (non-empty) ``topic_*`` setting naming a topic.
