@@ -32,6 +32,8 @@ def add_parsers(sub: Any) -> None:
     chan = p.add_mutually_exclusive_group()
     chan.add_argument("--channel", choices=CHANNELS, help="fixed channel (e.g. store)")
     chan.add_argument("--channel-column", help=f"channel column (values: {', '.join(CHANNELS)})")
+    p.add_argument("--shift-days", type=float, default=0.0, help="move every time by this "
+                   "many days (old data vs the worker's accepted event-time window)")
     p.add_argument("--quantity", help="quantity column (-> items)")
     p.add_argument("--product", help="product id column (items; default: one item per row)")
     p.add_argument("--format", choices=FORMATS, help="default: from the file name "

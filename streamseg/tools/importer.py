@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from streamseg import codec
-from streamseg.config import Settings
+from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.features import CHANNELS
 from streamseg.engine.validate import Invalid, Validator
@@ -65,6 +65,7 @@ class Mapping:
     channel_column: str | None = None
     quantity: str | None = None
     product: str | None = None
+    shift_days: float = 0.0
 
     def columns(self) -> list[str]:
         """The columns to read, in a fixed order."""
@@ -192,6 +193,7 @@ class Importer:
         m = self.m
         customer = self._cell(row, values, m.customer, _text)
         ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
+        ts += m.shift_days * DAY
         amount = self._cell(row, values, m.amount, _amount)
         currency = m.currency or self._cell(row, values, str(m.currency_column),
                                             lambda v: _text(v).upper())
@@ -279,6 +281,7 @@ def cli(args: Any, settings: Settings) -> int:
         time_format=args.time_format, currency=args.currency,
         currency_column=args.currency_column, channel=args.channel,
         channel_column=args.channel_column, quantity=args.quantity, product=args.product,
+        shift_days=args.shift_days,
     )
     fmt = args.format or guess_format(args.file)
     with open_out(args.out) as out, open_out(args.rejects) as rejects:

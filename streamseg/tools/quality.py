@@ -111,6 +111,7 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             continue
         run.events.append(ev)
         run.changes += result
+        resolved: set[str] = set()  # this customer's segmenters whose earned move was published
         for c in result:
             key = (c["customer_id"], c["segmenter"])
             if c["customer_id"] == ev.customer_id and c["trigger"] == "clock":
@@ -118,6 +119,7 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             if key in pending:
                 move, since = pending.pop(key)
                 if c["to_segment"] == move:
+                    resolved.add(c["segmenter"] if key[0] == ev.customer_id else "")
                     run.latencies.setdefault(c["segmenter"], []).append(
                         parse_ts(c["event_time"]) - since)
                 else:
@@ -127,12 +129,17 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             continue
         for name in names:
             earned = verdict(rep.engine, state, name, ev.ts)[0]
-            if earned is None or prev.get(name) is None or earned == prev[name]:
+            if (earned is None or prev.get(name) is None or earned == prev[name]
+                    or name in resolved):
                 continue
             if state.segments.get(name, [None])[0] == earned:
                 run.latencies.setdefault(name, []).append(0.0)
-            else:
-                pending[(ev.customer_id, name)] = (earned, ev.ts)
+            else:  # the earliest purchase that earned this move counts
+                older = pending.get((ev.customer_id, name))
+                if older is None or older[0] != earned:
+                    if older is not None:
+                        run.unpublished["superseded"] += 1
+                    pending[(ev.customer_id, name)] = (earned, ev.ts)
     run.unpublished["at_end"] += len(pending)
     run.states, run.now = rep.states, rep.clock.now()
     return run
