@@ -171,6 +171,7 @@ def engine_labels(run: EngineRun, now: float) -> pd.DataFrame:
         row["r"], row["f"], row["m"] = _scores(rfm, state, now)
         rows.append(row)
     frame = pd.DataFrame(rows, columns=["customer_id", *COMPARED, "r", "f", "m"])
+    frame[["r", "f", "m"]] = frame[["r", "f", "m"]].astype("Int64")  # not floats (1.0 != 1)
     return frame.set_index("customer_id")
 
 

@@ -20,6 +20,7 @@ from streamseg.tools.quality import (
     EngineRun,
     _changes,
     agreement,
+    engine_labels,
     measure,
     no_hysteresis,
     run_engine,
@@ -186,3 +187,11 @@ def test_cli_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
                   for _ in v) == ["prospect", "reactivated"]
     assert main(["quality", str(src)]) == 0
     assert "Agreement with the batch reference" in capsys.readouterr().out
+
+
+def test_engine_scores_compare_as_integers_even_when_some_customers_have_none() -> None:
+    run = run_engine(lines(), no_hysteresis(Settings(allowed_lateness_s=0.0)))
+    labels = engine_labels(run, BASE + 201 * DAY)
+    assert str(labels["r"].dtype) == "Int64"
+    ref = pd.Series([1, None], dtype="Int64")
+    assert agreement(ref, pd.Series([1, None], dtype="Int64"))["agree"] == 1
