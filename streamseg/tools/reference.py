@@ -102,18 +102,33 @@ def score(values: pd.Series) -> pd.Series:
     return (1 + np.floor(5 * below / len(values))).astype("Int64")
 
 
-def rfm(c: pd.DataFrame, warmup_ok: bool) -> pd.DataFrame:
+def recency_bands(days: pd.Series, bands: list[float]) -> pd.Series:
+    """``rfm_recency="bands"``: R5 if days since the last purchase <= bands[0], R4 if <=
+    bands[1], R3 if <= bands[2], R2 if <= bands[3], else R1.
+
+    >>> recency_bands(pd.Series([0.0, 14.0, 14.5, 180.0, 181.0]), [14, 30, 90, 180]).tolist()
+    [5, 5, 4, 2, 1]
+    """
+    r = pd.Series(1, index=days.index, dtype="Int64")
+    for score, upper in zip((2, 3, 4, 5), reversed(bands), strict=True):
+        r[days <= upper] = score
+    return r
+
+
+def rfm(c: pd.DataFrame, warmup_ok: bool, bands: list[float] | None = None) -> pd.DataFrame:
     """Over the current customers (>= 1 purchase, counted once, today's value): R ranks the
     last-purchase time (more recent is better), F = number of purchases, M = total spend in
     the base currency; named segment = ``segment_of(R, (F + M) // 2)``. Abstains (all
-    missing) until the purchases seen span ``rfm_warmup_days``.
+    missing) until the purchases seen span ``rfm_warmup_days``. With ``bands`` R comes from
+    :func:`recency_bands` instead.
     """
     out = pd.DataFrame(index=c.index, columns=["r", "f", "m"], dtype="Int64")
     out["rfm"] = pd.Series(pd.NA, index=c.index, dtype="object")
     buyers = c[c["purchases"] > 0]
     if not warmup_ok or buyers.empty:
         return out
-    out.loc[buyers.index, "r"] = score(buyers["last"])
+    out.loc[buyers.index, "r"] = (score(buyers["last"]) if bands is None
+                                  else recency_bands(buyers["days_since_last"], bands))
     out.loc[buyers.index, "f"] = score(buyers["purchases"].astype(float))
     out.loc[buyers.index, "m"] = score(buyers["total"])
     scored = out.loc[buyers.index]
@@ -133,7 +148,9 @@ def reference(
     buys = events.loc[events["type"] == "purchase", "ts"]
     span_days = (buys.max() - buys.min()) / DAY if len(buys) else 0.0
     out = pd.DataFrame({"frequency": frequency(c, s), "lifecycle": lifecycle(c, s)})
-    return out.join(rfm(c, span_days >= warmup))
+    parse_bands = getattr(s, "rfm_bands", None)  # settings of engines with recency bands
+    bands = parse_bands() if getattr(s, "rfm_recency", "ranks") == "bands" and parse_bands else None
+    return out.join(rfm(c, span_days >= warmup, bands))
 
 
 def _select(c: pd.DataFrame, rules: list[tuple[Any, str]], default: str) -> pd.Series:

@@ -195,3 +195,12 @@ def test_engine_scores_compare_as_integers_even_when_some_customers_have_none() 
     assert str(labels["r"].dtype) == "Int64"
     ref = pd.Series([1, None], dtype="Int64")
     assert agreement(ref, pd.Series([1, None], dtype="Int64"))["agree"] == 1
+
+
+def test_rfm_recency_bands_when_the_settings_ask_for_them() -> None:
+    settings = SimpleNamespace(**{f: getattr(Settings(), f) for f in (
+        "lapsed_days", "at_risk_days", "new_days", "reactivated_days", "freq_high_max_days",
+        "freq_medium_max_days")}, rfm_recency="bands", rfm_bands=lambda: [1.0, 2.0, 3.0, 4.0])
+    ref = reference(rfm_frame(), settings, 8 * DAY, warmup_days=5)  # type: ignore[arg-type]
+    # days since the last purchase: 7 7 7 6 5 4 3 2 1 1
+    assert ref["r"].tolist() == [1, 1, 1, 1, 1, 2, 3, 4, 5, 5]
