@@ -88,8 +88,10 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
     A purchase *earns a move* of a segmenter when, right after it, the raw
     verdict differs from the label published just before it (first assignments
     aside). The latency of that move is the event time from the purchase to the
-    change that publishes it (0: published at the purchase); a move superseded
-    by another label, or still unpublished at the end, is counted apart.
+    change that publishes it (0: published at the purchase). A move is
+    *superseded* when another label is published first or a later purchase finds
+    another raw verdict; superseded moves and those unpublished at the end are
+    counted apart.
     """
     rep = Replayer(settings)
     run = EngineRun(rep.engine)
@@ -129,17 +131,17 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             continue
         for name in names:
             earned = verdict(rep.engine, state, name, ev.ts)[0]
+            key = (ev.customer_id, name)
+            if key in pending and pending[key][0] != earned:  # the raw verdict moved on
+                del pending[key]
+                run.unpublished["superseded"] += 1
             if (earned is None or prev.get(name) is None or earned == prev[name]
                     or name in resolved):
                 continue
             if state.segments.get(name, [None])[0] == earned:
                 run.latencies.setdefault(name, []).append(0.0)
-            else:  # the earliest purchase that earned this move counts
-                older = pending.get((ev.customer_id, name))
-                if older is None or older[0] != earned:
-                    if older is not None:
-                        run.unpublished["superseded"] += 1
-                    pending[(ev.customer_id, name)] = (earned, ev.ts)
+            else:  # still the same move at a later purchase: the earliest purchase counts
+                pending.setdefault(key, (earned, ev.ts))
     run.unpublished["at_end"] += len(pending)
     run.states, run.now = rep.states, rep.clock.now()
     return run
