@@ -110,8 +110,8 @@ def recency_bands(days: pd.Series, bands: list[float]) -> pd.Series:
     [5, 5, 4, 2, 1]
     """
     r = pd.Series(1, index=days.index, dtype="Int64")
-    for score, upper in zip((2, 3, 4, 5), reversed(bands), strict=True):
-        r[days <= upper] = score
+    for r_score, upper in zip((2, 3, 4, 5), reversed(bands), strict=True):
+        r[days <= upper] = r_score
     return r
 
 
