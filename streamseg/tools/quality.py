@@ -157,8 +157,8 @@ def _published(state: CustomerState | None) -> dict[str, str]:
 
 
 def engine_labels(run: EngineRun, now: float) -> pd.DataFrame:
-    """Per customer: the published label of each segmenter (last change) and the engine's
-    current R/F/M scores at ``now`` (scores are not published fields: the current verdict's)."""
+    """Per customer: the published label of each segmenter (last change), the engine's raw
+    verdict at ``now`` (``<name>_verdict``) and its current R/F/M scores (not published fields)."""
     last: dict[tuple[str, str], str] = {}
     for c in run.changes:
         last[(c["customer_id"], c["segmenter"])] = c["to_segment"]
@@ -170,9 +170,11 @@ def engine_labels(run: EngineRun, now: float) -> pd.DataFrame:
         row: dict[str, Any] = {"customer_id": cid}
         for name in COMPARED:
             row[name] = last.get((cid, name))
+            row[f"{name}_verdict"] = verdict(run.engine, state, name, now)[0]
         row["r"], row["f"], row["m"] = _scores(rfm, state, now)
         rows.append(row)
-    frame = pd.DataFrame(rows, columns=["customer_id", *COMPARED, "r", "f", "m"])
+    raw = [f"{name}_verdict" for name in COMPARED]
+    frame = pd.DataFrame(rows, columns=["customer_id", *COMPARED, *raw, "r", "f", "m"])
     frame[["r", "f", "m"]] = frame[["r", "f", "m"]].astype("Int64")  # not floats (1.0 != 1)
     return frame.set_index("customer_id")
 
@@ -226,6 +228,8 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
     ref = reference(frame, settings, now)
     pub = engine_labels(run, now).reindex(ref.index)
     agree = {name: agreement(ref[name], pub[name]) for name in COMPARED}
+    for name in COMPARED:  # the raw verdict: the segmenter's rules without hysteresis
+        agree[name]["verdict_pct"] = agreement(ref[name], pub[f"{name}_verdict"])["pct"]
     for col in ("r", "f", "m"):
         agree[f"rfm_{col}"] = agreement(ref[col], pub[col])
     return {

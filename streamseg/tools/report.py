@@ -39,8 +39,9 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
         f"verdicts from {q['verdict_source']}",
         "",
         "Agreement with the batch reference (published label vs reference at the clock)",
-        table([[k, a["compared"], a["agree"], a["pct"]] for k, a in q["agreement"].items()],
-              ["segmenter", "customers", "agree", "agree %"]),
+        table([[k, a["compared"], a["agree"], a["pct"], a.get("verdict_pct")]
+               for k, a in q["agreement"].items()],
+              ["segmenter", "customers", "agree", "agree %", "raw verdict agree %"]),
     ]
     if confusion:
         for name, a in q["agreement"].items():

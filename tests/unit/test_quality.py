@@ -204,3 +204,12 @@ def test_rfm_recency_bands_when_the_settings_ask_for_them() -> None:
     ref = reference(rfm_frame(), settings, 8 * DAY, warmup_days=5)  # type: ignore[arg-type]
     # days since the last purchase: 7 7 7 6 5 4 3 2 1 1
     assert ref["r"].tolist() == [1, 1, 1, 1, 1, 2, 3, 4, 5, 5]
+
+
+def test_raw_verdict_agreement_is_reported_next_to_the_published_one() -> None:
+    settings = no_hysteresis(Settings(allowed_lateness_s=0.0))
+    q = measure(run_engine(lines(), settings), settings)
+    # c1 reactivated by its purchase at the clock, c2 a visitor: whatever the engine's
+    # rules, with hysteresis off the published label is the raw verdict
+    for name in ("frequency", "lifecycle"):
+        assert q["agreement"][name]["verdict_pct"] == q["agreement"][name]["pct"]
