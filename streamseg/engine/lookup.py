@@ -2,8 +2,8 @@
 
 Pure functions: ``streamseg.web`` reads the table and routes the request; the
 answers are built here, so they are the same whatever transport serves them.
-The shapes are ``schemas/lookup-customer.schema.json`` and
-``schemas/lookup-segments.schema.json``.
+The shapes are ``streamseg/schemas/lookup-customer.schema.json`` and
+``streamseg/schemas/lookup-segments.schema.json``.
 
 Examples
 --------
@@ -21,9 +21,9 @@ Examples
 (404, {'error': 'unknown_customer'})
 >>> sizes = segment_sizes([s])
 >>> sizes["segmenters"]["frequency"], sizes["customers"]
-({'low': 1}, 1)
+({'one_time': 1}, 1)
 >>> merge_sizes([sizes, sizes])["segmenters"]["frequency"]
-{'low': 2}
+{'one_time': 2}
 """
 
 from __future__ import annotations
