@@ -10,7 +10,7 @@ date-only files such as CDNOW read: one purchase per customer per day.
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
 ``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds); a time with
 no UTC offset is taken as UTC. Every event is checked with the worker's
-:class:`~streamseg.engine.validate.Validator` (``schemas/purchase.schema.json``
+:class:`~streamseg.engine.validate.Validator` (``streamseg/schemas/purchase.schema.json``
 plus FX and time-window rules). A bad row stops the import with
 ``FILE:ROW: column X: message`` (exit 2), or with ``rejects`` it is written there
 (JSON lines) and skipped.
