@@ -39,6 +39,8 @@ class Streamseg:
     ticks: faust.TopicT
     state: faust.types.TableT[bytes, bytes]
     models: faust.TopicT  # compacted model snapshots (key = segmenter name)
+    # per partition, the highest event time seen there (key ``clock:<partition>``)
+    clocks: faust.types.TableT[bytes, bytes]
 
 
 def input_topics(settings: Settings) -> dict[str, str]:
@@ -81,6 +83,12 @@ def build_app(settings: Settings) -> Streamseg:
         models=app.topic(settings.topic_models, partitions=1, **RAW),
         state=app.Table(
             "customer-state",
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
+        clocks=app.Table(
+            "partition-clock",
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,

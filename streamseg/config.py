@@ -64,6 +64,12 @@ class Settings:
     # (Ingest.send_now); the rest (table changelog) is batched for up to this long
     producer_linger_s: float = 0.005
     metrics_port: int = 9108
+    # --- batched edge (agents.py): events per batch (1 = the per-event path), the
+    # longest wait to fill one, and how long events ahead of the committed offset
+    # are held after an assignment before the worker re-reads from it itself
+    batch_size: int = 500
+    batch_wait_s: float = 0.05
+    gate_hold_s: float = 3.0
     log_level: str = "info"
     topic_clickstream: str = "clickstream"
     topic_purchases: str = "purchases"
@@ -152,6 +158,9 @@ class Settings:
             )
         if self.partitions < 1:
             raise ConfigError("STREAMSEG_PARTITIONS: must be >= 1")
+        if self.batch_size < 1 or self.batch_wait_s <= 0 or self.gate_hold_s <= 0:
+            raise ConfigError("STREAMSEG_BATCH_SIZE >= 1, STREAMSEG_BATCH_WAIT_S > 0 and "
+                              "STREAMSEG_GATE_HOLD_S > 0 must hold")
         if not 0 < self.broker_heartbeat_interval_s < self.broker_session_timeout_s:
             raise ConfigError(
                 "0 < STREAMSEG_BROKER_HEARTBEAT_INTERVAL_S < STREAMSEG_BROKER_SESSION_TIMEOUT_S "

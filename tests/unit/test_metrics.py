@@ -36,6 +36,9 @@ def test_names_units_and_label_sets_follow_the_convention() -> None:
         "streamseg_segment_changes_published", "streamseg_event_processing_seconds",
         "streamseg_event_time_lag_seconds", "streamseg_segment_customers",
         "streamseg_model_version", "streamseg_table_customers", "streamseg_event_clock_seconds",
+        # batched edge and partitioning
+        "streamseg_input_foreign_partition", "streamseg_input_held", "streamseg_input_reseeks",
+        "streamseg_consent_fanout", "streamseg_batch_events",
     }
     for fam in families:
         assert NAME.match(fam.name), fam.name
