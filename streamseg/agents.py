@@ -23,15 +23,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
-from aiokafka.admin import AIOKafkaAdminClient
 
 from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
-from streamseg.engine.clock import EventClock
+from streamseg.batch import Batch, Entry, Output, flush
 from streamseg.engine.deadletters import dead_letter
 from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState, seen
@@ -39,40 +37,19 @@ from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync, follow_models
-from streamseg.partitions import Gate, PartitionState, home, position_key, replayed
+from streamseg.partitions import (
+    Gate,
+    PartitionState,
+    committed_offsets,
+    home,
+    position_key,
+    replayed,
+)
+from streamseg.punctuator import POSITIONS, Punctuator
 
 log = logging.getLogger(__name__)
 
 FANOUT = "streamseg-fanout"  # header of a consent copy on the ticks topic
-PARTITION, POSITIONS = "_partition", "_positions"  # edge fields of a table value
-
-
-@dataclass(slots=True)
-class Entry:
-    """One customer's state within a batch (read once, written once)."""
-
-    event: Any  # an event of the state's partition: current when the state is written
-    raw: bytes | None  # the table value as read
-    state: CustomerState | None
-    positions: dict[str, int]
-    dirty: bool = False
-
-
-@dataclass(slots=True)
-class Output:
-    topic: Any
-    key: bytes | None
-    value: bytes | None
-    partition: int | None = None
-    headers: dict[str, bytes] | None = None
-
-
-@dataclass
-class Batch:
-    entries: dict[tuple[int, bytes], Entry] = field(default_factory=dict)
-    outputs: list[Output] = field(default_factory=list)
-    counts: list[tuple[str, str]] = field(default_factory=list)
-    clocks: dict[int, Any] = field(default_factory=dict)  # partition -> an event of it
 
 
 class Ingest:
@@ -83,89 +60,33 @@ class Ingest:
         self.engine = engine
         self.metrics = metrics
         self.validator = Validator(ss.settings)
-        self.clock = EventClock(ss.settings.allowed_lateness_s)  # max over owned partitions
         self.kinds = input_topics(ss.settings)
-        self.parts: dict[int, PartitionState] = {}
-        self.assigned_parts: set[int] | None = None  # None: not told (unit tests): all
+        self.punctuator = Punctuator(ss, engine)
+        self.clock = self.punctuator.clock  # the worker's event clock: max over its partitions
         self.gate = Gate(ss.settings.gate_hold_s)
-        self.rebuild = True  # refill the schedules from the table (start, rebalance)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         self.batch = Batch()
         self._consumed: dict[tuple[str, str], Any] = {}
 
     # ------------------------------------------------------------ partitions
 
-    def part(self, p: int) -> PartitionState:
-        got = self.parts.get(p)
-        if got is None:
-            got = self.parts[p] = PartitionState()
-        return got
+    @property
+    def parts(self) -> dict[int, PartitionState]:
+        return self.punctuator.parts
 
     def on_assigned(self, assigned: Any, committed: dict[tuple[str, int], int | None]) -> None:
         """After a rebalance: gate, schedules, clocks and model training follow the assignment."""
-        self.assigned_parts = {tp.partition for tp in assigned or ()}
-        self.parts = {p: s for p, s in self.parts.items() if p in self.assigned_parts}
-        for state in self.parts.values():
-            state.clock_loaded = False
+        self.punctuator.assign({tp.partition for tp in assigned or () if tp.topic in self.kinds})
         self.gate.assigned(committed, time.monotonic())
-        self.rebuild = True
         self.models.on_assigned(assigned)
-
-    def open_partition(self, p: int, event: Any) -> PartitionState:
-        """The partition's record; its persisted event clock is restored on first use."""
-        state = self.part(p)
-        if not state.clock_loaded:
-            state.clock_loaded = True
-            raw = self.ss.clocks.get(clock_key(p))
-            if raw is not None:
-                stored = float(codec.loads(raw))
-                state.stored_clock = stored
-                state.clock = stored if state.clock is None else max(state.clock, stored)
-                self.clock.observe(stored)
-        return state
-
-    def restore_clocks(self) -> None:
-        """Before any event since a (re)start: the persisted clocks of the owned partitions."""
-        for p in self.assigned_parts or ():
-            raw = self.ss.clocks.get(clock_key(p))
-            if raw is not None:
-                self.clock.observe(float(codec.loads(raw)))
 
     def due_ticks(self) -> list[tuple[int, bytes]]:
         """(partition, tick value) for each owned partition with customers to evaluate."""
-        if self.clock.max_seen is None:
-            self.restore_clocks()
-        now = self.clock.now()
-        if now is None:
-            return []
-        if self.rebuild:
-            self.rebuild = False
-            self.reschedule()
-        value = codec.dumps({"now": now})
-        out = []
-        for p, state in sorted(self.parts.items()):
-            state.ready.update(state.schedule.pop_due(now))
-            if state.ready or state.rescore:
-                out.append((p, value))
-        return out
-
-    def reschedule(self) -> None:
-        """Refill every owned partition's schedule from the states in the table."""
-        for state in self.parts.values():
-            state.schedule = type(state.schedule)()
-        for key, raw in list(self.ss.state.items()):
-            data = codec.loads(raw)
-            p = data.get(PARTITION)
-            if not isinstance(p, int):
-                p = home(key, self.ss.settings.partitions)  # written before partitions were kept
-            if self.assigned_parts is not None and p not in self.assigned_parts:
-                continue
-            self.part(p).schedule.push(key.decode(), self.engine.due(CustomerState.from_dict(data)))
+        return self.punctuator.due_ticks()
 
     def rescore(self, customer_ids: list[str]) -> None:
-        """Re-evaluate these customers at the next tick of every partition that may hold them."""
-        for p in self.assigned_parts if self.assigned_parts is not None else list(self.parts):
-            self.part(p).rescore.update(customer_ids)
+        """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
+        self.punctuator.rescore(customer_ids)
 
     # ------------------------------------------------------------ the batch
 
@@ -188,7 +109,7 @@ class Ingest:
                     await self.reseek(msg.topic, msg.partition)
                 continue
             adapters.use_event(event)
-            part = self.open_partition(msg.partition, event)
+            part = self.punctuator.open(msg.partition)
             stream = self.kinds.get(msg.topic, "click")
             if stream == "tick":
                 self.on_tick(event, part)
@@ -327,7 +248,7 @@ class Ingest:
     def emit(self, entry: Entry, key: bytes, outcome: Outcome, tombstone: bool = True) -> None:
         """Queue the outcome's outputs; the state is written after they are acknowledged."""
         p = entry.event.message.partition
-        schedule = self.part(p).schedule
+        schedule = self.punctuator.part(p).schedule
         if outcome.erased:
             if entry.state is not None:
                 self.metrics.forget_segments(entry.state.segments)
@@ -355,51 +276,7 @@ class Ingest:
 
     async def flush(self, batch: Batch) -> None:
         """Outputs, acknowledged once; then states and clocks; then the changelog drained."""
-        confirm = self.ss.settings.confirm_outputs
-        pending = []
-        for out in batch.outputs:
-            pending.append(await out.topic.send(key=out.key, value=out.value,
-                                                partition=out.partition, headers=out.headers))
-        if confirm and pending:
-            # Outputs first and acknowledged, then the states that record them: a crash
-            # in between replays the inputs on the old states and re-sends the same
-            # change ids (duplicates); the other order loses them (docs/RELIABILITY.md).
-            adapters.send_now(self.ss.app.producer)
-            for delivered in pending:
-                await delivered
-        wrote = False
-        for (p, key), entry in batch.entries.items():
-            if entry.dirty:
-                wrote |= self.write(p, key, entry)
-        for p, event in batch.clocks.items():
-            part = self.part(p)
-            if part.clock is not None and part.clock != part.stored_clock:
-                adapters.use_event(event)
-                self.ss.clocks[clock_key(p)] = codec.dumps(part.clock)
-                part.stored_clock = part.clock
-                wrote = True
-        if confirm and wrote:
-            await adapters.drain(self.ss.app.producer)
-
-    def write(self, p: int, key: bytes, entry: Entry) -> bool:
-        """Write one state (or delete it); False when the table value is unchanged."""
-        adapters.use_event(entry.event)
-        if entry.state is None:
-            if entry.raw is None:
-                return False
-            del self.ss.state[key]
-            self.metrics.table_customers.dec()
-            return True
-        data = entry.state.to_dict()
-        data[PARTITION] = p
-        data[POSITIONS] = entry.positions
-        value = codec.dumps(data)
-        if value == entry.raw:
-            return False  # unchanged (a tick that moved nothing): no table write
-        if entry.raw is None:
-            self.metrics.table_customers.inc()
-        self.ss.state[key] = value
-        return True
+        await flush(self.ss, batch, self.punctuator, self.metrics)
 
     # ------------------------------------------------------------ metrics
 
@@ -421,35 +298,12 @@ class Ingest:
         return self.metrics.recount(segments)
 
 
-def clock_key(p: int) -> bytes:
-    """Key of partition ``p``'s event-clock record (partition in the key: any store works)."""
-    return b"clock:%d" % p
-
-
 def is_fanout(headers: Any) -> bool:
     """Whether a ticks-topic message is a consent copy (Faust gives headers as list or dict)."""
     if not headers:
         return False
     items = headers.items() if isinstance(headers, dict) else headers
     return any(k == FANOUT for k, _ in items)
-
-
-async def committed_offsets(ss: Streamseg, assigned: Any) -> dict[tuple[str, int], int | None]:
-    """The group's committed offset of each assigned partition (None: nothing committed)."""
-    tps = {(tp.topic, tp.partition) for tp in assigned or ()}
-    out: dict[tuple[str, int], int | None] = dict.fromkeys(tps)
-    if not tps:
-        return out
-    admin = AIOKafkaAdminClient(bootstrap_servers=ss.settings.bootstrap_servers)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(ss.settings.app_id)
-    finally:
-        await admin.close()
-    for tp, meta in offsets.items():
-        if (tp.topic, tp.partition) in out and meta.offset >= 0:
-            out[tp.topic, tp.partition] = meta.offset
-    return out
 
 
 def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
@@ -480,7 +334,7 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
         """Close the gate at the committed offsets; reschedule; decide who trains models."""
         tps = args[0] if args else None
         try:
-            committed = await committed_offsets(ss, tps)
+            committed = await committed_offsets(ss.settings, tps)
         except Exception:  # the gate is a guard; the position backstop still holds
             log.exception("could not read committed offsets; ordering gate left open")
             committed = {}

@@ -2,7 +2,7 @@
 
 Partitioning is the producers' choice (murmur2 for Java clients, CRC32 for
 librdkafka ones, or no key at all), so the worker never assumes a customer's
-partition from its own hash. Everything here is plain Python (no Faust):
+partition from its own hash. Nothing here creates a Faust object:
 
 * :func:`home` -- the murmur2 partition the Java default (and aiokafka) picks
   for a key; input found elsewhere is only *counted* (a foreign partitioner).
@@ -34,10 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
+from streamseg.app import input_topics
+from streamseg.config import Settings
 from streamseg.engine.scheduler import Schedule
 
 TP = tuple[str, int]
@@ -137,3 +140,24 @@ class PartitionState:
     clock: float | None = None  # highest event time seen on this partition
     stored_clock: float | None = None  # as last written to the clock table
     clock_loaded: bool = False
+
+
+async def committed_offsets(
+    settings: Settings, assigned: Any
+) -> dict[tuple[str, int], int | None]:
+    """The group's committed offset of each assigned input partition (None: none committed)."""
+    inputs = input_topics(settings)
+    tps = {(tp.topic, tp.partition) for tp in assigned or () if tp.topic in inputs}
+    out: dict[tuple[str, int], int | None] = dict.fromkeys(tps)
+    if not tps:
+        return out
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(settings.app_id)
+    finally:
+        await admin.close()
+    for tp, meta in offsets.items():
+        if (tp.topic, tp.partition) in out and meta.offset >= 0:
+            out[tp.topic, tp.partition] = meta.offset
+    return out
