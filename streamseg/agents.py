@@ -116,11 +116,23 @@ class Ingest:
             else:
                 self.on_input(event, stream, part)
         await self.flush(batch)
+        self.queue_moved()
         elapsed = time.perf_counter() - started
         for stream, outcome in batch.counts:
             self.count(stream, outcome)
             self.metrics.latency.labels(stream=stream).observe(elapsed)
         self.metrics.batch_events.observe(len(events))
+
+    def queue_moved(self) -> None:
+        """Customers whose verdict a moved population model may change: re-evaluate them.
+
+        ``Engine.moved()`` (drained) is part of the engine contract; they are
+        evaluated at the next tick of every owned partition (:meth:`rescore`).
+        """
+        moved = getattr(self.engine, "moved", None)  # engines before the contract lack it
+        ids = moved() if moved is not None else []
+        if ids:
+            self.punctuator.rescore(list(ids))
 
     async def reseek(self, topic: str, partition: int) -> None:
         offset = self.gate.threshold(topic, partition)

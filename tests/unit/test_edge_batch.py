@@ -216,3 +216,29 @@ def test_the_event_clock_survives_a_restart() -> None:
         assert fresh.app.dead_letters.sent == []
     finally:
         fresh.close()
+
+
+def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None:
+    h, _ = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=1)
+        h.send("purchase", b"c2", buy("e2", "c2", 1.0), partition=2)
+        evaluated: list[str] = []
+        tick = h.ingest.engine.tick
+
+        def spy(state: Any, now: float) -> Any:
+            evaluated.append(state.customer_id)
+            return tick(state, now)
+
+        h.ingest.engine.tick = spy  # type: ignore[method-assign]
+        h.ingest.engine.moved = lambda: ["c1"]  # type: ignore[attr-defined]
+        h.send("purchase", b"c2", buy("e3", "c2", 1.5), partition=2)  # a batch drains moved()
+        h.ingest.engine.moved = list  # type: ignore[attr-defined]
+        ticks = h.ingest.due_ticks()
+        assert sorted(p for p, _ in ticks) == [1, 2]  # c1 may be on any owned partition
+        for p, value in ticks:
+            h.send("tick", None, value, partition=p)
+        assert evaluated == ["c1"]  # found on partition 1 only
+        assert h.ingest.due_ticks() == []
+    finally:
+        h.close()
