@@ -22,7 +22,9 @@ Examples
 >>> g = Gate(hold_s=5.0)
 >>> g.assigned({("clicks", 0): 10, ("clicks", 1): None}, now=0.0)
 >>> g.admit("clicks", 0, 12, now=0.1), g.admit("clicks", 1, 99, now=0.1)
-('hold', 'apply')
+('hold', 'hold')
+>>> g.admit("clicks", 1, 0, now=0.2)  # no commit yet: the partition starts at 0
+'apply'
 >>> g.admit("clicks", 0, 10, now=0.2), g.admit("clicks", 0, 12, now=0.3)
 ('apply', 'apply')
 >>> positions = {position_key("clicks", 0): 12}
@@ -32,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,6 +45,8 @@ from aiokafka.partitioner import murmur2
 from streamseg.app import input_topics
 from streamseg.config import Settings
 from streamseg.engine.scheduler import Schedule
+
+log = logging.getLogger(__name__)
 
 TP = tuple[str, int]
 Verdict = Literal["apply", "hold", "reseek"]
@@ -88,8 +93,13 @@ class Gate:
         self.reseeked: set[TP] = set()
 
     def assigned(self, committed: Mapping[TP, int | None], now: float) -> None:
-        """A new assignment: close every partition that has a committed offset."""
-        self.committed = {tp: off for tp, off in committed.items() if off is not None}
+        """A new assignment: close every assigned partition at its committed offset.
+
+        A partition with no commit yet (the group's first run on it, or a worker
+        killed before its first commit) starts at its beginning, offset 0: the
+        stream must deliver from there too before anything later is applied.
+        """
+        self.committed = {tp: 0 if off is None else off for tp, off in committed.items()}
         self.since, self.lowest, self.reseeked = {}, {}, set()
 
     def admit(self, topic: str, partition: int, offset: int, now: float) -> Verdict:
@@ -102,6 +112,9 @@ class Gate:
             self._open(tp)
             return "apply"
         self.lowest[tp] = min(offset, self.lowest.get(tp, offset))
+        if tp not in self.since:
+            log.info("holding %s[%d] from offset %d: ahead of the committed offset %d",
+                     topic, partition, offset, start)
         first = self.since.setdefault(tp, now)
         if now - first < self.hold_s:
             return "hold"
