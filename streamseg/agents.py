@@ -120,7 +120,8 @@ class Ingest:
         elapsed = time.perf_counter() - started
         for stream, outcome in batch.counts:
             self.count(stream, outcome)
-            self.metrics.latency.labels(stream=stream).observe(elapsed)
+            if outcome != "dead_letter":
+                self.metrics.latency.labels(stream=stream).observe(elapsed)
         self.metrics.batch_events.observe(len(events))
 
     def queue_moved(self) -> None:

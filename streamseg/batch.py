@@ -58,7 +58,10 @@ async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Me
         # Outputs first and acknowledged, then the states that record them: a crash
         # in between replays the inputs on the old states and re-sends the same
         # change ids (duplicates); the other order loses them (docs/RELIABILITY.md).
-        adapters.send_now(ss.app.producer)
+        if len(batch.counts) <= 1:
+            # a batch of one (the per-event path) must not wait for the producer
+            # linger too; a real batch pays it once (and leaves aiokafka's batches alone)
+            adapters.send_now(ss.app.producer)
         for delivered in pending:
             await delivered
     wrote = False
