@@ -30,7 +30,7 @@ import faust
 from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
 from streamseg.batch import Batch, Entry, Output, flush
-from streamseg.engine.deadletters import dead_letter
+from streamseg.engine.deadletters import dead_letter, redact_key
 from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState, seen
 from streamseg.engine.processor import Engine, Outcome
@@ -254,7 +254,8 @@ class Ingest:
             self.metrics.consent_fanout.labels(outcome="no_state").inc()
             return
         outcome = self.engine.apply(entry.state, ev)
-        outcome.changes, outcome.segments = [], None  # the original published what is due
+        # the original published what is due (changes, notices, segments)
+        outcome.changes, outcome.notices, outcome.segments = [], [], None
         self.emit(entry, key, outcome, tombstone=False)
         self.metrics.consent_fanout.labels(outcome="applied").inc()
 
@@ -275,6 +276,8 @@ class Ingest:
         for change in outcome.changes:
             self.batch.outputs.append(Output(self.ss.changes, key, codec.dumps(change)))
             self.metrics.observe_change(change)
+        for notice in outcome.notices:  # consent suppression notices (no segment move)
+            self.batch.outputs.append(Output(self.ss.changes, key, codec.dumps(notice)))
         if outcome.segments is not None:
             self.batch.outputs.append(Output(self.ss.segments, key,
                                              codec.dumps(outcome.segments)))
@@ -282,8 +285,12 @@ class Ingest:
         schedule.push(key.decode(), self.engine.due(outcome.state, outcome.at))
 
     def reject(self, invalid: Invalid, msg: Any, stream: str) -> None:
-        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
-        self.batch.outputs.append(Output(self.ss.dead_letters, msg.key, codec.dumps(record)))
+        # with STREAMSEG_PSEUDONYMISE_KEY the key is hashed and the payload redacted
+        secret = self.ss.settings.pseudonymise_key
+        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                             secret=secret)
+        key = redact_key(secret, msg.key) if secret else msg.key
+        self.batch.outputs.append(Output(self.ss.dead_letters, key, codec.dumps(record)))
         self.metrics.dead_letters.labels(reason=invalid.reason).inc()
         self.batch.counts.append((stream, "dead_letter"))
 

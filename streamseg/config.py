@@ -24,6 +24,9 @@ from typing import Any
 from streamseg.errors import ConfigError
 
 DAY = 86_400.0
+# settings field -> topic-name suffix of the app's internal topics (see Settings.__post_init__)
+INTERNAL_TOPICS = {"topic_dead_letters": "dead-letters", "topic_models": "models",
+                   "topic_ticks": "ticks"}
 
 
 def _parse_bool(raw: str) -> bool:
@@ -43,6 +46,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+EXACTLY_ONCE_UNSUPPORTED = (
+    "STREAMSEG_PROCESSING_GUARANTEE=exactly_once is not supported: faust-streaming 0.15.3 "
+    "sends the agent's outputs outside its Kafka transactions, so subscribers would still see "
+    "duplicates; use at_least_once and drop duplicates by change_id (docs/RELIABILITY.md)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Frozen configuration of a streamseg worker, replay or simulator run."""
@@ -53,7 +63,7 @@ class Settings:
     partitions: int = 4
     store: str = "rocksdb://"
     data_dir: str = ".streamseg-data"
-    processing_guarantee: str = "at_least_once"
+    processing_guarantee: str = "at_least_once"  # the only value accepted (see validate)
     # consumer group liveness: a killed worker's partitions move after the session timeout
     broker_session_timeout_s: float = 60.0
     broker_heartbeat_interval_s: float = 3.0
@@ -64,6 +74,10 @@ class Settings:
     # (Ingest.send_now); the rest (table changelog) is batched for up to this long
     producer_linger_s: float = 0.005
     metrics_port: int = 9108
+    # lookup API (Faust web server): GET /customers/{id}, GET /segments; 0 turns it off
+    web_port: int = 6066
+    web_bind: str = "0.0.0.0"  # address the web server listens on
+    web_host: str = ""  # host other workers use to reach this one (default: the hostname)
     # --- batched edge (agents.py): events per batch (1 = the per-event path), the
     # longest wait to fill one, and how long events ahead of the committed offset
     # are held after an assignment before the worker re-reads from it itself
@@ -76,9 +90,13 @@ class Settings:
     topic_consent: str = "customer-consent"
     topic_changes: str = "segment-changes"
     topic_segments: str = "customer-segments"
-    topic_dead_letters: str = "streamseg-dead-letters"
-    topic_models: str = "streamseg-models"
-    topic_ticks: str = "streamseg-ticks"
+    # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",
+    # "<app_id>-ticks", so two app ids on one cluster never share them
+    topic_dead_letters: str = ""
+    topic_models: str = ""
+    topic_ticks: str = ""
+    # retention of the dead-letter topic (days; 0: the broker default)
+    dead_letter_retention_days: float = 7.0
     # ingestion
     max_event_bytes: int = 65_536
     max_future_skew_s: float = 7 * DAY
@@ -119,6 +137,19 @@ class Settings:
     flap_window_s: float = 14 * DAY
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        """Name the internal topics after the app id unless they are set.
+
+        >>> s = Settings(app_id="shop-eu")
+        >>> s.topic_ticks, s.topic_models, s.topic_dead_letters, s.topic_changes
+        ('shop-eu-ticks', 'shop-eu-models', 'shop-eu-dead-letters', 'segment-changes')
+        >>> Settings(topic_ticks="my-ticks").topic_ticks
+        'my-ticks'
+        """
+        for name, suffix in INTERNAL_TOPICS.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, f"{self.app_id}-{suffix}")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: :data:`os.environ`).
@@ -151,11 +182,17 @@ class Settings:
 
     def validate(self) -> None:
         """Check cross-field rules; raise :class:`ConfigError` naming the variable."""
-        if self.processing_guarantee not in {"at_least_once", "exactly_once"}:
+        if self.processing_guarantee == "exactly_once":
+            raise ConfigError(EXACTLY_ONCE_UNSUPPORTED)
+        if self.processing_guarantee != "at_least_once":
             raise ConfigError(
-                "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once or exactly_once, "
+                "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once, "
                 f"got {self.processing_guarantee!r}"
             )
+        if not 0 <= self.web_port < 65536:
+            raise ConfigError("STREAMSEG_WEB_PORT: must be in 0..65535 (0: off)")
+        if self.dead_letter_retention_days < 0:
+            raise ConfigError("STREAMSEG_DEAD_LETTER_RETENTION_DAYS: must be >= 0")
         if self.partitions < 1:
             raise ConfigError("STREAMSEG_PARTITIONS: must be >= 1")
         if self.batch_size < 1 or self.batch_wait_s <= 0 or self.gate_hold_s <= 0:
