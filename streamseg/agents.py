@@ -45,7 +45,7 @@ from streamseg.partitions import (
     position_key,
     replayed,
 )
-from streamseg.punctuator import POSITIONS, Punctuator
+from streamseg.punctuator import COPY, POSITIONS, Punctuator
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,8 @@ class Ingest:
             data = None if raw is None else codec.loads(raw)
             state = None if data is None else CustomerState.from_dict(data)
             positions = dict(data.get(POSITIONS) or {}) if data is not None else {}
-            entry = self.batch.entries[p, key] = Entry(event, raw, state, positions)
+            entry = self.batch.entries[p, key] = Entry(event, raw, state, positions,
+                                                       copy=bool(data and data.get(COPY)))
         entry.event = event
         return entry
 
@@ -187,6 +188,7 @@ class Ingest:
         self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
         if not outcome.skipped:
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
+            entry.copy = False  # the customer's own input is here now
         self.emit(entry, key, outcome)
         self.batch.counts.append(
             (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
@@ -253,6 +255,7 @@ class Ingest:
         if entry.state is None and ev.type == "consent_granted":
             self.metrics.consent_fanout.labels(outcome="no_state").inc()
             return
+        entry.copy = entry.copy or entry.state is None
         outcome = self.engine.apply(entry.state, ev)
         # the original published what is due (changes, notices, segments)
         outcome.changes, outcome.notices, outcome.segments = [], [], None
@@ -314,7 +317,8 @@ class Ingest:
             version = getattr(seg, "version", None)
             if isinstance(version, int):
                 self.metrics.model_version.labels(segmenter=seg.name).set(version)
-        segments = (codec.loads(raw).get("segments", {}) for raw in self.ss.state.values())
+        values = (codec.loads(raw) for raw in self.ss.state.values())
+        segments = (v.get("segments", {}) for v in values if not v.get(COPY))
         return self.metrics.recount(segments)
 
 

@@ -16,7 +16,7 @@ from streamseg import adapters, codec
 from streamseg.app import Streamseg
 from streamseg.engine.features import CustomerState
 from streamseg.metrics import Metrics
-from streamseg.punctuator import PARTITION, POSITIONS, Punctuator, clock_key
+from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator, clock_key
 
 
 @dataclass(slots=True)
@@ -28,6 +28,7 @@ class Entry:
     state: CustomerState | None
     positions: dict[str, int]
     dirty: bool = False
+    copy: bool = False  # a marker only a consent copy created (not counted as a customer)
 
 
 @dataclass(slots=True)
@@ -90,10 +91,12 @@ def write(ss: Streamseg, metrics: Metrics, p: int, key: bytes, entry: Entry) -> 
     data = entry.state.to_dict()
     data[PARTITION] = p
     data[POSITIONS] = entry.positions
+    if entry.copy:
+        data[COPY] = True
     value = codec.dumps(data)
     if value == entry.raw:
         return False  # unchanged (a tick that moved nothing): no table write
-    if entry.raw is None:
+    if entry.raw is None and not entry.copy:
         metrics.table_customers.inc()
     ss.state[key] = value
     return True

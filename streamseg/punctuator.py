@@ -24,7 +24,9 @@ from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.partitions import PartitionState, home
 
-PARTITION, POSITIONS = "_partition", "_positions"  # edge fields of a table value
+# edge fields of a table value: its partition, its input positions, and whether it is
+# a suppression marker that only a consent copy created (no customer seen there)
+PARTITION, POSITIONS, COPY = "_partition", "_positions", "_copy"
 
 
 def clock_key(p: int) -> bytes:
