@@ -130,8 +130,7 @@ class Ingest:
         ``Engine.moved()`` (drained) is part of the engine contract; they are
         evaluated at the next tick of every owned partition (:meth:`rescore`).
         """
-        moved = getattr(self.engine, "moved", None)  # engines before the contract lack it
-        ids = moved() if moved is not None else []
+        ids = self.engine.moved()
         if ids:
             self.punctuator.rescore(list(ids))
 
@@ -232,7 +231,7 @@ class Ingest:
             entry = self.load(event, cid.encode())
             if entry.state is None:
                 continue
-            if cid in rescore and hasattr(self.engine, "rescore"):
+            if cid in rescore:
                 outcome = self.engine.rescore(entry.state, now)
             else:
                 outcome = self.engine.tick(entry.state, now)

@@ -226,13 +226,13 @@ def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None
         h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=1)
         h.send("purchase", b"c2", buy("e2", "c2", 1.0), partition=2)
         evaluated: list[str] = []
-        tick = h.ingest.engine.tick
+        rescore = h.ingest.engine.rescore  # trigger "population"
 
         def spy(state: Any, now: float) -> Any:
             evaluated.append(state.customer_id)
-            return tick(state, now)
+            return rescore(state, now)
 
-        h.ingest.engine.tick = spy  # type: ignore[method-assign]
+        h.ingest.engine.rescore = spy  # type: ignore[method-assign]
         h.ingest.engine.moved = lambda: ["c1"]  # type: ignore[attr-defined]
         h.send("purchase", b"c2", buy("e3", "c2", 1.5), partition=2)  # a batch drains moved()
         h.ingest.engine.moved = list  # type: ignore[attr-defined]

@@ -102,12 +102,13 @@ def test_engine_moves_rfm_on_the_clock() -> None:
     assert [(c["to_segment"], c["reason"], c["trigger"], c["event_time"]) for c in changes] == [
         ("champions", "R5 F4 M4", "event", "1970-02-05T00:00:00Z"),  # warm after 4 purchases
         ("loyal", "R4 F4 M4", "clock", "1970-02-15T00:00:01Z"),  # day 35 + 10-day cut + 1 s
-        ("at_risk", "R2 F4 M4", "clock", "1970-02-15T14:24:01Z"),
+        ("at_risk", "R2 F4 M4", "clock", "1970-02-16T16:00:01Z"),
         ("champions", "R5 F4 M4", "event", "1970-03-02T00:00:00Z"),
         ("loyal", "R4 F4 M4", "clock", "1970-03-12T00:00:01Z"),
-        ("at_risk", "R2 F4 M4", "clock", "1970-03-15T00:00:01Z"),
+        ("at_risk", "R1 F4 M4", "clock", "1970-03-17T00:00:01Z"),
     ]
-    assert eng.segmenter("rfm").cuts()[0] == [10.0, 10.6, 13.0, 14.919999999999998]  # type: ignore[union-attr]
+    # recency cuts over the exact mean gaps (were moving averages before issue 8)
+    assert eng.segmenter("rfm").cuts()[0] == [10.0, 11.666666666666666, 15.0, 15.0]  # type: ignore[union-attr]
 
 
 def test_snapshot_and_adopt_share_the_cut_points() -> None:

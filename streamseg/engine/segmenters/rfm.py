@@ -52,7 +52,7 @@ from river import stats
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.features import CustomerState
-from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.segmenters.base import Assignment, Trigger
 
 LEVELS = (0.2, 0.4, 0.6, 0.8)
 STEP_S = 1.0  # event-time resolution of clock-driven due times
@@ -229,6 +229,18 @@ class RFMSegmenter:
             if at > now:
                 return at
         return None
+
+    def forget(self, customer_id: str) -> None:
+        return None  # stub of the engine contract (the RFM rewrite implements it)
+
+    def moved(self) -> list[str]:
+        return []  # stub of the engine contract (the RFM rewrite implements it)
+
+    def hold(
+        self, state: CustomerState, current: str, verdict: Assignment, now: float,
+        trigger: Trigger,
+    ) -> bool:
+        return False  # stub of the engine contract (the RFM rewrite implements it)
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)
