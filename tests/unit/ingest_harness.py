@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -26,12 +25,13 @@ from streamseg.config import Settings
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.metrics import OUTCOMES, STREAMS, Metrics
+from streamseg.resources import SCHEMA_DIR
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = SCHEMA_DIR
 
 
 def schema_errors(name: str, record: Any) -> list[str]:
-    """Messages of every violation of ``schemas/<name>.schema.json`` (python ``jsonschema``)."""
+    """Every violation of ``streamseg/schemas/<name>.schema.json`` (python ``jsonschema``)."""
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
