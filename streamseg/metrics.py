@@ -31,7 +31,8 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 STREAMS = ("click", "purchase", "consent", "tick")
-OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased")
+OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased",
+            "out_of_order")
 # the reason codes of streamseg/schemas/dead-letter.schema.json
 REASONS = (
     "too_large", "not_json", "not_object", "unknown_event_type", "schema_invalid",
@@ -104,6 +105,42 @@ class Metrics:
             "Highest event time seen by this worker (epoch seconds); drives time-driven moves.",
             registry=registry,
         )
+        # --- batched edge and partitioning (agents.py, partitions.py)
+        self.foreign_partition = Counter(
+            "streamseg_input_foreign_partition_total",
+            "Valid inputs found on a partition other than murmur2(key): a producer with "
+            "another partitioner (their state lives where they arrive).",
+            ["stream"],
+            registry=registry,
+        )
+        self.input_held = Counter(
+            "streamseg_input_held_total",
+            "Events delivered ahead of the committed offset after an assignment, held back "
+            "(not applied, not acknowledged) until the stream is back at the committed offset.",
+            registry=registry,
+        )
+        self.input_reseeks = Counter(
+            "streamseg_input_reseeks_total",
+            "Partitions the worker re-read from the committed offset itself after holding.",
+            registry=registry,
+        )
+        self.consent_fanout = Counter(
+            "streamseg_consent_fanout_total",
+            "Consent copies applied on the other partitions (withdrawal and erasure reach "
+            "every partition that may hold the customer).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.batch_events = Histogram(
+            "streamseg_batch_events",
+            "Messages per batch taken by the ingest agent.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=registry,
+        )
+        for stream in STREAMS:
+            self.foreign_partition.labels(stream=stream)
+        for outcome in ("applied", "no_state"):
+            self.consent_fanout.labels(outcome=outcome)
         self.consumer_lag = Gauge(
             "streamseg_consumer_lag_records",
             "Records in an input partition not yet committed by the consumer group "

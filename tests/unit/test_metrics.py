@@ -37,6 +37,9 @@ def test_names_units_and_label_sets_follow_the_convention() -> None:
         "streamseg_event_clock_timestamp_seconds", "streamseg_consumer_lag_records",
         "streamseg_errors", "streamseg_rebalances", "streamseg_assigned_partitions",
         "streamseg_last_input_timestamp_seconds",
+        # batched edge and partitioning
+        "streamseg_input_foreign_partition", "streamseg_input_held", "streamseg_input_reseeks",
+        "streamseg_consent_fanout", "streamseg_batch_events",
     }
     for fam in families:
         assert NAME.match(fam.name), fam.name
