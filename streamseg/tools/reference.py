@@ -59,11 +59,13 @@ def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
 def frequency(c: pd.DataFrame, s: Settings) -> pd.Series:
     """``prospect`` (no purchase); ``lapsed`` (last purchase > lapsed_days ago at the clock);
     ``one_time`` (exactly one purchase, not lapsed); else interval = max(mean gap =
-    (last - first purchase time)/(purchases - 1) in days, days since the last purchase);
-    ``high`` if interval <= freq_high_max_days, ``medium`` if <= freq_medium_max_days, else ``low``.
+    (last - first purchase time)/(purchases - 1), tenure interval = (clock - first purchase
+    time)/purchases) in days; ``high`` if interval <= freq_high_max_days, ``medium`` if
+    <= freq_medium_max_days, else ``low``.
     """
     mean_gap = (c["last"] - c["first"]) / DAY / (c["purchases"] - 1)
-    interval = np.maximum(mean_gap, c["days_since_last"])
+    tenure = c["days_since_first"] / c["purchases"]
+    interval = np.maximum(mean_gap, tenure)
     return _select(c, [
         (c["purchases"] == 0, "prospect"),
         (c["days_since_last"] > s.lapsed_days, "lapsed"),

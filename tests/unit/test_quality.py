@@ -32,9 +32,12 @@ NOW = 400 * DAY
 # customer -> purchase days (the clock is day 400); defaults: high <= 7, medium <= 28,
 # lapsed > 180, new <= 30, at_risk > 90, reactivated <= 30 days
 BUYERS = {
-    "hi": [390, 393, 396],  # gap 3, 4 days since -> high; first 10 days ago -> new
-    "edge7": [386, 393],  # interval exactly 7 -> high (<=); first 14 days ago -> new
-    "med": [300, 320, 340, 360, 380],  # gap 20, since 20 -> medium; active
+    "hi": [390, 393, 396],  # gap 3, tenure 10 / 3 -> high; first 10 days ago -> new
+    "edge7": [386, 393],  # gap 7, tenure 14 / 2 = 7 -> high (<=); first 14 days ago -> new
+    "med": [300, 320, 340, 360, 380],  # gap 20, tenure 100 / 5 = 20 -> medium; active
+    # every 6 days, none for 16 days: tenure 70 / 10 = 7 -> still high; active
+    "skip": [330 + 6 * i for i in range(10)],
+    "stops": [300, 306, 312, 318, 324],  # gap 6, tenure 100 / 5 = 20 -> medium; active
     "low": [200, 300],  # gap 100 -> low; 100 days since > 90 -> at_risk
     "one": [350],  # one purchase -> one_time; 50 days ago -> active
     "lapsed": [219],  # 181 days -> lapsed (both), before one_time
@@ -57,12 +60,12 @@ def test_frequency_and_lifecycle_follow_the_definitions() -> None:
     assert ref["frequency"].to_dict() == {
         "b180": "one_time", "edge7": "high", "hi": "high", "lapsed": "lapsed", "low": "low",
         "med": "medium", "one": "one_time", "react": "low", "react_old": "low",
-        "vis": "prospect", "vis_old": "prospect",
+        "skip": "high", "stops": "medium", "vis": "prospect", "vis_old": "prospect",
     }
     assert ref["lifecycle"].to_dict() == {
         "b180": "at_risk", "edge7": "new", "hi": "new", "lapsed": "lapsed", "low": "at_risk",
         "med": "active", "one": "active", "react": "reactivated", "react_old": "active",
-        "vis": "prospect", "vis_old": "inactive_prospect",
+        "skip": "active", "stops": "active", "vis": "prospect", "vis_old": "inactive_prospect",
     }
 
 
