@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
     watch.add_argument("--idle", type=float, default=10.0, help="stop after this many idle seconds")
     _ops_parsers(sub)
+    from streamseg.tools.cli import add_parsers as tools_parsers
+
+    tools_parsers(sub)  # import, quality (issue 8)
     return parser
 
 
@@ -101,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{seen} segment changes", file=sys.stderr)
         elif args.command in ("replay", "simulate", "bench"):
             return _ops(args, settings)
+        elif args.command in ("import", "quality"):
+            from streamseg.tools.cli import run as tools_run
+
+            return tools_run(args, settings)
     except BrokerUnavailable as exc:
         print(f"streamseg: error: {exc}", file=sys.stderr)
         return 3
