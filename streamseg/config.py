@@ -94,8 +94,12 @@ class Settings:
     new_days: float = 30.0
     at_risk_days: float = 90.0
     reactivated_days: float = 30.0
-    # RFM (scores 1-5 from streaming quantiles of the population)
-    rfm_min_samples: int = 20
+    # RFM (scores 1-5 from exact ranks among the current customers)
+    rfm_min_samples: int = 20  # fewest buyers before RFM scores anyone
+    rfm_warmup_days: float = 90.0  # abstain until the purchases seen span this much history
+    rfm_recency: str = "ranks"  # or "bands": R from fixed days-since-purchase bands
+    rfm_recency_bands: str = "14,30,90,180"  # R5 if <= 14 days ... R1 if > 180 (bands mode)
+    rfm_hold_margin: float = 0.02  # rank share a population-driven move must clear
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6
     cluster_seed: int = 42
@@ -178,9 +182,34 @@ class Settings:
             raise ConfigError("STREAMSEG_MIN_DWELL_S and STREAMSEG_MIN_MARGIN: must be >= 0")
         if not 0.0 <= self.cluster_min_share < 1.0:
             raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
+        if self.rfm_recency not in {"ranks", "bands"}:
+            raise ConfigError(
+                f"STREAMSEG_RFM_RECENCY: expected ranks or bands, got {self.rfm_recency!r}"
+            )
+        self.rfm_bands()
+        if not 0.0 <= self.rfm_hold_margin < 0.2 or self.rfm_warmup_days < 0:
+            raise ConfigError(
+                "STREAMSEG_RFM_HOLD_MARGIN: must be in [0, 0.2); STREAMSEG_RFM_WARMUP_DAYS: >= 0"
+            )
         if not 0.0 < self.channel_dominance <= 1.0:
             raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")
         self.fx_table()
+
+    def rfm_bands(self) -> list[float]:
+        """Parse :attr:`rfm_recency_bands`: four increasing day counts (R5..R2 upper bounds).
+
+        >>> Settings(rfm_recency_bands="7, 30,60,120").rfm_bands()
+        [7.0, 30.0, 60.0, 120.0]
+        """
+        try:
+            bands = [float(p) for p in self.rfm_recency_bands.split(",")]
+        except ValueError:
+            bands = []
+        if len(bands) != 4 or bands[0] < 0 or any(a >= b for a, b in zip(bands, bands[1:])):
+            raise ConfigError(
+                "STREAMSEG_RFM_RECENCY_BANDS: want four increasing day counts, e.g. 14,30,90,180"
+            )
+        return bands
 
     def fx_table(self) -> dict[str, float]:
         """Parse :attr:`fx_rates` (``CUR=rate,...``) into a mapping to the base currency.

@@ -70,6 +70,7 @@ class Engine:
         self.detector = ChangeDetector(
             min_dwell_s=settings.min_dwell_s, min_margin=settings.min_margin
         )
+        self.undamped = ChangeDetector(min_dwell_s=0.0, min_margin=settings.min_margin)
         self._due = plan(self.segmenters)  # scheduler.next_due, dispatched once
 
     def segmenter(self, name: str) -> Segmenter | None:
@@ -124,6 +125,63 @@ class Engine:
         out = self._catch_up(state, now, inclusive=True)
         out.at = now
         return out
+
+    def rescore(self, state: CustomerState, now: float) -> Outcome:
+        """Re-evaluate every segmenter at ``now`` (trigger ``population``).
+
+        For the customers :meth:`moved` names: a population model moved, so their
+        verdict may have changed although they did nothing. Time-driven moves
+        due before ``now`` come first (trigger ``clock``). Evaluated at
+        ``max(now, floor(state))`` so a customer's changes stay in event-time order.
+        """
+        if state.withdrawn:
+            return Outcome(state, skipped="no_consent")
+        at = max(now, floor(state))
+        out = self._catch_up(state, at, inclusive=False)
+        step = self._evaluate(state, at, "population")
+        out.changes += step.changes
+        if out.changes:
+            out.segments = self.segments_record(state, at)
+        out.at = at
+        return out
+
+    def moved(self) -> list[str]:
+        """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated."""
+        out: dict[str, None] = {}
+        for seg in self.segmenters:
+            fn = getattr(seg, "moved", None)
+            for cid in fn() if fn is not None else ():
+                out[cid] = None
+        return list(out)
+
+    def restore(self, state: CustomerState) -> None:
+        """Rebuild population models from a state restored from the table (restart, rebalance)."""
+        if state.withdrawn:
+            return
+        for seg in self.segmenters:
+            fn = getattr(seg, "restore", None)
+            if fn is not None:
+                fn(state)
+
+    def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
+        """(raw verdict of segmenter ``name`` at ``now``, whether the published label
+        differs from it only because the segmenter's ``hold`` keeps it), for quality reports.
+        """
+        seg = self.segmenter(name)
+        raw = None if seg is None else seg.assign(state, now)
+        if seg is None or raw is None:
+            return None, False
+        current = state.segments.get(name)
+        hold = getattr(seg, "hold", None)
+        if current is None or current[0] == raw.segment or hold is None:
+            return raw.segment, False
+        return raw.segment, bool(hold(state, current[0], raw, now, "population"))
+
+    def _forget(self, customer_id: str) -> None:
+        for seg in self.segmenters:
+            fn = getattr(seg, "forget", None)
+            if fn is not None:
+                fn(customer_id)
 
     def _catch_up(self, state: CustomerState, until: float, inclusive: bool) -> Outcome:
         """Evaluate ``state`` at each due time up to ``until``, in order (clock trigger).
@@ -193,6 +251,7 @@ class Engine:
             # starts a fresh profile.
             # The epoch keeps the change ids of a later fresh profile apart from
             # the erased profile's (sequences restart at 1).
+            self._forget(event.customer_id)
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
             marker.epoch = 1 if state is None else state.epoch + 1
@@ -206,6 +265,10 @@ class Engine:
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
         state.withdrawn = event.type == "consent_withdrawn"
+        if state.withdrawn:
+            self._forget(event.customer_id)
+        else:
+            self.restore(state)  # back in the population models
         return Outcome(state)
 
     def _evaluate(self, state: CustomerState, now: float, trigger: str) -> Outcome:
@@ -215,7 +278,18 @@ class Engine:
             verdict = seg.assign(state, now)
             if verdict is None:
                 continue
-            confirmed = self.detector.confirm(state, seg.name, verdict, now)
+            hold = getattr(seg, "hold", None)  # (until the engine contract lands everywhere)
+            if hold is not None:
+                # the segmenter's own damping replaces the global dwell
+                current = state.segments.get(seg.name)
+                if current is not None and current[0] != verdict.segment and hold(
+                    state, current[0], verdict, now, trigger
+                ):
+                    state.pending.pop(seg.name, None)
+                    continue
+                confirmed = self.undamped.confirm(state, seg.name, verdict, now)
+            else:
+                confirmed = self.detector.confirm(state, seg.name, verdict, now)
             if confirmed is None:
                 continue
             if features is None:
