@@ -100,6 +100,7 @@ class Settings:
     rfm_recency: str = "ranks"  # or "bands": R from fixed days-since-purchase bands
     rfm_recency_bands: str = "14,30,90,180"  # R5 if <= 14 days ... R1 if > 180 (bands mode)
     rfm_hold_margin: float = 0.02  # rank share a population-driven move must clear
+    rfm_hold_days: float = 14.0  # and how long it must persist (0: publish at once)
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6
     cluster_seed: int = 42
@@ -187,9 +188,11 @@ class Settings:
                 f"STREAMSEG_RFM_RECENCY: expected ranks or bands, got {self.rfm_recency!r}"
             )
         self.rfm_bands()
-        if not 0.0 <= self.rfm_hold_margin < 0.2 or self.rfm_warmup_days < 0:
+        if not 0.0 <= self.rfm_hold_margin < 0.2 or min(self.rfm_warmup_days,
+                                                          self.rfm_hold_days) < 0:
             raise ConfigError(
-                "STREAMSEG_RFM_HOLD_MARGIN: must be in [0, 0.2); STREAMSEG_RFM_WARMUP_DAYS: >= 0"
+                "STREAMSEG_RFM_HOLD_MARGIN: must be in [0, 0.2); STREAMSEG_RFM_WARMUP_DAYS and "
+                "STREAMSEG_RFM_HOLD_DAYS: >= 0"
             )
         if not 0.0 < self.channel_dominance <= 1.0:
             raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")

@@ -160,14 +160,13 @@ def completejourney_lines(path: Path) -> list[bytes]:
         customer=("household_id", "first"), amount=("sales_value", "sum"),
         ts=("transaction_timestamp", "min"),
     ).sort_values(["ts", "customer"], kind="stable")
-    out = []
-    for basket, row in baskets.iterrows():
-        out.append(orjson.dumps({
-            "event_id": f"b{basket}", "customer_id": f"h{row['customer']}",
-            "ts": row["ts"].strftime("%Y-%m-%dT%H:%M:%SZ"), "order_id": f"b{basket}",
-            "amount": round(float(row["amount"]), 2), "currency": "EUR",
-        }))
-    return out
+    ts = baskets["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [
+        orjson.dumps({"event_id": f"b{b}", "customer_id": f"h{c}", "ts": t, "order_id": f"b{b}",
+                      "amount": round(a, 2), "currency": "EUR"})
+        for b, c, t, a in zip(baskets.index.tolist(), baskets["customer"].tolist(), ts.tolist(),
+                              baskets["amount"].tolist(), strict=True)
+    ]
 
 
 def completejourney() -> Path | None:

@@ -72,6 +72,7 @@ NAMES = {
 }
 
 Cuts = list[float | None]
+_NEG = float("-inf")  # the cut value of a share every value meets
 
 
 def segment_of(r: int, fm: int) -> str:
@@ -120,6 +121,9 @@ class RFMSegmenter:
         self.bands = settings.rfm_bands() if settings.rfm_recency == "bands" else None
         bp = round(settings.rfm_hold_margin * BP)
         self.margin_bp = bp
+        self.dwell_s = settings.rfm_hold_days * DAY
+        # customer -> (held verdict, since): population/clock moves waiting out the dwell
+        self.pending: dict[str, tuple[str, float]] = {}
         shares = sorted({q + d for q in QUINTILES for d in (-bp, 0, bp)})
         self._score = tuple(shares.index(q) for q in QUINTILES)
         self._low = tuple(shares.index(q + bp) for q in QUINTILES)  # share - margin
@@ -135,6 +139,7 @@ class RFMSegmenter:
         self._moved: dict[str, None] = {}  # an ordered set: replays stay deterministic
         self._training = True
         self.adopted: tuple[int, Cuts, Cuts, Cuts] | None = None  # version, R/F/M cut values
+        self._cache: tuple[int | None, list[float], list[float], list[float]] | None = None
 
     # -- population ----------------------------------------------------------
     def learn(self, state: CustomerState, now: float) -> None:
@@ -149,6 +154,7 @@ class RFMSegmenter:
             return
         self.values[cid] = vals
         self.updates += 1
+        self._cache = None
         first = lp if state.first_purchase is None else state.first_purchase
         self.first = first if self.first is None else min(self.first, first)
         self.last = lp if self.last is None else max(self.last, lp)
@@ -169,9 +175,11 @@ class RFMSegmenter:
         if self.values.pop(customer_id, None) is None:
             return
         self.updates += 1
+        self._cache = None
         moved = [(r, span) for r in (self.recency, self.frequency, self.monetary)
                  for span in r.remove(customer_id)]
         self._moved.pop(customer_id, None)
+        self.pending.pop(customer_id, None)
         self._note(moved, customer_id)
 
     def _note(self, moved: list[tuple[Ranking, Range]], cid: str) -> None:
@@ -212,6 +220,7 @@ class RFMSegmenter:
     def training(self, value: bool) -> None:
         if value != self._training:
             self._training = value
+            self._cache = None
             self._moved.update(dict.fromkeys(self.values))  # the cut values in use change
 
     def _local(self) -> bool:
@@ -254,6 +263,7 @@ class RFMSegmenter:
         if self.adopted is not None and version <= self.adopted[0]:
             return False
         was = self.cuts()
+        self._cache = None
         c = snapshot["cuts"]
         self.adopted = (version, *(
             [None if x is None else float(x) for x in c[k]]
@@ -278,15 +288,37 @@ class RFMSegmenter:
         days = max(0.0, now - lp) / DAY
         return 5 - sum(1 for b in self.bands if days > b)
 
+    def _model(self) -> tuple[int | None, list[float], list[float], list[float]] | None:
+        """(version, the four quintile cut values of R, F, M) in use; None while warming up.
+
+        Read once per population change (``_cache``), for the many ``assign`` calls between.
+        """
+        model = self._cache
+        if model is None:
+            if not self.ready():
+                return None
+            cuts = self.cuts()
+            r, f, m = ([_NEG if c[i] is None else c[i] for i in self._score]  # type: ignore[misc]
+                       for c in cuts)
+            model = self._cache = (self.version, r, f, m)
+        return model
+
     def scores(self, state: CustomerState, now: float) -> tuple[int, int, int] | None:
         """(R, F, M) of ``state`` at ``now``; None while warming up or before a purchase."""
         lp = state.last_purchase
-        if lp is None or not self.ready():
+        model = self._model()
+        if lp is None or model is None:
             return None
-        rc, fc, mc = self.cuts()
-        idx = self._score
-        return (self._r(state, now, lp, rc, idx), _above(float(state.purchases), fc, idx),
-                _above(state.monetary, mc, idx))
+        _v, rc, fc, mc = model
+        if self.bands is None:
+            r = 1 + (lp > rc[0]) + (lp > rc[1]) + (lp > rc[2]) + (lp > rc[3])
+        else:
+            days = max(0.0, now - lp) / DAY
+            r = 5 - sum(1 for b in self.bands if days > b)
+        f = float(state.purchases)
+        m = state.monetary
+        return (r, 1 + (f > fc[0]) + (f > fc[1]) + (f > fc[2]) + (f > fc[3]),
+                1 + (m > mc[0]) + (m > mc[1]) + (m > mc[2]) + (m > mc[3]))
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         sc = self.scores(state, now)
@@ -294,7 +326,7 @@ class RFMSegmenter:
             return None
         r, f, m = sc
         return Assignment(segment_of(r, (f + m) // 2), f"R{r} F{f} M{m}",
-                          model_version=self.version)
+                          model_version=self._cache[0] if self._cache else None)
 
     def hold(
         self, state: CustomerState, current: str, verdict: Assignment, now: float, trigger: str
@@ -304,9 +336,28 @@ class RFMSegmenter:
         Never for the customer's own purchase (trigger ``event`` at a purchase).
         """
         lp = state.last_purchase
-        if self.margin_bp == 0 or lp is None or not self.ready():
+        if lp is None or not self.ready():
             return False
+        cid = state.customer_id
         if trigger == "event" and lp == now:
+            self.pending.pop(cid, None)
+            return False
+        if self._within_margin(state, current, now, lp):
+            self.pending.pop(cid, None)
+            return True
+        if self.dwell_s <= 0.0:
+            return False
+        since = self.pending.get(cid)
+        if since is None or since[0] != verdict.segment:
+            self.pending[cid] = (verdict.segment, now)
+            return True
+        if now - since[1] < self.dwell_s:
+            return True
+        del self.pending[cid]
+        return False
+
+    def _within_margin(self, state: CustomerState, current: str, now: float, lp: float) -> bool:
+        if self.margin_bp == 0:
             return False
         rc, fc, mc = self.cuts()
         f, m = float(state.purchases), state.monetary
@@ -323,15 +374,19 @@ class RFMSegmenter:
         )
 
     def due(self, state: CustomerState, after: float) -> float | None:
-        """Bands mode: the next event time after ``after`` at which R drops; ranks: never."""
+        """The release of a held move, or (bands mode) the next time R drops, after ``after``."""
         lp = state.last_purchase
-        if self.bands is None or lp is None or not self.ready():
+        if lp is None or not self.ready():
             return None
-        for band in self.bands:
+        best = None
+        held = self.pending.get(state.customer_id)
+        if held is not None and held[1] + self.dwell_s > after:
+            best = held[1] + self.dwell_s
+        for band in self.bands or ():
             at = lp + band * DAY + STEP_S
             if at > after:
-                return at
-        return None
+                return at if best is None else min(at, best)
+        return best
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)
