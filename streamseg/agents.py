@@ -41,6 +41,8 @@ class Ingest:
         self.kinds = input_topics(ss.settings)
         self.schedule = Schedule()  # (due event time, customer id) of idle customers
         self.rebuild = True  # refill the schedule from the table (start, rebalance)
+        # customers whose verdict a population model moved (Engine.moved), ticked next
+        self.moved: dict[str, None] = {}
         # population models, snapshotted to the models topic (key = segmenter name)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         # (key, table bytes) of the last :meth:`load`: lets ``emit`` skip a
@@ -62,9 +64,15 @@ class Ingest:
             self.rebuild = False
             for key, raw in list(self.ss.state.items()):
                 state = CustomerState.from_dict(codec.loads(raw))
+                self.engine.restore(state)  # population models (RFM ranks) from the table
                 self.schedule.push(key.decode(), self.engine.due(state))
         value = codec.dumps({"now": now})
-        return [(cid.encode(), value) for cid in self.schedule.pop_due(now)]
+        out = [(cid.encode(), value) for cid in self.schedule.pop_due(now)]
+        if self.moved:  # population moved: re-score those customers now (trigger "population")
+            rescore = codec.dumps({"now": now, "population": True})
+            out += [(cid.encode(), rescore) for cid in self.moved]
+            self.moved.clear()
+        return out
 
     def load(self, key: bytes) -> CustomerState | None:
         raw = self.ss.state.get(key)
@@ -99,6 +107,7 @@ class Ingest:
                 key = ev.customer_id.encode()
                 state = self.load(key)
                 outcome = self.engine.ingest(state, ev, self.clock)
+                self.moved.update(dict.fromkeys(self.engine.moved()))
                 if not isinstance(outcome, Invalid):
                     self.metrics.event_clock.set(self.clock.max_seen or ev.ts)
                     self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
@@ -122,6 +131,8 @@ class Ingest:
         state = None if key is None else self.load(key)
         if state is None:
             return Outcome(None, skipped="no_state")
+        if b'"population"' in (value or b"") and codec.loads(value or b"{}").get("population"):
+            return self.engine.rescore(state, now)
         return self.engine.tick(state, now)
 
     def recount(self) -> int:

@@ -16,6 +16,7 @@ streamseg.errors.ConfigError: STREAMSEG_PARTITIONS: expected int, got 'eight'
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -208,7 +209,7 @@ class Settings:
             bands = [float(p) for p in self.rfm_recency_bands.split(",")]
         except ValueError:
             bands = []
-        if len(bands) != 4 or bands[0] < 0 or any(a >= b for a, b in zip(bands, bands[1:])):
+        if len(bands) != 4 or bands[0] < 0 or any(a >= b for a, b in itertools.pairwise(bands)):
             raise ConfigError(
                 "STREAMSEG_RFM_RECENCY_BANDS: want four increasing day counts, e.g. 14,30,90,180"
             )

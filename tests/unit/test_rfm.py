@@ -18,7 +18,7 @@ from streamseg.engine.segmenters.rfm import NAMES, RFMSegmenter, segment_of
 from streamseg.replay import Replayer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from rfm_reference import batch_rfm, measure  # noqa: E402
+from rfm_reference import batch_rfm, measure
 
 EXACT = Settings(rfm_warmup_days=0.0, rfm_min_samples=1, rfm_hold_margin=0.0, rfm_hold_days=0.0)
 

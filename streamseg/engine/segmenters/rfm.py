@@ -282,7 +282,9 @@ class RFMSegmenter:
         return True
 
     # -- scores ---------------------------------------------------------------
-    def _r(self, state: CustomerState, now: float, lp: float, rc: Cuts, idx: tuple[int, ...]) -> int:
+    def _r(
+        self, state: CustomerState, now: float, lp: float, rc: Cuts, idx: tuple[int, ...]
+    ) -> int:
         if self.bands is None:
             return _above(lp, rc, idx)
         days = max(0.0, now - lp) / DAY
@@ -297,9 +299,8 @@ class RFMSegmenter:
         if model is None:
             if not self.ready():
                 return None
-            cuts = self.cuts()
-            r, f, m = ([_NEG if c[i] is None else c[i] for i in self._score]  # type: ignore[misc]
-                       for c in cuts)
+            r, f, m = ([_NEG if (x := c[i]) is None else x for i in self._score]
+                       for c in self.cuts())
             model = self._cache = (self.version, r, f, m)
         return model
 
