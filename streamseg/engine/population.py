@@ -30,13 +30,13 @@ Examples
 >>> [1 + sum(v > c for c in r.cuts()) for v in (1.0, 2.0, 5.0, 9.0)]
 [1, 2, 4, 5]
 >>> r.set("a", 7.0)  # a moves up: cut values move; the customers in the ranges re-score
-[(1.0, 2.0), (2.0, 5.0), (5.0, 7.0)]
+[(2000, 1.0, 2.0), (6000, 2.0, 5.0), (8000, 5.0, 7.0)]
 >>> r.cuts(), sorted(r.between(1.0, 2.0)), sorted(r.between(5.0, 7.0))
 ([2.0, 2.0, 5.0, 7.0], ['b', 'c'], ['a'])
 >>> r.remove("e"), r.cuts()  # 4 customers: the 80% cut is still the 4th value
 ([], [2.0, 2.0, 5.0, 7.0])
 >>> r.remove("a"), r.cuts()
-([(2.0, 5.0), (5.0, 7.0)], [2.0, 2.0, 2.0, 5.0])
+([(6000, 2.0, 5.0), (8000, 5.0, 7.0)], [2.0, 2.0, 2.0, 5.0])
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from sortedcontainers import SortedList
 
 Key = tuple[float, int, str]
-Range = tuple[float, float]
+Range = tuple[int, float, float]  # (share, lo, hi): a cut of ``share`` moved between lo and hi
 BP = 10_000  # shares are in basis points
 
 
@@ -142,9 +142,7 @@ class Ranking:
             self._cuts[i] = new
             a = float("-inf") if old is None else old
             z = float("-inf") if new is None else new
-            span = (min(a, z), max(a, z))
-            if not moved or moved[-1] != span:
-                moved.append(span)
+            moved.append((share, min(a, z), max(a, z)))
         return moved
 
     def between(self, lo: float, hi: float) -> Iterator[str]:

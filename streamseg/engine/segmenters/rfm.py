@@ -124,6 +124,7 @@ class RFMSegmenter:
         self.dwell_s = settings.rfm_hold_days * DAY
         # customer -> (held verdict, since): population/clock moves waiting out the dwell
         self.pending: dict[str, tuple[str, float]] = {}
+        self._held: set[str] = set()  # customers whose label the margin keeps (may be stale)
         shares = sorted({q + d for q in QUINTILES for d in (-bp, 0, bp)})
         self._score = tuple(shares.index(q) for q in QUINTILES)
         self._low = tuple(shares.index(q + bp) for q in QUINTILES)  # share - margin
@@ -180,6 +181,7 @@ class RFMSegmenter:
                  for span in r.remove(customer_id)]
         self._moved.pop(customer_id, None)
         self.pending.pop(customer_id, None)
+        self._held.discard(customer_id)
         self._note(moved, customer_id)
 
     def _note(self, moved: list[tuple[Ranking, Range]], cid: str) -> None:
@@ -191,12 +193,18 @@ class RFMSegmenter:
             return
         if not self._local():
             return
-        for ranking, (lo, hi) in moved:
+        held = self._held
+        for ranking, (share, lo, hi) in moved:
             if ranking is self.recency and self.bands is not None:
                 continue
-            for other in ranking.between(lo, hi):
-                if other != cid:
-                    self._moved[other] = None
+            if share in QUINTILES:  # a score changed
+                for other in ranking.between(lo, hi):
+                    if other != cid:
+                        self._moved[other] = None
+            elif held:  # a margin moved: only a held label can be released by it
+                for other in ranking.between(lo, hi):
+                    if other in held:
+                        self._moved[other] = None
 
     def _warm_now(self) -> bool:
         return (
@@ -345,7 +353,9 @@ class RFMSegmenter:
             return False
         if self._within_margin(state, current, now, lp):
             self.pending.pop(cid, None)
+            self._held.add(cid)
             return True
+        self._held.discard(cid)
         if self.dwell_s <= 0.0:
             return False
         since = self.pending.get(cid)
