@@ -23,7 +23,7 @@ USER streamseg
 ENV STREAMSEG_BROKER=kafka://kafka:9092 \
     STREAMSEG_METRICS_PORT=9108 \
     STREAMSEG_DATA_DIR=/data
-EXPOSE 9108
+EXPOSE 9108 6066
 VOLUME ["/data"]
 
 CMD ["python", "-m", "streamseg", "worker"]

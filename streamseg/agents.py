@@ -17,7 +17,7 @@ import faust
 from streamseg import codec
 from streamseg.app import Streamseg, input_topics
 from streamseg.engine.clock import EventClock
-from streamseg.engine.deadletters import dead_letter
+from streamseg.engine.deadletters import dead_letter, redact_key
 from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
@@ -145,8 +145,12 @@ class Ingest:
         return self.metrics.recount(segments)
 
     async def reject(self, invalid: Invalid, msg: Any) -> None:
-        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value)
-        await self.ss.dead_letters.send(key=msg.key, value=codec.dumps(record))
+        # with STREAMSEG_PSEUDONYMISE_KEY the key is hashed and the payload redacted
+        secret = self.ss.settings.pseudonymise_key
+        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                             secret=secret)
+        key = redact_key(secret, msg.key) if secret else msg.key
+        await self.ss.dead_letters.send(key=key, value=codec.dumps(record))
         self.metrics.dead_letters.labels(reason=invalid.reason).inc()
 
     async def emit(self, key: bytes, outcome: Outcome) -> None:
@@ -179,6 +183,8 @@ class Ingest:
         for change in outcome.changes:
             pending.append(await self.ss.changes.send(key=key, value=codec.dumps(change)))
             self.metrics.observe_change(change)
+        for notice in outcome.notices:  # consent suppression notices (no segment move)
+            pending.append(await self.ss.changes.send(key=key, value=codec.dumps(notice)))
         if outcome.segments is not None:
             segments = codec.dumps(outcome.segments)
             pending.append(await self.ss.segments.send(key=key, value=segments))

@@ -51,6 +51,37 @@ def input_topics(settings: Settings) -> dict[str, str]:
     }
 
 
+def web_options(settings: Settings) -> dict[str, Any]:
+    """Faust web-server settings for the lookup API (``streamseg.web``).
+
+    ``web_host`` is what other workers use to reach this one when they route a
+    lookup here (Faust's ``canonical_url``); it defaults to the hostname.
+    Faust's built-in views (``/table``, ``/router``, ``/stats``, ``/graph``) are off.
+
+    >>> web_options(Settings(web_port=0))
+    {'web_enabled': False}
+    >>> web_options(Settings(web_port=8080, web_host="10.0.0.5"))["canonical_url"]
+    'http://10.0.0.5:8080'
+    """
+    if settings.web_port == 0:
+        return {"web_enabled": False}
+    options: dict[str, Any] = {
+        "web_enabled": True,
+        "web_port": settings.web_port,
+        "web_bind": settings.web_bind,
+        # Faust's own /table views would dump raw profiles (withdrawn customers
+        # too); /router, /stats and /graph are internals: the API is ours only
+        "web_tables_enabled": False,
+        "web_router_enabled": False,
+        "web_stats_enabled": False,
+        "web_graph_enabled": False,
+    }
+    if settings.web_host:
+        options["web_host"] = settings.web_host
+        options["canonical_url"] = f"http://{settings.web_host}:{settings.web_port}"
+    return options
+
+
 def build_app(settings: Settings) -> Streamseg:
     """Create the Faust app, topics and the changelog-backed customer-state table."""
     app = faust.App(
@@ -61,7 +92,7 @@ def build_app(settings: Settings) -> Streamseg:
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
         topic_allow_declare=True,
-        web_enabled=False,
+        **web_options(settings),
         producer_acks=-1,
         producer_linger=settings.producer_linger_s,
         stream_wait_empty=False,
@@ -91,6 +122,9 @@ def build_app(settings: Settings) -> Streamseg:
 def topic_specs(settings: Settings) -> list[NewTopic]:
     """Every topic streamseg reads or writes (Faust creates its own changelog topics)."""
     compacted = {"cleanup.policy": "compact"}
+    letters: dict[str, str] = {}
+    if settings.dead_letter_retention_days > 0:
+        letters["retention.ms"] = str(int(settings.dead_letter_retention_days * 86_400_000))
     p = settings.partitions
     return [
         NewTopic(settings.topic_clickstream, p, 1),
@@ -99,7 +133,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_ticks, p, 1),
         NewTopic(settings.topic_changes, p, 1),
         NewTopic(settings.topic_segments, p, 1, topic_configs=compacted),
-        NewTopic(settings.topic_dead_letters, p, 1),
+        NewTopic(settings.topic_dead_letters, p, 1, topic_configs=letters),
         NewTopic(settings.topic_models, 1, 1, topic_configs=compacted),
     ]
 

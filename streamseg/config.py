@@ -25,6 +25,9 @@ from typing import Any
 from streamseg.errors import ConfigError
 
 DAY = 86_400.0
+# settings field -> topic-name suffix of the app's internal topics (see Settings.__post_init__)
+INTERNAL_TOPICS = {"topic_dead_letters": "dead-letters", "topic_models": "models",
+                   "topic_ticks": "ticks"}
 
 
 def _parse_bool(raw: str) -> bool:
@@ -65,15 +68,23 @@ class Settings:
     # (Ingest.send_now); the rest (table changelog) is batched for up to this long
     producer_linger_s: float = 0.005
     metrics_port: int = 9108
+    # lookup API (Faust web server): GET /customers/{id}, GET /segments; 0 turns it off
+    web_port: int = 6066
+    web_bind: str = "0.0.0.0"  # address the web server listens on
+    web_host: str = ""  # host other workers use to reach this one (default: the hostname)
     log_level: str = "info"
     topic_clickstream: str = "clickstream"
     topic_purchases: str = "purchases"
     topic_consent: str = "customer-consent"
     topic_changes: str = "segment-changes"
     topic_segments: str = "customer-segments"
-    topic_dead_letters: str = "streamseg-dead-letters"
-    topic_models: str = "streamseg-models"
-    topic_ticks: str = "streamseg-ticks"
+    # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",
+    # "<app_id>-ticks", so two app ids on one cluster never share them
+    topic_dead_letters: str = ""
+    topic_models: str = ""
+    topic_ticks: str = ""
+    # retention of the dead-letter topic (days; 0: the broker default)
+    dead_letter_retention_days: float = 7.0
     # ingestion
     max_event_bytes: int = 65_536
     max_future_skew_s: float = 7 * DAY
@@ -119,6 +130,19 @@ class Settings:
     flap_window_s: float = 14 * DAY
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        """Name the internal topics after the app id unless they are set.
+
+        >>> s = Settings(app_id="shop-eu")
+        >>> s.topic_ticks, s.topic_models, s.topic_dead_letters, s.topic_changes
+        ('shop-eu-ticks', 'shop-eu-models', 'shop-eu-dead-letters', 'segment-changes')
+        >>> Settings(topic_ticks="my-ticks").topic_ticks
+        'my-ticks'
+        """
+        for name, suffix in INTERNAL_TOPICS.items():
+            if not getattr(self, name):
+                object.__setattr__(self, name, f"{self.app_id}-{suffix}")
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``env`` (default: :data:`os.environ`).
@@ -156,6 +180,10 @@ class Settings:
                 "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once or exactly_once, "
                 f"got {self.processing_guarantee!r}"
             )
+        if not 0 <= self.web_port < 65536:
+            raise ConfigError("STREAMSEG_WEB_PORT: must be in 0..65535 (0: off)")
+        if self.dead_letter_retention_days < 0:
+            raise ConfigError("STREAMSEG_DEAD_LETTER_RETENTION_DAYS: must be >= 0")
         if self.partitions < 1:
             raise ConfigError("STREAMSEG_PARTITIONS: must be >= 1")
         if not 0 < self.broker_heartbeat_interval_s < self.broker_session_timeout_s:

@@ -103,7 +103,15 @@ def describe_change(change: dict[str, Any]) -> str:
     ...                  "to_name": "High frequency", "reason": "buys every 4.0 days",
     ...                  "trigger": "event"})
     '2026-01-05T00:00:00Z  c1  frequency: low -> high (High frequency) [event: buys every 4.0 days]'
+    >>> describe_change({"kind": "suppression", "event_time": "2026-01-06T00:00:00Z",
+    ...                  "customer_id": "c1", "suppressed": True, "reason": "consent_withdrawn",
+    ...                  "segments": {"frequency": {}}})
+    '2026-01-06T00:00:00Z  c1  suppressed (consent_withdrawn): frequency'
     """
+    if change.get("kind") == "suppression":
+        state = "suppressed" if change["suppressed"] else "unsuppressed"
+        return (f"{change['event_time']}  {change['customer_id']}  {state} "
+                f"({change['reason']}): {', '.join(sorted(change['segments'])) or '-'}")
     return (
         f"{change['event_time']}  {change['customer_id']}  {change['segmenter']}: "
         f"{change['from_segment'] or '(none)'} -> {change['to_segment']} ({change['to_name']}) "

@@ -150,12 +150,17 @@ class Replayer:
         if not outcome.skipped:
             self.due.touch(outcome.state, now)
         self.counts["changes"] += len(outcome.changes)
-        return outcome.changes
+        # consent suppression notices go to segment-changes too, as in the worker
+        return outcome.changes + outcome.notices if outcome.notices else outcome.changes
 
     def segments(self) -> Iterator[dict[str, Any]]:
-        """The final ``customer-segments`` record of every customer with a segment."""
+        """The final ``customer-segments`` record of every customer with a segment.
+
+        A customer who withdrew consent gets the worker's ``suppressed`` record
+        (no segments); its ``event_time`` here is the last segment change's.
+        """
         for state in self.states.values():
-            if state.segments and not state.withdrawn:
+            if state.segments and not state.erased:
                 last = max(float(seg[1]) for seg in state.segments.values())
                 yield self.engine.segments_record(state, last)
 

@@ -13,6 +13,7 @@ from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.config import Settings
 from streamseg.engine.processor import Engine
 from streamseg.metrics import Metrics
+from streamseg.web import register_web
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,8 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     """Build the app and wire the engine into it (no I/O yet)."""
     ss = build_app(settings)
     ingest = register(ss, Engine(settings), metrics or Metrics())
+    if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
+        register_web(ss, ingest.engine, ingest.clock.now)
     return ss, ingest
 
 

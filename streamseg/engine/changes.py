@@ -96,14 +96,20 @@ def change_record(
     now: float,
     trigger: str,
     features: dict[str, Any],
+    from_name: str | None = None,
 ) -> dict[str, Any]:
-    """The ``segment-changes`` value (see ``schemas/segment-change.schema.json``)."""
+    """The ``segment-changes`` value (see ``schemas/segment-change.schema.json``).
+
+    ``from_name`` is the readable name of ``previous`` (None on a first assignment).
+    """
     return {
+        "kind": "change",
         "change_id": change_id(state.customer_id, segmenter, sequence, state.epoch),
         "customer_id": state.customer_id,
         "segmenter": segmenter,
         "sequence": sequence,
         "from_segment": previous,
+        "from_name": from_name,
         "to_segment": verdict.segment,
         "to_name": name,
         "reason": verdict.reason,
@@ -111,4 +117,33 @@ def change_record(
         "event_time": format_ts(now),
         "model_version": verdict.model_version,
         "features": features,
+    }
+
+
+def suppression_record(
+    state: CustomerState, suppressed: bool, reason: str, now: float, segments: dict[str, Any]
+) -> dict[str, Any]:
+    """The ``segment-changes`` notice that targeting of a customer stops (or may resume).
+
+    Published when consent is withdrawn (``suppressed`` true) or granted again
+    (false); ``segments`` are the customer's segments it concerns (the
+    ``customer-segments`` shape). ``change_id`` is deterministic from
+    (customer, ``suppression``, the customer's count of such notices, erasure
+    epoch), so a subscriber dedupes it like any change.
+
+    >>> s = CustomerState.new("c1", 0.0)
+    >>> s.suppressions = 1
+    >>> r = suppression_record(s, True, "consent_withdrawn", 0.0, {})
+    >>> r["kind"], r["sequence"], r["change_id"] == change_id("c1", "suppression", 1)
+    ('suppression', 1, True)
+    """
+    return {
+        "kind": "suppression",
+        "change_id": change_id(state.customer_id, "suppression", state.suppressions, state.epoch),
+        "customer_id": state.customer_id,
+        "sequence": state.suppressions,
+        "suppressed": suppressed,
+        "reason": reason,
+        "event_time": format_ts(now),
+        "segments": segments,
     }

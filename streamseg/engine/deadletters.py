@@ -1,11 +1,31 @@
 """Dead-letter records: the original bytes, why they were rejected, and where they came from.
 
+With pseudonymisation on (a ``secret``), a dead letter carries no raw customer
+id in clear: the key is replaced by its keyed hash and the payload is redacted
+(``redaction`` says how):
+
+* ``ids_pseudonymised``: the payload is a JSON object; every occurrence of the
+  raw key and of the raw ``customer_id`` inside its strings is replaced by the
+  keyed hash, the rest is kept (re-encoded JSON);
+* ``payload_dropped``: the payload is not a JSON object (malformed, too large),
+  so the raw id cannot be found in it reliably; only its length is kept.
+
 Examples
 --------
 >>> from streamseg.engine.validate import Invalid
 >>> rec = dead_letter(Invalid("not_json", "malformed JSON"), "clickstream", 0, 7, b"c1", b"{")
->>> rec["reason"], rec["source"], rec["key_b64"], rec["value_b64"]
-('not_json', {'topic': 'clickstream', 'partition': 0, 'offset': 7}, 'YzE=', 'ew==')
+>>> rec["reason"], rec["source"], rec["key_b64"], rec["value_b64"], rec["redaction"]
+('not_json', {'topic': 'clickstream', 'partition': 0, 'offset': 7}, 'YzE=', 'ew==', None)
+>>> bad = Invalid("schema_invalid", "no ts", "ts")
+>>> red = dead_letter(bad, "purchases", 0, 8, b"ann", b'{"customer_id":"ann","page":"/u/ann"}',
+...                   secret="k")
+>>> red["redaction"], b"ann" in base64.b64decode(red["value_b64"])
+('ids_pseudonymised', False)
+>>> base64.b64decode(red["key_b64"]) == redact_key("k", b"ann")
+True
+>>> gone = dead_letter(Invalid("not_json", "bad"), "purchases", 0, 9, b"ann", b"{ann", secret="k")
+>>> gone["redaction"], gone["value_b64"], gone["value_bytes"]
+('payload_dropped', '', 4)
 """
 
 from __future__ import annotations
@@ -13,11 +33,43 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from streamseg.engine.validate import Invalid
+from streamseg import codec
+from streamseg.engine.validate import Invalid, pseudonymise
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def redact_key(secret: str, key: bytes | None) -> bytes | None:
+    """The keyed hash of a message key (the same alias the state uses for that id)."""
+    if key is None:
+        return None
+    return pseudonymise(secret, key.decode("utf-8", errors="replace")).encode()
+
+
+def _scrub(value: Any, aliases: dict[str, str]) -> Any:
+    """``value`` with every raw id inside its strings (and keys) replaced by its alias."""
+    if isinstance(value, str):
+        for raw, alias in aliases.items():
+            value = value.replace(raw, alias)
+        return value
+    if isinstance(value, list):
+        return [_scrub(v, aliases) for v in value]
+    if isinstance(value, dict):
+        return {_scrub(k, aliases): _scrub(v, aliases) for k, v in value.items()}
+    return value
+
+
+def _aliases(secret: str, key: bytes | None, record: Any) -> dict[str, str]:
+    """Raw id -> keyed hash, for the message key and the record's ``customer_id``."""
+    raws = [] if key is None else [key.decode("utf-8", errors="replace")]
+    cid = record.get("customer_id") if isinstance(record, dict) else None
+    if isinstance(cid, str):
+        raws.append(cid)
+    # longest first, so an id that contains another is replaced whole
+    return {raw: pseudonymise(secret, raw)
+            for raw in sorted(set(raws), key=len, reverse=True) if raw}
 
 
 def dead_letter(
@@ -27,13 +79,35 @@ def dead_letter(
     offset: int,
     key: bytes | None,
     value: bytes | None,
+    secret: str = "",
 ) -> dict[str, Any]:
-    """The ``streamseg-dead-letters`` value (see ``schemas/dead-letter.schema.json``)."""
+    """The ``streamseg-dead-letters`` value (see ``schemas/dead-letter.schema.json``).
+
+    With a ``secret`` (``STREAMSEG_PSEUDONYMISE_KEY``) the key is hashed and the
+    payload redacted; raw ids quoted in the error message are replaced too.
+    """
+    redaction: str | None = None
+    payload = value or b""
+    message = invalid.message
+    if secret:
+        try:
+            record = codec.loads(payload)
+        except codec.DecodeError:
+            record = None
+        aliases = _aliases(secret, key, record)
+        if isinstance(record, dict):
+            payload, redaction = codec.dumps(_scrub(record, aliases)), "ids_pseudonymised"
+        else:
+            payload, redaction = b"", "payload_dropped"
+        message = _scrub(message, aliases)  # a schema error may quote the offending id
+        key = redact_key(secret, key)
     return {
         "reason": invalid.reason,
-        "message": invalid.message,
+        "message": message,
         "field": invalid.field,
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "key_b64": None if key is None else _b64(key),
-        "value_b64": _b64(value or b""),
+        "value_b64": _b64(payload),
+        "redaction": redaction,
+        "value_bytes": len(value or b""),
     }

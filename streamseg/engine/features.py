@@ -16,8 +16,10 @@ Examples
 >>> s.purchases, s.monetary, round(s.d_monetary, 6), s.gap_days
 (2, 150.0, 100.0, 30.0)
 >>> f = summary(s, 30 * 86400.0)
->>> f["aov"], f["recency_days"], f["purchases_decayed"]
+>>> f["avg_order_value_base"], f["days_since_last_purchase"], f["purchases_weighted"]
 (75.0, 0.0, 1.5)
+>>> f["currency"], sorted(f) == sorted(FEATURES)
+('EUR', True)
 """
 
 from __future__ import annotations
@@ -63,6 +65,8 @@ class CustomerState:
     recent_ids: list[int] = field(default_factory=list)
     withdrawn: bool = False
     epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
+    suppressions: int = 0  # consent withdrawals and re-grants notified (suppression change ids)
+    erased: bool = False  # an erasure marker: no profile (until consent is granted again)
     # segmenter -> [segment, since, sequence, model_version]
     segments: dict[str, list[Any]] = field(default_factory=dict)
     # segmenter -> [candidate segment, first seen at]
@@ -203,27 +207,59 @@ def share(values: list[float], labels: tuple[str, ...]) -> tuple[str | None, flo
     return labels[best], values[best] / total
 
 
-def summary(state: CustomerState, now: float, half_life_days: float = 30.0) -> dict[str, Any]:
+# Name -> (unit, meaning) of every feature in a change event's ``features`` and a
+# lookup answer's ``features`` (documented in schemas/segment-change.schema.json
+# and the README; a unit test keeps the three in step).
+FEATURES: dict[str, tuple[str, str]] = {
+    "currency": ("ISO 4217 code", "the base currency of every *_base amount"),
+    "days_since_last_purchase": ("days", "event time since the last purchase; null: none yet"),
+    "days_since_last_seen": ("days", "event time since the last event of any kind"),
+    "purchases_total": ("count", "purchases so far"),
+    "purchases_weighted": ("count, decayed", "purchases weighted by 0.5^(age / half-life)"),
+    "total_spend_base": ("base currency", "paid amounts so far, converted at STREAMSEG_FX_RATES"),
+    "avg_order_value_base": ("base currency", "total_spend_base / purchases_total (0: none)"),
+    "avg_days_between_purchases": (
+        "days", "moving average of the gaps between purchases (weight 0.3 on the newest); "
+        "null: fewer than two purchases"),
+    "sessions_total": ("count", "sessions so far"),
+    "page_views_weighted": ("count, decayed", "page and product views, decayed like purchases"),
+    "cart_adds_weighted": ("count, decayed", "add-to-cart events, decayed like purchases"),
+    "cart_conversion_ratio": ("ratio 0..1", "decayed purchases / decayed cart adds, capped at 1"),
+    "mobile_share": ("ratio 0..1", "decayed share of events from a mobile device"),
+    "top_channel": ("channel name", "the channel with the largest decayed share; null: none"),
+}
+
+
+def summary(
+    state: CustomerState, now: float, half_life_days: float = 30.0, currency: str = "EUR"
+) -> dict[str, Any]:
     """The features a segment decision used, as a flat mapping (rounded for humans).
 
-    Decayed values are reported as of ``now`` without mutating ``state``.
+    The names, units and meanings are :data:`FEATURES`. Money is in the base
+    ``currency`` (amounts were converted at ingestion); decayed values are
+    reported as of ``now`` without mutating ``state``.
     """
     factor = 0.5 ** (max(0.0, now - state.decay_ts) / (half_life_days * DAY))
-    ref = state.last_purchase if state.last_purchase is not None else state.last_seen
+    last = state.last_purchase
     device_total = sum(state.d_devices)
     top_channel, _ = share(state.d_channels, CHANNELS)
     conversion = state.d_purchases / state.d_cart_adds if state.d_cart_adds > 0 else 0.0
     return {
-        "recency_days": round(max(0.0, now - ref) / DAY, 3),
-        "purchases": state.purchases,
-        "purchases_decayed": round(state.d_purchases * factor, 4),
-        "monetary": round(state.monetary, 2),
-        "aov": round(state.monetary / state.purchases, 2) if state.purchases else 0.0,
-        "gap_days": None if state.gap_days is None else round(state.gap_days, 3),
-        "sessions": state.sessions,
-        "page_views_decayed": round(state.d_page_views * factor, 4),
-        "cart_adds_decayed": round(state.d_cart_adds * factor, 4),
-        "cart_conversion": round(min(1.0, conversion), 4),
+        "currency": currency,
+        "days_since_last_purchase": None if last is None else round(
+            max(0.0, now - last) / DAY, 3),
+        "days_since_last_seen": round(max(0.0, now - state.last_seen) / DAY, 3),
+        "purchases_total": state.purchases,
+        "purchases_weighted": round(state.d_purchases * factor, 4),
+        "total_spend_base": round(state.monetary, 2),
+        "avg_order_value_base": round(state.monetary / state.purchases, 2)
+        if state.purchases else 0.0,
+        "avg_days_between_purchases": None if state.gap_days is None else round(
+            state.gap_days, 3),
+        "sessions_total": state.sessions,
+        "page_views_weighted": round(state.d_page_views * factor, 4),
+        "cart_adds_weighted": round(state.d_cart_adds * factor, 4),
+        "cart_conversion_ratio": round(min(1.0, conversion), 4),
         "mobile_share": round(state.d_devices[0] / device_total, 4) if device_total else 0.0,
         "top_channel": top_channel,
     }

@@ -30,6 +30,7 @@ from streamseg.config import Settings
 from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
+from streamseg.engine.consent import notify
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import CustomerState, remember, seen, summary, update
 from streamseg.engine.scheduler import due_after, floor, plan
@@ -48,7 +49,9 @@ class Outcome:
     ``erased`` asks the edge to delete state and publish a tombstone;
     ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``);
     ``at`` is the event time a tick evaluated ``state`` at (None for events:
-    their evaluation times are recorded in the state), for :meth:`Engine.due`.
+    their evaluation times are recorded in the state), for :meth:`Engine.due`;
+    ``notices`` are other ``segment-changes`` records to publish after
+    ``changes`` (a suppression notice when consent is withdrawn or granted again).
     """
 
     state: CustomerState | None
@@ -57,6 +60,7 @@ class Outcome:
     erased: bool = False
     skipped: str | None = None
     at: float | None = None
+    notices: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Engine:
@@ -91,7 +95,9 @@ class Engine:
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
         if event.kind == "consent":
-            return self._consent(state, event)
+            # (withdrawn, notices so far) before _consent, which may change state in place
+            prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
+            return notify(self, prior, self._consent(state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         if state is None:
@@ -254,6 +260,7 @@ class Engine:
             self._forget(event.customer_id)
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
+            marker.erased = True
             marker.epoch = 1 if state is None else state.epoch + 1
             return Outcome(marker, erased=True)
         if event.type == "consent_granted" and (
@@ -293,12 +300,14 @@ class Engine:
             if confirmed is None:
                 continue
             if features is None:
-                features = summary(state, now, self.settings.half_life_days)
+                features = summary(state, now, self.settings.half_life_days,
+                                   self.settings.base_currency)
             previous, sequence = confirmed
             out.changes.append(
                 change_record(
                     state, seg.name, previous, sequence, verdict,
                     seg.describe(verdict.segment), now, trigger, features,
+                    None if previous is None else seg.describe(previous),
                 )
             )
         if out.changes:
@@ -306,7 +315,19 @@ class Engine:
         return out
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
-        """The ``customer-segments`` value for ``state``."""
+        """The ``customer-segments`` value for ``state``.
+
+        A customer who withdrew consent is ``suppressed``: no segments are listed.
+        """
+        return {
+            "customer_id": state.customer_id,
+            "event_time": format_ts(now),
+            "segments": {} if state.withdrawn else self.segment_views(state),
+            "suppressed": state.withdrawn,
+        }
+
+    def segment_views(self, state: CustomerState) -> dict[str, Any]:
+        """Segmenter -> {segment, name, since, sequence, model_version} of ``state``."""
         names = {seg.name: seg for seg in self.segmenters}
         segs: dict[str, Any] = {}
         for name, (segment, since, sequence, version) in state.segments.items():
@@ -318,4 +339,4 @@ class Engine:
                 "sequence": sequence,
                 "model_version": version,
             }
-        return {"customer_id": state.customer_id, "event_time": format_ts(now), "segments": segs}
+        return segs

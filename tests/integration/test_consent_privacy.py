@@ -5,9 +5,12 @@
   customer is a suppression marker with no features), writes a tombstone to
   customer-segments, and no change published afterwards mentions the customer,
   even when events for them keep arriving.
+* A customer who withdraws consent gets a suppression notice on
+  segment-changes and a ``suppressed`` customer-segments record with no
+  segments; granting consent again lifts it (the segments come back).
 * With ``STREAMSEG_PSEUDONYMISE_KEY`` the raw customer id appears in no output
-  topic and not in the state changelog (only in dead letters, which keep the
-  original bytes by design: see docs/RELIABILITY.md).
+  topic, not in the state changelog and not in dead letters (hashed key,
+  redacted payload: see the dead-letter schema).
 
 Ordering between topics is not guaranteed, so each step waits for an
 observable effect: a change, a tombstone, the changelog value, or a dead
@@ -142,6 +145,23 @@ async def test_withdrawal_and_erasure(tmp_path: Path, broker_url: str,
                 assert (marker["events"], marker["purchases"], marker["monetary"]) == (0, 0, 0.0)
                 assert (marker["segments"], marker["recent_ids"]) == ({}, [])
                 assert latest(state, b"bob")["purchases"] == 2
+
+            # 4. bob withdraws consent, then grants it again: suppression notice, then lifted
+            current = latest(segments, b"bob")["segments"]
+            await produce(b, settings.topic_consent,
+                          [consent("bob", "b8", "consent_withdrawn", 9)])
+            assert await segments.until(lambda t: latest(t, b"bob")["suppressed"], timeout=30)
+            assert latest(segments, b"bob")["segments"] == {}
+            await produce(b, settings.topic_consent, [consent("bob", "b9", "consent_granted", 10)])
+            assert await segments.until(lambda t: not latest(t, b"bob")["suppressed"],
+                                        timeout=30)
+            assert latest(segments, b"bob")["segments"] == current
+            assert await changes.until(lambda t: sum(
+                v.get("kind") == "suppression" for v in t.values()) >= 2, timeout=30)
+            notices = [v for v in changes.values() if v.get("kind") == "suppression"]
+            assert [(n["customer_id"], n["suppressed"], n["sequence"]) for n in notices] == [
+                ("bob", True, 1), ("bob", False, 2)]
+            assert all(n["segments"] == current for n in notices)
         assert not w.crashes()
 
 
@@ -159,15 +179,26 @@ async def test_pseudonymised_ids_stay_out_of_outputs_and_state(
         await w.start().ready()
         await produce(b, settings.topic_purchases, [buy(raw, "p1", 0), buy(raw, "p2", 3)])
         await produce(b, settings.topic_clickstream, [click(raw, "k1", 4)])
+        bad = codec.loads(click(raw, "k2", 5)[1]) | {"device": "toaster", "page": f"/u/{raw}"}
+        await produce(b, settings.topic_clickstream, [
+            (raw.encode(), b'{"customer_id": "' + raw.encode() + b'"'),  # not JSON
+            (raw.encode(), codec.dumps(bad)),  # schema-invalid
+        ])
         async with Tail(b, settings.topic_changes) as changes, \
                 Tail(b, settings.topic_segments) as segments, \
+                Tail(b, settings.topic_dead_letters) as letters, \
                 Tail(b, changelog_topic(settings)) as state:
             assert await changes.until(lambda t: len(t.records) >= 2, timeout=30, settle=1.0)
             assert await segments.until(lambda t: len(t.records) >= 1, timeout=30, settle=1.0)
             assert await state.until(lambda t: len(t.records) >= 3, timeout=30, settle=1.0)
-            for tail in (changes, segments, state):
+            assert await letters.until(lambda t: len(t.records) >= 2, timeout=30, settle=1.0)
+            for tail in (changes, segments, state, letters):
                 for _, _, key, value in tail.records:
                     assert key == alias
                     assert raw.encode() not in (value or b"")
+            redacted = [codec_b64(v) for v in letters.values()]
+            assert redacted[0] == b"" and codec.loads(redacted[1])["page"] == f"/u/{alias.decode()}"
+            assert [v["redaction"] for v in letters.values()] == [
+                "payload_dropped", "ids_pseudonymised"]
             assert {v["customer_id"] for v in changes.values()} == {alias.decode()}
         assert not w.crashes()

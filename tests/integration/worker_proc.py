@@ -70,6 +70,7 @@ def make_settings(tag: str, data_dir: Path, broker: str, **overrides: Any) -> Se
         "max_future_skew_s": 3650 * DAY,
         "log_level": "info",
         "metrics_port": 0,
+        "web_port": 0,  # lookup API off unless a test asks for it (ports would collide)
         # a killed worker's partitions move on after 6 s (the broker's minimum)
         "broker_session_timeout_s": 6.0,
         "broker_heartbeat_interval_s": 1.0,
@@ -397,7 +398,7 @@ class Tail:
 
 
 def change_ids(values: list[Any], segmenters: Sequence[str] = RULE_SEGMENTERS) -> list[str]:
-    return [v["change_id"] for v in values if v is not None and v["segmenter"] in segmenters]
+    return [v["change_id"] for v in values if v is not None and v.get("segmenter") in segmenters]
 
 
 

@@ -116,7 +116,7 @@ def test_fresh_consent_after_erasure_starts_an_empty_profile() -> None:
         ("frequency", None, 1),
         ("lifecycle", None, 1),
     ]
-    assert new[0]["features"]["purchases"] == 1  # nothing of the old profile survives
+    assert new[0]["features"]["purchases_total"] == 1  # nothing of the old profile survives
     # the fresh profile's ids differ from the erased profile's, sequences restarting or not
     old_ids = {codec.loads(v)["change_id"] for _, v in h.app.changes.sent[:n_changes] if v}
     assert old_ids and not old_ids & {c["change_id"] for c in new}

@@ -77,10 +77,10 @@ def test_cart_conversion_and_mix_in_summary() -> None:
     update(s, click("a2", 0.0, "add_to_cart", device="desktop", channel="email"), CFG)
     update(s, buy("p1", 0.0, 40.0), CFG)
     f = summary(s, 0.0, CFG.half_life_days)
-    assert f["cart_conversion"] == 0.5
+    assert f["cart_conversion_ratio"] == 0.5
     assert f["mobile_share"] == pytest.approx(1 / 3, abs=1e-4)
     assert f["top_channel"] == "email"
-    assert f["aov"] == 40.0
+    assert f["avg_order_value_base"] == 40.0
     assert s.d_devices[DEVICES.index("desktop")] == 2.0
     assert s.d_channels[CHANNELS.index("email")] == 2.0
 

@@ -1,0 +1,176 @@
+"""The lookup API on two real workers, queried over HTTP with urllib (no Faust test client).
+
+Two worker subprocesses share the partitions of one app id, each with its own
+Faust web server. Input is keyed by the raw customer id and partitioned by the
+Kafka default partitioner (murmur2), the routing assumption of
+``streamseg.web``. Pseudonymisation is on, so the path carries the raw id, the
+request is routed by it, and the owner looks up its keyed hash.
+
+* ``GET /customers/{id}`` gives the same answer from either worker, equal to
+  the pure engine's segments for that customer (and valid per
+  ``schemas/lookup-customer.schema.json``); ``?scope=local`` shows that
+  exactly one worker holds the customer, so one of the two answers was routed.
+* ``GET /segments`` from either worker is the sum of both workers'
+  ``?scope=local`` shares and equals the engine's segment sizes.
+* After an erasure request: 404 from both. After a consent withdrawal: 200
+  with ``suppressed: true``, a suppression notice on ``segment-changes`` and a
+  suppressed ``customer-segments`` record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from test_metrics_endpoint import free_port
+from worker_proc import T0, Tail, Workers, engine_run, feed_all, make_settings, story
+
+from streamseg import codec
+from streamseg.app import ensure_topics
+from streamseg.config import DAY
+from streamseg.engine.events import format_ts
+from streamseg.engine.lookup import segment_sizes
+from streamseg.engine.processor import Engine
+from streamseg.engine.validate import pseudonymise
+
+SECRET = "lookup-secret"
+
+
+def get(port: int, path: str) -> tuple[int, Any]:
+    """(status, decoded JSON body) of a GET on a worker's web server."""
+    url = f"http://127.0.0.1:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=20) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def status_of(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+async def aget(port: int, path: str) -> tuple[int, Any]:
+    return await asyncio.to_thread(get, port, path)
+
+
+def customer_path(cid: str) -> str:
+    return "/customers/" + urllib.parse.quote(cid, safe="")
+
+
+def consent(cid: str, kind: str, day: float) -> tuple[str, bytes, bytes]:
+    body = {"event_id": f"{kind}-{cid}", "customer_id": cid, "type": kind,
+            "ts": format_ts(T0 + day * DAY)}
+    return "consent", cid.encode(), codec.dumps(body)
+
+
+async def test_lookup_from_either_worker(
+    tmp_path: Path, broker_url: str, bootstrap_servers: str,
+    assert_schema: Callable[[str, Any], None],
+) -> None:
+    settings = make_settings("lookup", tmp_path / "data", broker_url, partitions=4,
+                             store="rocksdb://", rfm_min_samples=10**9, cluster_warmup=10**9,
+                             pseudonymise_key=SECRET, web_bind="127.0.0.1",
+                             web_host="127.0.0.1")
+    ports = [free_port(), free_port()]
+    per_worker = [
+        dataclasses.replace(settings, web_port=port, data_dir=str(tmp_path / f"data-{n}"))
+        for n, port in enumerate(ports)
+    ]
+    inputs = story(customers=12, events_per_customer=4, seed=5, prefix="shopper-")
+    raw_ids = sorted({key.decode() for _, key, _ in inputs})
+    states, _ = engine_run(settings, inputs)
+    engine = Engine(settings)
+    await ensure_topics(settings)
+    b = bootstrap_servers
+
+    with Workers(broker_url, tmp_path) as workers:
+        procs = [workers.new(f"web-{n}", s) for n, s in enumerate(per_worker)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            await proc.ready(timeout=120)
+        await feed_all(b, settings, inputs)
+
+        # both workers hold a share of the state, and the summed sizes are the engine's
+        expected_sizes = segment_sizes(s for s in states.values() if s is not None)
+        expected_sizes["workers"] = 2
+        for _ in range(240):
+            local = [(await aget(port, "/segments?scope=local"))[1] for port in ports]
+            total = await aget(ports[0], "/segments")
+            if total == (200, expected_sizes) and all(part["customers"] for part in local):
+                break
+            await asyncio.sleep(0.5)
+        assert total == (200, expected_sizes), (total, local, expected_sizes)
+        assert all(part["customers"] > 0 for part in local), local
+        assert sum(part["customers"] for part in local) == len(raw_ids)
+        assert await aget(ports[1], "/segments") == total
+        assert_schema("lookup-segments", total[1])
+
+        # every customer: the same answer from either worker, the engine's segments
+        for cid in raw_ids:
+            alias = pseudonymise(SECRET, cid)
+            answers = [await aget(port, customer_path(cid)) for port in ports]
+            assert answers[0] == answers[1], (cid, answers)
+            # exactly one worker holds the customer: the other answer was forwarded
+            local = [await aget(port, customer_path(cid) + "?scope=local") for port in ports]
+            assert sorted(status for status, _ in local) == [200, 421], (cid, local)
+            assert answers[0] in local
+            status, body = answers[0]
+            assert status == 200, (cid, body)
+            assert_schema("lookup-customer", body)
+            state = states[alias]
+            assert state is not None
+            assert body["customer_id"] == alias and body["suppressed"] is False
+            assert body["segments"] == engine.segment_views(state)
+            assert body["features"]["purchases_total"] == state.purchases
+            assert body["features"]["currency"] == settings.base_currency
+        # Faust's own table views stay off: they would show raw profiles
+        table_view = await asyncio.to_thread(status_of, ports[0], "/table/customer-state/")
+        assert table_view == 404
+        unknown = [await aget(port, customer_path("nobody")) for port in ports]
+        nobody = [await aget(port, customer_path("nobody") + "?scope=local") for port in ports]
+        assert sorted(status for status, _ in nobody) == [404, 421], nobody
+        assert unknown == [(404, {"error": "unknown_customer"})] * 2
+
+        # erasure -> 404 everywhere; withdrawal -> suppressed answer, notice, record
+        erased, withdrawn = raw_ids[0], raw_ids[1]
+        alias_w = pseudonymise(SECRET, withdrawn)
+        async with Tail(b, settings.topic_segments) as segments, \
+                Tail(b, settings.topic_changes) as changes:
+            await feed_all(b, settings, [consent(erased, "erasure_requested", 400),
+                                         consent(withdrawn, "consent_withdrawn", 400)])
+            assert await segments.until(
+                lambda t: (pseudonymise(SECRET, erased).encode(), None)
+                in [(k, v) for _, _, k, v in t.records]
+                and any(v is not None and v.get("customer_id") == alias_w and v["suppressed"]
+                        for v in t.values()), timeout=60)
+            assert await changes.until(
+                lambda t: any(v.get("kind") == "suppression" and v["customer_id"] == alias_w
+                              for v in t.values()), timeout=60)
+            notice = next(v for v in changes.values() if v.get("kind") == "suppression")
+            assert notice["suppressed"] is True and notice["segments"]
+            assert_schema("segment-change", notice)
+            for v in segments.values():
+                if v is not None:
+                    assert_schema("customer-segments", v)
+        for port in ports:
+            assert await aget(port, customer_path(erased)) == (404, {"error": "unknown_customer"})
+            status, body = await aget(port, customer_path(withdrawn))
+            assert (status, body["suppressed"], body["segments"], body["features"]) == (
+                200, True, {}, None)
+        after = await aget(ports[1], "/segments")
+        assert (after[1]["customers"], after[1]["suppressed"]) == (len(raw_ids) - 2, 1)
+        for proc in procs:
+            assert proc.crashes() == [], proc.tail()
