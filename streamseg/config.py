@@ -111,7 +111,7 @@ class Settings:
     rfm_warmup_days: float = 90.0  # abstain until the purchases seen span this much history
     rfm_recency: str = "ranks"  # or "bands": R from fixed days-since-purchase bands
     rfm_recency_bands: str = "14,30,90,180"  # R5 if <= 14 days ... R1 if > 180 (bands mode)
-    rfm_hold_margin: float = 0.02  # rank share a population-driven move must clear
+    rfm_hold_margin: float = 0.01  # rank share a population-driven move must clear
     rfm_hold_days: float = 0.0  # a dwell on top of the margin (0: none)
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6

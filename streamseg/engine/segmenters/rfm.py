@@ -387,7 +387,7 @@ class RFMSegmenter:
     def due(self, state: CustomerState, after: float) -> float | None:
         """The release of a held move, or (bands mode) the next time R drops, after ``after``."""
         lp = state.last_purchase
-        if lp is None or not self.ready():
+        if lp is None or (self.bands is None and not self.pending) or not self.ready():
             return None
         best = None
         held = self.pending.get(state.customer_id)
