@@ -51,6 +51,13 @@ def _ops_parsers(sub: Any) -> None:
     sim.add_argument("--rate", type=float, default=0.0, help="events/s with --to-kafka (0: max)")
     bench = sub.add_parser("bench", help="throughput, latency, memory and ARI on the broker")
     bench.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
+    bench.add_argument("--peers", action="store_true",
+                       help="only the worker against other stream processors (streamseg[peers])")
+    bench.add_argument("--events", type=int, default=0, help="--peers: events (100k, quick 20k)")
+    bench.add_argument("--rounds", type=int, default=0, help="--peers: rounds (3, quick 2)")
+    bench.add_argument("--systems", default="", help="--peers: comma-separated subset")
+    bench.add_argument("--replay", metavar="FILE",
+                       help="only replay vs a decode-only loop on FILE (no broker)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -47,6 +47,13 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
 }
 
 
+EXACTLY_ONCE_UNSUPPORTED = (
+    "STREAMSEG_PROCESSING_GUARANTEE=exactly_once is not supported: faust-streaming 0.15.3 "
+    "sends the agent's outputs outside its Kafka transactions, so subscribers would still see "
+    "duplicates; use at_least_once and drop duplicates by change_id (docs/RELIABILITY.md)"
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Frozen configuration of a streamseg worker, replay or simulator run."""
@@ -57,7 +64,7 @@ class Settings:
     partitions: int = 4
     store: str = "rocksdb://"
     data_dir: str = ".streamseg-data"
-    processing_guarantee: str = "at_least_once"
+    processing_guarantee: str = "at_least_once"  # the only value accepted (see validate)
     # consumer group liveness: a killed worker's partitions move after the session timeout
     broker_session_timeout_s: float = 60.0
     broker_heartbeat_interval_s: float = 3.0
@@ -175,9 +182,11 @@ class Settings:
 
     def validate(self) -> None:
         """Check cross-field rules; raise :class:`ConfigError` naming the variable."""
-        if self.processing_guarantee not in {"at_least_once", "exactly_once"}:
+        if self.processing_guarantee == "exactly_once":
+            raise ConfigError(EXACTLY_ONCE_UNSUPPORTED)
+        if self.processing_guarantee != "at_least_once":
             raise ConfigError(
-                "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once or exactly_once, "
+                "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once, "
                 f"got {self.processing_guarantee!r}"
             )
         if not 0 <= self.web_port < 65536:

@@ -1,35 +1,13 @@
-"""``streamseg bench``: throughput, latency, memory and clustering quality, in one run.
-
-Needs the broker of ``STREAMSEG_BROKER``. Every figure comes from this run:
-
-1. worker throughput: simulated events are produced to fresh input topics, a
-   ``streamseg worker`` subprocess consumes them (progress read from its
-   ``/metrics``), and a raw aiokafka consume-and-produce loop reads the same
-   topics (its own consumer group) and forwards every message; their ratio;
-2. event-to-change latency (p50/p99): the next simulated events, produced at a
-   fixed rate to the running worker; for each event-triggered change the time
-   from producing its event to receiving the change;
-3. replay throughput (:func:`streamseg.replay.replay_lines`, in process);
-4. memory per customer: RSS growth and serialised state size after a replay
-   of ``--customers`` simulated customers;
-5. clustering quality: adjusted Rand index of the ``cluster`` segment of each
-   customer against the simulator's personas.
-
-``BENCH_PROFILE="-m cProfile -o worker.prof"`` runs the worker subprocess under
-those interpreter options (for profiling the worker during the benchmark).
-"""
+"""The broker half of ``streamseg bench``: the worker subprocess, the raw loop, latency."""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
-import gc
 import os
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterable, Sequence
@@ -37,130 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from streamseg import codec
+from streamseg.bench.core import Sizes, lines_of, percentile
 from streamseg.config import Settings
 from streamseg.engine.events import kind_of
 from streamseg.errors import StreamsegError
-from streamseg.replay import Replayer, replay_lines
-from streamseg.simulate import PERSONAS, SimConfig, Simulation
+from streamseg.simulate import SimConfig
 
 READY = "[^Worker]: Ready"
 PROFILE = os.environ.get("BENCH_PROFILE", "").split()
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Sizes:
-    """How much each part of the benchmark does."""
-
-    throughput_events: int = 100_000
-    latency_rate: float = 2000.0
-    latency_seconds: float = 30.0
-    replay_customers: int = 2000
-    replay_days: float = 120.0
-    memory_customers: int = 330_000  # about 100k of them are active in 3 days
-    memory_days: float = 3.0
-    ari_customers: int = 2000
-    ari_days: float = 150.0
-
-
-QUICK = Sizes(20_000, 2000.0, 10.0, 400, 90.0, 25_000, 3.0, 600, 120.0)
-
-
-def adjusted_rand(truth: Sequence[str], predicted: Sequence[str]) -> float:
-    """Adjusted Rand index of two labelings (1.0: same partition; about 0: chance).
-
-    River's :class:`~river.metrics.AdjustedRand` over the pairs.
-
-    >>> adjusted_rand(["a", "a", "b", "b"], ["x", "x", "y", "y"])
-    1.0
-    >>> adjusted_rand(["a", "a", "b", "b"], ["x", "y", "x", "y"])
-    -0.5
-    """
-    from river import metrics
-
-    ari = metrics.AdjustedRand()  # type: ignore[no-untyped-call]
-    for t, p in zip(truth, predicted, strict=True):
-        ari.update(t, p)
-    return float(ari.get())  # type: ignore[no-untyped-call]
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (nearest rank) of ``values``.
-
-    >>> percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50), percentile(list(range(1, 101)), 99)
-    (3.0, 99)
-    """
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
-def lines_of(cfg: SimConfig) -> list[bytes]:
-    return [codec.dumps(ev) for ev in Simulation(cfg).events()]
-
-
-def bench_replay(sizes: Sizes, seed: int) -> dict[str, float]:
-    lines = lines_of(SimConfig(sizes.replay_customers, sizes.replay_days, seed))
-    started = time.perf_counter()
-    changes = sum(1 for _ in replay_lines(lines, Settings()))
-    elapsed = time.perf_counter() - started
-    return {"events": len(lines), "changes": changes, "seconds": elapsed,
-            "events_per_s": len(lines) / elapsed}
-
-
-def bench_memory(sizes: Sizes, seed: int) -> dict[str, float]:
-    import psutil
-
-    with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as tmp:
-        path = Path(tmp) / "events.jsonl"
-        with path.open("wb") as fh:
-            sim = Simulation(SimConfig(sizes.memory_customers, sizes.memory_days, seed))
-            for ev in sim.events():
-                fh.write(codec.dumps(ev) + b"\n")
-        gc.collect()
-        rep = Replayer(Settings())
-        before = psutil.Process().memory_info().rss
-        with path.open("rb") as fh:
-            for _ in replay_lines(fh, rep.settings, str(path), replayer=rep):
-                pass
-        gc.collect()
-        after = psutil.Process().memory_info().rss
-    n = len(rep.states)
-    serialised = sum(len(codec.dumps(s.to_dict())) for s in rep.states.values())
-    return {"customers": n, "rss_bytes_per_customer": (after - before) / n,
-            "state_bytes_per_customer": serialised / n}
-
-
-WELL_SEPARATED = ("loyal_frequent", "bargain_hunter", "browser", "mobile_first")
-
-
-def bench_ari(sizes: Sizes, seed: int, personas: tuple[str, ...] = WELL_SEPARATED,
-              k: int | None = None) -> dict[str, Any]:
-    """ARI of the customers' clusters against the personas (``k`` default: one per persona).
-
-    ``published``: the ``cluster`` segment in each customer's state (what
-    subscribers saw last); ``final``: the final model's assignment of each
-    customer's final state.
-    """
-    sim = Simulation(SimConfig(sizes.ari_customers, sizes.ari_days, seed, personas=personas))
-    cfg = Settings(cluster_k=k or len(personas))
-    rep = Replayer(cfg)
-    for _ in replay_lines((codec.dumps(ev) for ev in sim.events()), cfg, replayer=rep):
-        pass
-    seg = rep.engine.segmenter("cluster")
-    if seg is None:
-        return {"ari": None, "why": "no cluster segmenter"}
-    ids = [cid for cid, s in rep.states.items() if "cluster" in s.segments]
-    if not ids or rep.clock.max_seen is None:
-        return {"ari": None, "why": "no customer has a cluster segment"}
-    truth = [sim.truth[cid] for cid in ids]
-    published = [str(rep.states[cid].segments["cluster"][0]) for cid in ids]
-    now = rep.clock.max_seen
-    final = [str(getattr(seg.assign(rep.states[cid], now), "segment", "none")) for cid in ids]
-    sizes_b = sorted(len(codec.dumps(s.to_dict())) for s in rep.states.values())
-    return {"ari": adjusted_rand(truth, published), "ari_final": adjusted_rand(truth, final),
-            "customers": len(ids), "clusters": len(set(final)), "k": cfg.cluster_k,
-            "personas": len(personas), "state_mean": sum(sizes_b) / len(sizes_b),
-            "state_max": sizes_b[-1], "days": sizes.ari_days}
 
 
 # ---- on the broker -------------------------------------------------------------------------
@@ -402,50 +264,3 @@ async def bench_broker(base: Settings, sizes: Sizes, seed: int, tmp: Path) -> di
     finally:
         worker.stop()
     return {"events": len(head), "worker_eps": eps, "raw_eps": raw, "latency": lat}
-
-
-def _kb(n: float) -> str:
-    return f"{n / 1024:.2f} KB"
-
-
-def report(sizes: Sizes, seed: int, settings: Settings) -> None:
-    """Run every part and print the figures (flushing after each)."""
-    def say(text: str) -> None:
-        print(text, flush=True)
-
-    say(f"streamseg bench  broker={settings.bootstrap_servers}  seed={seed}  sizes={sizes}")
-    with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as tmp:
-        b = asyncio.run(bench_broker(settings, sizes, seed, Path(tmp)))
-    ratio = b["worker_eps"] / b["raw_eps"]
-    say(f"worker throughput      {b['worker_eps']:>10,.0f} events/s over {b['events']:,} events")
-    say(f"raw aiokafka loop      {b['raw_eps']:>10,.0f} events/s  worker/raw = {ratio:.1%}"
-        "  (target >= 50%)")
-    for lat in b["latency"]:
-        say(f"event-to-change        p50 {lat['p50'] * 1e3:.1f} ms  p99 {lat['p99'] * 1e3:.1f} ms"
-            f"  at {lat['rate']:,.0f} events/s, {lat['changes']:,} changes  (target p99 < 50 ms"
-            f" at {sizes.latency_rate:,.0f}/s)")
-    r = bench_replay(sizes, seed)
-    say(f"replay throughput      {r['events_per_s']:>10,.0f} events/s over {r['events']:,.0f}"
-        f" events, {r['changes']:,.0f} changes  (target >= 50,000)")
-    m = bench_memory(sizes, seed)
-    say(f"memory per customer    RSS {_kb(m['rss_bytes_per_customer'])}, serialised state "
-        f"{_kb(m['state_bytes_per_customer'])} at {m['customers']:,.0f} customers"
-        "  (target <= 1 KB)")
-    for personas, k in ((WELL_SEPARATED, None), (tuple(PERSONAS), 6)):
-        a = bench_ari(sizes, seed, personas, k)
-        if a["ari"] is None:
-            say(f"clustering quality     ARI n/a ({a['why']})")
-            break
-        say(f"clustering quality     ARI {a['ari_final']:.3f} final model, {a['ari']:.3f}"
-            f" published segments; {a['personas']} personas, k={a['k']}, {a['customers']:,}"
-            f" customers, {a['days']:.0f} days  (target >= 0.8 on well-separated personas)")
-    if a["ari"] is not None:
-        say(f"state after {a['days']:.0f} days   serialised mean {_kb(a['state_mean'])},"
-            f" max {_kb(a['state_max'])} per customer")
-
-
-def cli(args: argparse.Namespace, settings: Settings) -> int:
-    """``streamseg bench [--quick]``."""
-    check_broker(settings)
-    report(QUICK if args.quick else Sizes(), 1, settings)
-    return 0
