@@ -130,10 +130,11 @@ class Ranking:
     def _rewatch(self, lo: int, hi: int, n_before: int) -> list[Range]:
         """Recompute the cut values whose position ``[lo, hi]`` touched; the ranges they moved."""
         n = len(self._sorted)
+        same_n = n == n_before
         moved: list[Range] = []
         for i, share in enumerate(self.shares):
-            b = cut_index(share, n)
-            if b == cut_index(share, n_before) and not lo <= b - 1 <= hi:
+            b = (share * n + BP - 1) // BP  # cut_index, inlined (hot)
+            if not lo < b <= hi + 1 and (same_n or b == (share * n_before + BP - 1) // BP):
                 continue
             new = None if b == 0 else float(self._sorted[b - 1][0])
             old = self._cuts[i]
