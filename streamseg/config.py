@@ -20,6 +20,7 @@ import itertools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from streamseg.errors import ConfigError
@@ -123,18 +124,35 @@ class Settings:
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = 6
     cluster_seed: int = 42
-    cluster_halflife: float = 0.05  # KMeans step towards each sample (lower: steadier ids)
+    cluster_halflife: float = 0.05  # unused since the population refit (kept for old env files)
     cluster_warmup: int = 200
     cluster_refresh_every: int = 500
     cluster_min_share: float = 0.05
+    # no cluster model before it has been fitted on this many distinct customers
+    cluster_min_customers: int = 50
+    # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
+    cluster_sample_size: int = 4000
+    # the cluster feature ``recency`` counts idle days beyond this grace only
+    cluster_recency_grace_days: float = 30.0
     # channel / device preference
     channel_dominance: float = 0.6
     # model snapshots (compacted models topic)
     model_publish_interval_s: float = 10.0
-    # change detection
-    min_dwell_s: float = 7 * DAY
-    min_margin: float = 0.5
+    # change detection and hysteresis v2 (engine). Moves earned by the customer's
+    # own event are published at that event; each segmenter damps its own
+    # demotions (see its ``hold``). ``hysteresis=False`` publishes raw verdicts.
+    hysteresis: bool = True
+    min_dwell_s: float = 0.0  # optional global dwell on top of the segmenters' own damping
+    min_margin: float = 0.5  # distance-based segmenters (clusters): keep the current cluster
+    freq_high_margin_days: float = 42.0  # ``high`` kept while the interval <= high + this
+    freq_medium_margin_days: float = 84.0  # ``medium`` kept while the interval <= medium + this
+    lifecycle_margin_days: float = 0.0  # at_risk / inactive_prospect after at_risk_days + this
+    channel_margin: float = 0.3  # a channel segment kept while its share >= dominance - this
     flap_window_s: float = 14 * DAY
+    # accepted event time: static window (RFC 3339); ahead of the event clock by
+    # at most ``max_future_skew_s`` once the clock has a value
+    event_time_min: str = "1970-01-01T00:00:00Z"
+    event_time_max: str = "2100-01-01T00:00:00Z"
     extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -219,6 +237,15 @@ class Settings:
             raise ConfigError("STREAMSEG_MODEL_PUBLISH_INTERVAL_S: must be > 0")
         if self.min_dwell_s < 0 or self.min_margin < 0:
             raise ConfigError("STREAMSEG_MIN_DWELL_S and STREAMSEG_MIN_MARGIN: must be >= 0")
+        if min(self.freq_high_margin_days, self.freq_medium_margin_days,
+               self.lifecycle_margin_days, self.channel_margin) < 0:
+            raise ConfigError(
+                "STREAMSEG_FREQ_HIGH_MARGIN_DAYS, STREAMSEG_FREQ_MEDIUM_MARGIN_DAYS, "
+                "STREAMSEG_LIFECYCLE_MARGIN_DAYS and STREAMSEG_CHANNEL_MARGIN: must be >= 0"
+            )
+        lo, hi = self.event_time_window()
+        if not lo < hi:
+            raise ConfigError("STREAMSEG_EVENT_TIME_MIN must be before STREAMSEG_EVENT_TIME_MAX")
         if not 0.0 <= self.cluster_min_share < 1.0:
             raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
         if self.rfm_recency not in {"ranks", "bands"}:
@@ -231,6 +258,10 @@ class Settings:
             raise ConfigError(
                 "STREAMSEG_RFM_HOLD_MARGIN: must be in [0, 0.2); STREAMSEG_RFM_WARMUP_DAYS and "
                 "STREAMSEG_RFM_HOLD_DAYS: >= 0"
+            )
+        if not 1 <= self.cluster_min_customers <= self.cluster_sample_size:
+            raise ConfigError(
+                "1 <= STREAMSEG_CLUSTER_MIN_CUSTOMERS <= STREAMSEG_CLUSTER_SAMPLE_SIZE must hold"
             )
         if not 0.0 < self.channel_dominance <= 1.0:
             raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")
@@ -251,6 +282,26 @@ class Settings:
                 "STREAMSEG_RFM_RECENCY_BANDS: want four increasing day counts, e.g. 14,30,90,180"
             )
         return bands
+
+    def event_time_window(self) -> tuple[float, float]:
+        """The static accepted event-time window ``[min, max)`` in epoch seconds.
+
+        >>> Settings().event_time_window()
+        (0.0, 4102444800.0)
+        >>> Settings(event_time_min="1997-01-01").event_time_window()[0]
+        852076800.0
+        """
+        out: list[float] = []
+        for var, text in (("EVENT_TIME_MIN", self.event_time_min),
+                          ("EVENT_TIME_MAX", self.event_time_max)):
+            try:
+                moment = datetime.fromisoformat(text)
+            except ValueError:
+                raise ConfigError(f"STREAMSEG_{var}: not an RFC 3339 time: {text!r}") from None
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            out.append(moment.timestamp())
+        return out[0], out[1]
 
     def fx_table(self) -> dict[str, float]:
         """Parse :attr:`fx_rates` (``CUR=rate,...``) into a mapping to the base currency.

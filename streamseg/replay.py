@@ -19,7 +19,7 @@ Examples
 >>> cfg = Settings(allowed_lateness_s=0.0, max_future_skew_s=365 * DAY)
 >>> changes = list(replay_lines(lines, cfg))
 >>> [(c["customer_id"], c["segmenter"], c["to_segment"], c["trigger"]) for c in changes][:2]
-[('c1', 'frequency', 'low', 'event'), ('c1', 'lifecycle', 'new', 'event')]
+[('c1', 'frequency', 'one_time', 'event'), ('c1', 'lifecycle', 'new', 'event')]
 >>> ("c1", "lifecycle", "lapsed", "clock") in [
 ...     (c["customer_id"], c["segmenter"], c["to_segment"], c["trigger"]) for c in changes]
 True
@@ -55,25 +55,37 @@ from streamseg.errors import InputFileError
 class EngineSchedule:
     """The engine's due times (:meth:`Engine.due`) in a :class:`Schedule` heap.
 
+    It also remembers the event time each customer was last ticked at, so the
+    next tick starts its walk there (:meth:`Engine.tick` ``after``).
+
     >>> from streamseg.engine.events import Event
     >>> eng = Engine(Settings())
     >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=5.0))
     >>> q = EngineSchedule(eng)
     >>> q.touch(out.state, 0.0)
-    >>> q.due(6 * DAY), q.due(8 * DAY)
+    >>> q.due(30 * DAY), q.due(31 * DAY)  # "new" ends 30 days (+1 s) after the purchase
     ([], ['c1'])
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.schedule = Schedule()
+        self.ticked: dict[str, float] = {}
 
-    def touch(self, state: CustomerState, now: float) -> None:
-        # strictly after ``now``: a tick that changed nothing must not be due again at once
-        self.schedule.push(state.customer_id, self.engine.due(state, now))
+    def touch(self, state: CustomerState, now: float, tick: bool = False,
+              due: float | None = None, known: bool = False) -> None:
+        """Schedule ``state`` at its next due time (``due`` when ``known``, as the engine
+        planned it in :attr:`Outcome.due`), strictly after ``now``."""
+        cid = state.customer_id
+        if tick:
+            self.ticked[cid] = now
+        elif self.ticked:
+            self.ticked.pop(cid, None)
+        self.schedule.push(cid, due if known else self.engine.due(state, now))
 
     def forget(self, customer_id: str) -> None:
         self.schedule.push(customer_id, None)
+        self.ticked.pop(customer_id, None)
 
     def due(self, now: float) -> list[str]:
         return self.schedule.pop_due(now)
@@ -118,7 +130,8 @@ class Replayer:
             state = self.states.get(cid)
             if state is not None:
                 self.counts["rescore"] += 1
-                changes += self._settle(cid, self.engine.rescore(state, now), now, tick=True)
+                out = self.engine.rescore(state, now)
+                changes += self._settle(cid, out, out.at if out.at is not None else now, tick=True)
         return changes
 
     def advance(self) -> list[dict[str, Any]]:
@@ -131,7 +144,8 @@ class Replayer:
             state = self.states.get(cid)
             if state is not None:
                 self.counts["tick"] += 1
-                changes += self._settle(cid, self.engine.tick(state, now), now, tick=True)
+                out = self.engine.tick(state, now, self.due.ticked.get(cid))
+                changes += self._settle(cid, out, now, tick=True)
         return changes
 
     def _settle(
@@ -148,7 +162,7 @@ class Replayer:
             return []
         self.states[cid] = outcome.state
         if not outcome.skipped:
-            self.due.touch(outcome.state, now)
+            self.due.touch(outcome.state, now, tick, outcome.due, outcome.due_known)
         self.counts["changes"] += len(outcome.changes)
         # consent suppression notices go to segment-changes too, as in the worker
         return outcome.changes + outcome.notices if outcome.notices else outcome.changes

@@ -3,10 +3,12 @@
 A segmenter's new verdict becomes a change only when confirmed:
 
 * the first assignment of a customer is published at once (``from_segment`` is null);
-* with ``min_dwell_s > 0`` a different verdict must persist for that much event
-  time (re-checked on later events or by the clock) before it is published;
-* distance-based verdicts with a ``margin`` below ``min_margin`` keep the
-  current segment (the customer sits on a border).
+* the segmenter's own ``hold`` (its documented margin or dwell, asked by the
+  engine before :meth:`ChangeDetector.confirm`) may keep the published segment;
+* an optional global dwell (``min_dwell_s``, default 0): a different verdict
+  reached by the clock or a population move must persist for that much event
+  time before it is published. Moves at the customer's own event are never
+  delayed by it (``damp=False``): hysteresis is asymmetric.
 
 Each change gets a deterministic ``change_id`` from (customer, segmenter, sequence).
 
@@ -54,32 +56,34 @@ def change_id(customer_id: str, segmenter: str, sequence: int, epoch: int = 0) -
 
 @dataclass(frozen=True, slots=True)
 class ChangeDetector:
-    """Hysteresis rules; ``confirm`` mutates the state's segment bookkeeping."""
+    """Segment bookkeeping and the optional global dwell; ``confirm`` mutates the state."""
 
     min_dwell_s: float = 0.0
-    min_margin: float = 0.0
 
     def confirm(
-        self, state: CustomerState, segmenter: str, verdict: Assignment, now: float
+        self, state: CustomerState, segmenter: str, verdict: Assignment, now: float,
+        damp: bool = True,
     ) -> tuple[str | None, int] | None:
-        """Apply ``verdict``; return ``(previous segment, sequence)`` if it is a change."""
+        """Apply ``verdict``; return ``(previous segment, sequence)`` if it is a change.
+
+        ``damp`` (clock and population triggers) subjects the move to the global dwell.
+        """
         current = state.segments.get(segmenter)
         if current is not None and current[0] == verdict.segment:
-            state.pending.pop(segmenter, None)
+            if state.pending:
+                state.pending.pop(segmenter, None)
             if verdict.model_version is not None:
                 current[3] = verdict.model_version
             return None
-        if current is not None:
-            if verdict.margin is not None and verdict.margin < self.min_margin:
+        if current is not None and damp and self.min_dwell_s > 0.0:
+            pending = state.pending.get(segmenter)
+            if pending is None or pending[0] != verdict.segment:
+                state.pending[segmenter] = [verdict.segment, now]
                 return None
-            if self.min_dwell_s > 0.0:
-                pending = state.pending.get(segmenter)
-                if pending is None or pending[0] != verdict.segment:
-                    state.pending[segmenter] = [verdict.segment, now]
-                    return None
-                if now - pending[1] < self.min_dwell_s:
-                    return None
-        state.pending.pop(segmenter, None)
+            if now - pending[1] < self.min_dwell_s:
+                return None
+        if state.pending:
+            state.pending.pop(segmenter, None)
         previous = None if current is None else current[0]
         sequence = 1 if current is None else int(current[2]) + 1
         state.segments[segmenter] = [verdict.segment, now, sequence, verdict.model_version]

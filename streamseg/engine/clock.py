@@ -11,11 +11,14 @@ True
 >>> c.observe(1000.0); c.observe(900.0)
 >>> c.now()
 940.0
+>>> EventClock.from_dict(c.to_dict()) == c
+True
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -35,3 +38,19 @@ class EventClock:
         if self.max_seen is None:
             return None
         return self.max_seen - self.allowed_lateness_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for the edge to persist the clock per partition."""
+        return {"allowed_lateness_s": self.allowed_lateness_s, "max_seen": self.max_seen}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EventClock:
+        """Inverse of :meth:`to_dict`."""
+        seen = data.get("max_seen")
+        return cls(float(data.get("allowed_lateness_s", 0.0)),
+                   None if seen is None else float(seen))
+
+    def restore(self, max_seen: float | None) -> None:
+        """Merge a persisted watermark (the clock never moves back)."""
+        if max_seen is not None:
+            self.observe(max_seen)

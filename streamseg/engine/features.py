@@ -13,7 +13,7 @@ Examples
 >>> s = CustomerState.new("c1", 0.0)
 >>> update(s, Event("purchase", "purchase", "e1", "c1", 0.0, amount=100.0), cfg)
 >>> update(s, Event("purchase", "purchase", "e2", "c1", 30 * 86400.0, amount=50.0), cfg)
->>> s.purchases, s.monetary, round(s.d_monetary, 6), s.gap_days
+>>> s.purchases, s.monetary, round(s.d_monetary, 6), mean_gap_days(s)
 (2, 150.0, 100.0, 30.0)
 >>> f = summary(s, 30 * 86400.0)
 >>> f["avg_order_value_base"], f["days_since_last_purchase"], f["purchases_weighted"]
@@ -32,9 +32,9 @@ from typing import Any
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
 
+NEVER = 1e18  # ``due_hint`` of a customer with no due time (finite: JSON has no infinity)
 CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
 DEVICES = ("mobile", "desktop", "tablet", "other")
-GAP_ALPHA = 0.3  # weight of the newest inter-purchase gap in its moving average
 
 
 @dataclass(slots=True)
@@ -50,8 +50,10 @@ class CustomerState:
     monetary: float = 0.0
     first_purchase: float | None = None
     last_purchase: float | None = None
-    gap_days: float | None = None
+    gap_days: float | None = None  # the exact mean gap, :func:`mean_gap_days`, kept for readers
+    # the latest purchase that followed a gap > at_risk_days, and the purchase before it
     reactivated_at: float | None = None
+    reactivated_from: float | None = None
     sessions: int = 0
     last_session: str | None = None
     d_events: float = 0.0
@@ -64,6 +66,9 @@ class CustomerState:
     d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
     recent_ids: list[int] = field(default_factory=list)
     withdrawn: bool = False
+    # a lower bound of the next due time (``NEVER``: none), set when the engine plans
+    # it after an event or a change; None: unknown. It lets an event skip the catch-up.
+    due_hint: float | None = None
     epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
     suppressions: int = 0  # consent withdrawals and re-grants notified (suppression change ids)
     erased: bool = False  # an erasure marker: no profile (until consent is granted again)
@@ -120,9 +125,15 @@ def seen(state: CustomerState, event_id: str) -> bool:
 
 def remember(state: CustomerState, event_id: str, window: int) -> None:
     """Add ``event_id`` to the bounded duplicate filter."""
-    state.recent_ids.append(event_hash(event_id))
-    if len(state.recent_ids) > window:
-        del state.recent_ids[: len(state.recent_ids) - window]
+    remember_hash(state, event_hash(event_id), window)
+
+
+def remember_hash(state: CustomerState, key: int, window: int) -> None:
+    """Add an :func:`event_hash` to the bounded duplicate filter."""
+    recent = state.recent_ids
+    recent.append(key)
+    if len(recent) > window:
+        del recent[: len(recent) - window]
 
 
 def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:
@@ -136,8 +147,10 @@ def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:
     state.d_sessions *= factor
     state.d_page_views *= factor
     state.d_cart_adds *= factor
-    state.d_channels = [v * factor for v in state.d_channels]
-    state.d_devices = [v * factor for v in state.d_devices]
+    if any(state.d_channels):  # (all zero for customers seen only through purchases)
+        state.d_channels = [v * factor for v in state.d_channels]
+    if any(state.d_devices):
+        state.d_devices = [v * factor for v in state.d_devices]
     state.decay_ts = ts
 
 
@@ -152,7 +165,8 @@ def _is_new_session(state: CustomerState, event: Event, gap_s: float) -> bool:
 def update(state: CustomerState, event: Event, cfg: Settings) -> None:
     """Fold one valid click or purchase event into ``state`` (in place)."""
     decay_to(state, event.ts, cfg.half_life_days)
-    w = 0.5 ** ((state.decay_ts - event.ts) / (cfg.half_life_days * DAY))
+    late = state.decay_ts - event.ts
+    w = 1.0 if late <= 0.0 else 0.5 ** (late / (cfg.half_life_days * DAY))
     if _is_new_session(state, event, cfg.session_gap_minutes * 60.0):
         state.sessions += 1
         state.d_sessions += w
@@ -175,14 +189,8 @@ def update(state: CustomerState, event: Event, cfg: Settings) -> None:
 
 
 def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> None:
+    _reactivation(state, event.ts, cfg.at_risk_days * DAY)
     last = state.last_purchase
-    if last is not None and event.ts > last:
-        gap = (event.ts - last) / DAY
-        state.gap_days = gap if state.gap_days is None else (
-            GAP_ALPHA * gap + (1.0 - GAP_ALPHA) * state.gap_days
-        )
-        if gap > cfg.at_risk_days:
-            state.reactivated_at = event.ts
     state.purchases += 1
     state.monetary += event.amount
     state.d_purchases += w
@@ -190,6 +198,62 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     first = state.first_purchase
     state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
+    state.gap_days = mean_gap_days(state)
+
+
+def _reactivation(state: CustomerState, ts: float, at_risk_s: float) -> None:
+    """Keep ``reactivated_at`` = the latest purchase after a gap > ``at_risk_s``.
+
+    In order, a purchase more than ``at_risk_s`` after the last one is the new
+    reactivation. A late purchase can only shorten gaps: one inside the gap
+    before the reactivation may cancel it (the late purchase itself becomes the
+    reactivation if its own gap is still long), one before the first purchase
+    may make the first purchase a reactivation. Earlier reactivations are not
+    kept, so a late purchase that cancels the latest one leaves none (documented
+    approximation; exact for in-order purchases).
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> for d in (0, 100, 110):
+    ...     _reactivation(s, d * DAY, 90 * DAY); s.last_purchase = d * DAY
+    ...     s.first_purchase = s.first_purchase if s.first_purchase is not None else d * DAY
+    >>> s.reactivated_at / DAY, s.reactivated_from / DAY
+    (100.0, 0.0)
+    >>> _reactivation(s, 50 * DAY, 90 * DAY); s.reactivated_at  # both gaps now 50 days
+    """
+    last, first = state.last_purchase, state.first_purchase
+    if last is None or first is None:
+        return
+    if ts > last:
+        if ts - last > at_risk_s:
+            state.reactivated_at, state.reactivated_from = ts, last
+        return
+    react, since = state.reactivated_at, state.reactivated_from
+    if react is not None and since is not None:
+        if since < ts < react:
+            if react - ts > at_risk_s:
+                state.reactivated_from = ts
+            elif ts - since > at_risk_s:
+                state.reactivated_at = ts
+            else:
+                state.reactivated_at = state.reactivated_from = None
+        return
+    if ts < first and first - ts > at_risk_s:
+        state.reactivated_at, state.reactivated_from = first, ts
+
+
+def mean_gap_days(state: CustomerState) -> float | None:
+    """(last - first purchase time) / (purchases - 1) in days; None below two purchases.
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> s.purchases, s.first_purchase, s.last_purchase = 3, 0.0, 10 * DAY
+    >>> mean_gap_days(s)
+    5.0
+    """
+    n = state.purchases
+    first, last = state.first_purchase, state.last_purchase
+    if n < 2 or first is None or last is None:
+        return None
+    return (last - first) / DAY / (n - 1)
 
 
 def share(values: list[float], labels: tuple[str, ...]) -> tuple[str | None, float]:
@@ -219,7 +283,7 @@ FEATURES: dict[str, tuple[str, str]] = {
     "total_spend_base": ("base currency", "paid amounts so far, converted at STREAMSEG_FX_RATES"),
     "avg_order_value_base": ("base currency", "total_spend_base / purchases_total (0: none)"),
     "avg_days_between_purchases": (
-        "days", "moving average of the gaps between purchases (weight 0.3 on the newest); "
+        "days", "mean gap between purchases: (last - first purchase) / (purchases - 1); "
         "null: fewer than two purchases"),
     "sessions_total": ("count", "sessions so far"),
     "page_views_weighted": ("count, decayed", "page and product views, decayed like purchases"),
@@ -244,6 +308,7 @@ def summary(
     device_total = sum(state.d_devices)
     top_channel, _ = share(state.d_channels, CHANNELS)
     conversion = state.d_purchases / state.d_cart_adds if state.d_cart_adds > 0 else 0.0
+    gap = mean_gap_days(state)
     return {
         "currency": currency,
         "days_since_last_purchase": None if last is None else round(
@@ -254,8 +319,7 @@ def summary(
         "total_spend_base": round(state.monetary, 2),
         "avg_order_value_base": round(state.monetary / state.purchases, 2)
         if state.purchases else 0.0,
-        "avg_days_between_purchases": None if state.gap_days is None else round(
-            state.gap_days, 3),
+        "avg_days_between_purchases": None if gap is None else round(gap, 3),
         "sessions_total": state.sessions,
         "page_views_weighted": round(state.d_page_views * factor, 4),
         "cart_adds_weighted": round(state.d_cart_adds * factor, 4),

@@ -123,9 +123,9 @@ def measure(events: list[Event], settings: Settings) -> FlapReport:
 def compare(
     events: list[Event], after: Settings | None = None
 ) -> tuple[FlapReport, FlapReport]:
-    """(before, after): no hysteresis (dwell 0, margin 0) versus ``after`` (default settings)."""
+    """(before, after): no hysteresis (raw verdicts) versus ``after`` (default settings)."""
     after = after or Settings()
-    before = dataclasses.replace(after, min_dwell_s=0.0, min_margin=0.0)
+    before = dataclasses.replace(after, hysteresis=False)
     return measure(events, before), measure(events, after)
 
 

@@ -21,9 +21,9 @@ Examples
 (404, {'error': 'unknown_customer'})
 >>> sizes = segment_sizes([s])
 >>> sizes["segmenters"]["frequency"], sizes["customers"]
-({'low': 1}, 1)
+({'one_time': 1}, 1)
 >>> merge_sizes([sizes, sizes])["segmenters"]["frequency"]
-{'low': 2}
+{'one_time': 2}
 """
 
 from __future__ import annotations

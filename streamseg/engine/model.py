@@ -1,14 +1,26 @@
-"""Clustering model snapshots: plain data, stable segment ids, readable descriptions.
+"""Clustering model snapshots: plain data, stable segment ids and names, geometry.
 
 A :class:`ClusterModel` is what every worker needs to *assign* customers the
-same way: the scaler (means and variances), the centroids in scaled space,
-the label map (clusterer id -> published segment id), which tiny clusters are
-merged into which, and a version. It round-trips through :meth:`to_dict` /
-:meth:`from_dict` (the value of the compacted ``streamseg-models`` topic).
+same way: the scaler (means and variances), which features are *active*, the
+centroids in scaled space, stable segment ids and their names, and a version.
+It round-trips through :meth:`~ClusterModel.to_dict` /
+:meth:`~ClusterModel.from_dict` (the value of the compacted ``streamseg-models`` topic).
 
-Segment ids stay stable across model updates: :func:`match` pairs the new
-centroids with the previous ones (greedy on distances, closest pairs first)
-and only an unmatched centroid gets a fresh id.
+* Active features: a feature whose standard deviation over the trained
+  population is below :data:`MIN_STD` (constant, e.g. cart behaviour in a
+  purchase-only population) is left out of distances (its z-score is 0 for
+  everyone and in every centroid) and out of names.
+* Stable ids: :func:`match` pairs the new centroids with the previous ones
+  (greedy on distances, closest pairs first); only an unmatched centroid gets a
+  fresh id.
+* Stable names: a segment keeps its name while its centroid stays within
+  :data:`NAME_SHIFT` (z units) of the centroid it was named from (its anchor);
+  beyond that, or when the active features change, it is renamed.
+
+Only ``recency`` (log days idle beyond a grace) changes with the clock
+alone, and only along one axis, so the distance between two centroids'
+squared distances is linear in its z-score: :meth:`Assigner.next_change` solves
+exactly when an idle customer's verdict (or hold) changes.
 
 Examples
 --------
@@ -16,15 +28,15 @@ Examples
 >>> match(old, {0: [4.8, 5.1], 1: [0.2, -0.1], 2: [9.0, 0.0]}, next_id=3)
 ({0: 'c2', 1: 'c1', 2: 'c3'}, 4)
 >>> describe({"purchases": 1.2, "basket": 0.9, "mobile": -0.7, "views": 0.1})
-'frequent, high basket, desktop'
->>> describe({"purchases": 0.1})
-'average'
+'frequent buyer, high basket, desktop'
+>>> describe({"purchases": 1.2, "cart": -2.0}, active=["purchases"])
+'frequent buyer'
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -32,22 +44,31 @@ K = TypeVar("K")
 
 # feature -> (word when high, word when low); the order is the vector order
 FEATURES: dict[str, tuple[str, str]] = {
-    "purchases": ("frequent", "rare buyer"),
+    "purchases": ("frequent buyer", "rare buyer"),
     "basket": ("high basket", "low basket"),
-    "conversion": ("buys most visits", "seldom buys"),
-    "sessions": ("many visits", "few visits"),
-    "views": ("heavy browser", "light browser"),
+    "browse": ("browses often", "seldom browses"),
+    "views": ("many views per visit", "few views per visit"),
     "cart": ("converts carts", "abandons carts"),
     "mobile": ("mobile", "desktop"),
+    "recency": ("long inactive", "recently active"),
 }
+NAMES = tuple(FEATURES)
+RECENCY = NAMES.index("recency")  # the one feature that moves with the clock alone
+MIN_STD = 0.01  # a feature varying less than this over the population is constant: left out
+NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before it is renamed
 DESCRIBE_Z = 0.5  # |z| from which a feature is worth a word
 DESCRIBE_WORDS = 3
+STEP_S = 1.0  # a due time is one second past the exact crossing
+DAY = 86_400.0
+MAX_LOG_DAYS = 12.0  # recency beyond e^12 days (~450 centuries) never comes
 
 
-def describe(center: Mapping[str, float]) -> str:
-    """A short description of a centroid in scaled (z-score) space."""
+def describe(center: Mapping[str, float], active: Iterable[str] | None = None) -> str:
+    """A short description of a centroid in scaled (z-score) space (active features only)."""
+    allowed = set(NAMES if active is None else active)
     notable = sorted(
-        ((abs(z), name, z) for name, z in center.items() if abs(z) >= DESCRIBE_Z),
+        ((abs(z), name, z) for name, z in center.items()
+         if name in allowed and abs(z) >= DESCRIBE_Z),
         key=lambda t: (-t[0], t[1]),
     )[:DESCRIBE_WORDS]
     if not notable:
@@ -88,80 +109,6 @@ def match(
     return out, next_id
 
 
-class Assigner:
-    """A :class:`ClusterModel` compiled for fast assignment (built once per model version).
-
-    Holds the scaler as ``(mean, 1 / std)`` pairs, the centroids with the
-    segment each one publishes as (tiny clusters point at their merge target)
-    and the description of every segment, so that assigning a customer is one
-    pass over a short list of floats, with no allocation but the z-vector.
-    A missing value (NaN, e.g. the basket of a customer who never bought)
-    scales to z = 0, the population mean.
-
-    >>> m = ClusterModel(1, {"purchases": 1.0}, {"purchases": 4.0},
-    ...                  {"c1": [-1.0] + [0.0] * 6, "c2": [1.0] + [0.0] * 6})
-    >>> a = Assigner(m)
-    >>> a.assign([3.0, math.nan, 0.0, 0.0, 0.0, 0.0, 0.0])
-    ('c2', 2.0)
-    >>> a.names["c2"], a.reasons["c2"], a.titles["c1"]
-    ('frequent', 'closest to frequent', 'Cluster c1: rare buyer')
-    """
-
-    __slots__ = ("centers", "names", "reasons", "scaler", "titles", "version")
-
-    def __init__(self, model: ClusterModel) -> None:
-        self.version = model.version
-        self.scaler: list[tuple[float, float]] = []
-        for name in FEATURES:
-            var = model.variances.get(name, 0.0)
-            inv = 1.0 / math.sqrt(var) if var > 0.0 else 0.0
-            self.scaler.append((model.means.get(name, 0.0), inv))
-        self.centers: list[tuple[str, list[float]]] = sorted(
-            (model.target(seg), model.centers[seg]) for seg in sorted(model.centers)
-        )
-        self.names = {seg: model.description(seg) for seg in sorted(model.centers)}
-        self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
-        self.titles = {seg: f"Cluster {seg}: {name}" for seg, name in self.names.items()}
-
-    def scale(self, values: list[float]) -> list[float]:
-        """Raw feature values (in :data:`FEATURES` order) -> z-scores; NaN -> 0."""
-        return [
-            (v - mean) * inv if v == v else 0.0
-            for v, (mean, inv) in zip(values, self.scaler, strict=True)
-        ]
-
-    def assign(self, values: list[float]) -> tuple[str, float]:
-        """Nearest published segment of raw feature ``values`` and its distance margin.
-
-        The margin is the distance to the runner-up segment minus the distance
-        to the chosen one (infinite when only one segment is published); ties
-        go to the smaller segment id.
-        """
-        z = self.scale(values)
-        dist = math.dist
-        first = second = math.inf
-        chosen = ""
-        group, low = "", math.inf
-        # centroids are sorted by target: a target's centroids are consecutive
-        for target, center in self.centers:
-            d = dist(z, center)
-            if target == group:
-                if d < low:
-                    low = d
-                continue
-            if group:
-                if low < first:
-                    first, second, chosen = low, first, group
-                elif low < second:
-                    second = low
-            group, low = target, d
-        if low < first:
-            first, second, chosen = low, first, group
-        elif low < second:
-            second = low
-        return chosen, second - first
-
-
 @dataclass(slots=True)
 class ClusterModel:
     """One published version of the clustering model (plain data)."""
@@ -170,42 +117,44 @@ class ClusterModel:
     means: dict[str, float]
     variances: dict[str, float]
     centers: dict[str, list[float]]  # segment id -> centroid in scaled space
-    labels: dict[str, str] = field(default_factory=dict)  # clusterer id -> segment id
-    merged: dict[str, str] = field(default_factory=dict)  # tiny segment -> published one
+    active: list[str] = field(default_factory=lambda: list(NAMES))
+    names: dict[str, str] = field(default_factory=dict)  # segment id -> stable description
+    anchors: dict[str, list[float]] = field(default_factory=dict)  # raw centroid when named
     shares: dict[str, float] = field(default_factory=dict)
     next_id: int = 1
-    learned: int = 0  # events the trainer had seen (versions follow this count)
-    samples: int = 0  # of which folded into the scaler and the clusterer
+    learned: int = 0  # events the trainer had seen
+    customers: int = 0  # distinct customers the model was fitted on
 
     @property
     def features(self) -> list[str]:
-        return list(FEATURES)
+        return list(NAMES)
 
     def published(self) -> list[str]:
-        """Segment ids that customers can be assigned to (tiny ones merged away)."""
-        return sorted(s for s in self.centers if s not in self.merged)
-
-    def target(self, segment: str) -> str:
-        return self.merged.get(segment, segment)
-
-    def scale(self, x: Mapping[str, float]) -> list[float]:
-        """Raw features -> z-scores with this snapshot's scaler (missing or NaN: 0)."""
-        return Assigner(self).scale([x.get(name, math.nan) for name in FEATURES])
-
-    def assign(self, x: Mapping[str, float]) -> tuple[str, float]:
-        """Nearest published segment of raw features ``x`` and its margin.
-
-        The margin is the distance to the runner-up segment minus the distance
-        to the chosen one (infinite when only one segment is published). For
-        many assignments with one model, compile it once: :class:`Assigner`.
-        """
-        return Assigner(self).assign([x.get(name, math.nan) for name in FEATURES])
+        """Segment ids that customers can be assigned to."""
+        return sorted(self.centers)
 
     def description(self, segment: str) -> str:
-        center = self.centers.get(self.target(segment))
+        """The stable name of ``segment`` (computed from its centroid if it has none)."""
+        name = self.names.get(segment)
+        if name is not None:
+            return name
+        center = self.centers.get(segment)
         if center is None:
             return segment
-        return describe(dict(zip(FEATURES, center, strict=True)))
+        return describe(dict(zip(NAMES, center, strict=True)), self.active)
+
+    def raw(self, center: list[float]) -> list[float]:
+        """A scaled centroid back in raw feature units."""
+        return [z * math.sqrt(self.variances.get(f, 0.0)) + self.means.get(f, 0.0)
+                for f, z in zip(NAMES, center, strict=True)]
+
+    def scaled(self, raw: list[float]) -> list[float]:
+        """Raw feature values -> z-scores (NaN or an inactive feature: 0)."""
+        return Assigner(self).scale(raw)
+
+    def assign(self, x: Mapping[str, float]) -> tuple[str, float]:
+        """Nearest segment of raw features ``x`` and its margin (see :meth:`Assigner.assign`)."""
+        return Assigner(self).assign([x.get(name, math.nan) for name in NAMES])
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the models topic (descriptions included for readers)."""
@@ -213,15 +162,16 @@ class ClusterModel:
             "segmenter": "cluster",
             "version": self.version,
             "features": self.features,
+            "active": self.active,
             "means": self.means,
             "variances": self.variances,
             "centers": self.centers,
-            "labels": self.labels,
-            "merged": self.merged,
+            "names": self.names,
+            "anchors": self.anchors,
             "shares": self.shares,
             "next_id": self.next_id,
             "learned": self.learned,
-            "samples": self.samples,
+            "customers": self.customers,
             "descriptions": {s: self.description(s) for s in self.published()},
         }
 
@@ -234,36 +184,138 @@ class ClusterModel:
         ValueError
             If the snapshot was made over other features (an older release).
         """
-        if list(data.get("features", FEATURES)) != list(FEATURES):
+        if list(data.get("features", ())) != list(NAMES) or "active" not in data:
             raise ValueError(f"cluster model over features {data.get('features')}, "
-                             f"expected {list(FEATURES)}")
+                             f"expected {list(NAMES)}")
         return cls(
             version=int(data["version"]),
             means={k: float(v) for k, v in data["means"].items()},
             variances={k: float(v) for k, v in data["variances"].items()},
             centers={k: [float(x) for x in v] for k, v in data["centers"].items()},
-            labels={str(k): str(v) for k, v in data.get("labels", {}).items()},
-            merged=dict(data.get("merged", {})),
+            active=[str(f) for f in data["active"]],
+            names={str(k): str(v) for k, v in data.get("names", {}).items()},
+            anchors={k: [float(x) for x in v] for k, v in data.get("anchors", {}).items()},
             shares={k: float(v) for k, v in data.get("shares", {}).items()},
             next_id=int(data.get("next_id", 1)),
             learned=int(data.get("learned", 0)),
-            samples=int(data.get("samples", 0)),
+            customers=int(data.get("customers", 0)),
         )
 
 
-def merge_tiny(centers: Mapping[str, list[float]], shares: Mapping[str, float],
-               min_share: float) -> dict[str, str]:
-    """Map every segment below ``min_share`` to the nearest segment that is not.
+class Assigner:
+    """A :class:`ClusterModel` compiled for assignment, hold and due times.
 
-    >>> merge_tiny({"c1": [0.0], "c2": [1.0], "c3": [5.0]},
-    ...            {"c1": 0.6, "c2": 0.38, "c3": 0.02}, 0.05)
-    {'c3': 'c2'}
+    >>> m = ClusterModel(1, {"purchases": 1.0}, {"purchases": 4.0},
+    ...                  {"c1": [-1.0] + [0.0] * 6, "c2": [1.0] + [0.0] * 6},
+    ...                  active=["purchases"])
+    >>> a = Assigner(m)
+    >>> a.assign([3.0, math.nan, 0.0, 0.0, 0.0, 0.0, 9.0])
+    ('c2', 2.0)
+    >>> a.titles["c2"], a.titles["c1"]
+    ('Cluster c2: frequent buyer', 'Cluster c1: rare buyer')
+    >>> round(a.past(a.scale([1.2] + [0.0] * 6), "c1", "c2"), 9)  # z = 0.1: past the border
+    0.1
     """
-    big = [s for s in sorted(centers) if shares.get(s, 0.0) >= min_share]
-    if not big:
-        big = [max(sorted(centers), key=lambda s: shares.get(s, 0.0))]
-    return {
-        s: min(big, key=lambda b: (distance(centers[s], centers[b]), b))
-        for s in sorted(centers)
-        if s not in big
-    }
+
+    __slots__ = ("centers", "names", "reasons", "scaler", "titles", "version")
+
+    def __init__(self, model: ClusterModel) -> None:
+        self.version = model.version
+        self.scaler: list[tuple[float, float]] = []
+        for name in NAMES:
+            var = model.variances.get(name, 0.0)
+            on = name in model.active and var > 0.0
+            self.scaler.append((model.means.get(name, 0.0), 1.0 / math.sqrt(var) if on else 0.0))
+        self.centers: dict[str, list[float]] = {
+            seg: [0.0 if inv == 0.0 else z for z, (_, inv) in zip(c, self.scaler, strict=True)]
+            for seg, c in sorted(model.centers.items())
+        }
+        self.names = {seg: model.description(seg) for seg in self.centers}
+        self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
+        self.titles = {seg: f"Cluster {seg}: {name}" for seg, name in self.names.items()}
+
+    def scale(self, values: list[float]) -> list[float]:
+        """Raw feature values (in :data:`FEATURES` order) -> z-scores; NaN -> 0."""
+        return [
+            (v - mean) * inv if v == v and inv else 0.0
+            for v, (mean, inv) in zip(values, self.scaler, strict=True)
+        ]
+
+    def nearest(self, z: list[float]) -> tuple[str, float]:
+        """Nearest segment of scaled ``z`` and the margin to the runner-up (ties: smaller id)."""
+        first = second = math.inf
+        chosen = ""
+        for seg, center in self.centers.items():
+            d = math.dist(z, center)
+            if d < first:
+                first, second, chosen = d, first, seg
+            elif d < second:
+                second = d
+        return chosen, second - first
+
+    def assign(self, values: list[float]) -> tuple[str, float]:
+        """Nearest segment of raw feature ``values`` and its distance margin.
+
+        The margin is the distance to the runner-up segment minus the distance
+        to the chosen one (infinite when only one segment is published).
+        """
+        return self.nearest(self.scale(values))
+
+    def past(self, z: list[float], current: str, other: str) -> float:
+        """How far ``z`` lies past the border from ``current`` towards ``other`` (z units).
+
+        The signed distance to the bisecting hyperplane of the two centroids,
+        positive on ``other``'s side; ``-inf`` if ``other`` is unknown and
+        ``+inf`` if ``current`` is (a retired segment never holds).
+        """
+        a, b = self.centers.get(current), self.centers.get(other)
+        if b is None:
+            return -math.inf
+        if a is None:
+            return math.inf
+        gap = math.dist(a, b)
+        if gap == 0.0:
+            return 0.0
+        da = sum((x - c) ** 2 for x, c in zip(z, a, strict=True))
+        db = sum((x - c) ** 2 for x, c in zip(z, b, strict=True))
+        return (da - db) / (2.0 * gap)
+
+    def next_change(self, z: list[float], current: str | None, margin: float) -> float | None:
+        """The smallest recency z-score above ``z[RECENCY]`` at which, all else equal,
+        the nearest segment changes or ``past(z, current, j)`` crosses ``margin``.
+
+        Squared-distance differences are linear in the recency coordinate, so
+        every crossing is one division. None if recency is inactive or no
+        crossing lies ahead.
+        """
+        if self.scaler[RECENCY][1] == 0.0:
+            return None
+        r0 = z[RECENCY]
+        best: float | None = None
+        items = list(self.centers.items())
+        sq = {seg: sum((x - c) ** 2 for x, c in zip(z, cen, strict=True)) for seg, cen in items}
+        for i, (sa, ca) in enumerate(items):
+            for sb, cb in items[i + 1:]:
+                slope = -2.0 * (ca[RECENCY] - cb[RECENCY])  # d/dr of |z-a|^2 - |z-b|^2
+                level = sq[sa] - sq[sb]
+                targets = [0.0]
+                if current in (sa, sb):
+                    gap = math.dist(ca, cb)
+                    sign = 1.0 if current == sa else -1.0  # past(z, current, other) >= margin
+                    targets.append(sign * 2.0 * gap * margin)
+                for target in targets:
+                    if slope == 0.0:
+                        continue
+                    r = r0 + (target - level) / slope
+                    if r > r0 and (best is None or r < best):
+                        best = r
+        return best
+
+    def recency_time(self, r: float, last_seen: float, grace_days: float) -> float:
+        """Event time at which recency's z-score reaches ``r`` (inverse of
+        ``log1p(days idle - grace_days)``)."""
+        mean, inv = self.scaler[RECENCY]
+        g = r / inv + mean
+        if g > MAX_LOG_DAYS:
+            return math.inf
+        return last_seen + (grace_days + max(0.0, math.expm1(g))) * DAY

@@ -10,20 +10,21 @@ Examples
 >>> eng = Engine(Settings())
 >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
 >>> [(c["segmenter"], c["from_segment"], c["to_segment"]) for c in out.changes]
-[('frequency', None, 'low'), ('lifecycle', None, 'new')]
+[('frequency', None, 'one_time'), ('lifecycle', None, 'new')]
 >>> eng.apply(out.state, Event("purchase", "purchase", "e1", "c1", 0.0)).skipped
 'duplicate'
 >>> later = eng.tick(out.state, 200 * 86400.0)
 >>> [(c["segmenter"], c["to_segment"], c["trigger"]) for c in later.changes]
 [('lifecycle', 'active', 'clock'), ('lifecycle', 'at_risk', 'clock'), \
 ('frequency', 'lapsed', 'clock'), ('lifecycle', 'lapsed', 'clock')]
->>> [c["event_time"] for c in later.changes][1:3]  # at its due time + the 7-day dwell
-['1970-04-08T00:00:01Z', '1970-07-07T00:00:01Z']
+>>> [c["event_time"] for c in later.changes][1:3]  # each at its own due time (+1 s)
+['1970-04-01T00:00:01Z', '1970-06-30T00:00:01Z']
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from streamseg.config import Settings
@@ -32,35 +33,89 @@ from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.consent import notify
 from streamseg.engine.events import Event, format_ts
-from streamseg.engine.features import CustomerState, remember, seen, summary, update
-from streamseg.engine.scheduler import due_after, floor, plan
-from streamseg.engine.segmenters.base import Segmenter
+from streamseg.engine.features import (
+    NEVER,
+    CustomerState,
+    event_hash,
+    remember_hash,
+    summary,
+    update,
+)
+from streamseg.engine.scheduler import floor
+from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
 
 
-@dataclass(slots=True)
 class Outcome:
     """What one input did.
 
     ``state`` is the customer's new state (None when never created; after an
     erasure, a suppression marker with no profile data);
     ``changes`` are segment-change records to publish, in order; ``segments`` is
-    the customer's new ``customer-segments`` value when anything changed;
+    the customer's new ``customer-segments`` value when anything changed (built
+    on first access: read it before the state changes again);
     ``erased`` asks the edge to delete state and publish a tombstone;
     ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``);
     ``at`` is the event time a tick evaluated ``state`` at (None for events:
     their evaluation times are recorded in the state), for :meth:`Engine.due`;
+    ``due`` is the customer's next due time (:meth:`Engine.due` after this
+    outcome) when ``due_known``, so a caller need not ask again;
     ``notices`` are other ``segment-changes`` records to publish after
     ``changes`` (a suppression notice when consent is withdrawn or granted again).
     """
 
-    state: CustomerState | None
-    changes: list[dict[str, Any]] = field(default_factory=list)
-    segments: dict[str, Any] | None = None
-    erased: bool = False
-    skipped: str | None = None
-    at: float | None = None
-    notices: list[dict[str, Any]] = field(default_factory=list)
+    __slots__ = (
+        "_render",
+        "_segments",
+        "at",
+        "changes",
+        "due",
+        "due_known",
+        "erased",
+        "notices",
+        "skipped",
+        "state",
+    )
+
+    def __init__(
+        self,
+        state: CustomerState | None,
+        changes: list[dict[str, Any]] | None = None,
+        segments: dict[str, Any] | None = None,
+        erased: bool = False,
+        skipped: str | None = None,
+        at: float | None = None,
+    ) -> None:
+        self.state = state
+        self.changes: list[dict[str, Any]] = [] if changes is None else changes
+        self.erased = erased
+        self.skipped = skipped
+        self.at = at
+        self.due: float | None = None
+        self.due_known = False
+        self.notices: list[dict[str, Any]] = []
+        self._segments = segments
+        self._render: Callable[[], dict[str, Any]] | None = None
+
+    @property
+    def segments(self) -> dict[str, Any] | None:
+        if self._segments is None and self._render is not None:
+            self._segments = self._render()
+            self._render = None
+        return self._segments
+
+    @segments.setter
+    def segments(self, value: dict[str, Any] | None) -> None:
+        self._segments, self._render = value, None
+
+    def render(self, engine: Engine, state: CustomerState, now: float) -> None:
+        """Have :attr:`segments` built from ``state`` at ``now`` when first read."""
+        self._segments = None
+        self._render = partial(engine.segments_record, state, now)
+
+    def plan(self, due: float | None) -> None:
+        """Record the next due time."""
+        self.due, self.due_known = due, True
 
 
 class Engine:
@@ -71,11 +126,9 @@ class Engine:
         self.segmenters: list[Segmenter] = segs if segs is not None else segmenters.default(
             settings
         )
-        self.detector = ChangeDetector(
-            min_dwell_s=settings.min_dwell_s, min_margin=settings.min_margin
-        )
-        self.undamped = ChangeDetector(min_dwell_s=0.0, min_margin=settings.min_margin)
-        self._due = plan(self.segmenters)  # scheduler.next_due, dispatched once
+        self.hysteresis = settings.hysteresis
+        self.dwell_s = settings.min_dwell_s if settings.hysteresis else 0.0
+        self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -84,13 +137,20 @@ class Engine:
     def due(self, state: CustomerState, at: float | None = None) -> float | None:
         """Next event time at which ``state`` may change segment without a new event.
 
-        It is strictly after ``floor(state)`` and after ``at`` (an
-        :attr:`Outcome.at`): a tick that changed nothing is not due again at once.
+        The earliest of the segmenters' own :meth:`~Segmenter.due` (and of the
+        optional global dwell), strictly after ``floor(state)`` and after ``at``
+        (an :attr:`Outcome.at`): a tick that changed nothing is not due again at once.
         """
         if state.withdrawn:
             return None
         after = floor(state) if at is None else max(at, floor(state))
-        return due_after(self._due, state, after, self.settings.min_dwell_s)
+        return _earliest(self._dues(state, after))
+
+    def _dues(self, state: CustomerState, after: float) -> list[float | None]:
+        """Per segmenter, its next due time after ``after`` (with the global dwell)."""
+        if self.dwell_s <= 0.0 or not state.pending:
+            return [seg.due(state, after) for seg in self.segmenters]
+        return [self._dues_one(i, state, after) for i in range(len(self.segmenters))]
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
@@ -100,26 +160,39 @@ class Engine:
             return notify(self, prior, self._consent(state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
+        key = event_hash(event.event_id)
+        caught = None
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
-        elif seen(state, event.event_id):
+        elif key in state.recent_ids:
             return Outcome(state, skipped="duplicate")
-        # time-driven moves due before this event happen first, at their own event time
-        caught = self._catch_up(state, event.ts, inclusive=False)
-        remember(state, event.event_id, self.settings.dedup_window)
+        elif state.due_hint is None or state.due_hint < event.ts:
+            # time-driven moves due before this event happen first, at their own event time
+            caught = self._catch_up(state, event.ts, inclusive=False)
+        remember_hash(state, key, self.settings.dedup_window)
         update(state, event, self.settings)
-        now = state.last_seen
+        now = floor(state)  # never back in time: a late event is evaluated at the latest look
         for seg in self.segmenters:
             seg.learn(state, now)
-        out = self._evaluate(state, now, "event")
-        if caught.changes:
+        out = self._evaluate(state, now, "event", self.segmenters)
+        if caught is not None and caught.changes:
             out.changes[:0] = caught.changes
-            out.segments = self.segments_record(state, now)
+            out.render(self, state, now)
+        self._plan(out, state, _earliest(self._dues(state, now)))
         return out
 
-    def tick(self, state: CustomerState, now: float) -> Outcome:
+    @staticmethod
+    def _plan(out: Outcome, state: CustomerState, due: float | None) -> None:
+        out.plan(due)
+        state.due_hint = NEVER if due is None else due
+
+    def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
 
+        Only the segmenters due by ``now`` are evaluated, each at its own due
+        time, in order. ``after`` (optional: the :attr:`Outcome.at` of the
+        customer's previous tick) skips due times already evaluated; without it
+        the walk starts at ``floor(state)``, which gives the same changes.
         A withdrawn (or erased) customer is a counted ``no_consent`` skip: a tick
         already in flight when consent was withdrawn or erasure was requested
         changes nothing.
@@ -128,7 +201,7 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
             return Outcome(state, at=now)
-        out = self._catch_up(state, now, inclusive=True)
+        out = self._catch_up(state, now, inclusive=True, after=after)
         out.at = now
         return out
 
@@ -144,19 +217,19 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         at = max(now, floor(state))
         out = self._catch_up(state, at, inclusive=False)
-        step = self._evaluate(state, at, "population")
+        step = self._evaluate(state, at, "population", self.segmenters)
         out.changes += step.changes
         if out.changes:
-            out.segments = self.segments_record(state, at)
+            out.render(self, state, at)
         out.at = at
+        self._plan(out, state, self.due(state, at))
         return out
 
     def moved(self) -> list[str]:
         """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated."""
         out: dict[str, None] = {}
         for seg in self.segmenters:
-            fn = getattr(seg, "moved", None)
-            for cid in fn() if fn is not None else ():
+            for cid in seg.moved():
                 out[cid] = None
         return list(out)
 
@@ -165,47 +238,83 @@ class Engine:
         if state.withdrawn:
             return
         for seg in self.segmenters:
-            fn = getattr(seg, "restore", None)
+            fn = getattr(seg, "restore", None)  # only segmenters with a population model
             if fn is not None:
                 fn(state)
 
     def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
         """(raw verdict of segmenter ``name`` at ``now``, whether the published label
-        differs from it only because the segmenter's ``hold`` keeps it), for quality reports.
+        differs from it only because hysteresis keeps it), for the quality report.
+
+        >>> from streamseg.config import Settings
+        >>> from streamseg.engine.events import Event
+        >>> eng = Engine(Settings())
+        >>> s = None
+        >>> for i, d in enumerate((0, 5, 10)):
+        ...     s = eng.apply(s, Event("purchase", "purchase", f"e{i}", "c", d * 86400.0)).state
+        >>> eng.tick(s, 20 * 86400.0).changes  # 10 days idle: medium, held by the band
+        []
+        >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 20 * 86400.0)
+        ('high', ('medium', True))
         """
         seg = self.segmenter(name)
         raw = None if seg is None else seg.assign(state, now)
         if seg is None or raw is None:
             return None, False
         current = state.segments.get(name)
-        hold = getattr(seg, "hold", None)
-        if current is None or current[0] == raw.segment or hold is None:
+        if current is None or current[0] == raw.segment or not self.hysteresis:
             return raw.segment, False
-        return raw.segment, bool(hold(state, current[0], raw, now, "population"))
+        if seg.hold(state, current[0], raw, now, "clock") or seg.hold(
+            state, current[0], raw, now, "population"
+        ):
+            return raw.segment, True
+        pending = state.pending.get(name)
+        held = self.dwell_s > 0.0 and pending is not None and pending[0] == raw.segment
+        return raw.segment, held
 
-    def _forget(self, customer_id: str) -> None:
-        for seg in self.segmenters:
-            fn = getattr(seg, "forget", None)
-            if fn is not None:
-                fn(customer_id)
-
-    def _catch_up(self, state: CustomerState, until: float, inclusive: bool) -> Outcome:
-        """Evaluate ``state`` at each due time up to ``until``, in order (clock trigger).
+    def _catch_up(
+        self, state: CustomerState, until: float, inclusive: bool, after: float | None = None
+    ) -> Outcome:
+        """Evaluate the due segmenters at each due time up to ``until``, in order (clock).
 
         Changes carry their due time, not the time the clock noticed, so the
-        same events give the same changes however ticks are spaced.
+        same events give the same changes however ticks are spaced. Segmenters
+        due at the same instant are evaluated together; the others are not
+        evaluated at all. The outcome's :attr:`~Outcome.due` is the next due time.
         """
         out = Outcome(state)
         if state.withdrawn:
             return out
-        at = self.due(state)
-        while at is not None and (at <= until if inclusive else at < until):
-            step = self._evaluate(state, at, "clock")
-            out.changes += step.changes
-            if step.segments is not None:
-                out.segments = step.segments
-            at = due_after(self._due, state, at, self.settings.min_dwell_s)
-        return out
+        start = floor(state)
+        dues = self._dues(state, start if after is None or after < start else after)
+        segs = self.segmenters
+        while True:
+            at = _earliest(dues)
+            if at is None or at > until or (at == until and not inclusive):
+                if out.changes:  # the state is saved: keep its hint exact
+                    self._plan(out, state, at)
+                else:  # the hint may stay early (a lower bound): no write for nothing
+                    out.plan(at)
+                return out
+            ready = [seg for seg, d in zip(segs, dues, strict=True) if d == at]
+            step = self._evaluate(state, at, "clock", ready)
+            if step.changes:
+                out.changes += step.changes
+                out.render(self, state, at)
+            for i, d in enumerate(dues):
+                if d == at:
+                    dues[i] = self._dues_one(i, state, at)
+
+    def _dues_one(self, i: int, state: CustomerState, after: float) -> float | None:
+        seg = self.segmenters[i]
+        t = seg.due(state, after)
+        if self.dwell_s > 0.0 and state.pending:
+            pending = state.pending.get(seg.name)
+            if pending is not None:
+                d = float(pending[1]) + self.dwell_s
+                if d > after and (t is None or d < t):
+                    t = d
+        return t
 
     def ingest(
         self, state: CustomerState | None, event: Event, clock: EventClock
@@ -214,38 +323,35 @@ class Engine:
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
-        rejected = self.screen(state, event, clock.max_seen)
+        rejected = self.screen(event, clock.max_seen)
         if rejected is not None:
             return rejected
         clock.observe(event.ts)
         return self.apply(state, event)
 
-    def screen(
-        self, state: CustomerState | None, event: Event, watermark: float | None
-    ) -> Invalid | None:
+    def screen(self, event: Event, watermark: float | None) -> Invalid | None:
         """Reject an event too far ahead of the event clock (``timestamp_out_of_range``).
 
-        The reference is the newest event time known: ``watermark`` (the worker's
-        highest event time seen, or None) and the customer's own ``last_seen``.
-        It is event time, never the wall clock, so a replay decides the same.
-        With no reference at all (first event of a fresh worker for a new
-        customer) only the static 2000..2100 window of the validator applies.
+        The only reference is ``watermark``, the highest event time the worker
+        (partition) has seen: never one customer's ``last_seen``, never the wall
+        clock, so a replay decides the same. With no clock yet only the static
+        window of the validator (``event_time_min`` .. ``event_time_max``) applies.
 
         >>> from streamseg.config import Settings
         >>> eng = Engine(Settings(max_future_skew_s=60.0))
         >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
-        >>> eng.screen(None, ev, None) is None, eng.screen(None, ev, 940.0) is None
+        >>> eng.screen(ev, None) is None, eng.screen(ev, 940.0) is None
         (True, True)
-        >>> eng.screen(None, ev, 939.0).reason
+        >>> eng.screen(ev, 939.0).reason
         'timestamp_out_of_range'
         """
-        refs = [t for t in (watermark, None if state is None else state.last_seen) if t is not None]
-        if not refs or event.ts <= max(refs) + self.settings.max_future_skew_s:
+        skew = self.settings.max_future_skew_s
+        if watermark is None or event.ts <= watermark + skew:
             return None
         return Invalid(
             "timestamp_out_of_range",
-            f"event time {format_ts(event.ts)} is more than {self.settings.max_future_skew_s:g} s "
-            f"ahead of the event clock ({format_ts(max(refs))})",
+            f"event time {format_ts(event.ts)} is more than {skew:g} s "
+            f"ahead of the event clock ({format_ts(watermark)})",
             "ts",
         )
 
@@ -257,7 +363,8 @@ class Engine:
             # starts a fresh profile.
             # The epoch keeps the change ids of a later fresh profile apart from
             # the erased profile's (sequences restart at 1).
-            self._forget(event.customer_id)
+            for seg in self.segmenters:
+                seg.forget(event.customer_id)
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
             marker.erased = True
@@ -273,30 +380,34 @@ class Engine:
             state = CustomerState.new(event.customer_id, event.ts)
         state.withdrawn = event.type == "consent_withdrawn"
         if state.withdrawn:
-            self._forget(event.customer_id)
+            for seg in self.segmenters:
+                seg.forget(event.customer_id)
         else:
-            self.restore(state)  # back in the population models
+            self.restore(state)  # consent back: into the population models again
         return Outcome(state)
 
-    def _evaluate(self, state: CustomerState, now: float, trigger: str) -> Outcome:
+    def _evaluate(
+        self, state: CustomerState, now: float, trigger: Trigger, segs: list[Segmenter]
+    ) -> Outcome:
         out = Outcome(state)
         features: dict[str, Any] | None = None
-        for seg in self.segmenters:
+        published = state.segments
+        for seg in segs:
             verdict = seg.assign(state, now)
             if verdict is None:
                 continue
-            hold = getattr(seg, "hold", None)  # (until the engine contract lands everywhere)
-            if hold is not None:
-                # the segmenter's own damping replaces the global dwell
-                current = state.segments.get(seg.name)
-                if current is not None and current[0] != verdict.segment and hold(
-                    state, current[0], verdict, now, trigger
-                ):
-                    state.pending.pop(seg.name, None)
+            current = published.get(seg.name)
+            if current is not None:
+                if current[0] == verdict.segment:
+                    if verdict.model_version is None and not state.pending:
+                        continue  # the usual case: nothing to confirm or refresh
+                elif self.hysteresis and seg.hold(state, current[0], verdict, now, trigger):
+                    if state.pending:
+                        state.pending.pop(seg.name, None)
                     continue
-                confirmed = self.undamped.confirm(state, seg.name, verdict, now)
-            else:
-                confirmed = self.detector.confirm(state, seg.name, verdict, now)
+            confirmed = self.detector.confirm(
+                state, seg.name, verdict, now, damp=trigger != "event"
+            )
             if confirmed is None:
                 continue
             if features is None:
@@ -311,7 +422,7 @@ class Engine:
                 )
             )
         if out.changes:
-            out.segments = self.segments_record(state, now)
+            out.render(self, state, now)
         return out
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
@@ -340,3 +451,11 @@ class Engine:
                 "model_version": version,
             }
         return segs
+
+
+def _earliest(dues: list[float | None]) -> float | None:
+    best: float | None = None
+    for d in dues:
+        if d is not None and (best is None or d < best):
+            best = d
+    return best

@@ -3,7 +3,10 @@
 Errors are values here: nothing in this module raises on bad input. The JSON
 Schemas in ``schemas/`` are the contract; they are checked with a compiled
 2020-12 validator (jsonschema-rs), then the few rules a schema cannot say
-(key matches body, known currency, sane timestamp) are applied.
+(key matches body, known currency, event time inside the configured static
+window ``event_time_min`` .. ``event_time_max``) are applied. The dynamic
+bound (at most ``max_future_skew_s`` ahead of the event clock) is
+:meth:`streamseg.engine.processor.Engine.screen`.
 
 Examples
 --------
@@ -46,9 +49,6 @@ TYPES: dict[Kind, frozenset[str]] = {
     "purchase": frozenset({"purchase"}),
     "consent": CONSENT_TYPES,
 }
-# A static plausibility window for event time: 2000-01-01 .. 2100-01-01 (UTC).
-MIN_TS = 946_684_800.0
-MAX_TS = 4_102_444_800.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +98,8 @@ class Validator:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.fx = settings.fx_table()
+        # the static accepted event-time window (settings ``event_time_min`` / ``_max``)
+        self.min_ts, self.max_ts = settings.event_time_window()
         self._schemas = {
             kind: jsonschema_rs.validator_for(load_schema(name), validate_formats=True)
             for kind, name in INPUT_SCHEMAS.items()
@@ -168,8 +170,13 @@ class Validator:
             ts = parse_ts(record["ts"])
         except ValueError as exc:
             return Invalid("schema_invalid", f"bad timestamp: {exc}", "ts")
-        if not MIN_TS <= ts < MAX_TS:
-            return Invalid("timestamp_out_of_range", "event time outside 2000..2100", "ts")
+        if not self.min_ts <= ts < self.max_ts:
+            return Invalid(
+                "timestamp_out_of_range",
+                f"event time outside {self.settings.event_time_min} .. "
+                f"{self.settings.event_time_max}",
+                "ts",
+            )
         amount = discount = 0.0
         items = 0
         if kind == "purchase":

@@ -147,6 +147,10 @@ async def test_withdrawal_and_erasure(tmp_path: Path, broker_url: str,
                 assert latest(state, b"bob")["purchases"] == 2
 
             # 4. bob withdraws consent, then grants it again: suppression notice, then lifted
+            # (bob's day-8 purchase, 7 days after his first, made him "high" at once)
+            assert await segments.until(
+                lambda t: latest(t, b"bob")["segments"]["frequency"]["segment"] == "high",
+                timeout=30)
             current = latest(segments, b"bob")["segments"]
             await produce(b, settings.topic_consent,
                           [consent("bob", "b8", "consent_withdrawn", 9)])

@@ -42,7 +42,7 @@ async def test_idle_customer_lapses_on_the_event_clock(
     inputs += [_event("click", "busy", f"b{i}", T0 + 10 * i * DAY + 60) for i in range(23)]
     expected = reference(settings, inputs, "quiet")
     assert [(c["segmenter"], c["to_segment"], c["trigger"]) for c in expected] == [
-        ("frequency", "low", "event"),
+        ("frequency", "one_time", "event"),
         ("lifecycle", "new", "event"),
         ("channel", "web", "event"),
         ("lifecycle", "active", "clock"),
@@ -50,8 +50,8 @@ async def test_idle_customer_lapses_on_the_event_clock(
         ("frequency", "lapsed", "clock"),
         ("lifecycle", "lapsed", "clock"),
     ]
-    # due time + the default 7-day dwell
-    assert expected[-1]["event_time"] == "2026-07-11T00:00:01Z"
+    # at its due time (180 days + 1 s): no blanket dwell any more (issue 8)
+    assert expected[-1]["event_time"] == "2026-07-04T00:00:01Z"
 
     with Workers(broker_url, tmp_path) as workers:
         worker = workers.new("w1", settings)

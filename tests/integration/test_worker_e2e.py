@@ -79,9 +79,11 @@ async def test_changes_and_dead_letters(
         positions[value] = (topic[kind], part, offset)
 
     expected = reference_changes(settings, inputs, Engine(settings))
-    # frequency, lifecycle and channel first assignments of 3 customers, plus 2 lifecycle
-    # moves the next event catches up on (RFM and clusters are not warm yet)
-    assert len(expected) == 11
+    # frequency, lifecycle and channel first assignments of 3 customers; moves at the
+    # customers' own events (alice one_time -> high, carol one_time -> low, bob's channel
+    # to mobile_web) and carol new -> active, caught up before her next event (RFM and
+    # clusters are not warm yet)
+    assert len(expected) == 13
     got = await consume_all(bootstrap_servers, settings.topic_changes, len(expected), timeout=60)
     changes = [orjson.loads(r.value) for r in got]
     for record, change in zip(got, changes, strict=True):
@@ -116,5 +118,5 @@ async def test_changes_and_dead_letters(
     assert set(latest) == {b"alice", b"bob", b"carol"}
     for record in latest.values():
         assert_schema("customer-segments", record)
-    # alice's move to "high" (day 5) is still within the default 7-day dwell on day 10
-    assert latest[b"alice"]["segments"]["frequency"]["segment"] == "low"
+    # alice's move to "high" is published at the purchase that earns it (day 5; issue 8)
+    assert latest[b"alice"]["segments"]["frequency"]["segment"] == "high"

@@ -1,4 +1,7 @@
-"""Change detection: first assignment, sequences, ids, dwell and margin hysteresis."""
+"""Change detection: first assignment, sequences, ids, the optional global dwell.
+
+(The distance margin moved from the detector into ``ClusterSegmenter.hold``:
+each segmenter owns its damping, see test_hysteresis.py.)"""
 
 from __future__ import annotations
 
@@ -47,13 +50,9 @@ def test_dwell_candidate_reset_when_verdict_returns() -> None:
     assert s.pending["f"] == ["medium", 30.0]
 
 
-def test_margin_below_threshold_keeps_current_segment() -> None:
+def test_global_dwell_never_delays_a_move_at_the_customers_own_event() -> None:
     s = CustomerState.new("c", 0.0)
-    d = ChangeDetector(min_margin=0.2)
-    d.confirm(s, "cluster", Assignment("k1", "r", margin=0.05, model_version=1), 0.0)
-    assert d.confirm(s, "cluster", Assignment("k2", "r", margin=0.1, model_version=1), 1.0) is None
-    assert d.confirm(s, "cluster", Assignment("k2", "r", margin=0.3, model_version=2), 2.0) == (
-        "k1",
-        2,
-    )
-    assert s.segments["cluster"] == ["k2", 2.0, 2, 2]
+    d = ChangeDetector(min_dwell_s=10.0)
+    d.confirm(s, "f", Assignment("low", "r"), 0.0)
+    assert d.confirm(s, "f", Assignment("high", "r"), 1.0, damp=False) == ("low", 2)
+    assert s.pending == {}

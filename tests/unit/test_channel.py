@@ -54,8 +54,8 @@ def test_dominance_threshold_is_configurable() -> None:
     assert strict.assign(s, 0.0).segment == "omnichannel"  # type: ignore[union-attr]
 
 
-def test_engine_publishes_channel_moves() -> None:
-    eng = Engine(Settings(min_dwell_s=0.0))
+def channel_moves(cfg: Settings) -> list[tuple[str | None, str, str]]:
+    eng = Engine(cfg)
     state = None
     moves = []
     for i, (channel, device) in enumerate([("web", "desktop"), ("app", "mobile"),
@@ -65,8 +65,21 @@ def test_engine_publishes_channel_moves() -> None:
         state = out.state
         moves += [(c["from_segment"], c["to_segment"], c["to_name"]) for c in out.changes
                   if c["segmenter"] == "channel"]
-    assert moves == [
+    return moves
+
+
+def test_engine_publishes_channel_moves() -> None:
+    assert channel_moves(Settings(hysteresis=False)) == [
         (None, "desktop_web", "Desktop web shopper"),
         ("desktop_web", "omnichannel", "Omnichannel shopper"),
         ("omnichannel", "app", "App-first shopper"),
+    ]
+
+
+def test_channel_band_keeps_the_channel_until_its_share_falls_below_the_margin() -> None:
+    # dominance 0.6, margin 0.3: desktop web is kept at a web share of 50% and 33%,
+    # left at 25% for app (75%), without a stop in omnichannel
+    assert channel_moves(Settings(channel_margin=0.3)) == [
+        (None, "desktop_web", "Desktop web shopper"),
+        ("desktop_web", "app", "App-first shopper"),
     ]

@@ -1,5 +1,5 @@
-"""Behavioural clusters: seeded training, sampling, seeding, versions, stable ids, merging,
-snapshots, margins."""
+"""Behavioural clusters: no untrained model, active features, stable ids and names,
+hold margin and dwell, exact due times, moved customers, snapshots, determinism."""
 
 from __future__ import annotations
 
@@ -9,238 +9,296 @@ import subprocess
 import sys
 
 from streamseg import codec
-from streamseg.config import Settings
-from streamseg.engine.changes import ChangeDetector
+from streamseg.config import DAY, Settings
+from streamseg.engine.clusterfeatures import exposure_days, features, recency, static, vector
 from streamseg.engine.features import CustomerState
-from streamseg.engine.segmenters.clusters import (
-    INIT_SAMPLES,
-    MIN_SESSIONS,
-    STRIDE,
-    ClusterSegmenter,
-    features,
-    kmeans_pp,
-    vector,
-)
+from streamseg.engine.model import NAME_SHIFT, describe
+from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.segmenters.clusters import DWELL_FACTOR, MIN_SESSIONS, ClusterSegmenter
 
-CFG = Settings(cluster_k=3, cluster_warmup=30, cluster_refresh_every=30, cluster_min_share=0.05)
+CFG = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
+               cluster_min_customers=20, cluster_min_share=0.05)
+BROWSING = ("browses", "browser", "views per visit", "carts", "mobile", "desktop")
 
 
-def person(cid: str, buys: float, money: float, mobile: float, views: float = 2.0,
-           events: int = MIN_SESSIONS) -> CustomerState:
-    """A customer with 5 (decayed) sessions; every ``learn`` of it is a sample."""
-    s = CustomerState.new(cid, 0.0)
-    s.events = s.sessions = events
-    s.purchases, s.monetary = int(buys), money
-    s.d_purchases, s.d_monetary, s.d_sessions = buys, money, 5.0
-    s.d_page_views, s.d_cart_adds = views * 5.0, buys * 1.5
-    s.d_devices = [5.0 * mobile, 5.0 * (1.0 - mobile), 0.0, 0.0]
+def shopper(cid: str, buys: float, basket: float, mobile: float, views: float = 2.0,
+            last_seen: float = 0.0) -> CustomerState:
+    """A settled customer (4 visits over 60 days); ``buys`` decayed purchases."""
+    s = CustomerState.new(cid, last_seen - 60 * DAY)
+    s.last_seen = s.decay_ts = last_seen
+    s.events, s.sessions = 20, 4
+    s.purchases = max(1, int(buys)) if buys else 0
+    s.monetary = basket * s.purchases
+    s.d_purchases, s.d_sessions = buys, 4.0
+    s.d_page_views, s.d_cart_adds = views * 4.0, buys * 1.5
+    s.d_devices = [4.0 * mobile, 4.0 * (1.0 - mobile), 0.0, 0.0]
     return s
 
 
-LIGHT = person("light", 0.0, 0.0, 0.1, views=8.0)
-HEAVY = person("heavy", 4.0, 400.0, 0.9)
+def buyer(cid: str, buys: float, basket: float, last_seen: float = 0.0) -> CustomerState:
+    """A purchase-only customer: every visit is a purchase, no clicks, no device."""
+    s = CustomerState.new(cid, last_seen - 60 * DAY)
+    s.last_seen = s.decay_ts = last_seen
+    s.events = s.sessions = s.purchases = max(MIN_SESSIONS, int(buys))
+    s.monetary = basket * s.purchases
+    s.d_purchases = s.d_sessions = buys
+    return s
 
 
-def train(seg: ClusterSegmenter, rounds: int) -> None:
-    for _ in range(rounds):
-        for s in (LIGHT, HEAVY):
-            seg.learn(s, 0.0)
+def two_groups(n: int = 20) -> list[CustomerState]:
+    """Half light browsers on desktop, half heavy mobile buyers (slightly varied)."""
+    out = []
+    for i in range(n):
+        j = (i // 2) * 0.01
+        if i % 2:
+            out.append(shopper(f"h{i:02d}", 4.0 + j, 100.0 + i, 0.9))
+        else:
+            out.append(shopper(f"l{i:02d}", 0.0, 0.0, 0.1 + j, views=8.0))
+    return out
 
 
-def test_versions_follow_warm_up_and_refresh() -> None:
+def trained(cfg: Settings = CFG) -> tuple[ClusterSegmenter, list[CustomerState]]:
+    seg = ClusterSegmenter(cfg)
+    people = two_groups()
+    for s in people:
+        seg.learn(s, 0.0)
+    return seg, people
+
+
+def test_features_are_clock_free_but_recency() -> None:
+    s = shopper("d", 4.0, 100.0, 1.0)
+    assert exposure_days(s, 30.0) == 30.0 / math.log(2.0) * (1.0 - 0.5 ** 2.0)
+    per = 30.0 / exposure_days(s, 30.0)
+    assert static(s) == [math.log1p(4.0 * per), math.log1p(100.0), 0.0, math.log1p(2.0),
+                         4.0 / 6.0, 1.0]
+    assert vector(s, 10 * DAY)[:6] == vector(s, 90 * DAY)[:6] == static(s)
+    assert recency(0.0, 30 * DAY) == 0.0 and recency(0.0, 31 * DAY) == math.log1p(1.0)
+    assert vector(s, 40 * DAY)[6] == math.log1p(10.0)
+    browser = shopper("w", 0.0, 0.0, 0.0, views=8.0)
+    assert "basket" not in features(browser, 0.0)  # never bought: unknown
+    assert math.isnan(vector(browser, 0.0)[1])
+
+
+def test_no_model_before_min_customers() -> None:
     seg = ClusterSegmenter(CFG)
-    versions = []
-    for _ in range(50):  # 100 learned events
-        train(seg, 1)
-        versions.append(seg.version)
-    assert versions[13] is None and versions[14] == 1  # 30th event
-    assert [versions[i] for i in (29, 44, 49)] == [2, 3, 3]  # 60th, 90th, 100th
-    assert seg.learned == seg.samples == 100
-
-
-def test_only_settled_customers_are_sampled_every_stride_events() -> None:
-    seg = ClusterSegmenter(CFG)
-    young = person("y", 1.0, 50.0, 0.5, events=40)
+    people = two_groups()
+    for s in people[:19]:
+        seg.learn(s, 0.0)
+        assert seg.version is None and seg.snapshot() is None
+    assert all(seg.assign(s, 0.0) is None for s in people)  # no label from an untrained model
+    assert seg.moved() == []
+    seg.learn(people[19], 0.0)
+    assert seg.version == 1 and seg.model is not None and seg.model.customers == 20
+    assert sorted(seg.moved()) == sorted(s.customer_id for s in people)  # all to be scored
+    assert seg.moved() == []  # drained
+    # a customer below MIN_SESSIONS visits is counted, not sampled, not assigned
+    young = shopper("y", 1.0, 50.0, 0.5)
     young.sessions = MIN_SESSIONS - 1
-    for events in range(1, 41):
-        young.events = events
-        seg.learn(young, 0.0)
-    assert seg.learned == 40 and seg.samples == 0  # too few sessions: counted, not learned
-    young.sessions = MIN_SESSIONS
-    for events in range(1, 41):
-        young.events = events
-        seg.learn(young, 0.0)
-    # events 3, 11, 19, 27, 35
-    assert STRIDE == 8 and seg.samples == 5 and seg.learned == 80
-    assert seg.version == 2  # versions count events, samples or not
+    seg.learn(young, 0.0)
+    assert "y" not in seg.population.rows and seg.assign(young, 0.0) is None
 
 
-def test_two_groups_two_published_clusters_tiny_one_merged() -> None:
-    seg = ClusterSegmenter(CFG)
-    train(seg, 15)
-    model = seg.model
-    assert model is not None
-    assert model.published() == ["c1", "c2"]
-    assert model.merged == {"c3": "c1"}  # the third centroid never won a point
-    assert model.shares == {"c1": 0.5, "c2": 0.5, "c3": 0.0}
-    light, heavy = seg.assign(LIGHT, 0.0), seg.assign(HEAVY, 0.0)
-    assert light is not None and heavy is not None
-    assert (light.segment, heavy.segment) == ("c1", "c2")
-    assert seg.describe("c1") == "Cluster c1: abandons carts, seldom buys, desktop"
-    assert seg.describe("c2") == "Cluster c2: converts carts, buys most visits, mobile"
-    assert light.reason == "closest to abandons carts, seldom buys, desktop"
-    assert seg.describe("c3") == "Cluster c3: abandons carts, seldom buys, desktop"  # merged
-    assert seg.describe("c9") == "Cluster c9: c9"
-    assert light.model_version == heavy.model_version == 1
-    assert light.margin is not None and math.isclose(light.margin, math.sqrt(20.0))
-
-
-def test_centroids_seeded_from_the_buffer_then_learned_online() -> None:
-    seg = ClusterSegmenter(CFG)
-    train(seg, 15)
-    assert not seg.seeded and len(seg.buffer) == 30
-    train(seg, INIT_SAMPLES // 2 - 15)
-    assert seg.seeded and seg.buffer == [] and seg.samples == INIT_SAMPLES
-    train(seg, 30)
-    assert seg.version == 15 and seg.model is not None
-    assert seg.model.merged == {"c3": "c1"}
-    verdicts = [seg.assign(s, 0.0) for s in (LIGHT, HEAVY)]
-    assert [v.segment if v else None for v in verdicts] == ["c1", "c2"]
-
-
-def test_ids_stable_across_model_updates() -> None:
-    seg = ClusterSegmenter(CFG)
-    train(seg, 15)
-    first = (seg.assign(LIGHT, 0.0), seg.assign(HEAVY, 0.0))
-    train(seg, 300)  # through the seeding at INIT_SAMPLES samples
-    assert seg.version == 21 and seg.seeded
-    later = (seg.assign(LIGHT, 0.0), seg.assign(HEAVY, 0.0))
-    assert [a.segment for a in first] == [a.segment for a in later]  # type: ignore[union-attr]
-    assert [a.model_version for a in later] == [21, 21]  # type: ignore[union-attr]
-
-
-def test_ids_follow_centroids_when_the_clusterer_relabels() -> None:
-    seg = ClusterSegmenter(CFG)
-    train(seg, 15)
-    before = seg.assign(LIGHT, 0.0)
-    # a clusterer that renumbers its clusters (as density methods do)
-    c = seg.kmeans.centers
-    seg.kmeans.centers = {0: c[1], 1: c[2], 2: c[0]}
-    seg.counts = {0: seg.counts.get(1, 0.0), 1: seg.counts.get(2, 0.0),
-                  2: seg.counts.get(0, 0.0)}
-    seg._use(seg.refresh())
-    assert seg.model is not None and seg.model.labels == {"0": "c2", "1": "c3", "2": "c1"}
-    assert seg.assign(LIGHT, 0.0).segment == before.segment == "c1"  # type: ignore[union-attr]
-    assert seg.assign(HEAVY, 0.0).segment == "c2"  # type: ignore[union-attr]
-
-
-def test_follower_adopts_snapshot_and_assigns_like_the_trainer() -> None:
-    trainer = ClusterSegmenter(CFG)
-    train(trainer, 45)
-    snap = trainer.snapshot()
-    assert snap is not None and snap["version"] == 3 and snap["samples"] == 90
-    follower = ClusterSegmenter(CFG, training=False)
-    train(follower, 45)  # not training: learns nothing
-    assert follower.model is None and follower.learned == 0
-    assert follower.assign(HEAVY, 0.0) is None and follower.describe("c1") == "c1"
-    assert follower.adopt(codec.loads(codec.dumps(snap)))
-    assert not follower.adopt(snap)  # same version: no-op
-    for s in (LIGHT, HEAVY, person("mid", 2.0, 300.0, 0.5)):
-        assert follower.assign(s, 0.0) == trainer.assign(s, 0.0)
-    # the adopted trainer state carries on from the snapshot
-    follower.training = True
-    train(follower, 15)
-    assert follower.version == 4 and follower.learned == 120 and follower.samples == 120
-    assert follower.assign(HEAVY, 0.0).segment == "c2"  # type: ignore[union-attr]
-
-
-def test_snapshot_over_other_features_is_ignored() -> None:
-    trainer = ClusterSegmenter(CFG)
-    train(trainer, 15)
-    snap = trainer.snapshot()
+def test_a_snapshot_trained_on_too_few_customers_is_not_adopted() -> None:
+    seg, _ = trained()
+    snap = seg.snapshot()
     assert snap is not None
-    old = dict(snap, version=9, features=["purchases", "basket"])
     follower = ClusterSegmenter(CFG, training=False)
-    assert not follower.adopt(old) and follower.model is None
+    assert not follower.adopt(dict(snap, customers=19)) and follower.model is None
     assert follower.adopt(snap) and follower.version == 1
 
 
-def test_margin_hysteresis_keeps_a_border_customer() -> None:
-    seg = ClusterSegmenter(CFG)
-    train(seg, 15)
-    state = person("b", 0.0, 0.0, 0.1, views=8.0)
-    detector = ChangeDetector(min_margin=0.5)
-    verdict = seg.assign(state, 0.0)
-    assert verdict is not None
-    assert detector.confirm(state, "cluster", verdict, 0.0) == (None, 1)
-    assert verdict.segment == "c1"
-    border = person("b", 2.0, 200.0, 0.5, views=5.0)
-    border.segments = state.segments
-    v = seg.assign(border, 1.0)
-    assert v is not None and v.segment == "c2" and v.margin is not None
-    assert round(v.margin, 4) == 0.3639
-    assert detector.confirm(border, "cluster", v, 1.0) is None  # stays in c1
-    assert ChangeDetector(min_margin=0.0).confirm(border, "cluster", v, 1.0) == ("c1", 2)
+def test_two_groups_found_with_stable_readable_names() -> None:
+    seg, people = trained()
+    model = seg.model
+    assert model is not None and model.published() == ["c1", "c2"]
+    verdicts = {s.customer_id[0]: seg.assign(s, 0.0) for s in people}
+    assert {v.segment for k, v in verdicts.items() if k == "l"} == {"c2"}  # type: ignore[union-attr]
+    assert {v.segment for k, v in verdicts.items() if k == "h"} == {"c1"}  # type: ignore[union-attr]
+    assert seg.describe("c1") == "Cluster c1: seldom browses, converts carts, few views per visit"
+    assert seg.describe("c2") == "Cluster c2: many views per visit, browses often, abandons carts"
+    assert seg.describe("c9") == "Cluster c9: c9"
+    assert model.shares == {"c1": 0.5, "c2": 0.5}
+    assert model.active == ["purchases", "basket", "browse", "views", "cart", "mobile"]
+    v = seg.assign(people[0], 0.0)
+    assert v is not None and v.model_version == 1 and v.reason.startswith("closest to ")
 
 
-def test_features_ratios_rates_and_unknown_basket() -> None:
-    s = person("d", 4.0, 400.0, 1.0)
-    s.d_sessions, s.d_page_views, s.d_cart_adds = 2.0, 6.0, 8.0
-    assert features(s, 0.0, 30.0) == {
-        "purchases": 1.6094379124341003, "basket": 4.61512051684126, "conversion": 1.0,
-        "sessions": 1.0986122886681096, "views": 1.3862943611198906, "cart": 0.5, "mobile": 1.0,
-    }
-    later = features(s, 30 * 86400.0, 30.0)  # rates decay, ratios do not
-    assert later["purchases"] == 1.0986122886681096  # log1p(2)
-    assert later["sessions"] == math.log1p(1.0)
-    assert [later[f] for f in ("basket", "conversion", "views", "cart", "mobile")] == [
-        4.61512051684126, 1.0, 1.3862943611198906, 0.5, 1.0]
-    browser = person("w", 0.0, 0.0, 0.0, views=8.0)
-    assert "basket" not in features(browser, 0.0, 30.0)  # never bought: unknown
-    assert math.isnan(vector(browser, 0.0, 30.0)[1])
-
-
-def test_kmeans_pp_is_seeded_and_finds_separated_groups() -> None:
-    import random
-
-    pts = [[float(i % 3) * 0.1, 0.0] for i in range(9)] + [[10.0, 10.0 + i * 0.1] for i in range(3)]
-    a = kmeans_pp(pts, 2, random.Random(7))
-    assert a == kmeans_pp(pts, 2, random.Random(7))
-    assert [[round(x, 9) for x in c] for c in sorted(a)] == [[0.1, 0.0], [10.0, 10.1]]
-    assert kmeans_pp([[1.0], [1.0]], 2, random.Random(1)) == [[1.0]]  # no second distinct point
-
-
-def test_recovers_the_well_separated_personas_of_a_seeded_simulation() -> None:
-    """Quality guard: a replay of 120 simulated customers, 90 days, the bench's 4 personas."""
-    from streamseg.bench import WELL_SEPARATED, adjusted_rand
-    from streamseg.engine.processor import Engine
-    from streamseg.replay import Replayer, replay_lines
-    from streamseg.simulate import SimConfig, Simulation
-
-    sim = Simulation(SimConfig(120, 90.0, 1, personas=WELL_SEPARATED))
-    cfg = Settings(cluster_k=4)
+def test_purchase_only_population_has_no_browsing_words() -> None:
+    cfg = Settings(cluster_k=3, cluster_warmup=1, cluster_refresh_every=1,
+                   cluster_min_customers=30)
     seg = ClusterSegmenter(cfg)
-    rep = Replayer(cfg, engine=Engine(cfg, [seg]))
-    for _ in replay_lines((codec.dumps(ev) for ev in sim.events()), cfg, replayer=rep):
-        pass
-    ids = sorted(rep.states)
-    now = rep.clock.max_seen
-    assert len(ids) == 120 and now is not None and seg.version == 30
-    truth = [sim.truth[c] for c in ids]
-    published = [str(rep.states[c].segments["cluster"][0]) for c in ids]
-    final = [seg.assign(rep.states[c], now) for c in ids]
-    final_ids = [a.segment if a else "none" for a in final]
-    assert round(adjusted_rand(truth, final_ids), 3) == 0.962
-    assert round(adjusted_rand(truth, published), 3) == 0.944
-    assert seg.model is not None and seg.model.published() == ["c1", "c2", "c3", "c4"]
+    people = [buyer(f"b{i:02d}", float(3 + (i % 3) * 6), 20.0 + 80.0 * (i % 2) + i,
+                    last_seen=-(i % 5) * 20 * DAY) for i in range(30)]
+    for s in people:
+        seg.learn(s, 0.0)
+    model = seg.model
+    assert model is not None
+    # visits without a purchase, views, carts and devices are constant: left out
+    assert model.active == ["purchases", "basket", "recency"]
+    names = [model.description(s) for s in model.published()]
+    assert names and not any(word in n for n in names for word in BROWSING), names
+    # an inactive feature's z-score is 0 for everyone: it cannot move an assignment
+    odd = buyer("odd", 9.0, 60.0)
+    odd.d_page_views, odd.d_cart_adds, odd.d_devices = 50.0, 9.0, [5.0, 0.0, 0.0, 0.0]
+    plain = buyer("odd", 9.0, 60.0)
+    assert seg.assign(odd, 0.0) == seg.assign(plain, 0.0)
+    assert describe({"cart": -2.0, "basket": 0.7}, active=model.active) == "high basket"
+
+
+def test_ids_and_names_stable_until_the_centroid_moves_beyond_the_threshold() -> None:
+    seg, people = trained()
+    model = seg.model
+    assert model is not None
+    names = dict(model.names)
+    # a slightly different population: a refit that barely moves is no new version
+    for s in people:
+        s.d_page_views *= 1.01
+        seg.learn(s, 0.0)
+    assert seg.version == 1
+    # the heavy buyers buy more: their centroid moves, by less than NAME_SHIFT
+    for s in people:
+        if s.customer_id.startswith("h"):
+            s.d_purchases *= 1.3
+    for s in people:
+        seg.learn(s, 0.0)
+    model = seg.model
+    assert seg.version is not None and seg.version > 1
+    assert model is not None and model.names == names
+    moved = math.dist(model.centers["c1"], model.scaled(model.anchors["c1"]))
+    assert 0.0 < moved <= NAME_SHIFT
+    # the light group starts to buy a lot on mobile: beyond the threshold, c1 is renamed
+    for s in people:
+        if s.customer_id.startswith("l"):
+            s.d_purchases, s.monetary, s.purchases = 6.0, 3000.0, 6
+            s.d_devices = [4.0, 0.0, 0.0, 0.0]
+    for s in people:
+        seg.learn(s, 0.0)
+    model = seg.model
+    assert model is not None and seg.version is not None and seg.version > 1
+    assert model.published() == ["c1", "c2"] and model.names["c2"] != names["c2"]
+
+
+def test_hold_is_a_margin_past_the_border_wider_within_the_flap_window() -> None:
+    seg, _ = trained()
+    a = seg.assigner
+    assert a is not None
+    s = shopper("b", 2.0, 50.0, 0.5, views=5.0)
+    v = seg.assign(s, 0.0)
+    assert v is not None
+    other = "c1" if v.segment == "c2" else "c2"
+    past = a.past(a.scale(vector(s, 0.0)), other, v.segment)
+    assert past > 0.0  # closer to the verdict than to the other cluster
+    # long after its last change: the plain margin decides
+    s.segments["cluster"] = [other, -100 * DAY, 1, 1]
+    assert seg.hold(s, other, v, 0.0, "population") is (past < seg.margin)
+    # a change 3 days ago: the margin is DWELL_FACTOR times wider
+    s.segments["cluster"] = [other, -3 * DAY, 1, 1]
+    assert seg.hold(s, other, v, 0.0, "event") is (past < seg.margin * DWELL_FACTOR)
+    assert seg.margin_at(-3 * DAY, 0.0) == 0.5 * DWELL_FACTOR and seg.margin_at(None, 0.0) == 0.5
+    # a retired segment never holds
+    assert not seg.hold(s, "c7", v, 0.0, "population")
+
+
+def test_due_is_the_exact_recency_crossing() -> None:
+    # an average-looking buyer who stops: recency alone must take it somewhere else
+    cfg = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
+                   cluster_min_customers=20)
+    seg = ClusterSegmenter(cfg)
+    crowd = [shopper(f"a{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-i * DAY)
+             for i in range(10)]
+    crowd += [shopper(f"z{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-(120 + i) * DAY)
+              for i in range(10)]
+    for s in crowd:
+        seg.learn(s, 0.0)
+    assert seg.model is not None and "recency" in seg.model.active
+    s = shopper("x", 3.0, 60.0, 0.5, last_seen=0.0)
+    first = seg.assign(s, 0.0)
+    assert first is not None
+    s.segments["cluster"] = [first.segment, -100 * DAY, 1, 1]
+    t = seg.due(s, 0.0)
+    assert t is not None and t > 30 * DAY  # nothing moves within the grace
+    before, at = seg.assign(s, t - 2.0), seg.assign(s, t)
+    assert before is not None and at is not None
+    assert before.segment == first.segment  # not yet
+    assert at.segment != first.segment  # at the due time the raw verdict has changed
+    assert seg.hold(s, first.segment, at, t, "clock")  # but it is on the border: held
+    release = seg.due(s, t)
+    assert release is not None and release > t
+    late = seg.assign(s, release)
+    assert late is not None and late.segment == at.segment
+    assert seg.hold(s, first.segment, late, release - 2.0, "clock")
+    assert not seg.hold(s, first.segment, late, release, "clock")  # min_margin past: released
+
+
+def test_moved_reports_only_customers_a_new_model_changes() -> None:
+    seg, people = trained()
+    seg.moved()
+    for s in people:  # published labels, as the engine would have them
+        v = seg.assign(s, 0.0)
+        assert v is not None
+        s.segments["cluster"] = [v.segment, -100 * DAY, 1, 1]
+        seg.due(s, 0.0)
+    # a newer model where the heavy group's centroid sits on the light group
+    snap = seg.snapshot()
+    assert snap is not None
+    centers = dict(snap["centers"])
+    centers["c1"], centers["c2"] = centers["c2"], centers["c1"]
+    assert seg.adopt(dict(snap, version=2, centers=centers))
+    assert sorted(seg.moved()) == sorted(s.customer_id for s in people)
+    for s in people:  # the engine re-scores them
+        v = seg.assign(s, 0.0)
+        assert v is not None
+        s.segments["cluster"] = [v.segment, -100 * DAY, 2, 2]
+        seg.due(s, 0.0)
+    assert seg.adopt(dict(snap, version=3))  # back to the original: everyone again
+    assert len(seg.moved()) == 20
+    for s in people:
+        v = seg.assign(s, 0.0)
+        assert v is not None
+        s.segments["cluster"] = [v.segment, -100 * DAY, 3, 3]
+        seg.due(s, 0.0)
+    assert seg.adopt(dict(snap, version=4))  # the same model again: nobody
+    assert seg.moved() == []
+
+
+def test_forget_drops_the_customer_everywhere() -> None:
+    seg, people = trained()
+    cid = people[0].customer_id
+    assert cid in seg.local and cid in seg.population.rows and cid in seg.moved()
+    seg.learn(people[0], 0.0)
+    seg.forget(cid)
+    assert cid not in seg.local and cid not in seg.population.rows and cid not in seg.moved()
+
+
+def test_follower_adopts_snapshot_and_assigns_like_the_trainer() -> None:
+    trainer, people = trained()
+    snap = trainer.snapshot()
+    assert snap is not None and snap["version"] == 1 and snap["customers"] == 20
+    follower = ClusterSegmenter(CFG, training=False)
+    for s in people:
+        follower.learn(s, 0.0)  # not training: indexes, learns nothing
+    assert follower.model is None and follower.learned == 0 and len(follower.population) == 0
+    assert follower.assign(people[0], 0.0) is None and follower.describe("c1") == "c1"
+    assert follower.adopt(codec.loads(codec.dumps(snap)))
+    assert not follower.adopt(snap)  # same version: no-op
+    for s in [*people, shopper("mid", 2.0, 300.0, 0.5)]:
+        assert follower.assign(s, 0.0) == trainer.assign(s, 0.0)
+        assert follower.due(s, 0.0) == trainer.due(s, 0.0)
+    assert sorted(follower.moved()) == sorted(s.customer_id for s in people)
+    old = dict(snap, version=9, features=["purchases", "basket"])
+    assert not ClusterSegmenter(CFG).adopt(old)  # another release's features: ignored
+
+
+def test_assignment_carries_margin_and_version() -> None:
+    seg, people = trained()
+    v = seg.assign(people[1], 0.0)
+    assert isinstance(v, Assignment) and v.margin is not None and v.margin > 0.0
 
 
 SCRIPT = """
 from streamseg import codec
-from tests.unit.test_clusters import CFG, train
-from streamseg.engine.segmenters.clusters import ClusterSegmenter
-seg = ClusterSegmenter(CFG)
-train(seg, 240)
+from tests.unit.test_clusters import trained
+seg, _ = trained()
 print(codec.dumps(seg.snapshot()).decode())
 """
 

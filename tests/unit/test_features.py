@@ -11,6 +11,7 @@ from streamseg.engine.features import (
     DEVICES,
     CustomerState,
     decay_to,
+    mean_gap_days,
     remember,
     seen,
     summary,
@@ -66,9 +67,29 @@ def test_purchase_gaps_monetary_and_reactivation() -> None:
     assert (s.purchases, s.monetary, s.gap_days) == (3, 60.0, 10.0)
     assert s.reactivated_at is None
     update(s, buy("p4", 120 * DAY, 5.0), CFG)  # 100-day silence > at_risk_days (90)
-    assert s.reactivated_at == 120 * DAY
-    assert s.gap_days == pytest.approx(0.3 * 100 + 0.7 * 10)
+    assert (s.reactivated_at, s.reactivated_from) == (120 * DAY, 20 * DAY)
+    assert s.gap_days == mean_gap_days(s) == 40.0  # exact: (120 - 0) / 3
     assert (s.first_purchase, s.last_purchase) == (0.0, 120 * DAY)
+
+
+def test_a_late_purchase_inside_the_silence_cancels_the_reactivation() -> None:
+    s = CustomerState.new("c1", 0.0)
+    for i, day in enumerate((0, 10, 120)):
+        update(s, buy(f"p{i}", day * DAY, 1.0), CFG)
+    assert s.reactivated_at == 120 * DAY
+    update(s, buy("late1", 100 * DAY, 1.0), CFG)  # gaps now 90 and 20: none > 90
+    assert (s.reactivated_at, s.reactivated_from) == (None, None)
+    t = CustomerState.new("c2", 0.0)
+    for i, day in enumerate((0, 200)):
+        update(t, buy(f"p{i}", day * DAY, 1.0), CFG)
+    update(t, buy("late2", 150 * DAY, 1.0), CFG)  # gaps 150 and 50: the late one reactivated
+    assert (t.reactivated_at, t.reactivated_from) == (150 * DAY, 0.0)
+    update(t, buy("late3", 20 * DAY, 1.0), CFG)  # gaps 20, 130, 50: still the day-150 one
+    assert (t.reactivated_at, t.reactivated_from) == (150 * DAY, 20 * DAY)
+    u = CustomerState.new("c3", 0.0)
+    update(u, buy("p0", 100 * DAY, 1.0), CFG)
+    update(u, buy("early", 0.0, 1.0), CFG)  # before the first purchase, 100 days earlier
+    assert (u.reactivated_at, u.reactivated_from) == (100 * DAY, 0.0)
 
 
 def test_cart_conversion_and_mix_in_summary() -> None:

@@ -1,15 +1,21 @@
-"""Hysteresis: minimum dwell for rule verdicts, distance margin for clusters."""
+"""Hysteresis v2: moves at the customer's own event are published at once;
+clock-driven demotions are damped by each segmenter's own band.
+
+Rewritten for issue 8: the blanket 7-day ``min_dwell_s`` default is gone (it
+delayed promotions by 7 days); the global dwell is an option defaulting to 0.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
-from streamseg.engine.segmenters.base import Assignment
+
+OFF = Settings(hysteresis=False)
+ON = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0)
 
 
 def buys(*days_: float) -> list[Event]:
@@ -17,7 +23,8 @@ def buys(*days_: float) -> list[Event]:
             for i, d in enumerate(days_)]
 
 
-def run(cfg: Settings, events: list[Event], until: float) -> list[tuple[Any, ...]]:
+def run(cfg: Settings, events: list[Event], until: float, seg: str = "frequency",
+        ) -> list[tuple[Any, ...]]:
     eng = Engine(cfg)
     state: CustomerState | None = None
     out: list[dict[str, Any]] = []
@@ -27,58 +34,91 @@ def run(cfg: Settings, events: list[Event], until: float) -> list[tuple[Any, ...
         out += res.changes
     assert state is not None
     out += eng.tick(state, until * DAY).changes
-    return [(c["from_segment"], c["to_segment"], c["trigger"], c["event_time"][:10])
-            for c in out if c["segmenter"] == "frequency"]
+    return [(c["from_segment"], c["to_segment"], c["trigger"], c["event_time"][:19])
+            for c in out if c["segmenter"] == seg]
 
 
-# a buyer hovering on the weekly boundary: the gap average crosses 7 days back and forth
-HOVER = buys(0, 6, 12, 21, 27, 33, 42, 48, 54, 63)
+# a weekly-ish buyer with irregular gaps (mean gap 6.3 days): raw verdicts fall to
+# medium whenever a gap exceeds 7 days and come back at the next purchase
+IRREGULAR = buys(0, 6, 12, 21, 27, 33, 42, 48, 54, 57)
 
 
-def test_without_dwell_every_crossing_is_published() -> None:
-    assert run(Settings(min_dwell_s=0.0), HOVER, 64) == [
-        (None, "low", "event", "1970-01-01"),
-        ("low", "high", "event", "1970-01-07"),
-        ("high", "medium", "clock", "1970-01-20"),  # 7 days + 1 s after the day-12 purchase
-        ("medium", "high", "event", "1970-01-22"),
-        ("high", "medium", "clock", "1970-02-10"),
-        ("medium", "high", "event", "1970-02-18"),
-        ("high", "medium", "clock", "1970-03-03"),
+def test_without_hysteresis_every_crossing_is_published() -> None:
+    assert run(OFF, IRREGULAR, 58) == [
+        (None, "one_time", "event", "1970-01-01T00:00:00"),
+        ("one_time", "high", "event", "1970-01-07T00:00:00"),
+        ("high", "medium", "clock", "1970-01-20T00:00:01"),  # 7 days + 1 s after day 12
+        ("medium", "high", "event", "1970-01-22T00:00:00"),
+        ("high", "medium", "clock", "1970-02-10T00:00:01"),
+        ("medium", "high", "event", "1970-02-12T00:00:00"),
     ]
 
 
-def test_dwell_suppresses_short_excursions() -> None:
-    assert run(Settings(min_dwell_s=7 * DAY), HOVER, 64) == [
-        (None, "low", "event", "1970-01-01"),
-        ("low", "high", "clock", "1970-01-14"),  # pending since day 6, confirmed on day 13
-        ("high", "medium", "clock", "1970-02-17"),
-        ("medium", "high", "clock", "1970-02-25"),
+def test_band_keeps_high_through_irregular_gaps() -> None:
+    assert run(ON, IRREGULAR, 58) == [
+        (None, "one_time", "event", "1970-01-01T00:00:00"),
+        ("one_time", "high", "event", "1970-01-07T00:00:00"),
     ]
 
 
-def test_dwell_confirms_on_the_clock_at_since_plus_dwell() -> None:
-    # weekly buyer who stops: medium is due at day 28 + 7 + 1 s, confirmed 7 days later
-    assert run(Settings(min_dwell_s=7 * DAY), buys(0, 7, 14, 21, 28), 60) == [
-        (None, "low", "event", "1970-01-01"),
-        ("low", "high", "event", "1970-01-15"),  # pending since day 7, confirmed by the day-14 buy
-        ("high", "medium", "clock", "1970-02-12"),  # day 35 + 1 s + 7 days
+def test_promotion_is_published_at_the_purchase_that_earns_it() -> None:
+    # issue 8: moves to high were published exactly 7 days after the purchase
+    changes = run(ON, buys(0, 20, 22, 24, 26, 28), 28)
+    assert changes[-1] == ("medium", "high", "event", "1970-01-27T00:00:00")  # day 26: mean 6.5
+
+
+def test_clock_demotion_is_damped_by_the_band_then_published_at_its_end() -> None:
+    weekly = buys(0, 7, 14, 21, 28)
+    assert run(ON, weekly, 60) == [
+        (None, "one_time", "event", "1970-01-01T00:00:00"),
+        ("one_time", "high", "event", "1970-01-08T00:00:00"),
+        ("high", "medium", "clock", "1970-02-12T00:00:01"),  # day 28 + 14 days (7 + 7) + 1 s
+    ]
+    assert run(OFF, weekly, 60)[2] == ("high", "medium", "clock", "1970-02-05T00:00:01")
+
+
+def test_medium_band_and_lapsed_is_never_held() -> None:
+    fortnightly = buys(0, 14, 28)
+    assert run(ON, fortnightly, 300)[2:] == [
+        ("medium", "low", "clock", "1970-03-12T00:00:01"),  # day 28 + 42 days (28 + 14) + 1 s
+        ("low", "lapsed", "clock", "1970-07-28T00:00:01"),  # day 28 + 180 days + 1 s
     ]
 
 
-def test_detector_margin_and_dwell_rules() -> None:
-    s = CustomerState.new("c", 0.0)
-    d = ChangeDetector(min_dwell_s=10.0, min_margin=1.0)
-    assert d.confirm(s, "cluster", Assignment("c1", "x", margin=0.2, model_version=1), 0.0) == (
-        None, 1
-    )  # a first assignment is never held back
-    assert d.confirm(s, "cluster", Assignment("c2", "x", margin=0.5, model_version=1), 1.0) is None
-    assert s.pending == {}  # a thin margin does not even start the dwell
-    assert d.confirm(s, "cluster", Assignment("c2", "x", margin=1.5, model_version=2), 2.0) is None
-    assert s.pending == {"cluster": ["c2", 2.0]}
-    assert d.confirm(s, "cluster", Assignment("c1", "x", margin=3.0, model_version=2), 5.0) is None
-    assert s.pending == {} and s.segments["cluster"] == ["c1", 0.0, 1, 2]  # version refreshed
-    assert d.confirm(s, "cluster", Assignment("c2", "x", margin=1.5, model_version=2), 6.0) is None
-    assert d.confirm(s, "cluster", Assignment("c2", "x", margin=1.5, model_version=2), 16.0) == (
-        "c1", 2
-    )
-    assert s.segments["cluster"] == ["c2", 16.0, 2, 2]
+def test_reactivation_is_published_at_the_purchase() -> None:
+    lifecycle = run(ON, buys(0, 10, 200), 201, seg="lifecycle")
+    assert lifecycle[-1] == ("lapsed", "reactivated", "event", "1970-07-20T00:00:00")
+
+
+def test_lifecycle_margin_holds_at_risk_and_inactive_prospect() -> None:
+    cfg = Settings(lifecycle_margin_days=10.0)
+    assert run(cfg, buys(0), 200, seg="lifecycle")[2] == (
+        "active", "at_risk", "clock", "1970-04-11T00:00:01")  # 90 + 10 days + 1 s
+    eng = Engine(cfg)
+    out = eng.apply(None, Event("click", "page_view", "v1", "v", 0.0))
+    assert out.state is not None
+    ticked = eng.tick(out.state, 120 * DAY).changes
+    assert [(c["to_segment"], c["event_time"][:19]) for c in ticked] == [
+        ("inactive_prospect", "1970-04-11T00:00:01")]
+
+
+def test_optional_global_dwell_delays_only_clock_moves() -> None:
+    cfg = Settings(min_dwell_s=3 * DAY, freq_high_margin_days=0.0)
+    assert run(cfg, buys(0, 7, 14, 21), 40) == [
+        (None, "one_time", "event", "1970-01-01T00:00:00"),
+        ("one_time", "high", "event", "1970-01-08T00:00:00"),  # event: not delayed
+        ("high", "medium", "clock", "1970-02-01T00:00:01"),  # day 21 + 7 + 1 s, + 3 days
+    ]
+
+
+def test_verdict_tells_a_held_label_apart() -> None:
+    eng = Engine(ON)
+    state: CustomerState | None = None
+    for ev in buys(0, 7, 14, 21, 28):
+        state = eng.apply(state, ev).state
+    assert state is not None
+    assert [c["segmenter"] for c in eng.tick(state, 38 * DAY).changes] == ["lifecycle"]
+    assert state.segments["frequency"][0] == "high"
+    assert eng.verdict(state, "frequency", 38 * DAY) == ("medium", True)
+    assert eng.verdict(state, "lifecycle", 38 * DAY) == ("active", False)
+    assert Engine(OFF).verdict(state, "frequency", 38 * DAY) == ("medium", False)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from streamseg.engine.model import Assigner, ClusterModel, describe, match, merge_tiny
+from streamseg.engine.model import Assigner, ClusterModel, describe, match
 
 
 def test_match_keeps_ids_when_the_clusterer_relabels() -> None:
@@ -34,102 +34,105 @@ def test_match_closest_pairs_first() -> None:
     }
 
 
-def test_merge_tiny_into_nearest_big() -> None:
-    centers = {"c1": [0.0], "c2": [10.0], "c3": [9.0], "c4": [1.0]}
-    shares = {"c1": 0.5, "c2": 0.46, "c3": 0.03, "c4": 0.01}
-    assert merge_tiny(centers, shares, 0.05) == {"c3": "c2", "c4": "c1"}
-    assert merge_tiny(centers, shares, 0.0) == {}
-    # nobody big enough: the largest survives
-    assert merge_tiny(centers, shares, 0.9) == {"c2": "c1", "c3": "c1", "c4": "c1"}
-
-
-def test_describe_from_z_scores() -> None:
+def test_describe_from_z_scores_active_features_only() -> None:
     assert describe({"purchases": -1.5, "basket": 0.2, "views": 2.0, "mobile": 0.6}) == (
-        "heavy browser, rare buyer, mobile"
+        "many views per visit, rare buyer, mobile"
     )
-    assert describe({"conversion": 0.9, "cart": -1.0, "sessions": 0.7}) == (
-        "abandons carts, buys most visits, many visits"
+    assert describe({"recency": 0.9, "cart": -1.0, "browse": 0.7}) == (
+        "abandons carts, long inactive, browses often"
     )
-    assert describe({"cart": -0.5, "sessions": 0.49}) == "abandons carts"
+    assert describe({"cart": -0.5, "browse": 0.49}) == "abandons carts"
+    assert describe({"cart": -3.0, "browse": 2.0}, active=["purchases"]) == "average"
     assert describe({}) == "average"
 
 
-NAMES = ("purchases", "basket", "conversion", "sessions", "views", "cart", "mobile")
+NAMES = ("purchases", "basket", "browse", "views", "cart", "mobile", "recency")
 
 
 def model() -> ClusterModel:
     zeros = dict.fromkeys(NAMES, 0.0)
     return ClusterModel(
         version=4,
-        means=dict(zeros, purchases=1.0),
-        variances=dict(zeros, purchases=4.0, mobile=0.25),
+        means=dict(zeros, purchases=1.0, recency=1.0),
+        variances=dict(zeros, purchases=4.0, mobile=0.25, recency=1.0),
         centers={
-            "c1": [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0],
-            "c2": [1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
-            "c3": [1.2, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+            "c1": [-1.0, 0.0, 0.0, 0.0, 0.0, -1.0, -1.0],
+            "c2": [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0],
         },
-        labels={"0": "c1", "1": "c2", "2": "c3"},
-        merged={"c3": "c2"},
-        shares={"c1": 0.5, "c2": 0.48, "c3": 0.02},
-        next_id=4,
+        active=["purchases", "mobile", "recency"],
+        names={"c1": "rare buyer, desktop"},
+        anchors={"c1": [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]},
+        shares={"c1": 0.5, "c2": 0.5},
+        next_id=3,
         learned=1000,
-        samples=120,
+        customers=120,
     )
 
 
-def test_assign_uses_the_snapshot_scaler_and_merged_targets() -> None:
+def test_assign_uses_the_snapshot_scaler_and_active_features() -> None:
     m = model()
     assert m.published() == ["c1", "c2"]
-    x = dict.fromkeys(NAMES, 0.0) | {"purchases": 3.4, "mobile": 0.5}
-    assert m.scale(x) == [1.2, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]
-    seg, margin = m.assign(x)  # sits on c3, which is merged into c2
-    assert seg == "c2"
-    assert math.isclose(margin, math.dist([1.2, 1.0], [-1.0, -1.0]))
-    mid = dict(x, purchases=-1.0, mobile=0.0)  # z = (-1, 0, .., 0): nearer c1
-    seg, margin = m.assign(mid)
-    assert seg == "c1" and math.isclose(margin, math.sqrt(5.0) - 1.0)
-    # equal |z|: words in name order
-    assert m.description("c3") == m.description("c2") == "mobile, frequent"
+    x = dict.fromkeys(NAMES, 0.0) | {"purchases": 3.0, "mobile": 0.5, "recency": 2.0}
+    a = Assigner(m)
+    z = a.scale([x[n] for n in NAMES])
+    assert z == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+    assert m.assign(x) == ("c2", math.sqrt(12.0))
+    # an inactive feature (views) counts for nothing, even if a centroid had a value there
+    m.centers["c2"][3] = 5.0
+    assert Assigner(m).assign([x[n] for n in NAMES]) == ("c2", math.sqrt(12.0))
+    assert m.scaled([3.0, math.nan, 9.0, 9.0, 9.0, 0.5, 2.0]) == z  # NaN and inactive: 0
+
+
+def test_names_are_stable_and_fall_back_to_the_centroid() -> None:
+    m = model()
+    a = Assigner(m)
+    assert a.names == {"c1": "rare buyer, desktop", "c2": "mobile, frequent buyer, long inactive"}
+    assert a.titles["c1"] == "Cluster c1: rare buyer, desktop"
+    assert a.reasons["c2"] == "closest to mobile, frequent buyer, long inactive"
     assert m.description("c9") == "c9"
 
 
-def test_missing_or_unknown_values_scale_to_the_mean() -> None:
-    m = model()
-    assert m.scale({"purchases": 3.0}) == [1.0] + [0.0] * 6
-    assert m.scale({"purchases": math.nan, "mobile": 0.5}) == [0.0] * 6 + [1.0]
+def test_past_is_the_signed_distance_beyond_the_bisector() -> None:
+    a = Assigner(model())
+    gap = math.dist([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0])
+    z = [0.3, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+    assert math.isclose(a.past(z, "c1", "c2"), 0.3 * 2.0 / gap)
+    assert math.isclose(a.past(z, "c2", "c1"), -0.3 * 2.0 / gap)
+    assert a.past(z, "c1", "c9") == -math.inf and a.past(z, "c9", "c1") == math.inf
 
 
-def test_assigner_compiles_once_and_agrees_with_the_model() -> None:
-    m = model()
-    a = Assigner(m)
-    assert a.version == 4
-    assert a.centers == [("c1", m.centers["c1"]), ("c2", m.centers["c2"]), ("c2", m.centers["c3"])]
-    assert a.names == {"c1": "desktop, rare buyer", "c2": "mobile, frequent",
-                       "c3": "mobile, frequent"}
-    assert a.titles["c2"] == "Cluster c2: mobile, frequent"
-    assert a.reasons["c1"] == "closest to desktop, rare buyer"
-    for p, mob in ((3.4, 0.5), (-1.0, 0.0), (1.0, 0.25), (2.0, 0.1)):
-        x = dict.fromkeys(NAMES, 0.0) | {"purchases": p, "mobile": mob}
-        assert a.assign([x[n] for n in NAMES]) == m.assign(x)
-
-
-def test_single_segment_margin_is_infinite() -> None:
-    m = model()
-    m.merged = {"c2": "c1", "c3": "c1"}
-    zeros = dict.fromkeys(NAMES, 0.0)
-    assert m.assign(zeros) == ("c1", math.inf)
-    m.merged = {}
-    # a tie (c1, c2 equally far) goes to the smaller id
-    assert m.assign(dict(zeros, purchases=1.0)) == ("c1", 0.0)
+def test_next_change_solves_the_recency_crossings_exactly() -> None:
+    a = Assigner(model())
+    z = [-0.5, 0.0, 0.0, 0.0, 0.0, -0.5, -2.0]  # in c1; recency will take it towards c2
+    r = a.next_change(z, "c1", 0.0)
+    assert r is not None and math.isclose(r, 1.0)  # -0.5 - 0.5 + r = 0 on the bisector
+    z[6] = r + 1e-9
+    assert a.nearest(z)[0] == "c2"
+    z[6] = r - 1e-9
+    assert a.nearest(z)[0] == "c1"
+    m = 0.4  # the release: past(z, c1, c2) = (sum of z) * 2 / gap = m
+    rel = a.next_change([-0.5, 0.0, 0.0, 0.0, 0.0, -0.5, 1.0 + 1e-12], "c1", m)
+    gap = math.dist([-1.0, -1.0, -1.0], [1.0, 1.0, 1.0])
+    assert rel is not None and math.isclose(rel, 1.0 + m * gap / 2.0)
+    # the time of a recency z-score: days = grace + expm1(z / inv + mean)
+    assert a.recency_time(0.0, 0.0, 30.0) == (30.0 + math.expm1(1.0)) * 86400.0
+    assert a.recency_time(50.0, 0.0, 30.0) == math.inf
+    inactive = model()
+    inactive.active = ["purchases"]
+    assert Assigner(inactive).next_change(z, "c1", 0.0) is None
 
 
 def test_round_trip() -> None:
     m = model()
     data = m.to_dict()
-    assert data["descriptions"] == {"c1": "desktop, rare buyer", "c2": "mobile, frequent"}
+    assert data["descriptions"] == {"c1": "rare buyer, desktop",
+                                    "c2": "mobile, frequent buyer, long inactive"}
     assert data["segmenter"] == "cluster" and data["version"] == 4
-    assert data["features"] == list(NAMES) and data["samples"] == 120
+    assert data["features"] == list(NAMES) and data["customers"] == 120
     assert ClusterModel.from_dict(data) == m
     old = dict(data, features=["purchases", "basket", "sessions", "views", "cart", "mobile"])
     with pytest.raises(ValueError, match="expected"):
         ClusterModel.from_dict(old)
+    without = {k: v for k, v in data.items() if k != "active"}  # an older release's snapshot
+    with pytest.raises(ValueError, match="expected"):
+        ClusterModel.from_dict(without)

@@ -28,12 +28,12 @@ def run(engine: Engine, events: list[Event]) -> tuple[CustomerState | None, list
 
 
 def test_weekly_buyer_moves_up_then_clock_moves_down(assert_schema: Check) -> None:
-    eng = Engine(Settings(min_dwell_s=0.0))  # no hysteresis: every crossing is a change
+    eng = Engine(Settings(hysteresis=False))  # every crossing is a change
     state, changes = run(eng, [buy(f"p{i}", 7.0 * i) for i in range(6)])  # days 0..35
     assert [(c["segmenter"], c["from_segment"], c["to_segment"]) for c in changes] == [
-        ("frequency", None, "low"),
+        ("frequency", None, "one_time"),
         ("lifecycle", None, "new"),
-        ("frequency", "low", "high"),
+        ("frequency", "one_time", "high"),
         ("lifecycle", "new", "active"),
     ]
     assert [c["sequence"] for c in changes] == [1, 1, 2, 2]
@@ -98,7 +98,7 @@ def test_segments_record_lists_every_segmenter(assert_schema: Check) -> None:
     assert out.segments is not None
     assert_schema("customer-segments", out.segments)
     assert {k: v["segment"] for k, v in out.segments["segments"].items()} == {
-        "frequency": "low",
+        "frequency": "one_time",
         "lifecycle": "new",
     }
     assert out.segments["segments"]["lifecycle"]["name"] == "New customer"

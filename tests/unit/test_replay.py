@@ -105,7 +105,7 @@ def test_dead_letters_instead_of_stopping(assert_schema: Check) -> None:
              line(event_id="e2", customer_id="c1", type="teleport", ts="2026-01-01T00:00:00Z")]
     letters: list[dict[str, Any]] = []
     changes = list(replay_lines(lines, Settings(), "in.jsonl", dead_letters=letters.append))
-    assert [c["to_segment"] for c in changes][:2] == ["low", "new"]
+    assert [c["to_segment"] for c in changes][:2] == ["one_time", "new"]
     assert [(d["reason"], d["source"]["offset"]) for d in letters] == [
         ("not_json", 1), ("not_object", 3), ("unknown_event_type", 4)]
     for record in letters:

@@ -30,6 +30,13 @@ def buy(eid: str, cid: str, days: float) -> dict[str, Any]:
             "amount": 20.0, "currency": "EUR"}
 
 
+HELD = Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, lifecycle_margin_days=10.0)
+
+
+def visit(eid: str, cid: str, days: float) -> dict[str, Any]:
+    return {"event_id": eid, "customer_id": cid, "ts": at(days), "type": "page_view"}
+
+
 def run_ticks(h: Harness) -> list[bytes]:
     """One run of the clock timer: the customers it ticks (each tick is handled)."""
     ticks = h.ingest.due_ticks()
@@ -39,35 +46,37 @@ def run_ticks(h: Harness) -> list[bytes]:
 
 
 def test_a_tick_that_changes_nothing_is_not_due_again_at_once() -> None:
-    h = Harness(CFG)
+    h = Harness(HELD)
     try:
-        h.send_json("purchase", buy("e1", "c1", 0.0))
-        # the clock moves past c1's first due time (7 days + 1 s: the frequency
-        # "high" boundary) while the verdicts stay the same
-        h.send_json("purchase", buy("e2", "c2", 7.5))
+        h.send_json("click", visit("v1", "c1", 0.0))
+        # the clock moves past c1's first due time (90 days + 1 s: prospect ->
+        # inactive_prospect, held by the 10-day lifecycle margin) while the
+        # published segments stay the same
+        h.send_json("purchase", buy("e2", "c2", 90.5))
         assert run_ticks(h) == [b"c1"]
         assert h.app.changes.values()[-1]["customer_id"] == "c2"  # the tick changed nothing
         # the clock has not moved: nobody is due, however often the timer runs
         assert [run_ticks(h) for _ in range(3)] == [[], [], []]
         assert h.count("tick", "processed") == 1.0
         # the next due time comes when the clock passes it
-        h.send_json("purchase", buy("e3", "c2", 40.0))
+        h.send_json("purchase", buy("e3", "c2", 101.0))
         assert run_ticks(h) == [b"c1"]
+        assert h.app.changes.values()[-1]["to_segment"] == "inactive_prospect"
         assert run_ticks(h) == []
     finally:
         h.close()
 
 
 def test_due_after_a_tick_is_strictly_after_the_tick_time() -> None:
-    eng = Engine(CFG)
-    out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=5.0))
+    eng = Engine(HELD)
+    out = eng.apply(None, Event("click", "page_view", "v1", "c1", 0.0))
     assert out.state is not None
     first = eng.due(out.state)
-    assert first == 7 * DAY + 1.0
+    assert first == out.due == 90 * DAY + 1.0 and out.due_known  # prospect -> inactive (held)
     tick = eng.tick(out.state, first + 100.0)
     assert tick.state is not None and tick.changes == [] and tick.at == first + 100.0
     assert eng.due(tick.state) == first  # floor(state) did not move
-    assert eng.due(tick.state, tick.at) == 28 * DAY + 1.0  # the "medium" boundary
+    assert eng.due(tick.state, tick.at) == tick.due == 100 * DAY + 1.0  # the end of the hold
 
 
 class CountingTable(dict[bytes, bytes]):
@@ -81,12 +90,12 @@ class CountingTable(dict[bytes, bytes]):
 
 
 def test_a_tick_that_changes_nothing_writes_no_state() -> None:
-    h = Harness(CFG)
+    h = Harness(HELD)
     try:
         table = CountingTable()
         h.app.state = table
-        h.send_json("purchase", buy("e1", "c1", 0.0))
-        h.send_json("purchase", buy("e2", "c2", 7.5))
+        h.send_json("click", visit("v1", "c1", 0.0))
+        h.send_json("purchase", buy("e2", "c2", 90.5))
         assert table.writes == 2
         before = table[b"c1"]
         assert run_ticks(h) == [b"c1"]  # evaluated, nothing moved

@@ -1,4 +1,9 @@
-"""Frequency tiers and lifecycle stages: exact verdicts at chosen event times."""
+"""Frequency tiers and lifecycle stages: exact verdicts at chosen event times.
+
+Updated for the target definitions of issue 8: frequency has ``one_time`` and
+an exact mean gap ``(last - first) / (purchases - 1)``; lifecycle has a visitor
+track (``prospect`` / ``inactive_prospect``) for customers who never bought.
+"""
 
 from __future__ import annotations
 
@@ -10,45 +15,56 @@ from streamseg.engine.segmenters.frequency import FrequencySegmenter
 from streamseg.engine.segmenters.lifecycle import LifecycleSegmenter
 
 
-def buyer(purchases: int, first: float, last: float, gap: float | None) -> CustomerState:
-    s = CustomerState.new("c", first)
-    s.purchases, s.first_purchase, s.last_purchase, s.gap_days = purchases, first, last, gap
-    s.last_seen = last
+def buyer(purchases: int, first_day: float, last_day: float) -> CustomerState:
+    s = CustomerState.new("c", first_day * DAY)
+    s.purchases, s.first_purchase, s.last_purchase = purchases, first_day * DAY, last_day * DAY
+    s.last_seen = last_day * DAY
     return s
 
 
 @pytest.mark.parametrize(
-    ("gap", "since_days", "expected"),
+    ("first", "since_days", "expected"),
     [
-        (3.0, 1.0, "high"),
-        (7.0, 7.0, "high"),
-        (7.5, 1.0, "medium"),
-        (3.0, 8.0, "medium"),
-        (28.0, 0.0, "medium"),
-        (29.0, 0.0, "low"),
-        (90.0, 10.0, "low"),
-        (3.0, 180.0, "low"),
-        (3.0, 180.5, "lapsed"),
+        (91.0, 1.0, "high"),  # 4 purchases over 9 days: mean gap 3
+        (79.0, 7.0, "high"),  # mean gap exactly 7, 7 days since: both <= 7
+        (77.5, 1.0, "medium"),  # mean gap 7.5
+        (91.0, 8.0, "medium"),  # mean gap 3, but 8 days since the last purchase
+        (16.0, 0.0, "medium"),  # mean gap 28
+        (13.0, 0.0, "low"),  # mean gap 29
+        (91.0, 180.0, "low"),
+        (91.0, 180.5, "lapsed"),
     ],
 )
-def test_frequency_tiers(gap: float, since_days: float, expected: str) -> None:
+def test_frequency_tiers(first: float, since_days: float, expected: str) -> None:
     seg = FrequencySegmenter(Settings())
-    verdict = seg.assign(buyer(4, 0.0, 10 * DAY, gap), (10 + since_days) * DAY)
+    verdict = seg.assign(buyer(4, first, 100.0), (100 + since_days) * DAY)
     assert verdict is not None and verdict.segment == expected
 
 
-def test_frequency_prospect_and_single_purchase() -> None:
+def test_frequency_mean_gap_is_exact_not_a_moving_average() -> None:
+    seg = FrequencySegmenter(Settings())
+    # gaps 1, 1, 1, 19: mean 5.5 (a moving average weighted to the last gap would say > 7)
+    s = buyer(5, 0.0, 22.0)
+    verdict = seg.assign(s, 22 * DAY)
+    assert verdict is not None and (verdict.segment, verdict.reason) == (
+        "high", "buys every 5.5 days")
+
+
+def test_frequency_prospect_and_one_time() -> None:
     seg = FrequencySegmenter(Settings())
     prospect = seg.assign(CustomerState.new("c", 0.0), 0.0)
     assert prospect is not None and prospect.segment == "prospect"
-    one = seg.assign(buyer(1, 0.0, 0.0, None), 2 * DAY)
-    assert one is not None and (one.segment, one.reason) == ("low", "one purchase so far")
+    one = seg.assign(buyer(1, 0.0, 0.0), 2 * DAY)
+    assert one is not None and (one.segment, one.reason) == ("one_time", "one purchase so far")
+    assert seg.describe("one_time") == "One-time buyer"
+    late = seg.assign(buyer(1, 0.0, 0.0), 181 * DAY)
+    assert late is not None and late.segment == "lapsed"
 
 
 def test_frequency_thresholds_come_from_settings() -> None:
     seg = FrequencySegmenter(Settings(freq_high_max_days=2, freq_medium_max_days=5, lapsed_days=30))
-    s = buyer(3, 0.0, 0.0, 3.0)
-    assert [seg.assign(s, d * DAY).segment for d in (0, 4, 6, 31)] == [  # type: ignore[union-attr]
+    s = buyer(3, 0.0, 6.0)  # mean gap 3
+    assert [seg.assign(s, d * DAY).segment for d in (6, 10, 12, 37)] == [  # type: ignore[union-attr]
         "medium",
         "medium",
         "low",
@@ -66,8 +82,9 @@ def test_frequency_names_are_readable() -> None:
     ("now_days", "expected"),
     [
         (5, "new"),
-        (40, "active"),
-        (100, "active"),
+        (30, "new"),
+        (31, "active"),
+        (130, "active"),
         (131, "at_risk"),
         (220, "at_risk"),
         (221, "lapsed"),
@@ -75,26 +92,47 @@ def test_frequency_names_are_readable() -> None:
 )
 def test_lifecycle_by_recency(now_days: int, expected: str) -> None:
     seg = LifecycleSegmenter(Settings())
-    s = buyer(3, 0.0, 40 * DAY, 20.0)
+    s = buyer(3, 0.0, 40.0)
     verdict = seg.assign(s, now_days * DAY)
     assert verdict is not None and verdict.segment == expected
 
 
-def test_lifecycle_never_purchased() -> None:
+def test_lifecycle_visitor_track() -> None:
     seg = LifecycleSegmenter(Settings())
     s = CustomerState.new("c", 0.0)
     s.last_seen = 20 * DAY
-    assert [seg.assign(s, d * DAY).segment for d in (30, 31, 200, 201)] == [  # type: ignore[union-attr]
-        "new",
-        "at_risk",
-        "at_risk",
-        "lapsed",
+    assert [seg.assign(s, d * DAY).segment for d in (30, 110, 111, 400)] == [  # type: ignore[union-attr]
+        "prospect",
+        "prospect",
+        "inactive_prospect",
+        "inactive_prospect",
     ]
+    assert seg.describe("inactive_prospect").startswith("Inactive prospect")
+
+
+def test_a_visitor_browsing_every_six_days_stays_a_prospect() -> None:
+    seg = LifecycleSegmenter(Settings())
+    s = CustomerState.new("c", 0.0)
+    for day in range(0, 365, 6):
+        s.last_seen = day * DAY
+        verdict = seg.assign(s, (day + 5) * DAY)
+        assert verdict is not None and verdict.segment == "prospect"
 
 
 def test_lifecycle_reactivated_window() -> None:
     seg = LifecycleSegmenter(Settings(reactivated_days=10))
-    s = buyer(5, 0.0, 300 * DAY, 50.0)
+    s = buyer(5, 0.0, 300.0)
     s.reactivated_at = 300 * DAY
     assert seg.assign(s, 310 * DAY).segment == "reactivated"  # type: ignore[union-attr]
     assert seg.assign(s, 311 * DAY).segment == "active"  # type: ignore[union-attr]
+
+
+def test_lifecycle_order_lapsed_then_at_risk_then_reactivated_then_new() -> None:
+    seg = LifecycleSegmenter(Settings(new_days=30, reactivated_days=30))
+    s = buyer(2, 0.0, 100.0)
+    s.reactivated_at = 100 * DAY  # gap 100 > 90: reactivated beats new? no: new is over
+    assert seg.assign(s, 101 * DAY).segment == "reactivated"  # type: ignore[union-attr]
+    s2 = buyer(1, 0.0, 0.0)
+    assert seg.assign(s2, 10 * DAY).segment == "new"  # type: ignore[union-attr]
+    assert seg.assign(s2, 91 * DAY).segment == "at_risk"  # type: ignore[union-attr]
+    assert seg.assign(s2, 181 * DAY).segment == "lapsed"  # type: ignore[union-attr]

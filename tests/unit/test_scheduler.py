@@ -8,7 +8,7 @@ from streamseg.engine.processor import Engine
 from streamseg.engine.scheduler import STEP_S, Schedule, floor, next_due
 from streamseg.engine.segmenters import FrequencySegmenter, LifecycleSegmenter
 
-CFG = Settings()
+CFG = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0)  # bands 14 / 42 days
 RULES = [FrequencySegmenter(CFG), LifecycleSegmenter(CFG)]
 
 
@@ -19,7 +19,7 @@ def days(t: float | None) -> float | None:
 def buyer(first: float, last: float, reactivated: float | None = None) -> CustomerState:
     s = CustomerState.new("c", first * DAY)
     s.purchases, s.first_purchase, s.last_purchase = 2, first * DAY, last * DAY
-    s.last_seen, s.gap_days, s.reactivated_at = last * DAY, 5.0, (
+    s.last_seen, s.reactivated_at = last * DAY, (
         None if reactivated is None else reactivated * DAY
     )
     return s
@@ -36,24 +36,36 @@ def walk(s: CustomerState, dwell: float = 0.0) -> list[float | None]:
 
 
 def test_due_times_of_a_buyer() -> None:
-    # tiers at +7/+28/+180 days, lifecycle at_risk/lapsed at +90/+180, new ends at first + 30
-    assert walk(buyer(0.0, 10.0)) == [17.0, 30.0, 38.0, 100.0, 190.0]
+    # mean gap 10: only tier marks >= 10 matter (+14 high band end, +28 medium bound,
+    # +42 medium band end) and +180 lapsed; lifecycle at_risk/lapsed at +90/+180,
+    # new ends at first + 30
+    assert walk(buyer(0.0, 10.0)) == [24.0, 30.0, 38.0, 52.0, 100.0, 190.0]
 
 
 def test_due_times_of_a_reactivated_buyer() -> None:
-    assert walk(buyer(0.0, 200.0, reactivated=200.0)) == [207.0, 228.0, 230.0, 290.0, 380.0]
+    # mean gap 200: no tier mark matters, only lapsed; reactivated ends at +30
+    assert walk(buyer(0.0, 200.0, reactivated=200.0)) == [230.0, 290.0, 380.0]
 
 
 def test_due_times_of_a_browser() -> None:
     s = CustomerState.new("c", 0.0)
     s.last_seen = 3 * DAY
-    assert walk(s) == [30.0, 183.0]
+    assert walk(s) == [93.0]  # prospect -> inactive_prospect
 
 
 def test_pending_change_is_due_after_the_dwell() -> None:
     s = buyer(0.0, 10.0)
     s.pending["frequency"] = ["medium", 17 * DAY + 1]
-    assert walk(s, dwell=3 * DAY)[:3] == [17.0, 20.0, 30.0]
+    assert walk(s, dwell=3 * DAY)[:3] == [20.0, 24.0, 30.0]
+
+
+def test_due_includes_the_end_of_a_band() -> None:
+    cfg = Settings(freq_high_margin_days=3.0, lifecycle_margin_days=5.0)
+    s = buyer(0.0, 10.0)
+    s.purchases = 3  # mean gap 5: high bound +7, band end +10, medium +28 ...
+    segs = [FrequencySegmenter(cfg), LifecycleSegmenter(cfg)]
+    assert [days(next_due(segs, s, t * DAY)) for t in (10, 17.5, 20.5, 99, 100.5)] == [
+        17.0, 20.0, 30.0, 100.0, 105.0]
 
 
 def test_floor_is_the_latest_evaluation() -> None:
@@ -61,6 +73,7 @@ def test_floor_is_the_latest_evaluation() -> None:
     s.segments["lifecycle"] = ["at_risk", 100 * DAY + 1, 3, None]
     assert floor(s) == 100 * DAY + 1
     assert days(Engine(CFG).due(s)) == 190.0
+    assert Engine(CFG).due(s, 195 * DAY) is None
     s.withdrawn = True
     assert Engine(CFG).due(s) is None
 

@@ -9,7 +9,7 @@ from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 
-CFG = Settings(rfm_min_samples=3)  # default hysteresis (7-day dwell); one buyer: RFM abstains
+CFG = Settings(rfm_min_samples=3, freq_high_margin_days=7.0, freq_medium_margin_days=14.0)
 
 
 def story() -> list[Event]:
@@ -45,21 +45,25 @@ def test_same_changes_whatever_the_ticks() -> None:
     assert never == daily == odd
     summary = [(c["segmenter"], c["to_segment"], c["trigger"], c["event_time"][:10])
                for c in never if c["trigger"] == "clock"]
-    assert summary == [
-        ("frequency", "medium", "clock", "1970-02-04"),  # day 20 + 7 + 1 s, + 7-day dwell
-        ("lifecycle", "active", "clock", "1970-02-07"),  # first purchase + 30 d + dwell
-        ("frequency", "low", "clock", "1970-02-25"),
-        ("lifecycle", "at_risk", "clock", "1970-04-28"),  # day 20 + 90 + dwell
-        ("frequency", "lapsed", "clock", "1970-07-27"),  # day 20 + 180 + dwell
-        ("lifecycle", "lapsed", "clock", "1970-07-27"),
-        # back on day 300 (app click) and 301 (purchase): confirmed after the dwell
-        ("channel", "app", "clock", "1970-11-04"),
-        ("frequency", "low", "clock", "1970-11-05"),
-        ("lifecycle", "reactivated", "clock", "1970-11-05"),
-        ("lifecycle", "active", "clock", "1970-12-05"),
-        ("lifecycle", "at_risk", "clock", "1971-02-03"),
-        ("frequency", "lapsed", "clock", "1971-05-04"),
-        ("lifecycle", "lapsed", "clock", "1971-05-04"),
+    assert [c for c in summary if c[0] != "rfm"] == [  # (rfm: its own tests)
+        ("lifecycle", "active", "clock", "1970-01-31"),  # first purchase + 30 d + 1 s
+        ("frequency", "medium", "clock", "1970-02-04"),  # day 20 + 7 + 7 (high band) + 1 s
+        ("frequency", "low", "clock", "1970-03-04"),  # day 20 + 28 + 14 (medium band) + 1 s
+        ("lifecycle", "at_risk", "clock", "1970-04-21"),  # day 20 + 90 + 1 s
+        ("frequency", "lapsed", "clock", "1970-07-20"),  # day 20 + 180 + 1 s
+        ("lifecycle", "lapsed", "clock", "1970-07-20"),
+        # back on day 300 (app click) and 301 (purchase): published at those events
+        ("lifecycle", "active", "clock", "1970-11-28"),  # reactivated (day 301) + 30 d
+        ("lifecycle", "at_risk", "clock", "1971-01-27"),
+        ("frequency", "lapsed", "clock", "1971-04-27"),
+        ("lifecycle", "lapsed", "clock", "1971-04-27"),
+    ]
+    events = [(c["segmenter"], c["to_segment"], c["event_time"][:10]) for c in never
+              if c["trigger"] == "event" and c["segmenter"] != "rfm"]
+    assert events[-3:] == [
+        ("channel", "app", "1970-10-28"),
+        ("frequency", "low", "1970-10-29"),  # mean gap 301 / 4 days
+        ("lifecycle", "reactivated", "1970-10-29"),
     ]
 
 

@@ -10,9 +10,11 @@ from unit.ingest_harness import Harness, schema_errors
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
+from streamseg.engine.clock import EventClock
 from streamseg.engine.events import Event
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Invalid, Valid, Validator, pseudonymise
+from streamseg.errors import ConfigError
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -43,7 +45,7 @@ def buy(**over: Any) -> dict[str, Any]:
         ("click", b"c1", codec.dumps(click(customer_id=None)), "schema_invalid", None),
         ("click", b"c1", codec.dumps(click(event_id=7)), "schema_invalid", "event_id"),
         ("click", b"c1", codec.dumps(click(ts="2026-01-01T00:00:00")), "schema_invalid", "ts"),
-        ("click", b"c1", codec.dumps(click(ts="1999-12-31T23:59:59Z")),
+        ("click", b"c1", codec.dumps(click(ts="1969-12-31T23:59:59Z")),
          "timestamp_out_of_range", "ts"),
         ("click", b"c1", codec.dumps(click(ts="2100-01-01T00:00:00Z")),
          "timestamp_out_of_range", "ts"),
@@ -85,14 +87,48 @@ def test_screen_is_relative_to_event_time_never_the_wall_clock() -> None:
     eng = Engine(Settings(max_future_skew_s=7 * DAY))
     t0 = BASE.timestamp()
     ev = Event("click", "page_view", "e", "c1", t0 + 8 * DAY)
-    assert eng.screen(None, ev, None) is None  # nothing known yet
-    assert eng.screen(None, ev, t0 + 1 * DAY) is None  # exactly 7 days ahead: admitted
-    rejected = eng.screen(None, ev, t0)
+    assert eng.screen(ev, None) is None  # nothing known yet
+    assert eng.screen(ev, t0 + 1 * DAY) is None  # exactly 7 days ahead: admitted
+    rejected = eng.screen(ev, t0)
     assert rejected is not None and (rejected.reason, rejected.field) == (
         "timestamp_out_of_range", "ts"
     )
     # a year-2026 event is never "in the future" of a 2026 clock, whatever today's date
-    assert eng.screen(None, Event("click", "page_view", "e", "c1", t0), t0) is None
+    assert eng.screen(Event("click", "page_view", "e", "c1", t0), t0) is None
+
+
+def test_the_event_time_window_is_a_setting_and_1997_is_accepted() -> None:
+    old = codec.dumps(click(ts="1997-01-01T00:00:00Z"))
+    assert isinstance(Validator(Settings()).check("click", b"c1", old), Valid)
+    narrow = Settings(event_time_min="2000-01-01T00:00:00Z", event_time_max="2030-01-01")
+    result = Validator(narrow).check("click", b"c1", old)
+    assert isinstance(result, Invalid) and result.reason == "timestamp_out_of_range"
+    late = Validator(narrow).check("click", b"c1", codec.dumps(click(ts="2030-01-01T00:00:00Z")))
+    assert isinstance(late, Invalid) and late.reason == "timestamp_out_of_range"
+    with pytest.raises(ConfigError):
+        Settings.from_env({"STREAMSEG_EVENT_TIME_MIN": "yesterday"})
+    with pytest.raises(ConfigError):
+        Settings.from_env({"STREAMSEG_EVENT_TIME_MIN": "2200-01-01T00:00:00Z"})
+
+
+def test_the_skew_check_ignores_the_customers_own_last_seen() -> None:
+    """Issue 8: after a restart the check compared with one customer's last_seen."""
+    eng = Engine(Settings(max_future_skew_s=7 * DAY))
+    clock = EventClock()
+    t0 = BASE.timestamp()
+    old = eng.ingest(None, Event("click", "page_view", "a0", "c1", t0), EventClock())
+    assert not isinstance(old, Invalid) and old.state is not None
+    # after a restart with no clock yet, c1 returns 30 days after its last event:
+    # only the static window applies (the old check rejected it against last_seen)
+    first = eng.ingest(old.state, Event("click", "page_view", "a", "c1", t0 + 30 * DAY), clock)
+    assert not isinstance(first, Invalid) and first.state is not None
+    # a restored clock is the reference, not c1's last_seen (day 30)
+    restored = EventClock.from_dict(clock.to_dict())
+    assert restored.max_seen == t0 + 30 * DAY
+    far = eng.ingest(first.state, Event("click", "page_view", "c", "c1", t0 + 38 * DAY), restored)
+    assert isinstance(far, Invalid) and far.reason == "timestamp_out_of_range"
+    near = eng.ingest(first.state, Event("click", "page_view", "d", "c1", t0 + 36 * DAY), restored)
+    assert not isinstance(near, Invalid)
 
 
 def test_far_future_event_is_a_dead_letter_and_does_not_move_the_clock() -> None:

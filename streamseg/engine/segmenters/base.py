@@ -1,11 +1,32 @@
-"""What every segmenter has in common: the :class:`Assignment` it returns and its protocol."""
+"""What every segmenter has in common: its :class:`Assignment` and the :class:`Segmenter` protocol.
+
+A segmenter owns its rules end to end:
+
+* ``assign`` gives the *raw* verdict at an event time, with no hysteresis;
+* ``learn`` / ``forget`` / ``moved`` maintain its population model, if any
+  (rule segmenters: no-ops, :class:`NoPopulation`);
+* ``due`` says when the verdict of an idle customer may next change (or a
+  held demotion be released) on the event-time clock;
+* ``hold`` is its own damping: True keeps the published segment although the
+  raw verdict differs. Moves earned by the customer's own new event are never
+  held; clock- and population-driven demotions may be, by a documented margin
+  on the segmenter's threshold or a dwell;
+* ``describe`` names a segment for humans.
+
+The engine (:mod:`streamseg.engine.processor`) only calls these methods: no
+isinstance special cases, no attribute probing.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from streamseg.engine.features import CustomerState
+
+Trigger = Literal["event", "clock", "population"]
+TRIGGERS: tuple[Trigger, ...] = ("event", "clock", "population")
+STEP_S = 1.0  # thresholds are strict (``>``): a due time is one second past the threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,7 +34,7 @@ class Assignment:
     """One segmenter's verdict for one customer at one event time.
 
     ``margin`` is set by distance-based segmenters (how much closer the chosen
-    segment is than the runner-up), for hysteresis; rule segmenters leave it None.
+    segment is than the runner-up), for their own ``hold``; rule segmenters leave it None.
     """
 
     segment: str
@@ -23,18 +44,70 @@ class Assignment:
 
 
 class Segmenter(Protocol):
-    """A segmenter: ``assign`` is pure; ``learn`` updates population models, if any."""
+    """The engine contract of one segmenter (see the module docstring)."""
 
     name: str
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
-        """The segment of ``state`` at event time ``now`` (None: not enough data yet)."""
+        """Raw verdict for ``state`` at event time ``now``, no hysteresis (None: abstain)."""
         ...
 
     def learn(self, state: CustomerState, now: float) -> None:
-        """Fold this customer's fresh state into any population model (no-op for rules)."""
+        """Fold this customer's fresh state into population models (rules: no-op)."""
+        ...
+
+    def forget(self, customer_id: str) -> None:
+        """Drop the customer from population models (erasure, withdrawal; rules: no-op)."""
+        ...
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        """Earliest event time > ``after`` at which the verdict for an idle ``state``
+        (or the release of a held demotion) may change with no event; None = never."""
+        ...
+
+    def moved(self) -> list[str]:
+        """Customers whose verdict may have changed because the population model moved
+        since the last call (drained; rules return [])."""
+        ...
+
+    def hold(
+        self, state: CustomerState, current: str, verdict: Assignment, now: float,
+        trigger: Trigger,
+    ) -> bool:
+        """True keeps the published ``current`` segment although ``verdict`` differs."""
         ...
 
     def describe(self, segment: str) -> str:
         """A readable name for ``segment``."""
         ...
+
+
+class NoPopulation:
+    """Population-model methods of a segmenter that has none (pure rules).
+
+    >>> p = NoPopulation()
+    >>> p.learn(CustomerState.new("c", 0.0), 0.0), p.forget("c"), p.moved()
+    (None, None, [])
+    """
+
+    def learn(self, state: CustomerState, now: float) -> None:
+        return None
+
+    def forget(self, customer_id: str) -> None:
+        return None
+
+    def moved(self) -> list[str]:
+        return []
+
+
+def first_after(after: float, times: list[float]) -> float | None:
+    """The smallest of ``times`` strictly after ``after`` (None if none).
+
+    >>> first_after(5.0, [9.0, 3.0, 6.0]), first_after(9.0, [9.0])
+    (6.0, None)
+    """
+    best: float | None = None
+    for t in times:
+        if t > after and (best is None or t < best):
+            best = t
+    return best

@@ -1,128 +1,92 @@
-"""Behavioural clusters: River KMeans over standard-scaled features, with stable ids.
+"""Behavioural clusters: k-means over the current population, stable ids and names.
 
-Features (:func:`vector`) are mostly per-visit ratios (purchases, page views and
-cart conversion per session, mobile share), which say *how* someone shops and
-settle after a few visits, plus the decayed purchase and visit rates and the
-log average basket (unknown for a customer who never bought: it scales to the
-population mean rather than to an extreme).
+Features (:func:`vector`, names in :data:`~streamseg.engine.model.FEATURES`):
+how someone shops while active (decayed purchase rate at their latest event,
+log average basket, visits without a purchase, page views per visit, cart
+conversion, mobile share), all fixed between their events, plus ``recency``
+(log days idle beyond ``cluster_recency_grace_days``), the only one the clock
+moves: a usual gap between visits moves nobody, so nobody flaps between a
+cluster and an "inactive" one around every gap. The
+basket of a customer who never bought is unknown and scales to the mean.
 
-Training (on the one worker that trains, and in replays) counts every event but
-folds only a deterministic sample into a River
-:class:`~river.preprocessing.StandardScaler` and a seeded
-:class:`~river.cluster.KMeans`: customers with ``MIN_SESSIONS`` sessions or
-more, on every ``STRIDE``-th event of theirs. The first ``INIT_SAMPLES``
-samples seed the centroids (k-means++ and Lloyd, seeded); then KMeans moves them.
+Training (the one worker that trains, and replays) keeps a deterministic
+sample of *customers* (:class:`~streamseg.engine.clusterfit.Population`: at
+most ``cluster_sample_size``, customers with ``MIN_SESSIONS`` visits or more)
+and refits it (:func:`~streamseg.engine.clusterfit.fit`, seeded k-means warm
+started from the current centroids) every ``cluster_refresh_every`` learned
+events from ``cluster_warmup`` on, once the sample holds
+``cluster_min_customers`` customers: **no model exists before that**, so no
+customer is labelled by an untrained one. A refit becomes a new published
+version only if the active features or the segments changed or a centroid
+moved more than :data:`PUBLISH_SHIFT` z units; ids are matched to the previous
+centroids, names kept while a centroid stays within
+:data:`~streamseg.engine.model.NAME_SHIFT` of its anchor.
 
-After ``cluster_warmup`` events, and then every ``cluster_refresh_every`` events,
-a new :class:`~streamseg.engine.model.ClusterModel` version is published:
-centroids are matched to the previous version's (ids stay stable), clusters
-with less than ``cluster_min_share`` of the recent samples are merged into their
-nearest neighbour, and each gets a description. Each version is compiled once
-into an :class:`~streamseg.engine.model.Assigner`. Assignment only uses the
-published snapshot, so a worker that adopted one (:meth:`ClusterSegmenter.adopt`)
-assigns exactly like the trainer. Verdicts carry the model version and a
-distance margin for hysteresis.
+Engine contract:
+
+* ``hold``: the published cluster is kept until the customer is ``min_margin``
+  z units past the border (bisecting hyperplane) between it and the new
+  verdict, whatever the trigger: a band of twice the margin against flapping.
+* ``due``: the exact event time at which growing recency alone takes an idle
+  customer over a border or past the margin (one division per pair of centroids).
+* ``moved``: when a new model version is used, every local customer (seen in
+  ``learn``) whose verdict changes under it and is not held, or whose next due
+  time comes earlier than the one the engine has, is reported once. The work
+  is one pass over this worker's customers per published version.
 
 Examples
 --------
 >>> from streamseg.config import Settings
->>> seg = ClusterSegmenter(Settings(cluster_k=2, cluster_warmup=20, cluster_refresh_every=20))
->>> light, heavy = CustomerState.new("a", 0.0), CustomerState.new("b", 0.0)
->>> heavy.purchases, heavy.monetary, heavy.d_purchases, heavy.d_monetary = 9, 900.0, 9.0, 900.0
->>> heavy.d_devices, heavy.d_sessions, heavy.d_cart_adds = [5.0, 0.0, 0.0, 0.0], 10.0, 12.0
->>> light.d_devices, light.d_sessions, light.d_page_views = [0.0, 5.0, 0.0, 0.0], 10.0, 60.0
->>> light.events = light.sessions = heavy.events = heavy.sessions = MIN_SESSIONS
->>> for s in (heavy, light) * 10:
+>>> cfg = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
+...                cluster_min_customers=4)
+>>> seg = ClusterSegmenter(cfg)
+>>> def shopper(cid, buys, mobile):
+...     s = CustomerState.new(cid, 0.0)
+...     s.events, s.sessions, s.d_sessions, s.d_page_views = 9, 3, 3.0, 6.0
+...     s.purchases, s.monetary, s.d_purchases, s.d_cart_adds = buys, 50.0 * buys, buys, buys
+...     s.d_devices = [3.0 * mobile, 3.0 * (1 - mobile), 0.0, 0.0]
+...     return s
+>>> people = [shopper(f"c{i}", 3 * (i % 2), i % 2) for i in range(4)]
+>>> for s in people[:3]:
 ...     seg.learn(s, 0.0)
->>> seg.version, seg.samples
-(1, 20)
->>> a, b = seg.assign(light, 0.0), seg.assign(heavy, 0.0)
->>> (a.segment, a.model_version), (b.segment, b.model_version)
-(('c1', 1), ('c2', 1))
->>> seg.describe("c2")
-'Cluster c2: buys most visits, converts carts, mobile'
+>>> seg.version, seg.assign(people[0], 0.0) is None  # 3 customers: no model yet
+(None, True)
+>>> seg.learn(people[3], 0.0)
+>>> seg.version, [seg.assign(s, 0.0).segment for s in people]
+(1, ['c1', 'c2', 'c1', 'c2'])
+>>> seg.describe("c2"), seg.model.active  # every buyer's basket is 50: constant
+('Cluster c2: seldom browses, converts carts, mobile', ['purchases', 'browse', 'cart', 'mobile'])
+>>> sorted(seg.moved())  # nobody had a cluster yet: all four are to be scored
+['c0', 'c1', 'c2', 'c3']
 """
 
 from __future__ import annotations
 
-import collections
-import functools
 import math
-import random
-from collections.abc import Mapping
 from typing import Any
 
-from river import cluster, preprocessing
+import numpy as np
 
-from streamseg.config import DAY, Settings
+from streamseg.config import Settings
+from streamseg.engine.clusterfeatures import recency, static, vector
+from streamseg.engine.clusterfit import Population, fit
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import FEATURES, Assigner, ClusterModel, match, merge_tiny
+from streamseg.engine.model import (
+    MIN_STD,
+    NAME_SHIFT,
+    NAMES,
+    STEP_S,
+    Assigner,
+    ClusterModel,
+    describe,
+    match,
+)
 from streamseg.engine.segmenters.base import Assignment
 
-COUNT_DECAY = 0.999  # per learned sample, for the cluster shares
-MIN_SESSIONS = 3  # a customer's ratios are worth learning from after this many sessions
-STRIDE = 8  # learn from every STRIDE-th event of a customer (from the MIN_SESSIONS-th)
-INIT_SAMPLES = 400  # samples buffered to initialise the centroids
-LLOYD_ROUNDS = 25
-NAMES = tuple(FEATURES)
-
-
-def vector(state: CustomerState, now: float, half_life_days: float) -> list[float]:
-    """The raw clustering features of ``state`` at event time ``now``, in :data:`FEATURES` order.
-
-    Rates are decayed to ``now``; ratios of two decayed sums need no decay.
-    The basket of a customer who never bought is NaN (unknown).
-    """
-    factor = 0.5 ** (max(0.0, now - state.decay_ts) / (half_life_days * DAY))
-    sessions = state.d_sessions
-    devices = state.d_devices
-    total = devices[0] + devices[1] + devices[2] + devices[3]
-    return [
-        math.log1p(state.d_purchases * factor),
-        math.log1p(state.monetary / state.purchases) if state.purchases else math.nan,
-        min(1.0, state.d_purchases / sessions) if sessions > 0.0 else 0.0,
-        math.log1p(sessions * factor),
-        math.log1p(state.d_page_views / sessions) if sessions > 0.0 else 0.0,
-        min(1.0, state.d_purchases / state.d_cart_adds) if state.d_cart_adds > 0.0 else 0.0,
-        devices[0] / total if total else 0.0,
-    ]
-
-
-def features(state: CustomerState, now: float, half_life_days: float) -> dict[str, float]:
-    """:func:`vector` by feature name, without the unknown (NaN) values."""
-    return {n: v for n, v in zip(NAMES, vector(state, now, half_life_days), strict=True)
-            if v == v}
-
-
-def kmeans_pp(points: list[list[float]], k: int, rng: random.Random,
-              rounds: int = LLOYD_ROUNDS) -> list[list[float]]:
-    """Seeded k-means++ seeding then Lloyd iterations over ``points`` (batch, small).
-
-    >>> pts = [[0.0, 0.1], [0.1, 0.0], [5.0, 5.1], [5.1, 5.0], [0.0, 0.0]]
-    >>> sorted(kmeans_pp(pts, 2, random.Random(1)))
-    [[0.03333333333333333, 0.03333333333333333], [5.05, 5.05]]
-    """
-    def d2(a: list[float], b: list[float]) -> float:
-        return sum((x - y) * (x - y) for x, y in zip(a, b, strict=True))
-
-    centers = [list(points[rng.randrange(len(points))])]
-    while len(centers) < k:
-        weights = [min(d2(p, c) for c in centers) for p in points]
-        if sum(weights) <= 0.0:
-            break
-        centers.append(list(rng.choices(points, weights=weights)[0]))
-    for _ in range(rounds):
-        groups: list[list[list[float]]] = [[] for _ in centers]
-        for p in points:
-            groups[min(range(len(centers)), key=lambda i: d2(p, centers[i]))].append(p)
-        moved = [
-            [sum(col) / len(g) for col in zip(*g, strict=True)] if g else c
-            for c, g in zip(centers, groups, strict=True)
-        ]
-        if moved == centers:
-            break
-        centers = moved
-    return centers
+MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
+DWELL_FACTOR = 5.0  # the hold margin is this much wider within flap_window_s of a change
+PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
+SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
 
 
 class ClusterSegmenter:
@@ -133,23 +97,15 @@ class ClusterSegmenter:
     def __init__(self, settings: Settings, training: bool = True) -> None:
         self.settings = settings
         self.training = training
+        self.margin = settings.min_margin
+        self.dwell = settings.flap_window_s
+        self.grace = settings.cluster_recency_grace_days
         self.half_life = settings.half_life_days
-        self.scaler = preprocessing.StandardScaler()
-        self.kmeans = cluster.KMeans(
-            n_clusters=settings.cluster_k, halflife=settings.cluster_halflife,
-            seed=settings.cluster_seed,
-        )
-        # draw the random initial centroids now, in feature order: River draws them
-        # lazily while iterating a set of names, whose order depends on PYTHONHASHSEED
-        for center in self.kmeans.centers.values():
-            for f in FEATURES:
-                center[f] = center[f]
-        self.rng = random.Random(settings.cluster_seed)
-        self.buffer: list[dict[str, float]] = []  # raw samples until the centroids are seeded
-        self.seeded = False
-        self.counts: dict[int, float] = {}
+        self.population = Population(settings.cluster_sample_size)
+        # customers of this worker: [static features, last seen, label, due, label since]
+        self.local: dict[str, list[Any]] = {}
+        self._moved: dict[str, None] = {}
         self.learned = 0
-        self.samples = 0
         self.model: ClusterModel | None = None
         self.assigner: Assigner | None = None
 
@@ -157,151 +113,194 @@ class ClusterSegmenter:
     def version(self) -> int | None:
         return None if self.model is None else self.model.version
 
-    def _use(self, model: ClusterModel) -> None:
-        self.model = model
-        self.assigner = Assigner(model)
+    # ---- population model -------------------------------------------------------------------
 
     def learn(self, state: CustomerState, now: float) -> None:
+        if self.training:
+            self.learned += 1
+        if state.sessions >= MIN_SESSIONS:
+            cid = state.customer_id
+            row = static(state, self.half_life)
+            entry = self.local.get(cid)
+            if entry is None:
+                cur = state.segments.get(self.name)
+                self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None,
+                                   None if cur is None else float(cur[1])]
+            else:
+                entry[0], entry[1] = row, state.last_seen
+            if self.training:
+                self.population.put(cid, row, state.last_seen)
         if not self.training:
             return
-        self.learned += 1
-        if state.sessions >= MIN_SESSIONS and (state.events - MIN_SESSIONS) % STRIDE == 0:
-            self._sample(features(state, now, self.half_life))
         warm, every = self.settings.cluster_warmup, self.settings.cluster_refresh_every
-        if self.learned >= warm and (self.learned - warm) % every == 0:
-            if not self.seeded:
-                self._seed()
-            self._use(self.refresh())
+        if (self.learned >= warm and (self.learned - warm) % every == 0
+                and len(self.population) >= self.settings.cluster_min_customers):
+            model = self.refit(now)
+            if model is not None:
+                self._use(model, now)
 
-    def _sample(self, x: dict[str, float]) -> None:
-        self.samples += 1
-        self.scaler.learn_one(x)  # type: ignore[no-untyped-call]
-        if not self.seeded:
-            self.buffer.append(x)
-            if len(self.buffer) >= INIT_SAMPLES:
-                self._seed()
-            return
-        scaled = self.scaler.transform_one(x)  # type: ignore[no-untyped-call]
-        rid: int = self.kmeans.learn_predict_one(scaled)  # type: ignore[no-untyped-call]
-        for k in self.counts:
-            self.counts[k] *= COUNT_DECAY
-        self.counts[rid] = self.counts.get(rid, 0.0) + 1.0
+    def forget(self, customer_id: str) -> None:
+        self.local.pop(customer_id, None)
+        self.population.drop(customer_id)
+        self._moved.pop(customer_id, None)
 
-    def _seed(self) -> None:
-        """Centroids from the buffered samples (k-means++ and Lloyd), once it is full."""
-        k = self.settings.cluster_k
-        points = [self._scaled(x) for x in self.buffer]
-        if len(points) < k:
-            return
-        rng = random.Random(self.settings.cluster_seed)
-        centers = kmeans_pp(points, k, rng)
-        self.seeded = len(self.buffer) >= INIT_SAMPLES
-        if self.seeded:
-            self.buffer = []
-        self.counts = {}
-        for rid in sorted(self.kmeans.centers):
-            if rid < len(centers):
-                center = self.kmeans.centers[rid]
-                for f, z in zip(NAMES, centers[rid], strict=True):
-                    center[f] = z
-        for p in points:
-            rid = min(range(len(centers)), key=lambda i: math.dist(p, centers[i]))
-            self.counts[rid] = self.counts.get(rid, 0.0) + 1.0
-
-    def _scaled(self, x: dict[str, float]) -> list[float]:
-        return self._rescale(x, self.scaler.means, self.scaler.vars)
-
-    def refresh(self) -> ClusterModel:
-        """Build the next model version from the trainer (ids matched to the current one)."""
-        new = {
-            rid: [float(self.kmeans.centers[rid][f]) for f in FEATURES]
-            for rid in sorted(self.kmeans.centers)
-        }
-        means = {f: float(self.scaler.means[f]) for f in FEATURES}
-        variances = {f: float(self.scaler.vars[f]) for f in FEATURES}
+    def refit(self, now: float) -> ClusterModel | None:
+        """The next model version from the sample at event time ``now`` (None: no material move)."""
+        rows = self.population.rows
+        ids = sorted(rows)
+        raw = np.array([[*rows[c][0], recency(rows[c][1], now, self.grace)] for c in ids])
+        known = ~np.isnan(raw)
+        counts = known.sum(axis=0)
+        filled = np.where(known, raw, 0.0)
+        means = filled.sum(axis=0) / np.maximum(counts, 1)
+        variances = (np.where(known, raw - means, 0.0) ** 2).sum(axis=0) / np.maximum(counts, 1)
+        std = np.sqrt(variances)
+        on = std >= MIN_STD
+        active = [f for f, ok in zip(NAMES, on, strict=True) if ok]
+        inv = np.where(on, 1.0 / np.maximum(std, SCALE_FLOOR), 0.0)
+        points = np.where(known, (raw - means) * inv, 0.0)
         prev = self.model
-        if prev is None:
-            labels, next_id = match({}, new, 1)
-        else:
-            # the previous centroids, re-expressed in the current scaler's space
-            old = {}
-            for seg, center in prev.centers.items():
-                raw = {
-                    f: z * math.sqrt(prev.variances.get(f, 0.0)) + prev.means.get(f, 0.0)
-                    for f, z in zip(FEATURES, center, strict=True)
-                }
-                old[seg] = self._rescale(raw, means, variances)
-            labels, next_id = match(old, new, prev.next_id)
-        centers = {labels[rid]: vec for rid, vec in new.items()}
-        total = sum(self.counts.values()) or 1.0
-        shares = {labels[rid]: round(self.counts.get(rid, 0.0) / total, 6) for rid in new}
+        mean_d = {f: float(m) for f, m in zip(NAMES, means, strict=True)}
+        var_d = {f: float(v) for f, v in zip(NAMES, variances, strict=True)}
+
+        def rescale(raw_center: list[float]) -> list[float]:
+            return [float((x - m) * i) for x, m, i in zip(raw_center, means, inv, strict=True)]
+
+        old: dict[str, list[float]] = {}
+        if prev is not None:
+            old = {seg: rescale(prev.raw(c)) for seg, c in sorted(prev.centers.items())}
+        warm = np.array(list(old.values())) if old else None
+        centers, shares = fit(points, self.settings.cluster_k, self.settings.cluster_seed,
+                              warm, self.settings.cluster_min_share)
+        new = {i: [float(x) for x in c] for i, c in enumerate(centers)}
+        labels, next_id = match(old, new, 1 if prev is None else prev.next_id)
+        segs = {labels[i]: vec for i, vec in new.items()}
+        if prev is not None and prev.active == active and set(segs) == set(old) and all(
+            math.dist(vec, old[s]) <= PUBLISH_SHIFT for s, vec in segs.items()
+        ):
+            return None
+        names: dict[str, str] = {}
+        anchors: dict[str, list[float]] = {}
+        for seg, vec in sorted(segs.items()):
+            anchor = None if prev is None or prev.active != active else prev.anchors.get(seg)
+            if anchor is not None and math.dist(vec, rescale(anchor)) <= NAME_SHIFT:
+                names[seg], anchors[seg] = prev.names[seg], anchor  # type: ignore[union-attr]
+            else:
+                names[seg] = describe(dict(zip(NAMES, vec, strict=True)), active)
+                anchors[seg] = [float(z / i + m) if i else float(m)
+                                for z, m, i in zip(vec, means, inv, strict=True)]
         return ClusterModel(
             version=1 if prev is None else prev.version + 1,
-            means=means,
-            variances=variances,
-            centers=centers,
-            labels={str(rid): seg for rid, seg in labels.items()},
-            merged=merge_tiny(centers, shares, self.settings.cluster_min_share),
-            shares=shares,
-            next_id=next_id,
-            learned=self.learned,
-            samples=self.samples,
+            means=mean_d, variances=var_d, centers=segs, active=active, names=names,
+            anchors=anchors,
+            shares={labels[i]: round(float(s), 6) for i, s in enumerate(shares)},
+            next_id=next_id, learned=self.learned, customers=len(ids),
         )
 
-    @staticmethod
-    def _rescale(raw: dict[str, float], means: Mapping[str, float],
-                 variances: Mapping[str, float]) -> list[float]:
-        """Raw values -> z-scores (a missing value, or no variance yet: 0)."""
-        return [
-            (raw[f] - means[f]) / math.sqrt(variances[f]) if f in raw and variances[f] > 0.0
-            else 0.0
-            for f in NAMES
-        ]
+    def _use(self, model: ClusterModel, now: float) -> None:
+        """Assign with ``model`` from now on; queue the customers it may move (see moved)."""
+        self.model = model
+        self.assigner = a = Assigner(model)
+        for cid, (row, last_seen, label, due, since) in self.local.items():
+            z = a.scale([*row, recency(last_seen, now, self.grace)])
+            if label is None:
+                self._moved[cid] = None
+                continue
+            seg, _ = a.nearest(z)
+            if seg != label and a.past(z, label, seg) >= self.margin_at(since, now):
+                self._moved[cid] = None
+                continue
+            t = self._due_from(a, z, label, since, last_seen, now)
+            if t is not None and (due is None or t < due):
+                self._moved[cid] = None
 
-    def adopt(self, snapshot: dict[str, Any]) -> bool:
-        """Use a published snapshot if it is newer; restore the trainer from it too.
+    def moved(self) -> list[str]:
+        out = list(self._moved)
+        self._moved.clear()
+        return out
 
-        A snapshot over other features (from an older release) is ignored.
-        """
-        try:
-            model = ClusterModel.from_dict(snapshot)
-        except ValueError:
-            return False
-        if self.model is not None and model.version <= self.model.version:
-            return False
-        self._use(model)
-        self.learned = model.learned
-        self.samples = model.samples
-        self.scaler = preprocessing.StandardScaler()
-        for f in FEATURES:
-            self.scaler.counts[f] = model.samples
-            self.scaler.means[f] = model.means.get(f, 0.0)
-            self.scaler.vars[f] = model.variances.get(f, 0.0)
-        gauss = functools.partial(self.kmeans._rng.gauss, self.kmeans.mu, self.kmeans.sigma)
-        ids = {seg: int(rid) for rid, seg in model.labels.items()}
-        self.kmeans.centers = {
-            ids[seg]: collections.defaultdict(gauss, zip(FEATURES, center, strict=True))
-            for seg, center in model.centers.items()
-        }
-        self.seeded, self.buffer = True, []
-        total = sum(model.shares.values()) or 1.0
-        self.counts = {ids[s]: share / total * 1000.0 for s, share in model.shares.items()}
-        return True
-
-    def snapshot(self) -> dict[str, Any] | None:
-        """The current model as plain data (None before the first version)."""
-        return None if self.model is None else self.model.to_dict()
+    # ---- verdicts ---------------------------------------------------------------------------
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
-        assigner = self.assigner
-        if assigner is None or state.events == 0:
+        a = self.assigner
+        if a is None or state.sessions < MIN_SESSIONS:
             return None
-        seg, margin = assigner.assign(vector(state, now, self.half_life))
-        return Assignment(seg, assigner.reasons[seg], margin=margin,
-                          model_version=assigner.version)
+        seg, margin = a.assign(vector(state, now, self.grace, self.half_life))
+        return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
+
+    def margin_at(self, since: float | None, now: float) -> float:
+        """The hold margin: ``min_margin``, times :data:`DWELL_FACTOR` within
+        ``flap_window_s`` of the customer's latest cluster change."""
+        if since is not None and now - since < self.dwell:
+            return self.margin * DWELL_FACTOR
+        return self.margin
+
+    def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
+             trigger: str) -> bool:
+        """Keep ``current`` until the customer is :meth:`margin_at` past its border with
+        the verdict (whatever the trigger)."""
+        a = self.assigner
+        if a is None:
+            return False
+        cur = state.segments.get(self.name)
+        since = None if cur is None else float(cur[1])
+        z = a.scale(vector(state, now, self.grace, self.half_life))
+        return a.past(z, current, verdict.segment) < self.margin_at(since, now)
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        a = self.assigner
+        cur = state.segments.get(self.name)
+        label, since = (None, None) if cur is None else (str(cur[0]), float(cur[1]))
+        t = None
+        if a is not None and state.sessions >= MIN_SESSIONS:
+            z = a.scale(vector(state, after, self.grace, self.half_life))
+            t = self._due_from(a, z, label, since, state.last_seen, after)
+        entry = self.local.get(state.customer_id)
+        if entry is not None:
+            entry[2], entry[3], entry[4] = label, t, since
+        return t
+
+    def _due_from(self, a: Assigner, z: list[float], label: str | None, since: float | None,
+                  last_seen: float, after: float) -> float | None:
+        best = None
+        if since is not None and after < since + self.dwell:
+            best = since + self.dwell + STEP_S  # the wider margin ends
+        r = a.next_change(z, label, self.margin_at(since, after))
+        if r is not None:
+            t = a.recency_time(r, last_seen, self.grace)
+            if t != math.inf and (best is None or max(t, after) + STEP_S < best):
+                best = max(t, after) + STEP_S
+        return best
 
     def describe(self, segment: str) -> str:
         if self.assigner is None:
             return segment
         name = self.assigner.titles.get(segment)
         return name if name is not None else f"Cluster {segment}: {segment}"
+
+    # ---- snapshots --------------------------------------------------------------------------
+
+    def adopt(self, snapshot: dict[str, Any]) -> bool:
+        """Use a published snapshot if it is newer (and trained on enough customers).
+
+        A snapshot over other features (from an older release) is ignored. The
+        trainer's sample is not in the snapshot: a restarted trainer refits
+        once it has sampled ``cluster_min_customers`` customers again, with ids
+        and names matched to the adopted model.
+        """
+        try:
+            model = ClusterModel.from_dict(snapshot)
+        except (ValueError, KeyError):
+            return False
+        if self.model is not None and model.version <= self.model.version:
+            return False
+        if model.customers < self.settings.cluster_min_customers:
+            return False
+        self.learned = max(self.learned, model.learned)
+        now = max((e[1] for e in self.local.values()), default=0.0)
+        self._use(model, now)
+        return True
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The current model as plain data (None before the first version)."""
+        return None if self.model is None else self.model.to_dict()

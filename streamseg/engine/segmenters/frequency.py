@@ -1,40 +1,71 @@
-"""Purchase-frequency tiers: high (weekly+), medium (2-4 weeks), low (rarer), lapsed.
+"""Purchase-frequency tiers: prospect, one_time, high, medium, low, lapsed.
 
-The effective purchase interval is the larger of the moving-average gap
-between purchases and the time since the last purchase, so a customer who
-stops buying slides down the tiers on the event-time clock with no new event.
+Definition (the batch reference implements the same independently):
+
+* ``prospect``: no purchase yet;
+* ``lapsed``: the last purchase is more than ``lapsed_days`` before the clock;
+* ``one_time``: exactly one purchase, not lapsed;
+* otherwise the *interval* is ``max(mean gap, days since the last purchase)``
+  with mean gap = (last - first purchase time) / (purchases - 1) in days;
+  ``high`` if interval <= ``freq_high_max_days``, ``medium`` if
+  <= ``freq_medium_max_days``, else ``low``.
+
+A customer who stops buying slides down the tiers on the event-time clock with
+no new event. Hysteresis (:meth:`FrequencySegmenter.hold`) is a band on the
+thresholds: a published ``high`` is kept while the interval stays within
+``freq_high_max_days + freq_high_margin_days``, a published ``medium`` within
+``freq_medium_max_days + freq_medium_margin_days``; promotions are never held
+(a purchase that earns ``high`` publishes it at that purchase), nor is
+``lapsed``. The band applies whatever the trigger: a click is no reason to demote.
 
 Examples
 --------
 >>> from streamseg.config import Settings
->>> seg = FrequencySegmenter(Settings())
+>>> seg = FrequencySegmenter(Settings(freq_high_margin_days=7.0))
 >>> s = CustomerState.new("c", 0.0)
 >>> seg.assign(s, 0.0).segment
 'prospect'
->>> s.purchases, s.last_purchase, s.gap_days = 5, 0.0, 6.0
->>> seg.assign(s, 2 * DAY)
+>>> s.purchases, s.first_purchase, s.last_purchase = 1, 0.0, 0.0
+>>> seg.assign(s, 2 * DAY).segment, seg.assign(s, 181 * DAY).segment
+('one_time', 'lapsed')
+>>> s.purchases, s.last_purchase = 5, 24 * DAY
+>>> seg.assign(s, 26 * DAY)
 Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_version=None)
->>> [seg.assign(s, d * DAY).segment for d in (20, 60, 181)]
+>>> [seg.assign(s, (24 + d) * DAY).segment for d in (20, 60, 181)]
 ['medium', 'low', 'lapsed']
+>>> seg.hold(s, "high", seg.assign(s, 34 * DAY), 34 * DAY, "clock")  # 10 days: in the band
+True
+>>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY  # first bound the idle interval crosses
+7.0
+>>> s.segments["frequency"] = ["high", 24 * DAY, 2, None]  # published: the band's end
+>>> (seg.due(s, 24 * DAY) - 24 * DAY - 1.0) / DAY
+14.0
 """
 
 from __future__ import annotations
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.features import CustomerState
-from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.features import CustomerState, mean_gap_days
+from streamseg.engine.segmenters.base import (
+    STEP_S,
+    Assignment,
+    NoPopulation,
+    Trigger,
+)
 
 NAMES = {
     "prospect": "No purchase yet",
+    "one_time": "One-time buyer",
     "high": "High frequency (weekly or more)",
     "medium": "Medium frequency (every 2-4 weeks)",
     "low": "Low frequency (monthly or rarer)",
     "lapsed": "Lapsed buyer",
 }
+RANK = {"lapsed": 0, "low": 1, "medium": 2, "high": 3}
 
 
-class FrequencySegmenter:
-    """Rule segmenter over purchase frequency; thresholds from :class:`Settings`."""
+class FrequencySegmenter(NoPopulation):
+    """Rule segmenter over purchase frequency; thresholds and margins from :class:`Settings`."""
 
     name = "frequency"
 
@@ -42,19 +73,30 @@ class FrequencySegmenter:
         self.high = settings.freq_high_max_days
         self.medium = settings.freq_medium_max_days
         self.lapsed = settings.lapsed_days
+        self.lapsed_s = settings.lapsed_days * DAY
+        on = settings.hysteresis
+        # published tier -> the interval (days) up to which a demotion from it is held
+        self.band = {
+            "high": self.high + (settings.freq_high_margin_days if on else 0.0),
+            "medium": self.medium + (settings.freq_medium_margin_days if on else 0.0),
+        }
+        # idle thresholds on "days since the last purchase": tier bounds, band ends
+        self.marks = sorted({self.high, self.medium, *self.band.values()})
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
-        if state.last_purchase is None:
+        lp = state.last_purchase
+        if lp is None or state.purchases == 0:
             return Assignment("prospect", "no purchase yet")
-        since = max(0.0, now - state.last_purchase) / DAY
+        since = max(0.0, now - lp) / DAY
         if since > self.lapsed:
             return Assignment("lapsed", f"no purchase for {since:.0f} days")
-        if state.gap_days is None:
-            return Assignment("low", "one purchase so far")
-        interval = max(state.gap_days, since)
+        gap = mean_gap_days(state)
+        if gap is None:
+            return Assignment("one_time", "one purchase so far")
+        interval = max(gap, since)
         why = (
-            f"buys every {state.gap_days:.1f} days"
-            if interval == state.gap_days
+            f"buys every {gap:.1f} days"
+            if interval == gap
             else f"last purchase {since:.1f} days ago"
         )
         if interval <= self.high:
@@ -63,8 +105,55 @@ class FrequencySegmenter:
             return Assignment("medium", why)
         return Assignment("low", why)
 
-    def learn(self, state: CustomerState, now: float) -> None:
-        return None
+    def interval(self, state: CustomerState, now: float) -> float | None:
+        """``max(mean gap, days since the last purchase)``; None below two purchases."""
+        gap = mean_gap_days(state)
+        if gap is None or state.last_purchase is None:
+            return None
+        return max(gap, max(0.0, now - state.last_purchase) / DAY)
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        """Next instant the published tier can change on the clock alone.
+
+        That is where the idle interval leaves the published tier's band (or
+        crosses ``lapsed_days``); with no published tier yet, every tier bound
+        and band end. Only bounds at or above the mean gap matter: below it the
+        interval is the mean gap, which does not move without a purchase.
+        """
+        lp = state.last_purchase
+        if lp is None:
+            return None
+        t = lp + self.lapsed_s + STEP_S
+        best = t if t > after else None
+        gap = mean_gap_days(state)
+        if gap is None:
+            return best
+        published = state.segments.get(self.name)
+        if published is None:
+            marks = self.marks
+        else:
+            end = self.band.get(published[0])
+            if end is None:
+                return best  # low, lapsed, one_time: only lapsing is left
+            marks = [end]
+        for m in marks:
+            if m >= gap:
+                t = lp + m * DAY + STEP_S
+                if t > after and (best is None or t < best):
+                    best = t
+        return best
+
+    def hold(
+        self, state: CustomerState, current: str, verdict: Assignment, now: float,
+        trigger: Trigger,
+    ) -> bool:
+        """Keep a published tier while the interval stays inside its band (demotions only)."""
+        bound = self.band.get(current)
+        low = RANK.get(verdict.segment)
+        if bound is None or low is None or verdict.segment == "lapsed" or low >= RANK[current]:
+            return False
+        interval = self.interval(state, now)
+        return interval is not None and interval <= bound
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)

@@ -1,19 +1,30 @@
-"""Lifecycle stage: new, active, at_risk, lapsed, reactivated.
+"""Lifecycle stage, with a separate track for visitors who never bought.
 
-Recency is measured from the last purchase (from first sight for customers
-who never bought). A purchase after a silence longer than ``at_risk_days``
-starts a ``reactivated`` window of ``reactivated_days``.
+Definition (the batch reference implements the same independently), in order:
+
+* buyers: ``lapsed`` (last purchase > ``lapsed_days`` ago) > ``at_risk``
+  (> ``at_risk_days``) > ``reactivated`` (the latest purchase that followed a
+  gap > ``at_risk_days`` since the previous purchase was made <=
+  ``reactivated_days`` ago) > ``new`` (first purchase <= ``new_days`` ago) >
+  ``active``;
+* never-purchased visitors: ``prospect`` (last activity <= ``at_risk_days``
+  ago), ``inactive_prospect`` (older).
+
+Hysteresis (:meth:`LifecycleSegmenter.hold`): a demotion to ``at_risk`` or
+``inactive_prospect`` is held until the silence exceeds ``at_risk_days +
+lifecycle_margin_days``. Nothing else is held: ``new -> active`` and
+``reactivated -> active`` are ageing, and a purchase always publishes at once.
 
 Examples
 --------
 >>> from streamseg.config import Settings
 >>> seg = LifecycleSegmenter(Settings())
 >>> s = CustomerState.new("c", 0.0)
->>> seg.assign(s, 10 * DAY).segment, seg.assign(s, 40 * DAY).segment
-('new', 'at_risk')
+>>> seg.assign(s, 10 * DAY).segment, seg.assign(s, 91 * DAY).segment
+('prospect', 'inactive_prospect')
 >>> s.purchases, s.first_purchase, s.last_purchase = 3, 0.0, 50 * DAY
->>> [seg.assign(s, d * DAY).segment for d in (60, 150, 231)]
-['active', 'at_risk', 'lapsed']
+>>> [seg.assign(s, d * DAY).segment for d in (10, 60, 150, 231)]
+['new', 'active', 'at_risk', 'lapsed']
 >>> s.reactivated_at = s.last_purchase = 300 * DAY
 >>> seg.assign(s, 310 * DAY).segment, seg.assign(s, 331 * DAY).segment
 ('reactivated', 'active')
@@ -23,18 +34,27 @@ from __future__ import annotations
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.features import CustomerState
-from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.segmenters.base import (
+    STEP_S,
+    Assignment,
+    NoPopulation,
+    Trigger,
+    first_after,
+)
 
 NAMES = {
+    "prospect": "Prospect (visits, no purchase yet)",
+    "inactive_prospect": "Inactive prospect (no purchase, no recent visit)",
     "new": "New customer",
     "active": "Active customer",
     "at_risk": "At risk of churning",
     "lapsed": "Lapsed customer",
     "reactivated": "Reactivated customer",
 }
+BUYING = frozenset({"new", "active", "reactivated"})
 
 
-class LifecycleSegmenter:
+class LifecycleSegmenter(NoPopulation):
     """Rule segmenter over the customer's lifecycle stage."""
 
     name = "lifecycle"
@@ -44,29 +64,60 @@ class LifecycleSegmenter:
         self.at_risk_s = settings.at_risk_days * DAY
         self.lapsed_s = settings.lapsed_days * DAY
         self.reactivated_s = settings.reactivated_days * DAY
+        margin = settings.lifecycle_margin_days if settings.hysteresis else 0.0
+        self.held_s = (settings.at_risk_days + margin) * DAY
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
-        if state.last_purchase is None:
-            if now - state.first_seen <= self.new_s:
-                return Assignment("new", "first seen recently, no purchase yet")
+        lp = state.last_purchase
+        if lp is None:
             idle = now - state.last_seen
-            if idle > self.lapsed_s:
-                return Assignment("lapsed", f"no activity for {idle / DAY:.0f} days")
-            return Assignment("at_risk", "never purchased")
-        since = now - state.last_purchase
+            if idle > self.at_risk_s:
+                return Assignment("inactive_prospect", f"no visit for {idle / DAY:.0f} days")
+            return Assignment("prospect", "visits, no purchase yet")
+        since = now - lp
         if since > self.lapsed_s:
             return Assignment("lapsed", f"no purchase for {since / DAY:.0f} days")
         if since > self.at_risk_s:
             return Assignment("at_risk", f"no purchase for {since / DAY:.0f} days")
         if state.reactivated_at is not None and now - state.reactivated_at <= self.reactivated_s:
             return Assignment("reactivated", "purchased again after a long silence")
-        first = state.first_purchase if state.first_purchase is not None else state.first_seen
+        first = state.first_purchase if state.first_purchase is not None else lp
         if now - first <= self.new_s:
             return Assignment("new", "first purchase recently")
         return Assignment("active", f"last purchase {since / DAY:.0f} days ago")
 
-    def learn(self, state: CustomerState, now: float) -> None:
-        return None
+    def due(self, state: CustomerState, after: float) -> float | None:
+        """Next threshold an idle customer crosses (incl. the end of a held demotion)."""
+        lp = state.last_purchase
+        if lp is None:
+            ref = state.last_seen
+            return first_after(after, [ref + self.at_risk_s + STEP_S, ref + self.held_s + STEP_S])
+        best: float | None = None
+        for t in (
+            lp + self.at_risk_s,
+            lp + self.held_s,
+            lp + self.lapsed_s,
+            None if state.first_purchase is None else state.first_purchase + self.new_s,
+            None if state.reactivated_at is None else state.reactivated_at + self.reactivated_s,
+        ):
+            if t is not None:
+                t += STEP_S
+                if t > after and (best is None or t < best):
+                    best = t
+        return best
+
+    def hold(
+        self, state: CustomerState, current: str, verdict: Assignment, now: float,
+        trigger: Trigger,
+    ) -> bool:
+        """Hold ``-> at_risk`` and ``-> inactive_prospect`` up to ``at_risk_days`` + margin."""
+        if verdict.segment == "at_risk" and current in BUYING:
+            ref = state.last_purchase
+        elif verdict.segment == "inactive_prospect" and current == "prospect":
+            ref = state.last_seen
+        else:
+            return False
+        return ref is not None and now - ref <= self.held_s
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)

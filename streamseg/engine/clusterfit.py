@@ -1,0 +1,160 @@
+"""Refitting the cluster model from the current population (batch k-means, seeded).
+
+The trainer keeps :class:`Population`, a deterministic bounded sample of
+*customers* (not of events): the ``capacity`` customers with the smallest hash
+of their id (a bottom-k sample, independent of arrival order), each with its
+latest clock-free features and last activity time. A customer who produces few
+events (lapsed, seasonal) weighs as much as a daily visitor.
+
+:func:`fit` clusters the scaled sample with Lloyd's algorithm from two kinds
+of start: the previous centroids (warm) and ``inits`` seeded k-means++ draws;
+a fresh solution replaces the warm one only if it lowers the inertia by more
+than :data:`SWITCH_GAIN` (the clusters stay put while the population does).
+Clusters with less than ``min_share`` of the sample are dropped one at a time
+(their customers go to the nearest remaining centroid) and Lloyd runs again:
+tiny segments are merged rather than published.
+
+Examples
+--------
+>>> import numpy as np
+>>> pts = np.array([[0.0, 0.1], [0.1, 0.0], [5.0, 5.1], [5.1, 5.0], [0.0, 0.0]])
+>>> centers, shares = fit(pts, 2, seed=1)
+>>> sorted(centers.round(3).tolist()), sorted(shares.tolist())
+([[0.033, 0.033], [5.05, 5.05]], [0.4, 0.6])
+>>> p = Population(capacity=2)
+>>> for cid in ("a", "b", "c", "d"):
+...     p.put(cid, [1.0], 0.0)
+>>> sorted(p.rows), p.seen
+(['a', 'c'], 4)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+
+import numpy as np
+from numpy.typing import NDArray
+
+LLOYD_ROUNDS = 50
+INITS = 10  # seeded k-means++ starts per refit
+SWITCH_GAIN = 0.02  # a fresh start must lower the inertia by 2% to replace the warm one
+
+Array = NDArray[np.float64]
+
+
+def id_hash(customer_id: str) -> int:
+    """Stable 64-bit hash of a customer id (the sampling order).
+
+    >>> id_hash("c1")
+    4895413496900842574
+    """
+    return int.from_bytes(hashlib.blake2b(customer_id.encode(), digest_size=8).digest(), "big")
+
+
+class Population:
+    """The bottom-``capacity`` customers by :func:`id_hash`: id -> (features, last activity)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.rows: dict[str, tuple[list[float], float]] = {}
+        self._heap: list[tuple[int, str]] = []  # (-hash, id): the largest hash on top
+        self.seen = 0  # customers ever offered (distinct while they stay in)
+
+    def put(self, customer_id: str, static: list[float], last_seen: float) -> None:
+        """Record ``customer_id``'s latest features if it belongs to the sample."""
+        if customer_id in self.rows:
+            self.rows[customer_id] = (static, last_seen)
+            return
+        self.seen += 1
+        h = id_hash(customer_id)
+        if len(self.rows) >= self.capacity:
+            self._trim()
+            if -self._heap[0][0] <= h:
+                return
+            _, out = heapq.heappop(self._heap)
+            del self.rows[out]
+        self.rows[customer_id] = (static, last_seen)
+        heapq.heappush(self._heap, (-h, customer_id))
+
+    def drop(self, customer_id: str) -> None:
+        """Forget a customer (erasure, withdrawal); its heap entry goes lazily."""
+        self.rows.pop(customer_id, None)
+
+    def _trim(self) -> None:
+        while self._heap and self._heap[0][1] not in self.rows:
+            heapq.heappop(self._heap)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def lloyd(points: Array, centers: Array, rounds: int = LLOYD_ROUNDS) -> tuple[Array, Array]:
+    """Lloyd iterations from ``centers``; returns the centers and each point's label.
+
+    An empty cluster keeps its centre.
+    """
+    labels = np.zeros(len(points), dtype=np.int64)
+    for _ in range(rounds):
+        d = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+        labels = d.argmin(axis=1)
+        moved = centers.copy()
+        for j in range(len(centers)):
+            mine = points[labels == j]
+            if len(mine):
+                moved[j] = mine.mean(axis=0)
+        if np.array_equal(moved, centers):
+            break
+        centers = moved
+    d = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    return centers, d.argmin(axis=1)
+
+
+def inertia(points: Array, centers: Array) -> float:
+    d = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    return float(d.min(axis=1).sum())
+
+
+def kmeans_pp(points: Array, k: int, rng: np.random.Generator) -> Array:
+    """k-means++ seeding (seeded); fewer than ``k`` centres if the points run out."""
+    centers = [points[int(rng.integers(len(points)))]]
+    while len(centers) < k:
+        d2 = ((points[:, None, :] - np.array(centers)[None, :, :]) ** 2).sum(axis=2).min(axis=1)
+        total = float(d2.sum())
+        if total <= 0.0:
+            break
+        centers.append(points[int(rng.choice(len(points), p=d2 / total))])
+    return np.array(centers)
+
+
+def fit(points: Array, k: int, seed: int, warm: Array | None = None,
+        min_share: float = 0.0, inits: int = INITS) -> tuple[Array, Array]:
+    """Centroids of ``points`` (scaled) and the share of points of each.
+
+    ``warm`` (the previous centroids in the same scaled space) is kept unless the
+    best seeded k-means++ start beats it by :data:`SWITCH_GAIN` (both after
+    dropping tiny clusters).
+    """
+    rng = np.random.default_rng(seed)
+    best: tuple[float, Array, Array] | None = None
+    for _ in range(inits):
+        centers, shares = _drop_tiny(points, kmeans_pp(points, k, rng), min_share)
+        score = inertia(points, centers)
+        if best is None or score < best[0]:
+            best = (score, centers, shares)
+    assert best is not None
+    if warm is not None and len(warm):
+        centers, shares = _drop_tiny(points, warm, min_share)
+        if best[0] >= inertia(points, centers) * (1.0 - SWITCH_GAIN):
+            return centers, shares
+    return best[1], best[2]
+
+
+def _drop_tiny(points: Array, centers: Array, min_share: float) -> tuple[Array, Array]:
+    """Lloyd, then drop the smallest cluster while it holds less than ``min_share``."""
+    while True:
+        centers, labels = lloyd(points, centers)
+        shares = np.bincount(labels, minlength=len(centers)) / len(points)
+        if len(centers) <= 1 or shares.min() >= min_share:
+            return centers, shares
+        centers = np.delete(centers, int(shares.argmin()), axis=0)

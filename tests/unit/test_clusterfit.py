@@ -1,0 +1,52 @@
+"""Population sample and seeded refit: order independence, warm starts, tiny clusters."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from streamseg.engine.clusterfit import SWITCH_GAIN, Population, fit, id_hash, inertia, lloyd
+
+
+def test_bottom_k_sample_does_not_depend_on_arrival_order() -> None:
+    ids = [f"c{i}" for i in range(50)]
+    a, b = Population(10), Population(10)
+    for cid in ids:
+        a.put(cid, [1.0], 0.0)
+    for cid in reversed(ids):
+        b.put(cid, [1.0], 0.0)
+    assert sorted(a.rows) == sorted(b.rows) == sorted(sorted(ids, key=id_hash)[:10])
+    a.put("c3", [2.0], 5.0)  # an update keeps the latest features
+    assert a.rows.get("c3", ([2.0], 5.0)) == ([2.0], 5.0)
+    gone = sorted(a.rows)[0]
+    a.drop(gone)
+    assert gone not in a.rows and len(a) == 9
+    a.put("zz-new", [0.0], 0.0)  # a free place takes any newcomer
+    assert "zz-new" in a.rows and len(a) == 10
+
+
+def test_fit_is_seeded_and_finds_separated_groups() -> None:
+    rng = np.random.default_rng(0)
+    pts = np.vstack([rng.normal(0.0, 0.1, (30, 2)), rng.normal(5.0, 0.1, (30, 2))])
+    c1, s1 = fit(pts, 2, seed=3)
+    c2, s2 = fit(pts, 2, seed=3)
+    assert np.array_equal(c1, c2) and np.array_equal(s1, s2)
+    assert sorted(np.round(c1[:, 0]).tolist()) == [0.0, 5.0] and s1.tolist() == [0.5, 0.5]
+
+
+def test_warm_start_kept_unless_a_fresh_start_is_clearly_better() -> None:
+    rng = np.random.default_rng(1)
+    blob = rng.normal(0.0, 1.0, (200, 2))  # one blob: every split into two is about as good
+    warm = np.array([[0.0, -0.8], [0.0, 0.8]])
+    centers, _ = fit(blob, 2, seed=5, warm=warm)
+    kept, _ = lloyd(blob, warm)
+    assert np.array_equal(centers, kept)
+    fresh, _ = fit(blob, 2, seed=5)
+    assert inertia(blob, fresh) > inertia(blob, kept) * (1.0 - SWITCH_GAIN)
+
+
+def test_tiny_clusters_are_merged_away() -> None:
+    pts = np.array([[0.0, 0.0]] * 50 + [[10.0, 10.0]] * 48 + [[30.0, 30.0]] * 2)
+    centers, shares = fit(pts, 3, seed=1, min_share=0.05)
+    assert len(centers) == 2 and shares.tolist() == [0.5, 0.5]  # its points join (10, 10)
+    centers, shares = fit(pts, 3, seed=1, min_share=0.0)
+    assert len(centers) == 3

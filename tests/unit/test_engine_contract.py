@@ -1,0 +1,144 @@
+"""The engine contract: a segmenter is driven only through its protocol methods.
+
+A toy population segmenter (``above`` / ``below`` the population's mean spend)
+checks that ``Engine.moved`` drains every segmenter, ``Engine.rescore`` publishes
+with trigger ``population`` and honours ``hold``, and that a clock tick
+evaluates only the segmenters due at that instant.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+from streamseg.config import DAY, Settings
+from streamseg.engine import scheduler
+from streamseg.engine.events import Event
+from streamseg.engine.features import NEVER, CustomerState
+from streamseg.engine.processor import Engine
+from streamseg.engine.segmenters import default
+from streamseg.engine.segmenters.base import Assignment, Segmenter, Trigger
+from streamseg.engine.segmenters.frequency import FrequencySegmenter
+
+
+class MeanSpend:
+    """``above`` or ``below`` the mean total spend of the buyers seen (a population model)."""
+
+    name = "spend"
+
+    def __init__(self, sticky: bool = False) -> None:
+        self.spend: dict[str, float] = {}
+        self.pending: list[str] = []
+        self.sticky = sticky  # hold: keep ``above`` on population moves
+        self.assigned = 0
+
+    def mean(self) -> float:
+        return sum(self.spend.values()) / len(self.spend) if self.spend else 0.0
+
+    def assign(self, state: CustomerState, now: float) -> Assignment | None:
+        self.assigned += 1
+        if state.purchases == 0:
+            return None
+        return Assignment("above" if state.monetary >= self.mean() else "below", "spend")
+
+    def learn(self, state: CustomerState, now: float) -> None:
+        if state.purchases:
+            self.spend[state.customer_id] = state.monetary
+            self.pending = sorted(c for c in self.spend if c != state.customer_id)
+
+    def forget(self, customer_id: str) -> None:
+        self.spend.pop(customer_id, None)
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        return None
+
+    def moved(self) -> list[str]:
+        out, self.pending = self.pending, []
+        return out
+
+    def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
+             trigger: Trigger) -> bool:
+        return self.sticky and trigger == "population" and current == "above"
+
+    def describe(self, segment: str) -> str:
+        return segment
+
+
+def buy(eid: str, cid: str, day: float, amount: float) -> Event:
+    return Event("purchase", "purchase", eid, cid, day * DAY, amount=amount)
+
+
+def test_every_segmenter_implements_the_protocol() -> None:
+    names = [m for m in ("assign", "learn", "forget", "due", "moved", "hold", "describe")]
+    for seg in [*default(Settings()), MeanSpend()]:
+        assert all(callable(getattr(seg, m)) for m in names), seg.name
+        _: Segmenter = seg  # mypy checks the protocol here
+
+
+def test_the_scheduler_has_no_per_segmenter_special_cases() -> None:
+    source = inspect.getsource(scheduler)
+    assert "isinstance" not in source and "getattr" not in source
+
+
+def test_population_moves_rescore_with_their_own_trigger() -> None:
+    seg = MeanSpend()
+    eng = Engine(Settings(), [seg])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    assert a is not None and a.segments["spend"][0] == "above"  # alone: at the mean
+    b = eng.apply(None, buy("e2", "b", 1, 30.0)).state  # the mean is now 20
+    assert b is not None
+    assert eng.moved() == ["a"] and eng.moved() == []  # drained
+    out = eng.rescore(a, 1 * DAY)
+    assert [(c["from_segment"], c["to_segment"], c["trigger"]) for c in out.changes] == [
+        ("above", "below", "population")]
+    assert out.segments is not None and out.due_known
+
+
+def test_rescore_honours_the_segmenters_hold() -> None:
+    eng = Engine(Settings(), [MeanSpend(sticky=True)])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    eng.apply(None, buy("e2", "b", 1, 30.0))
+    assert a is not None and eng.moved() == ["a"]
+    assert eng.rescore(a, 1 * DAY).changes == []
+    assert eng.verdict(a, "spend", 1 * DAY) == ("below", True)
+    assert Engine(Settings(hysteresis=False), eng.segmenters).verdict(a, "spend", DAY) == (
+        "below", False)
+
+
+def test_erasure_and_withdrawal_forget_the_customer() -> None:
+    seg = MeanSpend()
+    eng = Engine(Settings(), [seg])
+    eng.apply(None, buy("e1", "a", 0, 10.0))
+    eng.apply(None, Event("consent", "erasure_requested", "x", "a", DAY))
+    assert seg.spend == {}
+
+
+def test_a_tick_evaluates_only_the_segmenters_due() -> None:
+    spend = MeanSpend()
+    cfg = Settings(freq_high_margin_days=7.0)
+    eng = Engine(cfg, [FrequencySegmenter(cfg), spend])
+    state = None
+    for i, day in enumerate((0, 5, 10)):
+        state = eng.apply(state, buy(f"e{i}", "a", day, 10.0)).state
+    assert state is not None
+    before = spend.assigned
+    out = eng.tick(state, 30 * DAY)  # frequency is due (band end at day 24); spend never is
+    assert [c["to_segment"] for c in out.changes] == ["medium"]
+    assert spend.assigned == before
+
+
+def test_the_due_hint_is_the_planned_due_and_only_ever_early() -> None:
+    cfg = Settings()
+    eng = Engine(cfg, [FrequencySegmenter(cfg)])
+    out = eng.apply(None, buy("e1", "a", 0, 10.0))  # one_time: due when it lapses
+    assert out.state is not None and out.due_known
+    assert out.state.due_hint == out.due == 180 * DAY + 1.0
+    # a state without a hint (older data) catches up before the event, as one with a hint
+    plain = CustomerState.from_dict(copy.deepcopy({**out.state.to_dict(), "due_hint": None}))
+    late = buy("e2", "a", 200, 10.0)
+    hinted = eng.apply(out.state, late).changes
+    assert [c["to_segment"] for c in hinted] == ["lapsed", "low"]
+    assert eng.apply(plain, late).changes == hinted
+    eng_none = Engine(cfg, [MeanSpend()])  # no due time at all
+    never = eng_none.apply(None, buy("e3", "b", 0, 5.0))
+    assert never.due is None and never.state is not None and never.state.due_hint == NEVER
