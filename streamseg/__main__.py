@@ -1,4 +1,8 @@
-"""Command line: ``python -m streamseg worker | replay | simulate | bench``."""
+"""Command line: ``python -m streamseg worker | check | replay | simulate | bench | ...``.
+
+Exit codes: 0 done; 2 a bad setting or input (one line on stderr naming it);
+3 no broker reachable within ``STREAMSEG_BROKER_WAIT_S``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from streamseg.broker import BrokerUnavailable
 from streamseg.config import Settings
 from streamseg.errors import StreamsegError
 
@@ -16,6 +21,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamseg", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("worker", help="run the Faust worker (settings from STREAMSEG_* env vars)")
+    check = sub.add_parser(
+        "check", help="validate the settings, load the schemas, probe the broker; print the "
+        "effective configuration")
+    check.add_argument("--offline", action="store_true", help="do not contact the broker")
+    check.add_argument("--wait", type=float, default=0.0,
+                       help="seconds to keep retrying an unreachable broker (default 0: once)")
     produce = sub.add_parser("produce", help="send a JSON-lines file of events to the input topics")
     produce.add_argument("file", type=Path)
     produce.add_argument(
@@ -25,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
     watch.add_argument("--idle", type=float, default=10.0, help="stop after this many idle seconds")
     _ops_parsers(sub)
+    from streamseg.tools.cli import add_parsers as tools_parsers
+
+    tools_parsers(sub)  # import, quality (issue 8)
     return parser
 
 
@@ -65,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        if args.command == "check":
+            from streamseg.check import check
+
+            return check(settings, offline=args.offline, wait_s=args.wait)
+        if args.command in ("produce", "watch") or getattr(args, "to_kafka", False):
+            from streamseg.broker import wait_for_broker
+            from streamseg.worker import say
+
+            asyncio.run(wait_for_broker(settings, say))
         if args.command == "worker":
             from streamseg.worker import run
 
@@ -81,6 +104,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{seen} segment changes", file=sys.stderr)
         elif args.command in ("replay", "simulate", "bench"):
             return _ops(args, settings)
+        elif args.command in ("import", "quality"):
+            from streamseg.tools.cli import run as tools_run
+
+            return tools_run(args, settings)
+    except BrokerUnavailable as exc:
+        print(f"streamseg: error: {exc}", file=sys.stderr)
+        return 3
     except StreamsegError as exc:
         print(f"streamseg: error: {exc}", file=sys.stderr)
         return 2

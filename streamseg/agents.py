@@ -1,9 +1,22 @@
-"""Agents: decode -> engine -> emit. No feature arithmetic here.
+"""Agents: decode -> engine -> emit, a batch at a time. No feature arithmetic here.
 
-One agent reads every input topic (clickstream, purchases, consent and the
-internal ticks topic); the topics are co-partitioned by customer id, so a
-customer's events are processed in order, on one worker, against the
-changelog-backed state table.
+One agent reads every input topic (clickstream, purchases, consent) and the
+internal ticks topic. A customer's state lives on the partition its events
+arrive on, whatever partitioner the producer used (``streamseg.partitions``).
+Per batch (``STREAMSEG_BATCH_SIZE`` events, Faust ``take_events``):
+
+1. each event is screened and applied to its customer's state, read once per
+   batch and kept in a read-your-own-writes cache (:class:`Entry`);
+2. every output (changes, customer-segments, dead letters, consent copies) is
+   handed to the producer, and their acknowledgements are awaited once;
+3. then each touched state (and each partition's event clock) is written once,
+   and Faust's changelog buffer is drained;
+4. Faust acknowledges the batch's events: offsets commit after the changelog.
+
+Time-driven work runs per partition, Kafka-Streams-punctuator style: the timer
+sends a tick *to each partition* with customers due; the agent evaluates that
+partition's due customers from its own schedule and table (:meth:`Ingest.rescore`
+adds customers to re-evaluate at the next tick).
 """
 
 from __future__ import annotations
@@ -14,19 +27,29 @@ from typing import Any
 
 import faust
 
-from streamseg import codec
+from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
-from streamseg.engine.clock import EventClock
+from streamseg.batch import Batch, Entry, Output, flush
 from streamseg.engine.deadletters import dead_letter, redact_key
 from streamseg.engine.events import Kind
-from streamseg.engine.features import CustomerState
+from streamseg.engine.features import CustomerState, seen
 from streamseg.engine.processor import Engine, Outcome
-from streamseg.engine.scheduler import Schedule
-from streamseg.engine.validate import Invalid, Validator
+from streamseg.engine.validate import Invalid, Valid, Validator
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync, follow_models
+from streamseg.partitions import (
+    Gate,
+    PartitionState,
+    committed_offsets,
+    home,
+    position_key,
+    replayed,
+)
+from streamseg.punctuator import COPY, POSITIONS, Punctuator
 
 log = logging.getLogger(__name__)
+
+FANOUT = "streamseg-fanout"  # header of a consent copy on the ticks topic
 
 
 class Ingest:
@@ -37,47 +60,247 @@ class Ingest:
         self.engine = engine
         self.metrics = metrics
         self.validator = Validator(ss.settings)
-        self.clock = EventClock(ss.settings.allowed_lateness_s)
         self.kinds = input_topics(ss.settings)
-        self.schedule = Schedule()  # (due event time, customer id) of idle customers
-        self.rebuild = True  # refill the schedule from the table (start, rebalance)
-        # customers whose verdict a population model moved (Engine.moved), ticked next
-        self.moved: dict[str, None] = {}
-        # population models, snapshotted to the models topic (key = segmenter name)
+        self.punctuator = Punctuator(ss, engine)
+        self.clock = self.punctuator.clock  # the worker's event clock: max over its partitions
+        self.gate = Gate(ss.settings.gate_hold_s)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
-        # (key, table bytes) of the last :meth:`load`: lets ``emit`` skip a
-        # second table lookup and the write of an unchanged state
-        self.loaded: tuple[bytes, bytes | None] | None = None
-        self._consumed: dict[tuple[str, str], Any] = {}  # metric children by labels
+        self.batch = Batch()
+        self._consumed: dict[tuple[str, str], Any] = {}
 
-    def on_assigned(self, assigned: Any) -> None:
-        """After a rebalance: reschedule idle customers; decide who trains the models."""
-        self.rebuild = True
+    # ------------------------------------------------------------ partitions
+
+    @property
+    def parts(self) -> dict[int, PartitionState]:
+        return self.punctuator.parts
+
+    def on_assigned(self, assigned: Any, committed: dict[tuple[str, int], int | None]) -> None:
+        """After a rebalance: gate, schedules, clocks and model training follow the assignment."""
+        self.punctuator.assign({tp.partition for tp in assigned or () if tp.topic in self.kinds})
+        self.gate.assigned(committed, time.monotonic())
         self.models.on_assigned(assigned)
 
-    def due_ticks(self) -> list[tuple[bytes, bytes]]:
-        """Tick messages for customers due at the event-time clock (none before any event)."""
-        now = self.clock.now()
-        if now is None:
-            return []
-        if self.rebuild:
-            self.rebuild = False
-            for key, raw in list(self.ss.state.items()):
-                state = CustomerState.from_dict(codec.loads(raw))
-                self.engine.restore(state)  # population models (RFM ranks) from the table
-                self.schedule.push(key.decode(), self.engine.due(state))
-        value = codec.dumps({"now": now})
-        out = [(cid.encode(), value) for cid in self.schedule.pop_due(now)]
-        if self.moved:  # population moved: re-score those customers now (trigger "population")
-            rescore = codec.dumps({"now": now, "population": True})
-            out += [(cid.encode(), rescore) for cid in self.moved]
-            self.moved.clear()
-        return out
+    def due_ticks(self) -> list[tuple[int, bytes]]:
+        """(partition, tick value) for each owned partition with customers to evaluate."""
+        return self.punctuator.due_ticks()
 
-    def load(self, key: bytes) -> CustomerState | None:
-        raw = self.ss.state.get(key)
-        self.loaded = (key, raw)
-        return None if raw is None else CustomerState.from_dict(codec.loads(raw))
+    def rescore(self, customer_ids: list[str]) -> None:
+        """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
+        self.punctuator.rescore(customer_ids)
+
+    # ------------------------------------------------------------ the batch
+
+    async def handle(self, event: faust.EventT[Any]) -> None:
+        """Process one message (a batch of one)."""
+        await self.handle_batch([event])
+
+    async def handle_batch(self, events: list[Any]) -> None:
+        """Process a batch: states read once, outputs acknowledged once, then states written."""
+        started = time.perf_counter()
+        self.batch = batch = Batch()
+        now = time.monotonic()
+        for event in events:
+            msg = event.message
+            verdict = self.gate.admit(msg.topic, msg.partition, msg.offset, now)
+            if verdict != "apply":
+                adapters.withhold_ack(event)
+                self.metrics.input_held.inc()
+                if verdict == "reseek":
+                    await self.reseek(msg.topic, msg.partition)
+                continue
+            adapters.use_event(event)
+            part = self.punctuator.open(msg.partition)
+            stream = self.kinds.get(msg.topic, "click")
+            if stream == "tick":
+                self.on_tick(event, part)
+            else:
+                self.on_input(event, stream, part)
+        await self.flush(batch)
+        self.queue_moved()
+        elapsed = time.perf_counter() - started
+        for stream, outcome in batch.counts:
+            self.count(stream, outcome)
+            if outcome != "dead_letter":
+                self.metrics.latency.labels(stream=stream).observe(elapsed)
+        self.metrics.batch_events.observe(len(events))
+
+    def queue_moved(self) -> None:
+        """Customers whose verdict a moved population model may change: re-evaluate them.
+
+        ``Engine.moved()`` (drained) is part of the engine contract; they are
+        evaluated at the next tick of every owned partition (:meth:`rescore`).
+        """
+        ids = self.engine.moved()
+        if ids:
+            self.punctuator.rescore(list(ids))
+
+    async def reseek(self, topic: str, partition: int) -> None:
+        offset = self.gate.threshold(topic, partition)
+        if offset is None:
+            return
+        log.warning("re-reading %s[%d] from the committed offset %d", topic, partition, offset)
+        self.metrics.input_reseeks.inc()
+        await self.ss.app.consumer.seek(faust.types.TP(topic, partition), offset)
+
+    def load(self, event: Any, key: bytes) -> Entry:
+        """The customer's state on the event's partition (cached for the batch)."""
+        p = event.message.partition
+        entry = self.batch.entries.get((p, key))
+        if entry is None:
+            raw = self.ss.state.get(key)
+            data = None if raw is None else codec.loads(raw)
+            state = None if data is None else CustomerState.from_dict(data)
+            positions = dict(data.get(POSITIONS) or {}) if data is not None else {}
+            entry = self.batch.entries[p, key] = Entry(event, raw, state, positions,
+                                                       copy=bool(data and data.get(COPY)))
+        entry.event = event
+        return entry
+
+    def on_input(self, event: Any, stream: str, part: PartitionState) -> None:
+        msg = event.message
+        kind: Kind = stream  # type: ignore[assignment]
+        if msg.key is None:
+            self.reject(Invalid("key_mismatch", "message has no key: key input by customer_id "
+                                "(a key-less message would split the customer across "
+                                "partitions)", "customer_id"), msg, stream)
+            return
+        result = self.validator.check(kind, msg.key, msg.value)
+        if isinstance(result, Invalid):
+            self.reject(result, msg, stream)
+            return
+        if msg.partition != home(msg.key, self.ss.settings.partitions):
+            self.metrics.foreign_partition.labels(stream=stream).inc()
+        ev = result.event
+        key = ev.customer_id.encode()
+        entry = self.load(event, key)
+        if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
+            # at or before the last input applied to this state: never applied twice or
+            # out of order (a re-delivery after a crash, or events Faust sent ahead)
+            dup = entry.state is not None and seen(entry.state, ev.event_id)
+            self.batch.counts.append((stream, "duplicate" if dup else "out_of_order"))
+            return
+        outcome = self.engine.ingest(entry.state, ev, self.clock)
+        if isinstance(outcome, Invalid):
+            self.reject(outcome, msg, stream)
+            return
+        self.observe_clock(part, msg.partition, event, ev.ts)
+        self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
+        if not outcome.skipped:
+            entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
+            entry.copy = False  # the customer's own input is here now
+        self.emit(entry, key, outcome)
+        self.batch.counts.append(
+            (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
+        if stream == "consent":
+            self.fan_out(msg)
+
+    def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
+        if part.clock is None or ts > part.clock:
+            part.clock = ts
+            self.batch.clocks[p] = event
+        self.metrics.event_clock.set(self.clock.max_seen or ts)
+
+    def fan_out(self, msg: Any) -> None:
+        """Copy a consent event to every other partition: it may hold the customer too."""
+        for q in range(self.ss.settings.partitions):
+            if q != msg.partition:
+                self.batch.outputs.append(Output(self.ss.ticks, msg.key, msg.value, q,
+                                                 {FANOUT: b"consent"}))
+
+    def on_tick(self, event: Any, part: PartitionState) -> None:
+        """A tick: a partition tick, a consent copy, or (legacy) one customer's tick."""
+        msg = event.message
+        if is_fanout(msg.headers):
+            self.on_consent_copy(event)
+            return
+        now = self.validator.check_tick(msg.value)
+        if isinstance(now, Invalid):
+            self.reject(now, msg, "tick")
+            return
+        own = self.clock.now()
+        now = now if own is None else max(now, own)
+        if msg.key is not None:
+            customers, rescore = [msg.key.decode(errors="replace")], set()
+        else:
+            part.ready.update(part.schedule.pop_due(now))
+            rescore = part.rescore
+            customers = sorted(part.ready | rescore)
+            part.ready, part.rescore = set(), set()
+        outcome: Outcome | None = None
+        for cid in customers:
+            entry = self.load(event, cid.encode())
+            if entry.state is None:
+                continue
+            if cid in rescore:
+                outcome = self.engine.rescore(entry.state, now)
+            else:
+                outcome = self.engine.tick(entry.state, now)
+            self.emit(entry, cid.encode(), outcome)
+        if msg.key is None:  # one partition tick, one count (customers: the changes they make)
+            self.batch.counts.append(("tick", "processed"))
+        else:
+            self.batch.counts.append(
+                ("tick", "no_state" if outcome is None else outcome.skipped or "processed"))
+
+    def on_consent_copy(self, event: Any) -> None:
+        """Withdrawal and erasure hold on every partition; a grant only lifts an existing marker."""
+        msg = event.message
+        result = self.validator.check("consent", msg.key, msg.value)
+        if not isinstance(result, Valid):
+            return  # the original was dead-lettered on its own partition
+        ev = result.event
+        key = ev.customer_id.encode()
+        entry = self.load(event, key)
+        if entry.state is None and ev.type == "consent_granted":
+            self.metrics.consent_fanout.labels(outcome="no_state").inc()
+            return
+        entry.copy = entry.copy or entry.state is None
+        outcome = self.engine.apply(entry.state, ev)
+        # the original published what is due (changes, notices, segments)
+        outcome.changes, outcome.notices, outcome.segments = [], [], None
+        self.emit(entry, key, outcome, tombstone=False)
+        self.metrics.consent_fanout.labels(outcome="applied").inc()
+
+    def emit(self, entry: Entry, key: bytes, outcome: Outcome, tombstone: bool = True) -> None:
+        """Queue the outcome's outputs; the state is written after they are acknowledged."""
+        p = entry.event.message.partition
+        schedule = self.punctuator.part(p).schedule
+        if outcome.erased:
+            if entry.state is not None:
+                self.metrics.forget_segments(entry.state.segments)
+            entry.state, entry.dirty = outcome.state, True
+            schedule.push(key.decode(), None)
+            if tombstone:
+                self.batch.outputs.append(Output(self.ss.segments, key, None))
+            return
+        if outcome.state is None or outcome.skipped:
+            return
+        for change in outcome.changes:
+            self.batch.outputs.append(Output(self.ss.changes, key, codec.dumps(change)))
+            self.metrics.observe_change(change)
+        for notice in outcome.notices:  # consent suppression notices (no segment move)
+            self.batch.outputs.append(Output(self.ss.changes, key, codec.dumps(notice)))
+        if outcome.segments is not None:
+            self.batch.outputs.append(Output(self.ss.segments, key,
+                                             codec.dumps(outcome.segments)))
+        entry.state, entry.dirty = outcome.state, True
+        schedule.push(key.decode(), self.engine.due(outcome.state, outcome.at))
+
+    def reject(self, invalid: Invalid, msg: Any, stream: str) -> None:
+        # with STREAMSEG_PSEUDONYMISE_KEY the key is hashed and the payload redacted
+        secret = self.ss.settings.pseudonymise_key
+        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
+                             secret=secret)
+        key = redact_key(secret, msg.key) if secret else msg.key
+        self.batch.outputs.append(Output(self.ss.dead_letters, key, codec.dumps(record)))
+        self.metrics.dead_letters.labels(reason=invalid.reason).inc()
+        self.batch.counts.append((stream, "dead_letter"))
+
+    async def flush(self, batch: Batch) -> None:
+        """Outputs, acknowledged once; then states and clocks; then the changelog drained."""
+        await flush(self.ss, batch, self.punctuator, self.metrics)
+
+    # ------------------------------------------------------------ metrics
 
     def count(self, stream: str, outcome: str) -> None:
         """One input consumed (the labelled counter child is looked up once)."""
@@ -87,177 +310,58 @@ class Ingest:
                 stream=stream, outcome=outcome)
         child.inc()
 
-    async def handle(self, event: faust.EventT[Any]) -> None:
-        """Process one input message and send everything it produced."""
-        started = time.perf_counter()
-        self.loaded = None
-        msg = event.message
-        stream = self.kinds.get(msg.topic, "click")
-        outcome: Outcome | Invalid
-        if stream == "tick":
-            key = msg.key or b""
-            outcome = self.handle_tick(msg.key, msg.value)
-        else:
-            kind: Kind = stream  # type: ignore[assignment]
-            result = self.validator.check(kind, msg.key, msg.value)
-            if isinstance(result, Invalid):
-                outcome = result
-            else:
-                ev = result.event
-                key = ev.customer_id.encode()
-                state = self.load(key)
-                outcome = self.engine.ingest(state, ev, self.clock)
-                self.moved.update(dict.fromkeys(self.engine.moved()))
-                if not isinstance(outcome, Invalid):
-                    self.metrics.event_clock.set(self.clock.max_seen or ev.ts)
-                    self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
-        if isinstance(outcome, Invalid):
-            await self.reject(outcome, msg)
-            self.count(stream, "dead_letter")
-            return
-        await self.emit(key, outcome)
-        self.count(stream, "erased" if outcome.erased else (outcome.skipped or "processed"))
-        self.metrics.latency.labels(stream=stream).observe(time.perf_counter() - started)
-
-    def handle_tick(self, key: bytes | None, value: bytes | None) -> Outcome | Invalid:
-        """A clock tick for one customer: re-evaluate at the tick's event time.
-
-        A malformed tick is :class:`Invalid` (a dead letter); a tick for a
-        customer with no state (never seen) is a counted ``no_state`` skip.
-        """
-        now = self.validator.check_tick(value)
-        if isinstance(now, Invalid):
-            return now
-        state = None if key is None else self.load(key)
-        if state is None:
-            return Outcome(None, skipped="no_state")
-        if b'"population"' in (value or b"") and codec.loads(value or b"{}").get("population"):
-            return self.engine.rescore(state, now)
-        return self.engine.tick(state, now)
-
     def recount(self) -> int:
         """Reset segment-size and table-size gauges from this worker's table."""
         for seg in self.engine.segmenters:
             version = getattr(seg, "version", None)
             if isinstance(version, int):
                 self.metrics.model_version.labels(segmenter=seg.name).set(version)
-        segments = (codec.loads(raw).get("segments", {}) for raw in self.ss.state.values())
+        values = (codec.loads(raw) for raw in self.ss.state.values())
+        segments = (v.get("segments", {}) for v in values if not v.get(COPY))
         return self.metrics.recount(segments)
 
-    async def reject(self, invalid: Invalid, msg: Any) -> None:
-        # with STREAMSEG_PSEUDONYMISE_KEY the key is hashed and the payload redacted
-        secret = self.ss.settings.pseudonymise_key
-        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                             secret=secret)
-        key = redact_key(secret, msg.key) if secret else msg.key
-        await self.ss.dead_letters.send(key=key, value=codec.dumps(record))
-        self.metrics.dead_letters.labels(reason=invalid.reason).inc()
 
-    async def emit(self, key: bytes, outcome: Outcome) -> None:
-        """Publish changes and the current-segments record, then persist the state."""
-        state = outcome.state
-        if outcome.erased:
-            # The profile goes; what stays is the engine's suppression marker
-            # (withdrawn, no features, no segments), or nothing.
-            old = self.load(key)
-            if old is not None:
-                self.metrics.forget_segments(old.segments)
-            if old is None and state is not None:
-                self.metrics.table_customers.inc()
-            elif old is not None and state is None:
-                self.metrics.table_customers.dec()
-            if state is not None:
-                self.ss.state[key] = codec.dumps(state.to_dict())
-            elif self.ss.state.get(key) is not None:
-                del self.ss.state[key]
-            self.schedule.push(key.decode(), None)
-            await self.ss.segments.send(key=key, value=None)
-            return None
-        if state is None or outcome.skipped:
-            return None
-        # Outputs first and acknowledged, then the state that records them. A
-        # crash in between replays the event on the old state and re-sends the
-        # same change ids (a duplicate); the other order loses the changes, as
-        # the replayed event would be a duplicate skip (docs/RELIABILITY.md).
-        pending = []
-        for change in outcome.changes:
-            pending.append(await self.ss.changes.send(key=key, value=codec.dumps(change)))
-            self.metrics.observe_change(change)
-        for notice in outcome.notices:  # consent suppression notices (no segment move)
-            pending.append(await self.ss.changes.send(key=key, value=codec.dumps(notice)))
-        if outcome.segments is not None:
-            segments = codec.dumps(outcome.segments)
-            pending.append(await self.ss.segments.send(key=key, value=segments))
-        if self.ss.settings.confirm_outputs and pending:
-            self.send_now()
-            for delivered in pending:
-                await delivered
-        value = codec.dumps(state.to_dict())
-        self.schedule.push(key.decode(), self.engine.due(state, outcome.at))
-        loaded = self.loaded if self.loaded is not None and self.loaded[0] == key else None
-        if loaded is not None and loaded[1] == value:
-            return None  # unchanged (a tick that moved nothing): no table write
-        if (key not in self.ss.state) if loaded is None else (loaded[1] is None):
-            self.metrics.table_customers.inc()
-        self.ss.state[key] = value
-        if self.ss.settings.confirm_outputs:
-            await self.settle_changelog()
-        return None
-
-    def send_now(self) -> None:
-        """Close the Kafka client's lingering batches: what we wait for goes out at once.
-
-        With ``producer_linger_s`` the client holds records back to batch them;
-        an output the agent is about to wait for must not wait for the linger
-        too. This is what aiokafka's own ``flush_for_commit`` does before it
-        waits (aiokafka 0.14 internals; a no-op when they are not there).
-        """
-        client = getattr(getattr(self.ss.app, "producer", None), "_producer", None)
-        acc = getattr(client, "_message_accumulator", None)
-        if acc is None:
-            return
-        for batches in acc._batches.values():
-            for batch in batches:
-                batch._builder.close()
-        if not acc._waiter_future.done():
-            acc._waiter_future.set_result(None)
-
-    async def settle_changelog(self) -> None:
-        """Hand the buffered table-changelog records to the Kafka client now.
-
-        Faust commits offsets after ``producer.flush()``, but its buffer flush
-        gives up after 0.1 s without progress, so an offset could be committed
-        while the changelog record of that event was still buffered: a crash
-        then restores a state older than the committed position, and the
-        event is never replayed. Draining here, before the event is acked,
-        leaves the client's own flush (which waits for delivery) to cover it.
-        """
-        buffer = self.ss.app.producer.buffer
-        while buffer.size:
-            await buffer.flush()
+def is_fanout(headers: Any) -> bool:
+    """Whether a ticks-topic message is a consent copy (Faust gives headers as list or dict)."""
+    if not headers:
+        return False
+    items = headers.items() if isinstance(headers, dict) else headers
+    return any(k == FANOUT for k, _ in items)
 
 
 def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
     """Attach the ingest agent to the app; return the glue object (for tests and timers)."""
     ingest = Ingest(ss, engine, metrics)
+    size, within = ss.settings.batch_size, ss.settings.batch_wait_s
 
     @ss.app.agent(ss.inputs, name="streamseg.ingest")
     async def process(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            await ingest.handle(event)
+        if size <= 1:  # the per-event path (for comparison)
+            async for event in stream.events():
+                await ingest.handle_batch([event])
+        else:
+            batches = stream.take_events(size, within=within)  # type: ignore[attr-defined]
+            async for events in batches:
+                await ingest.handle_batch(list(events))
 
     @ss.app.timer(  # type: ignore[untyped-decorator]
         ss.settings.tick_interval_s, name="streamseg.clock"
     )
     async def clock() -> None:
-        """Event-time clock: send a tick to every customer due at the watermark."""
-        for key, value in ingest.due_ticks():
-            await ss.ticks.send(key=key, value=value)
+        """Event-time clock: tick each owned partition that has customers due."""
+        for partition, value in ingest.due_ticks():
+            await ss.ticks.send(key=None, value=value, partition=partition)
 
     @ss.app.on_partitions_assigned.connect
     async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Decide who trains the cluster model; reschedule idle customers."""
-        ingest.on_assigned(args[0] if args else None)
+        """Close the gate at the committed offsets; reschedule; decide who trains models."""
+        tps = args[0] if args else None
+        try:
+            committed = await committed_offsets(ss.settings, tps)
+        except Exception:  # the gate is a guard; the position backstop still holds
+            log.exception("could not read committed offsets; ordering gate left open")
+            committed = {}
+        ingest.on_assigned(tps, committed)
 
     @ss.app.task  # type: ignore[untyped-decorator]
     async def models() -> None:

@@ -39,6 +39,8 @@ class Streamseg:
     ticks: faust.TopicT
     state: faust.types.TableT[bytes, bytes]
     models: faust.TopicT  # compacted model snapshots (key = segmenter name)
+    # per partition, the highest event time seen there (key ``clock:<partition>``)
+    clocks: faust.types.TableT[bytes, bytes]
 
 
 def input_topics(settings: Settings) -> dict[str, str]:
@@ -111,7 +113,13 @@ def build_app(settings: Settings) -> Streamseg:
         ticks=app.topic(settings.topic_ticks, **RAW),
         models=app.topic(settings.topic_models, partitions=1, **RAW),
         state=app.Table(
-            "customer-state",
+            TABLES[0],
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=bytes,
+        ),
+        clocks=app.Table(
+            TABLES[1],
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
@@ -119,8 +127,20 @@ def build_app(settings: Settings) -> Streamseg:
     )
 
 
+TABLES = ("customer-state", "partition-clock")
+
+
+def changelog(settings: Settings, table: str) -> str:
+    """Faust's changelog topic of ``table`` (``<app id>-<table>-changelog``).
+
+    >>> changelog(Settings(app_id="s"), "partition-clock")
+    's-partition-clock-changelog'
+    """
+    return f"{settings.app_id}-{table}-changelog"
+
+
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Every topic streamseg reads or writes (Faust creates its own changelog topics)."""
+    """Every topic streamseg reads or writes, and its tables' changelogs."""
     compacted = {"cleanup.policy": "compact"}
     letters: dict[str, str] = {}
     if settings.dead_letter_retention_days > 0:
@@ -135,6 +155,11 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_segments, p, 1, topic_configs=compacted),
         NewTopic(settings.topic_dead_letters, p, 1, topic_configs=letters),
         NewTopic(settings.topic_models, 1, 1, topic_configs=compacted),
+        # the tables' changelogs, created before the app starts: Faust declares them
+        # itself too, but an agent that writes a table before the new topic is in
+        # its metadata crashes (PartitionsMismatch, "0 partitions")
+        *(NewTopic(changelog(settings, table), p, 1, topic_configs=compacted)
+          for table in TABLES),
     ]
 
 

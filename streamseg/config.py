@@ -1,6 +1,13 @@
 """Settings: every ``STREAMSEG_*`` environment variable, read once into a frozen object.
 
-Each field of :class:`Settings` is read from ``STREAMSEG_<FIELD NAME IN UPPER CASE>``.
+Each field of :class:`Settings` is read from ``STREAMSEG_<FIELD NAME IN UPPER CASE>``
+and validated by the constraint declared next to it (:func:`setting`: a range,
+a set of choices, or a check function); cross-field rules live in
+:meth:`Settings.validate`. A new field gets validated by declaring its
+constraint where it is defined; ``tests/unit/test_config.py`` fails for a
+numeric or string field that declares none. An unknown ``STREAMSEG_*``
+variable is an error naming the closest valid one. Every error is one
+:class:`~streamseg.errors.ConfigError` line that names the variable.
 
 Examples
 --------
@@ -10,25 +17,268 @@ Examples
 >>> Settings.from_env({"STREAMSEG_PARTITIONS": "eight"})
 Traceback (most recent call last):
 ...
-streamseg.errors.ConfigError: STREAMSEG_PARTITIONS: expected int, got 'eight'
+streamseg.errors.ConfigError: STREAMSEG_PARTITIONS: expected an integer, got 'eight'
+>>> Settings.from_env({"STREAMSEG_PARTITONS": "8"})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+streamseg.errors.ConfigError: STREAMSEG_PARTITONS: unknown setting (did you mean ...?)
+>>> Settings.from_env({"STREAMSEG_TICK_INTERVAL_S": "0"})
+Traceback (most recent call last):
+...
+streamseg.errors.ConfigError: STREAMSEG_TICK_INTERVAL_S: must be >= 0.1, got 0.0
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import itertools
+import math
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from streamseg.errors import ConfigError
 
 DAY = 86_400.0
+PREFIX = "STREAMSEG_"
+# STREAMSEG_* variables of the scripts and tests, not settings of the program.
+TOOL_VARIABLES = frozenset({
+    "STREAMSEG_VENV", "STREAMSEG_LINT", "STREAMSEG_CONTRACT", "STREAMSEG_KEEP_BROKER_DATA",
+    "STREAMSEG_TEST_KAFKA_PORT", "STREAMSEG_TEST_KAFKA_HOME",
+    "STREAMSEG_RESTART_KAFKA_PORT", "STREAMSEG_RESTART_KAFKA_HOME",
+    "STREAMSEG_CJ", "STREAMSEG_CJ_WHEEL", "STREAMSEG_RFM_QUALITY",
+})
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
+STORES = ("memory", "rocksdb")
 # settings field -> topic-name suffix of the app's internal topics (see Settings.__post_init__)
 INTERNAL_TOPICS = {"topic_dead_letters": "dead-letters", "topic_models": "models",
                    "topic_ticks": "ticks"}
+_EXACTLY_ONCE_REASON = (
+    "exactly_once is not supported: faust-streaming 0.15.3 "
+    "sends the agent's outputs outside its Kafka transactions, so subscribers would still see "
+    "duplicates; use at_least_once and drop duplicates by change_id (docs/RELIABILITY.md)"
+)
+EXACTLY_ONCE_UNSUPPORTED = f"STREAMSEG_PROCESSING_GUARANTEE: {_EXACTLY_ONCE_REASON}"
+_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+_HOST = re.compile(r"[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\]")
+
+T = TypeVar("T")
+Check = Callable[[Any], "str | None"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """The constraint of one setting; :meth:`problem` says what is wrong with a value."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[str, ...] | None = None
+    check: Check | None = None
+    secret: bool = False
+
+    def problem(self, value: Any) -> str | None:
+        """``None`` if ``value`` is acceptable, else why not (without the variable name).
+
+        >>> Rule(gt=0).problem(0.0), Rule(ge=0, le=65535).problem(99999)
+        ('must be > 0, got 0.0', 'must be <= 65535, got 99999')
+        >>> Rule(choices=("a", "b")).problem("c")
+        "must be one of a, b, got 'c'"
+        """
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        bounds = ((self.ge, ">="), (self.gt, ">"), (self.le, "<="), (self.lt, "<"))
+        for bound, op in bounds:
+            if bound is not None and not _holds(value, op, bound):
+                return f"must be {op} {_num(bound)}, got {value!r}"
+        if self.choices is not None and str(value).lower() not in self.choices:
+            return f"must be one of {', '.join(self.choices)}, got {value!r}"
+        if self.check is not None:
+            return self.check(value)
+        return None
+
+    @property
+    def declared(self) -> bool:
+        """Whether anything beyond the type is declared."""
+        bounds = (self.ge, self.gt, self.le, self.lt)
+        return any(b is not None for b in bounds) or self.choices is not None or (
+            self.check is not None)
+
+
+def _holds(value: float, op: str, bound: float) -> bool:
+    if op == ">=":
+        return value >= bound
+    if op == ">":
+        return value > bound
+    return value <= bound if op == "<=" else value < bound
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)
+
+
+def setting(default: T, *, ge: float | None = None, gt: float | None = None,
+            le: float | None = None, lt: float | None = None,
+            choices: tuple[str, ...] | None = None, check: Check | None = None,
+            secret: bool = False) -> T:
+    """A settings field with its constraint (checked by :meth:`Settings.validate`)."""
+    rule = Rule(ge=ge, gt=gt, le=le, lt=lt, choices=choices, check=check, secret=secret)
+    made: T = field(default=default, metadata={"rule": rule})
+    return made
+
+
+def rule_of(f: dataclasses.Field[Any]) -> Rule:
+    """The declared :class:`Rule` of a field (an empty rule if none is declared)."""
+    rule = f.metadata.get("rule")
+    return rule if isinstance(rule, Rule) else Rule()
+
+
+def variable(name: str) -> str:
+    """The environment variable of a field: ``partitions`` -> ``STREAMSEG_PARTITIONS``."""
+    return PREFIX + name.upper()
+
+
+def topic_name(value: str) -> str | None:
+    """Kafka's rule for a topic name (also used for the app id, a prefix of topic names).
+
+    >>> topic_name("segment-changes"), topic_name("bad topic")
+    (None, "must be 1-249 of [A-Za-z0-9._-] and not '.' or '..', got 'bad topic'")
+    """
+    if _TOPIC.fullmatch(value) and value not in {".", ".."}:
+        return None
+    shown = repr(value) if len(value) <= 60 else f"{value[:40]!r}... ({len(value)} characters)"
+    return f"must be 1-249 of [A-Za-z0-9._-] and not '.' or '..', got {shown}"
+
+
+def optional(check: Check) -> Check:
+    """``check``, but the empty string (meaning "derive a default") is accepted too.
+
+    >>> optional(topic_name)(""), optional(topic_name)("a b") is not None
+    (None, True)
+    """
+
+    def empty_or(value: str) -> str | None:
+        return None if value == "" else check(value)
+
+    empty_or.__name__ = f"optional_{getattr(check, '__name__', 'check')}"
+    return empty_or
+
+
+def broker_url(value: str) -> str | None:
+    """``kafka://host:port`` (``;`` separates several; the scheme may be left out).
+
+    >>> broker_url("kafka://a:9092;kafka://b:9093") is None
+    True
+    >>> broker_url("kafka://a:99999")
+    "port must be 1-65535 in 'kafka://a:99999'"
+    """
+    parts = [p.strip() for p in value.split(";") if p.strip()]
+    if not parts:
+        return "must name at least one broker (kafka://host:port)"
+    for part in parts:
+        scheme, sep, rest = part.rpartition("://")
+        if sep and scheme != "kafka":
+            return f"scheme must be kafka://, got {part!r}"
+        host, colon, port = rest.rpartition(":")
+        if not colon or not _HOST.fullmatch(host):
+            return f"want kafka://host:port, got {part!r}"
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            return f"port must be 1-65535 in {part!r}"
+    return None
+
+
+def host_name(value: str) -> str | None:
+    """A host name or address (no scheme, no port).
+
+    >>> host_name("worker-1.example"), host_name("http://x")
+    (None, "want a host name or address, got 'http://x'")
+    """
+    return None if _HOST.fullmatch(value) else f"want a host name or address, got {value!r}"
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def rfc3339(value: str) -> str | None:
+    """An RFC 3339 / ISO 8601 time (UTC when no offset is given).
+
+    >>> rfc3339("2100-01-01T00:00:00Z"), rfc3339("soon")
+    (None, "not an RFC 3339 time: 'soon'")
+    """
+    return None if _parse_time(value) is not None else f"not an RFC 3339 time: {value!r}"
+
+
+def store_url(value: str) -> str | None:
+    """A Faust table store: ``rocksdb://`` or ``memory://``.
+
+    >>> store_url("memory://"), store_url("foo://")
+    (None, "must be rocksdb:// or memory://, got 'foo://'")
+    """
+    scheme, sep, _ = value.partition("://")
+    if sep and scheme in STORES:
+        return None
+    return f"must be rocksdb:// or memory://, got {value!r}"
+
+
+def not_empty(value: str) -> str | None:
+    """A string that must not be blank."""
+    return None if value.strip() else "must not be empty"
+
+
+def day_bands(value: str) -> str | None:
+    """Four increasing, non-negative day counts (RFM recency bands).
+
+    >>> day_bands("14,30,90,180"), day_bands("30,14,90,180")
+    (None, 'want four increasing day counts, e.g. 14,30,90,180')
+    """
+    try:
+        bands = [float(p) for p in value.split(",")]
+    except ValueError:
+        bands = []
+    if len(bands) != 4 or bands[0] < 0 or any(a >= b for a, b in itertools.pairwise(bands)):
+        return "want four increasing day counts, e.g. 14,30,90,180"
+    return None
+
+
+def currency(value: str) -> str | None:
+    """An ISO 4217 code: three upper-case letters."""
+    if re.fullmatch(r"[A-Z]{3}", value):
+        return None
+    return f"must be 3 upper-case letters, got {value!r}"
+
+
+def guarantee(value: str) -> str | None:
+    """Faust's processing guarantee: only ``at_least_once`` is supported.
+
+    >>> guarantee("at_least_once"), guarantee("exactly_once")[:30]
+    (None, 'exactly_once is not supported:')
+    """
+    if value == "at_least_once":
+        return None
+    if value == "exactly_once":
+        return _EXACTLY_ONCE_REASON
+    return f"expected at_least_once, got {value!r}"
+
+
+def secret_key(value: str) -> str | None:
+    """Empty (off) or a key of at least 8 characters with no surrounding blanks.
+
+    >>> secret_key(""), secret_key("k")
+    (None, 'must be empty (off) or at least 8 characters without surrounding blanks')
+    """
+    if value == "" or (len(value) >= 8 and value == value.strip()):
+        return None
+    return "must be empty (off) or at least 8 characters without surrounding blanks"
 
 
 def _parse_bool(raw: str) -> bool:
@@ -40,19 +290,12 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "int": int,
-    "float": float,
-    "str": str,
-    "bool": _parse_bool,
+_PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "int": (lambda raw: int(raw.strip()), "an integer"),
+    "float": (lambda raw: float(raw.strip()), "a number"),
+    "str": (str, "a string"),
+    "bool": (_parse_bool, "true or false"),
 }
-
-
-EXACTLY_ONCE_UNSUPPORTED = (
-    "STREAMSEG_PROCESSING_GUARANTEE=exactly_once is not supported: faust-streaming 0.15.3 "
-    "sends the agent's outputs outside its Kafka transactions, so subscribers would still see "
-    "duplicates; use at_least_once and drop duplicates by change_id (docs/RELIABILITY.md)"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,100 +303,124 @@ class Settings:
     """Frozen configuration of a streamseg worker, replay or simulator run."""
 
     # transport
-    broker: str = "kafka://127.0.0.1:9092"
-    app_id: str = "streamseg"
-    partitions: int = 4
-    store: str = "rocksdb://"
-    data_dir: str = ".streamseg-data"
-    processing_guarantee: str = "at_least_once"  # the only value accepted (see validate)
+    broker: str = setting("kafka://127.0.0.1:9092", check=broker_url)
+    # how long the worker (and produce/watch) retry an unreachable broker at start
+    broker_wait_s: float = setting(60.0, ge=0, le=3600)
+    app_id: str = setting("streamseg", check=topic_name)
+    partitions: int = setting(4, ge=1, le=10_000)
+    store: str = setting("rocksdb://", check=store_url)
+    data_dir: str = setting(".streamseg-data", check=not_empty)
+    # only at_least_once: see EXACTLY_ONCE_UNSUPPORTED
+    processing_guarantee: str = setting("at_least_once", check=guarantee)
     # consumer group liveness: a killed worker's partitions move after the session timeout
-    broker_session_timeout_s: float = 60.0
-    broker_heartbeat_interval_s: float = 3.0
-    broker_commit_interval_s: float = 1.0
+    broker_session_timeout_s: float = setting(60.0, gt=0, le=3600)
+    broker_heartbeat_interval_s: float = setting(3.0, gt=0, le=3600)
+    broker_commit_interval_s: float = setting(1.0, gt=0, le=3600)
     # wait for the broker to acknowledge a change before saving the state that records it
     confirm_outputs: bool = True
     # producer batching: outputs the worker waits for are sent at once regardless
     # (Ingest.send_now); the rest (table changelog) is batched for up to this long
-    producer_linger_s: float = 0.005
-    metrics_port: int = 9108
+    producer_linger_s: float = setting(0.005, ge=0, le=10)
+    metrics_port: int = setting(9108, ge=0, le=65535)
+    # how often the worker reads its consumer lag (records) from the broker
+    lag_interval_s: float = setting(15.0, ge=1, le=3600)
     # lookup API (Faust web server): GET /customers/{id}, GET /segments; 0 turns it off
-    web_port: int = 6066
-    web_bind: str = "0.0.0.0"  # address the web server listens on
-    web_host: str = ""  # host other workers use to reach this one (default: the hostname)
-    log_level: str = "info"
-    topic_clickstream: str = "clickstream"
-    topic_purchases: str = "purchases"
-    topic_consent: str = "customer-consent"
-    topic_changes: str = "segment-changes"
-    topic_segments: str = "customer-segments"
+    web_port: int = setting(6066, ge=0, le=65535)
+    # address the web server listens on
+    web_bind: str = setting("0.0.0.0", check=not_empty)
+    # host other workers use to reach this one (default: the hostname)
+    web_host: str = setting("", check=optional(host_name))
+    # --- batched edge (agents.py): events per batch (1 = the per-event path), the
+    # longest wait to fill one, and how long events ahead of the committed offset
+    # are held after an assignment before the worker re-reads from it itself
+    batch_size: int = setting(500, ge=1, le=100_000)
+    batch_wait_s: float = setting(0.05, gt=0, le=60)
+    gate_hold_s: float = setting(3.0, gt=0, le=3600)
+    log_level: str = setting("info", choices=LOG_LEVELS)
+    topic_clickstream: str = setting("clickstream", check=topic_name)
+    topic_purchases: str = setting("purchases", check=topic_name)
+    topic_consent: str = setting("customer-consent", check=topic_name)
+    topic_changes: str = setting("segment-changes", check=topic_name)
+    topic_segments: str = setting("customer-segments", check=topic_name)
     # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",
     # "<app_id>-ticks", so two app ids on one cluster never share them
-    topic_dead_letters: str = ""
-    topic_models: str = ""
-    topic_ticks: str = ""
+    topic_dead_letters: str = setting("", check=optional(topic_name))
+    topic_models: str = setting("", check=optional(topic_name))
+    topic_ticks: str = setting("", check=optional(topic_name))
     # retention of the dead-letter topic (days; 0: the broker default)
-    dead_letter_retention_days: float = 7.0
+    dead_letter_retention_days: float = setting(7.0, ge=0)
     # ingestion
-    max_event_bytes: int = 65_536
-    max_future_skew_s: float = 7 * DAY
-    base_currency: str = "EUR"
-    fx_rates: str = "EUR=1,USD=0.92,GBP=1.17,CHF=1.05,SEK=0.087,PLN=0.23"
-    pseudonymise_key: str = ""
-    dedup_window: int = 16
+    max_event_bytes: int = setting(65_536, ge=64, le=100_000_000)
+    max_future_skew_s: float = setting(7 * DAY, gt=0)
+    base_currency: str = setting("EUR", check=currency)
+    fx_rates: str = setting("EUR=1,USD=0.92,GBP=1.17,CHF=1.05,SEK=0.087,PLN=0.23",
+                            check=not_empty)
+    pseudonymise_key: str = setting("", check=secret_key, secret=True)
+    dedup_window: int = setting(16, ge=0, le=10_000)
     # features
-    half_life_days: float = 30.0
-    session_gap_minutes: float = 30.0
+    half_life_days: float = setting(30.0, gt=0)
+    session_gap_minutes: float = setting(30.0, gt=0)
     # event-time clock
-    allowed_lateness_s: float = 3_600.0
-    tick_interval_s: float = 5.0
+    allowed_lateness_s: float = setting(3_600.0, ge=0)
+    tick_interval_s: float = setting(5.0, ge=0.1, le=3600)
     # purchase-frequency tiers
-    freq_high_max_days: float = 7.0
-    freq_medium_max_days: float = 28.0
-    lapsed_days: float = 180.0
+    freq_high_max_days: float = setting(7.0, gt=0)
+    freq_medium_max_days: float = setting(28.0, gt=0)
+    lapsed_days: float = setting(180.0, gt=0)
     # lifecycle
-    new_days: float = 30.0
-    at_risk_days: float = 90.0
-    reactivated_days: float = 30.0
+    new_days: float = setting(30.0, gt=0)
+    at_risk_days: float = setting(90.0, gt=0)
+    reactivated_days: float = setting(30.0, gt=0)
     # RFM (scores 1-5 from exact ranks among the current customers)
-    rfm_min_samples: int = 20  # fewest buyers before RFM scores anyone
-    rfm_warmup_days: float = 90.0  # abstain until the purchases seen span this much history
-    rfm_recency: str = "ranks"  # or "bands": R from fixed days-since-purchase bands
-    rfm_recency_bands: str = "14,30,90,180"  # R5 if <= 14 days ... R1 if > 180 (bands mode)
-    rfm_hold_margin: float = 0.01  # rank share a population-driven move must clear
-    rfm_hold_days: float = 0.0  # a dwell on top of the margin (0: none)
+    rfm_min_samples: int = setting(20, ge=1)  # fewest buyers before RFM scores anyone
+    # abstain until the purchases seen span this much history
+    rfm_warmup_days: float = setting(90.0, ge=0)
+    # "ranks", or "bands": R from fixed days-since-purchase bands
+    rfm_recency: str = setting("ranks", choices=("ranks", "bands"))
+    # R5 if <= 14 days ... R1 if > 180 (bands mode)
+    rfm_recency_bands: str = setting("14,30,90,180", check=day_bands)
+    # rank share a population-driven move must clear, and an optional dwell on top
+    rfm_hold_margin: float = setting(0.01, ge=0, lt=0.2)
+    rfm_hold_days: float = setting(0.0, ge=0)
     # behavioural clusters (River KMeans over scaled features)
-    cluster_k: int = 6
-    cluster_seed: int = 42
-    cluster_halflife: float = 0.05  # unused since the population refit (kept for old env files)
-    cluster_warmup: int = 200
-    cluster_refresh_every: int = 500
-    cluster_min_share: float = 0.05
+    cluster_k: int = setting(6, ge=1, le=1000)
+    cluster_seed: int = setting(42, ge=0)
+    # unused since the population refit (kept for old env files)
+    cluster_halflife: float = setting(0.05, gt=0, le=1)
+    cluster_warmup: int = setting(200, ge=1)
+    cluster_refresh_every: int = setting(500, ge=1)
+    cluster_min_share: float = setting(0.05, ge=0, lt=1)
     # no cluster model before it has been fitted on this many distinct customers
-    cluster_min_customers: int = 50
+    cluster_min_customers: int = setting(50, ge=1)
     # customers in the trainer's refit sample (bottom-k by a hash of the customer id)
-    cluster_sample_size: int = 4000
+    cluster_sample_size: int = setting(4000, ge=1, le=10_000_000)
     # the cluster feature ``recency`` counts idle days beyond this grace only
-    cluster_recency_grace_days: float = 30.0
+    cluster_recency_grace_days: float = setting(30.0, ge=0)
     # channel / device preference
-    channel_dominance: float = 0.6
+    channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)
-    model_publish_interval_s: float = 10.0
+    model_publish_interval_s: float = setting(10.0, gt=0, le=86_400)
     # change detection and hysteresis v2 (engine). Moves earned by the customer's
     # own event are published at that event; each segmenter damps its own
     # demotions (see its ``hold``). ``hysteresis=False`` publishes raw verdicts.
     hysteresis: bool = True
-    min_dwell_s: float = 0.0  # optional global dwell on top of the segmenters' own damping
-    min_margin: float = 0.5  # distance-based segmenters (clusters): keep the current cluster
-    freq_high_margin_days: float = 42.0  # ``high`` kept while the interval <= high + this
-    freq_medium_margin_days: float = 84.0  # ``medium`` kept while the interval <= medium + this
-    lifecycle_margin_days: float = 0.0  # at_risk / inactive_prospect after at_risk_days + this
-    channel_margin: float = 0.3  # a channel segment kept while its share >= dominance - this
-    flap_window_s: float = 14 * DAY
+    # optional global dwell on top of the segmenters' own damping
+    min_dwell_s: float = setting(0.0, ge=0)
+    # distance-based segmenters (clusters): keep the current cluster
+    min_margin: float = setting(0.5, ge=0)
+    # ``high`` kept while the interval <= high + this
+    freq_high_margin_days: float = setting(42.0, ge=0)
+    # ``medium`` kept while the interval <= medium + this
+    freq_medium_margin_days: float = setting(84.0, ge=0)
+    # at_risk / inactive_prospect after at_risk_days + this
+    lifecycle_margin_days: float = setting(0.0, ge=0)
+    # a channel segment kept while its share >= dominance - this
+    channel_margin: float = setting(0.3, ge=0, le=1)
+    flap_window_s: float = setting(14 * DAY, gt=0)
     # accepted event time: static window (RFC 3339); ahead of the event clock by
     # at most ``max_future_skew_s`` once the clock has a value
-    event_time_min: str = "1970-01-01T00:00:00Z"
-    event_time_max: str = "2100-01-01T00:00:00Z"
-    extra: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    event_time_min: str = setting("1970-01-01T00:00:00Z", check=rfc3339)
+    event_time_max: str = setting("2100-01-01T00:00:00Z", check=rfc3339)
 
     def __post_init__(self) -> None:
         """Name the internal topics after the app id unless they are set.
@@ -170,101 +437,73 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``env`` (default: :data:`os.environ`).
+        """Build and validate settings from ``env`` (default: :data:`os.environ`).
 
         Raises
         ------
         ConfigError
-            If a variable cannot be parsed as its field's type, naming the variable.
+            One line naming the variable: an unknown ``STREAMSEG_*`` variable (with
+            the closest valid name), a value that does not parse, or one that
+            breaks its constraint or a cross-field rule.
         """
         source = os.environ if env is None else env
+        fields = {variable(f.name): f for f in dataclasses.fields(cls)}
+        for var in sorted(source):
+            if var.startswith(PREFIX) and var not in fields and var not in TOOL_VARIABLES:
+                close = difflib.get_close_matches(var, list(fields), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else " (see streamseg check)"
+                raise ConfigError(f"{var}: unknown setting{hint}")
         values: dict[str, Any] = {}
-        known = set()
-        for f in dataclasses.fields(cls):
-            if f.name == "extra":
-                continue
-            var = "STREAMSEG_" + f.name.upper()
-            known.add(var)
+        for var, f in fields.items():
             if var not in source:
                 continue
             raw = source[var]
-            parser = _PARSERS[str(f.type)]
+            parser, expected = _PARSERS[str(f.type)]
             try:
                 values[f.name] = parser(raw)
             except ValueError:
-                raise ConfigError(f"{var}: expected {f.type}, got {raw!r}") from None
-        extra = {k: v for k, v in source.items() if k.startswith("STREAMSEG_") and k not in known}
-        settings = cls(**values, extra=extra)
+                raise ConfigError(f"{var}: expected {expected}, got {raw!r}") from None
+        settings = cls(**values)
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        """Check cross-field rules; raise :class:`ConfigError` naming the variable."""
-        if self.processing_guarantee == "exactly_once":
-            raise ConfigError(EXACTLY_ONCE_UNSUPPORTED)
-        if self.processing_guarantee != "at_least_once":
+        """Check every field's declared rule, then the cross-field rules.
+
+        Raises
+        ------
+        ConfigError
+            The first problem found, naming its variable.
+        """
+        for f in dataclasses.fields(self):
+            problem = rule_of(f).problem(getattr(self, f.name))
+            if problem is not None:
+                raise ConfigError(f"{variable(f.name)}: {problem}")
+        if not self.broker_heartbeat_interval_s < self.broker_session_timeout_s:
             raise ConfigError(
-                "STREAMSEG_PROCESSING_GUARANTEE: expected at_least_once, "
-                f"got {self.processing_guarantee!r}"
+                "STREAMSEG_BROKER_HEARTBEAT_INTERVAL_S: must be below "
+                "STREAMSEG_BROKER_SESSION_TIMEOUT_S"
             )
-        if not 0 <= self.web_port < 65536:
-            raise ConfigError("STREAMSEG_WEB_PORT: must be in 0..65535 (0: off)")
-        if self.dead_letter_retention_days < 0:
-            raise ConfigError("STREAMSEG_DEAD_LETTER_RETENTION_DAYS: must be >= 0")
-        if self.partitions < 1:
-            raise ConfigError("STREAMSEG_PARTITIONS: must be >= 1")
-        if not 0 < self.broker_heartbeat_interval_s < self.broker_session_timeout_s:
+        if not self.freq_high_max_days < self.freq_medium_max_days < self.lapsed_days:
             raise ConfigError(
-                "0 < STREAMSEG_BROKER_HEARTBEAT_INTERVAL_S < STREAMSEG_BROKER_SESSION_TIMEOUT_S "
-                "must hold"
+                "STREAMSEG_FREQ_MEDIUM_MAX_DAYS: STREAMSEG_FREQ_HIGH_MAX_DAYS < "
+                "STREAMSEG_FREQ_MEDIUM_MAX_DAYS < STREAMSEG_LAPSED_DAYS must hold"
             )
-        if not 0 < self.freq_high_max_days < self.freq_medium_max_days < self.lapsed_days:
+        if not self.at_risk_days < self.lapsed_days:
+            raise ConfigError("STREAMSEG_AT_RISK_DAYS: must be below STREAMSEG_LAPSED_DAYS")
+        if not self.cluster_min_customers <= self.cluster_sample_size:
             raise ConfigError(
-                "STREAMSEG_FREQ_HIGH_MAX_DAYS < STREAMSEG_FREQ_MEDIUM_MAX_DAYS < "
-                "STREAMSEG_LAPSED_DAYS must hold"
-            )
-        if not 0 < self.at_risk_days < self.lapsed_days:
-            raise ConfigError("STREAMSEG_AT_RISK_DAYS must be below STREAMSEG_LAPSED_DAYS")
-        if self.half_life_days <= 0:
-            raise ConfigError("STREAMSEG_HALF_LIFE_DAYS: must be > 0")
-        if self.cluster_k < 1:
-            raise ConfigError("STREAMSEG_CLUSTER_K: must be >= 1")
-        if self.cluster_warmup < 1 or self.cluster_refresh_every < 1:
-            raise ConfigError(
-                "STREAMSEG_CLUSTER_WARMUP and STREAMSEG_CLUSTER_REFRESH_EVERY: must be >= 1"
-            )
-        if self.model_publish_interval_s <= 0:
-            raise ConfigError("STREAMSEG_MODEL_PUBLISH_INTERVAL_S: must be > 0")
-        if self.min_dwell_s < 0 or self.min_margin < 0:
-            raise ConfigError("STREAMSEG_MIN_DWELL_S and STREAMSEG_MIN_MARGIN: must be >= 0")
-        if min(self.freq_high_margin_days, self.freq_medium_margin_days,
-               self.lifecycle_margin_days, self.channel_margin) < 0:
-            raise ConfigError(
-                "STREAMSEG_FREQ_HIGH_MARGIN_DAYS, STREAMSEG_FREQ_MEDIUM_MARGIN_DAYS, "
-                "STREAMSEG_LIFECYCLE_MARGIN_DAYS and STREAMSEG_CHANNEL_MARGIN: must be >= 0"
-            )
+                "STREAMSEG_CLUSTER_MIN_CUSTOMERS: must not exceed STREAMSEG_CLUSTER_SAMPLE_SIZE")
+        topics: dict[str, str] = {}
+        for name, value in self.topics().items():
+            if value in topics:
+                raise ConfigError(
+                    f"{variable(name)}: {value!r} is also {variable(topics[value])}")
+            topics[value] = name
         lo, hi = self.event_time_window()
         if not lo < hi:
-            raise ConfigError("STREAMSEG_EVENT_TIME_MIN must be before STREAMSEG_EVENT_TIME_MAX")
-        if not 0.0 <= self.cluster_min_share < 1.0:
-            raise ConfigError("STREAMSEG_CLUSTER_MIN_SHARE: must be in [0, 1)")
-        if self.rfm_recency not in {"ranks", "bands"}:
-            raise ConfigError(
-                f"STREAMSEG_RFM_RECENCY: expected ranks or bands, got {self.rfm_recency!r}"
-            )
+            raise ConfigError("STREAMSEG_EVENT_TIME_MIN: must be before STREAMSEG_EVENT_TIME_MAX")
         self.rfm_bands()
-        if not 0.0 <= self.rfm_hold_margin < 0.2 or min(self.rfm_warmup_days,
-                                                          self.rfm_hold_days) < 0:
-            raise ConfigError(
-                "STREAMSEG_RFM_HOLD_MARGIN: must be in [0, 0.2); STREAMSEG_RFM_WARMUP_DAYS and "
-                "STREAMSEG_RFM_HOLD_DAYS: >= 0"
-            )
-        if not 1 <= self.cluster_min_customers <= self.cluster_sample_size:
-            raise ConfigError(
-                "1 <= STREAMSEG_CLUSTER_MIN_CUSTOMERS <= STREAMSEG_CLUSTER_SAMPLE_SIZE must hold"
-            )
-        if not 0.0 < self.channel_dominance <= 1.0:
-            raise ConfigError("STREAMSEG_CHANNEL_DOMINANCE: must be in (0, 1]")
         self.fx_table()
 
     def rfm_bands(self) -> list[float]:
@@ -294,14 +533,39 @@ class Settings:
         out: list[float] = []
         for var, text in (("EVENT_TIME_MIN", self.event_time_min),
                           ("EVENT_TIME_MAX", self.event_time_max)):
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                raise ConfigError(f"STREAMSEG_{var}: not an RFC 3339 time: {text!r}") from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=UTC)
+            moment = _parse_time(text)
+            if moment is None:
+                raise ConfigError(f"STREAMSEG_{var}: not an RFC 3339 time: {text!r}")
             out.append(moment.timestamp())
         return out[0], out[1]
+
+    def topics(self) -> dict[str, str]:
+        """Field name -> topic name of every (non-empty) ``topic_*`` setting naming a topic.
+
+        >>> Settings().topics()["topic_changes"]
+        'segment-changes'
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name.startswith("topic_") and getattr(self, f.name)
+                and getattr(rule_of(f).check, "__name__", "").endswith("topic_name")}
+
+    def effective(self) -> Iterator[tuple[str, str, bool]]:
+        """(variable, value as text, differs from the default) of every setting.
+
+        Secrets are masked.
+
+        >>> rows = dict((v, (t, d)) for v, t, d in Settings(partitions=8).effective())
+        >>> rows["STREAMSEG_PARTITIONS"], rows["STREAMSEG_APP_ID"]
+        (('8', True), ('streamseg', False))
+        """
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            if rule_of(f).secret and value:
+                text = "(set, hidden)"
+            default = (f"{self.app_id}-{INTERNAL_TOPICS[f.name]}" if f.name in INTERNAL_TOPICS
+                       else f.default)
+            yield variable(f.name), text, value != default
 
     def fx_table(self) -> dict[str, float]:
         """Parse :attr:`fx_rates` (``CUR=rate,...``) into a mapping to the base currency.
@@ -316,7 +580,7 @@ class Settings:
                 value = float(rate)
             except ValueError:
                 value = -1.0
-            if not sep or len(cur) != 3 or value <= 0:
+            if not sep or len(cur) != 3 or not (0 < value < math.inf):
                 raise ConfigError(f"STREAMSEG_FX_RATES: bad entry {part!r} (want CUR=rate)")
             table[cur.upper()] = value
         if self.base_currency not in table:

@@ -23,6 +23,7 @@ Examples
 
 from __future__ import annotations
 
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -30,12 +31,18 @@ from typing import Any
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 STREAMS = ("click", "purchase", "consent", "tick")
-OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased")
-# the reason codes of schemas/dead-letter.schema.json
+OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased",
+            "out_of_order")
+# the reason codes of streamseg/schemas/dead-letter.schema.json
 REASONS = (
     "too_large", "not_json", "not_object", "unknown_event_type", "schema_invalid",
     "key_mismatch", "unsupported_currency", "timestamp_out_of_range",
 )
+
+# components of streamseg_errors_total (streamseg.telemetry.component_of)
+COMPONENTS = ("broker", "consumer", "producer", "framework", "streamseg", "other")
+# segmenters with a population model (streamseg_model_version)
+MODEL_SEGMENTERS = ("cluster", "rfm")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -83,7 +90,8 @@ class Metrics:
         )
         self.model_version = Gauge(
             "streamseg_model_version",
-            "Version of the clustering model in use.",
+            "Version of each population model in use (cluster: KMeans snapshot; rfm: quantiles);"
+            " 0 until the first model.",
             ["segmenter"],
             registry=registry,
         )
@@ -93,16 +101,107 @@ class Metrics:
             registry=registry,
         )
         self.event_clock = Gauge(
-            "streamseg_event_clock_seconds",
+            "streamseg_event_clock_timestamp_seconds",
             "Highest event time seen by this worker (epoch seconds); drives time-driven moves.",
             registry=registry,
         )
+        # --- batched edge and partitioning (agents.py, partitions.py)
+        self.foreign_partition = Counter(
+            "streamseg_input_foreign_partition_total",
+            "Valid inputs found on a partition other than murmur2(key): a producer with "
+            "another partitioner (their state lives where they arrive).",
+            ["stream"],
+            registry=registry,
+        )
+        self.input_held = Counter(
+            "streamseg_input_held_total",
+            "Events delivered ahead of the committed offset after an assignment, held back "
+            "(not applied, not acknowledged) until the stream is back at the committed offset.",
+            registry=registry,
+        )
+        self.input_reseeks = Counter(
+            "streamseg_input_reseeks_total",
+            "Partitions the worker re-read from the committed offset itself after holding.",
+            registry=registry,
+        )
+        self.consent_fanout = Counter(
+            "streamseg_consent_fanout_total",
+            "Consent copies applied on the other partitions (withdrawal and erasure reach "
+            "every partition that may hold the customer).",
+            ["outcome"],
+            registry=registry,
+        )
+        self.batch_events = Histogram(
+            "streamseg_batch_events",
+            "Messages per batch taken by the ingest agent.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=registry,
+        )
         for stream in STREAMS:
+            self.foreign_partition.labels(stream=stream)
+        for outcome in ("applied", "no_state"):
+            self.consent_fanout.labels(outcome=outcome)
+        self.consumer_lag = Gauge(
+            "streamseg_consumer_lag_records",
+            "Records in an input partition not yet committed by the consumer group "
+            "(log-end offset minus committed offset); 0 for partitions another worker owns.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.errors = Counter(
+            "streamseg_errors_total",
+            "ERROR log records, by component (broker, consumer, producer, framework, "
+            "streamseg, other).",
+            ["component"],
+            registry=registry,
+        )
+        self.rebalances = Counter(
+            "streamseg_rebalances_total",
+            "Consumer-group rebalances this worker went through.",
+            registry=registry,
+        )
+        self.assigned_partitions = Gauge(
+            "streamseg_assigned_partitions",
+            "Input-topic partitions assigned to this worker after the last rebalance.",
+            registry=registry,
+        )
+        self.last_input = Gauge(
+            "streamseg_last_input_timestamp_seconds",
+            "Wall time (epoch seconds) of the last message received per input stream; "
+            "the worker's start time until the first one.",
+            ["stream"],
+            registry=registry,
+        )
+        started = time.time()
+        for stream in STREAMS:
+            self.last_input.labels(stream=stream).set(started)
             for outcome in OUTCOMES:
                 self.events_consumed.labels(stream=stream, outcome=outcome)
             self.latency.labels(stream=stream)
         for reason in REASONS:
             self.dead_letters.labels(reason=reason)
+        for component in COMPONENTS:
+            self.errors.labels(component=component)
+        for segmenter in MODEL_SEGMENTERS:
+            self.model_version.labels(segmenter=segmenter)
+
+    def set_lag(self, topics: Iterable[str], partitions: int,
+                lag: Mapping[tuple[str, int], int]) -> None:
+        """Set the lag of partitions 0..partitions-1 of each topic (and any other measured).
+
+        >>> m = Metrics(CollectorRegistry())
+        >>> m.set_lag(["t"], 2, {("t", 1): 7})
+        >>> [m.registry.get_sample_value("streamseg_consumer_lag_records",
+        ...                              {"topic": "t", "partition": p}) for p in ("0", "1")]
+        [0.0, 7.0]
+        """
+        for topic in topics:
+            for partition in range(partitions):
+                value = lag.get((topic, partition), 0)
+                self.consumer_lag.labels(topic=topic, partition=str(partition)).set(value)
+        for (topic, partition), value in lag.items():
+            if partition >= partitions:
+                self.consumer_lag.labels(topic=topic, partition=str(partition)).set(value)
 
     def observe_change(self, change: Mapping[str, Any]) -> None:
         """Count a published change and move one customer between segment gauges."""

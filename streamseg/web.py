@@ -42,6 +42,7 @@ from streamseg.engine.features import CustomerState
 from streamseg.engine.lookup import customer_answer, merge_sizes, segment_sizes
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import pseudonymise
+from streamseg.punctuator import COPY
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -86,7 +87,10 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
 
     def local_states() -> list[CustomerState]:
         # the table iterates the partitions this worker owns (RocksDB store)
-        return [CustomerState.from_dict(codec.loads(raw)) for raw in ss.state.values()]
+        # a marker a consent copy left on a partition that never saw the customer
+        # is not a customer (streamseg.punctuator.COPY)
+        values = (codec.loads(raw) for raw in ss.state.values())
+        return [CustomerState.from_dict(v) for v in values if not v.get(COPY)]
 
     async def forward(url: URL) -> tuple[int, dict[str, Any]]:
         """GET ``url`` on another worker: (status, JSON body); 503 if it does not answer."""

@@ -1,17 +1,21 @@
-"""Start a Faust worker: settings -> topics -> app -> agents -> run."""
+"""Start a Faust worker: settings -> broker -> topics -> app -> agents -> telemetry -> run."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 
 import faust
 from prometheus_client import start_http_server
 
+from streamseg import telemetry
 from streamseg.agents import Ingest, register
 from streamseg.app import Streamseg, build_app, ensure_topics
+from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
 from streamseg.engine.processor import Engine
+from streamseg.errors import ConfigError
 from streamseg.metrics import Metrics
 from streamseg.web import register_web
 
@@ -27,12 +31,31 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     return ss, ingest
 
 
+def say(line: str) -> None:
+    """One line on stderr, before the worker's own logging is set up."""
+    print(f"streamseg: {line}", file=sys.stderr, flush=True)
+
+
+def serve_metrics(port: int) -> None:
+    """Start the ``/metrics`` endpoint; a port that cannot be bound is a settings error."""
+    try:
+        start_http_server(port)
+    except OSError as exc:
+        raise ConfigError(
+            f"STREAMSEG_METRICS_PORT: cannot listen on port {port}: {exc.strerror or exc}"
+        ) from None
+
+
 def run(settings: Settings) -> None:
-    """Create missing topics, then run the worker until it is stopped (SIGINT/SIGTERM)."""
-    asyncio.run(ensure_topics(settings))
-    ss, _ = assemble(settings)
+    """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    metrics = Metrics()
     if settings.metrics_port > 0:
-        start_http_server(settings.metrics_port)
-        log.info("metrics on http://0.0.0.0:%d/metrics", settings.metrics_port)
+        serve_metrics(settings.metrics_port)
+        say(f"metrics on http://0.0.0.0:{settings.metrics_port}/metrics")
+    asyncio.run(wait_for_broker(settings, say))
+    asyncio.run(ensure_topics(settings))
+    ss, ingest = assemble(settings, metrics)
+    _, errors = telemetry.install(ss, ingest.metrics)
     worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)
+    worker.loghandlers.append(errors)  # counted by component, installed with Faust's logging
     worker.execute_from_commandline()

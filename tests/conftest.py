@@ -1,20 +1,23 @@
-"""Shared test helpers: the JSON Schemas in ``schemas/`` as the contract for every topic."""
+"""Shared test helpers: the JSON Schemas (``streamseg/schemas/``), the contract of every topic."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+from streamseg.resources import SCHEMA_DIR
+
+SCHEMAS = SCHEMA_DIR
 
 
 def schema_errors(name: str, record: Any) -> list[str]:
-    """Messages of every violation of ``schemas/<name>.schema.json`` by ``record``."""
+    """Messages of every violation of ``streamseg/schemas/<name>.schema.json`` by ``record``."""
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -31,3 +34,19 @@ def assert_schema() -> Callable[[str, Any], None]:
         assert not errors, f"{name} schema violations: {errors} in {record!r}"
 
     return check
+
+
+@pytest.fixture(scope="session")
+def promtool() -> str:
+    """Path of Prometheus' ``promtool`` (Debian package ``prometheus``).
+
+    Missing: the test fails under CI (``CI`` set; ``scripts/test`` installs it there)
+    and is skipped on a developer machine.
+    """
+    path = shutil.which("promtool")
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail("promtool not found: apt-get install -y prometheus (scripts/test does "
+                        "this under CI)")
+        pytest.skip("promtool not installed (apt-get install -y prometheus)")
+    return path

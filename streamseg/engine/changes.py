@@ -102,7 +102,7 @@ def change_record(
     features: dict[str, Any],
     from_name: str | None = None,
 ) -> dict[str, Any]:
-    """The ``segment-changes`` value (see ``schemas/segment-change.schema.json``).
+    """The ``segment-changes`` value (see ``streamseg/schemas/segment-change.schema.json``).
 
     ``from_name`` is the readable name of ``previous`` (None on a first assignment).
     """

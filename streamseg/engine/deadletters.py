@@ -81,7 +81,7 @@ def dead_letter(
     value: bytes | None,
     secret: str = "",
 ) -> dict[str, Any]:
-    """The ``streamseg-dead-letters`` value (see ``schemas/dead-letter.schema.json``).
+    """The ``streamseg-dead-letters`` value (see ``streamseg/schemas/dead-letter.schema.json``).
 
     With a ``secret`` (``STREAMSEG_PSEUDONYMISE_KEY``) the key is hashed and the
     payload redacted; raw ids quoted in the error message are replaced too.

@@ -272,7 +272,7 @@ def share(values: list[float], labels: tuple[str, ...]) -> tuple[str | None, flo
 
 
 # Name -> (unit, meaning) of every feature in a change event's ``features`` and a
-# lookup answer's ``features`` (documented in schemas/segment-change.schema.json
+# lookup answer's ``features`` (documented in streamseg/schemas/segment-change.schema.json
 # and the README; a unit test keeps the three in step).
 FEATURES: dict[str, tuple[str, str]] = {
     "currency": ("ISO 4217 code", "the base currency of every *_base amount"),

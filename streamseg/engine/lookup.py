@@ -2,8 +2,8 @@
 
 Pure functions: ``streamseg.web`` reads the table and routes the request; the
 answers are built here, so they are the same whatever transport serves them.
-The shapes are ``schemas/lookup-customer.schema.json`` and
-``schemas/lookup-segments.schema.json``.
+The shapes are ``streamseg/schemas/lookup-customer.schema.json`` and
+``streamseg/schemas/lookup-segments.schema.json``.
 
 Examples
 --------

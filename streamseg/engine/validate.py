@@ -1,7 +1,7 @@
 """Decode and validate raw input bytes: ``Valid(event)`` or ``Invalid(reason)``.
 
 Errors are values here: nothing in this module raises on bad input. The JSON
-Schemas in ``schemas/`` are the contract; they are checked with a compiled
+Schemas in ``streamseg/schemas/`` are the contract; they are checked with a compiled
 2020-12 validator (jsonschema-rs), then the few rules a schema cannot say
 (key matches body, known currency, event time inside the configured static
 window ``event_time_min`` .. ``event_time_max``) are applied. The dynamic
@@ -29,7 +29,6 @@ import hmac
 import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -37,8 +36,8 @@ import jsonschema_rs
 from streamseg import codec
 from streamseg.config import Settings
 from streamseg.engine.events import CLICK_TYPES, CONSENT_TYPES, Event, Kind, parse_ts
+from streamseg.resources import SCHEMA_DIR
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 INPUT_SCHEMAS: dict[Kind, str] = {
     "click": "clickstream",
     "purchase": "purchase",
@@ -68,7 +67,7 @@ class Invalid:
 
 
 def load_schema(name: str) -> dict[str, Any]:
-    """Read ``schemas/<name>.schema.json``.
+    """Read ``streamseg/schemas/<name>.schema.json``.
 
     >>> load_schema("consent")["title"]
     'Consent event'

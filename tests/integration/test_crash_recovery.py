@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from kafka_helpers import group_lag
 from worker_proc import Workers, kill_scenario, make_settings, story
 
@@ -55,11 +54,13 @@ async def test_kill9_mid_stream_restores_state_and_loses_no_change(
 # not save a customer's state before the changes it records are acknowledged,
 # or a replayed event is skipped as a duplicate and its changes are lost. Saving
 # state first lost 17 of 760 changes in a longer run of this scenario; with
-# STREAMSEG_CONFIRM_OUTPUTS=false this test fails (docs/RELIABILITY.md).
+# STREAMSEG_CONFIRM_OUTPUTS=false this test fails (docs/RELIABILITY.md). Events
+# Faust delivered ahead of the committed offset after an assignment were applied
+# out of order (12 of 517 changes lost); the rebalance gate and the per-state
+# input positions fixed that, and the storm runs in the default suite again.
 STORM = [(0.4, False)] * 6
 
 
-@pytest.mark.stress
 async def test_kill9_storm_with_local_state_loses_nothing(
     tmp_path: Path, broker_url: str, bootstrap_servers: str
 ) -> None:

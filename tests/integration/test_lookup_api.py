@@ -8,7 +8,7 @@ request is routed by it, and the owner looks up its keyed hash.
 
 * ``GET /customers/{id}`` gives the same answer from either worker, equal to
   the pure engine's segments for that customer (and valid per
-  ``schemas/lookup-customer.schema.json``); ``?scope=local`` shows that
+  ``streamseg/schemas/lookup-customer.schema.json``); ``?scope=local`` shows that
   exactly one worker holds the customer, so one of the two answers was routed.
 * ``GET /segments`` from either worker is the sum of both workers'
   ``?scope=local`` shares and equals the engine's segment sizes.

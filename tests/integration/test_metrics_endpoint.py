@@ -9,7 +9,6 @@ of three customers, and no customer id anywhere in the labels.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import subprocess
 import time
@@ -18,7 +17,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 from kafka_helpers import create_topics, produce
 from prometheus_client.parser import text_string_to_metric_families
 from worker_proc import RULE_SEGMENTERS, T0, Workers, make_settings
@@ -67,7 +65,8 @@ def click(cid: str, eid: str, day: float) -> dict[str, Any]:
             "type": "page_view", "session_id": f"s-{eid}", "device": "mobile"}
 
 
-async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str) -> None:
+async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool: str) -> None:
+    started = time.time()
     port = free_port()
     settings = make_settings("metrics", tmp_path / "data", broker_url, partitions=2,
                              metrics_port=port, store="memory://")
@@ -105,7 +104,7 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str) -> None:
     dead = {lab["reason"]: v for n, lab, v in parsed if n == "streamseg_dead_letters_written_total"}
     assert dead["schema_invalid"] == 1.0 and sum(dead.values()) == 1.0
     assert value(parsed, "streamseg_table_customers") == 3.0
-    assert value(parsed, "streamseg_event_clock_seconds") == T0 + 3 * DAY
+    assert value(parsed, "streamseg_event_clock_timestamp_seconds") == T0 + 3 * DAY
     latency_count = sum(v for n, _, v in parsed if n == "streamseg_event_processing_seconds_count")
     assert latency_count == 5.0
 
@@ -143,9 +142,21 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str) -> None:
         assert not any("customer" in k for k in lab)
         assert not {"m1", "m2", "m3"} & set(lab.values())
 
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package `prometheus`): lint not run")
+    # worker health series, present from the start (closed label sets)
+    inputs_topics = [settings.topic_clickstream, settings.topic_purchases,
+                     settings.topic_consent, settings.topic_ticks]
+    lag = {(lab["topic"], lab["partition"]) for n, lab, _ in parsed
+           if n == "streamseg_consumer_lag_records"}
+    assert lag == {(t, str(p)) for t in inputs_topics for p in range(2)}
+    last = {lab["stream"]: v for n, lab, v in parsed
+            if n == "streamseg_last_input_timestamp_seconds"}
+    assert set(last) == {"click", "purchase", "consent", "tick"}
+    assert last["purchase"] >= started and last["click"] >= started
+    errors = {lab["component"] for n, lab, _ in parsed if n == "streamseg_errors_total"}
+    assert errors == {"broker", "consumer", "producer", "framework", "streamseg", "other"}
+    assert (value(parsed, "streamseg_rebalances_total") or 0) >= 1
+    assert value(parsed, "streamseg_assigned_partitions") == 8.0
+
     check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                            capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()

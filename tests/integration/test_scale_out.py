@@ -50,9 +50,12 @@ async def test_worker_joins_and_leaves_mid_stream_nothing_lost_or_reordered(
         b = workers.new("worker-b", dataclasses.replace(settings, data_dir=str(tmp_path / "b")))
         await a.start().ready()
         async with Tail(bootstrap_servers, settings.topic_changes) as tail:
-            feeder = Feeder(bootstrap_servers, settings, messages, rate=30.0).start()
+            feeder = Feeder(bootstrap_servers, settings, messages, rate=30.0)
+            feeder.gate = 120  # the rest waits until b is up (however slow the machine)
+            feeder.start()
             await feeder.until(60)
             await b.start().ready(timeout=90)  # joins: the group rebalances
+            feeder.gate = len(messages)
             joined_at = len(tail.records)
             end = time.monotonic() + 3.0
             while time.monotonic() < end or len(tail.records) == joined_at:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -26,12 +25,13 @@ from streamseg.config import Settings
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.metrics import OUTCOMES, STREAMS, Metrics
+from streamseg.resources import SCHEMA_DIR
 
-SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMAS = SCHEMA_DIR
 
 
 def schema_errors(name: str, record: Any) -> list[str]:
-    """Messages of every violation of ``schemas/<name>.schema.json`` (python ``jsonschema``)."""
+    """Every violation of ``streamseg/schemas/<name>.schema.json`` (python ``jsonschema``)."""
     schema = json.loads((SCHEMAS / f"{name}.schema.json").read_text())
     validator = jsonschema.Draft202012Validator(
         schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
@@ -45,11 +45,15 @@ class Sink:
 
     sent: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
 
+    partitions: list[int | None] = field(default_factory=list)
+
     async def send(
-        self, key: bytes | None = None, value: bytes | None = None
+        self, key: bytes | None = None, value: bytes | None = None,
+        partition: int | None = None, headers: dict[str, bytes] | None = None,
     ) -> asyncio.Future[None]:
         """Record the message; like Faust, return a future that resolves on delivery."""
         self.sent.append((key, value))
+        self.partitions.append(partition)
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivered.set_result(None)
         return delivered
@@ -62,6 +66,7 @@ class Sink:
 class FakeApp:
     settings: Settings
     state: dict[bytes, bytes] = field(default_factory=dict)
+    clocks: dict[bytes, bytes] = field(default_factory=dict)
     changes: Sink = field(default_factory=Sink)
     segments: Sink = field(default_factory=Sink)
     dead_letters: Sink = field(default_factory=Sink)
@@ -69,6 +74,10 @@ class FakeApp:
     # the Faust app: only its producer buffer is used, always drained here
     app: Any = field(default_factory=lambda: SimpleNamespace(
         producer=SimpleNamespace(buffer=SimpleNamespace(size=0))))
+
+
+class FakeEvent(SimpleNamespace):
+    """A Faust event stand-in (weak-referenceable, like ``faust.Event``)."""
 
 
 class Harness:
@@ -91,13 +100,23 @@ class Harness:
     def close(self) -> None:
         self.loop.close()
 
-    def send(self, stream: str, key: bytes | None, value: bytes | None) -> None:
-        """Hand one message of ``stream`` (click, purchase, consent, tick) to the agent."""
-        msg = SimpleNamespace(
-            topic=self.topics[stream], partition=0, offset=self.offset, key=key, value=value
-        )
+    def message(self, stream: str, key: bytes | None, value: bytes | None,
+                partition: int = 0, headers: Any = None) -> SimpleNamespace:
+        """An event of ``stream`` (click, purchase, consent, tick) at the next offset."""
+        msg = SimpleNamespace(topic=self.topics[stream], partition=partition,
+                              offset=self.offset, key=key, value=value, headers=headers,
+                              acked=False)
         self.offset += 1
-        self.loop.run_until_complete(self.ingest.handle(SimpleNamespace(message=msg)))
+        return FakeEvent(message=msg)
+
+    def send(self, stream: str, key: bytes | None, value: bytes | None,
+             partition: int = 0) -> None:
+        """Hand one message of ``stream`` to the agent (a batch of one)."""
+        self.batch([self.message(stream, key, value, partition)])
+
+    def batch(self, events: list[SimpleNamespace]) -> None:
+        """Hand ``events`` to the agent as one batch."""
+        self.loop.run_until_complete(self.ingest.handle_batch(events))
 
     def send_json(self, stream: str, record: dict[str, Any]) -> None:
         self.send(stream, str(record["customer_id"]).encode(), codec.dumps(record))
@@ -117,5 +136,5 @@ class Harness:
         return sum(self.counts().values())
 
     def state(self, customer_id: str) -> CustomerState | None:
-        raw = self.app.state.get(customer_id.encode())
+        raw = self.app.state.get(customer_id.encode())  # one dict: all partitions
         return None if raw is None else CustomerState.from_dict(codec.loads(raw))

@@ -38,11 +38,13 @@ def visit(eid: str, cid: str, days: float) -> dict[str, Any]:
 
 
 def run_ticks(h: Harness) -> list[bytes]:
-    """One run of the clock timer: the customers it ticks (each tick is handled)."""
-    ticks = h.ingest.due_ticks()
-    for key, value in ticks:
-        h.send("tick", key, value)
-    return [key for key, _ in ticks]
+    """One run of the clock timer: the customers it has due (each partition tick is handled)."""
+    out: list[bytes] = []
+    for partition, value in h.ingest.due_ticks():
+        part = h.ingest.parts[partition]
+        out += sorted(c.encode() for c in part.ready | part.rescore)
+        h.send("tick", None, value, partition=partition)
+    return out
 
 
 def test_a_tick_that_changes_nothing_is_not_due_again_at_once() -> None:

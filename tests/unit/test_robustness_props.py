@@ -8,7 +8,7 @@ ids at the real ``Ingest`` glue (``tests/unit/ingest_harness.py``) and at the
 * no exception escapes;
 * exactly one ``streamseg_events_consumed_total`` sample moved, by exactly 1;
 * a ``dead_letter`` outcome wrote exactly one record, valid against
-  ``schemas/dead-letter.schema.json``, whose reason is also counted in
+  ``streamseg/schemas/dead-letter.schema.json``, whose reason is also counted in
   ``streamseg_dead_letters_written_total``;
 * a ``processed`` click or purchase is in the customer's state (its event id
   is in the duplicate filter, the event counter moved by one);

@@ -1,5 +1,5 @@
 // Validate an AsyncAPI document with the official parser (@asyncapi/parser),
-// resolving its relative $refs to schemas/*.json. Exit 1 on any error
+// resolving its relative $refs to streamseg/schemas/*.json. Exit 1 on any error
 // diagnostic (warnings are printed; they fail too unless --allow-warnings).
 //
 //   node tools/asyncapi/validate.mjs asyncapi.yaml

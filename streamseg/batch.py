@@ -1,0 +1,102 @@
+"""One batch of the ingest agent: its read-your-own-writes cache, its outputs, its flush.
+
+The order of :func:`flush` is the guarantee (docs/RELIABILITY.md): outputs are
+handed to the producer together and acknowledged once; then each touched state
+and partition clock is written once; then Faust's changelog buffer is drained;
+only after that does Faust acknowledge the batch's events (offsets commit after
+the changelog).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamseg import adapters, codec
+from streamseg.app import Streamseg
+from streamseg.engine.features import CustomerState
+from streamseg.metrics import Metrics
+from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator, clock_key
+
+
+@dataclass(slots=True)
+class Entry:
+    """One customer's state within a batch (read once, written once)."""
+
+    event: Any  # an event of the state's partition: current when the state is written
+    raw: bytes | None  # the table value as read
+    state: CustomerState | None
+    positions: dict[str, int]
+    dirty: bool = False
+    copy: bool = False  # a marker only a consent copy created (not counted as a customer)
+
+
+@dataclass(slots=True)
+class Output:
+    topic: Any
+    key: bytes | None
+    value: bytes | None
+    partition: int | None = None
+    headers: dict[str, bytes] | None = None
+
+
+@dataclass
+class Batch:
+    entries: dict[tuple[int, bytes], Entry] = field(default_factory=dict)
+    outputs: list[Output] = field(default_factory=list)
+    counts: list[tuple[str, str]] = field(default_factory=list)
+    clocks: dict[int, Any] = field(default_factory=dict)  # partition -> an event of it
+
+
+async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Metrics) -> None:
+    """Outputs, acknowledged once; then states and clocks; then the changelog drained."""
+    confirm = ss.settings.confirm_outputs
+    pending = []
+    for out in batch.outputs:
+        pending.append(await out.topic.send(key=out.key, value=out.value,
+                                            partition=out.partition, headers=out.headers))
+    if confirm and pending:
+        # Outputs first and acknowledged, then the states that record them: a crash
+        # in between replays the inputs on the old states and re-sends the same
+        # change ids (duplicates); the other order loses them (docs/RELIABILITY.md).
+        if len(batch.counts) <= 1:
+            # a batch of one (the per-event path) must not wait for the producer
+            # linger too; a real batch pays it once (and leaves aiokafka's batches alone)
+            adapters.send_now(ss.app.producer)
+        for delivered in pending:
+            await delivered
+    wrote = False
+    for (p, key), entry in batch.entries.items():
+        if entry.dirty:
+            wrote |= write(ss, metrics, p, key, entry)
+    for p, event in batch.clocks.items():
+        part = punctuator.part(p)
+        if part.clock is not None and part.clock != part.stored_clock:
+            adapters.use_event(event)
+            ss.clocks[clock_key(p)] = codec.dumps(part.clock)
+            part.stored_clock = part.clock
+            wrote = True
+    if confirm and wrote:
+        await adapters.drain(ss.app.producer)
+
+def write(ss: Streamseg, metrics: Metrics, p: int, key: bytes, entry: Entry) -> bool:
+    """Write one state (or delete it); False when the table value is unchanged."""
+    adapters.use_event(entry.event)
+    if entry.state is None:
+        if entry.raw is None:
+            return False
+        del ss.state[key]
+        metrics.table_customers.dec()
+        return True
+    data = entry.state.to_dict()
+    data[PARTITION] = p
+    data[POSITIONS] = entry.positions
+    if entry.copy:
+        data[COPY] = True
+    value = codec.dumps(data)
+    if value == entry.raw:
+        return False  # unchanged (a tick that moved nothing): no table write
+    if entry.raw is None and not entry.copy:
+        metrics.table_customers.inc()
+    ss.state[key] = value
+    return True

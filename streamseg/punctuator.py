@@ -1,0 +1,124 @@
+"""Time-driven work per partition, Kafka-Streams-punctuator style.
+
+A customer's state lives on the partition its events arrive on, whatever the
+producer's partitioner. So the worker never addresses a customer by its own
+hash: per owned partition it keeps a schedule of idle customers (refilled from
+the table after an assignment, from the partition recorded in each state), and
+its timer sends a tick *to that partition* when some of them are due; the agent
+then evaluates them against that partition's table (``Ingest.on_tick``).
+:meth:`Punctuator.rescore` is the hook for "re-evaluate these customers now"
+(population models that moved).
+
+The event clock is persisted per partition in the ``partition-clock`` table
+(key ``clock:<partition>``, value the highest event time seen there) and
+restored when the partition is (re)assigned, so a restarted worker screens
+events against the same clock (no spurious ``timestamp_out_of_range``).
+"""
+
+from __future__ import annotations
+
+from streamseg import codec
+from streamseg.app import Streamseg
+from streamseg.engine.clock import EventClock
+from streamseg.engine.features import CustomerState
+from streamseg.engine.processor import Engine
+from streamseg.partitions import PartitionState, home
+
+# edge fields of a table value: its partition, its input positions, and whether it is
+# a suppression marker that only a consent copy created (no customer seen there)
+PARTITION, POSITIONS, COPY = "_partition", "_positions", "_copy"
+
+
+def clock_key(p: int) -> bytes:
+    """Key of partition ``p``'s event-clock record (partition in the key: any store works).
+
+    >>> clock_key(3)
+    b'clock:3'
+    """
+    return b"clock:%d" % p
+
+
+class Punctuator:
+    """Per owned partition: schedule, event clock, customers to re-evaluate."""
+
+    def __init__(self, ss: Streamseg, engine: Engine) -> None:
+        self.ss = ss
+        self.engine = engine
+        self.clock = EventClock(ss.settings.allowed_lateness_s)  # max over owned partitions
+        self.parts: dict[int, PartitionState] = {}
+        self.assigned_parts: set[int] | None = None  # None: not told (unit tests): all
+        self.rebuild = True  # refill the schedules from the table (start, rebalance)
+
+    def part(self, p: int) -> PartitionState:
+        got = self.parts.get(p)
+        if got is None:
+            got = self.parts[p] = PartitionState()
+        return got
+
+    def assign(self, partitions: set[int]) -> None:
+        """After a rebalance: keep the owned partitions; reload clocks; rebuild schedules."""
+        self.assigned_parts = partitions
+        self.parts = {p: s for p, s in self.parts.items() if p in partitions}
+        for state in self.parts.values():
+            state.clock_loaded = False
+        self.rebuild = True
+
+    def open(self, p: int) -> PartitionState:
+        """The partition's record; its persisted event clock is restored on first use.
+
+        Called with an event of partition ``p`` current (the clock table is read there).
+        """
+        state = self.part(p)
+        if not state.clock_loaded:
+            state.clock_loaded = True
+            raw = self.ss.clocks.get(clock_key(p))
+            if raw is not None:
+                stored = float(codec.loads(raw))
+                state.stored_clock = stored
+                state.clock = stored if state.clock is None else max(state.clock, stored)
+                self.clock.observe(stored)
+        return state
+
+    def restore_clocks(self) -> None:
+        """Before any event since a (re)start: the persisted clocks of the owned partitions."""
+        for p in self.assigned_parts or ():
+            raw = self.ss.clocks.get(clock_key(p))
+            if raw is not None:
+                self.clock.observe(float(codec.loads(raw)))
+
+    def due_ticks(self) -> list[tuple[int, bytes]]:
+        """(partition, tick value) for each owned partition with customers to evaluate."""
+        if self.clock.max_seen is None:
+            self.restore_clocks()
+        now = self.clock.now()
+        if now is None:
+            return []
+        if self.rebuild:
+            self.rebuild = False
+            self.reschedule()
+        value = codec.dumps({"now": now})
+        out = []
+        for p, state in sorted(self.parts.items()):
+            state.ready.update(state.schedule.pop_due(now))
+            if state.ready or state.rescore:
+                out.append((p, value))
+        return out
+
+    def reschedule(self) -> None:
+        """Refill every owned partition's schedule from the states in the table."""
+        for state in self.parts.values():
+            state.schedule = type(state.schedule)()
+        for key, raw in list(self.ss.state.items()):
+            data = codec.loads(raw)
+            p = data.get(PARTITION)
+            if not isinstance(p, int):
+                p = home(key, self.ss.settings.partitions)  # written before partitions were kept
+            if self.assigned_parts is not None and p not in self.assigned_parts:
+                continue
+            self.part(p).schedule.push(key.decode(), self.engine.due(CustomerState.from_dict(data)))
+
+    def rescore(self, customer_ids: list[str]) -> None:
+        """Re-evaluate these customers at the next tick of every partition that may hold them."""
+        for p in self.assigned_parts if self.assigned_parts is not None else list(self.parts):
+            self.part(p).rescore.update(customer_ids)
+

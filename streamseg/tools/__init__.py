@@ -1,0 +1,1 @@
+"""Tools around the engine (no Faust, no Kafka): ``import`` of order files, ``quality`` reports."""

@@ -1,0 +1,75 @@
+"""Subcommands ``import`` and ``quality`` (issue 8); heavy imports happen only when they run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from streamseg.config import Settings
+from streamseg.engine.features import CHANNELS
+from streamseg.errors import InputFileError
+
+COMMANDS = ("import", "quality")
+FORMATS = ("csv", "tsv", "whitespace", "parquet")
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``import`` and ``quality`` on the main parser's subparsers."""
+    p = sub.add_parser("import", help="CSV/Parquet orders -> purchase events (JSON lines)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--customer", required=True, help="customer id column")
+    p.add_argument("--time", required=True, help="timestamp column")
+    p.add_argument("--amount", required=True, help="amount column (a line's or an order's total)")
+    p.add_argument("--order", help="order id column (lines of one order -> one purchase); "
+                   "without it: one purchase per customer and timestamp")
+    p.add_argument("--time-format", help="strptime format (e.g. %%Y%%m%%d) or 'epoch' "
+                   "(default ISO 8601; no offset = UTC)")
+    cur = p.add_mutually_exclusive_group(required=True)
+    cur.add_argument("--currency", help="fixed ISO 4217 currency of every amount, e.g. USD")
+    cur.add_argument("--currency-column", help="currency column")
+    chan = p.add_mutually_exclusive_group()
+    chan.add_argument("--channel", choices=CHANNELS, help="fixed channel (e.g. store)")
+    chan.add_argument("--channel-column", help=f"channel column (values: {', '.join(CHANNELS)})")
+    p.add_argument("--shift-days", type=float, default=0.0, help="move every time by this "
+                   "many days (old data vs the worker's accepted event-time window)")
+    p.add_argument("--quantity", help="quantity column (-> items)")
+    p.add_argument("--product", help="product id column (items; default: one item per row)")
+    p.add_argument("--format", choices=FORMATS, help="default: from the file name "
+                   "(.parquet, .tsv, .txt = whitespace-separated, else csv)")
+    p.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
+    p.add_argument("--rejects", help="write bad rows here (JSON lines) and go on")
+
+    q = sub.add_parser("quality", help="published labels vs an independent batch reference")
+    q.add_argument("file", type=Path, help="events, JSON lines (as for replay)")
+    q.add_argument("--json", action="store_true", help="print the figures as JSON")
+    q.add_argument("--no-hysteresis", action="store_true", help="run with hysteresis off")
+    q.add_argument("--no-confusion", action="store_true", help="omit the confusion matrices")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run ``import`` or ``quality``."""
+    if args.command == "import":
+        from streamseg.tools.importer import cli
+
+        return cli(args, settings)
+    from streamseg import codec
+    from streamseg.tools.quality import measure, no_hysteresis, run_engine
+    from streamseg.tools.report import render
+
+    if args.no_hysteresis:
+        settings = no_hysteresis(settings)
+    try:
+        handle = args.file.open("rb")
+    except OSError as exc:
+        raise InputFileError(str(args.file), 0, None, exc.strerror or str(exc)) from None
+    with handle:
+        figures = measure(run_engine(handle, settings), settings)
+    figures["file"] = str(args.file)
+    figures["hysteresis"] = not args.no_hysteresis
+    if args.json:
+        sys.stdout.buffer.write(codec.dumps(figures) + b"\n")
+    else:
+        print(render(figures, confusion=not args.no_confusion))
+    return 0

@@ -1,0 +1,160 @@
+"""Batch reference of ``streamseg quality``: the target segment definitions in plain pandas.
+
+Computed from the accepted events alone at one event-time clock ``now``, never
+by calling the segmenters, so that it can catch them out. Each function below
+quotes its definition (README, "Segment definitions") and implements it in a
+few lines. Times before ``now`` count in days; a purchase after ``now`` (inside
+the allowed lateness) counts as "0 days ago".
+
+Examples
+--------
+>>> ev = events_frame([
+...     ("a", "purchase", 0 * DAY, 10.0), ("a", "purchase", 10 * DAY, 30.0),
+...     ("b", "purchase", 5 * DAY, 30.0), ("c", "page_view", 9 * DAY, 0.0)])
+>>> ref = reference(ev, Settings(), now=20 * DAY, warmup_days=5)
+>>> for row in ref[["frequency", "lifecycle", "r", "f", "m", "rfm"]].itertuples():
+...     print(*row)
+a medium new 3 3 3 need_attention
+b one_time new 1 1 1 lost
+c prospect prospect <NA> <NA> <NA> <NA>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.segmenters.rfm import segment_of
+
+COLUMNS = ["customer_id", "type", "ts", "amount"]
+
+
+def events_frame(rows: Iterable[tuple[str, str, float, float]]) -> pd.DataFrame:
+    """(customer_id, type, ts in epoch seconds, amount in the base currency) rows."""
+    return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
+    """One row per customer: purchases, first/last purchase, total spend, days since each."""
+    buys = events[events["type"] == "purchase"].sort_values(["customer_id", "ts"], kind="stable")
+    per = buys.groupby("customer_id")
+    c = pd.DataFrame({"last_activity": events.groupby("customer_id")["ts"].max()})
+    c["purchases"] = per.size().reindex(c.index, fill_value=0)
+    c["first"] = per["ts"].min()
+    c["last"] = per["ts"].max()
+    c["total"] = per["amount"].sum()
+    # reactivation: a purchase made more than at_risk_days after the previous one
+    gap_days = (buys["ts"] - per["ts"].shift()) / DAY
+    c["reactivated_at"] = buys[gap_days > s.at_risk_days].groupby("customer_id")["ts"].max()
+    for col, ref in (("last", "since_last"), ("first", "since_first"),
+                     ("last_activity", "idle"), ("reactivated_at", "since_reactivated")):
+        c[f"days_{ref}"] = ((now - c[col]) / DAY).clip(lower=0.0)
+    return c
+
+
+def frequency(c: pd.DataFrame, s: Settings) -> pd.Series:
+    """``prospect`` (no purchase); ``lapsed`` (last purchase > lapsed_days ago at the clock);
+    ``one_time`` (exactly one purchase, not lapsed); else interval = max(mean gap =
+    (last - first purchase time)/(purchases - 1) in days, days since the last purchase);
+    ``high`` if interval <= freq_high_max_days, ``medium`` if <= freq_medium_max_days, else ``low``.
+    """
+    mean_gap = (c["last"] - c["first"]) / DAY / (c["purchases"] - 1)
+    interval = np.maximum(mean_gap, c["days_since_last"])
+    return _select(c, [
+        (c["purchases"] == 0, "prospect"),
+        (c["days_since_last"] > s.lapsed_days, "lapsed"),
+        (c["purchases"] == 1, "one_time"),
+        (interval <= s.freq_high_max_days, "high"),
+        (interval <= s.freq_medium_max_days, "medium"),
+    ], "low")
+
+
+def lifecycle(c: pd.DataFrame, s: Settings) -> pd.Series:
+    """Buyers: ``lapsed`` (since last purchase > lapsed_days) > ``at_risk`` (> at_risk_days) >
+    ``reactivated`` (latest purchase that followed a gap > at_risk_days since the previous
+    purchase, made <= reactivated_days ago) > ``new`` (first purchase <= new_days ago) >
+    ``active``. Never-purchased visitors: ``prospect`` (last activity <= at_risk_days ago),
+    ``inactive_prospect`` (older).
+    """
+    buyer = c["purchases"] > 0
+    return _select(c, [
+        (~buyer & (c["days_idle"] <= s.at_risk_days), "prospect"),
+        (~buyer, "inactive_prospect"),
+        (c["days_since_last"] > s.lapsed_days, "lapsed"),
+        (c["days_since_last"] > s.at_risk_days, "at_risk"),
+        (c["days_since_reactivated"] <= s.reactivated_days, "reactivated"),
+        (c["days_since_first"] <= s.new_days, "new"),
+    ], "active")
+
+
+def score(values: pd.Series) -> pd.Series:
+    """Score of a value v among N customers = 1 + floor(5 * below / N), below = number of
+    customers with a strictly worse value (ties share the lowest score).
+
+    >>> score(pd.Series([10.0, 20.0, 20.0, 30.0, 40.0])).tolist()
+    [1, 2, 2, 4, 5]
+    """
+    below = values.rank(method="min") - 1
+    return (1 + np.floor(5 * below / len(values))).astype("Int64")
+
+
+def recency_bands(days: pd.Series, bands: list[float]) -> pd.Series:
+    """``rfm_recency="bands"``: R5 if days since the last purchase <= bands[0], R4 if <=
+    bands[1], R3 if <= bands[2], R2 if <= bands[3], else R1.
+
+    >>> recency_bands(pd.Series([0.0, 14.0, 14.5, 180.0, 181.0]), [14, 30, 90, 180]).tolist()
+    [5, 5, 4, 2, 1]
+    """
+    r = pd.Series(1, index=days.index, dtype="Int64")
+    for r_score, upper in zip((2, 3, 4, 5), reversed(bands), strict=True):
+        r[days <= upper] = r_score
+    return r
+
+
+def rfm(c: pd.DataFrame, warmup_ok: bool, bands: list[float] | None = None) -> pd.DataFrame:
+    """Over the current customers (>= 1 purchase, counted once, today's value): R ranks the
+    last-purchase time (more recent is better), F = number of purchases, M = total spend in
+    the base currency; named segment = ``segment_of(R, (F + M) // 2)``. Abstains (all
+    missing) until the purchases seen span ``rfm_warmup_days``. With ``bands`` R comes from
+    :func:`recency_bands` instead.
+    """
+    out = pd.DataFrame(index=c.index, columns=["r", "f", "m"], dtype="Int64")
+    out["rfm"] = pd.Series(pd.NA, index=c.index, dtype="object")
+    buyers = c[c["purchases"] > 0]
+    if not warmup_ok or buyers.empty:
+        return out
+    out.loc[buyers.index, "r"] = (score(buyers["last"]) if bands is None
+                                  else recency_bands(buyers["days_since_last"], bands))
+    out.loc[buyers.index, "f"] = score(buyers["purchases"].astype(float))
+    out.loc[buyers.index, "m"] = score(buyers["total"])
+    scored = out.loc[buyers.index]
+    out.loc[buyers.index, "rfm"] = [
+        segment_of(int(r), (int(f) + int(m)) // 2)
+        for r, f, m in zip(scored["r"], scored["f"], scored["m"], strict=True)
+    ]
+    return out
+
+
+def reference(
+    events: pd.DataFrame, s: Settings, now: float, warmup_days: float | None = None
+) -> pd.DataFrame:
+    """Every customer's reference labels at ``now``: frequency, lifecycle, r, f, m, rfm."""
+    c = customers(events, now, s)
+    warmup = float(getattr(s, "rfm_warmup_days", 90.0) if warmup_days is None else warmup_days)
+    buys = events.loc[events["type"] == "purchase", "ts"]
+    span_days = (buys.max() - buys.min()) / DAY if len(buys) else 0.0
+    out = pd.DataFrame({"frequency": frequency(c, s), "lifecycle": lifecycle(c, s)})
+    parse_bands = getattr(s, "rfm_bands", None)  # settings of engines with recency bands
+    bands = parse_bands() if getattr(s, "rfm_recency", "ranks") == "bands" and parse_bands else None
+    return out.join(rfm(c, span_days >= warmup, bands))
+
+
+def _select(c: pd.DataFrame, rules: list[tuple[Any, str]], default: str) -> pd.Series:
+    """The label of the first rule that holds (NaN comparisons are false), else ``default``."""
+    labels = np.select([np.asarray(cond, dtype=bool) for cond, _ in rules],
+                       [label for _, label in rules], default)
+    return pd.Series(labels, index=c.index, dtype="object")

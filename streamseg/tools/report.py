@@ -1,0 +1,68 @@
+"""The terminal table of ``streamseg quality`` (the ``--json`` output is :func:`measure`'s dict).
+
+Examples
+--------
+>>> print(table([["a", 1], ["bb", 2.5]], ["name", "n"]))
+name  n
+----  ---
+a     1
+bb    2.5
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamseg.engine.events import format_ts
+
+
+def table(rows: list[list[Any]], header: list[str]) -> str:
+    """Left-aligned columns, a dashed rule under the header."""
+    cells = [[str(h) for h in header]] + [["-" if v is None else str(v) for v in r] for r in rows]
+    widths = [max(3, *(len(r[i]) for r in cells)) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _days(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:.0f} s ({seconds / 86400:.2f} d)"
+
+
+def render(q: dict[str, Any], confusion: bool = True) -> str:
+    """The quality report as text."""
+    if "agreement" not in q:
+        return f"no accepted events ({q['lines']} lines, {q['dead_letters']} dead letters)"
+    out = [
+        f"clock {format_ts(q['clock'])}: {q['customers']} customers, {q['lines']} lines, "
+        f"{q['dead_letters']} dead letters, {q['excluded_no_consent']} excluded (no consent); "
+        f"verdicts from {q['verdict_source']}",
+        "",
+        "Agreement with the batch reference (published label vs reference at the clock)",
+        table([[k, a["compared"], a["agree"], a["pct"], a.get("verdict_pct")]
+               for k, a in q["agreement"].items()],
+              ["segmenter", "customers", "agree", "agree %", "raw verdict agree %"]),
+    ]
+    if confusion:
+        for name, a in q["agreement"].items():
+            pubs = sorted({p for row in a["confusion"].values() for p in row})
+            rows = [[r, *[a["confusion"][r].get(p, 0) for p in pubs]]
+                    for r in sorted(a["confusion"])]
+            out += ["", f"{name}: reference (rows) x published (columns)",
+                    table(rows, ["reference", *pubs])]
+    out += ["", "Engine figures",
+            table([[name, s["labels"], s["stale"], s["held"],
+                    q["flaps"].get(name, {}).get("changes"), q["flaps"].get(name, {}).get("rate"),
+                    q["changes_per_customer"].get(name),
+                    q["untrained"].get(name, {}).get("changes"),
+                    q["untrained"].get(name, {}).get("current")]
+                   for name, s in q["stale"].items()],
+                  ["segmenter", "labels", "stale", "held", "changes", "flap rate",
+                   "changes/customer", "untrained changes", "untrained now"]),
+            "", "Purchase -> the change it earned (event time)",
+            table([[k, v["n"], _days(v["p50"]), _days(v["p99"]), _days(v["max"])]
+                   for k, v in q["latency_s"].items()],
+                  ["segmenter", "moves", "p50", "p99", "max"]),
+            "moves not published: " + (", ".join(
+                f"{k}={v}" for k, v in sorted(q["moves_not_published"].items())) or "none")]
+    return "\n".join(out)

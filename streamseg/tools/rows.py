@@ -1,0 +1,130 @@
+"""Rows of a tabular order file (CSV, TSV, whitespace-separated text, Parquet).
+
+Each reader yields ``(row, values)``: ``row`` is the 1-based line number in a
+text file (the header is line 1, so the first data row is line 2) or the
+1-based data row number in a Parquet file; ``values`` maps the requested
+column names to raw values (text for text files, Python values for Parquet).
+
+Parquet needs the ``streamseg[import]`` extra (pyarrow).
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> d = pathlib.Path(tempfile.mkdtemp())
+>>> _ = (d / "o.txt").write_text(" customer_id  date  cds  dollars\\r\\n"
+...                              " 00001 19970101  1  11.77\\r\\n")
+>>> list(read_rows(d / "o.txt", "whitespace", ["customer_id", "dollars"]))
+[(2, {'customer_id': '00001', 'dollars': '11.77'})]
+>>> _ = (d / "o.csv").write_text("a,b\\n1,x\\n2,y\\n")
+>>> [r for r, v in read_rows(d / "o.csv", "csv", ["b"])]
+[2, 3]
+>>> list(read_rows(d / "o.csv", "csv", ["c"]))
+Traceback (most recent call last):
+...
+streamseg.tools.rows.RowError: ...o.csv: column c: not in the file (columns: a, b)
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from streamseg.errors import InputFileError
+
+FORMATS = ("csv", "tsv", "whitespace", "parquet")
+BATCH_ROWS = 65_536
+
+
+class RowError(InputFileError):
+    """A bad row (or column) of an import file: ``FILE:ROW: column X: message``.
+
+    >>> str(RowError("o.csv", 7, "amount", "not a number: 'x'"))
+    "o.csv:7: column amount: not a number: 'x'"
+    >>> str(RowError("o.csv", None, "amount", "not in the file"))
+    'o.csv: column amount: not in the file'
+    """
+
+    def __init__(self, path: str, row: int | None, column: str | None, message: str) -> None:
+        super().__init__(path, row or 0, column, message)
+        where = f"{path}:{row}" if row else path
+        col = f" column {column}:" if column else ""
+        self.args = (f"{where}:{col} {message}",)
+        self.row = row
+        self.column = column
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def guess_format(path: Path) -> str:
+    """The format implied by a file name.
+
+    >>> [guess_format(Path(p)) for p in ("a.parquet", "a.tsv", "CDNOW_master.txt", "a.csv")]
+    ['parquet', 'tsv', 'whitespace', 'csv']
+    """
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix == ".tsv":
+        return "tsv"
+    if suffix in (".txt", ".dat"):
+        return "whitespace"
+    return "csv"
+
+
+def read_rows(path: Path, fmt: str, columns: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(row, {column: value})`` for each data row of ``path``, only ``columns``."""
+    if fmt == "parquet":
+        yield from _parquet(path, columns)
+        return
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig")
+    except OSError as exc:
+        raise RowError(str(path), None, None, exc.strerror or str(exc)) from None
+    with handle:
+        if fmt == "whitespace":
+            lines: Iterator[list[str]] = (line.split() for line in handle)
+        else:
+            lines = csv.reader(handle, delimiter="\t" if fmt == "tsv" else ",")
+        header = next(lines, None)
+        if header is None:
+            raise RowError(str(path), None, None, "empty file (no header row)")
+        index = _index(str(path), [h.strip() for h in header], columns)
+        for number, fields in enumerate(lines, start=2):
+            if not fields or not any(f.strip() for f in fields):
+                continue  # blank line
+            if len(fields) < len(header):
+                raise RowError(
+                    str(path), number, None,
+                    f"{len(fields)} fields, the header has {len(header)}",
+                )
+            yield number, {name: fields[i].strip() for name, i in index.items()}
+
+
+def _index(path: str, header: list[str], columns: list[str]) -> dict[str, int]:
+    for name in columns:
+        if name not in header:
+            raise RowError(path, None, name, f"not in the file (columns: {', '.join(header)})")
+    return {name: header.index(name) for name in columns}
+
+
+def _parquet(path: Path, columns: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise RowError(
+            str(path), None, None, "reading Parquet needs pyarrow: pip install 'streamseg[import]'"
+        ) from None
+    try:
+        pf = pq.ParquetFile(path)
+    except (OSError, ValueError) as exc:
+        raise RowError(str(path), None, None, f"not a readable Parquet file ({exc})") from None
+    _index(str(path), list(pf.schema_arrow.names), columns)
+    number = 1
+    for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+        values = [batch.column(name).to_pylist() for name in columns]
+        for row in zip(*values, strict=True):
+            yield number, dict(zip(columns, row, strict=True))
+            number += 1

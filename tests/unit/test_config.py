@@ -1,0 +1,212 @@
+"""Settings validation: every field declares its constraint; every bad value is one line, exit 2.
+
+The bad values are run through the real command line (``streamseg.__main__.main``,
+in process) with the variable in the environment, as an operator would set it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streamseg.__main__ import main
+from streamseg.config import TOOL_VARIABLES, Settings, rule_of, variable
+from streamseg.errors import ConfigError
+from streamseg.worker import serve_metrics
+
+# (variable, bad value, a fragment of the one-line message)
+BAD = [
+    ("STREAMSEG_BROKER", "127.0.0.1", "want kafka://host:port"),
+    ("STREAMSEG_BROKER", "http://x:9092", "scheme must be kafka://"),
+    ("STREAMSEG_BROKER", "kafka://x:0", "port must be 1-65535"),
+    ("STREAMSEG_BROKER", "", "must name at least one broker"),
+    ("STREAMSEG_BROKER_WAIT_S", "-1", "must be >= 0"),
+    ("STREAMSEG_APP_ID", "my app", "must be 1-249 of"),
+    ("STREAMSEG_PARTITIONS", "0", "must be >= 1"),
+    ("STREAMSEG_PARTITIONS", "eight", "expected an integer"),
+    ("STREAMSEG_STORE", "foo://", "must be rocksdb:// or memory://"),
+    ("STREAMSEG_DATA_DIR", " ", "must not be empty"),
+    ("STREAMSEG_PROCESSING_GUARANTEE", "exactly-once", "expected at_least_once"),
+    ("STREAMSEG_PROCESSING_GUARANTEE", "exactly_once", "exactly_once is not supported"),
+    ("STREAMSEG_BROKER_SESSION_TIMEOUT_S", "0", "must be > 0"),
+    ("STREAMSEG_BROKER_HEARTBEAT_INTERVAL_S", "90", "must be below"),
+    ("STREAMSEG_BROKER_COMMIT_INTERVAL_S", "inf", "must be a finite number"),
+    ("STREAMSEG_CONFIRM_OUTPUTS", "maybe", "expected true or false"),
+    ("STREAMSEG_PRODUCER_LINGER_S", "-0.1", "must be >= 0"),
+    ("STREAMSEG_METRICS_PORT", "99999", "must be <= 65535"),
+    ("STREAMSEG_METRICS_PORT", "-1", "must be >= 0"),
+    ("STREAMSEG_LAG_INTERVAL_S", "0", "must be >= 1"),
+    ("STREAMSEG_WEB_PORT", "70000", "must be <= 65535"),
+    ("STREAMSEG_BATCH_SIZE", "0", "must be >= 1"),
+    ("STREAMSEG_BATCH_WAIT_S", "0", "must be > 0"),
+    ("STREAMSEG_GATE_HOLD_S", "-1", "must be > 0"),
+    ("STREAMSEG_WEB_BIND", "", "must not be empty"),
+    ("STREAMSEG_WEB_HOST", "http://x", "want a host name or address"),
+    ("STREAMSEG_DEAD_LETTER_RETENTION_DAYS", "-1", "must be >= 0"),
+    ("STREAMSEG_LOG_LEVEL", "loud", "must be one of"),
+    ("STREAMSEG_TOPIC_CLICKSTREAM", "click stream", "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_PURCHASES", "clickstream", "is also STREAMSEG_TOPIC_CLICKSTREAM"),
+    ("STREAMSEG_TOPIC_CONSENT", "..", "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_CHANGES", "x" * 250, "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_SEGMENTS", "", "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_DEAD_LETTERS", "dl/1", "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_MODELS", "m m", "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_TICKS", "t*", "must be 1-249 of"),
+    ("STREAMSEG_MAX_EVENT_BYTES", "-1", "must be >= 64"),
+    ("STREAMSEG_MAX_FUTURE_SKEW_S", "0", "must be > 0"),
+    ("STREAMSEG_BASE_CURRENCY", "euro", "must be 3 upper-case letters"),
+    ("STREAMSEG_FX_RATES", "EUR=1,USD=nan", "bad entry 'USD=nan'"),
+    ("STREAMSEG_FX_RATES", "USD=1", "must include STREAMSEG_BASE_CURRENCY"),
+    ("STREAMSEG_PSEUDONYMISE_KEY", "short", "must be empty (off) or at least 8"),
+    ("STREAMSEG_DEDUP_WINDOW", "-3", "must be >= 0"),
+    ("STREAMSEG_HALF_LIFE_DAYS", "nan", "must be a finite number"),
+    ("STREAMSEG_SESSION_GAP_MINUTES", "0", "must be > 0"),
+    ("STREAMSEG_ALLOWED_LATENESS_S", "-5", "must be >= 0"),
+    ("STREAMSEG_TICK_INTERVAL_S", "0", "must be >= 0.1"),
+    ("STREAMSEG_FREQ_HIGH_MAX_DAYS", "0", "must be > 0"),
+    ("STREAMSEG_FREQ_MEDIUM_MAX_DAYS", "3", "STREAMSEG_FREQ_HIGH_MAX_DAYS < "),
+    ("STREAMSEG_LAPSED_DAYS", "-inf", "must be a finite number"),
+    ("STREAMSEG_NEW_DAYS", "0", "must be > 0"),
+    ("STREAMSEG_AT_RISK_DAYS", "200", "must be below STREAMSEG_LAPSED_DAYS"),
+    ("STREAMSEG_REACTIVATED_DAYS", "-1", "must be > 0"),
+    ("STREAMSEG_RFM_MIN_SAMPLES", "0", "must be >= 1"),
+    ("STREAMSEG_RFM_WARMUP_DAYS", "-1", "must be >= 0"),
+    ("STREAMSEG_RFM_RECENCY", "days", "ranks"),
+    ("STREAMSEG_RFM_RECENCY_BANDS", "30,14,90,180", "four increasing day counts"),
+    ("STREAMSEG_RFM_HOLD_MARGIN", "0.5", "must be < 0.2"),
+    ("STREAMSEG_RFM_HOLD_DAYS", "-1", "must be >= 0"),
+    ("STREAMSEG_CLUSTER_K", "0", "must be >= 1"),
+    ("STREAMSEG_CLUSTER_SEED", "-1", "must be >= 0"),
+    ("STREAMSEG_CLUSTER_HALFLIFE", "2", "must be <= 1"),
+    ("STREAMSEG_CLUSTER_WARMUP", "0", "must be >= 1"),
+    ("STREAMSEG_CLUSTER_REFRESH_EVERY", "1.5", "expected an integer"),
+    ("STREAMSEG_CLUSTER_MIN_SHARE", "1", "must be < 1"),
+    ("STREAMSEG_CLUSTER_MIN_CUSTOMERS", "5000", "must not exceed STREAMSEG_CLUSTER_SAMPLE_SIZE"),
+    ("STREAMSEG_CLUSTER_SAMPLE_SIZE", "0", "must be >= 1"),
+    ("STREAMSEG_CLUSTER_RECENCY_GRACE_DAYS", "-1", "must be >= 0"),
+    ("STREAMSEG_CHANNEL_DOMINANCE", "0", "must be > 0"),
+    ("STREAMSEG_MODEL_PUBLISH_INTERVAL_S", "0", "must be > 0"),
+    ("STREAMSEG_MIN_DWELL_S", "-1", "must be >= 0"),
+    ("STREAMSEG_MIN_MARGIN", "nan", "must be a finite number"),
+    ("STREAMSEG_FREQ_HIGH_MARGIN_DAYS", "-1", "must be >= 0"),
+    ("STREAMSEG_FREQ_MEDIUM_MARGIN_DAYS", "nan", "must be a finite number"),
+    ("STREAMSEG_LIFECYCLE_MARGIN_DAYS", "-0.5", "must be >= 0"),
+    ("STREAMSEG_CHANNEL_MARGIN", "2", "must be <= 1"),
+    ("STREAMSEG_EVENT_TIME_MIN", "yesterday", "not an RFC 3339 time"),
+    ("STREAMSEG_EVENT_TIME_MAX", "1960-01-01T00:00:00Z", "must be before STREAMSEG_EVENT_TIME_MAX"),
+    ("STREAMSEG_FLAP_WINDOW_S", "0", "must be > 0"),
+    ("STREAMSEG_PARTITONS", "8", "unknown setting (did you mean STREAMSEG_PARTITIONS?)"),
+    ("STREAMSEG_TICK_INTERVAL", "5", "unknown setting (did you mean STREAMSEG_TICK_INTERVAL_S?)"),
+]
+
+
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for var in list(os.environ):
+        if var.startswith("STREAMSEG_"):
+            monkeypatch.delenv(var)
+
+
+@pytest.mark.parametrize(("var", "raw", "fragment"), BAD, ids=[f"{v}={r[:12]}" for v, r, _ in BAD])
+def test_a_bad_value_is_one_line_naming_the_variable_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    var: str, raw: str, fragment: str,
+) -> None:
+    clean_env(monkeypatch)
+    monkeypatch.setenv(var, raw)
+    assert main(["check", "--offline"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("streamseg: error: STREAMSEG_"), lines[0]
+    assert fragment in lines[0], lines[0]
+    assert var in lines[0]
+
+
+def test_every_setting_has_a_bad_value_in_the_table() -> None:
+    tried = {v for v, _, _ in BAD}
+    missing = [variable(f.name) for f in dataclasses.fields(Settings)
+               if f.type != "bool" and variable(f.name) not in tried]
+    assert missing == []
+
+
+def test_every_non_bool_setting_declares_its_constraint() -> None:
+    """A new field gets validated by declaring ``setting(default, ...)`` next to it."""
+    undeclared = [f.name for f in dataclasses.fields(Settings)
+                  if f.type != "bool" and not rule_of(f).declared]
+    assert undeclared == [], (
+        "declare these with setting(default, ge=/gt=/le=/lt=/choices=/check=...) in config.py "
+        "(optional(check) accepts an empty string as 'derive it')")
+
+
+def test_every_streamseg_variable_the_repository_uses_is_a_setting_or_a_tool_variable() -> None:
+    """A script or test that reads a new ``STREAMSEG_*`` knob must list it in TOOL_VARIABLES,
+    or ``Settings.from_env`` would stop every command with "unknown setting"."""
+    root = Path(__file__).resolve().parents[2]
+    used: set[str] = set()
+    for path in [*root.glob("scripts/*"), *root.glob(".ci/*"), *root.glob("tests/**/*.py"),
+                 *root.glob("streamseg/**/*.py"), root / "docker-compose.yml", root / "Dockerfile"]:
+        if path.is_file() and path.name not in {"test_config.py", "config.py"}:
+            used |= set(re.findall(r"\bSTREAMSEG_[A-Z0-9]+(?:_[A-Z0-9]+)*\b", path.read_text()))
+    known = {variable(f.name) for f in dataclasses.fields(Settings)} | TOOL_VARIABLES
+    assert sorted(v for v in used if v not in known and not v.endswith("_")) == []
+
+
+def test_the_defaults_are_valid_and_tool_variables_are_not_settings() -> None:
+    Settings().validate()
+    env = dict.fromkeys(TOOL_VARIABLES, "1")
+    assert Settings.from_env(env) == Settings()
+
+
+def test_good_values_parse() -> None:
+    s = Settings.from_env({"STREAMSEG_METRICS_PORT": "0", "STREAMSEG_LOG_LEVEL": "DEBUG",
+                           "STREAMSEG_STORE": "memory://", "STREAMSEG_CONFIRM_OUTPUTS": "no",
+                           "STREAMSEG_BROKER": "kafka://a:1;b.example:9093"})
+    assert (s.metrics_port, s.log_level, s.store, s.confirm_outputs) == (0, "DEBUG", "memory://",
+                                                                          False)
+    assert s.bootstrap_servers == "a:1,b.example:9093"
+
+
+def test_a_metrics_port_in_use_is_one_line_naming_the_variable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^STREAMSEG_METRICS_PORT: cannot listen on port "
+                                              rf"{port}: Address already in use$"):
+            serve_metrics(port)
+
+
+def test_the_worker_command_stops_without_a_traceback() -> None:
+    """The real process: a bad setting and an unreachable broker, each one line on stderr."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMSEG_")}
+    bad = subprocess.run([sys.executable, "-m", "streamseg", "worker"], capture_output=True,
+                         text=True, timeout=60, env={**env, "STREAMSEG_LOG_LEVEL": "loud"})
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.splitlines() == [
+        "streamseg: error: STREAMSEG_LOG_LEVEL: must be one of critical, error, warning, info, "
+        "debug, got 'loud'"]
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    away = subprocess.run(
+        [sys.executable, "-m", "streamseg", "worker"], capture_output=True, text=True,
+        timeout=60, env={**env, "STREAMSEG_BROKER": f"kafka://127.0.0.1:{port}",
+                         "STREAMSEG_BROKER_WAIT_S": "2", "STREAMSEG_METRICS_PORT": "0"})
+    lines = away.stderr.splitlines()
+    assert away.returncode == 3, away.stderr
+    assert "Traceback" not in away.stderr
+    assert len(lines) >= 2 and all(line.startswith("streamseg: ") for line in lines)
+    assert "not reachable (attempt 1:" in lines[0]
+    assert lines[-1].startswith(f"streamseg: error: STREAMSEG_BROKER: no Kafka broker reachable "
+                                f"at 127.0.0.1:{port} after ")

@@ -1,0 +1,246 @@
+"""The batched edge on the real ``Ingest`` glue (no Kafka): partitions, order, batches, clocks.
+
+The state table here is partitioned like Faust's RocksDB store: reads and
+writes go to the partition of Faust's *current event*, so a customer whose
+events arrive on two partitions has two states, as on the broker.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faust import streams
+from unit.ingest_harness import Harness
+
+from streamseg import codec
+from streamseg.config import DAY, Settings
+from streamseg.partitions import home
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+CFG = Settings(max_future_skew_s=7 * DAY, allowed_lateness_s=0.0, partitions=4)
+
+
+class PartitionedTable:
+    """A table keyed by (current event's partition, key), counting writes."""
+
+    def __init__(self) -> None:
+        self.data: dict[tuple[int, bytes], bytes] = {}
+        self.writes = 0
+
+    @staticmethod
+    def _p() -> int:
+        event = streams.current_event()
+        assert event is not None, "table used outside of an event"
+        return int(event.message.partition)
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.data.get((self._p(), key))
+
+    def __contains__(self, key: bytes) -> bool:
+        return (self._p(), key) in self.data
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self.writes += 1
+        self.data[self._p(), key] = value
+
+    def __delitem__(self, key: bytes) -> None:
+        del self.data[self._p(), key]
+
+    def items(self) -> list[tuple[bytes, bytes]]:
+        return [(k, v) for (_, k), v in self.data.items()]
+
+    def values(self) -> list[bytes]:
+        return list(self.data.values())
+
+    def state(self, partition: int, cid: str) -> dict[str, Any] | None:
+        raw = self.data.get((partition, cid.encode()))
+        return None if raw is None else codec.loads(raw)
+
+
+def at(days: float) -> str:
+    return (BASE + timedelta(days=days)).isoformat()
+
+
+def buy(eid: str, cid: str, days: float) -> bytes:
+    return codec.dumps({"event_id": eid, "customer_id": cid, "ts": at(days), "order_id": eid,
+                        "amount": 20.0, "currency": "EUR"})
+
+
+def consent(eid: str, cid: str, typ: str, days: float) -> bytes:
+    return codec.dumps({"event_id": eid, "customer_id": cid, "type": typ, "ts": at(days)})
+
+
+def harness(settings: Settings = CFG) -> tuple[Harness, PartitionedTable]:
+    h = Harness(settings)
+    table = PartitionedTable()
+    h.app.state = table  # type: ignore[assignment]
+    return h, table
+
+
+def metric(h: Harness, name: str, **labels: str) -> float:
+    return h.registry.get_sample_value(name, labels) or 0.0
+
+
+def test_keyless_input_is_dead_lettered_and_never_creates_state() -> None:
+    h, table = harness()
+    try:
+        for p in range(4):
+            h.send("purchase", None, buy(f"e{p}", "kim", 0.0), partition=p)
+        assert table.data == {}
+        letters = h.app.dead_letters.values()
+        assert [d["reason"] for d in letters] == ["key_mismatch"] * 4
+        assert h.count("purchase", "dead_letter") == 4.0
+    finally:
+        h.close()
+
+
+def test_input_off_its_murmur2_partition_is_counted_and_kept_where_it_arrived() -> None:
+    h, table = harness()
+    try:
+        own = home(b"c1", 4)
+        other = (own + 1) % 4
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=own)
+        assert metric(h, "streamseg_input_foreign_partition_total", stream="purchase") == 0.0
+        h.send("purchase", b"c2", buy("e2", "c2", 0.0), partition=(home(b"c2", 4) + 1) % 4)
+        assert metric(h, "streamseg_input_foreign_partition_total", stream="purchase") == 1.0
+        assert table.state(own, "c1") is not None and table.state(other, "c1") is None
+    finally:
+        h.close()
+
+
+def test_consent_fans_out_and_erasure_is_final_on_every_partition() -> None:
+    h, table = harness()
+    try:
+        # c1's events arrive on two partitions (two producers, two partitioners)
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("purchase", b"c1", buy("e2", "c1", 1.0), partition=2)
+        h.send("consent", b"c1", consent("x1", "c1", "erasure_requested", 2.0), partition=2)
+        copies = list(zip(h.app.ticks.sent, h.app.ticks.partitions, strict=True))
+        assert sorted(p for _, p in copies) == [0, 1, 3]
+        # the copies arrive on the other partitions (ticks topic, with the fan-out header)
+        for (key, value), p in copies:
+            msg = h.message("tick", key, value, partition=p or 0,
+                            headers=[("streamseg-fanout", b"consent")])
+            h.batch([msg])
+        for p in range(4):
+            marker = table.state(p, "c1")
+            assert marker is not None and marker["withdrawn"] and marker["segments"] == {}
+            # a marker a copy created where c1 was never seen is not counted as a customer
+            assert marker.get("_copy", False) is (p in (1, 3))
+        published = len(h.app.changes.sent)
+        h.send("purchase", b"c1", buy("e3", "c1", 3.0), partition=0)  # the other producer
+        assert len(h.app.changes.sent) == published
+        assert h.count("purchase", "no_consent") == 1.0
+        assert metric(h, "streamseg_consent_fanout_total", outcome="applied") == 3.0
+        assert [v for v in h.app.segments.values() if v is None] == [None]  # one tombstone
+    finally:
+        h.close()
+
+
+def test_an_input_older_than_the_states_position_is_never_applied() -> None:
+    h, table = harness()
+    try:
+        first = h.message("purchase", b"c1", buy("e1", "c1", 0.0))
+        late = h.message("purchase", b"c1", buy("e2", "c1", 1.0))
+        h.batch([late])  # offset 1 first (delivered ahead) ...
+        h.batch([first])  # ... then offset 0: out of order, not applied
+        assert h.count("purchase", "out_of_order") == 1.0
+        state = table.state(0, "c1")
+        assert state is not None and state["purchases"] == 1
+        assert state["_positions"] == {f"{CFG.topic_purchases}:0": 1}
+        again = h.message("purchase", b"c1", late.message.value)
+        again.message.offset = late.message.offset  # a re-delivery after a crash
+        h.batch([again])
+        assert h.count("purchase", "duplicate") == 1.0
+        assert table.state(0, "c1") == state
+    finally:
+        h.close()
+
+
+def test_gate_holds_events_ahead_of_the_committed_offset_after_an_assignment() -> None:
+    h, table = harness()
+    try:
+        topic = CFG.topic_purchases
+        h.ingest.on_assigned([], {(topic, 0): 5})
+        h.offset = 7
+        ahead = h.message("purchase", b"c1", buy("e7", "c1", 7.0))
+        h.batch([ahead])
+        assert ahead.message.acked  # withheld: Faust will not commit it
+        assert table.data == {} and metric(h, "streamseg_input_held_total") == 1.0
+        h.offset = 5  # the seek: from the committed offset, in order
+        h.batch([h.message("purchase", b"c1", buy("e5", "c1", 5.0)),
+                 h.message("purchase", b"c1", buy("e6", "c1", 6.0)),
+                 h.message("purchase", b"c1", buy("e7", "c1", 7.0))])
+        state = table.state(0, "c1")
+        assert state is not None and state["purchases"] == 3
+        assert state["_positions"] == {f"{topic}:0": 7}
+    finally:
+        h.close()
+
+
+def test_a_batch_reads_and_writes_each_state_once_after_its_outputs() -> None:
+    h, table = harness()
+    try:
+        writes_at_send: list[int] = []
+        original = h.app.changes.send
+
+        async def send(*args: Any, **kwargs: Any) -> Any:
+            writes_at_send.append(table.writes)
+            return await original(*args, **kwargs)
+
+        h.app.changes.send = send  # type: ignore[method-assign]
+        h.batch([h.message("purchase", b"c1", buy(f"e{i}", "c1", i * 3.0)) for i in range(5)])
+        assert table.writes == 1
+        assert writes_at_send and set(writes_at_send) == {0}
+        assert h.count("purchase", "processed") == 5.0
+    finally:
+        h.close()
+
+
+def test_the_event_clock_survives_a_restart() -> None:
+    h, table = harness()
+    try:
+        h.send("purchase", b"ret", buy("r1", "ret", 0.0))
+        for i in range(1, 12):
+            h.send("purchase", b"o", buy(f"o{i}", "o", float(i)))
+        clocks = dict(h.app.clocks)
+        assert clocks[b"clock:0"] == codec.dumps((BASE + timedelta(days=11)).timestamp())
+    finally:
+        h.close()
+    fresh, _ = harness()
+    try:
+        fresh.app.state = table  # type: ignore[assignment]
+        fresh.app.clocks = clocks
+        fresh.offset = 100  # after the inputs already applied
+        fresh.send("purchase", b"ret", buy("r2", "ret", 12.0))  # 12 days after its last
+        assert fresh.count("purchase", "processed") == 1.0
+        assert fresh.app.dead_letters.sent == []
+    finally:
+        fresh.close()
+
+
+def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None:
+    h, _ = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=1)
+        h.send("purchase", b"c2", buy("e2", "c2", 1.0), partition=2)
+        evaluated: list[str] = []
+        rescore = h.ingest.engine.rescore  # trigger "population"
+
+        def spy(state: Any, now: float) -> Any:
+            evaluated.append(state.customer_id)
+            return rescore(state, now)
+
+        h.ingest.engine.rescore = spy  # type: ignore[method-assign]
+        h.ingest.engine.moved = lambda: ["c1"]  # type: ignore[attr-defined]
+        h.send("purchase", b"c2", buy("e3", "c2", 1.5), partition=2)  # a batch drains moved()
+        h.ingest.engine.moved = list  # type: ignore[attr-defined]
+        ticks = h.ingest.due_ticks()
+        assert sorted(p for p, _ in ticks) == [1, 2]  # c1 may be on any owned partition
+        for p, value in ticks:
+            h.send("tick", None, value, partition=p)
+        assert evaluated == ["c1"]  # found on partition 1 only
+        assert h.ingest.due_ticks() == []
+    finally:
+        h.close()

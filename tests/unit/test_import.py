@@ -1,0 +1,172 @@
+"""``streamseg import``: order files -> purchase events, exact output and error format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamseg.__main__ import main
+
+ORDERS = """\
+customer,when,line_total,basket,qty,sku,channel
+c2,2026-01-03 09:00:00,2.50,b2,1,p1,web
+c1,2026-01-02T10:00:00Z,5.10,b1,2,p1,app
+c1,2026-01-02T10:00:00Z,4.90,b1,1,p2,app
+c1,2026-01-02T10:00:00Z,1.00,b1,1,p1,app
+c2,2026-01-01,0.00,b3,3,p9,store
+"""
+
+CDNOW_LIKE = (
+    " customer_id  date number_of_cds  dollar_value\r\n"
+    " 00001 20170101  1   11.77\r\n"
+    " 00002 20170112  1   12.00\r\n"
+    " 00002 20170112  5   77.00\r\n"
+    " 00002 20170113  1   1.5\r\n"
+)
+
+Check = Callable[[str, Any], None]
+BASKET_ARGS = ["--customer", "customer", "--time", "when", "--amount", "line_total",
+               "--order", "basket", "--currency", "EUR"]
+
+
+def events(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_line_items_become_one_purchase_per_order_sorted_by_time(
+    tmp_path: Path, assert_schema: Check
+) -> None:
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS)
+    out = tmp_path / "events.jsonl"
+    args = ["import", str(src), *BASKET_ARGS, "--quantity", "qty", "--product", "sku",
+            "--channel-column", "channel", "--out", str(out)]
+    assert main(args) == 0
+    got = events(out)
+    for event in got:
+        assert_schema("purchase", event)
+    assert got == [
+        {"event_id": "b3", "order_id": "b3", "customer_id": "c2", "type": "purchase",
+         "ts": "2026-01-01T00:00:00Z", "amount": 0.0, "currency": "EUR", "channel": "store",
+         "items": [{"product_id": "p9", "quantity": 3}]},
+        {"event_id": "b1", "order_id": "b1", "customer_id": "c1", "type": "purchase",
+         "ts": "2026-01-02T10:00:00Z", "amount": 11.0, "currency": "EUR", "channel": "app",
+         "items": [{"product_id": "p1", "quantity": 3}, {"product_id": "p2", "quantity": 1}]},
+        {"event_id": "b2", "order_id": "b2", "customer_id": "c2", "type": "purchase",
+         "ts": "2026-01-03T09:00:00Z", "amount": 2.5, "currency": "EUR", "channel": "web",
+         "items": [{"product_id": "p1", "quantity": 1}]},
+    ]
+
+
+def test_date_only_rows_without_order_id_group_by_customer_and_day(
+    tmp_path: Path, assert_schema: Check
+) -> None:
+    src = tmp_path / "CDNOW_master.txt"
+    src.write_bytes(CDNOW_LIKE.encode())
+    out = tmp_path / "cdnow.jsonl"
+    args = ["import", str(src), "--customer", "customer_id", "--time", "date",
+            "--time-format", "%Y%m%d", "--amount", "dollar_value", "--quantity",
+            "number_of_cds", "--currency", "USD", "--channel", "store", "--out", str(out)]
+    assert main(args) == 0
+    got = events(out)
+    for event in got:
+        assert_schema("purchase", event)
+    assert [(e["customer_id"], e["ts"], e["amount"], e["order_id"], e["items"]) for e in got] == [
+        ("00001", "2017-01-01T00:00:00Z", 11.77, "00001@20170101T000000Z",
+         [{"product_id": "row2", "quantity": 1}]),
+        ("00002", "2017-01-12T00:00:00Z", 89.0, "00002@20170112T000000Z",
+         [{"product_id": "row3", "quantity": 1}, {"product_id": "row4", "quantity": 5}]),
+        ("00002", "2017-01-13T00:00:00Z", 1.5, "00002@20170113T000000Z",
+         [{"product_id": "row5", "quantity": 1}]),
+    ]
+
+
+def test_parquet_gives_the_same_events_as_csv(tmp_path: Path, assert_schema: Check) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from datetime import datetime
+
+    src = tmp_path / "t.parquet"
+    pq.write_table(pa.table({
+        "household_id": [7, 7, 8],
+        "basket_id": [100, 100, 101],
+        "transaction_timestamp": [datetime(2017, 1, 1, 11, 53, 26)] * 2
+        + [datetime(2017, 1, 2)],
+        "sales_value": [1.25, 2.0, 0.5],
+        "store_id": [330, 330, 331],
+    }), src)
+    out = tmp_path / "t.jsonl"
+    args = ["import", str(src), "--customer", "household_id", "--time",
+            "transaction_timestamp", "--amount", "sales_value", "--order", "basket_id",
+            "--currency", "USD", "--channel", "store", "--out", str(out)]
+    assert main(args) == 0
+    got = events(out)
+    for event in got:
+        assert_schema("purchase", event)
+    assert [(e["customer_id"], e["order_id"], e["ts"], e["amount"]) for e in got] == [
+        ("7", "100", "2017-01-01T11:53:26Z", 3.25), ("8", "101", "2017-01-02T00:00:00Z", 0.5)]
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("c3,2026-01-05,-1,b9,1,p1,web", "orders.csv:7: column line_total: must be a finite number "
+                                     ">= 0, got '-1'"),
+    ("c3,yesterday,1,b9,1,p1,web", "orders.csv:7: column when: cannot read 'yesterday' "
+                                   "(Invalid isoformat string: 'yesterday')"),
+    ("c3,2026-01-05,1,b1,1,p1,web", "orders.csv:7: column customer: order b1 has 'c1' at row 3, "
+                                    "this row 'c3'"),
+    (",2026-01-05,1,b9,1,p1,web", "orders.csv:7: column customer: empty"),
+])
+def test_a_bad_row_stops_with_file_row_column_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], row: str, message: str
+) -> None:
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS + row + "\n")
+    rc = main(["import", str(src), *BASKET_ARGS, "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 2
+    assert capsys.readouterr().err == f"streamseg: error: {tmp_path}/{message}\n"
+
+
+def test_schema_rules_name_the_input_column(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "orders.csv"
+    src.write_text("customer,when,line_total\nc1,2026-01-05,2000000000\n")
+    rc = main(["import", str(src), "--customer", "customer", "--time", "when", "--amount",
+               "line_total", "--currency", "EUR", "--out", str(tmp_path / "o.jsonl")])
+    assert rc == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:2: column line_total: order c1@20260105T000000Z: "
+        "schema_invalid: 2000000000.0 is greater than the maximum of 1000000000\n")
+
+
+def test_missing_column_and_unknown_currency_are_clear(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS)
+    assert main(["import", str(src), *BASKET_ARGS[:-1], "XYZ"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"streamseg: error: {src}:6: column --currency: order b3: unsupported_currency: ")
+    args = ["import", str(src), *BASKET_ARGS, "--quantity", "quantity"]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}: column quantity: not in the file "
+        "(columns: customer, when, line_total, basket, qty, sku, channel)\n")
+
+
+def test_rejects_file_skips_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS + "c3,2026-01-05,x,b9,0,p1,web\nc3,2026-01-06,1,b8,0,p1,web\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    args = ["import", str(src), *BASKET_ARGS, "--quantity", "qty", "--out", str(out),
+            "--rejects", str(rejects)]
+    assert main(args) == 0
+    assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2"]
+    bad = events(rejects)
+    assert [(r["row"], r["column"]) for r in bad] == [(7, "line_total"), (8, "qty")]
+    assert bad[1]["message"] == f"{src}:8: column qty: must be a whole number >= 1, got '0'"
+    assert bad[1]["values"]["basket"] == "b8"
