@@ -9,6 +9,7 @@ the changelog).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,7 +65,10 @@ async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Me
             # linger too; a real batch pays it once (and leaves aiokafka's batches alone)
             adapters.send_now(ss.app.producer)
         for delivered in pending:
-            await delivered
+            # shielded: a worker stopping mid-batch cancels this task, and awaiting
+            # the send future directly would cancel the send itself (Faust then logs
+            # a CancelledError traceback); the producer's stop flush still delivers it
+            await asyncio.shield(delivered)
     wrote = False
     for (p, key), entry in batch.entries.items():
         if entry.dirty:

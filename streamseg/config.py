@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import itertools
 import math
 import os
 import re
@@ -49,7 +50,7 @@ TOOL_VARIABLES = frozenset({
     "STREAMSEG_VENV", "STREAMSEG_LINT", "STREAMSEG_CONTRACT", "STREAMSEG_KEEP_BROKER_DATA",
     "STREAMSEG_TEST_KAFKA_PORT", "STREAMSEG_TEST_KAFKA_HOME",
     "STREAMSEG_RESTART_KAFKA_PORT", "STREAMSEG_RESTART_KAFKA_HOME",
-    "STREAMSEG_CJ", "STREAMSEG_CJ_WHEEL",
+    "STREAMSEG_CJ", "STREAMSEG_CJ_WHEEL", "STREAMSEG_RFM_QUALITY",
 })
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 STORES = ("memory", "rocksdb")
@@ -234,6 +235,21 @@ def not_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def day_bands(value: str) -> str | None:
+    """Four increasing, non-negative day counts (RFM recency bands).
+
+    >>> day_bands("14,30,90,180"), day_bands("30,14,90,180")
+    (None, 'want four increasing day counts, e.g. 14,30,90,180')
+    """
+    try:
+        bands = [float(p) for p in value.split(",")]
+    except ValueError:
+        bands = []
+    if len(bands) != 4 or bands[0] < 0 or any(a >= b for a, b in itertools.pairwise(bands)):
+        return "want four increasing day counts, e.g. 14,30,90,180"
+    return None
+
+
 def currency(value: str) -> str | None:
     """An ISO 4217 code: three upper-case letters."""
     if re.fullmatch(r"[A-Z]{3}", value):
@@ -355,8 +371,17 @@ class Settings:
     new_days: float = setting(30.0, gt=0)
     at_risk_days: float = setting(90.0, gt=0)
     reactivated_days: float = setting(30.0, gt=0)
-    # RFM (scores 1-5 from streaming quantiles of the population)
-    rfm_min_samples: int = setting(20, ge=1)
+    # RFM (scores 1-5 from exact ranks among the current customers)
+    rfm_min_samples: int = setting(20, ge=1)  # fewest buyers before RFM scores anyone
+    # abstain until the purchases seen span this much history
+    rfm_warmup_days: float = setting(90.0, ge=0)
+    # "ranks", or "bands": R from fixed days-since-purchase bands
+    rfm_recency: str = setting("ranks", choices=("ranks", "bands"))
+    # R5 if <= 14 days ... R1 if > 180 (bands mode)
+    rfm_recency_bands: str = setting("14,30,90,180", check=day_bands)
+    # rank share a population-driven move must clear, and an optional dwell on top
+    rfm_hold_margin: float = setting(0.01, ge=0, lt=0.2)
+    rfm_hold_days: float = setting(0.0, ge=0)
     # behavioural clusters (River KMeans over scaled features)
     cluster_k: int = setting(6, ge=1, le=1000)
     cluster_seed: int = setting(42, ge=0)
@@ -478,7 +503,24 @@ class Settings:
         lo, hi = self.event_time_window()
         if not lo < hi:
             raise ConfigError("STREAMSEG_EVENT_TIME_MIN: must be before STREAMSEG_EVENT_TIME_MAX")
+        self.rfm_bands()
         self.fx_table()
+
+    def rfm_bands(self) -> list[float]:
+        """Parse :attr:`rfm_recency_bands`: four increasing day counts (R5..R2 upper bounds).
+
+        >>> Settings(rfm_recency_bands="7, 30,60,120").rfm_bands()
+        [7.0, 30.0, 60.0, 120.0]
+        """
+        try:
+            bands = [float(p) for p in self.rfm_recency_bands.split(",")]
+        except ValueError:
+            bands = []
+        if len(bands) != 4 or bands[0] < 0 or any(a >= b for a, b in itertools.pairwise(bands)):
+            raise ConfigError(
+                "STREAMSEG_RFM_RECENCY_BANDS: want four increasing day counts, e.g. 14,30,90,180"
+            )
+        return bands
 
     def event_time_window(self) -> tuple[float, float]:
         """The static accepted event-time window ``[min, max)`` in epoch seconds.

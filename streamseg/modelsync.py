@@ -63,9 +63,12 @@ class ModelSync:
             version = model.version
             if not model.training or version is None or version <= self.published.get(name, 0):
                 continue
+            snapshot = model.snapshot()
+            if snapshot is None:  # scoring with an adopted model: nothing of its own yet
+                continue
             self.published[name] = version
             self.metrics.model_version.labels(segmenter=name).set(version)
-            out.append((name.encode(), codec.dumps(model.snapshot())))
+            out.append((name.encode(), codec.dumps(snapshot)))
         return out
 
 

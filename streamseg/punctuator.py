@@ -105,7 +105,7 @@ class Punctuator:
         return out
 
     def reschedule(self) -> None:
-        """Refill every owned partition's schedule from the states in the table."""
+        """Refill every owned partition's schedule, and the population models, from the table."""
         for state in self.parts.values():
             state.schedule = type(state.schedule)()
         for key, raw in list(self.ss.state.items()):
@@ -115,7 +115,9 @@ class Punctuator:
                 p = home(key, self.ss.settings.partitions)  # written before partitions were kept
             if self.assigned_parts is not None and p not in self.assigned_parts:
                 continue
-            self.part(p).schedule.push(key.decode(), self.engine.due(CustomerState.from_dict(data)))
+            customer = CustomerState.from_dict(data)
+            self.engine.restore(customer)  # population models (RFM ranks) cover owned customers
+            self.part(p).schedule.push(key.decode(), self.engine.due(customer))
 
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers at the next tick of every partition that may hold them."""

@@ -118,10 +118,21 @@ class Replayer:
             outcome = self.engine.ingest(self.states.get(ev.customer_id), ev, self.clock)
             if not isinstance(outcome, Invalid):
                 changes = self._settle(ev.customer_id, outcome, ev.ts)
-                return changes + self.advance()
+                return changes + self.rescore(ev.ts) + self.advance()
             result = outcome
         self.counts["dead_letter"] += 1
         return result
+
+    def rescore(self, now: float) -> list[dict[str, Any]]:
+        """The population hook: re-score the customers a population model moved for."""
+        changes: list[dict[str, Any]] = []
+        for cid in self.engine.moved():
+            state = self.states.get(cid)
+            if state is not None:
+                self.counts["rescore"] += 1
+                out = self.engine.rescore(state, now)
+                changes += self._settle(cid, out, out.at if out.at is not None else now, tick=True)
+        return changes
 
     def advance(self) -> list[dict[str, Any]]:
         """The clock hook: tick every customer due at the event clock's ``now()``."""

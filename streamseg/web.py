@@ -1,29 +1,34 @@
 """The lookup API on Faust's web server (transport edge; answers from ``engine.lookup``).
 
 * ``GET /customers/{customer_id}``: the customer's current segments, since
-  when, and a feature summary. Any worker answers for any customer: Faust's
+  when, and a feature summary. Any worker answers for any customer. Faust's
   router (``app.router.key_store``: the partition assignor's map of table
-  partitions to workers) names the worker that owns the customer's partition
-  of the state table; the request is forwarded there with ``?scope=local``
-  and the owner answers from its local state (one hop, never a loop even
-  while two workers' views of the assignment differ during a rebalance).
-  ``?scope=local`` asks a worker for its own state only: 421 ``not_owner``
-  if the customer's partition is not one it owns (standby copies are never
-  served). 503 while no assignment is known, while two workers disagree on
-  it (rebalancing), or when the owner does not answer.
+  partitions to workers) names the worker that owns murmur2(raw id)'s
+  partition, where a Java-style producer (murmur2: Java clients, aiokafka)
+  put the customer; it answers first (locally, or forwarded with
+  ``?scope=local``). If it has no such customer, the producer partitioned
+  otherwise (librdkafka's CRC32 default in kcat and confluent-kafka, explicit
+  partitions): the customer's state lives on the partition its events arrived
+  on, so the receiving worker searches its own partitions and asks every other
+  worker with ``?scope=local``, and returns the one found. 404 only when every
+  worker answered and none holds the customer; 503 if one did not answer (a
+  customer is never declared unknown while a peer is unreachable), while no
+  assignment is known, or while two workers disagree on it (rebalancing).
+  ``?scope=local`` asks a worker for the states on the partitions it owns
+  (each state records its partition; standby copies are never served): the
+  answer if it holds the customer, else 404 from the routed owner and 421
+  ``not_owner`` from the others. A customer fed through two partitioners has
+  one state per partition; the routed owner's is answered, else the first
+  found.
 * ``GET /segments``: customers per segment per segmenter, summed over the
   workers (this worker's share plus ``/segments?scope=local`` of every other
   worker the partition assignor lists).
 
-Routing assumption: Faust's router picks the partition of the *raw customer
-id* (the message key) with the Kafka client's default partitioner (murmur2,
-as Java clients and aiokafka do). That is where the customer's state lives
-when producers key input with the customer id and use that partitioner. A
-producer that partitions otherwise (librdkafka's CRC32 default, explicit
-partitions) puts the state elsewhere and the routed worker answers 404 (see
-README, "For integrators"). With ``STREAMSEG_PSEUDONYMISE_KEY`` the path
-carries the raw id; it routes by the raw id (the key the producer partitioned
-by) and the owner looks up its keyed hash.
+Cost: a customer not on its murmur2 partition costs one request per worker
+(in parallel, ``PEER_TIMEOUT_S``); unknown ids cost the same. With
+``STREAMSEG_PSEUDONYMISE_KEY`` the path carries the raw id; it routes by the
+raw id (the key the producer partitioned by) and every worker looks up its
+keyed hash.
 """
 
 from __future__ import annotations
@@ -39,14 +44,16 @@ from yarl import URL
 from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.engine.features import CustomerState
-from streamseg.engine.lookup import customer_answer, merge_sizes, segment_sizes
+from streamseg.engine.lookup import UNKNOWN, customer_answer, merge_sizes, segment_sizes
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import pseudonymise
-from streamseg.punctuator import COPY
+from streamseg.partitions import home
+from streamseg.punctuator import COPY, PARTITION
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 PEER_TIMEOUT_S = 10.0
+Answer = tuple[int, dict[str, Any]]
 
 
 def route_key(customer_id: str) -> str:
@@ -73,6 +80,33 @@ def _ident(url: URL | str) -> tuple[str, int]:
     return (url.host or "", url.port or 80)
 
 
+def _local(base: URL | str, path: str) -> URL:
+    """``path`` on the worker at ``base``, asking for its own state (``?scope=local``)."""
+    return URL(str(base)).with_path(path, encoded=True).with_query(scope="local")
+
+
+def pick(answers: list[Answer]) -> Answer:
+    """The lookup's answer from the other workers' ``?scope=local`` answers.
+
+    A holder's answer (200) wins; else 503 if a worker did not answer (404 or
+    421 are "not here"), so a customer is never declared unknown while a peer
+    is unreachable; else 404.
+
+    >>> pick([(404, UNKNOWN), (200, {"customer_id": "c"}), (503, {})])
+    (200, {'customer_id': 'c'})
+    >>> pick([(421, {}), (503, {"error": "owner_unavailable"})])
+    (503, {'error': 'owner_unavailable'})
+    >>> pick([(421, {}), (404, UNKNOWN)]), pick([])
+    ((404, {'error': 'unknown_customer'}), (404, {'error': 'unknown_customer'}))
+    """
+    for status, body in answers:
+        if status == 200:
+            return status, body
+    if any(status not in (404, 421) for status, _ in answers):
+        return 503, {"error": "owner_unavailable"}
+    return 404, dict(UNKNOWN)
+
+
 def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None]) -> None:
     """Add the lookup views to the app (call before the worker starts).
 
@@ -92,7 +126,25 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
         values = (codec.loads(raw) for raw in ss.state.values())
         return [CustomerState.from_dict(v) for v in values if not v.get(COPY)]
 
-    async def forward(url: URL) -> tuple[int, dict[str, Any]]:
+    def owned() -> set[int]:
+        """The partitions of the state table this worker owns (actives, not standbys)."""
+        topic = ss.state.changelog_topic.get_topic_name()
+        return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+    def local_answer(customer_id: str) -> Answer | None:
+        """This worker's answer if it holds the customer on a partition it owns, else None."""
+        raw = ss.state.get(table_key(secret, customer_id))
+        if raw is None:
+            return None
+        data = codec.loads(raw)
+        p = data.get(PARTITION)  # written before partitions were kept: murmur2's
+        if not isinstance(p, int):
+            p = home(route_key(customer_id).encode(), ss.settings.partitions)
+        if p not in owned():  # a standby (or stale) copy is never served
+            return None
+        return customer_answer(engine, CustomerState.from_dict(data), clock() or 0.0)
+
+    async def forward(url: URL) -> Answer:
         """GET ``url`` on another worker: (status, JSON body); 503 if it does not answer."""
         try:
             async with app.http_client.get(
@@ -103,26 +155,41 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
             log.warning("lookup via %s: %s", url, exc)
             return 503, {"error": "owner_unavailable"}
 
+    async def search(customer_id: str, path: str, owner: URL) -> Answer:
+        """Not on the routed partition: this worker's own partitions, then every other worker."""
+        me = _ident(app.conf.canonical_url)
+        if _ident(owner) != me:
+            found = local_answer(customer_id)
+            if found is not None:
+                return found
+        skip = {me, _ident(owner)}
+        peers = [url for url in app.router.tables_metadata() if _ident(url) not in skip]
+        return pick(list(await asyncio.gather(*(forward(_local(url, path)) for url in peers))))
+
     @app.page("/customers/{customer_id}")
     async def customer(view: Any, request: Any, customer_id: str) -> Any:
         try:
             owner = app.router.key_store(ss.state.name, route_key(customer_id))
         except KeyError:  # no assignment yet (starting, rebalancing)
             return respond(view, 503, {"error": "not_assigned"})
-        if _ident(owner) != _ident(app.conf.canonical_url):
-            if request.query.get("scope") == "local":
-                # not ours (a standby or stale copy is never served): 421
-                return respond(view, 421, {"error": "not_owner"})
-            # the owner answers from its own state (scope=local: no second hop)
-            target = owner.with_path(request.url.raw_path, encoded=True).with_query(
-                scope="local")
-            status, body = await forward(target)
+        routed_here = _ident(owner) == _ident(app.conf.canonical_url)
+        if request.query.get("scope") == "local":
+            found = local_answer(customer_id)
+            if found is not None:
+                return respond(view, *found)
+            if routed_here:
+                return respond(view, 404, dict(UNKNOWN))
+            return respond(view, 421, {"error": "not_owner"})
+        path = request.url.raw_path
+        if routed_here:
+            status, body = local_answer(customer_id) or (404, dict(UNKNOWN))
+        else:
+            # the routed owner answers from its own state (scope=local: no second hop)
+            status, body = await forward(_local(owner, path))
             if status == 421:  # the two workers' views of the assignment differ
                 status, body = 503, {"error": "not_assigned"}
-            return respond(view, status, body)
-        raw = ss.state.get(table_key(secret, customer_id))
-        state = None if raw is None else CustomerState.from_dict(codec.loads(raw))
-        status, body = customer_answer(engine, state, clock() or 0.0)
+        if status == 404:  # not where murmur2 puts it: another partitioner
+            status, body = await search(customer_id, path, owner)
         return respond(view, status, body)
 
     async def peer_sizes(url: str) -> dict[str, Any]:

@@ -233,6 +233,15 @@ class Engine:
                 out[cid] = None
         return list(out)
 
+    def restore(self, state: CustomerState) -> None:
+        """Rebuild population models from a state restored from the table (restart, rebalance)."""
+        if state.withdrawn:
+            return
+        for seg in self.segmenters:
+            fn = getattr(seg, "restore", None)  # only segmenters with a population model
+            if fn is not None:
+                fn(state)
+
     def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
         """(raw verdict of segmenter ``name`` at ``now``, whether the published label
         differs from it only because hysteresis keeps it), for the quality report.
@@ -373,6 +382,8 @@ class Engine:
         if state.withdrawn:
             for seg in self.segmenters:
                 seg.forget(event.customer_id)
+        else:
+            self.restore(state)  # consent back: into the population models again
         return Outcome(state)
 
     def _evaluate(

@@ -15,6 +15,12 @@ request is routed by it, and the owner looks up its keyed hash.
 * After an erasure request: 404 from both. After a consent withdrawal: 200
   with ``suppressed: true``, a suppression notice on ``segment-changes`` and a
   suppressed ``customer-segments`` record.
+
+And with input produced by confluent-kafka's default partitioner (librdkafka,
+CRC32) for customers whose CRC32 and murmur2 partitions differ, so the state
+is not where the router looks: both workers still answer 200 with the engine's
+segments (for some customers the routed worker holds nothing and the answer
+comes from the other worker), and an unknown id is 404 from both.
 """
 
 from __future__ import annotations
@@ -30,11 +36,12 @@ from pathlib import Path
 from typing import Any
 
 from test_metrics_endpoint import free_port
-from worker_proc import T0, Tail, Workers, engine_run, feed_all, make_settings, story
+from test_partitioners import foreign_ids, librdkafka_produce
+from worker_proc import T0, Tail, Workers, _event, engine_run, feed_all, make_settings, story
 
 from streamseg import codec
 from streamseg.app import ensure_topics
-from streamseg.config import DAY
+from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.lookup import segment_sizes
 from streamseg.engine.processor import Engine
@@ -73,6 +80,67 @@ def consent(cid: str, kind: str, day: float) -> tuple[str, bytes, bytes]:
     body = {"event_id": f"{kind}-{cid}", "customer_id": cid, "type": kind,
             "ts": format_ts(T0 + day * DAY)}
     return "consent", cid.encode(), codec.dumps(body)
+
+
+def two_worker_settings(tag: str, tmp_path: Path, broker_url: str) -> list[Settings]:
+    """Settings of two workers of one app (own web port and data dir each); the first is shared."""
+    settings = make_settings(tag, tmp_path / "data", broker_url, partitions=4,
+                             store="rocksdb://", rfm_min_samples=10**9, cluster_warmup=10**9,
+                             pseudonymise_key=SECRET, web_bind="127.0.0.1",
+                             web_host="127.0.0.1")
+    return [dataclasses.replace(settings, web_port=free_port(), data_dir=str(tmp_path / f"d{n}"))
+            for n in range(2)]
+
+
+async def test_lookup_finds_customers_a_crc32_producer_placed(
+    tmp_path: Path, broker_url: str, bootstrap_servers: str,
+    assert_schema: Callable[[str, Any], None],
+) -> None:
+    per_worker = two_worker_settings("lookcrc", tmp_path, broker_url)
+    settings, ports = per_worker[0], [s.web_port for s in per_worker]
+    # six ids: whichever two partitions a worker gets, some of them cross workers
+    cids = foreign_ids("crc-", 6, 4)
+    inputs = [_event("purchase", cid, f"{cid}-{n}", T0 + n * 3600 + i * 60)
+              for n in range(2) for i, cid in enumerate(cids)]
+    states, _ = engine_run(settings, inputs)
+    engine = Engine(settings)
+    await ensure_topics(settings)
+    with Workers(broker_url, tmp_path) as workers:
+        procs = [workers.new(f"crc-web-{n}", s) for n, s in enumerate(per_worker)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            await proc.ready(timeout=120)
+        await asyncio.to_thread(librdkafka_produce, bootstrap_servers, settings, inputs)
+        for _ in range(240):
+            total = await aget(ports[0], "/segments")
+            if total[0] == 200 and total[1]["customers"] == len(cids):
+                break
+            await asyncio.sleep(0.5)
+        assert total[1]["customers"] == len(cids), total
+        crossed = 0
+        for cid in cids:
+            alias = pseudonymise(SECRET, cid)
+            answers = [await aget(port, customer_path(cid)) for port in ports]
+            assert answers[0] == answers[1], (cid, answers)
+            status, body = answers[0]
+            assert status == 200, (cid, body)
+            assert_schema("lookup-customer", body)
+            state = states[alias]
+            assert state is not None
+            assert body["customer_id"] == alias and body["segments"] == engine.segment_views(state)
+            assert body["features"]["purchases_total"] == 2
+            # one worker holds the customer; the other is the routed owner holding
+            # nothing (404: the answer came from the search) or not the owner (421)
+            local = sorted([await aget(port, customer_path(cid) + "?scope=local")
+                            for port in ports], key=lambda a: a[0])
+            assert local[0] == answers[0] and local[1][0] in (404, 421), (cid, local)
+            crossed += local[1][0] == 404
+        assert crossed >= 1, "no customer whose routed worker lacks it: the search is untested"
+        unknown = [await aget(port, customer_path("crc-nobody")) for port in ports]
+        assert unknown == [(404, {"error": "unknown_customer"})] * 2
+        for proc in procs:
+            assert proc.crashes() == [], proc.tail()
 
 
 async def test_lookup_from_either_worker(

@@ -1,28 +1,51 @@
-"""RFM segmenter: quantile cut points, scores, the named grid, warm-up and clock due times."""
+"""RFM: exact ranks against a pandas batch reference, re-scoring, warm-up, bands, hold."""
 
 from __future__ import annotations
+
+import random
+import sys
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters.rfm import NAMES, RFMSegmenter, segment_of
+from streamseg.replay import Replayer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from rfm_reference import batch_rfm, measure
+
+EXACT = Settings(rfm_warmup_days=0.0, rfm_min_samples=1, rfm_hold_margin=0.0, rfm_hold_days=0.0)
 
 
-def trained(min_samples: int = 20) -> RFMSegmenter:
-    """Cut points 20/40/60/80 days, purchases and 200/400/600/800 money."""
-    seg = RFMSegmenter(Settings(rfm_min_samples=min_samples))
-    s = CustomerState.new("pop", 0.0)
-    for i in range(1, 101):
-        s.purchases, s.monetary, s.gap_days, s.last_purchase = i, 10.0 * i, float(i), float(i)
-        seg.learn(s, float(i))
-    return seg
-
-
-def customer(purchases: int, monetary: float, last_purchase: float) -> CustomerState:
-    s = CustomerState.new("c", 0.0)
-    s.purchases, s.monetary, s.last_purchase = purchases, monetary, last_purchase
+def buyer(cid: str, rows: list[tuple[float, float]]) -> CustomerState:
+    """A state with the purchases ``(ts, amount)`` (the features RFM reads)."""
+    s = CustomerState.new(cid, rows[0][0])
+    s.purchases = len(rows)
+    s.monetary = sum(a for _, a in rows)
+    s.first_purchase = min(t for t, _ in rows)
+    s.last_purchase = max(t for t, _ in rows)
+    s.last_seen = s.last_purchase
     return s
+
+
+def reference(history: dict[str, list[tuple[float, float]]], **kw: object) -> pd.DataFrame:
+    rows = [(cid, t, a) for cid, hist in history.items() for t, a in hist]
+    return batch_rfm(pd.DataFrame(rows, columns=["customer", "ts", "amount"]), **kw)  # type: ignore[arg-type]
+
+
+def scores_of(seg: RFMSegmenter, history: dict[str, list[tuple[float, float]]],
+              now: float = 0.0) -> dict[str, tuple[int, int, int] | None]:
+    return {cid: seg.scores(buyer(cid, h), now) for cid, h in history.items()}
+
+
+def expected(ref: pd.DataFrame) -> dict[str, tuple[int, int, int]]:
+    return {str(cid): (int(r["R"]), int(r["Fs"]), int(r["Ms"])) for cid, r in ref.iterrows()}
 
 
 def test_grid_names_every_segment() -> None:
@@ -35,106 +58,187 @@ def test_grid_names_every_segment() -> None:
         ["new", "potential_loyalist", "potential_loyalist", "champions", "champions"],
     ]
     assert {name for row in grid for name in row} == set(NAMES)
-    assert len(NAMES) == 11
 
 
-def test_cut_points_and_scores() -> None:
-    seg = trained()
-    assert seg.cuts() == (
-        [20.0, 40.0, 60.0, 80.0], [20.0, 40.0, 60.0, 80.0], [200.0, 400.0, 600.0, 800.0]
-    )
-    assert seg.scores(customer(1, 50.0, 0.0), 0.0) == (5, 1, 1)
-    assert seg.scores(customer(20, 200.0, 0.0), 20 * DAY) == (5, 1, 1)  # at the cut: not above
-    assert seg.scores(customer(21, 201.0, 0.0), 20 * DAY + 1) == (4, 2, 2)
-    assert seg.scores(customer(61, 700.0, 0.0), 85 * DAY) == (1, 4, 4)
+def test_ties_share_the_lowest_score() -> None:
+    seg = RFMSegmenter(EXACT)
+    # F: 1,1,1,1,2,2,2,3,3,9 -> below 0,0,0,0,4,4,4,7,7,9 of 10 -> 1,1,1,1,3,3,3,4,4,5
+    counts = [1, 1, 1, 1, 2, 2, 2, 3, 3, 9]
+    history = {f"c{i}": [(float(j), 10.0) for j in range(n)] for i, n in enumerate(counts)}
+    for cid, h in history.items():
+        seg.learn(buyer(cid, h), 0.0)
+    got = scores_of(seg, history)
+    assert [got[f"c{i}"][1] for i in range(10)] == [1, 1, 1, 1, 3, 3, 3, 4, 4, 5]  # type: ignore[index]
+    assert got == expected(reference(history))
 
 
-def test_assignments_follow_the_grid_with_fm_rounded_down() -> None:
-    seg = trained()
-    cases = [
-        (customer(90, 900.0, 0.0), 1 * DAY, "champions", "R5 F5 M5"),
-        (customer(90, 100.0, 0.0), 1 * DAY, "potential_loyalist", "R5 F5 M1"),  # (5+1)//2 = 3
-        (customer(1, 10.0, 0.0), 1 * DAY, "new", "R5 F1 M1"),
-        (customer(1, 10.0, 0.0), 30 * DAY, "promising", "R4 F1 M1"),
-        (customer(50, 500.0, 0.0), 50 * DAY, "need_attention", "R3 F3 M3"),
-        (customer(90, 900.0, 0.0), 90 * DAY, "cannot_lose", "R1 F5 M5"),
-        (customer(1, 10.0, 0.0), 90 * DAY, "lost", "R1 F1 M1"),
-    ]
-    got = [(seg.assign(s, now).segment, seg.assign(s, now).reason)  # type: ignore[union-attr]
-           for s, now, _, _ in cases]
-    assert got == [(name, why) for _, _, name, why in cases]
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_exact_against_pandas_with_updates_and_removals(seed: int) -> None:
+    """Random purchases (many ties), repeat buyers and erasures: equal to the batch after each step,
+    and every customer whose score changed is among ``moved()``."""
+    rng = random.Random(seed)
+    seg = RFMSegmenter(EXACT)
+    history: dict[str, list[tuple[float, float]]] = {}
+    before: dict[str, tuple[int, int, int] | None] = {}
+    for step in range(400):
+        if history and rng.random() < 0.05:
+            cid = rng.choice(sorted(history))
+            del history[cid]
+            seg.forget(cid)
+        else:
+            cid = f"c{rng.randrange(60)}"
+            t = float(step // 3) * DAY  # several purchases share a time: R ties
+            history.setdefault(cid, []).append((t, float(rng.choice((5, 10, 10, 20, 35)))))
+            seg.learn(buyer(cid, history[cid]), t)
+        moved = set(seg.moved())
+        now = scores_of(seg, history)
+        if step % 25 == 0 or step == 399:
+            assert now == expected(reference(history)), step
+        changed = {c for c in now if c != cid and c in before and before[c] != now[c]}
+        assert changed <= moved, (step, changed - moved)
+        before = now
 
 
-def test_abstains_before_warm_up_and_ignores_non_purchases() -> None:
-    seg = RFMSegmenter(Settings(rfm_min_samples=3))
-    s = customer(2, 20.0, 5.0)
-    s.gap_days = 4.0
-    seg.learn(s, 6.0)  # not a purchase at this time: ignored
-    assert seg.samples == 0
-    for t in (5.0, 5.0):
-        seg.learn(s, t)
-    assert seg.samples == 2 and seg.assign(s, 5.0) is None
-    seg.learn(s, 5.0)
-    assert seg.ready() and seg.assign(s, 5.0) is not None
-    assert seg.assign(CustomerState.new("never", 0.0), 5.0) is None
+def test_moved_is_bounded_per_purchase() -> None:
+    """A repeat purchase re-scores the customers around the moved cut values, not everybody."""
+    rng = random.Random(5)
+    seg = RFMSegmenter(EXACT)
+    history = {f"c{i}": [(float(i), rng.uniform(1, 1000))] for i in range(2000)}
+    for cid, h in history.items():
+        seg.learn(buyer(cid, h), h[0][0])
+    seg.moved()
+    sizes = []
+    for step in range(200):
+        cid = f"c{rng.randrange(2000)}"
+        history[cid].append((3000.0 + step, rng.uniform(1, 1000)))
+        seg.learn(buyer(cid, history[cid]), 3000.0 + step)
+        sizes.append(len(seg.moved()))
+    assert max(sizes) < 2000 * 0.05  # F ties (1 vs 2 purchases) aside, a handful each
+    assert sum(sizes) / len(sizes) < 40
 
 
-def test_due_is_the_next_recency_cut() -> None:
-    seg = trained()
-    s = customer(90, 900.0, 0.0)
-    assert [seg.due(s, t) for t in (0.0, 20 * DAY + 1, 79 * DAY, 81 * DAY)] == [
-        20 * DAY + 1, 40 * DAY + 1, 80 * DAY + 1, None
-    ]
+def test_warm_up_needs_the_history_span() -> None:
+    seg = RFMSegmenter(Settings(rfm_warmup_days=90.0, rfm_min_samples=1))
+    for i, day in enumerate((0, 30, 89)):
+        seg.learn(buyer(f"c{i}", [(day * DAY, 10.0)]), day * DAY)
+        assert seg.assign(buyer(f"c{i}", [(day * DAY, 10.0)]), day * DAY) is None
+        assert seg.moved() == [] and seg.version is None and seg.snapshot() is None
+    seg.learn(buyer("c3", [(90 * DAY, 10.0)]), 90 * DAY)
+    assert seg.ready() and seg.moved() == ["c0", "c1", "c2", "c3"]  # everybody, once
+    assert seg.assign(buyer("c3", [(90 * DAY, 10.0)]), 90 * DAY) is not None
 
 
-def test_engine_moves_rfm_on_the_clock() -> None:
-    cfg = Settings(rfm_min_samples=4, min_dwell_s=0.0)
-    eng = Engine(cfg)
-    state = None
-    changes = []
-    for i, day in enumerate((0, 10, 30, 35, 60)):
-        out = eng.apply(state, Event("purchase", "purchase", f"e{i}", "c1", day * DAY,
-                                     amount=10.0 * (i + 1)))
-        state = out.state
-        changes += [c for c in out.changes if c["segmenter"] == "rfm"]
-    assert state is not None
-    changes += [c for c in eng.tick(state, 400 * DAY).changes if c["segmenter"] == "rfm"]
-    assert [(c["to_segment"], c["reason"], c["trigger"], c["event_time"]) for c in changes] == [
-        ("champions", "R5 F4 M4", "event", "1970-02-05T00:00:00Z"),  # warm after 4 purchases
-        ("loyal", "R4 F4 M4", "clock", "1970-02-15T00:00:01Z"),  # day 35 + 10-day cut + 1 s
-        ("at_risk", "R2 F4 M4", "clock", "1970-02-16T16:00:01Z"),
-        ("champions", "R5 F4 M4", "event", "1970-03-02T00:00:00Z"),
-        ("loyal", "R4 F4 M4", "clock", "1970-03-12T00:00:01Z"),
-        ("at_risk", "R1 F4 M4", "clock", "1970-03-17T00:00:01Z"),
-    ]
-    # recency cuts over the exact mean gaps (were moving averages before issue 8)
-    assert eng.segmenter("rfm").cuts()[0] == [10.0, 11.666666666666666, 15.0, 15.0]  # type: ignore[union-attr]
+def test_bands_mode_scores_and_due() -> None:
+    cfg = Settings(rfm_recency="bands", rfm_recency_bands="14,30,90,180", rfm_warmup_days=0.0,
+                   rfm_min_samples=1, rfm_hold_margin=0.0, rfm_hold_days=0.0)
+    seg = RFMSegmenter(cfg)
+    history = {f"c{i}": [(float(i) * 20 * DAY, 10.0 * (i + 1))] for i in range(12)}
+    for cid, h in history.items():
+        seg.learn(buyer(cid, h), h[0][0])
+    now = 240 * DAY
+    ref = reference(history, now=now, bands=[14.0, 30.0, 90.0, 180.0])
+    assert scores_of(seg, history, now) == expected(ref)
+    s = buyer("c11", history["c11"])  # last purchase on day 220
+    assert [seg.due(s, t) for t in (220 * DAY, 234 * DAY + 1, 400 * DAY + 1)] == [
+        234 * DAY + 1, 250 * DAY + 1, None]
+    assert seg.scores(s, 234 * DAY)[0] == 5 and seg.scores(s, 234 * DAY + 1)[0] == 4  # type: ignore[index]
 
 
-def test_snapshot_and_adopt_share_the_cut_points() -> None:
-    seg = trained()
-    snap = seg.snapshot()
-    assert snap == {
-        "segmenter": "rfm", "version": 100, "gaps": 100,
-        "cuts": {"recency_days": [20.0, 40.0, 60.0, 80.0], "frequency": [20.0, 40.0, 60.0, 80.0],
-                 "monetary": [200.0, 400.0, 600.0, 800.0]},
-    }
-    assert RFMSegmenter(Settings()).snapshot() is None
-    follower = RFMSegmenter(Settings())
+def purchases(seed: int, customers: int, days: int) -> list[bytes]:
+    rng = random.Random(seed)
+    lines = []
+    for day in range(days):
+        for c in range(customers):
+            if rng.random() < (0.02 + 0.3 * (c % 7 == 0)):
+                ts = pd.Timestamp("2026-01-01", tz="UTC") + pd.Timedelta(days=day, minutes=c)
+                lines.append(orjson.dumps({
+                    "event_id": f"e{day}-{c}", "customer_id": f"c{c}", "order_id": f"o{day}-{c}",
+                    "ts": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "currency": "EUR",
+                    "amount": float(rng.choice((5, 12, 12, 30, 80))),
+                }))
+    return lines
+
+
+def test_replay_rescoring_leaves_no_stale_label() -> None:
+    """Without hysteresis, every published label equals the batch segment at stream end."""
+    cfg = Settings(rfm_warmup_days=30.0, rfm_hold_margin=0.0, rfm_hold_days=0.0)
+    rep = measure(purchases(11, 120, 150), cfg)
+    assert rep.customers > 100
+    assert rep.agree == {"R": 1.0, "F": 1.0, "M": 1.0, "named": 1.0}
+    assert (rep.published, rep.stale, rep.held) == (1.0, 0, 0)
+
+
+def test_replay_with_hold_counts_held_labels_and_none_stale() -> None:
+    cfg = Settings(rfm_warmup_days=30.0)
+    rep = measure(purchases(11, 120, 150), cfg)
+    assert rep.agree["named"] == 1.0 and rep.stale == 0
+    assert rep.published == 1.0 - rep.held / rep.customers
+
+
+def test_own_purchase_is_published_at_once_population_moves_are_held() -> None:
+    cfg = Settings(rfm_warmup_days=0.0, rfm_min_samples=1, rfm_hold_margin=0.05, rfm_hold_days=7.0)
+    seg = RFMSegmenter(cfg)
+    history = {f"c{i}": [(float(i) * DAY, 10.0 * i)] for i in range(1, 21)}
+    for cid, h in history.items():
+        seg.learn(buyer(cid, h), h[0][0])
+    top = buyer("c20", history["c20"])
+    verdict = seg.assign(top, 20 * DAY)
+    assert verdict is not None and verdict.reason == "R5 F1 M5"
+    # a promotion earned by the customer's own purchase: never held
+    assert not seg.hold(top, "hibernating", verdict, top.last_purchase, "event")  # type: ignore[arg-type]
+    # c16: 15 of 20 below (share .75): R4; within .05 of R5, so "new"-like R5 labels are kept
+    c16 = buyer("c16", history["c16"])
+    v16 = seg.assign(c16, 21 * DAY)
+    assert v16 is not None and v16.reason.startswith("R4")
+    assert seg.hold(c16, segment_of(5, (1 + 4) // 2), v16, 21 * DAY, "population")
+    # outside the margin: held for the dwell, then released (due says when)
+    c5 = buyer("c5", history["c5"])
+    v5 = seg.assign(c5, 21 * DAY)
+    assert v5 is not None
+    assert seg.hold(c5, "champions", v5, 21 * DAY, "population")
+    assert seg.due(c5, 21 * DAY) == 28 * DAY
+    assert seg.hold(c5, "champions", v5, 27 * DAY, "clock")
+    assert not seg.hold(c5, "champions", v5, 28 * DAY, "clock")
+
+
+def test_erasure_and_withdrawal_leave_the_population() -> None:
+    eng = Engine(Settings(rfm_warmup_days=0.0, rfm_min_samples=1))
+    seg = eng.segmenter("rfm")
+    assert isinstance(seg, RFMSegmenter)
+    st = eng.apply(None, Event("purchase", "purchase", "p1", "a", 0.0, amount=5.0)).state
+    eng.apply(None, Event("purchase", "purchase", "p2", "b", DAY, amount=5.0))
+    assert set(seg.values) == {"a", "b"}
+    eng.apply(st, Event("consent", "erasure_requested", "x1", "a", 2 * DAY))
+    assert set(seg.values) == {"b"}
+    eng.apply(None, Event("consent", "consent_withdrawn", "x2", "b", 2 * DAY))
+    assert seg.values == {}
+
+
+def test_restore_rebuilds_the_same_population() -> None:
+    lines = purchases(3, 40, 60)
+    rep = Replayer(Settings(rfm_warmup_days=10.0))
+    for raw in lines:
+        rep.feed(raw)
+    fresh = Engine(Settings(rfm_warmup_days=10.0))
+    for state in rep.states.values():
+        fresh.restore(CustomerState.from_dict(state.to_dict()))
+    old, new = rep.engine.segmenter("rfm"), fresh.segmenter("rfm")
+    assert isinstance(old, RFMSegmenter) and isinstance(new, RFMSegmenter)
+    assert new.ready() and new.cuts() == old.cuts() and new.values == old.values
+
+
+def test_snapshot_and_adopt() -> None:
+    trainer = RFMSegmenter(EXACT)
+    history = {f"c{i}": [(float(i), float(i))] for i in range(10)}
+    for cid, h in history.items():
+        trainer.learn(buyer(cid, h), h[0][0])
+    snap = trainer.snapshot()
+    assert snap is not None and snap["version"] == 10 and snap["customers"] == 10
+    follower = RFMSegmenter(EXACT)
     follower.training = False
+    follower.learn(buyer("c3", history["c3"]), 3.0)
     assert follower.adopt(snap) and not follower.adopt(snap)
-    s = customer(61, 700.0, 0.0)
-    assert follower.assign(s, 85 * DAY) == seg.assign(s, 85 * DAY)
-    assert follower.assign(s, 85 * DAY).model_version == 100  # type: ignore[union-attr]
-    follower.learn(customer(5, 1.0, 3.0), 3.0)  # not training: ignored
-    assert follower.version == 100
-    # a trainer restored from the snapshot scores with it until it has its own warm-up
-    trainer = RFMSegmenter(Settings(rfm_min_samples=3))
-    trainer.adopt(snap)
-    for i in range(3):
-        c = customer(1, 5.0, float(i))
-        c.gap_days = 1.0
-        trainer.learn(c, float(i))
-        assert trainer.version == 101 + i
-        assert trainer.cuts() == (([1.0] * 4, [1.0] * 4, [5.0] * 4) if i == 2 else
-                                  seg.cuts())
+    assert follower.version == 10
+    assert follower.assign(buyer("c3", history["c3"]), 9.0) == trainer.assign(
+        buyer("c3", history["c3"]), 9.0)
+    assert RFMSegmenter(Settings()).snapshot() is None

@@ -1,0 +1,160 @@
+"""Exact, incremental rank statistics over the current customers (one value each).
+
+:class:`Ranking` keeps one value per customer in a sorted list
+(:class:`sortedcontainers.SortedList`, O(log n) insert, remove and index):
+setting a customer's value takes the old value out and puts the new one in,
+so quantiles are always those of *today's* values, each customer counted once.
+
+Scores are rank shares. Among ``n`` customers, the share of a value ``v`` is
+``below / n`` with ``below`` the number of customers whose value is strictly
+smaller (ties share the lowest rank, pandas ``rank(method="min") - 1``). A
+share threshold ``s`` (in basis points, 1/10,000) is met by ``v`` iff
+``10000 * below >= s * n``, iff ``below >= b`` with ``b = ceil(s * n / 10000)``,
+iff ``v > sorted[b - 1]``: the *cut value* of ``s``. :meth:`Ranking.cut`
+gives it (None when ``b == 0``: every value meets ``s``). So the score
+``1 + floor(5 * below / n)`` is ``1 +`` the number of cut values of the shares
+2000, 4000, 6000, 8000 that ``v`` is above.
+
+:meth:`Ranking.watch` keeps the cut values of a fixed set of shares up to date
+after each change, recomputing only those whose sorted position was touched,
+and returns the value ranges whose customers crossed a cut;
+:meth:`Ranking.between` lists those customers (the population-driven re-scoring).
+
+Examples
+--------
+>>> r = Ranking([2000, 4000, 6000, 8000])
+>>> for cid, v in [("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 5.0), ("e", 9.0)]:
+...     _ = r.set(cid, v)
+>>> len(r), r.below(2.0), r.below(2.5), r.cuts()
+(5, 1, 3, [1.0, 2.0, 2.0, 5.0])
+>>> [1 + sum(v > c for c in r.cuts()) for v in (1.0, 2.0, 5.0, 9.0)]
+[1, 2, 4, 5]
+>>> r.set("a", 7.0)  # a moves up: cut values move; the customers in the ranges re-score
+[(2000, 1.0, 2.0), (6000, 2.0, 5.0), (8000, 5.0, 7.0)]
+>>> r.cuts(), sorted(r.between(1.0, 2.0)), sorted(r.between(5.0, 7.0))
+([2.0, 2.0, 5.0, 7.0], ['b', 'c'], ['a'])
+>>> r.remove("e"), r.cuts()  # 4 customers: the 80% cut is still the 4th value
+([], [2.0, 2.0, 5.0, 7.0])
+>>> r.remove("a"), r.cuts()
+([(6000, 2.0, 5.0), (8000, 5.0, 7.0)], [2.0, 2.0, 2.0, 5.0])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+
+from sortedcontainers import SortedList
+
+Key = tuple[float, int, str]
+Range = tuple[int, float, float]  # (share, lo, hi): a cut of ``share`` moved between lo and hi
+BP = 10_000  # shares are in basis points
+
+
+def cut_index(share_bp: int, n: int) -> int:
+    """``ceil(share_bp * n / 10000)``: how many values a value must be above to meet the share.
+
+    >>> cut_index(2000, 5), cut_index(2000, 6), cut_index(0, 6)
+    (1, 2, 0)
+    """
+    return (share_bp * n + BP - 1) // BP
+
+
+class Ranking:
+    """One value per customer, sorted, with the cut values of ``shares`` (basis points)."""
+
+    def __init__(self, shares: Sequence[int]) -> None:
+        if any(not 0 <= s < BP for s in shares):
+            raise ValueError(f"shares must be in [0, {BP}): {shares}")
+        self.shares = list(shares)
+        self._sorted: SortedList = SortedList()
+        self._value: dict[str, float] = {}
+        self._cuts: list[float | None] = [None] * len(self.shares)
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self._value
+
+    def get(self, customer_id: str) -> float | None:
+        """The customer's current value (None: not in the population)."""
+        return self._value.get(customer_id)
+
+    def customers(self) -> Iterator[str]:
+        """Every customer in the population."""
+        return iter(self._value)
+
+    def below(self, value: float) -> int:
+        """How many customers have a value strictly below ``value``."""
+        return int(self._sorted.bisect_left((value,)))
+
+    def cut(self, share_bp: int) -> float | None:
+        """The cut value of ``share_bp`` now (None: every value meets it)."""
+        b = cut_index(share_bp, len(self._sorted))
+        return None if b == 0 else float(self._sorted[b - 1][0])
+
+    def cuts(self) -> list[float | None]:
+        """The watched cut values, in the order of ``shares``."""
+        return list(self._cuts)
+
+    def set(self, customer_id: str, value: float) -> list[Range]:
+        """Give ``customer_id`` the value ``value`` (old value out); return the moved ranges."""
+        old = self._value.get(customer_id)
+        if old == value:
+            return []
+        n_before = len(self._sorted)
+        lo = hi = None
+        if old is not None:
+            key: Key = (old, 0, customer_id)
+            lo = hi = self._sorted.index(key)
+            self._sorted.remove(key)
+        key = (value, 0, customer_id)
+        self._sorted.add(key)
+        j = self._sorted.index(key)
+        self._value[customer_id] = value
+        lo = j if lo is None else min(lo, j)
+        hi = len(self._sorted) - 1 if old is None else max(hi or 0, j)
+        return self._rewatch(lo, hi, n_before)
+
+    def remove(self, customer_id: str) -> list[Range]:
+        """Drop ``customer_id`` from the population; return the moved ranges."""
+        old = self._value.pop(customer_id, None)
+        if old is None:
+            return []
+        n_before = len(self._sorted)
+        key: Key = (old, 0, customer_id)
+        i = self._sorted.index(key)
+        self._sorted.remove(key)
+        return self._rewatch(i, n_before - 1, n_before)
+
+    def _rewatch(self, lo: int, hi: int, n_before: int) -> list[Range]:
+        """Recompute the cut values whose position ``[lo, hi]`` touched; the ranges they moved."""
+        n = len(self._sorted)
+        same_n = n == n_before
+        moved: list[Range] = []
+        for i, share in enumerate(self.shares):
+            b = (share * n + BP - 1) // BP  # cut_index, inlined (hot)
+            if not lo < b <= hi + 1 and (same_n or b == (share * n_before + BP - 1) // BP):
+                continue
+            new = None if b == 0 else float(self._sorted[b - 1][0])
+            old = self._cuts[i]
+            if new == old:
+                continue
+            self._cuts[i] = new
+            a = float("-inf") if old is None else old
+            z = float("-inf") if new is None else new
+            moved.append((share, min(a, z), max(a, z)))
+        return moved
+
+    def between(self, lo: float, hi: float) -> Iterator[str]:
+        """Customers with a value in ``(lo, hi]`` (those a cut moving from lo to hi crossed)."""
+        start = 0 if lo == float("-inf") else self._sorted.bisect_left((lo, 1))
+        end = self._sorted.bisect_left((hi, 1))
+        for _v, _z, cid in self._sorted.islice(start, end):
+            yield cid
+
+    def load(self, items: Iterable[tuple[str, float]]) -> None:
+        """Replace the population with ``items`` in one go (a rebuild), cut values included."""
+        self._value = dict(items)
+        self._sorted = SortedList((v, 0, c) for c, v in self._value.items())
+        self._cuts = [self.cut(s) for s in self.shares]
