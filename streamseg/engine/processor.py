@@ -238,9 +238,7 @@ class Engine:
         if state.withdrawn:
             return
         for seg in self.segmenters:
-            fn = getattr(seg, "restore", None)  # only segmenters with a population model
-            if fn is not None:
-                fn(state)
+            seg.restore(state)
 
     def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
         """(raw verdict of segmenter ``name`` at ``now``, whether the published label

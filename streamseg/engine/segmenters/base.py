@@ -60,6 +60,11 @@ class Segmenter(Protocol):
         """Drop the customer from population models (erasure, withdrawal; rules: no-op)."""
         ...
 
+    def restore(self, state: CustomerState) -> None:
+        """Put a state restored from the table (restart, rebalance) back into population
+        models, without re-evaluating it (rules: no-op)."""
+        ...
+
     def due(self, state: CustomerState, after: float) -> float | None:
         """Earliest event time > ``after`` at which the verdict for an idle ``state``
         (or the release of a held demotion) may change with no event; None = never."""
@@ -86,14 +91,18 @@ class NoPopulation:
     """Population-model methods of a segmenter that has none (pure rules).
 
     >>> p = NoPopulation()
-    >>> p.learn(CustomerState.new("c", 0.0), 0.0), p.forget("c"), p.moved()
-    (None, None, [])
+    >>> s = CustomerState.new("c", 0.0)
+    >>> p.learn(s, 0.0), p.forget("c"), p.restore(s), p.moved()
+    (None, None, None, [])
     """
 
     def learn(self, state: CustomerState, now: float) -> None:
         return None
 
     def forget(self, customer_id: str) -> None:
+        return None
+
+    def restore(self, state: CustomerState) -> None:
         return None
 
     def moved(self) -> list[str]:

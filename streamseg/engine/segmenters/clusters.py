@@ -139,6 +139,11 @@ class ClusterSegmenter:
             if model is not None:
                 self._use(model, now)
 
+    def restore(self, state: CustomerState) -> None:
+        """No-op: a restarted trainer samples customers again from their next events
+        (followers score with the adopted snapshot meanwhile)."""
+        return None
+
     def forget(self, customer_id: str) -> None:
         self.local.pop(customer_id, None)
         self.population.drop(customer_id)
