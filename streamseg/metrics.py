@@ -221,6 +221,19 @@ class Metrics:
         for segmenter, current in segments.items():
             self.segment_size.labels(segmenter=segmenter, segment=current[0]).dec()
 
+    def declare_segments(self, known: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Create the segment-size series of every (segmenter, segment) known in advance.
+
+        >>> m = Metrics(CollectorRegistry())
+        >>> m.declare_segments([("frequency", ("high", "low"))])
+        >>> m.registry.get_sample_value(
+        ...     "streamseg_segment_customers", {"segmenter": "frequency", "segment": "low"})
+        0.0
+        """
+        for segmenter, segments in known:
+            for segment in segments:
+                self.segment_size.labels(segmenter=segmenter, segment=segment)
+
     def recount(self, segments: Iterable[Mapping[str, list[Any]]]) -> int:
         """Reset the segment gauges and table size from the states this worker holds.
 

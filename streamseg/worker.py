@@ -25,7 +25,10 @@ log = logging.getLogger(__name__)
 def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Streamseg, Ingest]:
     """Build the app and wire the engine into it (no I/O yet)."""
     ss = build_app(settings)
-    ingest = register(ss, Engine(settings), metrics or Metrics())
+    engine = Engine(settings)
+    metrics = metrics or Metrics()
+    metrics.declare_segments((seg.name, seg.segments()) for seg in engine.segmenters)
+    ingest = register(ss, engine, metrics)
     if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
         register_web(ss, ingest.engine, ingest.clock.now)
     return ss, ingest

@@ -124,3 +124,27 @@ def test_exposition_passes_promtool(promtool: str) -> None:
     check = subprocess.run([promtool, "check", "metrics"], input=generate_latest(reg),
                            capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
+
+
+def test_segment_series_of_rule_segmenters_exist_from_start_and_cover_every_verdict() -> None:
+    from streamseg.config import Settings
+    from streamseg.engine.flaps import simulated
+    from streamseg.engine.processor import Engine
+
+    cfg = Settings(rfm_warmup_days=0.0, rfm_min_samples=5)
+    engine = Engine(cfg)
+    _reg, m = fresh()
+    m.declare_segments((seg.name, seg.segments()) for seg in engine.segmenters)
+    declared = {(s.labels["segmenter"], s.labels["segment"])
+                for fam in m.segment_size.collect() for s in fam.samples}
+    assert ("lifecycle", "inactive_prospect") in declared and ("rfm", "cannot_lose") in declared
+    assert not any(name == "cluster" for name, _ in declared)  # ids come from the model
+    states: dict[str, object] = {}
+    assigned: set[tuple[str, str]] = set()
+    for ev in simulated(customers=60, days=120.0, seed=3):
+        out = engine.apply(states.get(ev.customer_id), ev)  # type: ignore[arg-type]
+        states[ev.customer_id] = out.state
+        assigned |= {(c["segmenter"], c["to_segment"]) for c in out.changes
+                     if c.get("segmenter") != "cluster"}
+    assert {name for name, _ in assigned} >= {"frequency", "lifecycle", "rfm", "channel"}
+    assert assigned <= declared  # a verdict outside segments() would be a series created late

@@ -86,6 +86,11 @@ class Segmenter(Protocol):
         """A readable name for ``segment``."""
         ...
 
+    def segments(self) -> tuple[str, ...]:
+        """Every segment id this segmenter can assign, when fixed in advance (metrics
+        declare them at start); () when ids come from a model (clusters)."""
+        ...
+
 
 class NoPopulation:
     """Population-model methods of a segmenter that has none (pure rules).

@@ -152,3 +152,6 @@ class ChannelSegmenter(NoPopulation):
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)
+
+    def segments(self) -> tuple[str, ...]:
+        return tuple(NAMES)

@@ -277,6 +277,10 @@ class ClusterSegmenter:
                 best = max(t, after) + STEP_S
         return best
 
+    def segments(self) -> tuple[str, ...]:
+        """(): cluster ids come from the model (their series appear with it)."""
+        return ()
+
     def describe(self, segment: str) -> str:
         if self.assigner is None:
             return segment

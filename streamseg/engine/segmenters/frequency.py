@@ -184,3 +184,6 @@ class FrequencySegmenter(NoPopulation):
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)
+
+    def segments(self) -> tuple[str, ...]:
+        return tuple(NAMES)

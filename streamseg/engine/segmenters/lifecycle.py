@@ -121,3 +121,6 @@ class LifecycleSegmenter(NoPopulation):
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)
+
+    def segments(self) -> tuple[str, ...]:
+        return tuple(NAMES)

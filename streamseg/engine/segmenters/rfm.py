@@ -401,3 +401,6 @@ class RFMSegmenter:
 
     def describe(self, segment: str) -> str:
         return NAMES.get(segment, segment)
+
+    def segments(self) -> tuple[str, ...]:
+        return tuple(NAMES)
