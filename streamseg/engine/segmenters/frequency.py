@@ -64,6 +64,7 @@ from streamseg.engine.segmenters.base import (
     Assignment,
     NoPopulation,
     Trigger,
+    first_after,
 )
 
 NAMES = {
@@ -149,26 +150,21 @@ class FrequencySegmenter(NoPopulation):
         lp = state.last_purchase
         if lp is None:
             return None
-        t = lp + self.lapsed_s + STEP_S
-        best = t if t > after else None
+        times = [lp + self.lapsed_s + STEP_S]
         gap = mean_gap_days(state)
         if gap is None:
-            return best
+            return first_after(after, times)
         published = state.segments.get(self.name)
         if published is None:
             marks = self.marks
         else:
             end = self.band.get(published[0])
             if end is None:
-                return best  # low, lapsed, one_time: only lapsing is left
+                return first_after(after, times)  # low, lapsed, one_time: only lapsing is left
             marks = [end]
         first = state.first_purchase if state.first_purchase is not None else lp
-        for m in marks:
-            if m >= gap:
-                t = first + state.purchases * m * DAY + STEP_S
-                if t > after and (best is None or t < best):
-                    best = t
-        return best
+        times += [first + state.purchases * m * DAY + STEP_S for m in marks if m >= gap]
+        return first_after(after, times)
 
     def hold(
         self, state: CustomerState, current: str, verdict: Assignment, now: float,

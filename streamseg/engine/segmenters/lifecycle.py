@@ -92,19 +92,12 @@ class LifecycleSegmenter(NoPopulation):
         if lp is None:
             ref = state.last_seen
             return first_after(after, [ref + self.at_risk_s + STEP_S, ref + self.held_s + STEP_S])
-        best: float | None = None
-        for t in (
-            lp + self.at_risk_s,
-            lp + self.held_s,
-            lp + self.lapsed_s,
-            None if state.first_purchase is None else state.first_purchase + self.new_s,
-            None if state.reactivated_at is None else state.reactivated_at + self.reactivated_s,
-        ):
-            if t is not None:
-                t += STEP_S
-                if t > after and (best is None or t < best):
-                    best = t
-        return best
+        times = [lp + self.at_risk_s, lp + self.held_s, lp + self.lapsed_s]
+        if state.first_purchase is not None:
+            times.append(state.first_purchase + self.new_s)
+        if state.reactivated_at is not None:
+            times.append(state.reactivated_at + self.reactivated_s)
+        return first_after(after, [t + STEP_S for t in times])
 
     def hold(
         self, state: CustomerState, current: str, verdict: Assignment, now: float,
