@@ -7,7 +7,9 @@ latest clock-free features and last activity time. A customer who produces few
 events (lapsed, seasonal) weighs as much as a daily visitor.
 
 :func:`fit` clusters the scaled sample with Lloyd's algorithm from two kinds
-of start: the previous centroids (warm) and ``inits`` seeded k-means++ draws;
+of start: the previous centroids (warm) and ``inits`` seeded k-means++ draws
+(the segmenter asks for draws on a cadence only: between them a refit is Lloyd
+from the previous centroids, a few matrix products);
 a fresh solution replaces the warm one only if it lowers the inertia by more
 than :data:`SWITCH_GAIN` (the clusters stay put while the population does).
 Clusters with less than ``min_share`` of the sample are dropped one at a time
@@ -89,64 +91,80 @@ class Population:
         return len(self.rows)
 
 
+def _cross(points: Array, centers: Array) -> Array:
+    """``|c|^2 - 2 p.c`` for every point and centre: the squared distance less ``|p|^2``."""
+    return (centers * centers).sum(axis=1)[None, :] - 2.0 * (points @ centers.T)
+
+
 def lloyd(points: Array, centers: Array, rounds: int = LLOYD_ROUNDS) -> tuple[Array, Array]:
     """Lloyd iterations from ``centers``; returns the centers and each point's label.
 
-    An empty cluster keeps its centre.
+    Stops when no label changes. An empty cluster keeps its centre. Distances
+    are expanded (``|p|^2 - 2 p.c + |c|^2``, one matrix product per round) and
+    the means are one product with the label indicator matrix.
     """
-    labels = np.zeros(len(points), dtype=np.int64)
+    centers = np.array(centers, dtype=np.float64)
+    k = len(centers)
+    labels = _cross(points, centers).argmin(axis=1)
+    eye = np.eye(k)
     for _ in range(rounds):
-        d = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-        labels = d.argmin(axis=1)
-        moved = centers.copy()
-        for j in range(len(centers)):
-            mine = points[labels == j]
-            if len(mine):
-                moved[j] = mine.mean(axis=0)
-        if np.array_equal(moved, centers):
+        counts = np.bincount(labels, minlength=k)
+        sums = eye[labels].T @ points
+        full = counts > 0
+        centers[full] = sums[full] / counts[full, None]
+        new = _cross(points, centers).argmin(axis=1)
+        if np.array_equal(new, labels):
             break
-        centers = moved
-    d = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-    return centers, d.argmin(axis=1)
+        labels = new
+    return centers, labels
 
 
 def inertia(points: Array, centers: Array) -> float:
-    d = ((points[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
-    return float(d.min(axis=1).sum())
+    d = _cross(points, centers).min(axis=1) + (points * points).sum(axis=1)
+    return float(np.maximum(d, 0.0).sum())
 
 
 def kmeans_pp(points: Array, k: int, rng: np.random.Generator) -> Array:
     """k-means++ seeding (seeded); fewer than ``k`` centres if the points run out."""
-    centers = [points[int(rng.integers(len(points)))]]
+    first = points[int(rng.integers(len(points)))]
+    centers = [first]
+    d2 = ((points - first) ** 2).sum(axis=1)
     while len(centers) < k:
-        d2 = ((points[:, None, :] - np.array(centers)[None, :, :]) ** 2).sum(axis=2).min(axis=1)
         total = float(d2.sum())
         if total <= 0.0:
             break
-        centers.append(points[int(rng.choice(len(points), p=d2 / total))])
+        nxt = points[int(rng.choice(len(points), p=d2 / total))]
+        centers.append(nxt)
+        d2 = np.minimum(d2, ((points - nxt) ** 2).sum(axis=1))
     return np.array(centers)
 
 
 def fit(points: Array, k: int, seed: int, warm: Array | None = None,
-        min_share: float = 0.0, inits: int = INITS) -> tuple[Array, Array]:
+        min_share: float = 0.0, inits: int = INITS, lazy: bool = False) -> tuple[Array, Array]:
     """Centroids of ``points`` (scaled) and the share of points of each.
 
     ``warm`` (the previous centroids in the same scaled space) is kept unless the
-    best seeded k-means++ start beats it by :data:`SWITCH_GAIN` (both after
-    dropping tiny clusters).
+    best of ``inits`` seeded k-means++ starts beats it by :data:`SWITCH_GAIN` (both
+    after dropping tiny clusters). ``lazy`` (with ``warm``): Lloyd from ``warm``
+    only, unless it had to drop a cluster (the cheap refit between reseeds, see
+    ``RESEED_EVERY`` in the segmenter).
     """
+    kept: tuple[float, Array, Array] | None = None
+    if warm is not None and len(warm):
+        centers, shares = _drop_tiny(points, warm, min_share)
+        if lazy and len(centers) == len(warm):
+            return centers, shares
+        kept = (inertia(points, centers), centers, shares)
     rng = np.random.default_rng(seed)
     best: tuple[float, Array, Array] | None = None
-    for _ in range(inits):
+    for _ in range(max(inits, 1)):
         centers, shares = _drop_tiny(points, kmeans_pp(points, k, rng), min_share)
         score = inertia(points, centers)
         if best is None or score < best[0]:
             best = (score, centers, shares)
     assert best is not None
-    if warm is not None and len(warm):
-        centers, shares = _drop_tiny(points, warm, min_share)
-        if best[0] >= inertia(points, centers) * (1.0 - SWITCH_GAIN):
-            return centers, shares
+    if kept is not None and best[0] >= kept[0] * (1.0 - SWITCH_GAIN):
+        return kept[1], kept[2]
     return best[1], best[2]
 
 

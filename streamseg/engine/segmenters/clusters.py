@@ -12,8 +12,9 @@ basket of a customer who never bought is unknown and scales to the mean.
 Training (the one worker that trains, and replays) keeps a deterministic
 sample of *customers* (:class:`~streamseg.engine.clusterfit.Population`: at
 most ``cluster_sample_size``, customers with ``MIN_SESSIONS`` visits or more)
-and refits it (:func:`~streamseg.engine.clusterfit.fit`, seeded k-means warm
-started from the current centroids) every ``cluster_refresh_every`` learned
+and refits it (:func:`~streamseg.engine.clusterfit.fit`: Lloyd warm started
+from the current centroids, with seeded k-means++ restarts competing on every
+:data:`RESEED_EVERY`-th refit only) every ``cluster_refresh_every`` learned
 events from ``cluster_warmup`` on, once the sample holds
 ``cluster_min_customers`` customers: **no model exists before that**, so no
 customer is labelled by an untrained one. A refit becomes a new published
@@ -87,6 +88,8 @@ MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (r
 DWELL_FACTOR = 5.0  # the hold margin is this much wider within flap_window_s of a change
 PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
 SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
+RESEED_EVERY = 10  # refits: k-means++ restarts compete on every 10th (or when Lloyd from the
+#                   current model loses a cluster); in between, Lloyd from the current model only
 
 
 class ClusterSegmenter:
@@ -106,6 +109,7 @@ class ClusterSegmenter:
         self.local: dict[str, list[Any]] = {}
         self._moved: dict[str, None] = {}
         self.learned = 0
+        self.refits = 0
         self.model: ClusterModel | None = None
         self.assigner: Assigner | None = None
 
@@ -175,8 +179,10 @@ class ClusterSegmenter:
         if prev is not None:
             old = {seg: rescale(prev.raw(c)) for seg, c in sorted(prev.centers.items())}
         warm = np.array(list(old.values())) if old else None
+        lazy = self.refits % RESEED_EVERY != 0
+        self.refits += 1
         centers, shares = fit(points, self.settings.cluster_k, self.settings.cluster_seed,
-                              warm, self.settings.cluster_min_share)
+                              warm, self.settings.cluster_min_share, lazy=lazy)
         new = {i: [float(x) for x in c] for i, c in enumerate(centers)}
         labels, next_id = match(old, new, 1 if prev is None else prev.next_id)
         segs = {labels[i]: vec for i, vec in new.items()}
