@@ -93,7 +93,8 @@ class Population:
 
 def _cross(points: Array, centers: Array) -> Array:
     """``|c|^2 - 2 p.c`` for every point and centre: the squared distance less ``|p|^2``."""
-    return (centers * centers).sum(axis=1)[None, :] - 2.0 * (points @ centers.T)
+    out: Array = (centers * centers).sum(axis=1)[None, :] - 2.0 * (points @ centers.T)
+    return out
 
 
 def lloyd(points: Array, centers: Array, rounds: int = LLOYD_ROUNDS) -> tuple[Array, Array]:
