@@ -129,6 +129,8 @@ class Engine:
         self.hysteresis = settings.hysteresis
         self.dwell_s = settings.min_dwell_s if settings.hysteresis else 0.0
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
+        # customer -> indices of the segmenters whose population moved for it (see moved)
+        self._moved: dict[str, set[int]] = {}
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -206,18 +208,23 @@ class Engine:
         return out
 
     def rescore(self, state: CustomerState, now: float) -> Outcome:
-        """Re-evaluate every segmenter at ``now`` (trigger ``population``).
+        """Re-evaluate at ``now`` (trigger ``population``) the segmenters that moved for ``state``.
 
         For the customers :meth:`moved` names: a population model moved, so their
-        verdict may have changed although they did nothing. Time-driven moves
-        due before ``now`` come first (trigger ``clock``). Evaluated at
-        ``max(now, floor(state))`` so a customer's changes stay in event-time order.
+        verdict may have changed although they did nothing. Only the segmenters
+        whose ``moved()`` named the customer are evaluated (all of them for a
+        customer :meth:`moved` did not name). Time-driven moves due before ``now``
+        come first (trigger ``clock``). Evaluated at ``max(now, floor(state))`` so
+        a customer's changes stay in event-time order.
         """
+        which = self._moved.pop(state.customer_id, None)
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
         at = max(now, floor(state))
         out = self._catch_up(state, at, inclusive=False)
-        step = self._evaluate(state, at, "population", self.segmenters)
+        segs = self.segmenters if which is None else [
+            seg for i, seg in enumerate(self.segmenters) if i in which]
+        step = self._evaluate(state, at, "population", segs)
         out.changes += step.changes
         if out.changes:
             out.render(self, state, at)
@@ -226,11 +233,21 @@ class Engine:
         return out
 
     def moved(self) -> list[str]:
-        """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated."""
+        """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated.
+
+        The engine remembers which segmenters named each customer until its
+        :meth:`rescore` (so that evaluates those only).
+        """
         out: dict[str, None] = {}
-        for seg in self.segmenters:
+        pending = self._moved
+        for i, seg in enumerate(self.segmenters):
             for cid in seg.moved():
                 out[cid] = None
+                which = pending.get(cid)
+                if which is None:
+                    pending[cid] = {i}
+                else:
+                    which.add(i)
         return list(out)
 
     def restore(self, state: CustomerState) -> None:
@@ -363,6 +380,7 @@ class Engine:
             # the erased profile's (sequences restart at 1).
             for seg in self.segmenters:
                 seg.forget(event.customer_id)
+            self._moved.pop(event.customer_id, None)
             marker = CustomerState.new(event.customer_id, event.ts)
             marker.withdrawn = True
             marker.erased = True
@@ -380,6 +398,7 @@ class Engine:
         if state.withdrawn:
             for seg in self.segmenters:
                 seg.forget(event.customer_id)
+            self._moved.pop(event.customer_id, None)
         else:
             self.restore(state)  # consent back: into the population models again
         return Outcome(state)

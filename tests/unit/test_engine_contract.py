@@ -2,7 +2,8 @@
 
 A toy population segmenter (``above`` / ``below`` the population's mean spend)
 checks that ``Engine.moved`` drains every segmenter, ``Engine.rescore`` publishes
-with trigger ``population`` and honours ``hold``, and that a clock tick
+with trigger ``population``, honours ``hold`` and evaluates only the segmenters
+that named the customer, and that a clock tick
 evaluates only the segmenters due at that instant.
 """
 
@@ -103,6 +104,22 @@ def test_rescore_honours_the_segmenters_hold() -> None:
     assert eng.verdict(a, "spend", 1 * DAY) == ("below", True)
     assert Engine(Settings(hysteresis=False), eng.segmenters).verdict(a, "spend", DAY) == (
         "below", False)
+
+
+def test_rescore_evaluates_only_the_segmenters_that_moved() -> None:
+    quiet, loud = MeanSpend(), MeanSpend()
+    quiet.name = "quiet"
+    quiet.learn = lambda state, now: None  # type: ignore[method-assign]  # never moves anyone
+    eng = Engine(Settings(), [quiet, loud])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    eng.apply(None, buy("e2", "b", 1, 30.0))
+    assert a is not None and eng.moved() == ["a"]
+    before = (quiet.assigned, loud.assigned)
+    out = eng.rescore(a, 1 * DAY)
+    assert [(c["segmenter"], c["to_segment"]) for c in out.changes] == [("spend", "below")]
+    assert (quiet.assigned, loud.assigned) == (before[0], before[1] + 1)
+    eng.rescore(a, 1 * DAY)  # not named by moved() since: every segmenter, as before
+    assert (quiet.assigned, loud.assigned) == (before[0] + 1, before[1] + 2)
 
 
 def test_erasure_and_withdrawal_forget_the_customer() -> None:
