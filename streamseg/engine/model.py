@@ -217,7 +217,7 @@ class Assigner:
     0.1
     """
 
-    __slots__ = ("centers", "names", "reasons", "scaler", "titles", "version")
+    __slots__ = ("_pairs", "_vecs", "centers", "names", "reasons", "scaler", "titles", "version")
 
     def __init__(self, model: ClusterModel) -> None:
         self.version = model.version
@@ -233,6 +233,15 @@ class Assigner:
         self.names = {seg: model.description(seg) for seg in self.centers}
         self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
         self.titles = {seg: f"Cluster {seg}: {name}" for seg, name in self.names.items()}
+        # for next_change: the centroids in order, and per pair (i, j, ids, the slope of
+        # |z - a|^2 - |z - b|^2 in the recency coordinate, 2 * the distance between them)
+        items = list(self.centers.items())
+        self._vecs = [c for _, c in items]
+        self._pairs = [
+            (i, j, sa, sb, -2.0 * (ca[RECENCY] - cb[RECENCY]), 2.0 * math.dist(ca, cb))
+            for i, (sa, ca) in enumerate(items)
+            for j, (sb, cb) in enumerate(items) if j > i
+        ]
 
     def scale(self, values: list[float]) -> list[float]:
         """Raw feature values (in :data:`FEATURES` order) -> z-scores; NaN -> 0."""
@@ -292,23 +301,18 @@ class Assigner:
             return None
         r0 = z[RECENCY]
         best: float | None = None
-        items = list(self.centers.items())
-        sq = {seg: sum((x - c) ** 2 for x, c in zip(z, cen, strict=True)) for seg, cen in items}
-        for i, (sa, ca) in enumerate(items):
-            for sb, cb in items[i + 1:]:
-                slope = -2.0 * (ca[RECENCY] - cb[RECENCY])  # d/dr of |z-a|^2 - |z-b|^2
-                level = sq[sa] - sq[sb]
-                targets = [0.0]
-                if current in (sa, sb):
-                    gap = math.dist(ca, cb)
-                    sign = 1.0 if current == sa else -1.0  # past(z, current, other) >= margin
-                    targets.append(sign * 2.0 * gap * margin)
-                for target in targets:
-                    if slope == 0.0:
-                        continue
-                    r = r0 + (target - level) / slope
-                    if r > r0 and (best is None or r < best):
-                        best = r
+        sq = [sum((x - c) ** 2 for x, c in zip(z, cen, strict=True)) for cen in self._vecs]
+        for i, j, sa, sb, slope, twogap in self._pairs:
+            if slope == 0.0:
+                continue
+            level = sq[i] - sq[j]
+            r = r0 + (0.0 - level) / slope
+            if r > r0 and (best is None or r < best):
+                best = r
+            if current in (sa, sb):  # past(z, current, other) >= margin
+                r = r0 + ((twogap if current == sa else -twogap) * margin - level) / slope
+                if r > r0 and (best is None or r < best):
+                    best = r
         return best
 
     def recency_time(self, r: float, last_seen: float, grace_days: float) -> float:

@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 
 from streamseg.config import Settings
-from streamseg.engine.clusterfeatures import recency, static, vector
+from streamseg.engine.clusterfeatures import recency, static
 from streamseg.engine.clusterfit import Population, fit
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import (
@@ -112,6 +112,25 @@ class ClusterSegmenter:
         self.refits = 0
         self.model: ClusterModel | None = None
         self.assigner: Assigner | None = None
+        self._row: tuple[tuple[float, ...], list[float]] | None = None  # see _static
+
+    def _static(self, state: CustomerState) -> list[float]:
+        """:func:`static` of ``state``, remembered while its inputs stay the same
+        (learn, assign, hold and due of one evaluation read the same row)."""
+        d = state.d_devices
+        key = (state.decay_ts, state.first_seen, state.d_purchases, state.purchases,
+               state.monetary, state.d_sessions, state.d_page_views, state.d_cart_adds,
+               d[0], d[1], d[2], d[3])
+        row = self._row
+        if row is not None and row[0] == key:
+            return row[1]
+        vals = static(state, self.half_life)
+        self._row = (key, vals)
+        return vals
+
+    def _vector(self, state: CustomerState, now: float) -> list[float]:
+        """:func:`vector` of ``state`` at ``now`` (the static part from :meth:`_static`)."""
+        return [*self._static(state), recency(state.last_seen, now, self.grace)]
 
     @property
     def version(self) -> int | None:
@@ -124,7 +143,7 @@ class ClusterSegmenter:
             self.learned += 1
         if state.sessions >= MIN_SESSIONS:
             cid = state.customer_id
-            row = static(state, self.half_life)
+            row = self._static(state)
             entry = self.local.get(cid)
             if entry is None:
                 cur = state.segments.get(self.name)
@@ -236,7 +255,7 @@ class ClusterSegmenter:
         a = self.assigner
         if a is None or state.sessions < MIN_SESSIONS:
             return None
-        seg, margin = a.assign(vector(state, now, self.grace, self.half_life))
+        seg, margin = a.assign(self._vector(state, now))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
 
     def margin_at(self, since: float | None, now: float) -> float:
@@ -255,7 +274,7 @@ class ClusterSegmenter:
             return False
         cur = state.segments.get(self.name)
         since = None if cur is None else float(cur[1])
-        z = a.scale(vector(state, now, self.grace, self.half_life))
+        z = a.scale(self._vector(state, now))
         return a.past(z, current, verdict.segment) < self.margin_at(since, now)
 
     def due(self, state: CustomerState, after: float) -> float | None:
@@ -264,7 +283,7 @@ class ClusterSegmenter:
         label, since = (None, None) if cur is None else (str(cur[0]), float(cur[1]))
         t = None
         if a is not None and state.sessions >= MIN_SESSIONS:
-            z = a.scale(vector(state, after, self.grace, self.half_life))
+            z = a.scale(self._vector(state, after))
             t = self._due_from(a, z, label, since, state.last_seen, after)
         entry = self.local.get(state.customer_id)
         if entry is not None:
