@@ -41,6 +41,7 @@ Examples
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from sortedcontainers import SortedList
@@ -69,6 +70,9 @@ class Ranking:
         self._sorted: SortedList = SortedList()
         self._value: dict[str, float] = {}
         self._cuts: list[float | None] = [None] * len(self.shares)
+        self._ascending = self.shares == sorted(self.shares)
+        self._n = -1  # the population size of ``_at``
+        self._at: list[int] = []  # per share, its cut position (cut_index) at ``_n`` values
 
     def __len__(self) -> int:
         return len(self._value)
@@ -102,15 +106,16 @@ class Ranking:
         old = self._value.get(customer_id)
         if old == value:
             return []
-        n_before = len(self._sorted)
+        ranked = self._sorted
+        n_before = len(ranked)
         lo = hi = None
         if old is not None:
             key: Key = (old, 0, customer_id)
-            lo = hi = self._sorted.index(key)
-            self._sorted.remove(key)
+            lo = hi = ranked.bisect_left(key)  # its index: the key is there
+            ranked.remove(key)
         key = (value, 0, customer_id)
-        self._sorted.add(key)
-        j = self._sorted.index(key)
+        j = ranked.bisect_left(key)  # its index once added: keys are unique
+        ranked.add(key)
         self._value[customer_id] = value
         lo = j if lo is None else min(lo, j)
         hi = len(self._sorted) - 1 if old is None else max(hi or 0, j)
@@ -123,20 +128,29 @@ class Ranking:
             return []
         n_before = len(self._sorted)
         key: Key = (old, 0, customer_id)
-        i = self._sorted.index(key)
+        i = self._sorted.bisect_left(key)
         self._sorted.remove(key)
         return self._rewatch(i, n_before - 1, n_before)
 
     def _rewatch(self, lo: int, hi: int, n_before: int) -> list[Range]:
         """Recompute the cut values whose position ``[lo, hi]`` touched; the ranges they moved."""
-        n = len(self._sorted)
-        same_n = n == n_before
+        ranked = self._sorted
+        n = len(ranked)
+        if n != self._n:  # the cut positions of every share, for this population size
+            self._n = n
+            self._at = [(share * n + BP - 1) // BP for share in self.shares]  # cut_index
+        at = self._at
+        if n == n_before and self._ascending:  # only the cuts at positions lo + 1 .. hi + 1
+            first, last = bisect_right(at, lo), bisect_right(at, hi + 1)
+        else:
+            first, last = 0, len(at)
         moved: list[Range] = []
-        for i, share in enumerate(self.shares):
-            b = (share * n + BP - 1) // BP  # cut_index, inlined (hot)
-            if not lo < b <= hi + 1 and (same_n or b == (share * n_before + BP - 1) // BP):
+        for i in range(first, last):
+            b = at[i]
+            share = self.shares[i]
+            if not lo < b <= hi + 1 and (n == n_before or b == (share * n_before + BP - 1) // BP):
                 continue
-            new = None if b == 0 else float(self._sorted[b - 1][0])
+            new = None if b == 0 else float(ranked[b - 1][0])
             old = self._cuts[i]
             if new == old:
                 continue
