@@ -113,6 +113,9 @@ class ClusterSegmenter:
         self.model: ClusterModel | None = None
         self.assigner: Assigner | None = None
         self._row: tuple[tuple[float, ...], list[float]] | None = None  # see _static
+        self._zmemo: tuple[Assigner, list[float], float, list[float]] | None = None  # see _z
+        # (z, label, margin, Assigner.next_change of them): see _due_from
+        self._ncmemo: tuple[list[float], str | None, float, float | None] | None = None
 
     def _static(self, state: CustomerState) -> list[float]:
         """:func:`static` of ``state``, remembered while its inputs stay the same
@@ -128,9 +131,17 @@ class ClusterSegmenter:
         self._row = (key, vals)
         return vals
 
-    def _vector(self, state: CustomerState, now: float) -> list[float]:
-        """:func:`vector` of ``state`` at ``now`` (the static part from :meth:`_static`)."""
-        return [*self._static(state), recency(state.last_seen, now, self.grace)]
+    def _z(self, a: Assigner, state: CustomerState, now: float) -> list[float]:
+        """The scaled vector of ``state`` at ``now``, remembered while the model, the
+        static row (:meth:`_static`) and the recency stay the same."""
+        row = self._static(state)
+        rec = recency(state.last_seen, now, self.grace)
+        m = self._zmemo
+        if m is not None and m[0] is a and m[1] is row and m[2] == rec:
+            return m[3]
+        z = a.scale([*row, rec])
+        self._zmemo = (a, row, rec, z)
+        return z
 
     @property
     def version(self) -> int | None:
@@ -255,7 +266,7 @@ class ClusterSegmenter:
         a = self.assigner
         if a is None or state.sessions < MIN_SESSIONS:
             return None
-        seg, margin = a.assign(self._vector(state, now))
+        seg, margin = a.nearest(self._z(a, state, now))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
 
     def margin_at(self, since: float | None, now: float) -> float:
@@ -274,7 +285,7 @@ class ClusterSegmenter:
             return False
         cur = state.segments.get(self.name)
         since = None if cur is None else float(cur[1])
-        z = a.scale(self._vector(state, now))
+        z = self._z(a, state, now)
         return a.past(z, current, verdict.segment) < self.margin_at(since, now)
 
     def due(self, state: CustomerState, after: float) -> float | None:
@@ -283,7 +294,7 @@ class ClusterSegmenter:
         label, since = (None, None) if cur is None else (str(cur[0]), float(cur[1]))
         t = None
         if a is not None and state.sessions >= MIN_SESSIONS:
-            z = a.scale(self._vector(state, after))
+            z = self._z(a, state, after)
             t = self._due_from(a, z, label, since, state.last_seen, after)
         entry = self.local.get(state.customer_id)
         if entry is not None:
@@ -295,7 +306,13 @@ class ClusterSegmenter:
         best = None
         if since is not None and after < since + self.dwell:
             best = since + self.dwell + STEP_S  # the wider margin ends
-        r = a.next_change(z, label, self.margin_at(since, after))
+        margin = self.margin_at(since, after)
+        nc = self._ncmemo
+        if nc is not None and nc[0] is z and nc[1] == label and nc[2] == margin:
+            r = nc[3]
+        else:
+            r = a.next_change(z, label, margin)
+            self._ncmemo = (z, label, margin, r)
         if r is not None:
             t = a.recency_time(r, last_seen, self.grace)
             if t != math.inf and (best is None or max(t, after) + STEP_S < best):
