@@ -415,10 +415,13 @@ class Engine:
                 continue
             current = published.get(seg.name)
             if current is not None:
-                if current[0] == verdict.segment:
-                    if verdict.model_version is None and not state.pending:
-                        continue  # the usual case: nothing to confirm or refresh
-                elif self.hysteresis and seg.hold(state, current[0], verdict, now, trigger):
+                if current[0] == verdict.segment:  # the usual case: what confirm does
+                    if state.pending:
+                        state.pending.pop(seg.name, None)
+                    if verdict.model_version is not None:
+                        current[3] = verdict.model_version  # refresh the version
+                    continue
+                if self.hysteresis and seg.hold(state, current[0], verdict, now, trigger):
                     if state.pending:
                         state.pending.pop(seg.name, None)
                     continue
