@@ -340,6 +340,7 @@ class Settings:
     topic_clickstream: str = setting("clickstream", check=topic_name)
     topic_purchases: str = setting("purchases", check=topic_name)
     topic_consent: str = setting("customer-consent", check=topic_name)
+    topic_profiles: str = setting("customer-profiles", check=topic_name)
     topic_changes: str = setting("segment-changes", check=topic_name)
     topic_segments: str = setting("customer-segments", check=topic_name)
     # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",

@@ -31,6 +31,7 @@ def topic_for(settings: Settings, record: dict[str, Any]) -> str:
         "click": settings.topic_clickstream,
         "purchase": settings.topic_purchases,
         "consent": settings.topic_consent,
+        "profile": settings.topic_profiles,
     }[kind_of(record)]
 
 

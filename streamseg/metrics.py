@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-STREAMS = ("click", "purchase", "consent", "tick")
+STREAMS = ("click", "purchase", "consent", "profile", "tick")
 OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased",
             "out_of_order")
 # the reason codes of streamseg/schemas/dead-letter.schema.json

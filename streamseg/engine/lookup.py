@@ -15,8 +15,8 @@ Examples
 >>> status, body = customer_answer(eng, s, 86400.0)
 >>> status, body["suppressed"], body["segments"]["lifecycle"]["name"]
 (200, False, 'New customer')
->>> body["features"]["days_since_last_purchase"], body["as_of"]
-(1.0, '1970-01-02T00:00:00Z')
+>>> body["features"]["days_since_last_purchase"], body["as_of"], body["attributes"]
+(1.0, '1970-01-02T00:00:00Z', {})
 >>> customer_answer(eng, None, 0.0)
 (404, {'error': 'unknown_customer'})
 >>> sizes = segment_sizes([s])
@@ -47,14 +47,15 @@ def customer_answer(
       so the API does not reveal who asked to be erased);
     * consent withdrawn: 200 with ``suppressed: true``, no segments and no
       features (the customer is not to be targeted; the profile is frozen);
-    * otherwise: 200 with the current segments (names, since when), and the
-      feature summary as of ``as_of`` = max(``now``, the customer's last event).
+    * otherwise: 200 with the current segments (names, since when), the
+      feature summary as of ``as_of`` = max(``now``, the customer's last event),
+      and the profile ``attributes`` (``{}`` when none).
     """
     if state is None or state.erased:
         return 404, dict(UNKNOWN)
     if state.withdrawn:
         return 200, {"customer_id": state.customer_id, "suppressed": True, "as_of": None,
-                     "segments": {}, "features": None}
+                     "segments": {}, "features": None, "attributes": None}
     at = max(now, state.last_seen)
     cfg = engine.settings
     return 200, {
@@ -63,6 +64,7 @@ def customer_answer(
         "as_of": format_ts(at),
         "segments": engine.segment_views(state),
         "features": summary(state, at, cfg.half_life_days, cfg.base_currency),
+        "attributes": dict(state.attributes),
     }
 
 

@@ -41,6 +41,7 @@ from streamseg.engine.features import (
     summary,
     update,
 )
+from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
@@ -153,7 +154,21 @@ class Engine:
         return [self._dues_one(i, state, after) for i in range(len(self.segmenters))]
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
-        """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
+        """Fold ``event`` into ``state`` (which may be None for an unknown customer).
+
+        A profile record (kind ``profile``) is deduplicated, skipped for a
+        withdrawn customer and evaluated (trigger ``event``) like any event, but
+        it only merges attributes (:func:`streamseg.engine.profile.merge`).
+
+        >>> from streamseg.config import Settings
+        >>> eng = Engine(Settings())
+        >>> p = Event("profile", "profile", "p1", "c1", 10.0, attributes={"country": "DE"})
+        >>> out = eng.apply(None, p)
+        >>> out.state.attributes, out.state.events, out.changes
+        ({'country': 'DE'}, 0, [])
+        >>> eng.apply(out.state, p).skipped
+        'duplicate'
+        """
         if event.kind == "consent":
             # (withdrawn, notices so far) before _consent, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
@@ -170,10 +185,17 @@ class Engine:
             # time-driven moves due before this event happen first, at their own event time
             caught = self._catch_up(state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
-        update(state, event, self.settings)
-        now = floor(state)  # never back in time: a late event is evaluated at the latest look
-        for seg in self.segmenters:
-            seg.learn(state, now)
+        if event.attributes is not None:
+            # a profile record: attributes only, no behaviour (no feature, no recency,
+            # nothing for population models to learn); evaluated at its own time
+            # (or at the latest look, if later), so rules on attributes react now
+            merge(state, event.attributes, event.ts)
+            now = max(floor(state), event.ts)
+        else:
+            update(state, event, self.settings)
+            now = floor(state)  # never back in time: a late event is evaluated at the latest look
+            for seg in self.segmenters:
+                seg.learn(state, now)
         out = self._evaluate(state, now, "event", self.segmenters)
         if caught is not None and caught.changes:
             out.changes[:0] = caught.changes

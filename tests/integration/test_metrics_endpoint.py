@@ -144,13 +144,13 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool
 
     # worker health series, present from the start (closed label sets)
     inputs_topics = [settings.topic_clickstream, settings.topic_purchases,
-                     settings.topic_consent, settings.topic_ticks]
+                     settings.topic_consent, settings.topic_profiles, settings.topic_ticks]
     lag = {(lab["topic"], lab["partition"]) for n, lab, _ in parsed
            if n == "streamseg_consumer_lag_records"}
     assert lag == {(t, str(p)) for t in inputs_topics for p in range(2)}
     last = {lab["stream"]: v for n, lab, v in parsed
             if n == "streamseg_last_input_timestamp_seconds"}
-    assert set(last) == {"click", "purchase", "consent", "tick"}
+    assert set(last) == {"click", "purchase", "consent", "profile", "tick"}
     assert last["purchase"] >= started and last["click"] >= started
     errors = {lab["component"] for n, lab, _ in parsed if n == "streamseg_errors_total"}
     assert errors == {"broker", "consumer", "producer", "framework", "streamseg", "other"}

@@ -53,6 +53,7 @@ BAD = [
     ("STREAMSEG_TOPIC_CLICKSTREAM", "click stream", "must be 1-249 of"),
     ("STREAMSEG_TOPIC_PURCHASES", "clickstream", "is also STREAMSEG_TOPIC_CLICKSTREAM"),
     ("STREAMSEG_TOPIC_CONSENT", "..", "must be 1-249 of"),
+    ("STREAMSEG_TOPIC_PROFILES", "a b", "must be 1-249 of"),
     ("STREAMSEG_TOPIC_CHANGES", "x" * 250, "must be 1-249 of"),
     ("STREAMSEG_TOPIC_SEGMENTS", "", "must be 1-249 of"),
     ("STREAMSEG_TOPIC_DEAD_LETTERS", "dl/1", "must be 1-249 of"),
