@@ -391,7 +391,7 @@ class Engine:
             marker.epoch = 1 if state is None else state.epoch + 1
             return Outcome(marker, erased=True)
         if event.type == "consent_granted" and (
-            state is None or (state.withdrawn and state.events == 0)
+            state is None or (state.withdrawn and state.events == 0 and not state.attributes)
         ):
             fresh = CustomerState.new(event.customer_id, event.ts)
             fresh.epoch = 0 if state is None else state.epoch
