@@ -26,6 +26,8 @@ def topic_for(settings: Settings, record: dict[str, Any]) -> str:
 
     >>> topic_for(Settings(), {"type": "purchase"}), topic_for(Settings(), {"type": "search"})
     ('purchases', 'clickstream')
+    >>> topic_for(Settings(), {"attributes": {"country": "DE"}})
+    'customer-profiles'
     """
     return {
         "click": settings.topic_clickstream,
