@@ -41,7 +41,7 @@ Examples
 >>> view["frequency"]["one_time"]["revenue"], view["rfm"]["none"]["orders"]
 (30.0, 2)
 >>> ratios(view["rfm"]["none"])["aov"], ratios(view["rfm"]["none"])["repeat_rate"]
-(20.0, 0.0)
+(20.0, 0.5)
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ class Kpis:
         """Segmenter -> segment -> {revenue, orders, repeat_orders, sessions, converted}."""
         # list(...) copies under the GIL: a scrape thread may read while events are applied
         return {
-            name: {seg: dict(zip(FIELDS, list(cell), strict=True)) for seg, cell in list(per.items())}
+            name: {
+                seg: dict(zip(FIELDS, list(cell), strict=True)) for seg, cell in list(per.items())
+            }
             for name, per in list(self.cells.items())
         }
 

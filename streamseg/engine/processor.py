@@ -33,7 +33,6 @@ from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.consent import notify
 from streamseg.engine.events import Event, format_ts
-from streamseg.engine.kpis import Kpis
 from streamseg.engine.features import (
     NEVER,
     CustomerState,
@@ -42,6 +41,7 @@ from streamseg.engine.features import (
     summary,
     update,
 )
+from streamseg.engine.kpis import Kpis
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
