@@ -53,6 +53,8 @@ NONE = "none"  # the segment of a customer a segmenter has not published (yet)
 # the additive fields of a cell, in storage order
 FIELDS = ("revenue", "orders", "repeat_orders", "sessions", "converted")
 REVENUE, ORDERS, REPEATS, SESSIONS, CONVERTED = range(5)
+# fields summed over workers (the ratios are recomputed from them)
+ADDITIVE = frozenset((*FIELDS, "predicted_sum", "predicted_customers"))
 
 
 class Kpis:
@@ -147,9 +149,6 @@ def merge(parts: Iterable[Mapping[str, Mapping[str, Mapping[str, Any]]]]) -> dic
                     if key in ADDITIVE and value is not None:
                         acc[key] = acc.get(key, 0) + value
     return total
-
-
-ADDITIVE = frozenset((*FIELDS, "predicted_sum", "predicted_customers"))
 
 
 def predicted(
