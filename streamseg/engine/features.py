@@ -56,6 +56,7 @@ class CustomerState:
     reactivated_from: float | None = None
     sessions: int = 0
     last_session: str | None = None
+    converted_session: int = 0  # ordinal (``sessions``) of the latest session with a purchase
     d_events: float = 0.0
     d_purchases: float = 0.0
     d_monetary: float = 0.0

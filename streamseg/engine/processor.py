@@ -5,7 +5,7 @@ The Faust agents and ``streamseg replay`` both call :meth:`Engine.apply` and
 
 Examples
 --------
->>> from streamseg.config import Settings
+>>> from streamseg.config import DAY, Settings
 >>> from streamseg.engine.events import Event
 >>> eng = Engine(Settings())
 >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from streamseg.config import Settings
+from streamseg.config import DAY, Settings
 from streamseg.engine import segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
@@ -41,6 +41,7 @@ from streamseg.engine.features import (
     summary,
     update,
 )
+from streamseg.engine.kpis import Kpis
 from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
@@ -130,6 +131,9 @@ class Engine:
         self.hysteresis = settings.hysteresis
         self.dwell_s = settings.min_dwell_s if settings.hysteresis else 0.0
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
+        self.kpis = Kpis()
+        self._kpi_names = tuple(seg.name for seg in self.segmenters)
+        self._repeat_s = settings.kpi_repeat_days * DAY
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -186,13 +190,16 @@ class Engine:
             caught = self._catch_up(state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
         if event.attributes is not None:
-            # a profile record: attributes only, no behaviour (no feature, no recency,
-            # nothing for population models to learn); evaluated at its own time
+            # a profile record: attributes only, no behaviour (no feature, no recency, no
+            # KPI, nothing for population models to learn); evaluated at its own time
             # (or at the latest look, if later), so rules on attributes react now
             merge(state, event.attributes, event.ts)
             now = max(floor(state), event.ts)
         else:
+            sessions, last = state.sessions, state.last_purchase
             update(state, event, self.settings)
+            if event.kind == "purchase" or (event.kind == "click" and state.sessions != sessions):
+                self._count(state, event, state.sessions != sessions, last)
             now = floor(state)  # never back in time: a late event is evaluated at the latest look
             for seg in self.segmenters:
                 seg.learn(state, now)
@@ -202,6 +209,28 @@ class Engine:
             out.render(self, state, now)
         self._plan(out, state, _earliest(self._dues(state, now)))
         return out
+
+    def _count(
+        self, state: CustomerState, event: Event, session: bool, last: float | None
+    ) -> None:
+        """Credit the event's KPIs to the published segments (before its own changes)."""
+        if event.kind != "purchase":
+            self.kpis.add(state.segments, self._kpi_names, 0.0, False, False, True, False)
+            return
+        repeat = last is not None and 0.0 <= event.ts - last <= self._repeat_s
+        converted = state.converted_session != state.sessions
+        if converted:
+            state.converted_session = state.sessions
+        self.kpis.add(state.segments, self._kpi_names, event.amount, True, repeat, session,
+                      converted)
+
+    def predicted(self, state: CustomerState, now: float) -> float | None:
+        """The customer's predicted value at ``now`` (None: no value segmenter configured).
+
+        A stub until the ``value`` segmenter lands (issue 11); the KPI "mean
+        predicted value" is absent while it returns None.
+        """
+        return None
 
     @staticmethod
     def _plan(out: Outcome, state: CustomerState, due: float | None) -> None:

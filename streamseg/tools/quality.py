@@ -249,7 +249,8 @@ def _unique(events: list[Event], skip: set[str]) -> Iterable[tuple[str, str, flo
     (not activity), no ``skip``."""
     seen: set[tuple[str, str]] = set()
     for e in events:
-        if e.kind in ("consent", "profile") or e.customer_id in skip or (e.customer_id, e.event_id) in seen:
+        if (e.kind in ("consent", "profile") or e.customer_id in skip
+                or (e.customer_id, e.event_id) in seen):
             continue
         seen.add((e.customer_id, e.event_id))
         yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount

@@ -68,6 +68,7 @@ BAD = [
     ("STREAMSEG_DEDUP_WINDOW", "-3", "must be >= 0"),
     ("STREAMSEG_HALF_LIFE_DAYS", "nan", "must be a finite number"),
     ("STREAMSEG_SESSION_GAP_MINUTES", "0", "must be > 0"),
+    ("STREAMSEG_KPI_REPEAT_DAYS", "0", "must be > 0"),
     ("STREAMSEG_ALLOWED_LATENESS_S", "-5", "must be >= 0"),
     ("STREAMSEG_TICK_INTERVAL_S", "0", "must be >= 0.1"),
     ("STREAMSEG_FREQ_HIGH_MAX_DAYS", "0", "must be > 0"),

@@ -109,11 +109,15 @@ def test_a_profile_record_is_not_activity() -> None:
     assert eng.due(s) is None  # nothing to re-evaluate for a profile-only customer
     s = eng.apply(s, click("e1", 2)).state  # an earlier click: first and last seen are its
     assert s is not None and s.first_seen == s.last_seen == T0 + 2 * DAY
+    s = eng.apply(s, buy("b1", 3)).state
+    assert s is not None
     before = (s.events, s.sessions, s.last_seen, s.d_events, list(s.d_channels), s.segments)
+    kpis = eng.kpis.view()
     after = eng.apply(s, profile("p2", 30, age_band="65+")).state
     assert after is not None and after.attributes == {"country": "DE", "age_band": "65+"}
     assert (after.events, after.sessions, after.last_seen, after.d_events,
             list(after.d_channels), after.segments) == before
+    assert kpis and eng.kpis.view() == kpis  # no order, session or revenue counted
 
 
 def test_profile_records_change_no_behavioural_segment_on_the_sample() -> None:
