@@ -340,6 +340,7 @@ class Settings:
     topic_clickstream: str = setting("clickstream", check=topic_name)
     topic_purchases: str = setting("purchases", check=topic_name)
     topic_consent: str = setting("customer-consent", check=topic_name)
+    topic_profiles: str = setting("customer-profiles", check=topic_name)
     topic_changes: str = setting("segment-changes", check=topic_name)
     topic_segments: str = setting("customer-segments", check=topic_name)
     # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",
@@ -360,6 +361,8 @@ class Settings:
     # features
     half_life_days: float = setting(30.0, gt=0)
     session_gap_minutes: float = setting(30.0, gt=0)
+    # KPIs per segment: a purchase at most this many days after the previous one is a repeat
+    kpi_repeat_days: float = setting(30.0, gt=0)
     # event-time clock
     allowed_lateness_s: float = setting(3_600.0, ge=0)
     tick_interval_s: float = setting(5.0, ge=0.1, le=3600)
@@ -408,10 +411,13 @@ class Settings:
     min_dwell_s: float = setting(0.0, ge=0)
     # distance-based segmenters (clusters): keep the current cluster
     min_margin: float = setting(0.5, ge=0)
-    # ``high`` kept while the interval <= high + this
+    # ``high`` kept while the interval <= high + this (at most; see freq_margin_purchases)
     freq_high_margin_days: float = setting(3.0, ge=0)
-    # ``medium`` kept while the interval <= medium + this
-    freq_medium_margin_days: float = setting(7.0, ge=0)
+    # ``medium`` kept while the interval <= medium + this (at most)
+    freq_medium_margin_days: float = setting(0.5, ge=0)
+    # the band is also at most this many purchases' worth of the tier bound spread over the
+    # customer's purchases (bound * this / purchases): narrow for long histories; 0: no such limit
+    freq_margin_purchases: float = setting(2.0, ge=0)
     # at_risk / inactive_prospect after at_risk_days + this
     lifecycle_margin_days: float = setting(0.0, ge=0)
     # a channel segment kept while its share >= dominance - this
