@@ -116,4 +116,7 @@ def test_replay_vs_decode_on_an_events_file(tmp_path: Path, lines: list[bytes]) 
     # decoding alone is a floor the replay cannot beat
     assert 0 < r["ratio"] < 1
     assert r["ratio"] == pytest.approx(r["replay_events_per_s"] / r["decode_events_per_s"])
+    assert 0 < r["ratio_cpu"] < 1  # the same on CPU time, which other busy processes do not skew
+    assert r["ratio_cpu"] == pytest.approx(
+        r["replay_events_per_s_cpu"] / r["decode_events_per_s_cpu"])
     assert "replay/decode" in replayspeed.summary(path, r)[-1]
