@@ -396,6 +396,15 @@ class Settings:
     cluster_sample_size: int = setting(4000, ge=1, le=10_000_000)
     # the cluster feature ``recency`` counts idle days beyond this grace only
     cluster_recency_grace_days: float = setting(30.0, ge=0)
+    # predicted value (BG/NBD population fit, tiers by expected purchases)
+    value_horizon_days: float = setting(90.0, gt=0, le=3650)  # expected purchases in N days
+    value_refit_days: float = setting(7.0, gt=0)  # refit cadence, in event time
+    value_warmup_days: float = setting(90.0, ge=0)  # no fit before purchases span this
+    value_min_customers: int = setting(100, ge=2)  # no fit on fewer buyers
+    value_sample_size: int = setting(20_000, ge=2, le=10_000_000)  # fit sample (bottom-k)
+    # a clock- or population-driven demotion waits until expected purchases are this
+    # fraction below the tier's cut value
+    value_hold_margin: float = setting(0.1, ge=0, lt=1)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)
@@ -494,6 +503,9 @@ class Settings:
         if not self.cluster_min_customers <= self.cluster_sample_size:
             raise ConfigError(
                 "STREAMSEG_CLUSTER_MIN_CUSTOMERS: must not exceed STREAMSEG_CLUSTER_SAMPLE_SIZE")
+        if not self.value_min_customers <= self.value_sample_size:
+            raise ConfigError(
+                "STREAMSEG_VALUE_MIN_CUSTOMERS: must not exceed STREAMSEG_VALUE_SAMPLE_SIZE")
         topics: dict[str, str] = {}
         for name, value in self.topics().items():
             if value in topics:

@@ -32,7 +32,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from streamseg.engine.events import format_ts
-from streamseg.engine.features import CustomerState, summary
+from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 
 UNKNOWN: dict[str, Any] = {"error": "unknown_customer"}
@@ -48,7 +48,9 @@ def customer_answer(
     * consent withdrawn: 200 with ``suppressed: true``, no segments and no
       features (the customer is not to be targeted; the profile is frozen);
     * otherwise: 200 with the current segments (names, since when), and the
-      feature summary as of ``as_of`` = max(``now``, the customer's last event).
+      feature summary as of ``as_of`` = max(``now``, the customer's last event), with
+      the predicted-value figures ``p_alive`` and ``expected_purchases`` (null before
+      the value model's first fit).
     """
     if state is None or state.erased:
         return 404, dict(UNKNOWN)
@@ -56,13 +58,12 @@ def customer_answer(
         return 200, {"customer_id": state.customer_id, "suppressed": True, "as_of": None,
                      "segments": {}, "features": None}
     at = max(now, state.last_seen)
-    cfg = engine.settings
     return 200, {
         "customer_id": state.customer_id,
         "suppressed": False,
         "as_of": format_ts(at),
         "segments": engine.segment_views(state),
-        "features": summary(state, at, cfg.half_life_days, cfg.base_currency),
+        "features": engine.features(state, at),
     }
 
 

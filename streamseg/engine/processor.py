@@ -42,7 +42,7 @@ from streamseg.engine.features import (
     update,
 )
 from streamseg.engine.scheduler import floor
-from streamseg.engine.segmenters.base import Segmenter, Trigger
+from streamseg.engine.segmenters.base import Predictor, Segmenter, Trigger
 from streamseg.engine.validate import Invalid
 
 
@@ -129,10 +129,42 @@ class Engine:
         self.hysteresis = settings.hysteresis
         self.dwell_s = settings.min_dwell_s if settings.hysteresis else 0.0
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
+        # the predicted-value segmenter, if one is configured (structural: has ``predict``)
+        self.predictor: Predictor | None = next(
+            (seg for seg in self.segmenters if isinstance(seg, Predictor)), None)
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
         return next((seg for seg in self.segmenters if seg.name == name), None)
+
+    def prediction(self, state: CustomerState, now: float) -> tuple[float, float] | None:
+        """(p_alive, expected purchases in ``value_horizon_days``) of ``state`` at ``now``
+        from the predicted-value segmenter; None without one, before its first fit, for a
+        customer with no purchase, or a suppressed one."""
+        if self.predictor is None or state.withdrawn:
+            return None
+        return self.predictor.predict(state, now)
+
+    def features(self, state: CustomerState, now: float) -> dict[str, Any]:
+        """The feature summary of ``state`` at ``now`` (change records, lookups), with
+        ``p_alive`` and ``expected_purchases`` from the value model when it can predict."""
+        out = summary(state, now, self.settings.half_life_days, self.settings.base_currency)
+        pred = self.prediction(state, now)
+        if pred is not None:
+            out["p_alive"], out["expected_purchases"] = round(pred[0], 4), round(pred[1], 4)
+        return out
+
+    def predicted(self, state: CustomerState, now: float) -> float | None:
+        """Predicted value of ``state`` at ``now``: expected purchases in the next
+        ``value_horizon_days`` times the customer's average order value (base currency).
+
+        None when no value segmenter is configured or it cannot predict yet
+        (:meth:`prediction`). For the KPIs (mean predicted value per segment).
+        """
+        pred = self.prediction(state, now)
+        if pred is None or state.purchases <= 0:
+            return None
+        return pred[1] * state.monetary / state.purchases
 
     def due(self, state: CustomerState, at: float | None = None) -> float | None:
         """Next event time at which ``state`` may change segment without a new event.
@@ -409,8 +441,7 @@ class Engine:
             if confirmed is None:
                 continue
             if features is None:
-                features = summary(state, now, self.settings.half_life_days,
-                                   self.settings.base_currency)
+                features = self.features(state, now)
             previous, sequence = confirmed
             out.changes.append(
                 change_record(
