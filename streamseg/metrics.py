@@ -42,7 +42,7 @@ REASONS = (
 # components of streamseg_errors_total (streamseg.telemetry.component_of)
 COMPONENTS = ("broker", "consumer", "producer", "framework", "streamseg", "other")
 # segmenters with a population model (streamseg_model_version)
-MODEL_SEGMENTERS = ("cluster", "rfm")
+MODEL_SEGMENTERS = ("cluster", "rfm", "value")
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
