@@ -84,8 +84,10 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     Identical (x, t_x, T) rows are folded into weights first; the mean
     negative log-likelihood (plus ``penalizer`` * sum of squared parameters, as
     ``lifetimes``) is minimised over the log parameters with Nelder-Mead from
-    :data:`STARTS`, the best polished with BFGS. With ``start`` (the previous
-    fit: a refit of a population that moved a little) only BFGS runs, from it.
+    :data:`STARTS` (or from ``start`` only: the previous fit, for a refit of a
+    population that moved a little), the best polished with BFGS (central
+    differences: the likelihood has a flat ridge along ``a``, ``b`` when the
+    dropout probability is small, which forward differences stop short on).
 
     >>> rng = np.random.default_rng(7)
     >>> x, t_x, T = simulate(Params(0.5, 10.0, 0.8, 2.5), 1000, 120.0, rng)
@@ -103,19 +105,15 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
         value = -float(np.dot(w, ll)) + penalizer * float(np.sum(p**2))
         return value if np.isfinite(value) else 1e300
 
-    if start is not None:
-        warm = minimize(nll, np.log(np.array(start, dtype=float)), method="BFGS",
-                        options={"gtol": 1e-9})
-        if np.all(np.isfinite(warm.x)) and warm.fun < 1e300:
-            return Params(*(float(v) for v in np.exp(warm.x)))
+    starts = STARTS if start is None else (tuple(np.log(np.array(start, dtype=float))),)
     best = None
-    for init in STARTS:
+    for init in starts:
         res = minimize(nll, np.array(init), method="Nelder-Mead",
                        options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 8000, "maxfev": 8000})
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None
-    polish = minimize(nll, best.x, method="BFGS", options={"gtol": 1e-9})
+    polish = minimize(nll, best.x, method="BFGS", jac="3-point", options={"gtol": 1e-10})
     final = polish.x if polish.fun <= best.fun else best.x
     return Params(*(float(v) for v in np.exp(final)))
 
