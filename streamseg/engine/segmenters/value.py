@@ -20,9 +20,10 @@ second, else ``rest`` (ties share the lower tier).
 
 Engine contract:
 
-* ``hold``: promotions and moves at the customer's own purchase are never held;
-  a clock- or population-driven demotion waits until the expected purchases
-  are ``value_hold_margin`` (relative) below the cut of the published tier.
+* ``hold``: promotions (a purchase raises the expectation) are never held; a
+  demotion (the clock, a new model, or a same-day purchase that leaves the
+  decayed expectation where it was) waits until the expected purchases are
+  ``value_hold_margin`` (relative) below the cut of the published tier.
 * ``due``: an idle customer's expected purchases only decay with ``T``; the
   exact day they fall to the lower bound of the published tier (the raw cut
   before any tier is published), found by a galloping search over days.
@@ -208,10 +209,9 @@ class ValueSegmenter:
 
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
-        """Keep ``current`` against a demotion while within the margin of its cut; never
-        at the customer's own purchase."""
-        if trigger == "event" and state.last_purchase == now:
-            return False
+        """Keep ``current`` against a demotion while within the margin of its cut, whatever
+        the trigger (a purchase never lowers the expectation: it cannot earn a demotion);
+        never against a promotion."""
         pred = self.predict(state, now)
         return pred is not None and self._keeps(current, verdict.segment, pred[1])
 
