@@ -85,9 +85,10 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     negative log-likelihood (plus ``penalizer`` * sum of squared parameters, as
     ``lifetimes``) is minimised over the log parameters with Nelder-Mead from
     :data:`STARTS` (or from ``start`` only: the previous fit, for a refit of a
-    population that moved a little), the best polished with BFGS (central
-    differences: the likelihood has a flat ridge along ``a``, ``b`` when the
-    dropout probability is small, which forward differences stop short on).
+    population that moved a little: no more), the best of a cold fit polished
+    with BFGS (central differences: the likelihood has a flat ridge along ``a``,
+    ``b`` when the dropout probability is small, which forward differences stop
+    short on).
 
     >>> rng = np.random.default_rng(7)
     >>> x, t_x, T = simulate(Params(0.5, 10.0, 0.8, 2.5), 1000, 120.0, rng)
@@ -113,6 +114,8 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
         if best is None or res.fun < best.fun:
             best = res
     assert best is not None
+    if start is not None:  # a refit: Nelder-Mead from the previous optimum is enough
+        return Params(*(float(v) for v in np.exp(best.x)))
     polish = minimize(nll, best.x, method="BFGS", jac="3-point", options={"gtol": 1e-10})
     final = polish.x if polish.fun <= best.fun else best.x
     return Params(*(float(v) for v in np.exp(final)))

@@ -66,7 +66,7 @@ class ValueSegmenter:
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_margin if settings.hysteresis else 0.0
         self.population = Population(settings.value_sample_size)
-        # customer -> [(x, t_x, first day), published tier, due day]
+        # customer -> [(x, t_x, first day), published tier, due day, (due cache key)]
         self.local: dict[str, list[Any]] = {}
         self._moved: dict[str, None] = {}
         self.first: float | None = None  # earliest and latest purchase seen (warm-up)
@@ -100,7 +100,7 @@ class ValueSegmenter:
         entry = self.local.get(cid)
         if entry is None:
             cur = state.segments.get(self.name)
-            self.local[cid] = [key, None if cur is None else cur[0], None]
+            self.local[cid] = [key, None if cur is None else cur[0], None, None]
         else:
             entry[0] = key
         if self.training:
@@ -230,10 +230,17 @@ class ValueSegmenter:
                 raw = tier_of(pred[1], model.cuts)
                 level = model.cuts[TIERS.index(raw)] if raw in TIERS[:2] else None
         d = None
-        if level is not None:
-            d = crossing(model.params, self.horizon, key_of(state), after // DAY, level,
-                         MAX_DAYS)
         entry = self.local.get(state.customer_id)
+        if level is not None:
+            key = key_of(state)
+            sig = (key, level, model.version)
+            if entry is not None and entry[3] == sig and (
+                    entry[2] is None or entry[2] > after // DAY):
+                d = entry[2]  # the same customer, tier and model: the same crossing day
+            else:
+                d = crossing(model.params, self.horizon, key, after // DAY, level, MAX_DAYS)
+                if entry is not None:
+                    entry[3] = sig
         if entry is not None:
             entry[1], entry[2] = label, d
         return None if d is None else d * DAY
