@@ -40,6 +40,9 @@ from scipy.special import gammaln, hyp2f1
 Array = NDArray[np.float64]
 
 STARTS = ((0.0, 0.0, 0.0, 0.0), (-1.0, 1.0, -0.5, 0.5), (0.5, 2.0, 0.5, 1.5))  # log params
+# every parameter stays within [e^-8, e^10]: a small population with no visible dropout has
+# its ML estimate on the boundary (a -> 0 or a, b -> inf), where eq. 10 loses all precision
+LOG_BOUNDS = (-8.0, 10.0)
 
 
 class Params(NamedTuple):
@@ -84,8 +87,9 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     Identical (x, t_x, T) rows are folded into weights first; the mean
     negative log-likelihood (plus ``penalizer`` * sum of squared parameters, as
     ``lifetimes``) is minimised over the log parameters with Nelder-Mead from
-    :data:`STARTS` (or from ``start`` only: the previous fit, for a refit of a
-    population that moved a little: no more), the best of a cold fit polished
+    :data:`STARTS` within :data:`LOG_BOUNDS` (or from ``start`` only: the previous
+    fit, for a refit of a population that moved a little: no more), the best of a
+    cold fit polished
     with BFGS (central differences: the likelihood has a flat ridge along ``a``,
     ``b`` when the dropout probability is small, which forward differences stop
     short on).
@@ -101,7 +105,7 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     w = weights / weights.sum()
 
     def nll(logp: Array) -> float:
-        p = np.exp(np.clip(logp, -30.0, 30.0))
+        p = np.exp(np.clip(logp, *LOG_BOUNDS))
         ll = loglik(Params(*p), xs, tx, age)
         value = -float(np.dot(w, ll)) + penalizer * float(np.sum(p**2))
         return value if np.isfinite(value) else 1e300
@@ -109,7 +113,7 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     starts = STARTS if start is None else (tuple(np.log(np.array(start, dtype=float))),)
     best = None
     for init in starts:
-        res = minimize(nll, np.array(init), method="Nelder-Mead",
+        res = minimize(nll, np.array(init), method="Nelder-Mead", bounds=[LOG_BOUNDS] * 4,
                        options={"xatol": 1e-7, "fatol": 1e-12, "maxiter": 8000, "maxfev": 8000})
         if best is None or res.fun < best.fun:
             best = res
@@ -117,7 +121,7 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     if start is not None:  # a refit: Nelder-Mead from the previous optimum is enough
         return Params(*(float(v) for v in np.exp(best.x)))
     polish = minimize(nll, best.x, method="BFGS", jac="3-point", options={"gtol": 1e-10})
-    final = polish.x if polish.fun <= best.fun else best.x
+    final = np.clip(polish.x if polish.fun <= best.fun else best.x, *LOG_BOUNDS)
     return Params(*(float(v) for v in np.exp(final)))
 
 

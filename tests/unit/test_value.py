@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
+from streamseg.engine.lookup import customer_answer
 from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.value import ValueSegmenter
@@ -120,7 +122,7 @@ def test_no_model_before_warm_up_and_min_customers_then_tiers() -> None:
     assert back == seg.model
 
 
-def test_hold_due_and_engine_predicted() -> None:
+def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
     cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_margin=0.2)
     seg = ValueSegmenter(cfg)
     seg.model = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days)
@@ -147,6 +149,10 @@ def test_hold_due_and_engine_predicted() -> None:
     f = eng.features(s, 50 * DAY)
     assert f["p_alive"] == round(pred[0], 4) and f["expected_purchases"] == round(pred[1], 4)
     assert Engine(cfg, []).predicted(s, 50 * DAY) is None
+    status, body = customer_answer(eng, s, 50 * DAY)
+    assert status == 200 and body["features"]["expected_purchases"] == round(pred[1], 4)
+    assert_schema("lookup-customer", body)
+    assert customer_answer(Engine(cfg, []), s, 50 * DAY)[1]["features"]["p_alive"] is None
 
 
 def test_purchase_days_count_distinct_days() -> None:
@@ -156,3 +162,26 @@ def test_purchase_days_count_distinct_days() -> None:
         state = eng.apply(state, Event("purchase", "purchase", f"e{i}", "c", hours * 3600.0,
                                        amount=1.0)).state
     assert state is not None and state.purchases == 5 and state.purchase_days == 3
+
+
+def test_replayed_value_changes_match_the_schemas_and_are_deterministic(
+    assert_schema: Any,
+) -> None:
+    from streamseg import codec
+    from streamseg.replay import Replayer, replay_lines
+    from streamseg.simulate import SimConfig, Simulation
+
+    lines = [codec.dumps(ev) for ev in Simulation(SimConfig(customers=80, days=60,
+                                                            seed=4)).events()]
+    cfg = Settings(value_min_customers=10, value_warmup_days=0, value_refit_days=3)
+    rep = Replayer(cfg)
+    changes = list(replay_lines(lines, cfg, replayer=rep))
+    assert changes == list(replay_lines(lines, cfg))
+    value = [c for c in changes if c["segmenter"] == "value"]
+    assert value and {c["trigger"] for c in value} >= {"event"}
+    for c in changes:
+        assert_schema("segment-change", c)
+    for c in value:
+        assert c["model_version"] and c["features"]["expected_purchases"] is not None
+    for record in rep.segments():
+        assert_schema("customer-segments", record)

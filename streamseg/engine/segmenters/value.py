@@ -130,8 +130,8 @@ class ValueSegmenter:
         if not all(math.isfinite(v) and v > 0 for v in params) or abs(params.a - 1.0) < 1e-6:
             return None
         scores = np.sort(bgnbd.expected(params, self.horizon, x, t_x, age))
-        if not np.all(np.isfinite(scores)):
-            return None
+        if not np.all(np.isfinite(scores)) or scores[0] < 0.0:
+            return None  # a fit the closed form cannot evaluate: keep the previous model
         n = len(scores)
         cuts = (float(scores[math.ceil(0.9 * n) - 1]), float(scores[math.ceil(0.5 * n) - 1]))
         return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now, n,
@@ -180,8 +180,11 @@ class ValueSegmenter:
         if model is None or state.first_purchase is None or state.last_purchase is None:
             return None
         x, t_x, first = key_of(state)
-        return bgnbd.expected_one(model.params, self.horizon, x, t_x,
-                                  max(now // DAY - first, t_x))
+        p_alive, e = bgnbd.expected_one(model.params, self.horizon, x, t_x,
+                                        max(now // DAY - first, t_x))
+        if not math.isfinite(e) or e < 0.0:
+            return None  # outside the precision of the closed form: abstain
+        return p_alive, e
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         model = self.model
