@@ -21,13 +21,15 @@ adds customers to re-evaluate at the next tick).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import faust
 
-from streamseg import adapters, codec
+from streamseg import adapters, codec, intake
 from streamseg.app import Streamseg, input_topics
 from streamseg.batch import Batch, Entry, Output, flush
 from streamseg.engine.deadletters import dead_letter, redact_key
@@ -66,7 +68,9 @@ class Ingest:
         self.gate = Gate(ss.settings.gate_hold_s)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         self.batch = Batch()
+        self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
         self._consumed: dict[tuple[str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
 
     # ------------------------------------------------------------ partitions
 
@@ -84,6 +88,16 @@ class Ingest:
         """(partition, tick value) for each owned partition with customers to evaluate."""
         return self.punctuator.due_ticks()
 
+    async def timer_ticks(self) -> list[tuple[int, bytes]]:
+        """:meth:`due_ticks` for the clock timer: never while a batch is in flight.
+
+        A batch schedules its customers (``emit``) before it writes their states
+        (after the outputs' acknowledgements); a schedule rebuilt from the table in
+        between lost them, and they were never ticked. The timer waits for the batch.
+        """
+        async with self.lock:
+            return self.due_ticks()
+
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
         self.punctuator.rescore(customer_ids)
@@ -96,6 +110,10 @@ class Ingest:
 
     async def handle_batch(self, events: list[Any]) -> None:
         """Process a batch: states read once, outputs acknowledged once, then states written."""
+        async with self.lock:  # the timer's schedule work waits for it (timer_ticks)
+            await self._handle_batch(events)
+
+    async def _handle_batch(self, events: list[Any]) -> None:
         started = time.perf_counter()
         self.batch = batch = Batch()
         now = time.monotonic()
@@ -118,10 +136,15 @@ class Ingest:
         await self.flush(batch)
         self.queue_moved()
         elapsed = time.perf_counter() - started
-        for stream, outcome in batch.counts:
-            self.count(stream, outcome)
+        for (stream, outcome), n in Counter(batch.counts).items():
+            self.count(stream, outcome, n)
             if outcome != "dead_letter":
-                self.metrics.latency.labels(stream=stream).observe(elapsed)
+                observe = self.latency(stream).observe
+                for _ in range(n):
+                    observe(elapsed)
+        if batch.event_time is not None:  # gauges: once per batch
+            self.metrics.event_lag.set(max(0.0, time.time() - batch.event_time))
+            self.metrics.event_clock.set(self.clock.max_seen or batch.event_time)
         self.metrics.batch_events.observe(len(events))
 
     def queue_moved(self) -> None:
@@ -184,7 +207,7 @@ class Ingest:
             self.reject(outcome, msg, stream)
             return
         self.observe_clock(part, msg.partition, event, ev.ts)
-        self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
+        self.batch.event_time = ev.ts
         if not outcome.skipped:
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
             entry.copy = False  # the customer's own input is here now
@@ -198,7 +221,6 @@ class Ingest:
         if part.clock is None or ts > part.clock:
             part.clock = ts
             self.batch.clocks[p] = event
-        self.metrics.event_clock.set(self.clock.max_seen or ts)
 
     def fan_out(self, msg: Any) -> None:
         """Copy a consent event to every other partition: it may hold the customer too."""
@@ -302,13 +324,20 @@ class Ingest:
 
     # ------------------------------------------------------------ metrics
 
-    def count(self, stream: str, outcome: str) -> None:
-        """One input consumed (the labelled counter child is looked up once)."""
+    def count(self, stream: str, outcome: str, n: int = 1) -> None:
+        """``n`` inputs consumed (the labelled counter child is looked up once)."""
         child = self._consumed.get((stream, outcome))
         if child is None:
             child = self._consumed[stream, outcome] = self.metrics.events_consumed.labels(
                 stream=stream, outcome=outcome)
-        child.inc()
+        child.inc(n)
+
+    def latency(self, stream: str) -> Any:
+        """The processing-time histogram child of ``stream`` (looked up once)."""
+        child = self._latency.get(stream)
+        if child is None:
+            child = self._latency[stream] = self.metrics.latency.labels(stream=stream)
+        return child
 
     def recount(self) -> int:
         """Reset segment-size and table-size gauges from this worker's table."""
@@ -339,17 +368,20 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
         if size <= 1:  # the per-event path (for comparison)
             async for event in stream.events():
                 await ingest.handle_batch([event])
-        else:
+        elif ss.settings.batch_flush == "window":  # Faust's fixed window (for comparison)
             batches = stream.take_events(size, within=within)  # type: ignore[attr-defined]
             async for events in batches:
                 await ingest.handle_batch(list(events))
+        else:  # what has arrived, as soon as the stream is idle
+            async for taken in intake.batches(stream, size, within):
+                await ingest.handle_batch(taken)
 
     @ss.app.timer(  # type: ignore[untyped-decorator]
         ss.settings.tick_interval_s, name="streamseg.clock"
     )
     async def clock() -> None:
         """Event-time clock: tick each owned partition that has customers due."""
-        for partition, value in ingest.due_ticks():
+        for partition, value in await ingest.timer_ticks():
             await ss.ticks.send(key=None, value=value, partition=partition)
 
     @ss.app.on_partitions_assigned.connect

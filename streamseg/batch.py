@@ -47,6 +47,7 @@ class Batch:
     outputs: list[Output] = field(default_factory=list)
     counts: list[tuple[str, str]] = field(default_factory=list)
     clocks: dict[int, Any] = field(default_factory=dict)  # partition -> an event of it
+    event_time: float | None = None  # of the last input applied (the lag gauge)
 
 
 async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Metrics) -> None:
