@@ -51,6 +51,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def batches_seen(port: int) -> tuple[float, float]:
+    """(batches, events in them) so far, from the worker's ``streamseg_batch_events``."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    got = {s.name: s.value for fam in text_string_to_metric_families(text)
+           if fam.name == "streamseg_batch_events" for s in fam.samples}
+    return got.get("streamseg_batch_events_count", 0.0), got.get("streamseg_batch_events_sum", 0.0)
+
+
 async def one_run(base: Settings, lines: Sequence[bytes], rates: Sequence[float],
                   seconds: float, env: dict[str, str], tmp: Path) -> list[dict[str, Any]]:
     """A fresh worker (own topics and app id) measured at each rate in turn."""
@@ -70,8 +83,11 @@ async def one_run(base: Settings, lines: Sequence[bytes], rates: Sequence[float]
         for rate in rates:
             n = int(rate * seconds)
             cpu0, t0 = cpu_seconds(worker.proc.pid), time.perf_counter()
+            b0 = await asyncio.to_thread(batches_seen, settings.metrics_port)
             got = await latency(settings, lines[start:start + n], rate)
             got["worker_cpu"] = (cpu_seconds(worker.proc.pid) - cpu0) / (time.perf_counter() - t0)
+            b1 = await asyncio.to_thread(batches_seen, settings.metrics_port)
+            got["batch_mean"] = (b1[1] - b0[1]) / max(b1[0] - b0[0], 1.0)
             out.append(got)
             start += n
     finally:
@@ -104,7 +120,8 @@ def summary(results: dict[str, list[list[dict[str, Any]]]]) -> list[str]:
             for r in run:
                 out.append(f"{name:<12} round {i}  {r['rate']:>7,.0f} events/s  p50 "
                            f"{r['p50'] * 1e3:7.1f} ms  p99 {r['p99'] * 1e3:7.1f} ms  "
-                           f"({r['changes']:,} changes, worker CPU {r['worker_cpu']:.0%})")
+                           f"({r['changes']:,} changes, worker CPU {r['worker_cpu']:.0%},"
+                           f" {r['batch_mean']:.0f} events/batch)")
     return out
 
 
