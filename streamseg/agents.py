@@ -71,6 +71,7 @@ class Ingest:
         self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
         self._consumed: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
+        self._foreign: dict[str, Any] = {}
 
     # ------------------------------------------------------------ partitions
 
@@ -192,7 +193,7 @@ class Ingest:
             self.reject(result, msg, stream)
             return
         if msg.partition != home(msg.key, self.ss.settings.partitions):
-            self.metrics.foreign_partition.labels(stream=stream).inc()
+            self.foreign(stream).inc()
         ev = result.event
         key = ev.customer_id.encode()
         entry = self.load(event, key)
@@ -331,6 +332,13 @@ class Ingest:
             child = self._consumed[stream, outcome] = self.metrics.events_consumed.labels(
                 stream=stream, outcome=outcome)
         child.inc(n)
+
+    def foreign(self, stream: str) -> Any:
+        """The foreign-partition counter child of ``stream`` (looked up once)."""
+        child = self._foreign.get(stream)
+        if child is None:
+            child = self._foreign[stream] = self.metrics.foreign_partition.labels(stream=stream)
+        return child
 
     def latency(self, stream: str) -> Any:
         """The processing-time histogram child of ``stream`` (looked up once)."""
