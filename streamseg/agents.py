@@ -381,7 +381,8 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
             async for events in batches:
                 await ingest.handle_batch(list(events))
         else:  # what has arrived, as soon as the stream is idle
-            async for taken in intake.batches(stream, size, within):
+            idle = ss.settings.batch_idle_s
+            async for taken in intake.batches(stream, size, within, idle):
                 await ingest.handle_batch(taken)
 
     @ss.app.timer(  # type: ignore[untyped-decorator]

@@ -338,6 +338,8 @@ class Settings:
     batch_size: int = setting(500, ge=1, le=100_000)
     batch_wait_s: float = setting(0.05, gt=0, le=60)
     batch_flush: str = setting("idle", choices=("idle", "window"))
+    # "idle": the batch ends after this long without a new event (0: one loop turn)
+    batch_idle_s: float = setting(0.002, ge=0, le=10)
     gate_hold_s: float = setting(3.0, gt=0, le=3600)
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)

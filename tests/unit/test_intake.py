@@ -65,3 +65,22 @@ def test_ready_events_make_one_batch_up_to_the_size_and_acks_follow_the_handling
     got, acked_before = asyncio.run(scenario())
     assert got == [[0, 1, 2], [3, 4, 5], [6]]
     assert acked_before == [[], [0, 1, 2], [0, 1, 2, 3, 4, 5]]
+
+
+def test_with_an_idle_time_a_batch_waits_for_stragglers_up_to_it() -> None:
+    async def scenario() -> list[int]:
+        stream = FakeStream()
+        stream.queue.put_nowait(1)
+
+        async def later() -> None:
+            await asyncio.sleep(0.01)
+            stream.queue.put_nowait(2)  # a gap the one-turn rule would cut at
+
+        feeder = asyncio.ensure_future(later())
+        gen = batches(stream, size=500, max_wait=30.0, idle=1.0)
+        first = await asyncio.wait_for(gen.__anext__(), timeout=5.0)
+        await feeder
+        await gen.aclose()
+        return first
+
+    assert asyncio.run(scenario()) == [1, 2]
