@@ -171,9 +171,10 @@ def summary(result: dict[str, Any]) -> list[str]:
             outs = {int(r["outputs"]) for r in runs[system]}
             ok = outs == {result["reference_outputs"]}
             line += f"  outputs {'/'.join(map(str, sorted(outs)))}{'' if ok else ' MISMATCH'}"
-        if system.startswith(WORKER) and worker is not None and eps != worker:
-            line += f"  first variant / this = {worker / eps:.2f}x"
-        elif system != WORKER and worker is not None:
+        if system.startswith(WORKER):
+            if worker is not None and system != WORKER and eps != worker:
+                line += f"  first variant / this = {worker / eps:.2f}x"
+        elif worker is not None:
             line += f"  worker/{system} = {worker / eps:.1%}"
         lines.append(line)
     return lines
