@@ -287,3 +287,21 @@ def test_a_schedule_rebuild_while_a_batch_awaits_its_acks_keeps_the_batchs_custo
         assert "q" in h.ingest.parts[1].ready
     finally:
         h.close()
+
+
+def test_the_schedule_is_rebuilt_only_once_the_assigned_tables_are_restored() -> None:
+    from types import SimpleNamespace
+
+    h, _ = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=1)
+        tables = SimpleNamespace(actives_ready=False)  # Faust: a changelog recovery runs
+        h.app.app.tables = tables
+        h.ingest.on_assigned([SimpleNamespace(topic=CFG.topic_purchases, partition=1)], {})
+        assert h.ingest.due_ticks() == [] and h.ingest.punctuator.rebuild  # waits
+        tables.actives_ready = True
+        h.ingest.due_ticks()
+        assert not h.ingest.punctuator.rebuild
+        assert len(h.ingest.parts[1].schedule) == 1  # c1, from the table
+    finally:
+        h.close()
