@@ -29,6 +29,7 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     metrics = metrics or Metrics()
     metrics.declare_segments((seg.name, seg.segments()) for seg in engine.segmenters)
     ingest = register(ss, engine, metrics)
+    metrics.kpis_from(lambda: ingest.engine.kpis.view())
     if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
         register_web(ss, ingest.engine, ingest.clock.now)
     return ss, ingest
