@@ -3,7 +3,9 @@
 One agent reads every input topic (clickstream, purchases, consent, profiles) and the
 internal ticks topic. A customer's state lives on the partition its events
 arrive on, whatever partitioner the producer used (``streamseg.partitions``).
-Per batch (``STREAMSEG_BATCH_SIZE`` events, Faust ``take_events``):
+Per batch (at most ``STREAMSEG_BATCH_SIZE`` events: what has arrived, taken as soon as
+the stream is idle, :mod:`streamseg.intake`; ``STREAMSEG_BATCH_FLUSH=window``: Faust
+``take_events``):
 
 1. each event is screened and applied to its customer's state, read once per
    batch and kept in a read-your-own-writes cache (:class:`Entry`);
@@ -14,7 +16,8 @@ Per batch (``STREAMSEG_BATCH_SIZE`` events, Faust ``take_events``):
 4. Faust acknowledges the batch's events: offsets commit after the changelog.
 
 Time-driven work runs per partition, Kafka-Streams-punctuator style: the timer
-sends a tick *to each partition* with customers due; the agent evaluates that
+(never while a batch is in flight: the batch lock) sends a tick *to each partition*
+with customers due; the agent evaluates that
 partition's due customers from its own schedule and table (:meth:`Ingest.rescore`
 adds customers to re-evaluate at the next tick).
 """
