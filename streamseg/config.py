@@ -331,10 +331,15 @@ class Settings:
     # host other workers use to reach this one (default: the hostname)
     web_host: str = setting("", check=optional(host_name))
     # --- batched edge (agents.py): events per batch (1 = the per-event path), the
-    # longest wait to fill one, and how long events ahead of the committed offset
-    # are held after an assignment before the worker re-reads from it itself
+    # longest wait to fill one, how a batch ends ("idle": as soon as the stream has
+    # nothing more ready, streamseg.intake; "window": Faust's take_events, which
+    # waits batch_wait_s unless the batch fills), and how long events ahead of the
+    # committed offset are held after an assignment before the worker re-reads them
     batch_size: int = setting(500, ge=1, le=100_000)
     batch_wait_s: float = setting(0.05, gt=0, le=60)
+    batch_flush: str = setting("idle", choices=("idle", "window"))
+    # "idle": the batch ends after this long without a new event (0: one loop turn)
+    batch_idle_s: float = setting(0.002, ge=0, le=10)
     gate_hold_s: float = setting(3.0, gt=0, le=3600)
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)
@@ -399,6 +404,15 @@ class Settings:
     cluster_sample_size: int = setting(4000, ge=1, le=10_000_000)
     # the cluster feature ``recency`` counts idle days beyond this grace only
     cluster_recency_grace_days: float = setting(30.0, ge=0)
+    # predicted value (BG/NBD population fit, tiers by expected purchases)
+    value_horizon_days: float = setting(90.0, gt=0, le=3650)  # expected purchases in N days
+    value_refit_days: float = setting(7.0, gt=0)  # refit cadence, in event time
+    value_warmup_days: float = setting(90.0, ge=0)  # no fit before purchases span this
+    value_min_customers: int = setting(100, ge=2)  # no fit on fewer buyers
+    value_sample_size: int = setting(20_000, ge=2, le=10_000_000)  # fit sample (bottom-k)
+    # a clock- or population-driven demotion waits until expected purchases are this
+    # fraction below the tier's cut value
+    value_hold_margin: float = setting(0.1, ge=0, lt=1)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)
@@ -500,6 +514,9 @@ class Settings:
         if not self.cluster_min_customers <= self.cluster_sample_size:
             raise ConfigError(
                 "STREAMSEG_CLUSTER_MIN_CUSTOMERS: must not exceed STREAMSEG_CLUSTER_SAMPLE_SIZE")
+        if not self.value_min_customers <= self.value_sample_size:
+            raise ConfigError(
+                "STREAMSEG_VALUE_MIN_CUSTOMERS: must not exceed STREAMSEG_VALUE_SAMPLE_SIZE")
         topics: dict[str, str] = {}
         for name, value in self.topics().items():
             if value in topics:

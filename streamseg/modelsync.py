@@ -1,7 +1,7 @@
 """Population-model snapshots over the compacted models topic (transport edge).
 
 The worker that owns partition 0 of the clickstream topic trains the
-population models (RFM cut points, clusters) and publishes a snapshot when a
+population models (RFM cut points, clusters, predicted value) and publishes a snapshot when a
 model's version moves; every worker reads the whole topic from the start and
 adopts newer versions, so all of them assign with the same model.
 """
@@ -18,6 +18,7 @@ from streamseg.app import Streamseg
 from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters.clusters import ClusterSegmenter
 from streamseg.engine.segmenters.rfm import RFMSegmenter
+from streamseg.engine.segmenters.value import ValueSegmenter
 from streamseg.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -29,9 +30,9 @@ class ModelSync:
     def __init__(self, engine: Engine, metrics: Metrics, trainer_topic: str) -> None:
         self.metrics = metrics
         self.trainer_topic = trainer_topic
-        self.models: dict[str, ClusterSegmenter | RFMSegmenter] = {
+        self.models: dict[str, ClusterSegmenter | RFMSegmenter | ValueSegmenter] = {
             seg.name: seg for seg in engine.segmenters
-            if isinstance(seg, ClusterSegmenter | RFMSegmenter)
+            if isinstance(seg, ClusterSegmenter | RFMSegmenter | ValueSegmenter)
         }
         for model in self.models.values():
             model.training = False  # until this worker owns partition 0 (on_assigned)

@@ -50,6 +50,9 @@ class CustomerState:
     monetary: float = 0.0
     first_purchase: float | None = None
     last_purchase: float | None = None
+    # distinct UTC days with a purchase (BG/NBD repeat purchases = purchase_days - 1); a late
+    # purchase counts as a new day unless it falls on the first or last purchase day
+    purchase_days: int = 0
     gap_days: float | None = None  # the exact mean gap, :func:`mean_gap_days`, kept for readers
     # the latest purchase that followed a gap > at_risk_days, and the purchase before it
     reactivated_at: float | None = None
@@ -208,6 +211,9 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     state.d_purchases += w
     state.d_monetary += w * event.amount
     first = state.first_purchase
+    day = event.ts // DAY
+    if first is None or last is None or day not in (first // DAY, last // DAY):
+        state.purchase_days += 1
     state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
     state.gap_days = mean_gap_days(state)
@@ -303,6 +309,10 @@ FEATURES: dict[str, tuple[str, str]] = {
     "cart_conversion_ratio": ("ratio 0..1", "decayed purchases / decayed cart adds, capped at 1"),
     "mobile_share": ("ratio 0..1", "decayed share of events from a mobile device"),
     "top_channel": ("channel name", "the channel with the largest decayed share; null: none"),
+    "p_alive": ("probability 0..1", "BG/NBD probability that the customer is still active "
+                "(segmenter value); null: no fitted model yet or no purchase"),
+    "expected_purchases": ("count", "BG/NBD expected purchases in the next "
+                           "STREAMSEG_VALUE_HORIZON_DAYS; null: as p_alive"),
 }
 
 
@@ -338,4 +348,6 @@ def summary(
         "cart_conversion_ratio": round(min(1.0, conversion), 4),
         "mobile_share": round(state.d_devices[0] / device_total, 4) if device_total else 0.0,
         "top_channel": top_channel,
+        "p_alive": None,  # filled by the engine from the value model (Engine.features)
+        "expected_purchases": None,
     }

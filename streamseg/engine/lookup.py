@@ -38,7 +38,7 @@ from typing import Any
 
 from streamseg.engine import kpis
 from streamseg.engine.events import format_ts
-from streamseg.engine.features import CustomerState, summary
+from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 
 UNKNOWN: dict[str, Any] = {"error": "unknown_customer"}
@@ -54,8 +54,9 @@ def customer_answer(
     * consent withdrawn: 200 with ``suppressed: true``, no segments and no
       features (the customer is not to be targeted; the profile is frozen);
     * otherwise: 200 with the current segments (names, since when), the
-      feature summary as of ``as_of`` = max(``now``, the customer's last event),
-      and the profile ``attributes`` (``{}`` when none).
+      feature summary as of ``as_of`` = max(``now``, the customer's last event), with
+      the predicted-value figures ``p_alive`` and ``expected_purchases`` (null before
+      the value model's first fit), and the profile ``attributes`` (``{}`` when none).
     """
     if state is None or state.erased:
         return 404, dict(UNKNOWN)
@@ -63,13 +64,12 @@ def customer_answer(
         return 200, {"customer_id": state.customer_id, "suppressed": True, "as_of": None,
                      "segments": {}, "features": None, "attributes": None}
     at = max(now, state.last_seen)
-    cfg = engine.settings
     return 200, {
         "customer_id": state.customer_id,
         "suppressed": False,
         "as_of": format_ts(at),
         "segments": engine.segment_views(state),
-        "features": summary(state, at, cfg.half_life_days, cfg.base_currency),
+        "features": engine.features(state, at),
         "attributes": dict(state.attributes),
     }
 

@@ -44,7 +44,7 @@ from streamseg.engine.features import (
 from streamseg.engine.kpis import Kpis
 from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
-from streamseg.engine.segmenters.base import Segmenter, Trigger
+from streamseg.engine.segmenters.base import Predictor, Segmenter, Trigger
 from streamseg.engine.validate import Invalid
 
 
@@ -133,6 +133,9 @@ class Engine:
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
         # customer -> indices of the segmenters whose population moved for it (see moved)
         self._moved: dict[str, set[int]] = {}
+        # the predicted-value segmenter, if one is configured (structural: has ``predict``)
+        self.predictor: Predictor | None = next(
+            (seg for seg in self.segmenters if isinstance(seg, Predictor)), None)
         self.kpis = Kpis()
         self._kpi_names = tuple(seg.name for seg in self.segmenters)
         self._repeat_s = settings.kpi_repeat_days * DAY
@@ -140,6 +143,35 @@ class Engine:
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
         return next((seg for seg in self.segmenters if seg.name == name), None)
+
+    def prediction(self, state: CustomerState, now: float) -> tuple[float, float] | None:
+        """(p_alive, expected purchases in ``value_horizon_days``) of ``state`` at ``now``
+        from the predicted-value segmenter; None without one, before its first fit, for a
+        customer with no purchase, or a suppressed one."""
+        if self.predictor is None or state.withdrawn:
+            return None
+        return self.predictor.predict(state, now)
+
+    def features(self, state: CustomerState, now: float) -> dict[str, Any]:
+        """The feature summary of ``state`` at ``now`` (change records, lookups), with
+        ``p_alive`` and ``expected_purchases`` from the value model when it can predict."""
+        out = summary(state, now, self.settings.half_life_days, self.settings.base_currency)
+        pred = self.prediction(state, now)
+        if pred is not None:
+            out["p_alive"], out["expected_purchases"] = round(pred[0], 4), round(pred[1], 4)
+        return out
+
+    def predicted(self, state: CustomerState, now: float) -> float | None:
+        """Predicted value of ``state`` at ``now``: expected purchases in the next
+        ``value_horizon_days`` times the customer's average order value (base currency).
+
+        None when no value segmenter is configured or it cannot predict yet
+        (:meth:`prediction`). For the KPIs (mean predicted value per segment).
+        """
+        pred = self.prediction(state, now)
+        if pred is None or state.purchases <= 0:
+            return None
+        return pred[1] * state.monetary / state.purchases
 
     def due(self, state: CustomerState, at: float | None = None) -> float | None:
         """Next event time at which ``state`` may change segment without a new event.
@@ -225,14 +257,6 @@ class Engine:
             state.converted_session = state.sessions
         self.kpis.add(state.segments, self._kpi_names, event.amount, True, repeat, session,
                       converted)
-
-    def predicted(self, state: CustomerState, now: float) -> float | None:
-        """The customer's predicted value at ``now`` (None: no value segmenter configured).
-
-        A stub until the ``value`` segmenter lands (issue 11); the KPI "mean
-        predicted value" is absent while it returns None.
-        """
-        return None
 
     @staticmethod
     def _plan(out: Outcome, state: CustomerState, due: float | None) -> None:
@@ -482,8 +506,7 @@ class Engine:
             if confirmed is None:
                 continue
             if features is None:
-                features = summary(state, now, self.settings.half_life_days,
-                                   self.settings.base_currency)
+                features = self.features(state, now)
             previous, sequence = confirmed
             out.changes.append(
                 change_record(

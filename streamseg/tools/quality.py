@@ -31,7 +31,7 @@ from streamseg.replay import Replayer
 from streamseg.tools.reference import events_frame, reference
 
 COMPARED = ("frequency", "lifecycle", "rfm")
-MODEL_SEGMENTERS = ("rfm", "cluster")  # their labels need a trained model (model_version > 0)
+MODEL_SEGMENTERS = ("rfm", "cluster", "value")  # their labels need a trained model (version > 0)
 SCORES = re.compile(r"R(\d)\s*F(\d)\s*M(\d)")
 
 

@@ -9,6 +9,7 @@ from streamseg.engine.segmenters.clusters import ClusterSegmenter
 from streamseg.engine.segmenters.frequency import FrequencySegmenter
 from streamseg.engine.segmenters.lifecycle import LifecycleSegmenter
 from streamseg.engine.segmenters.rfm import RFMSegmenter
+from streamseg.engine.segmenters.value import ValueSegmenter
 
 __all__ = [
     "Assignment",
@@ -18,6 +19,7 @@ __all__ = [
     "LifecycleSegmenter",
     "RFMSegmenter",
     "Segmenter",
+    "ValueSegmenter",
     "default",
 ]
 
@@ -30,4 +32,5 @@ def default(settings: Settings) -> list[Segmenter]:
         RFMSegmenter(settings),
         ClusterSegmenter(settings),
         ChannelSegmenter(settings),
+        ValueSegmenter(settings),
     ]

@@ -20,7 +20,7 @@ isinstance special cases, no attribute probing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from streamseg.engine.features import CustomerState
 
@@ -89,6 +89,15 @@ class Segmenter(Protocol):
     def segments(self) -> tuple[str, ...]:
         """Every segment id this segmenter can assign, when fixed in advance (metrics
         declare them at start); () when ids come from a model (clusters)."""
+        ...
+
+
+@runtime_checkable
+class Predictor(Protocol):
+    """A segmenter that also predicts value (``value``): what :meth:`Engine.predicted` reads."""
+
+    def predict(self, state: CustomerState, now: float) -> tuple[float, float] | None:
+        """(p_alive, expected purchases in the horizon) at ``now``; None: no model yet."""
         ...
 
 

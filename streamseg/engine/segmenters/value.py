@@ -1,0 +1,274 @@
+"""Predicted value: tiers by BG/NBD expected purchases among the current customers.
+
+Per customer (every customer with a purchase) the BG/NBD model
+(:mod:`streamseg.engine.bgnbd`) gives ``p_alive`` and the expected purchases
+in the next ``value_horizon_days`` (:meth:`ValueSegmenter.predict`), from
+``x`` = purchase days - 1, ``t_x`` = last - first purchase day, ``T`` = the
+evaluation day - the first purchase day (UTC days).
+
+The trainer keeps a deterministic sample of customers
+(:class:`~streamseg.engine.clusterfit.Population`, ``value_sample_size``) and
+refits the population parameters at most once every ``value_refit_days`` of
+event time (the first event past the cadence pays for it: a warm-started fit,
+off every other event), once purchases span ``value_warmup_days`` and the
+sample holds ``value_min_customers``: **no model exists before that** and the
+segmenter abstains. Each fit is a new model version, also carrying the tier
+cut values: the expected purchases of the customer at the 90% and 50% rank
+share of the sample at the fit time. A customer is ``top10`` when their
+expected purchases are strictly above the first cut, ``next40`` above the
+second, else ``rest`` (ties share the lower tier).
+
+Engine contract:
+
+* ``hold``: promotions (a purchase raises the expectation) are never held; a
+  demotion (the clock, a new model, or a same-day purchase that leaves the
+  decayed expectation where it was) waits until the expected purchases are
+  ``value_hold_margin`` (relative) below the cut of the published tier.
+* ``due``: an idle customer's expected purchases only decay with ``T``; the
+  exact day they fall to the lower bound of the published tier (the raw cut
+  before any tier is published), found by a galloping search over days.
+* ``moved``: at each new model version (refit or adopted snapshot), every
+  local customer whose tier at that time differs beyond the margin, or whose
+  due day comes earlier, is reported once (two vectorised evaluations per version).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from streamseg.config import DAY, Settings
+from streamseg.engine import bgnbd
+from streamseg.engine.clusterfit import Population
+from streamseg.engine.features import CustomerState
+from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.valuemodel import TIERS, ValueModel, crossing, key_of, tier_of
+
+NAMES = {
+    "top10": "Top 10% predicted purchases",
+    "next40": "Next 40% predicted purchases",
+    "rest": "Rest (lower half of predicted purchases)",
+}
+MAX_DAYS = 3650  # a due search looks this many days ahead at most
+
+
+class ValueSegmenter:
+    """Predicted-value tiers over the published BG/NBD :class:`ValueModel`."""
+
+    name = "value"
+
+    def __init__(self, settings: Settings) -> None:
+        self.horizon = settings.value_horizon_days
+        self.refit_s = settings.value_refit_days * DAY
+        self.warmup_s = settings.value_warmup_days * DAY
+        self.min_customers = settings.value_min_customers
+        self.margin = settings.value_hold_margin if settings.hysteresis else 0.0
+        self.population = Population(settings.value_sample_size)
+        # customer -> [(x, t_x, first day), published tier, due day, (due cache key)]
+        self.local: dict[str, list[Any]] = {}
+        self._moved: dict[str, None] = {}
+        self.first: float | None = None  # earliest and latest purchase seen (warm-up)
+        self.last: float | None = None
+        self.next_fit = -math.inf
+        self.model: ValueModel | None = None
+        self.training = True
+
+    @property
+    def version(self) -> int | None:
+        return None if self.model is None else self.model.version
+
+    # ---- population model -------------------------------------------------------------------
+
+    def learn(self, state: CustomerState, now: float) -> None:
+        self._note(state)
+        if (self.training and now >= self.next_fit and self.first is not None
+                and self.last is not None and self.last - self.first >= self.warmup_s
+                and len(self.population) >= self.min_customers):
+            self.next_fit = (now // self.refit_s + 1) * self.refit_s
+            model = self.refit(now)
+            if model is not None:
+                self._use(model, now)
+
+    def _note(self, state: CustomerState) -> None:
+        fp, lp = state.first_purchase, state.last_purchase
+        if fp is None or lp is None or state.withdrawn:
+            return
+        cid = state.customer_id
+        key = key_of(state)
+        entry = self.local.get(cid)
+        if entry is None:
+            cur = state.segments.get(self.name)
+            self.local[cid] = [key, None if cur is None else cur[0], None, None]
+        else:
+            entry[0] = key
+        if self.training:
+            self.population.put(cid, list(key), lp)
+        self.first = fp if self.first is None else min(self.first, fp)
+        self.last = lp if self.last is None else max(self.last, lp)
+
+    def restore(self, state: CustomerState) -> None:
+        """Back into the sample after a restart or rebalance (no refit, no verdict)."""
+        self._note(state)
+
+    def forget(self, customer_id: str) -> None:
+        self.local.pop(customer_id, None)
+        self.population.drop(customer_id)
+        self._moved.pop(customer_id, None)
+
+    def refit(self, now: float) -> ValueModel | None:
+        """The next model version from the sample at event time ``now`` (None: fit failed)."""
+        rows = np.array([r[0] for r in self.population.rows.values()], dtype=float)
+        x, t_x, first = rows[:, 0], rows[:, 1], rows[:, 2]
+        age = np.maximum(now // DAY - first, t_x)
+        prev = self.model
+        try:
+            params = bgnbd.fit(x, t_x, age, start=None if prev is None else prev.params)
+        except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            return None
+        if not all(math.isfinite(v) and v > 0 for v in params) or abs(params.a - 1.0) < 1e-6:
+            return None
+        scores = np.sort(bgnbd.expected(params, self.horizon, x, t_x, age))
+        if not np.all(np.isfinite(scores)) or scores[0] < 0.0:
+            return None  # a fit the closed form cannot evaluate: keep the previous model
+        n = len(scores)
+        cuts = (float(scores[math.ceil(0.9 * n) - 1]), float(scores[math.ceil(0.5 * n) - 1]))
+        return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now, n,
+                          self.horizon)
+
+    def _use(self, model: ValueModel, now: float) -> None:
+        """Score with ``model`` from now on; queue the local customers it may move.
+
+        Two vectorised evaluations per version: the expectation today, and at the
+        day before the due day the engine has (a crossing earlier than planned).
+        """
+        self.model = model
+        if not self.local:
+            return
+        ids = list(self.local)
+        entries = [self.local[c] for c in ids]
+        keys = np.array([e[0] for e in entries], dtype=float)
+        x, t_x, first = keys[:, 0], keys[:, 1], keys[:, 2]
+        day = now // DAY
+        params, h = model.params, self.horizon
+        scores = bgnbd.expected(params, h, x, t_x, np.maximum(day - first, t_x))
+        probe = np.array([day + MAX_DAYS if e[2] is None else e[2] - 1 for e in entries])
+        later = bgnbd.expected(params, h, x, t_x, np.maximum(probe - first, t_x))
+        for cid, entry, score, end in zip(ids, entries, scores.tolist(), later.tolist(),
+                                          strict=True):
+            label = entry[1]
+            raw = tier_of(score, model.cuts)
+            if label is None or (raw != label and not self._keeps(label, raw, score)):
+                self._moved[cid] = None
+                continue
+            level = self._level(label)
+            if level is not None and end <= level:
+                self._moved[cid] = None
+
+    def moved(self) -> list[str]:
+        out = list(self._moved)
+        self._moved.clear()
+        return out
+
+    # ---- verdicts ---------------------------------------------------------------------------
+
+    def predict(self, state: CustomerState, now: float) -> tuple[float, float] | None:
+        """(p_alive, expected purchases in the next ``value_horizon_days``) at ``now``;
+        None before the first fit or the customer's first purchase."""
+        model = self.model
+        if model is None or state.first_purchase is None or state.last_purchase is None:
+            return None
+        x, t_x, first = key_of(state)
+        p_alive, e = bgnbd.expected_one(model.params, self.horizon, x, t_x,
+                                        max(now // DAY - first, t_x))
+        if not math.isfinite(e) or e < 0.0:
+            return None  # outside the precision of the closed form: abstain
+        return p_alive, e
+
+    def assign(self, state: CustomerState, now: float) -> Assignment | None:
+        model = self.model
+        pred = self.predict(state, now)
+        if pred is None or model is None:
+            return None
+        p_alive, score = pred
+        return Assignment(tier_of(score, model.cuts),
+                          f"expected purchases in {self.horizon:g} days {score:.3f}, "
+                          f"p_alive {p_alive:.3f}", model_version=model.version)
+
+    def _level(self, label: str) -> float | None:
+        """Expected purchases at or below which a published ``label`` is left (None: never)."""
+        model = self.model
+        if model is None or label not in TIERS[:2]:
+            return None
+        return model.cuts[TIERS.index(label)] * (1.0 - self.margin)
+
+    def _keeps(self, current: str, verdict: str, score: float) -> bool:
+        """Whether the margin keeps ``current`` against a lower ``verdict``."""
+        if current not in TIERS or TIERS.index(verdict) <= TIERS.index(current):
+            return False  # a promotion (or an unknown label) is never held
+        level = self._level(current)
+        return level is not None and score > level
+
+    def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
+             trigger: str) -> bool:
+        """Keep ``current`` against a demotion while within the margin of its cut, whatever
+        the trigger (a purchase never lowers the expectation: it cannot earn a demotion);
+        never against a promotion."""
+        pred = self.predict(state, now)
+        return pred is not None and self._keeps(current, verdict.segment, pred[1])
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        model = self.model
+        if model is None or state.first_purchase is None or state.last_purchase is None:
+            return None
+        cur = state.segments.get(self.name)
+        label = None if cur is None else str(cur[0])
+        level = None
+        if label is not None:
+            level = self._level(label)
+        else:
+            pred = self.predict(state, after)
+            if pred is not None:
+                raw = tier_of(pred[1], model.cuts)
+                level = model.cuts[TIERS.index(raw)] if raw in TIERS[:2] else None
+        d = None
+        entry = self.local.get(state.customer_id)
+        if level is not None:
+            key = key_of(state)
+            sig = (key, level, model.version)
+            if entry is not None and entry[3] == sig and (
+                    entry[2] is None or entry[2] > after // DAY):
+                d = entry[2]  # the same customer, tier and model: the same crossing day
+            else:
+                d = crossing(model.params, self.horizon, key, after // DAY, level, MAX_DAYS)
+                if entry is not None:
+                    entry[3] = sig
+        if entry is not None:
+            entry[1], entry[2] = label, d
+        return None if d is None else d * DAY
+
+    def segments(self) -> tuple[str, ...]:
+        return TIERS
+
+    def describe(self, segment: str) -> str:
+        return NAMES.get(segment, segment)
+
+    # ---- snapshots --------------------------------------------------------------------------
+
+    def adopt(self, snapshot: dict[str, Any]) -> bool:
+        """Use a published snapshot if it is newer (and fitted on enough customers)."""
+        try:
+            model = ValueModel.from_dict(snapshot)
+        except (ValueError, KeyError, TypeError):
+            return False
+        if self.model is not None and model.version <= self.model.version:
+            return False
+        if model.customers < self.min_customers or model.horizon_days != self.horizon:
+            return False
+        self._use(model, model.as_of)
+        return True
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The current model as plain data (None before the first fit)."""
+        return None if self.model is None else self.model.to_dict()

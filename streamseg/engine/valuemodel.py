@@ -1,0 +1,109 @@
+"""The predicted-value model snapshot (BG/NBD parameters + tier cut values) and its helpers.
+
+Examples
+--------
+>>> m = ValueModel(3, bgnbd.Params(0.5, 10.0, 0.8, 2.5), (2.0, 0.5), 86400.0, 120, 90.0)
+>>> ValueModel.from_dict(m.to_dict()) == m
+True
+>>> [tier_of(v, m.cuts) for v in (2.5, 2.0, 0.6, 0.5)]
+['top10', 'next40', 'next40', 'rest']
+>>> s = CustomerState.new("c", 0.0)
+>>> s.purchases, s.purchase_days = 4, 3
+>>> s.first_purchase, s.last_purchase = 10 * DAY + 5, 40 * DAY + 7
+>>> key_of(s)
+(2.0, 30.0, 10.0)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from streamseg.config import DAY
+from streamseg.engine import bgnbd
+from streamseg.engine.features import CustomerState
+
+TIERS = ("top10", "next40", "rest")  # best first; the cut values start the first two
+
+
+@dataclass(frozen=True, slots=True)
+class ValueModel:
+    """One fitted model version: parameters (days), cuts, fit time (event time), sample size."""
+
+    version: int
+    params: bgnbd.Params
+    cuts: tuple[float, float]  # top10: expected purchases > cuts[0]; next40: > cuts[1]
+    as_of: float
+    customers: int
+    horizon_days: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "segmenter": "value", "version": self.version,
+            "params": self.params._asdict(),
+            "cuts": {"top10": self.cuts[0], "next40": self.cuts[1]},
+            "as_of": self.as_of, "customers": self.customers, "horizon_days": self.horizon_days,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValueModel:
+        p, c = data["params"], data["cuts"]
+        return cls(
+            int(data["version"]),
+            bgnbd.Params(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"])),
+            (float(c["top10"]), float(c["next40"])), float(data["as_of"]),
+            int(data["customers"]), float(data["horizon_days"]),
+        )
+
+
+def key_of(state: CustomerState) -> tuple[float, float, float]:
+    """(x, t_x, first purchase day) of a buyer: UTC day numbers, repeat purchase *days*.
+
+    States written before ``purchase_days`` existed count orders instead.
+    """
+    fp, lp = state.first_purchase, state.last_purchase
+    assert fp is not None and lp is not None
+    days = state.purchase_days if state.purchase_days > 0 else state.purchases
+    first = fp // DAY
+    return float(max(days - 1, 0)), float(lp // DAY - first), float(first)
+
+
+def tier_of(score: float, cuts: tuple[float, float]) -> str:
+    """The tier of expected purchases ``score`` (strictly above a cut to be in its tier)."""
+    if score > cuts[0]:
+        return TIERS[0]
+    return TIERS[1] if score > cuts[1] else TIERS[2]
+
+
+def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, float],
+             from_day: float, level: float, max_days: int) -> float | None:
+    """The first day after ``from_day`` on which the expected purchases are <= ``level``.
+
+    Galloping then bisection over days (the expectation is non-increasing in
+    ``T``); None if not within ``max_days``.
+
+    >>> p = bgnbd.Params(0.5, 10.0, 0.8, 2.5)
+    >>> key = (3.0, 20.0, 0.0)
+    >>> d = crossing(p, 90.0, key, 20.0, 1.0, 3650)
+    >>> def e(day): return bgnbd.expected_one(p, 90.0, 3.0, 20.0, day)[1]
+    >>> d, e(d - 1) > 1.0 >= e(d)
+    (55.0, True)
+    """
+    x, t_x, first = key
+
+    def score(day: float) -> float:
+        return bgnbd.expected_one(params, horizon, x, t_x, max(day - first, t_x))[1]
+
+    lo, step, hi = from_day, 1.0, from_day + 1.0
+    while score(hi) > level:
+        if hi - from_day >= max_days:
+            return None
+        lo, step = hi, step * 2.0
+        hi = from_day + min(step, float(max_days))
+    while hi - lo > 1.0:
+        mid = (lo + hi) // 2.0
+        if score(mid) <= level:
+            hi = mid
+        else:
+            lo = mid
+    return hi

@@ -1,0 +1,187 @@
+"""Predicted value: the BG/NBD module (seeded synthetic samples, closed forms) and the
+``value`` segmenter (no model before the first fit, tiers, hold, due, moved, snapshots)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+
+from streamseg.config import DAY, Settings
+from streamseg.engine import bgnbd
+from streamseg.engine.events import Event
+from streamseg.engine.features import CustomerState
+from streamseg.engine.lookup import customer_answer
+from streamseg.engine.processor import Engine
+from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.segmenters.value import ValueSegmenter
+from streamseg.engine.valuemodel import ValueModel, key_of, tier_of
+
+TRUE = bgnbd.Params(r=0.6, alpha=8.0, a=0.7, b=2.8)
+
+
+def test_fit_recovers_the_parameters_of_a_seeded_synthetic_population() -> None:
+    x, t_x, T = bgnbd.simulate(TRUE, 6000, 180.0, np.random.default_rng(11))
+    got = bgnbd.fit(x, t_x, T)
+    for est, true in zip(got, TRUE, strict=True):
+        assert abs(est - true) / true < 0.2, (got, TRUE)
+    # the fitted parameters explain the sample at least as well as the true ones
+    assert bgnbd.loglik(got, x, t_x, T).sum() >= bgnbd.loglik(TRUE, x, t_x, T).sum()
+    # a warm start from a nearby point lands on the same optimum
+    warm = bgnbd.fit(x, t_x, T, start=TRUE)
+    assert all(math.isclose(u, v, rel_tol=1e-3) for u, v in zip(warm, got, strict=True))
+
+
+def test_p_alive_closed_forms() -> None:
+    # no repeat purchase: BG/NBD customers drop out only after a purchase
+    assert bgnbd.p_alive(TRUE, np.zeros(3), np.zeros(3), np.array([0.0, 10.0, 900.0])).tolist() \
+        == [1.0, 1.0, 1.0]
+    # x > 0: 1 / (1 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x)) ** (r + x))
+    r, alpha, a, b = TRUE
+    want = 1.0 / (1.0 + a / (b + 2) * ((alpha + 50.0) / (alpha + 20.0)) ** (r + 3))
+    assert bgnbd.p_alive(TRUE, 3, 20.0, 50.0) == pytest.approx(want, rel=1e-12)
+    assert bgnbd.p_alive(TRUE, 3, 50.0, 50.0) == pytest.approx(1 / (1 + a / (b + 2)))
+    pa, e = bgnbd.expected_one(TRUE, 30.0, 3, 20.0, 50.0)
+    assert pa == pytest.approx(want) and e == pytest.approx(float(bgnbd.expected(
+        TRUE, 30.0, 3, 20.0, 50.0)), rel=1e-12)
+
+
+def test_conditional_expectation_matches_a_simulated_future() -> None:
+    """Mean predicted purchases in (T, T+t] = mean simulated ones (independent check)."""
+    rng = np.random.default_rng(5)
+    n, T, t = 20000, 120.0, 60.0
+    lam = rng.gamma(TRUE.r, 1.0 / TRUE.alpha, n)
+    drop = rng.beta(TRUE.a, TRUE.b, n)
+    x, t_x, future = np.zeros(n), np.zeros(n), np.zeros(n)
+    for i in range(n):
+        s = 0.0
+        while True:
+            s += rng.exponential(1.0 / lam[i])
+            if s > T + t:
+                break
+            if s <= T:
+                x[i], t_x[i] = x[i] + 1, s
+            else:
+                future[i] += 1
+            if rng.random() < drop[i]:
+                break
+    pred = bgnbd.expected(TRUE, t, x, t_x, np.full(n, T))
+    assert pred.sum() == pytest.approx(future.sum(), rel=0.05)
+    busy = x >= 3
+    assert pred[busy].sum() == pytest.approx(future[busy].sum(), rel=0.08)
+    # an idle customer's expectation only decays
+    ages = np.arange(20.0, 400.0, 10.0)
+    decay = bgnbd.expected(TRUE, t, np.full(len(ages), 3.0), np.full(len(ages), 20.0), ages)
+    assert np.all(np.diff(decay) <= 0)
+
+
+def _buyer(cid: str, days: list[float]) -> CustomerState:
+    s = CustomerState.new(cid, days[0] * DAY)
+    s.purchases = s.purchase_days = len(days)
+    s.monetary = 10.0 * len(days)
+    s.first_purchase, s.last_purchase = days[0] * DAY, days[-1] * DAY
+    s.last_seen = days[-1] * DAY
+    return s
+
+
+def _population(seg: ValueSegmenter, n: int, now_day: float) -> list[CustomerState]:
+    x, t_x, _ = bgnbd.simulate(TRUE, n, now_day, np.random.default_rng(3))
+    people = []
+    for i in range(n):
+        days = [0.0] + [float(math.floor(t_x[i]))] * int(x[i] > 0)
+        s = _buyer(f"c{i}", days)
+        s.purchase_days = s.purchases = int(x[i]) + 1
+        people.append(s)
+        seg.learn(s, now_day * DAY)
+    return people
+
+
+def test_no_model_before_warm_up_and_min_customers_then_tiers() -> None:
+    cfg = Settings(value_min_customers=300, value_warmup_days=90, value_refit_days=7)
+    seg = ValueSegmenter(cfg)
+    early = _buyer("e", [0.0, 10.0])
+    seg.learn(early, 10 * DAY)
+    assert seg.model is None and seg.assign(early, 10 * DAY) is None
+    assert seg.predict(early, 10 * DAY) is None and seg.snapshot() is None
+    people = _population(seg, 400, 150.0)
+    assert seg.version == 1 and seg.model is not None
+    tiers = [seg.assign(s, 150 * DAY) for s in people]
+    counts = {t: sum(1 for a in tiers if a is not None and a.segment == t)
+              for t in ("top10", "next40", "rest")}
+    assert counts["top10"] <= 41 and counts["top10"] + counts["next40"] <= 201
+    assert counts["rest"] >= 199
+    assert set(seg.moved()) == {"e"} | {s.customer_id for s in people[:299]}  # at the fit
+    # a new version only once the refit cadence passed in event time
+    seg.learn(people[0], 151 * DAY)
+    assert seg.version == 1
+    seg.learn(people[0], 157 * DAY)
+    assert seg.version == 2
+    back = ValueModel.from_dict(seg.snapshot() or {})
+    assert back == seg.model
+
+
+def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
+    cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_margin=0.2)
+    seg = ValueSegmenter(cfg)
+    seg.model = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days)
+    s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])
+    seg.learn(s, 40 * DAY)
+    top = seg.assign(s, 40 * DAY)
+    assert top is not None and top.segment == "top10"
+    s.segments["value"] = ["top10", 40 * DAY, 1, 1]
+    due = seg.due(s, 40 * DAY)
+    assert due is not None and due % DAY == 0
+    # the published tier is left when expected purchases reach 1.5 * (1 - 0.2)
+    before, at = seg.predict(s, due - DAY), seg.predict(s, due)
+    assert before is not None and at is not None and before[1] > 1.2 >= at[1]
+    raw = seg.assign(s, due - DAY)
+    assert raw is not None and raw.segment == "next40"  # below the cut, within the margin
+    assert seg.hold(s, "top10", raw, due - DAY, "clock")
+    assert not seg.hold(s, "top10", Assignment("next40", ""), due, "clock")
+    assert not seg.hold(s, "next40", Assignment("top10", ""), due, "population")
+    assert seg.hold(s, "top10", raw, due - DAY, "event")  # no event earns a demotion
+    assert tier_of(1.5, (1.5, 0.5)) == "next40" and key_of(s) == (4.0, 40.0, 0.0)
+    eng = Engine(cfg, [seg])
+    pred = seg.predict(s, 50 * DAY)
+    assert pred is not None and eng.predicted(s, 50 * DAY) == pytest.approx(pred[1] * 10.0)
+    f = eng.features(s, 50 * DAY)
+    assert f["p_alive"] == round(pred[0], 4) and f["expected_purchases"] == round(pred[1], 4)
+    assert Engine(cfg, []).predicted(s, 50 * DAY) is None
+    status, body = customer_answer(eng, s, 50 * DAY)
+    assert status == 200 and body["features"]["expected_purchases"] == round(pred[1], 4)
+    assert_schema("lookup-customer", body)
+    assert customer_answer(Engine(cfg, []), s, 50 * DAY)[1]["features"]["p_alive"] is None
+
+
+def test_purchase_days_count_distinct_days() -> None:
+    eng = Engine(Settings())
+    state = None
+    for i, hours in enumerate((1, 5, 30, 2, 80)):  # days 0, 0, 1, 0 (late), 3
+        state = eng.apply(state, Event("purchase", "purchase", f"e{i}", "c", hours * 3600.0,
+                                       amount=1.0)).state
+    assert state is not None and state.purchases == 5 and state.purchase_days == 3
+
+
+def test_replayed_value_changes_match_the_schemas_and_are_deterministic(
+    assert_schema: Any,
+) -> None:
+    from streamseg import codec
+    from streamseg.replay import Replayer, replay_lines
+    from streamseg.simulate import SimConfig, Simulation
+
+    lines = [codec.dumps(ev) for ev in Simulation(SimConfig(customers=80, days=60,
+                                                            seed=4)).events()]
+    cfg = Settings(value_min_customers=10, value_warmup_days=0, value_refit_days=3)
+    rep = Replayer(cfg)
+    changes = list(replay_lines(lines, cfg, replayer=rep))
+    assert changes == list(replay_lines(lines, cfg))
+    value = [c for c in changes if c["segmenter"] == "value"]
+    assert value and {c["trigger"] for c in value} >= {"event"}
+    for c in changes:
+        assert_schema("segment-change", c)
+    for c in value:
+        assert c["model_version"] and c["features"]["expected_purchases"] is not None
+    for record in rep.segments():
+        assert_schema("customer-segments", record)
