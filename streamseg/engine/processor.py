@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from streamseg.config import Settings
-from streamseg.engine import segmenters
+from streamseg.engine import audiencefile, segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.consent import notify
@@ -129,6 +129,8 @@ class Engine:
         self.hysteresis = settings.hysteresis
         self.dwell_s = settings.min_dwell_s if settings.hysteresis else 0.0
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
+        # trailing-window buckets of rule audiences (None: no audiences file, nothing kept)
+        self.history = audiencefile.history(settings, {s.name: s for s in self.segmenters})
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -171,6 +173,8 @@ class Engine:
             caught = self._catch_up(state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
         update(state, event, self.settings)
+        if self.history is not None:
+            self.history.record(state, event)
         now = floor(state)  # never back in time: a late event is evaluated at the latest look
         for seg in self.segmenters:
             seg.learn(state, now)
