@@ -2,8 +2,8 @@
 
 Prints the effective configuration (every ``STREAMSEG_*`` variable with its
 value, marked where it differs from the default; secrets hidden), compiles the
-input schemas from the installed package, compiles the audiences file, and (unless ``--offline``) asks the
-broker for its topics. Bad settings never get here: ``Settings.from_env``
+input schemas from the installed package and the audiences file, and (unless
+``--offline``) asks the broker for its topics. Bad settings never get here: ``Settings.from_env``
 already stopped the command with one line (exit code 2).
 """
 

@@ -29,6 +29,9 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     metrics = metrics or Metrics()
     metrics.declare_segments((seg.name, seg.segments()) for seg in engine.segmenters)
     ingest = register(ss, engine, metrics)
+    audiences = [seg.name.removeprefix("audience:") for seg in engine.segmenters
+                 if seg.name.startswith("audience:")]
+    telemetry.watch_audiences(ss, metrics, audiences)  # over-segmentation: metric + log
     if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
         register_web(ss, ingest.engine, ingest.clock.now)
     return ss, ingest

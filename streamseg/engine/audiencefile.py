@@ -35,9 +35,8 @@ from typing import Any
 import jsonschema_rs
 
 from streamseg.config import Settings
-from streamseg.engine.audiencerules import Rule, RuleError, compile_rule
+from streamseg.engine.audiencerules import Readable, Rule, RuleError, compile_rule
 from streamseg.engine.history import History
-from streamseg.engine.segmenters.base import Segmenter
 from streamseg.errors import AudienceFileError
 from streamseg.resources import SCHEMA_DIR
 
@@ -84,7 +83,7 @@ def read(path: str) -> str:
         raise AudienceFileError(path, 0, None, f"cannot read the audiences file: {why}") from None
 
 
-def parse(text: str, path: str, known: Mapping[str, Segmenter] | None = None,
+def parse(text: str, path: str, known: Mapping[str, Readable] | None = None,
           half_life_days: float = 30.0) -> list[AudienceSpec]:
     """Check and compile every audience of ``text`` (``known``: segmenters a rule may read)."""
     try:
@@ -97,7 +96,7 @@ def parse(text: str, path: str, known: Mapping[str, Segmenter] | None = None,
 
     if not isinstance(doc, dict) or not isinstance(doc.get("audiences"), dict):
         raise fail([], None, "want an object with an \"audiences\" object")
-    seen: dict[str, Segmenter] = dict(known or {})
+    seen: dict[str, Readable] = dict(known or {})
     specs: list[AudienceSpec] = []
     for name, body in doc["audiences"].items():
         here: list[str | int] = ["audiences", name]
@@ -146,7 +145,7 @@ def history_of(specs: list[AudienceSpec]) -> History | None:
     return History(types, horizon) if types and horizon else None
 
 
-def history(settings: Settings, known: Mapping[str, Segmenter]) -> History | None:
+def history(settings: Settings, known: Mapping[str, Readable]) -> History | None:
     """The history for ``settings``' audiences file (None without a file or windows)."""
     if not settings.audiences_file:
         return None
@@ -154,7 +153,7 @@ def history(settings: Settings, known: Mapping[str, Segmenter]) -> History | Non
                             known, settings.half_life_days))
 
 
-def load(settings: Settings, known: Mapping[str, Segmenter]) -> list[AudienceSpec]:
+def load(settings: Settings, known: Mapping[str, Readable]) -> list[AudienceSpec]:
     """The compiled audiences of ``settings.audiences_file`` ([] when unset)."""
     if not settings.audiences_file:
         return []

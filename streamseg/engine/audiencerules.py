@@ -41,13 +41,13 @@ import math
 import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from streamseg.config import DAY
 from streamseg.engine import history
 from streamseg.engine.events import CLICK_TYPES
 from streamseg.engine.features import CHANNELS, DEVICES, CustomerState, mean_gap_days, share
-from streamseg.engine.segmenters.base import STEP_S, Segmenter
+from streamseg.engine.segmenters.base import STEP_S
 
 Test = Callable[[CustomerState, float], bool]
 Next = Callable[[CustomerState, float], "float | None"]
@@ -55,6 +55,16 @@ OPS = ("=", "!=", "<", "<=", ">", ">=", "in")
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
+
+
+class Readable(Protocol):
+    """What a rule needs of a segmenter whose published segment it reads."""
+
+    name: str
+
+    def segments(self) -> tuple[str, ...]: ...
+
+    def due(self, state: CustomerState, after: float) -> float | None: ...
 
 
 class RuleError(Exception):
@@ -222,7 +232,7 @@ def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int]) 
 
 
 def _segment(name: str, op: str, want: Any, path: list[str | int],
-             known: Mapping[str, Segmenter]) -> Rule:
+             known: Mapping[str, Readable]) -> Rule:
     seg = known.get(name)
     if seg is None:
         raise RuleError([*path, "segment"], f"unknown segmenter {name!r} (built-in or an "
@@ -291,7 +301,7 @@ def _combine(kind: str, parts: list[Rule]) -> Rule:
     return Rule(test, nxt if nxts else None, types, max(p.horizon_days for p in parts))
 
 
-def compile_rule(node: Mapping[str, Any], known: Mapping[str, Segmenter], half_life_days: float,
+def compile_rule(node: Mapping[str, Any], known: Mapping[str, Readable], half_life_days: float,
                  path: list[str | int] | None = None) -> Rule:
     """Compile one condition; raises :class:`RuleError` naming the bad part."""
     path = [] if path is None else path

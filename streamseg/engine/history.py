@@ -90,7 +90,7 @@ def amount(state: CustomerState, type_: str, days: int, now: float) -> float:
 def exits(state: CustomerState, type_: str, days: int, after: float) -> float | None:
     """The first day boundary > ``after`` at which a bucket of ``type_`` leaves the window."""
     for row in state.history.get(type_, ()):
-        t = (row[0] + days) * DAY
+        t = float((row[0] + days) * DAY)
         if t > after:
             return t
     return None

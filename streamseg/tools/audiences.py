@@ -71,7 +71,7 @@ def _compare(values: pd.Series, node: Mapping[str, Any]) -> pd.Series:
     want = node[op]
     if op == "in":
         def hit(v: Any) -> bool:
-            return any(v == w and type(v) is not bool or v is w for w in want)
+            return v in want
     elif op in ("=", "!="):
         fn = _OPS[op]
 
@@ -137,7 +137,7 @@ class Batch:
 
     def segment(self, name: str) -> pd.Series:
         frame = self.ev[["customer_id", "type", "ts", "amount"]]
-        c = reference.customers(frame, self.t, self.s)  # type: ignore[arg-type]
+        c = reference.customers(frame, self.t, self.s)
         if name == "lifecycle":
             return reference.lifecycle(c, self.s).reindex(self.index)
         if name == "frequency":

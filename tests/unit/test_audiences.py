@@ -273,7 +273,7 @@ def test_emitted_records_match_the_schemas_on_a_simulation(
     buf = io.BytesIO()
     write_jsonl(Simulation(SimConfig(customers=60, days=40, seed=5)).events(), buf)
     settings = Settings(audiences_file=str(EXAMPLES), holdout_share=0.2)
-    report, changes = accept(buf.getvalue().splitlines(), settings)
+    _, changes = accept(buf.getvalue().splitlines(), settings)
     audience = [c for c in changes if c["segmenter"].startswith("audience:")]
     assert audience and all(isinstance(c["holdout"], bool) for c in audience)
     for c in audience:
