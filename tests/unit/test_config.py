@@ -96,6 +96,7 @@ BAD = [
     ("STREAMSEG_MIN_MARGIN", "nan", "must be a finite number"),
     ("STREAMSEG_FREQ_HIGH_MARGIN_DAYS", "-1", "must be >= 0"),
     ("STREAMSEG_FREQ_MEDIUM_MARGIN_DAYS", "nan", "must be a finite number"),
+    ("STREAMSEG_FREQ_MARGIN_PURCHASES", "-2", "must be >= 0"),
     ("STREAMSEG_LIFECYCLE_MARGIN_DAYS", "-0.5", "must be >= 0"),
     ("STREAMSEG_CHANNEL_MARGIN", "2", "must be <= 1"),
     ("STREAMSEG_EVENT_TIME_MIN", "yesterday", "not an RFC 3339 time"),

@@ -115,7 +115,7 @@ def test_erasure_and_withdrawal_forget_the_customer() -> None:
 
 def test_a_tick_evaluates_only_the_segmenters_due() -> None:
     spend = MeanSpend()
-    cfg = Settings(freq_high_margin_days=7.0)
+    cfg = Settings(freq_high_margin_days=7.0, freq_margin_purchases=0.0)
     eng = Engine(cfg, [FrequencySegmenter(cfg), spend])
     state = None
     for i, day in enumerate((0, 5, 10)):

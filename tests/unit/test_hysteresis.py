@@ -16,9 +16,11 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
+from streamseg.engine.segmenters.frequency import FrequencySegmenter
 
 OFF = Settings(hysteresis=False)
-ON = Settings(freq_high_margin_days=3.0, freq_medium_margin_days=7.0)  # the defaults, spelled out
+# bands in days only (3 / 7; the purchase-count limit off): what these tests pin
+ON = Settings(freq_high_margin_days=3.0, freq_medium_margin_days=7.0, freq_margin_purchases=0.0)
 
 
 def buys(*days_: float) -> list[Event]:
@@ -119,9 +121,10 @@ def test_weekly_buyer_who_skips_a_week_is_not_demoted() -> None:
 
 def test_buyer_who_stops_is_demoted_at_the_computed_time() -> None:
     stops = buys(*WEEKLY_10)  # 10 purchases, the last on day 63
-    assert run(Settings(), stops, 100)[2:] == []  # interval 100 / 10 = 10: the band's end
+    # band min(3, 2 * 7 / 10) = 1.4 days: interval 84 / 10 = 8.4 is the band's end
+    assert run(Settings(), stops, 84)[2:] == []
     assert run(Settings(), stops, 300)[2:] == [
-        ("high", "medium", "clock", "1970-04-11T00:00:01"),  # day 10 * (7 + 3) + 1 s
+        ("high", "medium", "clock", "1970-03-26T00:00:01"),  # day 10 * (7 + 1.4) + 1 s
         # lapsed (day 63 + 180 + 1 s) although 243 / 10 days is inside medium's band
         ("medium", "lapsed", "clock", "1970-09-01T00:00:01"),
     ]
@@ -168,3 +171,26 @@ def test_verdict_tells_a_held_label_apart() -> None:
     assert eng.verdict(state, "frequency", 38 * DAY) == ("medium", True)
     assert eng.verdict(state, "lifecycle", 38 * DAY) == ("active", False)
     assert Engine(OFF).verdict(state, "frequency", 38 * DAY) == ("medium", False)
+
+
+def test_band_narrows_with_the_purchase_history() -> None:
+    """Defaults: the band is min(3 days, 2 purchases' worth of 7 days): a 2-purchase
+    history keeps ``high`` up to 10 days, a 20-purchase one only up to 7.7 days."""
+    cfg = Settings()
+    seg = FrequencySegmenter(cfg)
+    short = CustomerState.new("s", 0.0)
+    short.purchases, short.first_purchase, short.last_purchase = 2, 0.0, 7 * DAY
+    long_ = CustomerState.new("l", 0.0)
+    long_.purchases, long_.first_purchase, long_.last_purchase = 20, 0.0, 133 * DAY
+    assert seg.band_end(short, "high") == 10.0
+    assert seg.band_end(long_, "high") == 7.7
+    assert seg.band_end(long_, "medium") == 28.5  # the 0.5-day cap
+    assert seg.band_end(long_, "low") is None
+    # an idle 20-purchase weekly buyer: demoted once 2 purchases behind the weekly pace
+    long_.segments["frequency"] = ["high", 133 * DAY, 1, None]
+    assert seg.due(long_, 133 * DAY) == 20 * 7.7 * DAY + 1.0
+    medium = seg.assign(long_, 153 * DAY)
+    assert medium is not None and medium.segment == "medium"
+    assert seg.hold(long_, "high", medium, 153 * DAY, "clock")  # 7.65 days: in the band
+    medium = seg.assign(long_, 155 * DAY)
+    assert medium is not None and not seg.hold(long_, "high", medium, 155 * DAY, "clock")

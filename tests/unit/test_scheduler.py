@@ -8,7 +8,8 @@ from streamseg.engine.processor import Engine
 from streamseg.engine.scheduler import STEP_S, Schedule, floor, next_due
 from streamseg.engine.segmenters import FrequencySegmenter, LifecycleSegmenter
 
-CFG = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0)  # bands 14 / 42 days
+# bands 14 / 42 days (in days only: the purchase-count limit off)
+CFG = Settings(freq_high_margin_days=7.0, freq_medium_margin_days=14.0, freq_margin_purchases=0.0)
 RULES = [FrequencySegmenter(CFG), LifecycleSegmenter(CFG)]
 
 
@@ -62,7 +63,7 @@ def test_pending_change_is_due_after_the_dwell() -> None:
 
 def test_due_includes_the_end_of_a_band() -> None:
     cfg = Settings(freq_high_margin_days=3.0, freq_medium_margin_days=7.0,
-                   lifecycle_margin_days=5.0)
+                   freq_margin_purchases=0.0, lifecycle_margin_days=5.0)
     s = buyer(0.0, 12.0)
     s.purchases = 4  # mean gap 4: a mark m is crossed at day 4 * m
     segs = [FrequencySegmenter(cfg), LifecycleSegmenter(cfg)]

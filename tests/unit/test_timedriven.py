@@ -9,7 +9,8 @@ from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 
-CFG = Settings(rfm_min_samples=3, freq_high_margin_days=7.0, freq_medium_margin_days=14.0)
+CFG = Settings(rfm_min_samples=3, freq_high_margin_days=7.0, freq_medium_margin_days=14.0,
+               freq_margin_purchases=0.0)
 
 
 def story() -> list[Event]:

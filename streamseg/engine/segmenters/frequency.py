@@ -20,16 +20,22 @@ At a purchase the interval is the mean gap. For an idle customer the interval
 crosses a mark ``m >= mean gap`` at ``first purchase + purchases * m`` days.
 
 Hysteresis (:meth:`FrequencySegmenter.hold`) is a band on the thresholds: a
-published ``high`` is kept while the interval stays within
-``freq_high_max_days + freq_high_margin_days``, a published ``medium`` within
-``freq_medium_max_days + freq_medium_margin_days``; promotions are never held
-(a purchase that earns ``high`` publishes it at that purchase), nor is
-``lapsed``. The band applies whatever the trigger: a click is no reason to demote.
+published ``high`` is kept while the interval stays within ``freq_high_max_days``
+plus its band, a published ``medium`` within ``freq_medium_max_days`` plus its
+band. The band of a tier bound ``B`` is ``min(margin days, freq_margin_purchases *
+B / purchases)``: at most ``freq_high_margin_days`` (``freq_medium_margin_days``),
+and at most the slack of ``freq_margin_purchases`` purchases at the tier's pace
+(an idle customer is demoted once ``freq_margin_purchases`` purchases behind it).
+A long purchase history moves slowly, so its band is narrow and the published
+tier stays close to the definition; a short one gets the full margin. Promotions
+are never held (a purchase that earns ``high`` publishes it at that purchase),
+nor is ``lapsed``. The band applies whatever the trigger: a click is no reason to demote.
 
 Examples
 --------
 5 purchases from day 0 to day 24 (mean gap 6 days), default settings (tiers
-7 / 28 days, bands +3 / +7 days, lapsed after 180 days):
+7 / 28 days, bands at most 3 / 0.5 days and 2 purchases' worth: here
+``min(3, 2 * 7 / 5) = 2.8`` days for ``high``; lapsed after 180 days):
 
 >>> from streamseg.config import Settings
 >>> seg = FrequencySegmenter(Settings())
@@ -46,13 +52,15 @@ Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_vers
 '5 purchases in 36 days (one every 7.2 days), last 12 days ago'
 >>> [seg.assign(s, d * DAY).segment for d in (35, 36, 140, 141, 205)]
 ['high', 'medium', 'medium', 'low', 'lapsed']
->>> seg.hold(s, "high", seg.assign(s, 50 * DAY), 50 * DAY, "clock")  # 10 days: in the band
+>>> seg.hold(s, "high", seg.assign(s, 48 * DAY), 48 * DAY, "clock")  # 9.6 days: in the band
 True
+>>> seg.hold(s, "high", seg.assign(s, 50 * DAY), 50 * DAY, "clock")  # 10 days: beyond 9.8
+False
 >>> (seg.due(s, 24 * DAY) - 1.0) / DAY  # first mark crossed: 5 purchases * 7 days
 35.0
 >>> s.segments["frequency"] = ["high", 24 * DAY, 2, None]  # published: the band's end
->>> (seg.due(s, 24 * DAY) - 1.0) / DAY  # 5 * (7 + 3)
-50.0
+>>> round((seg.due(s, 24 * DAY) - 1.0) / DAY, 6)  # 5 * (7 + 2.8)
+49.0
 """
 
 from __future__ import annotations
@@ -89,13 +97,23 @@ class FrequencySegmenter(NoPopulation):
         self.lapsed = settings.lapsed_days
         self.lapsed_s = settings.lapsed_days * DAY
         on = settings.hysteresis
-        # published tier -> the interval (days) up to which a demotion from it is held
-        self.band = {
-            "high": self.high + (settings.freq_high_margin_days if on else 0.0),
-            "medium": self.medium + (settings.freq_medium_margin_days if on else 0.0),
+        # published tier -> (its bound, the most days a demotion from it is held)
+        self.bands = {
+            "high": (self.high, settings.freq_high_margin_days if on else 0.0),
+            "medium": (self.medium, settings.freq_medium_margin_days if on else 0.0),
         }
-        # idle thresholds on the interval: tier bounds, band ends
-        self.marks = sorted({self.high, self.medium, *self.band.values()})
+        self.margin_purchases = settings.freq_margin_purchases
+        self.marks = (self.high, self.medium)  # idle thresholds before a tier is published
+
+    def band_end(self, state: CustomerState, tier: str) -> float | None:
+        """The interval (days) up to which a demotion from ``tier`` is held; None: not held."""
+        band = self.bands.get(tier)
+        if band is None:
+            return None
+        bound, days = band
+        if self.margin_purchases > 0.0:
+            days = min(days, self.margin_purchases * bound / max(1, state.purchases))
+        return bound + days
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         lp = state.last_purchase
@@ -155,10 +173,10 @@ class FrequencySegmenter(NoPopulation):
         if gap is None:
             return first_after(after, times)
         published = state.segments.get(self.name)
-        if published is None:
-            marks = self.marks
+        if published is None:  # every tier bound and band end
+            marks = [*self.marks, *(self.band_end(state, t) or 0.0 for t in self.bands)]
         else:
-            end = self.band.get(published[0])
+            end = self.band_end(state, published[0])
             if end is None:
                 return first_after(after, times)  # low, lapsed, one_time: only lapsing is left
             marks = [end]
@@ -171,7 +189,7 @@ class FrequencySegmenter(NoPopulation):
         trigger: Trigger,
     ) -> bool:
         """Keep a published tier while the interval stays inside its band (demotions only)."""
-        bound = self.band.get(current)
+        bound = self.band_end(state, current)
         low = RANK.get(verdict.segment)
         if bound is None or low is None or verdict.segment == "lapsed" or low >= RANK[current]:
             return False
