@@ -14,6 +14,7 @@ from streamseg.agents import Ingest, register
 from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
+from streamseg.engine import segmenters
 from streamseg.engine.processor import Engine
 from streamseg.errors import ConfigError
 from streamseg.metrics import Metrics
@@ -54,6 +55,7 @@ def serve_metrics(port: int) -> None:
 
 def run(settings: Settings) -> None:
     """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)

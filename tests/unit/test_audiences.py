@@ -103,7 +103,7 @@ def test_invalid_json_names_its_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("command", [["replay", "{events}", "--out", "{out}"],
-                                     ["check", "--offline"]])
+                                     ["check", "--offline"], ["worker"]])
 def test_replay_and_check_stop_with_exit_code_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     command: list[str],
@@ -112,6 +112,8 @@ def test_replay_and_check_stop_with_exit_code_2(
     events = tmp_path / "ev.jsonl"
     events.write_text("")
     monkeypatch.setenv("STREAMSEG_AUDIENCES_FILE", path)
+    monkeypatch.setenv("STREAMSEG_BROKER_WAIT_S", "0")  # the worker stops before the broker
+    monkeypatch.setenv("STREAMSEG_METRICS_PORT", "0")
     args = [a.format(events=events, out=tmp_path / "out.jsonl") for a in command]
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
