@@ -129,7 +129,10 @@ class Batch:
 
     def window(self, type_: str, days: int, summed: bool) -> pd.Series:
         ev = self.ev[self.ev["type"] == type_]
-        first_day = np.floor(ev["customer_id"].map(self.t) / DAY) - days + 1
+        if ev.empty:  # (a type the data never has, e.g. carts in an order history)
+            return pd.Series(0.0 if summed else 0, index=self.index)
+        at = ev["customer_id"].map(self.t).astype(float)
+        first_day = np.floor(at / DAY) - days + 1
         inside = ev[np.floor(ev["ts"] / DAY) >= first_day]
         per = inside.groupby("customer_id")
         got = per["amount"].sum() if summed else per.size()
@@ -206,15 +209,12 @@ def compare(published: pd.DataFrame, batch: pd.DataFrame) -> dict[str, dict[str,
     return out
 
 
-def accept(lines: Iterable[bytes], settings: Settings,
-           attributes: Mapping[str, Mapping[str, Any]] | None = None,
-           ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """Replay ``lines`` with ``settings.audiences_file`` and compare with :func:`batch_members`.
-
-    ``attributes`` (customer -> profile attributes) are put in each customer's
-    state at its first event, standing in for a profile record at that time.
-    Returns the per-audience comparison and every change record.
-    """
+def replay_events(lines: Iterable[bytes], settings: Settings,
+                  attributes: Mapping[str, Mapping[str, Any]] | None = None,
+                  ) -> tuple[list[dict[str, Any]], list[Event], float]:
+    """Replay ``lines`` like ``streamseg replay``: (every change, the accepted events, the
+    final event clock). ``attributes`` (customer -> profile attributes) are put in each
+    customer's state at its first event, standing in for a profile record at that time."""
     rep = Replayer(settings)
     attrs = attributes or {}
     changes: list[dict[str, Any]] = []
@@ -238,8 +238,16 @@ def accept(lines: Iterable[bytes], settings: Settings,
             continue
         accepted.append(checked.event)
         changes += result
-    doc = json.loads(Path(settings.audiences_file).read_text(encoding="utf-8"))
     clock = rep.clock.now()
-    ev_frame = events_of(accepted)
-    batch = batch_members(doc, ev_frame, 0.0 if clock is None else clock, settings, attrs)
+    return changes, accepted, 0.0 if clock is None else clock
+
+
+def accept(lines: Iterable[bytes], settings: Settings,
+           attributes: Mapping[str, Mapping[str, Any]] | None = None,
+           ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """Replay ``lines`` with ``settings.audiences_file`` (:func:`replay_events`) and compare
+    the published membership with :func:`batch_members`: (per-audience figures, changes)."""
+    changes, accepted, clock = replay_events(lines, settings, attributes)
+    doc = json.loads(Path(settings.audiences_file).read_text(encoding="utf-8"))
+    batch = batch_members(doc, events_of(accepted), clock, settings, attributes or {})
     return compare(published_members(changes, batch.columns, batch.index), batch), changes
