@@ -282,12 +282,23 @@ def _keys(node: Mapping[str, Any], path: list[str | int]) -> None:
 def _combine(kind: str, parts: list[Rule]) -> Rule:
     tests = tuple(p.test for p in parts)
     nxts = tuple(p.nxt for p in parts if p.nxt is not None)
-    if kind == "and":
+    if kind == "and" and len(tests) == 2:
+        first, second = tests
+
         def test(s: CustomerState, now: float) -> bool:
-            return all(t(s, now) for t in tests)
+            return first(s, now) and second(s, now)
+    elif kind == "and":
+        def test(s: CustomerState, now: float) -> bool:
+            for t in tests:
+                if not t(s, now):
+                    return False
+            return True
     else:
         def test(s: CustomerState, now: float) -> bool:
-            return any(t(s, now) for t in tests)
+            for t in tests:
+                if t(s, now):
+                    return True
+            return False
 
     def nxt(s: CustomerState, after: float) -> float | None:
         best = None

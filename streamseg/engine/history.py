@@ -78,13 +78,23 @@ def _first_day(days: int, now: float) -> int:
 def count(state: CustomerState, type_: str, days: int, now: float) -> int:
     """Events of ``type_`` in the ``days``-day window ending at ``now``."""
     first = _first_day(days, now)
-    return sum(int(row[1]) for row in state.history.get(type_, ()) if row[0] >= first)
+    n = 0
+    for row in reversed(state.history.get(type_, ())):  # newest first, stop at the window
+        if row[0] < first:
+            break
+        n += row[1]
+    return int(n)
 
 
 def amount(state: CustomerState, type_: str, days: int, now: float) -> float:
     """Summed ``amount`` (base currency) of ``type_`` events in the window ending at ``now``."""
     first = _first_day(days, now)
-    return float(sum(row[2] for row in state.history.get(type_, ()) if row[0] >= first))
+    total = 0.0
+    for row in reversed(state.history.get(type_, ())):
+        if row[0] < first:
+            break
+        total += row[2]
+    return total
 
 
 def exits(state: CustomerState, type_: str, days: int, after: float) -> float | None:

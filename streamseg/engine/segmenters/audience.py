@@ -64,6 +64,7 @@ class AudienceSegmenter(NoPopulation):
         self.description = spec.description
         self.share = spec.holdout if spec.holdout is not None else share
         self.salt = salt
+        self._flags: dict[str, bool] = {}
         self.test = spec.rule.test
         self.nxt = spec.rule.nxt
         self.reason_in = f"matches {spec.name}"
@@ -73,7 +74,13 @@ class AudienceSegmenter(NoPopulation):
         """Whether ``customer_id`` is in this audience's holdout (campaigns skip it)."""
         if self.share <= 0.0:
             return False
-        return holdout_fraction(self.salt, self.audience, customer_id) < self.share
+        cached = self._flags.get(customer_id)
+        if cached is None:
+            if len(self._flags) >= 65_536:  # a bounded memo of the hash, not state
+                self._flags.clear()
+            cached = self._flags[customer_id] = (
+                holdout_fraction(self.salt, self.audience, customer_id) < self.share)
+        return cached
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         if self.test(state, now):
