@@ -289,16 +289,15 @@ def _combine(kind: str, parts: list[Rule]) -> Rule:
             return first(s, now) and second(s, now)
     elif kind == "and":
         def test(s: CustomerState, now: float) -> bool:
-            for t in tests:
-                if not t(s, now):
-                    return False
-            return True
+            return all(t(s, now) for t in tests)
+    elif len(tests) == 2:
+        first, second = tests
+
+        def test(s: CustomerState, now: float) -> bool:
+            return first(s, now) or second(s, now)
     else:
         def test(s: CustomerState, now: float) -> bool:
-            for t in tests:
-                if t(s, now):
-                    return True
-            return False
+            return any(t(s, now) for t in tests)
 
     def nxt(s: CustomerState, after: float) -> float | None:
         best = None
