@@ -303,3 +303,24 @@ def test_published_membership_equals_the_batch_evaluation_on_simulated_data() ->
     assert all(f["batch_members"] > 0 for f in report.values()), report
     triggers = {c["trigger"] for c in changes if c["segmenter"].startswith("audience:")}
     assert triggers == {"event", "clock"}
+
+
+def test_or_in_and_missing_values() -> None:
+    [spec] = parse(json.dumps({"audiences": {"a": {"when": {"or": [
+        {"feature": "top_device", "in": ["mobile", "tablet"]},
+        {"attribute": "country", "=": "DE"},
+        {"feature": "avg_days_between_purchases", "<": 10}]}}}}), "a.json")
+    test = spec.rule.test
+    s = CustomerState.new("c", 0.0)
+    assert not test(s, 0.0)  # no device, no attribute, < 2 purchases: all missing, all false
+    s.attributes["country"] = "DE"
+    assert test(s, 0.0)
+    s.attributes["country"] = "FR"
+    s.d_devices = [0.0, 0.0, 2.0, 0.0]  # tablet
+    assert test(s, 0.0)
+    s.d_devices = [0.0, 2.0, 0.0, 0.0]
+    s.purchases, s.first_purchase, s.last_purchase = 3, 0.0, 10 * DAY  # gap 5 days
+    assert test(s, 20 * DAY) and spec.rule.nxt is None  # nothing here moves with time
+    [neg] = parse('{"audiences": {"n": {"when": {"not": {"attribute": "x_vip", "=": true}}}}}',
+                  "n.json")
+    assert neg.rule.test(CustomerState.new("d", 0.0), 0.0)  # missing: the comparison is false
