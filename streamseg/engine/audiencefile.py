@@ -59,12 +59,47 @@ def locate(text: str, path: list[str | int]) -> int:
     pos = 0
     for key in path:
         if isinstance(key, int):
+            pos = _element(text, pos, key)
             continue
         m = re.compile(re.escape(json.dumps(key)) + r"\s*:").search(text, pos)
         if m is None:
             break
         pos = m.start()
     return text.count("\n", 0, pos) + 1
+
+
+def _element(text: str, pos: int, index: int) -> int:
+    """Where element ``index`` of the first array at or after ``pos`` starts.
+
+    >>> t = '{"and": [{"a": 1},\\n {"b": [1, 2]}, "x,y",\\n 3]}'
+    >>> [t[_element(t, 0, i)] for i in range(4)]
+    ['{', '{', '"', '3']
+    """
+    start = text.find("[", pos)
+    if start < 0:
+        return pos
+    depth, seen, i, in_string = 0, 0, start + 1, False
+    while i < len(text) and seen < index:
+        c = text[i]
+        if in_string:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+        elif c in "[{":
+            depth += 1
+        elif c in "]}":
+            if depth == 0:
+                return pos
+            depth -= 1
+        elif c == "," and depth == 0:
+            seen += 1
+        i += 1
+    while i < len(text) and text[i].isspace():
+        i += 1
+    return i
 
 
 @functools.cache

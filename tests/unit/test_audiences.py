@@ -63,6 +63,8 @@ BAD_FILES = [
      '  {"segment": "loyalty", "=": "x"}]}}}}', 4, "a", "unknown segmenter 'loyalty'"),
     ('{"audiences": {\n "a": {"when": {"feature": "purchases_total"}}}}', 2, "a",
      "want exactly one comparison"),
+    ('{"audiences": {\n "a": {"when": {"or": [\n  {"segment": "lifecycle", "=": "new"},\n'
+     '  {"segment": "lifecycle", "=": "old"}]}}}}', 4, "a", "lifecycle has no segment 'old'"),
     ('{"audiences": {\n "ok": {"when": {"feature": "purchases_total", ">": 0}},\n'
      ' "b": {\n   "when": {"count": "add_to_kart", "days": 7, ">": 0}}}}', 4, "b",
      "unknown event type 'add_to_kart'"),
@@ -137,7 +139,7 @@ def test_the_examples_compile_and_match_the_file_schema() -> None:
 def test_schema_rejects_what_the_compiler_rejects_structurally() -> None:
     schema = json.loads((SCHEMA_DIR / "audiences.schema.json").read_text())
     v = jsonschema.Draft202012Validator(schema)
-    structural = [2, 4, 5, 6, 7]  # no comparison, days 0, holdout 2, no "when", bad name
+    structural = [2, 5, 6, 7, 8]  # no comparison, days 0, holdout 2, no "when", bad name
     for i, (text, *_) in enumerate(BAD_FILES):
         assert bool(list(v.iter_errors(json.loads(text)))) == (i in structural), text
     assert not list(v.iter_errors(json.loads(EXAMPLES.read_text())))
