@@ -118,7 +118,9 @@ class Batch:
             return (self.spend / self.n_buys.replace(0, np.nan)).fillna(0.0)
         if name == "mobile_share":
             dev = self.ev[self.ev["device"].notna()]
-            age = (dev["customer_id"].map(self.last_seen) - dev["ts"]) / (
+            if dev.empty:  # (no device anywhere: an order history)
+                return pd.Series(0.0, index=self.index)
+            age = (dev["customer_id"].map(self.last_seen).astype(float) - dev["ts"]) / (
                 self.s.half_life_days * DAY)
             w = np.power(0.5, age)
             total = w.groupby(dev["customer_id"]).sum()
