@@ -12,7 +12,7 @@ A compiled :class:`Rule` has
 The grammar (``streamseg/schemas/audiences.schema.json``, docs/AUDIENCES.md)::
 
     {"and": [c, ...]}  {"or": [c, ...]}  {"not": c}
-    {"feature": NAME, OP: V}      features below (exact values, not the rounded summary)
+    {"feature": NAME, OP: V}      :mod:`streamseg.engine.audiencefeatures` (exact values)
     {"attribute": NAME, OP: V}    profile attributes (state.attributes)
     {"segment": SEGMENTER, OP: V} another segmenter's published segment
     {"count": TYPE, "days": N, OP: V}  events of TYPE in the last N UTC days
@@ -45,8 +45,15 @@ from typing import Any, Protocol
 
 from streamseg.config import DAY
 from streamseg.engine import history
-from streamseg.engine.events import CLICK_TYPES
-from streamseg.engine.features import CHANNELS, DEVICES, CustomerState, mean_gap_days, share
+from streamseg.engine.audiencefeatures import (
+    DECAYED,
+    EVENT_TYPES,
+    FEATURE_NAMES,
+    SINCE,
+    STATIC,
+    TEXT_FEATURES,
+)
+from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import STEP_S
 
 Test = Callable[[CustomerState, float], bool]
@@ -74,42 +81,6 @@ class RuleError(Exception):
         super().__init__(message)
         self.path = path
         self.message = message
-
-
-def _ratio(num: float, den: float) -> float:
-    return num / den if den > 0 else 0.0
-
-
-# name -> getter; these do not move between events
-STATIC: dict[str, Callable[[CustomerState], Any]] = {
-    "purchases_total": lambda s: s.purchases,
-    "total_spend_base": lambda s: s.monetary,
-    "avg_order_value_base": lambda s: _ratio(s.monetary, s.purchases),
-    "avg_days_between_purchases": mean_gap_days,
-    "sessions_total": lambda s: s.sessions,
-    "events_total": lambda s: s.events,
-    "cart_conversion_ratio": lambda s: min(1.0, _ratio(s.d_purchases, s.d_cart_adds)),
-    "mobile_share": lambda s: _ratio(s.d_devices[0], sum(s.d_devices)),
-    "top_channel": lambda s: share(s.d_channels, CHANNELS)[0],
-    "top_device": lambda s: share(s.d_devices, DEVICES)[0],
-}
-# name -> anchor time; value = (now - anchor) / DAY, rising with the clock
-SINCE: dict[str, Callable[[CustomerState], float | None]] = {
-    "days_since_last_purchase": lambda s: s.last_purchase,
-    "days_since_first_purchase": lambda s: s.first_purchase,
-    "days_since_last_seen": lambda s: s.last_seen,
-    "days_since_first_seen": lambda s: s.first_seen,
-}
-# name -> decayed value at state.decay_ts; value halves every half-life
-DECAYED: dict[str, Callable[[CustomerState], float]] = {
-    "purchases_weighted": lambda s: s.d_purchases,
-    "page_views_weighted": lambda s: s.d_page_views,
-    "cart_adds_weighted": lambda s: s.d_cart_adds,
-    "sessions_weighted": lambda s: s.d_sessions,
-}
-EVENT_TYPES = CLICK_TYPES | {"purchase"}
-FEATURE_NAMES = frozenset(STATIC) | frozenset(SINCE) | frozenset(DECAYED)
-TEXT_FEATURES = frozenset({"top_channel", "top_device"})
 
 
 @dataclass(frozen=True, slots=True)
