@@ -1,6 +1,6 @@
 """Agents: decode -> engine -> emit, a batch at a time. No feature arithmetic here.
 
-One agent reads every input topic (clickstream, purchases, consent) and the
+One agent reads every input topic (clickstream, purchases, consent, profiles) and the
 internal ticks topic. A customer's state lives on the partition its events
 arrive on, whatever partitioner the producer used (``streamseg.partitions``).
 Per batch (``STREAMSEG_BATCH_SIZE`` events, Faust ``take_events``):

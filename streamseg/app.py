@@ -49,6 +49,7 @@ def input_topics(settings: Settings) -> dict[str, str]:
         settings.topic_clickstream: "click",
         settings.topic_purchases: "purchase",
         settings.topic_consent: "consent",
+        settings.topic_profiles: "profile",
         settings.topic_ticks: "tick",
     }
 
@@ -150,6 +151,7 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         NewTopic(settings.topic_clickstream, p, 1),
         NewTopic(settings.topic_purchases, p, 1),
         NewTopic(settings.topic_consent, p, 1),
+        NewTopic(settings.topic_profiles, p, 1),
         NewTopic(settings.topic_ticks, p, 1),
         NewTopic(settings.topic_changes, p, 1),
         NewTopic(settings.topic_segments, p, 1, topic_configs=compacted),

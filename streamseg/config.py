@@ -349,6 +349,7 @@ class Settings:
     topic_clickstream: str = setting("clickstream", check=topic_name)
     topic_purchases: str = setting("purchases", check=topic_name)
     topic_consent: str = setting("customer-consent", check=topic_name)
+    topic_profiles: str = setting("customer-profiles", check=topic_name)
     topic_changes: str = setting("segment-changes", check=topic_name)
     topic_segments: str = setting("customer-segments", check=topic_name)
     # internal topics: empty means "<app_id>-dead-letters", "<app_id>-models",
@@ -369,6 +370,8 @@ class Settings:
     # features
     half_life_days: float = setting(30.0, gt=0)
     session_gap_minutes: float = setting(30.0, gt=0)
+    # KPIs per segment: a purchase at most this many days after the previous one is a repeat
+    kpi_repeat_days: float = setting(30.0, gt=0)
     # event-time clock
     allowed_lateness_s: float = setting(3_600.0, ge=0)
     tick_interval_s: float = setting(5.0, ge=0.1, le=3600)

@@ -26,11 +26,14 @@ def topic_for(settings: Settings, record: dict[str, Any]) -> str:
 
     >>> topic_for(Settings(), {"type": "purchase"}), topic_for(Settings(), {"type": "search"})
     ('purchases', 'clickstream')
+    >>> topic_for(Settings(), {"attributes": {"country": "DE"}})
+    'customer-profiles'
     """
     return {
         "click": settings.topic_clickstream,
         "purchase": settings.topic_purchases,
         "consent": settings.topic_consent,
+        "profile": settings.topic_profiles,
     }[kind_of(record)]
 
 

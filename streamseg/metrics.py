@@ -25,12 +25,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-STREAMS = ("click", "purchase", "consent", "tick")
+STREAMS = ("click", "purchase", "consent", "profile", "tick")
 OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased",
             "out_of_order")
 # the reason codes of streamseg/schemas/dead-letter.schema.json
@@ -44,7 +46,64 @@ COMPONENTS = ("broker", "consumer", "producer", "framework", "streamseg", "other
 # segmenters with a population model (streamseg_model_version)
 MODEL_SEGMENTERS = ("cluster", "rfm")
 
+# KPIs per segment (streamseg.engine.kpis): field -> (counter name, help)
+KPI_COUNTERS = {
+    "revenue": ("streamseg_segment_revenue",
+                "Revenue (base currency) of purchases, credited to the segment the customer was "
+                "published in at the purchase (segment none: not published); this worker since "
+                "start."),
+    "orders": ("streamseg_segment_orders",
+               "Purchases, credited like streamseg_segment_revenue_total."),
+    "repeat_orders": ("streamseg_segment_repeat_orders",
+                      "Purchases at most STREAMSEG_KPI_REPEAT_DAYS after the customer's previous "
+                      "purchase, credited like streamseg_segment_revenue_total."),
+    "sessions": ("streamseg_segment_sessions",
+                 "Sessions, credited to the customer's published segment when they start."),
+    "converted": ("streamseg_segment_converted_sessions",
+                  "Sessions with a purchase, counted once at their first purchase and credited "
+                  "to the customer's published segment then."),
+}
+KpiSource = Callable[[], Mapping[str, Mapping[str, Mapping[str, Any]]]]
+
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class KpiCollector(Collector):
+    """The KPI counters, read from the engine's :class:`~streamseg.engine.kpis.Kpis` at scrape.
+
+    Nothing is done per event: the engine keeps the sums, a scrape reads them.
+    Every declared (segmenter, segment), and ``none``, is exposed from start.
+
+    >>> c = KpiCollector()
+    >>> c.declare("rfm", ("champions",))
+    >>> c.source = lambda: {"rfm": {"none": {"revenue": 2.5, "orders": 1}}}
+    >>> [(s.labels["segment"], s.value) for s in next(iter(c.collect())).samples]
+    [('champions', 0.0), ('none', 2.5)]
+    """
+
+    def __init__(self) -> None:
+        self.source: KpiSource = dict
+        self.known: dict[str, set[str]] = {}
+
+    def declare(self, segmenter: str, segments: Iterable[str]) -> None:
+        """Expose ``segmenter``'s ``segments`` (and ``none``) from start."""
+        self.known.setdefault(segmenter, {"none"}).update(segments)
+
+    def describe(self) -> Iterator[Metric]:
+        for name, doc in KPI_COUNTERS.values():
+            yield CounterMetricFamily(name, doc, labels=["segmenter", "segment"])
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.source()
+        keys = {(name, seg) for name, segs in self.known.items() for seg in segs}
+        keys.update((name, seg) for name, per in view.items() for seg in per)
+        ordered = sorted(keys)
+        for field, (name, doc) in KPI_COUNTERS.items():
+            family = CounterMetricFamily(name, doc, labels=["segmenter", "segment"])
+            for segmenter, segment in ordered:
+                cell = view.get(segmenter, {}).get(segment, {})
+                family.add_metric([segmenter, segment], float(cell.get(field, 0)))
+            yield family
 
 
 class Metrics:
@@ -180,6 +239,8 @@ class Metrics:
             ["stream"],
             registry=registry,
         )
+        self.kpis = KpiCollector()
+        registry.register(self.kpis)
         started = time.time()
         for stream in STREAMS:
             self.last_input.labels(stream=stream).set(started)
@@ -262,8 +323,14 @@ class Metrics:
         0.0
         """
         for segmenter, segments in known:
+            segments = tuple(segments)
+            self.kpis.declare(segmenter, segments)
             for segment in segments:
                 self.segment_size.labels(segmenter=segmenter, segment=segment)
+
+    def kpis_from(self, source: KpiSource) -> None:
+        """Expose the KPI sums ``source()`` returns (``Kpis.view`` of the worker's engine)."""
+        self.kpis.source = source
 
     def recount(self, segments: Iterable[Mapping[str, list[Any]]]) -> int:
         """Reset the segment gauges and table size from the states this worker holds.

@@ -256,6 +256,7 @@ def run(
         for record in rep.segments():
             segments_out.write(codec.dumps(record) + b"\n")
     rep.counts["customers"] = len(rep.states)
+    rep.counts["with_attributes"] = sum(1 for s in rep.states.values() if s.attributes)
     return rep.counts
 
 

@@ -20,9 +20,10 @@
   ``not_owner`` from the others. A customer fed through two partitioners has
   one state per partition; the routed owner's is answered, else the first
   found.
-* ``GET /segments``: customers per segment per segmenter, summed over the
-  workers (this worker's share plus ``/segments?scope=local`` of every other
-  worker the partition assignor lists).
+* ``GET /segments``: customers and KPIs per segment per segmenter, summed over
+  the workers (this worker's share plus ``/segments?scope=local`` of every
+  other worker the partition assignor lists); KPI ratios are recomputed from
+  the summed numerators and denominators.
 
 Cost: a customer not on its murmur2 partition costs one request per worker
 (in parallel, ``PEER_TIMEOUT_S``); unknown ids cost the same. With
@@ -44,7 +45,7 @@ from yarl import URL
 from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.engine.features import CustomerState
-from streamseg.engine.lookup import UNKNOWN, customer_answer, merge_sizes, segment_sizes
+from streamseg.engine.lookup import UNKNOWN, customer_answer, merge_sizes, segments_answer
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import pseudonymise
 from streamseg.partitions import home
@@ -205,11 +206,11 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("segments from %s: %s", url, exc)
         return {"customers": 0, "suppressed": 0, "segmenters": {}, "workers": 0,
-                "complete": False}
+                "complete": False, "kpis": {}}
 
     @app.page("/segments")
     async def segments(view: Any, request: Any) -> Any:
-        local = segment_sizes(local_states())
+        local = segments_answer(engine, local_states(), clock() or 0.0)
         if request.query.get("scope") == "local":
             return respond(view, 200, local)
         me = _ident(app.conf.canonical_url)

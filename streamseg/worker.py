@@ -33,6 +33,7 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     audiences = [seg.name.removeprefix("audience:") for seg in engine.segmenters
                  if seg.name.startswith("audience:")]
     telemetry.watch_audiences(ss, metrics, audiences)  # over-segmentation: metric + log
+    metrics.kpis_from(lambda: ingest.engine.kpis.view())
     if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
         register_web(ss, ingest.engine, ingest.clock.now)
     return ss, ingest

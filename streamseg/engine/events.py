@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
-Kind = Literal["click", "purchase", "consent"]
+Kind = Literal["click", "purchase", "consent", "profile"]
 
 CLICK_TYPES = frozenset(
     {
@@ -47,6 +47,8 @@ class Event:
     amount: float = 0.0
     discount: float = 0.0
     items: int = 0
+    # a profile record's attributes (name -> JSON scalar, None = remove); None otherwise
+    attributes: dict[str, Any] | None = None
 
 
 def parse_ts(text: str) -> float:
@@ -71,10 +73,14 @@ def kind_of(record: dict[str, object]) -> Kind:
     ('purchase', 'consent')
     >>> kind_of({"type": "page_view"}), kind_of({"order_id": "o1"})
     ('click', 'purchase')
+    >>> kind_of({"type": "profile"}), kind_of({"attributes": {"country": "DE"}})
+    ('profile', 'profile')
     """
     kind = record.get("type")
     if kind in CONSENT_TYPES:
         return "consent"
+    if kind == "profile" or (kind is None and "attributes" in record):
+        return "profile"
     if kind == "purchase" or (kind is None and "order_id" in record):
         return "purchase"
     return "click"

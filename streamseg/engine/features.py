@@ -56,6 +56,7 @@ class CustomerState:
     reactivated_from: float | None = None
     sessions: int = 0
     last_session: str | None = None
+    converted_session: int = 0  # ordinal (``sessions``) of the latest session with a purchase
     d_events: float = 0.0
     d_purchases: float = 0.0
     d_monetary: float = 0.0
@@ -79,6 +80,8 @@ class CustomerState:
     segments: dict[str, list[Any]] = field(default_factory=dict)
     # segmenter -> [candidate segment, first seen at]
     pending: dict[str, list[Any]] = field(default_factory=dict)
+    # profile attributes (streamseg.engine.profile): name -> JSON scalar, and name ->
+    # event time of the value kept (or of its removal: then the name is not in attributes)
     attributes: dict[str, Any] = field(default_factory=dict)
     attributes_ts: dict[str, float] = field(default_factory=dict)
 
@@ -168,7 +171,14 @@ def _is_new_session(state: CustomerState, event: Event, gap_s: float) -> bool:
 
 
 def update(state: CustomerState, event: Event, cfg: Settings) -> None:
-    """Fold one valid click or purchase event into ``state`` (in place)."""
+    """Fold one valid click or purchase event into ``state`` (in place).
+
+    The first one of a state created by a profile or consent record (no event
+    yet) sets ``first_seen``, ``last_seen`` and the decay reference: those
+    records are not activity.
+    """
+    if state.events == 0:
+        state.first_seen = state.last_seen = state.decay_ts = event.ts
     decay_to(state, event.ts, cfg.half_life_days)
     late = state.decay_ts - event.ts
     w = 1.0 if late <= 0.0 else 0.5 ** (late / (cfg.half_life_days * DAY))

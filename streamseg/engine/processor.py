@@ -5,7 +5,7 @@ The Faust agents and ``streamseg replay`` both call :meth:`Engine.apply` and
 
 Examples
 --------
->>> from streamseg.config import Settings
+>>> from streamseg.config import DAY, Settings
 >>> from streamseg.engine.events import Event
 >>> eng = Engine(Settings())
 >>> out = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0))
@@ -27,7 +27,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from streamseg.config import Settings
+from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
@@ -41,6 +41,8 @@ from streamseg.engine.features import (
     summary,
     update,
 )
+from streamseg.engine.kpis import Kpis
+from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
 from streamseg.engine.validate import Invalid
@@ -131,6 +133,9 @@ class Engine:
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
         # trailing-window buckets of rule audiences (None: no audiences file, nothing kept)
         self.history = audiencefile.history(settings, {s.name: s for s in self.segmenters})
+        self.kpis = Kpis()
+        self._kpi_names = tuple(seg.name for seg in self.segmenters)
+        self._repeat_s = settings.kpi_repeat_days * DAY
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -155,7 +160,21 @@ class Engine:
         return [self._dues_one(i, state, after) for i in range(len(self.segmenters))]
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
-        """Fold ``event`` into ``state`` (which may be None for an unknown customer)."""
+        """Fold ``event`` into ``state`` (which may be None for an unknown customer).
+
+        A profile record (kind ``profile``) is deduplicated, skipped for a
+        withdrawn customer and evaluated (trigger ``event``) like any event, but
+        it only merges attributes (:func:`streamseg.engine.profile.merge`).
+
+        >>> from streamseg.config import Settings
+        >>> eng = Engine(Settings())
+        >>> p = Event("profile", "profile", "p1", "c1", 10.0, attributes={"country": "DE"})
+        >>> out = eng.apply(None, p)
+        >>> out.state.attributes, out.state.events, out.changes
+        ({'country': 'DE'}, 0, [])
+        >>> eng.apply(out.state, p).skipped
+        'duplicate'
+        """
         if event.kind == "consent":
             # (withdrawn, notices so far) before _consent, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
@@ -172,18 +191,50 @@ class Engine:
             # time-driven moves due before this event happen first, at their own event time
             caught = self._catch_up(state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
-        update(state, event, self.settings)
-        if self.history is not None:
-            self.history.record(state, event)
-        now = floor(state)  # never back in time: a late event is evaluated at the latest look
-        for seg in self.segmenters:
-            seg.learn(state, now)
+        if event.attributes is not None:
+            # a profile record: attributes only, no behaviour (no feature, no recency, no
+            # KPI, nothing for population models to learn); evaluated at its own time
+            # (or at the latest look, if later), so rules on attributes react now
+            merge(state, event.attributes, event.ts)
+            now = max(floor(state), event.ts)
+        else:
+            sessions, last = state.sessions, state.last_purchase
+            update(state, event, self.settings)
+            if self.history is not None:
+                self.history.record(state, event)
+            if event.kind == "purchase" or (event.kind == "click" and state.sessions != sessions):
+                self._count(state, event, state.sessions != sessions, last)
+            now = floor(state)  # never back in time: a late event is evaluated at the latest look
+            for seg in self.segmenters:
+                seg.learn(state, now)
         out = self._evaluate(state, now, "event", self.segmenters)
         if caught is not None and caught.changes:
             out.changes[:0] = caught.changes
             out.render(self, state, now)
         self._plan(out, state, _earliest(self._dues(state, now)))
         return out
+
+    def _count(
+        self, state: CustomerState, event: Event, session: bool, last: float | None
+    ) -> None:
+        """Credit the event's KPIs to the published segments (before its own changes)."""
+        if event.kind != "purchase":
+            self.kpis.add(state.segments, self._kpi_names, 0.0, False, False, True, False)
+            return
+        repeat = last is not None and 0.0 <= event.ts - last <= self._repeat_s
+        converted = state.converted_session != state.sessions
+        if converted:
+            state.converted_session = state.sessions
+        self.kpis.add(state.segments, self._kpi_names, event.amount, True, repeat, session,
+                      converted)
+
+    def predicted(self, state: CustomerState, now: float) -> float | None:
+        """The customer's predicted value at ``now`` (None: no value segmenter configured).
+
+        A stub until the ``value`` segmenter lands (issue 11); the KPI "mean
+        predicted value" is absent while it returns None.
+        """
+        return None
 
     @staticmethod
     def _plan(out: Outcome, state: CustomerState, due: float | None) -> None:
@@ -373,7 +424,7 @@ class Engine:
             marker.epoch = 1 if state is None else state.epoch + 1
             return Outcome(marker, erased=True)
         if event.type == "consent_granted" and (
-            state is None or (state.withdrawn and state.events == 0)
+            state is None or (state.withdrawn and state.events == 0 and not state.attributes)
         ):
             fresh = CustomerState.new(event.customer_id, event.ts)
             fresh.epoch = 0 if state is None else state.epoch

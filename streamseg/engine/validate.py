@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,12 +43,19 @@ INPUT_SCHEMAS: dict[Kind, str] = {
     "click": "clickstream",
     "purchase": "purchase",
     "consent": "consent",
+    "profile": "customer-profile",
 }
 TYPES: dict[Kind, frozenset[str]] = {
     "click": CLICK_TYPES,
     "purchase": frozenset({"purchase"}),
     "consent": CONSENT_TYPES,
+    "profile": frozenset({"profile"}),
 }
+# the record type of a stream whose records may omit ``type``
+IMPLIED: dict[Kind, str] = {"purchase": "purchase", "profile": "profile"}
+
+
+_X_NAME = re.compile(r"x_[a-z0-9_]{1,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +85,16 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def known_attributes() -> frozenset[str]:
+    """The attribute names the profile schema types (any other must be ``x_<name>``).
+
+    >>> sorted(known_attributes())[:4]
+    ['age_band', 'birth_year', 'city', 'country']
+    """
+    props = load_schema(INPUT_SCHEMAS["profile"])["properties"]["attributes"]["properties"]
+    return frozenset(props)
+
+
 def pseudonymise(secret: str, customer_id: str) -> str:
     """Keyed hash (HMAC-SHA256, 32 hex chars) of a customer id.
 
@@ -103,6 +121,7 @@ class Validator:
             kind: jsonschema_rs.validator_for(load_schema(name), validate_formats=True)
             for kind, name in INPUT_SCHEMAS.items()
         }
+        self.known_attributes = known_attributes()
 
     def check(self, kind: Kind, key: bytes | None, value: bytes | None) -> Valid | Invalid:
         """Decode and validate one message of stream ``kind``."""
@@ -153,11 +172,15 @@ class Validator:
         """Validate an already decoded record of stream ``kind``."""
         if not isinstance(record, dict):
             return Invalid("not_object", f"expected a JSON object, got {type(record).__name__}")
-        etype = record.get("type", "purchase" if kind == "purchase" else None)
+        etype = record.get("type", IMPLIED.get(kind))
         if isinstance(etype, str) and etype not in TYPES[kind]:
             return Invalid("unknown_event_type", f"unknown {kind} event type {etype!r}", "type")
         schema = self._schemas[kind]
         if not schema.is_valid(record):
+            if kind == "profile":
+                unknown = self._unknown_attribute(record.get("attributes"))
+                if unknown is not None:
+                    return unknown
             err = next(iter(schema.iter_errors(record)))
             return Invalid("schema_invalid", err.message, _path(list(err.instance_path)))
         customer_id: str = record["customer_id"]
@@ -204,5 +227,27 @@ class Validator:
                 amount=amount,
                 discount=discount,
                 items=items,
+                attributes=record["attributes"] if kind == "profile" else None,
             )
         )
+
+    def _unknown_attribute(self, attributes: Any) -> Invalid | None:
+        """The first attribute name neither known nor ``x_``-prefixed, as a clear reason.
+
+        >>> v = Validator(Settings())
+        >>> v._unknown_attribute({"country": "DE", "Shoe-Size": 42})
+        Invalid(reason='schema_invalid', message="unknown attribute 'Shoe-Size': not one of \
+the known attributes (country, region, ...) nor x_<name> (lowercase letters, digits, _)", \
+field='attributes.Shoe-Size')
+        """
+        if not isinstance(attributes, dict):
+            return None
+        for name in attributes:
+            if name not in self.known_attributes and not _X_NAME.fullmatch(name):
+                return Invalid(
+                    "schema_invalid",
+                    f"unknown attribute {name!r}: not one of the known attributes "
+                    "(country, region, ...) nor x_<name> (lowercase letters, digits, _)",
+                    f"attributes.{name}",
+                )
+        return None

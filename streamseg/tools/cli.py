@@ -17,16 +17,17 @@ FORMATS = ("csv", "tsv", "whitespace", "parquet")
 
 def add_parsers(sub: Any) -> None:
     """Register ``import`` and ``quality`` on the main parser's subparsers."""
-    p = sub.add_parser("import", help="CSV/Parquet orders -> purchase events (JSON lines)")
+    p = sub.add_parser("import", help="CSV/Parquet orders -> purchase events, or a customer "
+                       "table -> profile records (--profiles) (JSON lines)")
     p.add_argument("file", type=Path)
     p.add_argument("--customer", required=True, help="customer id column")
-    p.add_argument("--time", required=True, help="timestamp column")
-    p.add_argument("--amount", required=True, help="amount column (a line's or an order's total)")
+    p.add_argument("--time", help="timestamp column (orders: required; profiles: or --at)")
+    p.add_argument("--amount", help="amount column (a line's or an order's total; orders)")
     p.add_argument("--order", help="order id column (lines of one order -> one purchase); "
                    "without it: one purchase per customer and timestamp")
     p.add_argument("--time-format", help="strptime format (e.g. %%Y%%m%%d) or 'epoch' "
                    "(default ISO 8601; no offset = UTC)")
-    cur = p.add_mutually_exclusive_group(required=True)
+    cur = p.add_mutually_exclusive_group()
     cur.add_argument("--currency", help="fixed ISO 4217 currency of every amount, e.g. USD")
     cur.add_argument("--currency-column", help="currency column")
     chan = p.add_mutually_exclusive_group()
@@ -40,6 +41,17 @@ def add_parsers(sub: Any) -> None:
                    "(.parquet, .tsv, .txt = whitespace-separated, else csv)")
     p.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
     p.add_argument("--rejects", help="write bad rows here (JSON lines) and go on")
+    prof = p.add_argument_group("profiles", "--profiles: one customer-profiles record per row")
+    prof.add_argument("--profiles", action="store_true",
+                      help="rows are customers: write profile records, not purchases")
+    prof.add_argument("--at", help="event time of every record (RFC 3339), instead of --time")
+    prof.add_argument("--attribute", action="append", metavar="ATTRIBUTE=COLUMN[:CONVERT]",
+                      help="an attribute from a column; CONVERT: text (default), int "
+                      "('5+' -> 5), number, bool, slug ('Probable Renter' -> probable_renter); "
+                      "repeat for each attribute")
+    prof.add_argument("--missing", action="append", metavar="VALUE",
+                      help="a cell value meaning 'unknown' (attribute left out; besides empty, "
+                      "NA, NaN, null, None); repeatable")
 
     q = sub.add_parser("quality", help="published labels vs an independent batch reference")
     q.add_argument("file", type=Path, help="events, JSON lines (as for replay)")
@@ -51,6 +63,18 @@ def add_parsers(sub: Any) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``import`` or ``quality``."""
     if args.command == "import":
+        from streamseg.tools.rows import guess_format
+
+        fmt = args.format or guess_format(args.file)
+        if args.profiles:
+            from streamseg.tools.profiles import cli as profiles_cli
+
+            return profiles_cli(args, settings, fmt)
+        if not (args.time and args.amount and (args.currency or args.currency_column)):
+            print("streamseg import: error: orders need --time, --amount and one of "
+                  "--currency / --currency-column (or --profiles for a customer table)",
+                  file=sys.stderr)
+            return 2
         from streamseg.tools.importer import cli
 
         return cli(args, settings)

@@ -245,10 +245,12 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
 
 
 def _unique(events: list[Event], skip: set[str]) -> Iterable[tuple[str, str, float, float]]:
-    """Reference input rows: each (customer, event id) once, no consent events, no ``skip``."""
+    """Reference input rows: each (customer, event id) once, no consent or profile records
+    (not activity), no ``skip``."""
     seen: set[tuple[str, str]] = set()
     for e in events:
-        if e.kind == "consent" or e.customer_id in skip or (e.customer_id, e.event_id) in seen:
+        if (e.kind in ("consent", "profile") or e.customer_id in skip
+                or (e.customer_id, e.event_id) in seen):
             continue
         seen.add((e.customer_id, e.event_id))
         yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount

@@ -43,11 +43,34 @@ from streamseg import codec
 from streamseg.app import ensure_topics
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
+from streamseg.engine.kpis import merge, report
 from streamseg.engine.lookup import segment_sizes
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import pseudonymise
 
 SECRET = "lookup-secret"
+
+
+def sizes_of(body: dict[str, Any]) -> dict[str, Any]:
+    """A ``GET /segments`` body without its KPIs."""
+    return {k: v for k, v in body.items() if k != "kpis"}
+
+
+def kpis_close(got: dict[str, Any], want: dict[str, Any]) -> bool:
+    """Equal KPIs, floats to 1e-9 (two workers sum in another order than one engine)."""
+    if {(s, g) for s, per in got.items() for g in per} != {
+            (s, g) for s, per in want.items() for g in per}:
+        return False
+    for s, per in want.items():
+        for g, cell in per.items():
+            other = got[s][g]
+            if set(other) != set(cell):
+                return False
+            for k, v in cell.items():
+                if (v is None) != (other[k] is None) or (
+                        v is not None and abs(v - other[k]) > 1e-9 * max(1.0, abs(v))):
+                    return False
+    return True
 
 
 def get(port: int, path: str) -> tuple[int, Any]:
@@ -158,7 +181,8 @@ async def test_lookup_from_either_worker(
     ]
     inputs = story(customers=12, events_per_customer=4, seed=5, prefix="shopper-")
     raw_ids = sorted({key.decode() for _, key, _ in inputs})
-    states, _ = engine_run(settings, inputs)
+    ref = Engine(settings)
+    states, _ = engine_run(settings, inputs, ref)
     engine = Engine(settings)
     await ensure_topics(settings)
     b = bootstrap_servers
@@ -174,13 +198,19 @@ async def test_lookup_from_either_worker(
         # both workers hold a share of the state, and the summed sizes are the engine's
         expected_sizes = segment_sizes(s for s in states.values() if s is not None)
         expected_sizes["workers"] = 2
+        # KPIs: the two workers' shares summed, ratios from the sums: the one engine's
+        expected_kpis = report(merge([ref.kpis.view()]))
         for _ in range(240):
             local = [(await aget(port, "/segments?scope=local"))[1] for port in ports]
             total = await aget(ports[0], "/segments")
-            if total == (200, expected_sizes) and all(part["customers"] for part in local):
+            if (total[0] == 200 and sizes_of(total[1]) == expected_sizes
+                    and kpis_close(total[1]["kpis"], expected_kpis)
+                    and all(part["customers"] for part in local)):
                 break
             await asyncio.sleep(0.5)
-        assert total == (200, expected_sizes), (total, local, expected_sizes)
+        assert (total[0], sizes_of(total[1])) == (200, expected_sizes), (total, local)
+        assert kpis_close(total[1]["kpis"], expected_kpis), (total[1]["kpis"], expected_kpis)
+        assert all(part["kpis"] for part in local), local  # each worker holds a share
         assert all(part["customers"] > 0 for part in local), local
         assert sum(part["customers"] for part in local) == len(raw_ids)
         assert await aget(ports[1], "/segments") == total

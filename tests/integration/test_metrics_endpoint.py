@@ -3,17 +3,21 @@
 A real worker subprocess on the test broker gets a few valid events and one
 invalid one; the scrape must show exactly those counts, the transitions and
 segment sizes the pure engine computes for the rule segmenters, a table size
-of three customers, and no customer id anywhere in the labels.
+of three customers, and no customer id anywhere in the labels. The KPI
+counters per segment and the worker's ``GET /segments`` KPIs equal the pure
+engine's sums.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import time
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +29,10 @@ from streamseg import codec
 from streamseg.config import DAY
 from streamseg.engine.events import format_ts
 from streamseg.engine.features import CustomerState
+from streamseg.engine.kpis import merge, report
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Valid, Validator
+from streamseg.metrics import KPI_COUNTERS
 
 Sample = tuple[str, dict[str, str], float]
 
@@ -65,11 +71,19 @@ def click(cid: str, eid: str, day: float) -> dict[str, Any]:
             "type": "page_view", "session_id": f"s-{eid}", "device": "mobile"}
 
 
-async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool: str) -> None:
+def get_json(port: int, path: str) -> tuple[int, Any]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=20) as resp:
+        return int(resp.status), json.loads(resp.read())
+
+
+async def test_metrics_endpoint_scrape(
+    tmp_path: Path, broker_url: str, promtool: str, assert_schema: Callable[[str, Any], None],
+) -> None:
     started = time.time()
     port = free_port()
     settings = make_settings("metrics", tmp_path / "data", broker_url, partitions=2,
-                             metrics_port=port, store="memory://")
+                             metrics_port=port, store="memory://", web_port=free_port(),
+                             web_bind="127.0.0.1", web_host="127.0.0.1")
     inputs: list[tuple[str, dict[str, Any]]] = [
         ("purchase", purchase("m1", "e1", 0.0, 30.0)),
         ("click", click("m1", "e2", 1.0)),
@@ -94,6 +108,7 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool
             if consumed >= len(inputs) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.5)
+        lookup = await asyncio.to_thread(get_json, settings.web_port, "/segments")
         assert not worker.crashes(), worker.tail()
 
     total = "streamseg_events_consumed_total"
@@ -129,6 +144,23 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool
         scraped = {lab["segment"]: v for n, lab, v in parsed
                    if n == "streamseg_segment_customers" and lab["segmenter"] == seg and v}
         assert scraped == dict(sizes)
+    # KPIs per segment: the counters are exactly the pure engine's sums, and so is GET /segments
+    view = engine.kpis.view()
+    for field, (name, _) in KPI_COUNTERS.items():
+        scraped_kpi = {(lab["segmenter"], lab["segment"]): v for n, lab, v in parsed
+                       if n == name + "_total" and v}
+        assert scraped_kpi == {(seg, segment): float(cell[field]) for seg, per in view.items()
+                               for segment, cell in per.items() if cell[field]}, name
+    assert value(parsed, "streamseg_segment_revenue_total", segmenter="lifecycle",
+                 segment="none") == 110.0  # the two first purchases: not yet published
+    assert value(parsed, "streamseg_segment_repeat_orders_total", segmenter="lifecycle",
+                 segment="new") == 1.0  # m1's second purchase, 3 days after the first
+    assert value(parsed, "streamseg_segment_sessions_total", segmenter="lifecycle",
+                 segment="lapsed") == 0.0  # declared from start
+    status, body = lookup
+    assert status == 200 and body["kpis"] == report(merge([view])), body
+    assert body["kpis"]["lifecycle"]["none"]["aov"] == 55.0
+    assert_schema("lookup-segments", body)
     # every segmenter: the sizes add up to the customers it has placed
     for seg in {k[0] for k in got}:
         placed = sum(v for k, v in got.items() if k[0] == seg and k[1] == "none")
@@ -144,18 +176,19 @@ async def test_metrics_endpoint_scrape(tmp_path: Path, broker_url: str, promtool
 
     # worker health series, present from the start (closed label sets)
     inputs_topics = [settings.topic_clickstream, settings.topic_purchases,
-                     settings.topic_consent, settings.topic_ticks]
+                     settings.topic_consent, settings.topic_profiles, settings.topic_ticks]
     lag = {(lab["topic"], lab["partition"]) for n, lab, _ in parsed
            if n == "streamseg_consumer_lag_records"}
     assert lag == {(t, str(p)) for t in inputs_topics for p in range(2)}
     last = {lab["stream"]: v for n, lab, v in parsed
             if n == "streamseg_last_input_timestamp_seconds"}
-    assert set(last) == {"click", "purchase", "consent", "tick"}
+    assert set(last) == {"click", "purchase", "consent", "profile", "tick"}
     assert last["purchase"] >= started and last["click"] >= started
     errors = {lab["component"] for n, lab, _ in parsed if n == "streamseg_errors_total"}
     assert errors == {"broker", "consumer", "producer", "framework", "streamseg", "other"}
     assert (value(parsed, "streamseg_rebalances_total") or 0) >= 1
-    assert value(parsed, "streamseg_assigned_partitions") == 8.0
+    # 5 input topics (clickstream, purchases, consent, profiles, ticks) x 2 partitions
+    assert value(parsed, "streamseg_assigned_partitions") == 2.0 * len(inputs_topics)
 
     check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                            capture_output=True, timeout=30)

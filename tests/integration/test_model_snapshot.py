@@ -81,7 +81,8 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
         b = dataclasses.replace(
             a, app_id=prefix, data_dir=str(tmp_path / "b"), cluster_warmup=10**9,
             topic_clickstream=f"{prefix}-clickstream", topic_purchases=f"{prefix}-purchases",
-            topic_consent=f"{prefix}-consent", topic_changes=f"{prefix}-changes",
+            topic_consent=f"{prefix}-consent", topic_profiles=f"{prefix}-profiles",
+            topic_changes=f"{prefix}-changes",
             topic_segments=f"{prefix}-segments", topic_ticks=f"{prefix}-ticks",
             topic_dead_letters=f"{prefix}-dead-letters",
         )

@@ -75,7 +75,7 @@ def make_settings(tag: str, data_dir: Path, broker: str, **overrides: Any) -> Se
         "broker_session_timeout_s": 6.0,
         "broker_heartbeat_interval_s": 1.0,
     }
-    for name in ("clickstream", "purchases", "consent", "changes", "segments",
+    for name in ("clickstream", "purchases", "consent", "profiles", "changes", "segments",
                  "dead_letters", "models", "ticks"):
         fields[f"topic_{name}"] = f"{prefix}-{name}"
     fields.update(overrides)
@@ -286,6 +286,7 @@ def topic_of(settings: Settings, kind: str) -> str:
         "click": settings.topic_clickstream,
         "purchase": settings.topic_purchases,
         "consent": settings.topic_consent,
+        "profile": settings.topic_profiles,
     }[kind]
 
 

@@ -92,6 +92,7 @@ class Harness:
             "click": settings.topic_clickstream,
             "purchase": settings.topic_purchases,
             "consent": settings.topic_consent,
+            "profile": settings.topic_profiles,
             "tick": settings.topic_ticks,
         }
         self.offset = 0

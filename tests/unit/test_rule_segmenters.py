@@ -56,7 +56,10 @@ def test_frequency_mean_gap_is_exact_not_a_moving_average() -> None:
 
 def test_frequency_prospect_and_one_time() -> None:
     seg = FrequencySegmenter(Settings())
-    prospect = seg.assign(CustomerState.new("c", 0.0), 0.0)
+    visitor = CustomerState.new("c", 0.0)
+    assert seg.assign(visitor, 0.0) is None  # no event yet (a profile record only): abstain
+    visitor.events = 1
+    prospect = seg.assign(visitor, 0.0)
     assert prospect is not None and prospect.segment == "prospect"
     one = seg.assign(buyer(1, 0.0, 0.0), 2 * DAY)
     assert one is not None and (one.segment, one.reason) == ("one_time", "one purchase so far")
@@ -118,7 +121,7 @@ def test_lifecycle_by_recency(now_days: int, expected: str) -> None:
 def test_lifecycle_visitor_track() -> None:
     seg = LifecycleSegmenter(Settings())
     s = CustomerState.new("c", 0.0)
-    s.last_seen = 20 * DAY
+    s.last_seen, s.events = 20 * DAY, 2
     assert [seg.assign(s, d * DAY).segment for d in (30, 110, 111, 400)] == [  # type: ignore[union-attr]
         "prospect",
         "prospect",
@@ -132,7 +135,7 @@ def test_a_visitor_browsing_every_six_days_stays_a_prospect() -> None:
     seg = LifecycleSegmenter(Settings())
     s = CustomerState.new("c", 0.0)
     for day in range(0, 365, 6):
-        s.last_seen = day * DAY
+        s.last_seen, s.events = day * DAY, s.events + 1
         verdict = seg.assign(s, (day + 5) * DAY)
         assert verdict is not None and verdict.segment == "prospect"
 

@@ -51,8 +51,10 @@ def test_due_times_of_a_reactivated_buyer() -> None:
 
 def test_due_times_of_a_browser() -> None:
     s = CustomerState.new("c", 0.0)
-    s.last_seen = 3 * DAY
+    s.last_seen, s.events = 3 * DAY, 2
     assert walk(s) == [93.0]  # prospect -> inactive_prospect
+    s.events = 0  # known from a profile record only: no activity, never due
+    assert walk(s) == []
 
 
 def test_pending_change_is_due_after_the_dwell() -> None:

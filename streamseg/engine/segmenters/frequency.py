@@ -40,6 +40,9 @@ Examples
 >>> from streamseg.config import Settings
 >>> seg = FrequencySegmenter(Settings())
 >>> s = CustomerState.new("c", 0.0)
+>>> seg.assign(s, 0.0) is None  # no event yet (known from a profile record only)
+True
+>>> s.events = 1
 >>> seg.assign(s, 0.0).segment
 'prospect'
 >>> s.purchases, s.first_purchase, s.last_purchase = 1, 0.0, 0.0
@@ -118,7 +121,8 @@ class FrequencySegmenter(NoPopulation):
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         lp = state.last_purchase
         if lp is None or state.purchases == 0:
-            return Assignment("prospect", "no purchase yet")
+            # abstain for a customer known only from a profile (or consent) record
+            return Assignment("prospect", "no purchase yet") if state.events else None
         since = max(0.0, now - lp) / DAY
         if since > self.lapsed:
             return Assignment("lapsed", f"no purchase for {since:.0f} days")

@@ -20,6 +20,9 @@ Examples
 >>> from streamseg.config import Settings
 >>> seg = LifecycleSegmenter(Settings())
 >>> s = CustomerState.new("c", 0.0)
+>>> seg.assign(s, 10 * DAY) is None  # no event yet (a profile or consent record only)
+True
+>>> s.events = 1
 >>> seg.assign(s, 10 * DAY).segment, seg.assign(s, 91 * DAY).segment
 ('prospect', 'inactive_prospect')
 >>> s.purchases, s.first_purchase, s.last_purchase = 3, 0.0, 50 * DAY
@@ -70,6 +73,8 @@ class LifecycleSegmenter(NoPopulation):
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         lp = state.last_purchase
         if lp is None:
+            if not state.events:  # known only from a profile (or consent) record: no activity
+                return None
             idle = now - state.last_seen
             if idle > self.at_risk_s:
                 return Assignment("inactive_prospect", f"no visit for {idle / DAY:.0f} days")
@@ -90,6 +95,8 @@ class LifecycleSegmenter(NoPopulation):
         """Next threshold an idle customer crosses (incl. the end of a held demotion)."""
         lp = state.last_purchase
         if lp is None:
+            if not state.events:
+                return None
             ref = state.last_seen
             return first_after(after, [ref + self.at_risk_s + STEP_S, ref + self.held_s + STEP_S])
         times = [lp + self.at_risk_s, lp + self.held_s, lp + self.lapsed_s]
