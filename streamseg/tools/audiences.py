@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from streamseg import codec
 from streamseg.config import DAY, Settings
-from streamseg.engine.events import Event, kind_of
-from streamseg.engine.features import CustomerState
+from streamseg.engine.events import Event, format_ts, kind_of
 from streamseg.engine.validate import Invalid, Valid
 from streamseg.replay import Replayer
 from streamseg.tools import reference
@@ -215,8 +215,8 @@ def replay_events(lines: Iterable[bytes], settings: Settings,
                   attributes: Mapping[str, Mapping[str, Any]] | None = None,
                   ) -> tuple[list[dict[str, Any]], list[Event], float]:
     """Replay ``lines`` like ``streamseg replay``: (every change, the accepted events, the
-    final event clock). ``attributes`` (customer -> profile attributes) are put in each
-    customer's state at its first event, standing in for a profile record at that time."""
+    final event clock). ``attributes`` (customer -> profile attributes) are fed as a
+    ``customer-profiles`` record of each customer just before its first event, same time."""
     rep = Replayer(settings)
     attrs = attributes or {}
     changes: list[dict[str, Any]] = []
@@ -231,10 +231,13 @@ def replay_events(lines: Iterable[bytes], settings: Settings,
         if isinstance(checked, Valid):
             ev = checked.event
             if ev.customer_id in attrs and ev.customer_id not in rep.states:
-                state = CustomerState.new(ev.customer_id, ev.ts)
-                state.attributes = dict(attrs[ev.customer_id])
-                state.attributes_ts = {k: ev.ts for k in state.attributes}
-                rep.states[ev.customer_id] = state
+                profile = {"event_id": f"profile-{ev.customer_id}", "type": "profile",
+                           "customer_id": ev.customer_id, "ts": format_ts(ev.ts),
+                           "attributes": dict(attrs[ev.customer_id])}
+                done = rep.feed(codec.dumps(profile))
+                if isinstance(done, Invalid):
+                    raise ValueError(f"profile of {ev.customer_id}: {done.message}")
+                changes += done
         result = rep.feed(raw)
         if isinstance(result, Invalid) or not isinstance(checked, Valid):
             continue
