@@ -326,3 +326,15 @@ def test_or_in_and_missing_values() -> None:
     [neg] = parse('{"audiences": {"n": {"when": {"not": {"attribute": "x_vip", "=": true}}}}}',
                   "n.json")
     assert neg.rule.test(CustomerState.new("d", 0.0), 0.0)  # missing: the comparison is false
+
+
+def test_a_profile_record_moves_a_demographic_audience_at_its_time() -> None:
+    eng = Engine(Settings(audiences_file=str(EXAMPLES)))
+    s = eng.apply(None, buy(1, "c", 1.0)).state
+    profile = Event("profile", "profile", "pr1", "c", 2 * DAY,
+                    attributes={"household_size": 4, "income_band": "50-74K"})
+    out = eng.apply(s, profile)
+    assert audience_changes(out) == [(None, "in", "event", "1970-01-03T00:00:00Z")]
+    moved = eng.apply(out.state, Event("profile", "profile", "pr2", "c", 3 * DAY,
+                                       attributes={"household_size": 2}))
+    assert audience_changes(moved) == [("in", "out", "event", "1970-01-04T00:00:00Z")]
