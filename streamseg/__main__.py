@@ -67,9 +67,20 @@ def _ops_parsers(sub: Any) -> None:
     bench.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
     bench.add_argument("--peers", action="store_true",
                        help="only the worker against other stream processors (streamseg[peers])")
-    bench.add_argument("--events", type=int, default=0, help="--peers: events (100k, quick 20k)")
-    bench.add_argument("--rounds", type=int, default=0, help="--peers: rounds (3, quick 2)")
+    bench.add_argument("--events", type=int, default=0,
+                       help="--peers: events (100k, quick 20k); --workers: events (30k)")
+    bench.add_argument("--rounds", type=int, default=0,
+                       help="--peers: rounds (3, quick 2); --latency: rounds (1)")
     bench.add_argument("--systems", default="", help="--peers: comma-separated subset")
+    bench.add_argument("--workers", type=int, default=0,
+                       help="only N workers (one app id) on one input: events/s, CPU split, "
+                       "output vs replay")
+    bench.add_argument("--latency", metavar="RATES", default="",
+                       help="only event-to-change latency at these events/s, e.g. 500,2000")
+    bench.add_argument("--seconds", type=float, default=15.0, help="--latency: seconds per rate")
+    bench.add_argument("--variant", action="append", default=[],
+                       help="--latency, --peers: worker variant name:KEY=V,... (STREAMSEG_*"
+                       " overrides; repeatable)")
     bench.add_argument("--replay", metavar="FILE",
                        help="only replay vs a decode-only loop on FILE (no broker)")
 

@@ -3,7 +3,9 @@
 One agent reads every input topic (clickstream, purchases, consent, profiles) and the
 internal ticks topic. A customer's state lives on the partition its events
 arrive on, whatever partitioner the producer used (``streamseg.partitions``).
-Per batch (``STREAMSEG_BATCH_SIZE`` events, Faust ``take_events``):
+Per batch (at most ``STREAMSEG_BATCH_SIZE`` events: what has arrived, taken as soon as
+the stream is idle, :mod:`streamseg.intake`; ``STREAMSEG_BATCH_FLUSH=window``: Faust
+``take_events``):
 
 1. each event is screened and applied to its customer's state, read once per
    batch and kept in a read-your-own-writes cache (:class:`Entry`);
@@ -14,20 +16,23 @@ Per batch (``STREAMSEG_BATCH_SIZE`` events, Faust ``take_events``):
 4. Faust acknowledges the batch's events: offsets commit after the changelog.
 
 Time-driven work runs per partition, Kafka-Streams-punctuator style: the timer
-sends a tick *to each partition* with customers due; the agent evaluates that
+(never while a batch is in flight: the batch lock) sends a tick *to each partition*
+with customers due; the agent evaluates that
 partition's due customers from its own schedule and table (:meth:`Ingest.rescore`
 adds customers to re-evaluate at the next tick).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections import Counter
 from typing import Any
 
 import faust
 
-from streamseg import adapters, codec
+from streamseg import adapters, codec, intake
 from streamseg.app import Streamseg, input_topics
 from streamseg.batch import Batch, Entry, Output, flush
 from streamseg.engine.deadletters import dead_letter, redact_key
@@ -66,7 +71,10 @@ class Ingest:
         self.gate = Gate(ss.settings.gate_hold_s)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         self.batch = Batch()
+        self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
         self._consumed: dict[tuple[str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
+        self._foreign: dict[str, Any] = {}
 
     # ------------------------------------------------------------ partitions
 
@@ -84,6 +92,16 @@ class Ingest:
         """(partition, tick value) for each owned partition with customers to evaluate."""
         return self.punctuator.due_ticks()
 
+    async def timer_ticks(self) -> list[tuple[int, bytes]]:
+        """:meth:`due_ticks` for the clock timer: never while a batch is in flight.
+
+        A batch schedules its customers (``emit``) before it writes their states
+        (after the outputs' acknowledgements); a schedule rebuilt from the table in
+        between lost them, and they were never ticked. The timer waits for the batch.
+        """
+        async with self.lock:
+            return self.due_ticks()
+
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
         self.punctuator.rescore(customer_ids)
@@ -96,6 +114,10 @@ class Ingest:
 
     async def handle_batch(self, events: list[Any]) -> None:
         """Process a batch: states read once, outputs acknowledged once, then states written."""
+        async with self.lock:  # the timer's schedule work waits for it (timer_ticks)
+            await self._handle_batch(events)
+
+    async def _handle_batch(self, events: list[Any]) -> None:
         started = time.perf_counter()
         self.batch = batch = Batch()
         now = time.monotonic()
@@ -118,10 +140,15 @@ class Ingest:
         await self.flush(batch)
         self.queue_moved()
         elapsed = time.perf_counter() - started
-        for stream, outcome in batch.counts:
-            self.count(stream, outcome)
+        for (stream, outcome), n in Counter(batch.counts).items():
+            self.count(stream, outcome, n)
             if outcome != "dead_letter":
-                self.metrics.latency.labels(stream=stream).observe(elapsed)
+                observe = self.latency(stream).observe
+                for _ in range(n):
+                    observe(elapsed)
+        if batch.event_time is not None:  # gauges: once per batch
+            self.metrics.event_lag.set(max(0.0, time.time() - batch.event_time))
+            self.metrics.event_clock.set(self.clock.max_seen or batch.event_time)
         self.metrics.batch_events.observe(len(events))
 
     def queue_moved(self) -> None:
@@ -169,7 +196,7 @@ class Ingest:
             self.reject(result, msg, stream)
             return
         if msg.partition != home(msg.key, self.ss.settings.partitions):
-            self.metrics.foreign_partition.labels(stream=stream).inc()
+            self.foreign(stream).inc()
         ev = result.event
         key = ev.customer_id.encode()
         entry = self.load(event, key)
@@ -184,7 +211,7 @@ class Ingest:
             self.reject(outcome, msg, stream)
             return
         self.observe_clock(part, msg.partition, event, ev.ts)
-        self.metrics.event_lag.set(max(0.0, time.time() - ev.ts))
+        self.batch.event_time = ev.ts
         if not outcome.skipped:
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
             entry.copy = False  # the customer's own input is here now
@@ -198,7 +225,6 @@ class Ingest:
         if part.clock is None or ts > part.clock:
             part.clock = ts
             self.batch.clocks[p] = event
-        self.metrics.event_clock.set(self.clock.max_seen or ts)
 
     def fan_out(self, msg: Any) -> None:
         """Copy a consent event to every other partition: it may hold the customer too."""
@@ -302,13 +328,27 @@ class Ingest:
 
     # ------------------------------------------------------------ metrics
 
-    def count(self, stream: str, outcome: str) -> None:
-        """One input consumed (the labelled counter child is looked up once)."""
+    def count(self, stream: str, outcome: str, n: int = 1) -> None:
+        """``n`` inputs consumed (the labelled counter child is looked up once)."""
         child = self._consumed.get((stream, outcome))
         if child is None:
             child = self._consumed[stream, outcome] = self.metrics.events_consumed.labels(
                 stream=stream, outcome=outcome)
-        child.inc()
+        child.inc(n)
+
+    def foreign(self, stream: str) -> Any:
+        """The foreign-partition counter child of ``stream`` (looked up once)."""
+        child = self._foreign.get(stream)
+        if child is None:
+            child = self._foreign[stream] = self.metrics.foreign_partition.labels(stream=stream)
+        return child
+
+    def latency(self, stream: str) -> Any:
+        """The processing-time histogram child of ``stream`` (looked up once)."""
+        child = self._latency.get(stream)
+        if child is None:
+            child = self._latency[stream] = self.metrics.latency.labels(stream=stream)
+        return child
 
     def recount(self) -> int:
         """Reset segment-size and table-size gauges from this worker's table."""
@@ -339,17 +379,21 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
         if size <= 1:  # the per-event path (for comparison)
             async for event in stream.events():
                 await ingest.handle_batch([event])
-        else:
+        elif ss.settings.batch_flush == "window":  # Faust's fixed window (for comparison)
             batches = stream.take_events(size, within=within)  # type: ignore[attr-defined]
             async for events in batches:
                 await ingest.handle_batch(list(events))
+        else:  # what has arrived, as soon as the stream is idle
+            idle = ss.settings.batch_idle_s
+            async for taken in intake.batches(stream, size, within, idle):
+                await ingest.handle_batch(taken)
 
     @ss.app.timer(  # type: ignore[untyped-decorator]
         ss.settings.tick_interval_s, name="streamseg.clock"
     )
     async def clock() -> None:
         """Event-time clock: tick each owned partition that has customers due."""
-        for partition, value in ingest.due_ticks():
+        for partition, value in await ingest.timer_ticks():
             await ss.ticks.send(key=None, value=value, partition=partition)
 
     @ss.app.on_partitions_assigned.connect

@@ -47,6 +47,7 @@ class Batch:
     outputs: list[Output] = field(default_factory=list)
     counts: list[tuple[str, str]] = field(default_factory=list)
     clocks: dict[int, Any] = field(default_factory=dict)  # partition -> an event of it
+    event_time: float | None = None  # of the last input applied (the lag gauge)
 
 
 async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Metrics) -> None:
@@ -60,9 +61,10 @@ async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Me
         # Outputs first and acknowledged, then the states that record them: a crash
         # in between replays the inputs on the old states and re-sends the same
         # change ids (duplicates); the other order loses them (docs/RELIABILITY.md).
-        if len(batch.counts) <= 1:
-            # a batch of one (the per-event path) must not wait for the producer
-            # linger too; a real batch pays it once (and leaves aiokafka's batches alone)
+        if len(batch.counts) <= 1 or ss.settings.batch_flush == "idle":
+            # every output of the batch is with the producer: waiting for its linger
+            # too only adds delay (the "window" mode keeps the old behaviour: a real
+            # batch paid the linger once, for comparisons)
             adapters.send_now(ss.app.producer)
         for delivered in pending:
             # shielded: a worker stopping mid-batch cancels this task, and awaiting

@@ -340,10 +340,15 @@ class Settings:
     # host other workers use to reach this one (default: the hostname)
     web_host: str = setting("", check=optional(host_name))
     # --- batched edge (agents.py): events per batch (1 = the per-event path), the
-    # longest wait to fill one, and how long events ahead of the committed offset
-    # are held after an assignment before the worker re-reads from it itself
+    # longest wait to fill one, how a batch ends ("idle": as soon as the stream has
+    # nothing more ready, streamseg.intake; "window": Faust's take_events, which
+    # waits batch_wait_s unless the batch fills), and how long events ahead of the
+    # committed offset are held after an assignment before the worker re-reads them
     batch_size: int = setting(500, ge=1, le=100_000)
     batch_wait_s: float = setting(0.05, gt=0, le=60)
+    batch_flush: str = setting("idle", choices=("idle", "window"))
+    # "idle": the batch ends after this long without a new event (0: one loop turn)
+    batch_idle_s: float = setting(0.002, ge=0, le=10)
     gate_hold_s: float = setting(3.0, gt=0, le=3600)
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)

@@ -111,6 +111,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
         self.registry = registry
+        self._children: dict[tuple[str, str | None, str], tuple[Any, Any, Any]] = {}
         self.events_consumed = Counter(
             "streamseg_events_consumed_total",
             "Input messages consumed, by stream and outcome.",
@@ -273,15 +274,28 @@ class Metrics:
                 self.consumer_lag.labels(topic=topic, partition=str(partition)).set(value)
 
     def observe_change(self, change: Mapping[str, Any]) -> None:
-        """Count a published change and move one customer between segment gauges."""
+        """Count a published change and move one customer between segment gauges.
+
+        The labelled children are looked up once per label set (a hot path: every
+        change of every batch), never removed, so a cached child stays valid.
+        """
         segmenter = change["segmenter"]
         previous = change["from_segment"]
-        self.changes.labels(
-            segmenter=segmenter, from_segment=previous or "none", to_segment=change["to_segment"]
-        ).inc()
-        if previous is not None:
-            self.segment_size.labels(segmenter=segmenter, segment=previous).dec()
-        self.segment_size.labels(segmenter=segmenter, segment=change["to_segment"]).inc()
+        to = change["to_segment"]
+        cache = self._children
+        key = (segmenter, previous, to)
+        children = cache.get(key)
+        if children is None:
+            children = cache[key] = (
+                self.changes.labels(segmenter=segmenter, from_segment=previous or "none",
+                                    to_segment=to),
+                None if previous is None else self.segment_size.labels(
+                    segmenter=segmenter, segment=previous),
+                self.segment_size.labels(segmenter=segmenter, segment=to))
+        children[0].inc()
+        if children[1] is not None:
+            children[1].dec()
+        children[2].inc()
         if change.get("model_version") is not None:
             self.model_version.labels(segmenter=segmenter).set(change["model_version"])
 

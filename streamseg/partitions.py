@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Literal
 
 from aiokafka.admin import AIOKafkaAdminClient
@@ -52,8 +53,13 @@ TP = tuple[str, int]
 Verdict = Literal["apply", "hold", "reseek"]
 
 
+@lru_cache(maxsize=1 << 16)
 def home(key: bytes, partitions: int) -> int:
-    """The partition murmur2 (the Java client's and aiokafka's default) picks for ``key``."""
+    """The partition murmur2 (the Java client's and aiokafka's default) picks for ``key``.
+
+    Cached: aiokafka's murmur2 is pure Python (several microseconds a key), and the
+    agent asks for every input.
+    """
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 

@@ -38,6 +38,16 @@ def clock_key(p: int) -> bytes:
     return b"clock:%d" % p
 
 
+def tables_ready(ss: Streamseg) -> bool:
+    """Whether Faust's tables hold every active partition (recovery after an assignment done).
+
+    ``TableManagerT.actives_ready`` is cleared when a rebalance starts and set when
+    the changelogs of the assigned partitions are restored (a stand-in without
+    Faust tables counts as ready).
+    """
+    return bool(getattr(getattr(ss.app, "tables", None), "actives_ready", True))
+
+
 class Punctuator:
     """Per owned partition: schedule, event clock, customers to re-evaluate."""
 
@@ -94,6 +104,8 @@ class Punctuator:
         if now is None:
             return []
         if self.rebuild:
+            if not tables_ready(self.ss):
+                return []  # the table of a new assignment is still being restored
             self.rebuild = False
             self.reschedule()
         value = codec.dumps({"now": now})

@@ -47,8 +47,9 @@ def bench_settings(base: Settings, tmp: Path, port: int) -> Settings:
     topics: dict[str, Any] = {f"topic_{n}": f"{tag}-{n}" for n in (
         "clickstream", "purchases", "consent", "changes", "segments", "dead_letters", "models",
         "ticks")}
+    # web_port 0: no lookup API (a fixed port would collide with any other worker)
     return dataclasses.replace(base, app_id=tag, data_dir=str(tmp / "data"), metrics_port=port,
-                               **topics)
+                               web_port=0, **topics)
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
@@ -139,18 +140,21 @@ async def raw_loop(settings: Settings, expected: int) -> float:
 class Worker:
     """A ``streamseg worker`` subprocess with its log file."""
 
-    def __init__(self, settings: Settings, log: Path) -> None:
+    def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         with log.open("wb") as fh:
             self.proc = subprocess.Popen([sys.executable, *PROFILE, "-m", "streamseg", "worker"],
-                                         env=worker_env(settings), stdout=fh,
+                                         env={**worker_env(settings), **(env or {})}, stdout=fh,
                                          stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
         while READY not in self.log.read_text(errors="replace"):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise StreamsegError(f"bench: worker did not start, see {self.log}")
+                text = self.log.read_text(errors="replace")
+                at = max(0, min((i for i in (text.find("Traceback"), text.find("[ERROR]"))
+                                 if i >= 0), default=len(text) - 2000))
+                raise StreamsegError(f"bench: worker did not start: {text[at:at + 2500]}")
             await asyncio.sleep(0.2)
 
     def stop(self) -> None:

@@ -84,11 +84,12 @@ async def run_peer(system: str, cfg: PeerConfig, log: Path, timeout: float) -> d
         proc.wait(timeout=30)
 
 
-async def run_worker(settings: Settings, n: int, tmp: Path, timeout: float) -> float:
+async def run_worker(settings: Settings, n: int, tmp: Path, timeout: float,
+                     env: dict[str, str] | None = None) -> float:
     from streamseg.app import ensure_topics
 
     await ensure_topics(settings)
-    worker = Worker(settings, tmp / f"{settings.app_id}.log")
+    worker = Worker(settings, tmp / f"{settings.app_id}.log", env)
     try:
         await worker.ready()
         return await worker_throughput(settings, n, timeout)
@@ -105,10 +106,23 @@ def round_settings(base: Settings, tmp: Path, r: int) -> Settings:
                                metrics_port=free_port(), **own)
 
 
+def variant_name(name: str) -> str:
+    """The system name of a worker variant (``--variant``), e.g. ``streamseg worker [b1]``."""
+    return f"{WORKER} [{name}]"
+
+
 async def bench_peers(base: Settings, n: int, rounds: int, seed: int, tmp: Path,
                       systems: Sequence[str] = (WORKER, *SYSTEMS),
-                      timeout: float = 900.0) -> dict[str, Any]:
-    """Run every system ``rounds`` times over the same ``n`` events; all figures."""
+                      timeout: float = 900.0,
+                      variants: Sequence[tuple[str, dict[str, str]]] = ()) -> dict[str, Any]:
+    """Run every system ``rounds`` times over the same ``n`` events; all figures.
+
+    With ``variants`` (name, ``STREAMSEG_*`` overrides) the worker runs once per
+    variant in each round, right after each other (e.g. ``STREAMSEG_BATCH_SIZE=1``).
+    """
+    workers = {variant_name(name): env for name, env in variants} or {WORKER: {}}
+    if WORKER in systems:
+        systems = (*workers, *(s for s in systems if s != WORKER))
     from streamseg.app import ensure_topics
 
     settings = bench_settings(base, tmp, free_port())
@@ -117,13 +131,15 @@ async def bench_peers(base: Settings, n: int, rounds: int, seed: int, tmp: Path,
     await produce_all(settings, lines)
     inputs = (settings.topic_clickstream, settings.topic_purchases)
     runs: dict[str, list[dict[str, float]]] = {s: [] for s in systems}
-    peers = [s for s in systems if s != WORKER]
+    peers = [s for s in systems if s not in workers]
     for r in range(rounds):
         order = peers[r % len(peers):] + peers[:r % len(peers)] if peers else []
-        if WORKER in systems:
-            print(f"  round {r + 1}: {WORKER} ...", file=sys.stderr, flush=True)
-            eps = await run_worker(round_settings(settings, tmp, r), n, tmp, timeout)
-            runs[WORKER].append({"events": n, "events_per_s": eps})
+        names = [w for w in workers if w in systems]
+        for i, name in enumerate(names[r % len(names):] + names[:r % len(names)] if names else []):
+            print(f"  round {r + 1}: {name} ...", file=sys.stderr, flush=True)
+            eps = await run_worker(round_settings(settings, tmp, r * 100 + i), n, tmp, timeout,
+                                   workers[name])
+            runs[name].append({"events": n, "events_per_s": eps})
         for system in order:
             tag = f"{settings.app_id}-{system}-r{r}"
             await create_topic(settings, f"{tag}-out")
@@ -144,16 +160,21 @@ def summary(result: dict[str, Any]) -> list[str]:
     lines = [f"peers: {result['events']:,} events, {result['rounds']} interleaved rounds, "
              f"job reference outputs {result['reference_outputs']:,}"]
     worker = median.get(WORKER)
+    if worker is None:  # variants: the first one is the reference
+        worker = next((eps for s, eps in median.items() if s.startswith(WORKER)), None)
     for system, eps in median.items():
         each = ", ".join(f"{r['events_per_s']:,.0f}" for r in runs[system])
         line = f"  {system:<16} {eps:>10,.0f} events/s (median; rounds {each})"
         if system == "faust-bare":
             line += "  (iterates only, no job)"
-        elif system != WORKER:
+        elif not system.startswith(WORKER):
             outs = {int(r["outputs"]) for r in runs[system]}
             ok = outs == {result["reference_outputs"]}
             line += f"  outputs {'/'.join(map(str, sorted(outs)))}{'' if ok else ' MISMATCH'}"
-        if system != WORKER and worker is not None:
+        if system.startswith(WORKER):
+            if worker is not None and system != WORKER and eps != worker:
+                line += f"  first variant / this = {worker / eps:.2f}x"
+        elif worker is not None:
             line += f"  worker/{system} = {worker / eps:.1%}"
         lines.append(line)
     return lines

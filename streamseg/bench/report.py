@@ -32,6 +32,7 @@ from pathlib import Path
 
 from streamseg.bench.broker import bench_broker, check_broker
 from streamseg.bench.core import QUICK, WELL_SEPARATED, Sizes, bench_ari, bench_memory, bench_replay
+from streamseg.bench.latency import parse_variant
 from streamseg.config import Settings
 from streamseg.simulate import PERSONAS
 
@@ -86,6 +87,14 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
             print(line, flush=True)
         return 0
     check_broker(settings)
+    if getattr(args, "workers", 0):
+        from streamseg.bench import scaleout
+
+        return scaleout.cli(args, settings)
+    if getattr(args, "latency", ""):
+        from streamseg.bench import latency
+
+        return latency.cli(args, settings)
     if getattr(args, "peers", False):
         from streamseg.bench import compare
 
@@ -95,7 +104,9 @@ def cli(args: argparse.Namespace, settings: Settings) -> int:
             compare.WORKER, *compare.SYSTEMS)
         print(f"streamseg bench --peers  broker={settings.bootstrap_servers}", flush=True)
         with tempfile.TemporaryDirectory(prefix="streamseg-bench-") as tmp:
-            result = asyncio.run(compare.bench_peers(settings, n, rounds, 1, Path(tmp), systems))
+            variants = [parse_variant(v) for v in getattr(args, "variant", [])]
+            result = asyncio.run(compare.bench_peers(settings, n, rounds, 1, Path(tmp), systems,
+                                                     variants=variants))
         for line in compare.summary(result):
             print(line, flush=True)
         return 0

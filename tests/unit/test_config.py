@@ -45,6 +45,8 @@ BAD = [
     ("STREAMSEG_WEB_PORT", "70000", "must be <= 65535"),
     ("STREAMSEG_BATCH_SIZE", "0", "must be >= 1"),
     ("STREAMSEG_BATCH_WAIT_S", "0", "must be > 0"),
+    ("STREAMSEG_BATCH_FLUSH", "never", "must be one of idle, window"),
+    ("STREAMSEG_BATCH_IDLE_S", "-1", "must be >= 0"),
     ("STREAMSEG_GATE_HOLD_S", "-1", "must be > 0"),
     ("STREAMSEG_WEB_BIND", "", "must not be empty"),
     ("STREAMSEG_WEB_HOST", "http://x", "want a host name or address"),

@@ -7,6 +7,7 @@ events arrive on two partitions has two states, as on the broker.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -242,5 +243,65 @@ def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None
             h.send("tick", None, value, partition=p)
         assert evaluated == ["c1"]  # found on partition 1 only
         assert h.ingest.due_ticks() == []
+    finally:
+        h.close()
+
+
+def test_a_schedule_rebuild_while_a_batch_awaits_its_acks_keeps_the_batchs_customers() -> None:
+    """Regression (CRC32 integration test, 2 of 10 runs): the timer's first run after
+    the clock starts rebuilds the schedules from the table; when it ran while the first
+    batch awaited its outputs' acknowledgements, that batch's customers (pushed by emit,
+    not yet written) vanished from the schedule and were never ticked."""
+    h, _ = harness(Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, partitions=4))
+    try:
+        release: asyncio.Future[None] = h.loop.create_future()
+        original = h.app.changes.send
+
+        async def slow_send(*args: Any, **kwargs: Any) -> Any:
+            await original(*args, **kwargs)
+            return release  # acknowledged only when the test says so
+
+        h.app.changes.send = slow_send  # type: ignore[method-assign]
+
+        async def scenario() -> list[tuple[int, bytes]]:
+            batch = asyncio.ensure_future(h.ingest.handle_batch(
+                [h.message("purchase", b"q", buy("q1", "q", 0.0), partition=1)]))
+            for _ in range(5):
+                await asyncio.sleep(0)  # the batch is now waiting for its acks
+            assert not batch.done()
+            timer = asyncio.ensure_future(h.ingest.timer_ticks())  # first run: rebuild
+            for _ in range(5):
+                await asyncio.sleep(0)
+            release.set_result(None)
+            await batch
+            return await timer
+
+        h.loop.run_until_complete(scenario())
+        h.app.changes.send = original  # type: ignore[method-assign]
+        # the clock moves 200 days on (another customer): q lapses with no event
+        h.send("click", b"busy", codec.dumps({"event_id": "b1", "customer_id": "busy",
+                                              "ts": at(200.0), "type": "page_view"}),
+               partition=2)
+        ticks = h.ingest.due_ticks()
+        assert 1 in [p for p, _ in ticks]
+        assert "q" in h.ingest.parts[1].ready
+    finally:
+        h.close()
+
+
+def test_the_schedule_is_rebuilt_only_once_the_assigned_tables_are_restored() -> None:
+    from types import SimpleNamespace
+
+    h, _ = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=1)
+        tables = SimpleNamespace(actives_ready=False)  # Faust: a changelog recovery runs
+        h.app.app.tables = tables
+        h.ingest.on_assigned([SimpleNamespace(topic=CFG.topic_purchases, partition=1)], {})
+        assert h.ingest.due_ticks() == [] and h.ingest.punctuator.rebuild  # waits
+        tables.actives_ready = True
+        h.ingest.due_ticks()
+        assert not h.ingest.punctuator.rebuild
+        assert len(h.ingest.parts[1].schedule) == 1  # c1, from the table
     finally:
         h.close()
