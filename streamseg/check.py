@@ -2,8 +2,8 @@
 
 Prints the effective configuration (every ``STREAMSEG_*`` variable with its
 value, marked where it differs from the default; secrets hidden), compiles the
-input schemas from the installed package, and (unless ``--offline``) asks the
-broker for its topics. Bad settings never get here: ``Settings.from_env``
+input schemas from the installed package and the audiences file, and (unless
+``--offline``) asks the broker for its topics. Bad settings never get here: ``Settings.from_env``
 already stopped the command with one line (exit code 2).
 """
 
@@ -16,6 +16,7 @@ from typing import TextIO
 from streamseg.app import topic_specs
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
+from streamseg.engine import segmenters
 from streamseg.engine.validate import INPUT_SCHEMAS, Validator
 from streamseg.resources import SAMPLE_EVENTS, SCHEMA_DIR
 
@@ -43,6 +44,10 @@ def check(settings: Settings, offline: bool = False, wait_s: float = 0.0,
     out.write(f"schemas: {len(schemas)} in {SCHEMA_DIR} "
               f"({len(INPUT_SCHEMAS)} input validators compiled)\n")
     out.write(f"sample events: {SAMPLE_EVENTS}\n")
+    # compiles STREAMSEG_AUDIENCES_FILE like the worker: a bad file stops here (FILE:LINE)
+    names = [seg.name for seg in segmenters.default(settings) if seg.name.startswith("audience:")]
+    out.write(f"audiences: {len(names)} from {settings.audiences_file}\n" if settings.audiences_file
+              else "audiences: none (STREAMSEG_AUDIENCES_FILE is not set)\n")
     if offline:
         out.write("broker: not checked (--offline)\n")
         return 0

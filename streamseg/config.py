@@ -230,6 +230,15 @@ def store_url(value: str) -> str | None:
     return f"must be rocksdb:// or memory://, got {value!r}"
 
 
+def readable_file(value: str) -> str | None:
+    """A file that exists (its content is checked by whoever reads it).
+
+    >>> readable_file("/nonexistent/a.json")
+    "no such file: '/nonexistent/a.json'"
+    """
+    return None if os.path.isfile(value) else f"no such file: {value!r}"
+
+
 def not_empty(value: str) -> str | None:
     """A string that must not be blank."""
     return None if value.strip() else "must not be empty"
@@ -437,6 +446,15 @@ class Settings:
     # a channel segment kept while its share >= dominance - this
     channel_margin: float = setting(0.3, ge=0, le=1)
     flap_window_s: float = setting(14 * DAY, gt=0)
+    # rule audiences (docs/AUDIENCES.md): a JSON file of named conditions, each published as
+    # segmenter audience:<name>; empty = none. A bad file stops the worker with FILE:LINE.
+    audiences_file: str = setting("", check=optional(readable_file))
+    # an audience with fewer members is reported as over-segmentation (metric + log line)
+    audience_min_size: int = setting(100, ge=0)
+    # holdout for A/B tests: share of each audience's customers flagged holdout=true in its
+    # changes (an audience's own "holdout" key overrides it), by a salted hash of the customer
+    holdout_share: float = setting(0.0, ge=0, le=1)
+    holdout_salt: str = setting("streamseg-holdout", check=not_empty)
     # accepted event time: static window (RFC 3339); ahead of the event clock by
     # at most ``max_future_skew_s`` once the clock has a value
     event_time_min: str = setting("1970-01-01T00:00:00Z", check=rfc3339)

@@ -37,3 +37,21 @@ class InputFileError(StreamsegError):
         self.message = message
         where = f"field {field}: " if field else ""
         super().__init__(f"{path}:{line}: {where}{message}")
+
+
+class AudienceFileError(ConfigError):
+    """A bad audiences file (``STREAMSEG_AUDIENCES_FILE``): one ``FILE:LINE`` line.
+
+    >>> str(AudienceFileError("a.json", 7, "cart", "unknown feature 'x'"))
+    "a.json:7: audience cart: unknown feature 'x'"
+    >>> str(AudienceFileError("a.json", 1, None, "invalid JSON: Expecting value"))
+    'a.json:1: invalid JSON: Expecting value'
+    """
+
+    def __init__(self, path: str, line: int, audience: str | None, message: str) -> None:
+        self.path = path
+        self.line = line
+        self.audience = audience
+        self.message = message
+        where = f"audience {audience}: " if audience else ""
+        super().__init__(f"{path}:{line}: {where}{message}")

@@ -148,6 +148,14 @@ class Metrics:
             ["segmenter", "segment"],
             registry=registry,
         )
+        self.audience_undersized = Gauge(
+            "streamseg_audience_undersized",
+            "1 while a rule audience (label: its name from STREAMSEG_AUDIENCES_FILE, fixed at "
+            "start) has fewer members (segment in) on this worker than "
+            "STREAMSEG_AUDIENCE_MIN_SIZE: over-segmentation; 0 otherwise.",
+            ["audience"],
+            registry=registry,
+        )
         self.model_version = Gauge(
             "streamseg_model_version",
             "Version of each population model in use (cluster: KMeans snapshot; rfm: quantiles);"
@@ -290,6 +298,29 @@ class Metrics:
         children[2].inc()
         if change.get("model_version") is not None:
             self.model_version.labels(segmenter=segmenter).set(change["model_version"])
+
+    def audit_audiences(self, audiences: Iterable[str], min_size: int) -> list[tuple[str, int]]:
+        """Set ``streamseg_audience_undersized`` of each audience (names without the
+        ``audience:`` prefix) from its ``in`` count; return the undersized ones with their size.
+
+        >>> m = Metrics(CollectorRegistry())
+        >>> m.observe_change({"segmenter": "audience:vip", "from_segment": None,
+        ...                   "to_segment": "in", "model_version": None})
+        >>> m.audit_audiences(["vip", "cart"], 1)
+        [('cart', 0)]
+        >>> m.registry.get_sample_value("streamseg_audience_undersized", {"audience": "cart"})
+        1.0
+        """
+        small: list[tuple[str, int]] = []
+        for name in audiences:
+            size = self.registry.get_sample_value(
+                "streamseg_segment_customers", {"segmenter": f"audience:{name}", "segment": "in"})
+            members = int(size or 0)
+            under = members < min_size
+            self.audience_undersized.labels(audience=name).set(1.0 if under else 0.0)
+            if under:
+                small.append((name, members))
+        return small
 
     def forget_segments(self, segments: Mapping[str, list[Any]]) -> None:
         """An erased customer leaves its segments (``CustomerState.segments``)."""

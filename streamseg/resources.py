@@ -6,7 +6,7 @@ wheel or a Docker image carries them and nothing reads them from a checkout.
 Examples
 --------
 >>> sorted(p.name for p in SCHEMA_DIR.glob("*.schema.json"))[:2]
-['clickstream.schema.json', 'consent.schema.json']
+['audiences.schema.json', 'clickstream.schema.json']
 >>> SAMPLE_EVENTS.name, SAMPLE_EVENTS.is_file()
 ('events.jsonl', True)
 """

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
@@ -200,3 +200,48 @@ def install(ss: Streamseg, metrics: Metrics) -> tuple[WorkerSensor, ErrorCounter
         await probe.stop()
 
     return sensor, ErrorCounter(metrics)
+
+
+class AudienceAudit:
+    """Over-segmentation of rule audiences: the metric on every check, a log line per
+    undersized audience at most once per ``every_s`` of wall time (a log, not a decision).
+
+    >>> from prometheus_client import CollectorRegistry
+    >>> clock = iter([0.0, 10.0, 1000.0])
+    >>> audit = AudienceAudit(Metrics(CollectorRegistry()), ["cart"], 5, 600.0,
+    ...                       now=lambda: next(clock))
+    >>> audit.check(), audit.check(), audit.check()
+    (['cart'], [], ['cart'])
+    """
+
+    def __init__(self, metrics: Metrics, audiences: Iterable[str], min_size: int,
+                 every_s: float = 900.0, now: Callable[[], float] = time.monotonic) -> None:
+        self.metrics, self.audiences, self.min_size = metrics, list(audiences), min_size
+        self.every_s, self.now = every_s, now
+        self.logged: dict[str, float] = {}
+
+    def check(self) -> list[str]:
+        """Update the gauges; log (rate-limited) and return the audiences logged now."""
+        said: list[str] = []
+        for name, size in self.metrics.audit_audiences(self.audiences, self.min_size):
+            t = self.now()
+            last = self.logged.get(name)
+            if last is None or t - last >= self.every_s:
+                self.logged[name] = t
+                said.append(name)
+                log.warning("audience %s has %d members on this worker, below "
+                            "STREAMSEG_AUDIENCE_MIN_SIZE=%d: over-segmentation",
+                            name, size, self.min_size)
+        return said
+
+
+def watch_audiences(ss: Streamseg, metrics: Metrics, audiences: Iterable[str]) -> None:
+    """Check the audiences' sizes every ``lag_interval_s`` (nothing without audiences)."""
+    audit = AudienceAudit(metrics, audiences, ss.settings.audience_min_size)
+    if not audit.audiences:
+        return
+
+    @ss.app.timer(ss.settings.lag_interval_s,  # type: ignore[untyped-decorator]
+                  name="streamseg.audiences")
+    async def audit_audiences() -> None:
+        audit.check()

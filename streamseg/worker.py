@@ -14,6 +14,7 @@ from streamseg.agents import Ingest, register
 from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
+from streamseg.engine import segmenters
 from streamseg.engine.processor import Engine
 from streamseg.errors import ConfigError
 from streamseg.metrics import Metrics
@@ -29,6 +30,9 @@ def assemble(settings: Settings, metrics: Metrics | None = None) -> tuple[Stream
     metrics = metrics or Metrics()
     metrics.declare_segments((seg.name, seg.segments()) for seg in engine.segmenters)
     ingest = register(ss, engine, metrics)
+    audiences = [seg.name.removeprefix("audience:") for seg in engine.segmenters
+                 if seg.name.startswith("audience:")]
+    telemetry.watch_audiences(ss, metrics, audiences)  # over-segmentation: metric + log
     metrics.kpis_from(lambda: ingest.engine.kpis.view())
     if settings.web_port > 0:  # lookup API: GET /customers/{id}, GET /segments
         register_web(ss, ingest.engine, ingest.clock.now)
@@ -52,6 +56,7 @@ def serve_metrics(port: int) -> None:
 
 def run(settings: Settings) -> None:
     """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)

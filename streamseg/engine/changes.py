@@ -106,7 +106,7 @@ def change_record(
 
     ``from_name`` is the readable name of ``previous`` (None on a first assignment).
     """
-    return {
+    record = {
         "kind": "change",
         "change_id": change_id(state.customer_id, segmenter, sequence, state.epoch),
         "customer_id": state.customer_id,
@@ -122,6 +122,9 @@ def change_record(
         "model_version": verdict.model_version,
         "features": features,
     }
+    if verdict.holdout is not None:  # rule audiences: campaigns suppress the holdout
+        record["holdout"] = verdict.holdout
+    return record
 
 
 def suppression_record(

@@ -69,6 +69,9 @@ class CustomerState:
     d_channels: list[float] = field(default_factory=lambda: [0.0] * len(CHANNELS))
     d_devices: list[float] = field(default_factory=lambda: [0.0] * len(DEVICES))
     recent_ids: list[int] = field(default_factory=list)
+    # event type -> [[UTC day, count, amount], ...] ascending, the trailing windows of rule
+    # audiences (:mod:`streamseg.engine.history`); empty unless an audiences file needs it
+    history: dict[str, list[list[Any]]] = field(default_factory=dict)
     withdrawn: bool = False
     # a lower bound of the next due time (``NEVER``: none), set when the engine plans
     # it after an event or a change; None: unknown. It lets an event skip the catch-up.

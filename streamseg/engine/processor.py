@@ -28,7 +28,7 @@ from functools import partial
 from typing import Any
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import segmenters
+from streamseg.engine import audiencefile, segmenters
 from streamseg.engine.changes import ChangeDetector, change_record
 from streamseg.engine.clock import EventClock
 from streamseg.engine.consent import notify
@@ -136,6 +136,8 @@ class Engine:
         # the predicted-value segmenter, if one is configured (structural: has ``predict``)
         self.predictor: Predictor | None = next(
             (seg for seg in self.segmenters if isinstance(seg, Predictor)), None)
+        # trailing-window buckets of rule audiences (None: no audiences file, nothing kept)
+        self.history = audiencefile.history(settings, {s.name: s for s in self.segmenters})
         self.kpis = Kpis()
         self._kpi_names = tuple(seg.name for seg in self.segmenters)
         self._repeat_s = settings.kpi_repeat_days * DAY
@@ -232,6 +234,8 @@ class Engine:
         else:
             sessions, last = state.sessions, state.last_purchase
             update(state, event, self.settings)
+            if self.history is not None:
+                self.history.record(state, event)
             if event.kind == "purchase" or (event.kind == "click" and state.sessions != sessions):
                 self._count(state, event, state.sessions != sessions, last)
             now = floor(state)  # never back in time: a late event is evaluated at the latest look

@@ -112,6 +112,10 @@ BAD = [
     ("STREAMSEG_EVENT_TIME_MIN", "yesterday", "not an RFC 3339 time"),
     ("STREAMSEG_EVENT_TIME_MAX", "1960-01-01T00:00:00Z", "must be before STREAMSEG_EVENT_TIME_MAX"),
     ("STREAMSEG_FLAP_WINDOW_S", "0", "must be > 0"),
+    ("STREAMSEG_AUDIENCES_FILE", "/nonexistent/audiences.json", "no such file"),
+    ("STREAMSEG_AUDIENCE_MIN_SIZE", "-1", "must be >= 0"),
+    ("STREAMSEG_HOLDOUT_SHARE", "1.5", "must be <= 1"),
+    ("STREAMSEG_HOLDOUT_SALT", " ", "must not be empty"),
     ("STREAMSEG_PARTITONS", "8", "unknown setting (did you mean STREAMSEG_PARTITIONS?)"),
     ("STREAMSEG_TICK_INTERVAL", "5", "unknown setting (did you mean STREAMSEG_TICK_INTERVAL_S?)"),
 ]

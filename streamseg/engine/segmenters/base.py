@@ -19,7 +19,7 @@ isinstance special cases, no attribute probing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
 from streamseg.engine.features import CustomerState
@@ -41,6 +41,8 @@ class Assignment:
     reason: str
     margin: float | None = None
     model_version: int | None = None
+    # rule audiences: the customer's holdout flag, carried in their change records
+    holdout: bool | None = field(default=None, repr=False)
 
 
 class Segmenter(Protocol):

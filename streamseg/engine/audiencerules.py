@@ -1,0 +1,313 @@
+"""Compile an audience's condition (already schema-checked JSON) into two closures.
+
+A compiled :class:`Rule` has
+
+* ``test(state, now) -> bool``: the condition at event time ``now``;
+* ``nxt(state, after) -> float | None``: the earliest event time > ``after`` at
+  which the verdict of an idle customer *may* change: a ``days_since_*``
+  threshold reached, a decayed feature falling through its threshold, a
+  trailing-window bucket leaving its window, a referenced segmenter's own due
+  time. It is exact: between two such times with no event nothing it reads moves.
+
+The grammar (``streamseg/schemas/audiences.schema.json``, docs/AUDIENCES.md)::
+
+    {"and": [c, ...]}  {"or": [c, ...]}  {"not": c}
+    {"feature": NAME, OP: V}      :mod:`streamseg.engine.audiencefeatures` (exact values)
+    {"attribute": NAME, OP: V}    profile attributes (state.attributes)
+    {"segment": SEGMENTER, OP: V} another segmenter's published segment
+    {"count": TYPE, "days": N, OP: V}  events of TYPE in the last N UTC days
+    {"sum": TYPE, "days": N, OP: V}    summed amount (base currency) of those events
+
+with OP one of ``=, !=, <, <=, >, >=, in``. A missing value (no purchase yet, no
+such attribute, no published segment) makes every comparison false; use
+``not`` for the complement.
+
+Examples
+--------
+>>> from streamseg.engine.features import CustomerState
+>>> r = compile_rule({"and": [{"feature": "purchases_total", ">=": 2},
+...                           {"feature": "days_since_last_purchase", ">": 30}]}, {}, 30.0)
+>>> s = CustomerState.new("c", 0.0)
+>>> s.purchases, s.first_purchase, s.last_purchase = 2, 0.0, 0.0
+>>> r.test(s, 30 * DAY), r.test(s, 30 * DAY + 1), r.nxt(s, 0.0) / DAY
+(False, True, 30.0)
+>>> sorted(r.types), r.horizon_days
+([], 0)
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from streamseg.config import DAY
+from streamseg.engine import history
+from streamseg.engine.audiencefeatures import (
+    DECAYED,
+    EVENT_TYPES,
+    FEATURE_NAMES,
+    SINCE,
+    STATIC,
+    TEXT_FEATURES,
+)
+from streamseg.engine.features import CustomerState
+from streamseg.engine.segmenters.base import STEP_S
+
+Test = Callable[[CustomerState, float], bool]
+Next = Callable[[CustomerState, float], "float | None"]
+OPS = ("=", "!=", "<", "<=", ">", ">=", "in")
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+}
+
+
+class Readable(Protocol):
+    """What a rule needs of a segmenter whose published segment it reads."""
+
+    name: str
+
+    def segments(self) -> tuple[str, ...]: ...
+
+    def due(self, state: CustomerState, after: float) -> float | None: ...
+
+
+class RuleError(Exception):
+    """A semantic error at ``path`` (keys and indexes inside the audience's ``when``)."""
+
+    def __init__(self, path: list[str | int], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A compiled condition, with the history it needs (event types, longest window)."""
+
+    test: Test
+    nxt: Next | None
+    types: frozenset[str]
+    horizon_days: int
+
+
+def _compare(op: str, want: Any) -> Callable[[Any], bool]:
+    """``value OP want``; a missing value (None) or a type mismatch is False."""
+    if op == "in":
+        wanted = frozenset(want)
+        return lambda v: v is not None and v in wanted
+    if op == "=":
+        return lambda v: v is not None and v == want
+    if op == "!=":
+        return lambda v: v is not None and v != want
+    fn = _ORDER[op]
+    kind = str if isinstance(want, str) else (int, float)
+
+    def ordered(v: Any) -> bool:
+        return isinstance(v, kind) and not isinstance(v, bool) and fn(v, want)
+
+    return ordered
+
+
+def _thresholds(op: str, want: Any) -> list[float]:
+    vals = want if op == "in" else [want]
+    return [float(v) for v in vals if isinstance(v, int | float) and not isinstance(v, bool)]
+
+
+def _first(after: float, times: list[float]) -> float | None:
+    best = None
+    for t in times:
+        for c in (t, t + STEP_S):  # at the threshold, and one step past it (strict ops)
+            if c > after and (best is None or c < best):
+                best = c
+    return best
+
+
+def _operator(node: Mapping[str, Any], path: list[str | int]) -> tuple[str, Any]:
+    ops = [op for op in OPS if op in node]
+    if len(ops) != 1:
+        raise RuleError(path, f"want exactly one comparison of {', '.join(OPS)}")
+    op = ops[0]
+    want = node[op]
+    if op == "in" and not isinstance(want, list):
+        raise RuleError([*path, op], "'in' wants a list")
+    return op, want
+
+
+def _numeric(op: str, want: Any, path: list[str | int], what: str) -> None:
+    if not _thresholds(op, want) or len(_thresholds(op, want)) != (
+            len(want) if op == "in" else 1):
+        raise RuleError([*path, op], f"{what} compares with numbers, got {want!r}")
+
+
+def _feature(name: str, op: str, want: Any, path: list[str | int], hl_s: float) -> Rule:
+    cmp = _compare(op, want)
+    if name not in FEATURE_NAMES:
+        raise RuleError([*path, "feature"], f"unknown feature {name!r} "
+                        f"(one of {', '.join(sorted(FEATURE_NAMES))})")
+    if name in TEXT_FEATURES:
+        get = STATIC[name]
+        return Rule(lambda s, now: cmp(get(s)), None, frozenset(), 0)
+    _numeric(op, want, path, f"feature {name}")
+    limits = _thresholds(op, want)
+    if name in STATIC:
+        get = STATIC[name]
+        return Rule(lambda s, now: cmp(get(s)), None, frozenset(), 0)
+    if name in SINCE:
+        anchor = SINCE[name]
+
+        def since(s: CustomerState, now: float) -> bool:
+            a = anchor(s)
+            return a is not None and cmp((now - a) / DAY)
+
+        def since_next(s: CustomerState, after: float) -> float | None:
+            a = anchor(s)
+            return None if a is None else _first(after, [a + c * DAY for c in limits])
+
+        return Rule(since, since_next, frozenset(), 0)
+    raw = DECAYED[name]
+
+    def decayed(s: CustomerState, now: float) -> bool:
+        return cmp(raw(s) * 0.5 ** (max(0.0, now - s.decay_ts) / hl_s))
+
+    def decayed_next(s: CustomerState, after: float) -> float | None:
+        r = raw(s)
+        times = [s.decay_ts + hl_s * math.log2(r / c) for c in limits if 0 < c < r]
+        return _first(after, times)
+
+    return Rule(decayed, decayed_next, frozenset(), 0)
+
+
+def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int]) -> Rule:
+    summed = "sum" in node
+    type_ = str(node["sum" if summed else "count"])
+    days = int(node["days"])
+    if type_ not in EVENT_TYPES:
+        raise RuleError([*path, "sum" if summed else "count"], f"unknown event type {type_!r} "
+                        f"(one of {', '.join(sorted(EVENT_TYPES))})")
+    _numeric(op, want, path, "a window")
+    cmp = _compare(op, want)
+    if summed:
+        def test(s: CustomerState, now: float) -> bool:
+            return cmp(history.amount(s, type_, days, now))
+    else:
+        def test(s: CustomerState, now: float) -> bool:
+            return cmp(history.count(s, type_, days, now))
+
+    def nxt(s: CustomerState, after: float) -> float | None:
+        return history.exits(s, type_, days, after)
+
+    return Rule(test, nxt, frozenset({type_}), days)
+
+
+def _segment(name: str, op: str, want: Any, path: list[str | int],
+             known: Mapping[str, Readable]) -> Rule:
+    seg = known.get(name)
+    if seg is None:
+        raise RuleError([*path, "segment"], f"unknown segmenter {name!r} (built-in or an "
+                        f"audience defined above: {', '.join(known)})")
+    ids = seg.segments()
+    for v in want if op == "in" else [want]:
+        if ids and v not in ids:
+            raise RuleError([*path, op], f"{name} has no segment {v!r} ({', '.join(ids)})")
+    cmp = _compare(op, want)
+
+    def test(s: CustomerState, now: float) -> bool:
+        cur = s.segments.get(name)
+        return cur is not None and cmp(cur[0])
+
+    return Rule(test, seg.due, frozenset(), 0)
+
+
+_SUBJECTS = {"feature": set(), "attribute": set(), "segment": set(), "count": {"days"},
+             "sum": {"days"}}
+
+
+def _keys(node: Mapping[str, Any], path: list[str | int]) -> None:
+    """Exactly one of and/or/not, or one subject with its own keys and one comparison."""
+    keys = set(node)
+    for kind in ("and", "or", "not"):
+        if kind in keys:
+            if keys != {kind}:
+                raise RuleError([*path, kind], f"'{kind}' stands alone in its object, "
+                                f"found also {', '.join(sorted(keys - {kind}))}")
+            return
+    subjects = [k for k in _SUBJECTS if k in keys]
+    if len(subjects) != 1:
+        raise RuleError(path, "want one of and, or, not, feature, attribute, segment, "
+                        f"count, sum; found {', '.join(sorted(keys)) or 'nothing'}")
+    subject = subjects[0]
+    if not isinstance(node[subject], str):
+        raise RuleError([*path, subject], f"{subject} wants a name, got {node[subject]!r}")
+    extra = keys - {subject} - _SUBJECTS[subject] - set(OPS)
+    if extra:
+        raise RuleError([*path, sorted(extra)[0]], f"unknown key {sorted(extra)[0]!r}")
+    if "days" in _SUBJECTS[subject]:
+        days = node.get("days")
+        if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3660:
+            raise RuleError([*path, "days"], f"days wants a whole number 1..3660, got {days!r}")
+
+
+def _combine(kind: str, parts: list[Rule]) -> Rule:
+    tests = tuple(p.test for p in parts)
+    nxts = tuple(p.nxt for p in parts if p.nxt is not None)
+    if kind == "and" and len(tests) == 2:
+        first, second = tests
+
+        def test(s: CustomerState, now: float) -> bool:
+            return first(s, now) and second(s, now)
+    elif kind == "and":
+        def test(s: CustomerState, now: float) -> bool:
+            return all(t(s, now) for t in tests)
+    elif len(tests) == 2:
+        first, second = tests
+
+        def test(s: CustomerState, now: float) -> bool:
+            return first(s, now) or second(s, now)
+    else:
+        def test(s: CustomerState, now: float) -> bool:
+            return any(t(s, now) for t in tests)
+
+    def nxt(s: CustomerState, after: float) -> float | None:
+        best = None
+        for n in nxts:
+            t = n(s, after)
+            if t is not None and (best is None or t < best):
+                best = t
+        return best
+
+    types = frozenset().union(*(p.types for p in parts))
+    return Rule(test, nxt if nxts else None, types, max(p.horizon_days for p in parts))
+
+
+def compile_rule(node: Mapping[str, Any], known: Mapping[str, Readable], half_life_days: float,
+                 path: list[str | int] | None = None) -> Rule:
+    """Compile one condition; raises :class:`RuleError` naming the bad part."""
+    path = [] if path is None else path
+    if not isinstance(node, Mapping):
+        raise RuleError(path, f"a condition is an object, got {node!r}")
+    _keys(node, path)
+    for kind in ("and", "or"):
+        if kind in node:
+            items = node[kind]
+            if not isinstance(items, list) or not items:
+                raise RuleError([*path, kind], f"'{kind}' wants a non-empty list")
+            return _combine(kind, [compile_rule(c, known, half_life_days, [*path, kind, i])
+                                   for i, c in enumerate(items)])
+    if "not" in node:
+        inner = compile_rule(node["not"], known, half_life_days, [*path, "not"])
+        t = inner.test
+        return Rule(lambda s, now: not t(s, now), inner.nxt, inner.types, inner.horizon_days)
+    op, want = _operator(node, path)
+    if "feature" in node:
+        return _feature(str(node["feature"]), op, want, path, half_life_days * DAY)
+    if "attribute" in node:
+        name, cmp = str(node["attribute"]), _compare(op, want)
+        return Rule(lambda s, now: cmp(s.attributes.get(name)), None, frozenset(), 0)
+    if "segment" in node:
+        return _segment(str(node["segment"]), op, want, path, known)
+    if "count" in node or "sum" in node:
+        return _window(node, op, want, path)
+    raise RuleError(path, "want one of and, or, not, feature, attribute, segment, count, sum")
