@@ -292,9 +292,10 @@ class Engine:
         For the customers :meth:`moved` names: a population model moved, so their
         verdict may have changed although they did nothing. Only the segmenters
         whose ``moved()`` named the customer are evaluated (all of them for a
-        customer :meth:`moved` did not name). Time-driven moves due before ``now``
-        come first (trigger ``clock``). Evaluated at ``max(now, floor(state))`` so
-        a customer's changes stay in event-time order.
+        customer :meth:`moved` did not name), and the others too once one of them
+        published a change (a rule may read published segments). Time-driven moves
+        due before ``now`` come first (trigger ``clock``). Evaluated at
+        ``max(now, floor(state))`` so a customer's changes stay in event-time order.
         """
         which = self._moved.pop(state.customer_id, None)
         if state.withdrawn:
@@ -305,6 +306,10 @@ class Engine:
             seg for i, seg in enumerate(self.segmenters) if i in which]
         step = self._evaluate(state, at, "population", segs)
         out.changes += step.changes
+        if step.changes and which is not None:
+            # a published segment moved: the others may read it (audiences), evaluate them too
+            rest = [seg for i, seg in enumerate(self.segmenters) if i not in which]
+            out.changes += self._evaluate(state, at, "population", rest).changes
         if out.changes:
             out.render(self, state, at)
         out.at = at

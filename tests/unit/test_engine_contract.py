@@ -107,7 +107,7 @@ def test_rescore_honours_the_segmenters_hold() -> None:
 
 
 def test_rescore_evaluates_only_the_segmenters_that_moved() -> None:
-    quiet, loud = MeanSpend(), MeanSpend()
+    quiet, loud = MeanSpend(), MeanSpend(sticky=True)  # loud holds: no change published
     quiet.name = "quiet"
     quiet.learn = lambda state, now: None  # type: ignore[method-assign]  # never moves anyone
     eng = Engine(Settings(), [quiet, loud])
@@ -115,11 +115,27 @@ def test_rescore_evaluates_only_the_segmenters_that_moved() -> None:
     eng.apply(None, buy("e2", "b", 1, 30.0))
     assert a is not None and eng.moved() == ["a"]
     before = (quiet.assigned, loud.assigned)
-    out = eng.rescore(a, 1 * DAY)
-    assert [(c["segmenter"], c["to_segment"]) for c in out.changes] == [("spend", "below")]
+    assert eng.rescore(a, 1 * DAY).changes == []
     assert (quiet.assigned, loud.assigned) == (before[0], before[1] + 1)
     eng.rescore(a, 1 * DAY)  # not named by moved() since: every segmenter, as before
     assert (quiet.assigned, loud.assigned) == (before[0] + 1, before[1] + 2)
+
+
+def test_a_population_change_lets_the_other_segmenters_read_it() -> None:
+    spend, follower = MeanSpend(), MeanSpend()
+    follower.name = "follows"  # a rule over the published "spend" segment (like an audience)
+    follower.learn = lambda state, now: None  # type: ignore[method-assign]
+    follower.assign = lambda state, now: (  # type: ignore[method-assign]
+        None if "spend" not in state.segments
+        else Assignment("yes" if state.segments["spend"][0] == "above" else "no", "rule"))
+    eng = Engine(Settings(), [spend, follower])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    assert a is not None and a.segments["follows"][0] == "yes"
+    eng.apply(None, buy("e2", "b", 1, 30.0))
+    assert eng.moved() == ["a"]
+    out = eng.rescore(a, 1 * DAY)
+    assert [(c["segmenter"], c["to_segment"], c["trigger"]) for c in out.changes] == [
+        ("spend", "below", "population"), ("follows", "no", "population")]
 
 
 def test_erasure_and_withdrawal_forget_the_customer() -> None:
