@@ -1,7 +1,8 @@
-"""Consent flips, told to subscribers: suppression notices and suppressed records.
+"""Consent events: withdrawal, grant, erasure (:func:`apply`), and their flips told
+to subscribers: suppression notices and suppressed records (:func:`notify`).
 
-:meth:`streamseg.engine.processor.Engine.apply` calls :func:`notify` after
-every consent event; the worker publishes ``Outcome.notices`` on
+:meth:`streamseg.engine.processor.Engine.apply` calls :func:`apply`, then
+:func:`notify`, for every consent event; the worker publishes ``Outcome.notices`` on
 ``segment-changes`` and ``Outcome.segments`` on ``customer-segments``.
 """
 
@@ -10,17 +11,58 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamseg.engine.changes import suppression_record
+from streamseg.engine.features import CustomerState
+from streamseg.engine.outcome import Outcome
 
 if TYPE_CHECKING:
     from streamseg.engine.events import Event
-    from streamseg.engine.processor import Engine, Outcome
+    from streamseg.engine.processor import Engine
+
+
+def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
+    """Fold consent ``event`` into ``state`` (may be None): withdraw, grant or erase.
+
+    Withdrawal and erasure take the customer out of the population models;
+    a grant that lifts a withdrawal puts them back (:meth:`Engine.restore`).
+    """
+    if event.type == "erasure_requested":
+        # Delete the profile; keep only a suppression marker (withdrawn, no
+        # features, no segments) so that events still in flight from before
+        # the erasure cannot re-create a profile. A later consent_granted
+        # starts a fresh profile.
+        # The epoch keeps the change ids of a later fresh profile apart from
+        # the erased profile's (sequences restart at 1).
+        for seg in engine.segmenters:
+            seg.forget(event.customer_id)
+        engine._moved.pop(event.customer_id, None)
+        marker = CustomerState.new(event.customer_id, event.ts)
+        marker.withdrawn = True
+        marker.erased = True
+        marker.epoch = 1 if state is None else state.epoch + 1
+        return Outcome(marker, erased=True)
+    if event.type == "consent_granted" and (
+        state is None or (state.withdrawn and state.events == 0 and not state.attributes)
+    ):
+        fresh = CustomerState.new(event.customer_id, event.ts)
+        fresh.epoch = 0 if state is None else state.epoch
+        return Outcome(fresh)
+    if state is None:
+        state = CustomerState.new(event.customer_id, event.ts)
+    state.withdrawn = event.type == "consent_withdrawn"
+    if state.withdrawn:
+        for seg in engine.segmenters:
+            seg.forget(event.customer_id)
+        engine._moved.pop(event.customer_id, None)
+    else:
+        engine.restore(state)  # consent back: into the population models again
+    return Outcome(state)
 
 
 def notify(engine: Engine, prior: tuple[bool, int], out: Outcome, event: Event) -> Outcome:
     """Tell subscribers when consent flips: suppression notice + ``customer-segments``.
 
     ``prior`` is (withdrawn, notices so far) of the state the consent event
-    found (read before ``Engine._consent``, which may change it in place).
+    found (read before :func:`apply`, which may change it in place).
     Withdrawal (from not withdrawn) publishes ``suppressed: true``; a grant
     that lifts a withdrawal publishes ``suppressed: false`` with the current
     segments. An erasure publishes its tombstone instead; repeated consent

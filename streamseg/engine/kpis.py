@@ -47,7 +47,11 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streamseg.engine.events import Event
+    from streamseg.engine.features import CustomerState
 
 NONE = "none"  # the segment of a customer a segmenter has not published (yet)
 # the additive fields of a cell, in storage order
@@ -99,6 +103,31 @@ class Kpis:
                 cell[SESSIONS] += 1
             if converted:
                 cell[CONVERTED] += 1
+
+    def credit(
+        self,
+        state: CustomerState,
+        names: Iterable[str],
+        event: Event,
+        session: bool,
+        last: float | None,
+        repeat_s: float,
+    ) -> None:
+        """Credit a purchase, or a click that opened a session (``session``), to the
+        published segments of ``state`` (before the event's own changes).
+
+        ``last`` is the customer's latest purchase time before ``event``; a purchase
+        at most ``repeat_s`` after it is a repeat. A purchase is a conversion of
+        the current session once (``state.converted_session`` records it).
+        """
+        if event.kind != "purchase":
+            self.add(state.segments, names, 0.0, False, False, True, False)
+            return
+        repeat = last is not None and 0.0 <= event.ts - last <= repeat_s
+        converted = state.converted_session != state.sessions
+        if converted:
+            state.converted_session = state.sessions
+        self.add(state.segments, names, event.amount, True, repeat, session, converted)
 
     def view(self) -> dict[str, dict[str, dict[str, Any]]]:
         """Segmenter -> segment -> {revenue, orders, repeat_orders, sessions, converted}."""

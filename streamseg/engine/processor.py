@@ -23,101 +23,24 @@ Examples
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import audiencefile, segmenters
-from streamseg.engine.changes import ChangeDetector, change_record
+from streamseg.engine import audiencefile, consent, evaluation, segmenters
+from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock
-from streamseg.engine.consent import notify
+from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
 from streamseg.engine.events import Event, format_ts
-from streamseg.engine.features import (
-    NEVER,
-    CustomerState,
-    event_hash,
-    remember_hash,
-    summary,
-    update,
-)
+from streamseg.engine.features import CustomerState, event_hash, remember_hash, update
 from streamseg.engine.kpis import Kpis
+from streamseg.engine.outcome import Outcome
+from streamseg.engine.predictions import features, predicted, prediction
 from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
-from streamseg.engine.segmenters.base import Predictor, Segmenter, Trigger
+from streamseg.engine.segmenters.base import Predictor, Segmenter
 from streamseg.engine.validate import Invalid
 
-
-class Outcome:
-    """What one input did.
-
-    ``state`` is the customer's new state (None when never created; after an
-    erasure, a suppression marker with no profile data);
-    ``changes`` are segment-change records to publish, in order; ``segments`` is
-    the customer's new ``customer-segments`` value when anything changed (built
-    on first access: read it before the state changes again);
-    ``erased`` asks the edge to delete state and publish a tombstone;
-    ``skipped`` names a deliberate skip (``duplicate``, ``no_consent``);
-    ``at`` is the event time a tick evaluated ``state`` at (None for events:
-    their evaluation times are recorded in the state), for :meth:`Engine.due`;
-    ``due`` is the customer's next due time (:meth:`Engine.due` after this
-    outcome) when ``due_known``, so a caller need not ask again;
-    ``notices`` are other ``segment-changes`` records to publish after
-    ``changes`` (a suppression notice when consent is withdrawn or granted again).
-    """
-
-    __slots__ = (
-        "_render",
-        "_segments",
-        "at",
-        "changes",
-        "due",
-        "due_known",
-        "erased",
-        "notices",
-        "skipped",
-        "state",
-    )
-
-    def __init__(
-        self,
-        state: CustomerState | None,
-        changes: list[dict[str, Any]] | None = None,
-        segments: dict[str, Any] | None = None,
-        erased: bool = False,
-        skipped: str | None = None,
-        at: float | None = None,
-    ) -> None:
-        self.state = state
-        self.changes: list[dict[str, Any]] = [] if changes is None else changes
-        self.erased = erased
-        self.skipped = skipped
-        self.at = at
-        self.due: float | None = None
-        self.due_known = False
-        self.notices: list[dict[str, Any]] = []
-        self._segments = segments
-        self._render: Callable[[], dict[str, Any]] | None = None
-
-    @property
-    def segments(self) -> dict[str, Any] | None:
-        if self._segments is None and self._render is not None:
-            self._segments = self._render()
-            self._render = None
-        return self._segments
-
-    @segments.setter
-    def segments(self, value: dict[str, Any] | None) -> None:
-        self._segments, self._render = value, None
-
-    def render(self, engine: Engine, state: CustomerState, now: float) -> None:
-        """Have :attr:`segments` built from ``state`` at ``now`` when first read."""
-        self._segments = None
-        self._render = partial(engine.segments_record, state, now)
-
-    def plan(self, due: float | None) -> None:
-        """Record the next due time."""
-        self.due, self.due_known = due, True
+__all__ = ["Engine", "Outcome"]
 
 
 class Engine:
@@ -147,33 +70,19 @@ class Engine:
         return next((seg for seg in self.segmenters if seg.name == name), None)
 
     def prediction(self, state: CustomerState, now: float) -> tuple[float, float] | None:
-        """(p_alive, expected purchases in ``value_horizon_days``) of ``state`` at ``now``
-        from the predicted-value segmenter; None without one, before its first fit, for a
-        customer with no purchase, or a suppressed one."""
-        if self.predictor is None or state.withdrawn:
-            return None
-        return self.predictor.predict(state, now)
+        """(p_alive, expected purchases) of ``state`` at ``now``, or None
+        (:func:`streamseg.engine.predictions.prediction`)."""
+        return prediction(self.predictor, state, now)
 
     def features(self, state: CustomerState, now: float) -> dict[str, Any]:
-        """The feature summary of ``state`` at ``now`` (change records, lookups), with
-        ``p_alive`` and ``expected_purchases`` from the value model when it can predict."""
-        out = summary(state, now, self.settings.half_life_days, self.settings.base_currency)
-        pred = self.prediction(state, now)
-        if pred is not None:
-            out["p_alive"], out["expected_purchases"] = round(pred[0], 4), round(pred[1], 4)
-        return out
+        """The feature summary of ``state`` at ``now``, with the value model's
+        predictions (:func:`streamseg.engine.predictions.features`)."""
+        return features(self.settings, self.predictor, state, now)
 
     def predicted(self, state: CustomerState, now: float) -> float | None:
-        """Predicted value of ``state`` at ``now``: expected purchases in the next
-        ``value_horizon_days`` times the customer's average order value (base currency).
-
-        None when no value segmenter is configured or it cannot predict yet
-        (:meth:`prediction`). For the KPIs (mean predicted value per segment).
-        """
-        pred = self.prediction(state, now)
-        if pred is None or state.purchases <= 0:
-            return None
-        return pred[1] * state.monetary / state.purchases
+        """Predicted value of ``state`` at ``now`` for the KPIs, or None
+        (:func:`streamseg.engine.predictions.predicted`)."""
+        return predicted(self.predictor, state, now)
 
     def due(self, state: CustomerState, at: float | None = None) -> float | None:
         """Next event time at which ``state`` may change segment without a new event.
@@ -185,13 +94,7 @@ class Engine:
         if state.withdrawn:
             return None
         after = floor(state) if at is None else max(at, floor(state))
-        return _earliest(self._dues(state, after))
-
-    def _dues(self, state: CustomerState, after: float) -> list[float | None]:
-        """Per segmenter, its next due time after ``after`` (with the global dwell)."""
-        if self.dwell_s <= 0.0 or not state.pending:
-            return [seg.due(state, after) for seg in self.segmenters]
-        return [self._dues_one(i, state, after) for i in range(len(self.segmenters))]
+        return earliest(dues(self, state, after))
 
     def apply(self, state: CustomerState | None, event: Event) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer).
@@ -210,9 +113,9 @@ class Engine:
         'duplicate'
         """
         if event.kind == "consent":
-            # (withdrawn, notices so far) before _consent, which may change state in place
+            # (withdrawn, notices so far) before consent.apply, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
-            return notify(self, prior, self._consent(state, event), event)
+            return consent.notify(self, prior, consent.apply(self, state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         key = event_hash(event.event_id)
@@ -223,7 +126,7 @@ class Engine:
             return Outcome(state, skipped="duplicate")
         elif state.due_hint is None or state.due_hint < event.ts:
             # time-driven moves due before this event happen first, at their own event time
-            caught = self._catch_up(state, event.ts, inclusive=False)
+            caught = catch_up(self, state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
         if event.attributes is not None:
             # a profile record: attributes only, no behaviour (no feature, no recency, no
@@ -237,35 +140,17 @@ class Engine:
             if self.history is not None:
                 self.history.record(state, event)
             if event.kind == "purchase" or (event.kind == "click" and state.sessions != sessions):
-                self._count(state, event, state.sessions != sessions, last)
+                self.kpis.credit(state, self._kpi_names, event, state.sessions != sessions, last,
+                                 self._repeat_s)
             now = floor(state)  # never back in time: a late event is evaluated at the latest look
             for seg in self.segmenters:
                 seg.learn(state, now)
-        out = self._evaluate(state, now, "event", self.segmenters)
+        out = evaluate(self, state, now, "event", self.segmenters)
         if caught is not None and caught.changes:
             out.changes[:0] = caught.changes
             out.render(self, state, now)
-        self._plan(out, state, _earliest(self._dues(state, now)))
+        plan(out, state, earliest(dues(self, state, now)))
         return out
-
-    def _count(
-        self, state: CustomerState, event: Event, session: bool, last: float | None
-    ) -> None:
-        """Credit the event's KPIs to the published segments (before its own changes)."""
-        if event.kind != "purchase":
-            self.kpis.add(state.segments, self._kpi_names, 0.0, False, False, True, False)
-            return
-        repeat = last is not None and 0.0 <= event.ts - last <= self._repeat_s
-        converted = state.converted_session != state.sessions
-        if converted:
-            state.converted_session = state.sessions
-        self.kpis.add(state.segments, self._kpi_names, event.amount, True, repeat, session,
-                      converted)
-
-    @staticmethod
-    def _plan(out: Outcome, state: CustomerState, due: float | None) -> None:
-        out.plan(due)
-        state.due_hint = NEVER if due is None else due
 
     def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
@@ -282,7 +167,7 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
             return Outcome(state, at=now)
-        out = self._catch_up(state, now, inclusive=True, after=after)
+        out = catch_up(self, state, now, inclusive=True, after=after)
         out.at = now
         return out
 
@@ -301,19 +186,19 @@ class Engine:
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
         at = max(now, floor(state))
-        out = self._catch_up(state, at, inclusive=False)
+        out = catch_up(self, state, at, inclusive=False)
         segs = self.segmenters if which is None else [
             seg for i, seg in enumerate(self.segmenters) if i in which]
-        step = self._evaluate(state, at, "population", segs)
+        step = evaluate(self, state, at, "population", segs)
         out.changes += step.changes
         if step.changes and which is not None:
             # a published segment moved: the others may read it (audiences), evaluate them too
             rest = [seg for i, seg in enumerate(self.segmenters) if i not in which]
-            out.changes += self._evaluate(state, at, "population", rest).changes
+            out.changes += evaluate(self, state, at, "population", rest).changes
         if out.changes:
             out.render(self, state, at)
         out.at = at
-        self._plan(out, state, self.due(state, at))
+        plan(out, state, self.due(state, at))
         return out
 
     def moved(self) -> list[str]:
@@ -356,64 +241,7 @@ class Engine:
         >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 25 * 86400.0)
         ('high', ('medium', True))
         """
-        seg = self.segmenter(name)
-        raw = None if seg is None else seg.assign(state, now)
-        if seg is None or raw is None:
-            return None, False
-        current = state.segments.get(name)
-        if current is None or current[0] == raw.segment or not self.hysteresis:
-            return raw.segment, False
-        if seg.hold(state, current[0], raw, now, "clock") or seg.hold(
-            state, current[0], raw, now, "population"
-        ):
-            return raw.segment, True
-        pending = state.pending.get(name)
-        held = self.dwell_s > 0.0 and pending is not None and pending[0] == raw.segment
-        return raw.segment, held
-
-    def _catch_up(
-        self, state: CustomerState, until: float, inclusive: bool, after: float | None = None
-    ) -> Outcome:
-        """Evaluate the due segmenters at each due time up to ``until``, in order (clock).
-
-        Changes carry their due time, not the time the clock noticed, so the
-        same events give the same changes however ticks are spaced. Segmenters
-        due at the same instant are evaluated together; the others are not
-        evaluated at all. The outcome's :attr:`~Outcome.due` is the next due time.
-        """
-        out = Outcome(state)
-        if state.withdrawn:
-            return out
-        start = floor(state)
-        dues = self._dues(state, start if after is None or after < start else after)
-        segs = self.segmenters
-        while True:
-            at = _earliest(dues)
-            if at is None or at > until or (at == until and not inclusive):
-                if out.changes:  # the state is saved: keep its hint exact
-                    self._plan(out, state, at)
-                else:  # the hint may stay early (a lower bound): no write for nothing
-                    out.plan(at)
-                return out
-            ready = [seg for seg, d in zip(segs, dues, strict=True) if d == at]
-            step = self._evaluate(state, at, "clock", ready)
-            if step.changes:
-                out.changes += step.changes
-                out.render(self, state, at)
-            for i, d in enumerate(dues):
-                if d == at:
-                    dues[i] = self._dues_one(i, state, at)
-
-    def _dues_one(self, i: int, state: CustomerState, after: float) -> float | None:
-        seg = self.segmenters[i]
-        t = seg.due(state, after)
-        if self.dwell_s > 0.0 and state.pending:
-            pending = state.pending.get(seg.name)
-            if pending is not None:
-                d = float(pending[1]) + self.dwell_s
-                if d > after and (t is None or d < t):
-                    t = d
-        return t
+        return evaluation.verdict(self, state, name, now)
 
     def ingest(
         self, state: CustomerState | None, event: Event, clock: EventClock
@@ -454,80 +282,6 @@ class Engine:
             "ts",
         )
 
-    def _consent(self, state: CustomerState | None, event: Event) -> Outcome:
-        if event.type == "erasure_requested":
-            # Delete the profile; keep only a suppression marker (withdrawn, no
-            # features, no segments) so that events still in flight from before
-            # the erasure cannot re-create a profile. A later consent_granted
-            # starts a fresh profile.
-            # The epoch keeps the change ids of a later fresh profile apart from
-            # the erased profile's (sequences restart at 1).
-            for seg in self.segmenters:
-                seg.forget(event.customer_id)
-            self._moved.pop(event.customer_id, None)
-            marker = CustomerState.new(event.customer_id, event.ts)
-            marker.withdrawn = True
-            marker.erased = True
-            marker.epoch = 1 if state is None else state.epoch + 1
-            return Outcome(marker, erased=True)
-        if event.type == "consent_granted" and (
-            state is None or (state.withdrawn and state.events == 0 and not state.attributes)
-        ):
-            fresh = CustomerState.new(event.customer_id, event.ts)
-            fresh.epoch = 0 if state is None else state.epoch
-            return Outcome(fresh)
-        if state is None:
-            state = CustomerState.new(event.customer_id, event.ts)
-        state.withdrawn = event.type == "consent_withdrawn"
-        if state.withdrawn:
-            for seg in self.segmenters:
-                seg.forget(event.customer_id)
-            self._moved.pop(event.customer_id, None)
-        else:
-            self.restore(state)  # consent back: into the population models again
-        return Outcome(state)
-
-    def _evaluate(
-        self, state: CustomerState, now: float, trigger: Trigger, segs: list[Segmenter]
-    ) -> Outcome:
-        out = Outcome(state)
-        features: dict[str, Any] | None = None
-        published = state.segments
-        for seg in segs:
-            verdict = seg.assign(state, now)
-            if verdict is None:
-                continue
-            current = published.get(seg.name)
-            if current is not None:
-                if current[0] == verdict.segment:  # the usual case: what confirm does
-                    if state.pending:
-                        state.pending.pop(seg.name, None)
-                    if verdict.model_version is not None:
-                        current[3] = verdict.model_version  # refresh the version
-                    continue
-                if self.hysteresis and seg.hold(state, current[0], verdict, now, trigger):
-                    if state.pending:
-                        state.pending.pop(seg.name, None)
-                    continue
-            confirmed = self.detector.confirm(
-                state, seg.name, verdict, now, damp=trigger != "event"
-            )
-            if confirmed is None:
-                continue
-            if features is None:
-                features = self.features(state, now)
-            previous, sequence = confirmed
-            out.changes.append(
-                change_record(
-                    state, seg.name, previous, sequence, verdict,
-                    seg.describe(verdict.segment), now, trigger, features,
-                    None if previous is None else seg.describe(previous),
-                )
-            )
-        if out.changes:
-            out.render(self, state, now)
-        return out
-
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
         """The ``customer-segments`` value for ``state``.
 
@@ -555,10 +309,3 @@ class Engine:
             }
         return segs
 
-
-def _earliest(dues: list[float | None]) -> float | None:
-    best: float | None = None
-    for d in dues:
-        if d is not None and (best is None or d < best):
-            best = d
-    return best
