@@ -24,6 +24,9 @@ population-driven moves: a published label stays while, in each of R, F and M,
 a rank share within ``rfm_hold_margin`` of the customer's would still give it.
 A move earned by the customer's own purchase is never held.
 
+The population, its warm-up, model versions and snapshots are
+:class:`~streamseg.engine.rfmmodel.RFMModel` (this segmenter's base class).
+
 Examples
 --------
 >>> from streamseg.config import Settings
@@ -47,15 +50,12 @@ True
 
 from __future__ import annotations
 
-from typing import Any
-
 from streamseg.config import DAY, Settings
 from streamseg.engine.features import CustomerState
-from streamseg.engine.population import BP, Range, Ranking
+from streamseg.engine.rfmmodel import Cuts, RFMModel, above, recency_band
 from streamseg.engine.segmenters.base import Assignment
 
 STEP_S = 1.0  # event-time resolution of clock-driven due times (bands mode)
-QUINTILES = (2000, 4000, 6000, 8000)  # score boundaries, in basis points of rank share
 
 NAMES = {
     "champions": "Champions (bought recently, buy often, spend the most)",
@@ -70,9 +70,6 @@ NAMES = {
     "hibernating": "Hibernating",
     "lost": "Lost",
 }
-
-Cuts = list[float | None]
-_NEG = float("-inf")  # the cut value of a share every value meets
 
 
 def segment_of(r: int, fm: int) -> str:
@@ -100,76 +97,16 @@ def segment_of(r: int, fm: int) -> str:
     return "new" if r == 5 else "promising"
 
 
-def _above(value: float, cuts: Cuts, idx: tuple[int, ...]) -> int:
-    """1 + how many of the cut values ``cuts[i]`` (i in ``idx``) ``value`` is above."""
-    n = 1
-    for i in idx:
-        c = cuts[i]
-        if c is None or value > c:
-            n += 1
-    return n
-
-
-class RFMSegmenter:
+class RFMSegmenter(RFMModel):
     """Named RFM segments from exact quintiles of the current customers."""
 
     name = "rfm"
 
     def __init__(self, settings: Settings) -> None:
-        self.min_customers = settings.rfm_min_samples
-        self.warmup_s = settings.rfm_warmup_days * DAY
-        self.bands = settings.rfm_bands() if settings.rfm_recency == "bands" else None
-        bp = round(settings.rfm_hold_margin * BP)
-        self.margin_bp = bp
+        super().__init__(settings)
         self.dwell_s = settings.rfm_hold_days * DAY
         # customer -> (held verdict, since): population/clock moves waiting out the dwell
         self.pending: dict[str, tuple[str, float]] = {}
-        self._held: set[str] = set()  # customers whose label the margin keeps (may be stale)
-        shares = sorted({q + d for q in QUINTILES for d in (-bp, 0, bp)})
-        self._score = tuple(shares.index(q) for q in QUINTILES)
-        self._low = tuple(shares.index(q + bp) for q in QUINTILES)  # share - margin
-        self._high = tuple(shares.index(q - bp) for q in QUINTILES)  # share + margin
-        self.recency = Ranking(shares)
-        self.frequency = Ranking(shares)
-        self.monetary = Ranking(shares)
-        self.values: dict[str, tuple[float, float, float]] = {}
-        self.first: float | None = None  # earliest and latest purchase seen (warm-up span)
-        self.last: float | None = None
-        self.updates = 0  # population changes so far: the local model version
-        self.warm = False
-        self._moved: dict[str, None] = {}  # an ordered set: replays stay deterministic
-        self._training = True
-        self.adopted: tuple[int, Cuts, Cuts, Cuts] | None = None  # version, R/F/M cut values
-        self._cache: tuple[int | None, list[float], list[float], list[float]] | None = None
-
-    # -- population ----------------------------------------------------------
-    def learn(self, state: CustomerState, now: float) -> None:
-        """Put the customer's current (last purchase, purchases, spend) into the population."""
-        lp = state.last_purchase
-        if lp is None or state.withdrawn:
-            return
-        cid = state.customer_id
-        vals = (lp, float(state.purchases), state.monetary)
-        old = self.values.get(cid)
-        if old == vals:
-            return
-        self.values[cid] = vals
-        self.updates += 1
-        self._cache = None
-        first = lp if state.first_purchase is None else state.first_purchase
-        self.first = first if self.first is None else min(self.first, first)
-        self.last = lp if self.last is None else max(self.last, lp)
-        moved: list[tuple[Ranking, Range]] = []
-        for ranking, v, was in zip(
-            (self.recency, self.frequency, self.monetary), vals, old or (None,) * 3, strict=True
-        ):
-            if v != was:
-                moved += [(ranking, span) for span in ranking.set(cid, v)]
-        self._note(moved, cid)
-
-    def restore(self, state: CustomerState) -> None:
-        """Rebuild after a restart or rebalance: learn a state restored from the table."""
-        self.learn(state, state.last_seen)
 
     def forget(self, customer_id: str) -> None:
         """Drop a customer from the population (erasure, consent withdrawn)."""
@@ -184,133 +121,13 @@ class RFMSegmenter:
         self._held.discard(customer_id)
         self._note(moved, customer_id)
 
-    def _note(self, moved: list[tuple[Ranking, Range]], cid: str) -> None:
-        """Remember the customers whose score the moved cut values crossed."""
-        if not self.warm:
-            self.warm = self._warm_now()
-            if self.warm and self._local():
-                self._moved.update(dict.fromkeys(self.values))
-            return
-        if not self._local():
-            return
-        held = self._held
-        for ranking, (share, lo, hi) in moved:
-            if ranking is self.recency and self.bands is not None:
-                continue
-            if share in QUINTILES:  # a score changed
-                for other in ranking.between(lo, hi):
-                    if other != cid:
-                        self._moved[other] = None
-            elif held:  # a margin moved: only a held label can be released by it
-                for other in ranking.between(lo, hi):
-                    if other in held:
-                        self._moved[other] = None
-
-    def _warm_now(self) -> bool:
-        return (
-            self.first is not None and self.last is not None
-            and self.last - self.first >= self.warmup_s and len(self.values) >= self.min_customers
-        )
-
-    def moved(self) -> list[str]:
-        """Customers whose score may have changed since the last call (drained)."""
-        out = list(self._moved)
-        self._moved.clear()
-        return out
-
-    # -- model versions and snapshots (several workers) -------------------------
-    @property
-    def training(self) -> bool:
-        """Whether this worker scores with its own population (else with the adopted cuts)."""
-        return self._training
-
-    @training.setter
-    def training(self, value: bool) -> None:
-        if value != self._training:
-            self._training = value
-            self._cache = None
-            self._moved.update(dict.fromkeys(self.values))  # the cut values in use change
-
-    def _local(self) -> bool:
-        """Whether the scores come from the local population (else from an adopted snapshot)."""
-        return self.adopted is None or (self._training and self.warm)
-
-    def ready(self) -> bool:
-        """Whether the model in use is warm (adopted snapshots are warm by construction)."""
-        return self.warm if self._local() else True
-
-    @property
-    def version(self) -> int | None:
-        """Model version (population changes summarised); None while warming up."""
-        if not self.ready():
-            return None
-        return self.updates if self._local() or self.adopted is None else self.adopted[0]
-
-    def cuts(self) -> tuple[Cuts, Cuts, Cuts]:
-        """Cut values in use for R (last-purchase time), F and M, all watched shares."""
-        if self._local() or self.adopted is None:
-            return self.recency.cuts(), self.frequency.cuts(), self.monetary.cuts()
-        return self.adopted[1], self.adopted[2], self.adopted[3]
-
-    def snapshot(self) -> dict[str, Any] | None:
-        """The local cut values as plain data for the models topic (None while warming up)."""
-        if not self.warm:
-            return None
-        r, f, m = self.recency.cuts(), self.frequency.cuts(), self.monetary.cuts()
-        return {"segmenter": "rfm", "version": self.updates, "customers": len(self.values),
-                "margin_bp": self.margin_bp,
-                "cuts": {"recency": r, "frequency": f, "monetary": m}}
-
-    def adopt(self, snapshot: dict[str, Any]) -> bool:
-        """Keep a newer published snapshot's cut values (used while this one is not warm)."""
-        version = int(snapshot["version"])
-        if int(snapshot.get("margin_bp", -1)) != self.margin_bp or "recency" not in snapshot[
-            "cuts"
-        ]:
-            return False  # another margin or an older layout: not comparable
-        if self.adopted is not None and version <= self.adopted[0]:
-            return False
-        was = self.cuts()
-        self._cache = None
-        c = snapshot["cuts"]
-        self.adopted = (version, *(
-            [None if x is None else float(x) for x in c[k]]
-            for k in ("recency", "frequency", "monetary")
-        ))  # type: ignore[assignment]
-        self.updates = max(self.updates, version)
-        if not self._local():
-            now = self.cuts()
-            for ranking, old, new in zip((self.recency, self.frequency, self.monetary), was, now,
-                                         strict=True):
-                for a, z in zip(old, new, strict=True):
-                    if a != z:
-                        lo = float("-inf") if a is None or z is None else min(a, z)
-                        hi = max(x for x in (a, z) if x is not None)
-                        self._moved.update(dict.fromkeys(ranking.between(lo, hi)))
-        return True
-
     # -- scores ---------------------------------------------------------------
     def _r(
         self, state: CustomerState, now: float, lp: float, rc: Cuts, idx: tuple[int, ...]
     ) -> int:
         if self.bands is None:
-            return _above(lp, rc, idx)
-        days = max(0.0, now - lp) / DAY
-        return 5 - sum(1 for b in self.bands if days > b)
-
-    def _model(self) -> tuple[int | None, list[float], list[float], list[float]] | None:
-        """(version, the four quintile cut values of R, F, M) in use; None while warming up.
-
-        Read once per population change (``_cache``), for the many ``assign`` calls between.
-        """
-        model = self._cache
-        if model is None:
-            if not self.ready():
-                return None
-            r, f, m = ([_NEG if (x := c[i]) is None else x for i in self._score]
-                       for c in self.cuts())
-            model = self._cache = (self.version, r, f, m)
-        return model
+            return above(lp, rc, idx)
+        return recency_band(self.bands, now, lp)
 
     def scores(self, state: CustomerState, now: float) -> tuple[int, int, int] | None:
         """(R, F, M) of ``state`` at ``now``; None while warming up or before a purchase."""
@@ -322,8 +139,7 @@ class RFMSegmenter:
         if self.bands is None:
             r = 1 + (lp > rc[0]) + (lp > rc[1]) + (lp > rc[2]) + (lp > rc[3])
         else:
-            days = max(0.0, now - lp) / DAY
-            r = 5 - sum(1 for b in self.bands if days > b)
+            r = recency_band(self.bands, now, lp)
         f = float(state.purchases)
         m = state.monetary
         return (r, 1 + (f > fc[0]) + (f > fc[1]) + (f > fc[2]) + (f > fc[3]),
@@ -375,8 +191,8 @@ class RFMSegmenter:
         r_lo, r_hi = self._r(state, now, lp, rc, self._low), self._r(state, now, lp, rc, self._high)
         if self.bands is not None:
             r_lo = r_hi = self._r(state, now, lp, rc, self._score)
-        f_lo, f_hi = _above(f, fc, self._low), _above(f, fc, self._high)
-        m_lo, m_hi = _above(m, mc, self._low), _above(m, mc, self._high)
+        f_lo, f_hi = above(f, fc, self._low), above(f, fc, self._high)
+        m_lo, m_hi = above(m, mc, self._low), above(m, mc, self._high)
         return any(
             segment_of(r, (fs + ms) // 2) == current
             for r in range(r_lo, r_hi + 1)
