@@ -45,9 +45,14 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.features import CHANNELS
 from streamseg.engine.validate import Invalid, Validator
-from streamseg.tools.rows import RowError, guess_format, read_rows
-
-Reject = Callable[[RowError, dict[str, Any]], None]
+from streamseg.tools.rows import (
+    Reject,
+    RowCounts,
+    RowError,
+    guess_format,
+    read_rows,
+    reject_writer,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +103,9 @@ class Order:
 
 
 @dataclass(slots=True)
-class Counts:
+class Counts(RowCounts):
     """What an import did."""
 
-    rows: int = 0
-    rejected: int = 0
     events: int = 0
     customers: int = 0
 
@@ -255,14 +258,7 @@ class Importer:
 def run(path: Path, fmt: str, mapping: Mapping, settings: Settings, out: IO[bytes],
         rejects: IO[bytes] | None = None) -> Counts:
     """Import ``path`` into JSON lines on ``out``; bad rows raise, or go to ``rejects``."""
-    reject: Reject | None = None
-    if rejects is not None:
-        sink = rejects
-
-        def reject(err: RowError, values: dict[str, Any]) -> None:
-            record = {"file": err.path, "row": err.row, "column": err.column,
-                      "message": str(err), "values": {k: str(v) for k, v in values.items()}}
-            sink.write(codec.dumps(record) + b"\n")
+    reject = None if rejects is None else reject_writer(rejects)
 
     imp = Importer(str(path), mapping, settings, reject)
     for row, values in read_rows(path, fmt, mapping.columns()):

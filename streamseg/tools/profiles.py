@@ -53,7 +53,7 @@ from streamseg.engine.events import format_ts
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
 from streamseg.tools.importer import parse_time
-from streamseg.tools.rows import RowError, read_rows
+from streamseg.tools.rows import RowCounts, RowError, read_rows, reject_writer
 
 MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -152,11 +152,9 @@ class ProfileMapping:
 
 
 @dataclass(slots=True)
-class ProfileCounts:
+class ProfileCounts(RowCounts):
     """What a profile import did."""
 
-    rows: int = 0
-    rejected: int = 0
     empty: int = 0
     records: int = 0
     customers: int = 0
@@ -241,14 +239,7 @@ class ProfileImporter:
 def run(path: Path, fmt: str, mapping: ProfileMapping, settings: Settings, out: IO[bytes],
         rejects: IO[bytes] | None = None) -> ProfileCounts:
     """Import ``path`` into profile records (JSON lines on ``out``)."""
-    reject = None
-    if rejects is not None:
-        sink = rejects
-
-        def reject(err: RowError, values: dict[str, Any]) -> None:
-            record = {"file": err.path, "row": err.row, "column": err.column,
-                      "message": str(err), "values": {k: str(v) for k, v in values.items()}}
-            sink.write(codec.dumps(record) + b"\n")
+    reject = None if rejects is None else reject_writer(rejects)
 
     imp = ProfileImporter(str(path), mapping, Validator(settings), reject)
     for row, values in read_rows(path, fmt, mapping.columns()):

@@ -27,10 +27,12 @@ streamseg.tools.rows.RowError: ...o.csv: column c: not in the file (columns: a, 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from streamseg import codec
 from streamseg.errors import InputFileError
 
 FORMATS = ("csv", "tsv", "whitespace", "parquet")
@@ -56,6 +58,35 @@ class RowError(InputFileError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+Reject = Callable[[RowError, dict[str, Any]], None]
+
+
+def reject_writer(sink: IO[bytes]) -> Reject:
+    """A :data:`Reject` that writes each bad row to ``sink`` as a JSON line.
+
+    >>> import io
+    >>> buf = io.BytesIO()
+    >>> reject_writer(buf)(RowError("o.csv", 7, "amount", "not a number"), {"amount": "x"})
+    >>> buf.getvalue()[:48]
+    b'{"column":"amount","file":"o.csv","message":"o.c'
+    """
+
+    def reject(err: RowError, values: dict[str, Any]) -> None:
+        record = {"file": err.path, "row": err.row, "column": err.column,
+                  "message": str(err), "values": {k: str(v) for k, v in values.items()}}
+        sink.write(codec.dumps(record) + b"\n")
+
+    return reject
+
+
+@dataclass(slots=True)
+class RowCounts:
+    """Rows read and rows rejected by an import (the importers add their own counts)."""
+
+    rows: int = 0
+    rejected: int = 0
 
 
 def guess_format(path: Path) -> str:
