@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from kafka_helpers import consume_all, produce
-from worker_proc import READY, Message, WorkerProc, make_settings, reference_changes
+from worker_proc import Message, make_settings, reference_changes, running
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
@@ -36,13 +36,8 @@ def worker(tmp_path: Path, broker_url: str) -> Iterator[Settings]:
     shutil.copy(EXAMPLES, audiences)
     settings = make_settings("aud", tmp_path / "data", broker_url, partitions=2,
                              audiences_file=str(audiences), holdout_share=0.5)
-    proc = WorkerProc("aud", settings, broker_url, tmp_path).start()
-    try:
-        proc.wait_for(READY)
+    with running("aud", settings, broker_url, tmp_path):
         yield settings
-    finally:
-        proc.stop()
-    assert not proc.crashes(), proc.tail()
 
 
 async def test_worker_publishes_an_entered_audience_change(

@@ -10,13 +10,12 @@ travel the same way (key ``rfm``): B scores RFM with A's population.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka_helpers import topic_config, unique_name
-from worker_proc import Tail, Workers, feed_all, make_settings, story
+from kafka_helpers import topic_config
+from worker_proc import Tail, Workers, another_app, make_settings, story
 
 from streamseg import codec
 from streamseg.engine.model import ClusterModel
@@ -36,10 +35,7 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
     # that barely moves the centroids is no new version, so the count depends on order
 
     with Workers(broker_url, tmp_path) as workers:
-        wa = workers.new("a", a)
-        wa.start()
-        await wa.ready()
-        await feed_all(bootstrap_servers, a, inputs)
+        wa = await workers.start_fed("a", a, bootstrap_servers, inputs)
         async with Tail(bootstrap_servers, a.topic_models) as models:
             ok = await models.until(
                 lambda t: any(v["segmenter"] == "cluster" and v["learned"] >= 120
@@ -77,21 +73,10 @@ async def test_snapshot_is_published_and_restored_by_another_worker(
         wa.stop()
 
         # B: another app, same models topic, no chance to train its own model
-        prefix = unique_name("model-b")
-        b = dataclasses.replace(
-            a, app_id=prefix, data_dir=str(tmp_path / "b"), cluster_warmup=10**9,
-            topic_clickstream=f"{prefix}-clickstream", topic_purchases=f"{prefix}-purchases",
-            topic_consent=f"{prefix}-consent", topic_profiles=f"{prefix}-profiles",
-            topic_changes=f"{prefix}-changes",
-            topic_segments=f"{prefix}-segments", topic_ticks=f"{prefix}-ticks",
-            topic_dead_letters=f"{prefix}-dead-letters",
-        )
-        wb = workers.new("b", b)
-        wb.start()
-        await wb.ready()
+        b = another_app(a, "model-b", tmp_path / "b", cluster_warmup=10**9)
         # three visits each: a customer is clustered from its third visit
         fresh = story(customers=8, events_per_customer=3, seed=5, prefix="n")
-        await feed_all(bootstrap_servers, b, fresh)
+        wb = await workers.start_fed("b", b, bootstrap_servers, fresh)
         async with Tail(bootstrap_servers, b.topic_changes) as tail:
 
             def clusters(t: Tail) -> list[dict[str, Any]]:

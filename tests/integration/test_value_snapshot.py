@@ -7,12 +7,10 @@ its own (warm-up out of reach): its ``value`` changes can only use A's snapshot.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
-from kafka_helpers import unique_name
-from worker_proc import Tail, Workers, feed_all, make_settings, story
+from worker_proc import Tail, Workers, another_app, make_settings, story
 
 from streamseg import codec
 from streamseg.engine.valuemodel import ValueModel
@@ -28,10 +26,7 @@ async def test_value_model_is_published_and_used_by_another_worker(
     a = make_settings("value-a", tmp_path / "a", broker_url, partitions=2, **VALUE)
     inputs = story(customers=40, events_per_customer=5, seed=3)  # 30 buyers
     with Workers(broker_url, tmp_path) as workers:
-        wa = workers.new("a", a)
-        wa.start()
-        await wa.ready()
-        await feed_all(bootstrap_servers, a, inputs)
+        wa = await workers.start_fed("a", a, bootstrap_servers, inputs)
         async with Tail(bootstrap_servers, a.topic_changes) as tail:
             await tail.until(lambda t: any(v["segmenter"] == "value" for v in t.values()),
                              timeout=60, settle=2.0)
@@ -51,19 +46,9 @@ async def test_value_model_is_published_and_used_by_another_worker(
         assert all(v["features"]["expected_purchases"] is not None for v in a_value)
         wa.stop()
 
-        prefix = unique_name("value-b")
-        b = dataclasses.replace(
-            a, app_id=prefix, data_dir=str(tmp_path / "b"), value_warmup_days=10_000.0,
-            topic_clickstream=f"{prefix}-clickstream", topic_purchases=f"{prefix}-purchases",
-            topic_consent=f"{prefix}-consent", topic_changes=f"{prefix}-changes",
-            topic_segments=f"{prefix}-segments", topic_ticks=f"{prefix}-ticks",
-            topic_dead_letters=f"{prefix}-dead-letters",
-        )
-        wb = workers.new("b", b)
-        wb.start()
-        await wb.ready()
+        b = another_app(a, "value-b", tmp_path / "b", value_warmup_days=10_000.0)
         fresh = story(customers=8, events_per_customer=3, seed=5, prefix="n")  # 6 buyers
-        await feed_all(bootstrap_servers, b, fresh)
+        wb = await workers.start_fed("b", b, bootstrap_servers, fresh)
         async with Tail(bootstrap_servers, b.topic_changes) as tail:
             ok = await tail.until(
                 lambda t: len({v["customer_id"] for v in t.values()

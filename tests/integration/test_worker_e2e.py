@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from kafka_helpers import consume_all, produce
-from worker_proc import READY, Message, WorkerProc, make_settings, reference_changes
+from worker_proc import Message, make_settings, reference_changes, running
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
@@ -38,13 +38,8 @@ def purchase(cid: str, eid: str, day: float, amount: float) -> Message:
 def worker(tmp_path: Path, broker_url: str) -> Iterator[Settings]:
     """One worker with every segmenter, on unique topics (2 partitions)."""
     settings = make_settings("e2e", tmp_path / "data", broker_url, partitions=2)
-    proc = WorkerProc("e2e", settings, broker_url, tmp_path).start()
-    try:
-        proc.wait_for(READY)
+    with running("e2e", settings, broker_url, tmp_path):
         yield settings
-    finally:
-        proc.stop()
-    assert not proc.crashes(), proc.tail()
 
 
 async def test_changes_and_dead_letters(

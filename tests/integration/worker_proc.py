@@ -27,7 +27,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -47,6 +48,8 @@ from streamseg.engine.validate import Valid, Validator
 
 REPO = Path(__file__).resolve().parents[2]
 READY = "[^Worker]: Ready"
+TOPICS = ("clickstream", "purchases", "consent", "profiles", "changes", "segments",
+          "dead_letters", "models", "ticks")
 T0 = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
 # Per-customer rule segmenters: their changes depend only on the customer's own
 # events, so any worker run must publish exactly the reference's change ids.
@@ -75,11 +78,22 @@ def make_settings(tag: str, data_dir: Path, broker: str, **overrides: Any) -> Se
         "broker_session_timeout_s": 6.0,
         "broker_heartbeat_interval_s": 1.0,
     }
-    for name in ("clickstream", "purchases", "consent", "profiles", "changes", "segments",
-                 "dead_letters", "models", "ticks"):
+    for name in TOPICS:
         fields[f"topic_{name}"] = f"{prefix}-{name}"
     fields.update(overrides)
     return Settings(**fields)
+
+
+def another_app(settings: Settings, tag: str, data_dir: Path, **overrides: Any) -> Settings:
+    """``settings`` of another app (own app id, data dir and topics) on the same models
+    topic: it starts with the model snapshots the first app published."""
+    prefix = unique_name(tag)
+    fields: dict[str, Any] = {"app_id": prefix, "data_dir": str(data_dir)}
+    for name in TOPICS:
+        if name != "models":
+            fields[f"topic_{name}"] = f"{prefix}-{name}"
+    fields.update(overrides)
+    return dataclasses.replace(settings, **fields)
 
 
 def worker_env(settings: Settings, broker_url: str) -> dict[str, str]:
@@ -203,6 +217,14 @@ class Workers:
         self.procs.append(proc)
         return proc
 
+    async def start_fed(self, name: str, settings: Settings, bootstrap: str,
+                        inputs: Sequence[Message]) -> WorkerProc:
+        """Start worker ``name``, wait until it is ready, then feed it ``inputs``."""
+        proc = self.new(name, settings).start()
+        await proc.ready()
+        await feed_all(bootstrap, settings, inputs)
+        return proc
+
     def __enter__(self) -> Workers:
         return self
 
@@ -214,6 +236,19 @@ class Workers:
         if typ is not None:
             for proc in self.procs:
                 print(proc.tail(80), file=sys.stderr)
+
+
+@contextmanager
+def running(name: str, settings: Settings, broker_url: str, log_dir: Path) -> Iterator[WorkerProc]:
+    """One worker, started and ready, for the ``with`` block; stopped after it, then
+    fails if its log shows a crash."""
+    proc = WorkerProc(name, settings, broker_url, log_dir).start()
+    try:
+        proc.wait_for(READY)
+        yield proc
+    finally:
+        proc.stop()
+    assert not proc.crashes(), proc.tail()
 
 
 # ----------------------------------------------------------------- the event story
