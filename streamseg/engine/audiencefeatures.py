@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from streamseg.engine.events import CLICK_TYPES
-from streamseg.engine.features import CHANNELS, DEVICES, CustomerState, mean_gap_days, share
+from streamseg.engine.features import CHANNELS, DEVICES, CustomerState, mean_gap_days
+from streamseg.engine.summary import share
 
 
 def _ratio(num: float, den: float) -> float:

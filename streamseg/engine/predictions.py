@@ -22,8 +22,9 @@ from __future__ import annotations
 from typing import Any
 
 from streamseg.config import Settings
-from streamseg.engine.features import CustomerState, summary
+from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Predictor
+from streamseg.engine.summary import summary
 
 
 def prediction(

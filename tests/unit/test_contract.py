@@ -23,9 +23,10 @@ from streamseg.app import topic_specs
 from streamseg.config import DAY, INTERNAL_TOPICS, Settings
 from streamseg.engine.deadletters import dead_letter
 from streamseg.engine.events import Event
-from streamseg.engine.features import FEATURES, CustomerState
+from streamseg.engine.features import CustomerState
 from streamseg.engine.lookup import customer_answer, merge_sizes, segment_sizes
 from streamseg.engine.processor import Engine
+from streamseg.engine.summary import FEATURES
 from streamseg.engine.validate import Invalid, Validator, pseudonymise
 from streamseg.replay import Replayer, replay_lines
 from streamseg.web import table_key

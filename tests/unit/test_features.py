@@ -14,9 +14,9 @@ from streamseg.engine.features import (
     mean_gap_days,
     remember,
     seen,
-    summary,
     update,
 )
+from streamseg.engine.summary import summary
 
 CFG = Settings(half_life_days=10.0, session_gap_minutes=30.0)
 
