@@ -19,7 +19,8 @@ events from ``cluster_warmup`` on, once the sample holds
 ``cluster_min_customers`` customers: **no model exists before that**, so no
 customer is labelled by an untrained one. A refit becomes a new published
 version only if the active features or the segments changed or a centroid
-moved more than :data:`PUBLISH_SHIFT` z units; ids are matched to the previous
+moved more than :data:`~streamseg.engine.clusterrefit.PUBLISH_SHIFT` z units
+(:func:`~streamseg.engine.clusterrefit.next_model`); ids are matched to the previous
 centroids, names kept while a centroid stays within
 :data:`~streamseg.engine.model.NAME_SHIFT` of its anchor.
 
@@ -66,28 +67,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from streamseg.config import Settings
 from streamseg.engine.clusterfeatures import recency, static
-from streamseg.engine.clusterfit import Population, fit
+from streamseg.engine.clusterfit import Population
+from streamseg.engine.clusterrefit import next_model
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import (
-    MIN_STD,
-    NAME_SHIFT,
-    NAMES,
-    STEP_S,
-    Assigner,
-    ClusterModel,
-    describe,
-    match,
-)
+from streamseg.engine.model import STEP_S, Assigner, ClusterModel
 from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
 DWELL_FACTOR = 5.0  # the hold margin is this much wider within flap_window_s of a change
-PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
-SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
 RESEED_EVERY = 10  # refits: k-means++ restarts compete on every 10th (or when Lloyd from the
 #                   current model loses a cluster); in between, Lloyd from the current model only
 
@@ -185,58 +174,10 @@ class ClusterSegmenter:
 
     def refit(self, now: float) -> ClusterModel | None:
         """The next model version from the sample at event time ``now`` (None: no material move)."""
-        rows = self.population.rows
-        ids = sorted(rows)
-        raw = np.array([[*rows[c][0], recency(rows[c][1], now, self.grace)] for c in ids])
-        known = ~np.isnan(raw)
-        counts = known.sum(axis=0)
-        filled = np.where(known, raw, 0.0)
-        means = filled.sum(axis=0) / np.maximum(counts, 1)
-        variances = (np.where(known, raw - means, 0.0) ** 2).sum(axis=0) / np.maximum(counts, 1)
-        std = np.sqrt(variances)
-        on = std >= MIN_STD
-        active = [f for f, ok in zip(NAMES, on, strict=True) if ok]
-        inv = np.where(on, 1.0 / np.maximum(std, SCALE_FLOOR), 0.0)
-        points = np.where(known, (raw - means) * inv, 0.0)
-        prev = self.model
-        mean_d = {f: float(m) for f, m in zip(NAMES, means, strict=True)}
-        var_d = {f: float(v) for f, v in zip(NAMES, variances, strict=True)}
-
-        def rescale(raw_center: list[float]) -> list[float]:
-            return [float((x - m) * i) for x, m, i in zip(raw_center, means, inv, strict=True)]
-
-        old: dict[str, list[float]] = {}
-        if prev is not None:
-            old = {seg: rescale(prev.raw(c)) for seg, c in sorted(prev.centers.items())}
-        warm = np.array(list(old.values())) if old else None
         lazy = self.refits % RESEED_EVERY != 0
         self.refits += 1
-        centers, shares = fit(points, self.settings.cluster_k, self.settings.cluster_seed,
-                              warm, self.settings.cluster_min_share, lazy=lazy)
-        new = {i: [float(x) for x in c] for i, c in enumerate(centers)}
-        labels, next_id = match(old, new, 1 if prev is None else prev.next_id)
-        segs = {labels[i]: vec for i, vec in new.items()}
-        if prev is not None and prev.active == active and set(segs) == set(old) and all(
-            math.dist(vec, old[s]) <= PUBLISH_SHIFT for s, vec in segs.items()
-        ):
-            return None
-        names: dict[str, str] = {}
-        anchors: dict[str, list[float]] = {}
-        for seg, vec in sorted(segs.items()):
-            anchor = None if prev is None or prev.active != active else prev.anchors.get(seg)
-            if anchor is not None and math.dist(vec, rescale(anchor)) <= NAME_SHIFT:
-                names[seg], anchors[seg] = prev.names[seg], anchor  # type: ignore[union-attr]
-            else:
-                names[seg] = describe(dict(zip(NAMES, vec, strict=True)), active)
-                anchors[seg] = [float(z / i + m) if i else float(m)
-                                for z, m, i in zip(vec, means, inv, strict=True)]
-        return ClusterModel(
-            version=1 if prev is None else prev.version + 1,
-            means=mean_d, variances=var_d, centers=segs, active=active, names=names,
-            anchors=anchors,
-            shares={labels[i]: round(float(s), 6) for i, s in enumerate(shares)},
-            next_id=next_id, learned=self.learned, customers=len(ids),
-        )
+        return next_model(self.population.rows, self.model, now, self.settings, lazy,
+                          self.learned)
 
     def _use(self, model: ClusterModel, now: float) -> None:
         """Assign with ``model`` from now on; queue the customers it may move (see moved)."""

@@ -1,0 +1,96 @@
+"""One refit of the cluster model: scale the sample, fit, keep ids and names stable.
+
+:func:`next_model` turns the trainer's sample
+(:attr:`~streamseg.engine.clusterfit.Population.rows`) into the next
+:class:`~streamseg.engine.model.ClusterModel` version, or None when nothing
+moved materially (same active features and segments, no centroid moved more
+than :data:`PUBLISH_SHIFT` z units). Called by
+:meth:`~streamseg.engine.segmenters.clusters.ClusterSegmenter.refit`.
+
+Examples
+--------
+>>> from streamseg.config import Settings
+>>> cfg = Settings(cluster_k=2, cluster_min_share=0.0)
+>>> rows = {f"c{i}": ([0.1 * (i % 2), 3.0 * (i % 2), 1.0, 2.0, 0.5, 0.9 * (i % 2)], 0.0)
+...         for i in range(8)}
+>>> m = next_model(rows, None, 0.0, cfg, lazy=False, learned=8)
+>>> m.version, sorted(m.centers), m.customers
+(1, ['c1', 'c2'], 8)
+>>> next_model(rows, m, 0.0, cfg, lazy=True, learned=9) is None  # nothing moved
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from streamseg.config import Settings
+from streamseg.engine.clusterfeatures import recency
+from streamseg.engine.clusterfit import fit
+from streamseg.engine.model import MIN_STD, NAME_SHIFT, NAMES, ClusterModel, describe, match
+
+PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
+SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
+
+
+def next_model(
+    rows: dict[str, tuple[list[float], float]], prev: ClusterModel | None, now: float,
+    settings: Settings, lazy: bool, learned: int,
+) -> ClusterModel | None:
+    """The model after ``prev`` fitted on the sample ``rows`` (customer -> (static
+    features, last seen)) at event time ``now``; None if it would not be a new version.
+
+    ``lazy``: Lloyd from ``prev``'s centroids only, no seeded k-means++ restarts.
+    ``learned`` is recorded in the model (learned events at the refit).
+    """
+    ids = sorted(rows)
+    grace = settings.cluster_recency_grace_days
+    raw = np.array([[*rows[c][0], recency(rows[c][1], now, grace)] for c in ids])
+    known = ~np.isnan(raw)
+    counts = known.sum(axis=0)
+    filled = np.where(known, raw, 0.0)
+    means = filled.sum(axis=0) / np.maximum(counts, 1)
+    variances = (np.where(known, raw - means, 0.0) ** 2).sum(axis=0) / np.maximum(counts, 1)
+    std = np.sqrt(variances)
+    on = std >= MIN_STD
+    active = [f for f, ok in zip(NAMES, on, strict=True) if ok]
+    inv = np.where(on, 1.0 / np.maximum(std, SCALE_FLOOR), 0.0)
+    points = np.where(known, (raw - means) * inv, 0.0)
+    mean_d = {f: float(m) for f, m in zip(NAMES, means, strict=True)}
+    var_d = {f: float(v) for f, v in zip(NAMES, variances, strict=True)}
+
+    def rescale(raw_center: list[float]) -> list[float]:
+        return [float((x - m) * i) for x, m, i in zip(raw_center, means, inv, strict=True)]
+
+    old: dict[str, list[float]] = {}
+    if prev is not None:
+        old = {seg: rescale(prev.raw(c)) for seg, c in sorted(prev.centers.items())}
+    warm = np.array(list(old.values())) if old else None
+    centers, shares = fit(points, settings.cluster_k, settings.cluster_seed,
+                          warm, settings.cluster_min_share, lazy=lazy)
+    new = {i: [float(x) for x in c] for i, c in enumerate(centers)}
+    labels, next_id = match(old, new, 1 if prev is None else prev.next_id)
+    segs = {labels[i]: vec for i, vec in new.items()}
+    if prev is not None and prev.active == active and set(segs) == set(old) and all(
+        math.dist(vec, old[s]) <= PUBLISH_SHIFT for s, vec in segs.items()
+    ):
+        return None
+    names: dict[str, str] = {}
+    anchors: dict[str, list[float]] = {}
+    for seg, vec in sorted(segs.items()):
+        anchor = None if prev is None or prev.active != active else prev.anchors.get(seg)
+        if anchor is not None and math.dist(vec, rescale(anchor)) <= NAME_SHIFT:
+            names[seg], anchors[seg] = prev.names[seg], anchor  # type: ignore[union-attr]
+        else:
+            names[seg] = describe(dict(zip(NAMES, vec, strict=True)), active)
+            anchors[seg] = [float(z / i + m) if i else float(m)
+                            for z, m, i in zip(vec, means, inv, strict=True)]
+    return ClusterModel(
+        version=1 if prev is None else prev.version + 1,
+        means=mean_d, variances=var_d, centers=segs, active=active, names=names,
+        anchors=anchors,
+        shares={labels[i]: round(float(s), 6) for i, s in enumerate(shares)},
+        next_id=next_id, learned=learned, customers=len(ids),
+    )
