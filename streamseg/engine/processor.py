@@ -38,7 +38,7 @@ from streamseg.engine.predictions import features, predicted, prediction
 from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Predictor, Segmenter
-from streamseg.engine.validate import Invalid
+from streamseg.engine.validate import Invalid, screen
 
 __all__ = ["Engine", "Outcome"]
 
@@ -257,30 +257,9 @@ class Engine:
         return self.apply(state, event)
 
     def screen(self, event: Event, watermark: float | None) -> Invalid | None:
-        """Reject an event too far ahead of the event clock (``timestamp_out_of_range``).
-
-        The only reference is ``watermark``, the highest event time the worker
-        (partition) has seen: never one customer's ``last_seen``, never the wall
-        clock, so a replay decides the same. With no clock yet only the static
-        window of the validator (``event_time_min`` .. ``event_time_max``) applies.
-
-        >>> from streamseg.config import Settings
-        >>> eng = Engine(Settings(max_future_skew_s=60.0))
-        >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
-        >>> eng.screen(ev, None) is None, eng.screen(ev, 940.0) is None
-        (True, True)
-        >>> eng.screen(ev, 939.0).reason
-        'timestamp_out_of_range'
-        """
-        skew = self.settings.max_future_skew_s
-        if watermark is None or event.ts <= watermark + skew:
-            return None
-        return Invalid(
-            "timestamp_out_of_range",
-            f"event time {format_ts(event.ts)} is more than {skew:g} s "
-            f"ahead of the event clock ({format_ts(watermark)})",
-            "ts",
-        )
+        """Reject an event too far ahead of the event clock (``timestamp_out_of_range``):
+        :func:`streamseg.engine.validate.screen` with ``max_future_skew_s``."""
+        return screen(event, watermark, self.settings.max_future_skew_s)
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
         """The ``customer-segments`` value for ``state``.

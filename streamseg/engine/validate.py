@@ -6,7 +6,7 @@ Schemas in ``streamseg/schemas/`` are the contract; they are checked with a comp
 (key matches body, known currency, event time inside the configured static
 window ``event_time_min`` .. ``event_time_max``) are applied. The dynamic
 bound (at most ``max_future_skew_s`` ahead of the event clock) is
-:meth:`streamseg.engine.processor.Engine.screen`.
+:func:`screen`, called by :meth:`streamseg.engine.processor.Engine.screen`.
 
 Examples
 --------
@@ -36,7 +36,7 @@ import jsonschema_rs
 
 from streamseg import codec
 from streamseg.config import Settings
-from streamseg.engine.events import CLICK_TYPES, CONSENT_TYPES, Event, Kind, parse_ts
+from streamseg.engine.events import CLICK_TYPES, CONSENT_TYPES, Event, Kind, format_ts, parse_ts
 from streamseg.resources import SCHEMA_DIR
 
 INPUT_SCHEMAS: dict[Kind, str] = {
@@ -103,6 +103,31 @@ def pseudonymise(secret: str, customer_id: str) -> str:
     """
     mac = hmac.new(secret.encode(), customer_id.encode(), hashlib.sha256)
     return mac.hexdigest()[:32]
+
+
+def screen(event: Event, watermark: float | None, skew: float) -> Invalid | None:
+    """Reject an event more than ``skew`` seconds ahead of the event clock
+    (``timestamp_out_of_range``).
+
+    The only reference is ``watermark``, the highest event time the worker
+    (partition) has seen: never one customer's ``last_seen``, never the wall
+    clock, so a replay decides the same. With no clock yet only the static
+    window of the validator (``event_time_min`` .. ``event_time_max``) applies.
+
+    >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
+    >>> screen(ev, None, 60.0) is None, screen(ev, 940.0, 60.0) is None
+    (True, True)
+    >>> screen(ev, 939.0, 60.0).reason
+    'timestamp_out_of_range'
+    """
+    if watermark is None or event.ts <= watermark + skew:
+        return None
+    return Invalid(
+        "timestamp_out_of_range",
+        f"event time {format_ts(event.ts)} is more than {skew:g} s "
+        f"ahead of the event clock ({format_ts(watermark)})",
+        "ts",
+    )
 
 
 def _path(parts: list[str | int]) -> str | None:
