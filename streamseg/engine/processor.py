@@ -177,8 +177,9 @@ class Engine:
         For the customers :meth:`moved` names: a population model moved, so their
         verdict may have changed although they did nothing. Only the segmenters
         whose ``moved()`` named the customer are evaluated (all of them for a
-        customer :meth:`moved` did not name), and the others too once one of them
-        published a change (a rule may read published segments). Time-driven moves
+        customer :meth:`moved` did not name), and, once one of them published a
+        change, the segmenters that read published segments (``reads_segments``:
+        rule audiences). Time-driven moves
         due before ``now`` come first (trigger ``clock``). Evaluated at
         ``max(now, floor(state))`` so a customer's changes stay in event-time order.
         """
@@ -193,7 +194,8 @@ class Engine:
         out.changes += step.changes
         if step.changes and which is not None:
             # a published segment moved: the others may read it (audiences), evaluate them too
-            rest = [seg for i, seg in enumerate(self.segmenters) if i not in which]
+            rest = [seg for i, seg in enumerate(self.segmenters)
+                    if i not in which and seg.reads_segments]
             out.changes += evaluate(self, state, at, "population", rest).changes
         if out.changes:
             out.render(self, state, at)

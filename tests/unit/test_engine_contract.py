@@ -26,6 +26,7 @@ class MeanSpend:
     """``above`` or ``below`` the mean total spend of the buyers seen (a population model)."""
 
     name = "spend"
+    reads_segments = False
 
     def __init__(self, sticky: bool = False) -> None:
         self.spend: dict[str, float] = {}
@@ -124,6 +125,7 @@ def test_rescore_evaluates_only_the_segmenters_that_moved() -> None:
 def test_a_population_change_lets_the_other_segmenters_read_it() -> None:
     spend, follower = MeanSpend(), MeanSpend()
     follower.name = "follows"  # a rule over the published "spend" segment (like an audience)
+    follower.reads_segments = True
     follower.learn = lambda state, now: None  # type: ignore[method-assign]
     follower.assign = lambda state, now: (  # type: ignore[method-assign]
         None if "spend" not in state.segments
@@ -136,6 +138,21 @@ def test_a_population_change_lets_the_other_segmenters_read_it() -> None:
     out = eng.rescore(a, 1 * DAY)
     assert [(c["segmenter"], c["to_segment"], c["trigger"]) for c in out.changes] == [
         ("spend", "below", "population"), ("follows", "no", "population")]
+
+
+def test_a_population_change_skips_segmenters_that_read_no_segments() -> None:
+    spend, other = MeanSpend(), MeanSpend()
+    other.name = "other"  # its population never moves and it reads no published segment
+    other.moved = lambda: []  # type: ignore[method-assign]
+    eng = Engine(Settings(), [spend, other])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    assert a is not None
+    eng.apply(None, buy("e2", "b", 1, 30.0))
+    assert eng.moved() == ["a"]
+    before = other.assigned
+    out = eng.rescore(a, 1 * DAY)  # "spend" moves "a"; "other" is not evaluated at all
+    assert [(c["segmenter"], c["to_segment"]) for c in out.changes] == [("spend", "below")]
+    assert other.assigned == before
 
 
 def test_erasure_and_withdrawal_forget_the_customer() -> None:

@@ -58,6 +58,8 @@ def holdout_fraction(salt: str, audience: str, customer_id: str) -> float:
 class AudienceSegmenter(NoPopulation):
     """One compiled rule audience."""
 
+    reads_segments = True  # conditions may read other segmenters' published segments
+
     def __init__(self, spec: AudienceSpec, share: float, salt: str) -> None:
         self.audience = spec.name
         self.name = f"audience:{spec.name}"

@@ -49,6 +49,9 @@ class Segmenter(Protocol):
     """The engine contract of one segmenter (see the module docstring)."""
 
     name: str
+    # True when ``assign`` reads other segmenters' published segments (rule audiences):
+    # the engine then re-evaluates it after another segmenter's population-driven change
+    reads_segments: bool
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         """Raw verdict for ``state`` at event time ``now``, no hysteresis (None: abstain)."""
@@ -111,6 +114,8 @@ class NoPopulation:
     >>> p.learn(s, 0.0), p.forget("c"), p.restore(s), p.moved()
     (None, None, None, [])
     """
+
+    reads_segments = False
 
     def learn(self, state: CustomerState, now: float) -> None:
         return None

@@ -85,6 +85,7 @@ class ClusterSegmenter:
     """Distance-based segmenter over the published :class:`ClusterModel`."""
 
     name = "cluster"
+    reads_segments = False
 
     def __init__(self, settings: Settings, training: bool = True) -> None:
         self.settings = settings

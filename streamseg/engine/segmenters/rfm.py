@@ -101,6 +101,7 @@ class RFMSegmenter(RFMModel):
     """Named RFM segments from exact quintiles of the current customers."""
 
     name = "rfm"
+    reads_segments = False
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -58,6 +58,7 @@ class ValueSegmenter:
     """Predicted-value tiers over the published BG/NBD :class:`ValueModel`."""
 
     name = "value"
+    reads_segments = False
 
     def __init__(self, settings: Settings) -> None:
         self.horizon = settings.value_horizon_days
