@@ -76,11 +76,14 @@ def tier_of(score: float, cuts: tuple[float, float]) -> str:
 
 
 def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, float],
-             from_day: float, level: float, max_days: int) -> float | None:
+             from_day: float, level: float, max_days: int,
+             guess: float | None = None) -> float | None:
     """The first day after ``from_day`` on which the expected purchases are <= ``level``.
 
     Galloping then bisection over days (the expectation is non-increasing in
-    ``T``); None if not within ``max_days``.
+    ``T``, so the day found does not depend on where the search starts); None if
+    not within ``max_days``. ``guess`` (e.g. the customer's previous crossing
+    day) is probed first: the search then usually takes a few bisection steps.
 
     >>> p = bgnbd.Params(0.5, 10.0, 0.8, 2.5)
     >>> key = (3.0, 20.0, 0.0)
@@ -88,6 +91,8 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
     >>> def e(day): return bgnbd.expected_one(p, 90.0, 3.0, 20.0, day)[1]
     >>> d, e(d - 1) > 1.0 >= e(d)
     (55.0, True)
+    >>> [crossing(p, 90.0, key, 20.0, 1.0, 3650, guess=g) for g in (21.0, 50.0, 55.0, 300.0)]
+    [55.0, 55.0, 55.0, 55.0]
     """
     x, t_x, first = key
 
@@ -95,6 +100,9 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
         return bgnbd.expected_one(params, horizon, x, t_x, max(day - first, t_x))[1]
 
     lo, step, hi = from_day, 1.0, from_day + 1.0
+    if guess is not None and guess.is_integer() and from_day + 1.0 < guess <= from_day + max_days:
+        step = guess - from_day
+        hi = guess
     while score(hi) > level:
         if hi - from_day >= max_days:
             return None

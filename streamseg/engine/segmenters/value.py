@@ -242,7 +242,8 @@ class ValueSegmenter:
                     entry[2] is None or entry[2] > after // DAY):
                 d = entry[2]  # the same customer, tier and model: the same crossing day
             else:
-                d = crossing(model.params, self.horizon, key, after // DAY, level, MAX_DAYS)
+                d = crossing(model.params, self.horizon, key, after // DAY, level, MAX_DAYS,
+                             guess=None if entry is None else entry[2])
                 if entry is not None:
                     entry[3] = sig
         if entry is not None:
