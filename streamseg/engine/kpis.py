@@ -114,14 +114,16 @@ class Kpis:
         repeat_s: float,
     ) -> None:
         """Credit a purchase, or a click that opened a session (``session``), to the
-        published segments of ``state`` (before the event's own changes).
+        published segments of ``state`` (before the event's own changes); any other
+        event credits nothing.
 
         ``last`` is the customer's latest purchase time before ``event``; a purchase
         at most ``repeat_s`` after it is a repeat. A purchase is a conversion of
         the current session once (``state.converted_session`` records it).
         """
         if event.kind != "purchase":
-            self.add(state.segments, names, 0.0, False, False, True, False)
+            if session and event.kind == "click":
+                self.add(state.segments, names, 0.0, False, False, True, False)
             return
         repeat = last is not None and 0.0 <= event.ts - last <= repeat_s
         converted = state.converted_session != state.sessions

@@ -139,9 +139,8 @@ class Engine:
             update(state, event, self.settings)
             if self.history is not None:
                 self.history.record(state, event)
-            if event.kind == "purchase" or (event.kind == "click" and state.sessions != sessions):
-                self.kpis.credit(state, self._kpi_names, event, state.sessions != sessions, last,
-                                 self._repeat_s)
+            self.kpis.credit(state, self._kpi_names, event, state.sessions != sessions, last,
+                             self._repeat_s)
             now = floor(state)  # never back in time: a late event is evaluated at the latest look
             for seg in self.segmenters:
                 seg.learn(state, now)
