@@ -111,9 +111,11 @@ class FrequencySegmenter(NoPopulation):
     def band_end(self, state: CustomerState, tier: str) -> float | None:
         """The interval (days) up to which a demotion from ``tier`` is held; None: not held."""
         band = self.bands.get(tier)
-        if band is None:
-            return None
-        bound, days = band
+        return None if band is None else self._end(state, *band)
+
+    def _end(self, state: CustomerState, bound: float, days: float) -> float:
+        """``bound`` plus its band for ``state``: at most ``days``, at most
+        ``freq_margin_purchases`` purchases' worth of ``bound``."""
         if self.margin_purchases > 0.0:
             days = min(days, self.margin_purchases * bound / max(1, state.purchases))
         return bound + days
@@ -178,7 +180,7 @@ class FrequencySegmenter(NoPopulation):
             return first_after(after, times)
         published = state.segments.get(self.name)
         if published is None:  # every tier bound and band end
-            marks = [*self.marks, *(self.band_end(state, t) or 0.0 for t in self.bands)]
+            marks = [*self.marks, *(self._end(state, *band) for band in self.bands.values())]
         else:
             end = self.band_end(state, published[0])
             if end is None:
