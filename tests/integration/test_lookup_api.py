@@ -129,11 +129,8 @@ async def test_lookup_finds_customers_a_crc32_producer_placed(
     engine = Engine(settings)
     await ensure_topics(settings)
     with Workers(broker_url, tmp_path) as workers:
-        procs = [workers.new(f"crc-web-{n}", s) for n, s in enumerate(per_worker)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            await proc.ready(timeout=120)
+        procs = await workers.start_ready(
+            [(f"crc-web-{n}", s) for n, s in enumerate(per_worker)])
         await asyncio.to_thread(librdkafka_produce, bootstrap_servers, settings, inputs)
         for _ in range(240):
             total = await aget(ports[0], "/segments")
@@ -188,11 +185,7 @@ async def test_lookup_from_either_worker(
     b = bootstrap_servers
 
     with Workers(broker_url, tmp_path) as workers:
-        procs = [workers.new(f"web-{n}", s) for n, s in enumerate(per_worker)]
-        for proc in procs:
-            proc.start()
-        for proc in procs:
-            await proc.ready(timeout=120)
+        procs = await workers.start_ready([(f"web-{n}", s) for n, s in enumerate(per_worker)])
         await feed_all(b, settings, inputs)
 
         # both workers hold a share of the state, and the summed sizes are the engine's

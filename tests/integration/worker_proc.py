@@ -225,6 +225,14 @@ class Workers:
         await feed_all(bootstrap, settings, inputs)
         return proc
 
+    async def start_ready(self, named: Sequence[tuple[str, Settings]],
+                          timeout: float = 120.0) -> list[WorkerProc]:
+        """Start one worker per (name, settings), all at once, then wait until each is ready."""
+        procs = [self.new(name, settings).start() for name, settings in named]
+        for proc in procs:
+            await proc.ready(timeout=timeout)
+        return procs
+
     def __enter__(self) -> Workers:
         return self
 
