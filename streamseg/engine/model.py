@@ -294,23 +294,28 @@ class Assigner:
         the nearest segment changes or ``past(z, current, j)`` crosses ``margin``.
 
         Squared-distance differences are linear in the recency coordinate, so
-        every crossing is one division. None if recency is inactive or no
-        crossing lies ahead.
+        every crossing is one division, and it is a fixed recency level (worked
+        out at recency 0): any ``z`` with the same other coordinates gets the
+        same levels, to the last bit, whatever its own recency. None if recency
+        is inactive or no crossing lies ahead.
         """
         if self.scaler[RECENCY][1] == 0.0:
             return None
         r0 = z[RECENCY]
+        at0 = list(z)
+        at0[RECENCY] = 0.0
+        dist = math.dist
+        sq = [dist(at0, cen) ** 2 for cen in self._vecs]
         best: float | None = None
-        sq = [sum((x - c) ** 2 for x, c in zip(z, cen, strict=True)) for cen in self._vecs]
         for i, j, sa, sb, slope, twogap in self._pairs:
             if slope == 0.0:
                 continue
             level = sq[i] - sq[j]
-            r = r0 + (0.0 - level) / slope
+            r = -level / slope
             if r > r0 and (best is None or r < best):
                 best = r
             if current in (sa, sb):  # past(z, current, other) >= margin
-                r = r0 + ((twogap if current == sa else -twogap) * margin - level) / slope
+                r = ((twogap if current == sa else -twogap) * margin - level) / slope
                 if r > r0 and (best is None or r < best):
                     best = r
         return best

@@ -179,14 +179,20 @@ class Engine:
         customer :meth:`moved` did not name), and, once one of them published a
         change, the segmenters that read published segments (``reads_segments``:
         rule audiences). Time-driven moves
-        due before ``now`` come first (trigger ``clock``). Evaluated at
+        due before ``now`` come first (trigger ``clock``), unless the state's due
+        hint says nothing was due by then: a new model is never applied at a
+        time before it existed. Evaluated at
         ``max(now, floor(state))`` so a customer's changes stay in event-time order.
         """
         which = self._moved.pop(state.customer_id, None)
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
         at = max(now, floor(state))
-        out = catch_up(self, state, at, inclusive=False)
+        hint = state.due_hint
+        if hint is not None and hint >= at:  # nothing due before ``at``: no walk
+            out = Outcome(state)
+        else:
+            out = catch_up(self, state, at, inclusive=False)
         segs = self.segmenters if which is None else [
             seg for i, seg in enumerate(self.segmenters) if i in which]
         step = evaluate(self, state, at, "population", segs)

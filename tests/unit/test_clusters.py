@@ -3,6 +3,7 @@ hold margin and dwell, exact due times, moved customers, snapshots, determinism.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 import subprocess
@@ -12,7 +13,7 @@ from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.clusterfeatures import exposure_days, features, recency, static, vector
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import NAME_SHIFT, describe
+from streamseg.engine.model import NAME_SHIFT, ClusterModel, describe
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.clusters import DWELL_FACTOR, MIN_SESSIONS, ClusterSegmenter
 
@@ -228,6 +229,66 @@ def test_due_is_the_exact_recency_crossing() -> None:
     assert late is not None and late.segment == at.segment
     assert seg.hold(s, first.segment, late, release - 2.0, "clock")
     assert not seg.hold(s, first.segment, late, release, "clock")  # min_margin past: released
+
+
+def test_a_remembered_due_is_the_due_found_afresh() -> None:
+    # due() keeps its answer for a learned customer and reuses it for later looks while
+    # nothing it depends on changes: every answer must equal a computation from scratch,
+    # also after each input changes behind its back (label, since, last visit, features)
+    cfg = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
+                   cluster_min_customers=20)
+    seg = ClusterSegmenter(cfg)
+    crowd = [shopper(f"a{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-i * DAY)
+             for i in range(10)]
+    crowd += [shopper(f"z{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-(120 + i) * DAY)
+              for i in range(10)]
+    for s in crowd:
+        seg.learn(s, 0.0)
+    # a version whose clusters also differ in browsing: then features move the borders too
+    tilted = ClusterModel.from_dict(seg.snapshot() or {})
+    tilted.version += 1
+    tilted.centers = {k: [*c[:2], 0.5 if i else -0.5, *c[3:]]
+                      for i, (k, c) in enumerate(sorted(tilted.centers.items()))}
+    seg._use(tilted, 0.0)
+    fresh = ClusterSegmenter(cfg, training=False)
+    fresh.adopt(tilted.to_dict())
+    s = crowd[3]
+    verdict = seg.assign(s, 0.0)
+    assert verdict is not None and seg.model is not None
+    other = next(c for c in seg.model.centers if c != verdict.segment)
+
+    def walk(start: float) -> int:
+        reused, after = 0, start
+        while after < start + 400 * DAY:
+            kept = seg.local[s.customer_id][3:6]
+            got = seg.due(s, after)
+            reused += seg.local[s.customer_id][3:6] == kept and after != kept[2]
+            assert got == fresh.due(s, after), after
+            after += 0.37 * DAY if got is None else min(got - after, 3.1 * DAY) * 0.9 + 1.0
+        return reused
+
+    s.segments["cluster"] = [verdict.segment, -2 * DAY, 1, 1]  # within the dwell at first
+    assert walk(0.0) > 10  # the memory was used (else this test shows nothing)
+    for change in ("label", "since", "last_seen", "features", "back", "model"):
+        s = copy.deepcopy(crowd[3])  # each change alone
+        s.segments["cluster"] = [verdict.segment, -200 * DAY, 1, 1]
+        seg.due(s, 50 * DAY if change == "back" else 1 * DAY)  # remembered
+        if change == "label":
+            s.segments["cluster"] = [other, -200 * DAY, 1, 1]
+        elif change == "since":
+            s.segments["cluster"][1] = 1 * DAY  # a change just now: the wider margin
+        elif change == "last_seen":  # (the features' decay clock left alone)
+            s.last_seen += 3 * DAY
+        elif change == "features":
+            s.d_sessions *= 3.0
+        elif change == "model":  # a new version with both centroids shifted in recency
+            moved = ClusterModel.from_dict(seg.snapshot() or {})
+            moved.version += 1
+            moved.centers = {k: [*c[:-1], c[-1] + 0.5] for k, c in moved.centers.items()}
+            seg._use(moved, 2 * DAY)
+            fresh.adopt(moved.to_dict())
+        assert seg.due(s, 2 * DAY) == fresh.due(s, 2 * DAY), change
+        walk(2 * DAY)
 
 
 def test_moved_reports_only_customers_a_new_model_changes() -> None:

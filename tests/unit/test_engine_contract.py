@@ -155,6 +155,57 @@ def test_a_population_change_skips_segmenters_that_read_no_segments() -> None:
     assert other.assigned == before
 
 
+class IdleCutoff:
+    """``idle`` once a customer has been idle ``limit`` days, a limit the population sets."""
+
+    name = "idle"
+    reads_segments = False
+
+    def __init__(self) -> None:
+        self.limit = 30.0
+        self.pending: list[str] = []
+
+    def assign(self, state: CustomerState, now: float) -> Assignment | None:
+        late = now - state.last_seen >= self.limit * DAY
+        return Assignment("idle" if late else "recent", "cutoff")
+
+    def learn(self, state: CustomerState, now: float) -> None:
+        return None
+
+    def forget(self, customer_id: str) -> None:
+        return None
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        t = state.last_seen + self.limit * DAY
+        return t if t > after else None
+
+    def moved(self) -> list[str]:
+        out, self.pending = self.pending, []
+        return out
+
+    def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
+             trigger: Trigger) -> bool:
+        return False
+
+    def describe(self, segment: str) -> str:
+        return segment
+
+
+def test_a_new_model_is_never_applied_before_it_existed() -> None:
+    # the cutoff drops from 30 to 5 idle days at day 20: the customer idle since day 0
+    # moves at day 20 (population), not at day 5 (a clock move the old model never made)
+    seg = IdleCutoff()
+    eng = Engine(Settings(), [seg])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    assert a is not None and a.segments["idle"][0] == "recent"
+    assert eng.due(a) == 30 * DAY
+    seg.limit, seg.pending = 5.0, ["a"]
+    assert eng.moved() == ["a"]
+    out = eng.rescore(a, 20 * DAY)
+    assert [(c["to_segment"], c["trigger"], c["event_time"]) for c in out.changes] == [
+        ("idle", "population", "1970-01-21T00:00:00Z")]
+
+
 def test_erasure_and_withdrawal_forget_the_customer() -> None:
     seg = MeanSpend()
     eng = Engine(Settings(), [seg])

@@ -122,6 +122,21 @@ def test_next_change_solves_the_recency_crossings_exactly() -> None:
     assert Assigner(inactive).next_change(z, "c1", 0.0) is None
 
 
+def test_next_change_levels_do_not_depend_on_the_recency_looked_from() -> None:
+    # a crossing is a fixed recency level: looking from any recency below it finds the
+    # same float, bit for bit (due times do not depend on how ticks are spaced)
+    a = Assigner(model())
+    for base in ([-0.5, 0.0, 0.0, 0.0, 0.0, -0.5], [0.3, 0.1, -0.2, 0.0, 0.4, -0.7]):
+        for current, margin in (("c1", 0.0), ("c1", 0.4), ("c2", 0.25), (None, 0.0)):
+            seen = set()
+            first = a.next_change([*base, -3.0], current, margin)
+            r0 = -3.0
+            while first is not None and r0 < first:
+                seen.add(a.next_change([*base, r0], current, margin))
+                r0 += (first + 3.0) / 7.3
+            assert seen == {first} or first is None
+
+
 def test_round_trip() -> None:
     m = model()
     data = m.to_dict()

@@ -95,7 +95,8 @@ class ClusterSegmenter:
         self.grace = settings.cluster_recency_grace_days
         self.half_life = settings.half_life_days
         self.population = Population(settings.cluster_sample_size)
-        # customers of this worker: [static features, last seen, label, due, label since]
+        # customers of this worker: [static features, last seen, label, due, label since,
+        # due found after, by Assigner] (see due)
         self.local: dict[str, list[Any]] = {}
         self._moved: dict[str, None] = {}
         self.learned = 0
@@ -149,9 +150,9 @@ class ClusterSegmenter:
             if entry is None:
                 cur = state.segments.get(self.name)
                 self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None,
-                                   None if cur is None else float(cur[1])]
+                                   None if cur is None else float(cur[1]), None, None]
             else:
-                entry[0], entry[1] = row, state.last_seen
+                entry[0], entry[1], entry[6] = row, state.last_seen, None
             if self.training:
                 self.population.put(cid, row, state.last_seen)
         if not self.training:
@@ -184,7 +185,7 @@ class ClusterSegmenter:
         """Assign with ``model`` from now on; queue the customers it may move (see moved)."""
         self.model = model
         self.assigner = a = Assigner(model)
-        for cid, (row, last_seen, label, due, since) in self.local.items():
+        for cid, (row, last_seen, label, due, since, _, _) in self.local.items():
             z = a.scale([*row, recency(last_seen, now, self.grace)])
             if label is None:
                 self._moved[cid] = None
@@ -234,14 +235,30 @@ class ClusterSegmenter:
         a = self.assigner
         cur = state.segments.get(self.name)
         label, since = (None, None) if cur is None else (str(cur[0]), float(cur[1]))
+        entry = self.local.get(state.customer_id)
         t = None
         if a is not None and state.sessions >= MIN_SESSIONS:
+            if entry is not None and self._still(entry, a, state, label, since, after):
+                return entry[3]  # type: ignore[no-any-return]
             z = self._z(a, state, after)
             t = self._due_from(a, z, label, since, state.last_seen, after)
-        entry = self.local.get(state.customer_id)
         if entry is not None:
-            entry[2], entry[3], entry[4] = label, t, since
+            entry[2], entry[3], entry[4], entry[5], entry[6] = label, t, since, after, a
         return t
+
+    def _still(self, entry: list[Any], a: Assigner, state: CustomerState, label: str | None,
+               since: float | None, after: float) -> bool:
+        """Whether the due time in ``entry`` (found after ``entry[5]``) is the due time
+        after ``after`` too: same model, row, last visit, label and margin, and still
+        ahead. Border crossings are fixed recency levels
+        (:meth:`~streamseg.engine.model.Assigner.next_change`), so a later look
+        finds the same; a due time found within the wider margin's dwell is at
+        most its end, so one still ahead was found under the same margin."""
+        t, before = entry[3], entry[5]
+        return not (entry[6] is not a or before is None or before > after
+                    or (t is not None and t <= after + STEP_S) or entry[2] != label
+                    or entry[4] != since or entry[1] != state.last_seen
+                    or entry[0] != self._static(state))
 
     def _due_from(self, a: Assigner, z: list[float], label: str | None, since: float | None,
                   last_seen: float, after: float) -> float | None:
