@@ -111,8 +111,8 @@ def test_the_crossing_day_does_not_depend_on_the_guess() -> None:
         from_day = key[1] + float(rng.integers(0, 30))
         level = float(rng.uniform(0.05, 2.0))
 
-        def e(day: float) -> float:
-            return bgnbd.expected_one(p, 90.0, key[0], key[1], max(day, key[1]))[1]
+        def e(day: float, p: bgnbd.Params = p, x: float = x, t_x: float = key[1]) -> float:
+            return bgnbd.expected_one(p, 90.0, x, t_x, max(day, t_x))[1]
 
         truth = next((d for d in range(int(from_day) + 1, int(from_day) + 401)
                       if e(float(d)) <= level), None)
