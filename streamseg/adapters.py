@@ -9,9 +9,9 @@ moves, so an upgrade breaks a unit test instead of the worker.
   *current event* (a task-local context variable). A batch holds events of
   several partitions; before touching a customer's state the agent makes the
   event of that customer's partition current. Faust has no public setter.
-* :func:`send_now` -- close the Kafka client's lingering batches so outputs the
-  agent is about to wait for go out at once (what aiokafka's own
-  ``flush_for_commit`` does before it waits).
+* :func:`kafka_client` -- the aiokafka producer inside Faust's producer: the agent
+  hands its outputs to it as whole record batches (aiokafka's public
+  ``create_batch`` / ``send_batch``), not one ``Topic.send`` per record.
 * :func:`drain` -- hand Faust's buffered table-changelog records to the Kafka
   client (Faust's own flush gives up after 0.1 s without progress).
 * :func:`withhold_ack` -- an event held back by the rebalance gate must not be
@@ -31,17 +31,9 @@ def use_event(event: Any) -> None:
     _faust_streams._current_event.set(weakref.ref(event))
 
 
-def send_now(producer: Any) -> None:
-    """Close the aiokafka client's lingering batches and wake its sender (no-op without one)."""
-    client = getattr(producer, "_producer", None)
-    acc = getattr(client, "_message_accumulator", None)
-    if acc is None:
-        return
-    for batches in acc._batches.values():
-        for batch in batches:
-            batch._builder.close()
-    if not acc._waiter_future.done():
-        acc._waiter_future.set_result(None)
+def kafka_client(producer: Any) -> Any | None:
+    """The started aiokafka producer of Faust's producer (None: not started, or a stand-in)."""
+    return getattr(producer, "_producer", None)
 
 
 async def drain(producer: Any) -> None:

@@ -328,7 +328,7 @@ class Settings:
     # wait for the broker to acknowledge a change before saving the state that records it
     confirm_outputs: bool = True
     # producer batching: outputs the worker waits for are sent at once regardless
-    # (Ingest.send_now); the rest (table changelog) is batched for up to this long
+    # (closed record batches, batch.deliver); the rest (table changelog) lingers this long
     producer_linger_s: float = setting(0.005, ge=0, le=10)
     metrics_port: int = setting(9108, ge=0, le=65535)
     # how often the worker reads its consumer lag (records) from the broker
