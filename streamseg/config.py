@@ -349,6 +349,9 @@ class Settings:
     batch_flush: str = setting("idle", choices=("idle", "window"))
     # "idle": the batch ends after this long without a new event (0: one loop turn)
     batch_idle_s: float = setting(0.002, ge=0, le=10)
+    # hand a message to the streams without Faust's four tasks when nothing waits
+    # (adapters.lean_delivery); false: Faust's own hand-over, for comparison
+    lean_delivery: bool = True
     gate_hold_s: float = setting(3.0, gt=0, le=3600)
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)
