@@ -347,8 +347,9 @@ class Settings:
     batch_size: int = setting(500, ge=1, le=100_000)
     batch_wait_s: float = setting(0.05, gt=0, le=60)
     batch_flush: str = setting("idle", choices=("idle", "window"))
-    # "idle": the batch ends after this long without a new event (0: one loop turn)
-    batch_idle_s: float = setting(0.002, ge=0, le=10)
+    # "idle": the batch ends after this long without a new event (0: one loop turn,
+    # i.e. what arrived while the previous batch was processed)
+    batch_idle_s: float = setting(0.0, ge=0, le=10)
     # hand a message to the streams without Faust's four tasks when nothing waits
     # (adapters.lean_delivery); false: Faust's own hand-over, for comparison
     lean_delivery: bool = True
