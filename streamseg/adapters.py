@@ -12,6 +12,10 @@ moves, so an upgrade breaks a unit test instead of the worker.
 * :func:`kafka_client` -- the aiokafka producer inside Faust's producer: the agent
   hands its outputs to it as whole record batches (aiokafka's public
   ``create_batch`` / ``send_batch``), not one ``Topic.send`` per record.
+* :func:`send_now` -- close the Kafka client's lingering batches (Faust's table
+  changelog) so they go out in the same produce request as the outputs the agent
+  is about to wait for (aiokafka has one request in flight per broker; what its
+  own ``flush_for_commit`` does before it waits).
 * :func:`drain` -- hand Faust's buffered table-changelog records to the Kafka
   client (Faust's own flush gives up after 0.1 s without progress).
 * :func:`lean_delivery` -- Faust's fetcher wraps the hand-over of every message
@@ -41,6 +45,16 @@ def use_event(event: Any) -> None:
 def kafka_client(producer: Any) -> Any | None:
     """The started aiokafka producer of Faust's producer (None: not started, or a stand-in)."""
     return getattr(producer, "_producer", None)
+
+
+def send_now(client: Any) -> None:
+    """Close the aiokafka client's lingering batches and wake its sender."""
+    acc = client._message_accumulator
+    for batches in acc._batches.values():
+        for batch in batches:
+            batch._builder.close()
+    if not acc._waiter_future.done():
+        acc._waiter_future.set_result(None)
 
 
 async def drain(producer: Any) -> None:

@@ -60,7 +60,8 @@ async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:
     With Faust's Kafka client: one closed aiokafka record batch per (topic,
     partition), public ``create_batch`` / ``send_batch`` (no ``Topic.send``
     machinery per record, and no producer linger: a closed batch goes out at
-    once). A record without a partition goes where the client's default
+    once; the table-changelog batches still lingering are closed with them,
+    :func:`adapters.send_now`). A record without a partition goes where the client's default
     partitioner puts it (murmur2 of the key, as ``Topic.send`` did; a key-less
     one to any partition). Records of one partition keep their order. Without a
     Kafka client (a stand-in transport): one ``topic.send`` per record.
@@ -93,6 +94,10 @@ async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:
     for (topic, p), builder in builders.items():
         builder.close()
         pending.append(await client.send_batch(builder, topic, partition=p))
+    # the table-changelog records still lingering (the previous batch's states) go
+    # in the same produce request: aiokafka has one request in flight per broker, so
+    # a changelog request sent on its own after its linger delays the next outputs
+    adapters.send_now(client)
     return pending
 
 

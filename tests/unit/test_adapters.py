@@ -41,6 +41,28 @@ def test_kafka_client_is_the_aiokafka_producer_inside_fausts_producer() -> None:
     assert adapters.kafka_client(SimpleNamespace()) is None
 
 
+def test_send_now_internals_exist_on_the_real_aiokafka_producer() -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.producer.message_accumulator import MessageAccumulator, MessageBatch
+
+    async def probe() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", linger_ms=1000)
+        acc = producer._message_accumulator
+        assert isinstance(acc, MessageAccumulator)
+        assert isinstance(acc._batches, dict)
+        assert isinstance(acc._waiter_future, asyncio.Future)
+        builder = acc.create_builder()
+        batch = MessageBatch(("t", 0), builder, 60.0, 1.0)  # type: ignore[arg-type]
+        assert batch._builder is builder and batch.remaining_linger()
+        acc._batches[("t", 0)] = [batch]  # type: ignore[index]
+        adapters.send_now(producer)  # runs on the real objects
+        assert builder.closed() and batch.remaining_linger() is None
+        assert acc._waiter_future.done()
+        adapters.send_now(producer)  # an already woken sender is left alone
+
+    asyncio.run(probe())
+
+
 def test_drain_uses_the_faust_producer_buffer() -> None:
     assert hasattr(ProducerBuffer, "flush") and hasattr(ProducerBuffer, "size")
 

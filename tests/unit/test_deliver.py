@@ -42,11 +42,19 @@ class Client:
     async def partitions_for(self, topic: str) -> set[int]:
         return self.parts
 
-    def create_batch(self) -> Recorder:
+    @property
+    def real(self) -> AIOKafkaProducer:
         if self.producer is None:
             self.producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1",
-                                             max_batch_size=1024)
-        return Recorder(self.producer.create_batch())
+                                             max_batch_size=1024, linger_ms=1000)
+        return self.producer
+
+    @property
+    def _message_accumulator(self) -> Any:  # what adapters.send_now closes
+        return self.real._message_accumulator
+
+    def create_batch(self) -> Recorder:
+        return Recorder(self.real.create_batch())
 
     async def send_batch(self, batch: Recorder, topic: str, *, partition: int) -> Any:
         assert batch.closed, "a batch the agent waits for must not linger"
@@ -99,6 +107,25 @@ def test_a_full_record_batch_is_sent_and_the_next_one_keeps_the_order() -> None:
     assert len(client.sent) > 1  # 3,000+ bytes do not fit one 1 KiB batch
     values = [r[1] for _, _, b in client.sent for r in b.records]
     assert values == [o.value for o in outputs]
+
+
+def test_the_lingering_changelog_goes_out_with_the_outputs() -> None:
+    from aiokafka.producer.message_accumulator import MessageBatch
+
+    client = Client(4)
+    lingering: list[Any] = []
+
+    async def go() -> None:
+        acc = client._message_accumulator
+        builder = acc.create_builder()
+        builder.append(timestamp=None, key=b"c1", value=b"state", headers=[])
+        acc._batches[("changelog", 0)] = [MessageBatch(("changelog", 0), builder, 60.0, 1.0)]
+        lingering.append(acc._batches[("changelog", 0)][0])
+        ss: Any = SimpleNamespace(app=SimpleNamespace(producer=SimpleNamespace(_producer=client)))
+        await deliver(ss, [Output(topic("changes"), b"c1", b"x")])
+
+    asyncio.run(go())
+    assert lingering[0].remaining_linger() is None  # closed: sent in the same request
 
 
 def test_a_stand_in_transport_gets_one_topic_send_per_output() -> None:
