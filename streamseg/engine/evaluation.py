@@ -94,9 +94,17 @@ def catch_up(
     due at the same instant are evaluated together; the others are not
     evaluated at all. The outcome's :attr:`~Outcome.due` is the next due time.
     """
+    return walk(engine, state, until, inclusive, after)[0]
+
+
+def walk(
+    engine: Engine, state: CustomerState, until: float, inclusive: bool,
+    after: float | None = None,
+) -> tuple[Outcome, list[float | None]]:
+    """:func:`catch_up`, and per segmenter its next due time after the walk."""
     out = Outcome(state)
     if state.withdrawn:
-        return out
+        return out, []
     start = floor(state)
     pending = dues(engine, state, start if after is None or after < start else after)
     segs = engine.segmenters
@@ -107,7 +115,7 @@ def catch_up(
                 plan(out, state, at)
             else:  # the hint may stay early (a lower bound): no write for nothing
                 out.plan(at)
-            return out
+            return out, pending
         ready = [seg for seg, d in zip(segs, pending, strict=True) if d == at]
         step = evaluate(engine, state, at, "clock", ready)
         if step.changes:

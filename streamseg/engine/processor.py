@@ -29,9 +29,9 @@ from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, consent, evaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock
-from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
+from streamseg.engine.evaluation import catch_up, due_one, dues, earliest, evaluate, plan
 from streamseg.engine.events import Event, format_ts
-from streamseg.engine.features import CustomerState, event_hash, remember_hash, update
+from streamseg.engine.features import NEVER, CustomerState, event_hash, remember_hash, update
 from streamseg.engine.kpis import Kpis
 from streamseg.engine.outcome import Outcome
 from streamseg.engine.predictions import features, predicted, prediction
@@ -179,9 +179,10 @@ class Engine:
         customer :meth:`moved` did not name), and, once one of them published a
         change, the segmenters that read published segments (``reads_segments``:
         rule audiences). Time-driven moves
-        due before ``now`` come first (trigger ``clock``), unless the state's due
-        hint says nothing was due by then: a new model is never applied at a
-        time before it existed. Evaluated at
+        due by ``now`` come first (trigger ``clock``; those due at ``now`` itself
+        too, since the due times planned afterwards lie strictly after it),
+        unless the state's due hint says nothing was due by then: a new model is
+        never applied at a time before it existed. Evaluated at
         ``max(now, floor(state))`` so a customer's changes stay in event-time order.
         """
         which = self._moved.pop(state.customer_id, None)
@@ -189,13 +190,13 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         at = max(now, floor(state))
         hint = state.due_hint
-        if hint is not None and hint >= at:  # nothing due before ``at``: no walk
+        pending: list[float | None] | None = None
+        if hint is not None and hint > at:  # nothing due by ``at``: no walk
             out = Outcome(state)
-        else:
-            out = catch_up(self, state, at, inclusive=False)
-        segs = self.segmenters if which is None else [
-            seg for i, seg in enumerate(self.segmenters) if i in which]
-        step = evaluate(self, state, at, "population", segs)
+        else:  # inclusive: a segmenter due at ``at`` itself is not among ``segs`` below
+            out, pending = evaluation.walk(self, state, at, inclusive=True)
+        moved = range(len(self.segmenters)) if which is None else sorted(which)
+        step = evaluate(self, state, at, "population", [self.segmenters[i] for i in moved])
         out.changes += step.changes
         if step.changes and which is not None:
             # a published segment moved: the others may read it (audiences), evaluate them too
@@ -204,8 +205,15 @@ class Engine:
             out.changes += evaluate(self, state, at, "population", rest).changes
         if out.changes:
             out.render(self, state, at)
+            due = self.due(state, at)
+        else:  # only the moved segmenters' due times can have changed
+            due = earliest([due_one(self, i, state, at) for i in moved])
+            if which is not None:  # the others': as the walk left them, or the hint (early)
+                others = [None if hint == NEVER else hint] if pending is None else [
+                    d for i, d in enumerate(pending) if i not in which]
+                due = earliest([due, *others])
         out.at = at
-        plan(out, state, self.due(state, at))
+        plan(out, state, due)
         return out
 
     def moved(self) -> list[str]:

@@ -200,17 +200,25 @@ def test_hold_is_a_margin_past_the_border_wider_within_the_flap_window() -> None
     assert not seg.hold(s, "c7", v, 0.0, "population")
 
 
-def test_due_is_the_exact_recency_crossing() -> None:
-    # an average-looking buyer who stops: recency alone must take it somewhere else
-    cfg = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
-                   cluster_min_customers=20)
-    seg = ClusterSegmenter(cfg)
+RECENT_AND_IDLE = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
+                           cluster_min_customers=20)
+
+
+def recent_and_idle() -> tuple[ClusterSegmenter, list[CustomerState]]:
+    """A segmenter trained on ten alike buyers seen lately and ten idle for 120+ days."""
+    seg = ClusterSegmenter(RECENT_AND_IDLE)
     crowd = [shopper(f"a{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-i * DAY)
              for i in range(10)]
     crowd += [shopper(f"z{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-(120 + i) * DAY)
               for i in range(10)]
     for s in crowd:
         seg.learn(s, 0.0)
+    return seg, crowd
+
+
+def test_due_is_the_exact_recency_crossing() -> None:
+    # an average-looking buyer who stops: recency alone must take it somewhere else
+    seg, _ = recent_and_idle()
     assert seg.model is not None and "recency" in seg.model.active
     s = shopper("x", 3.0, 60.0, 0.5, last_seen=0.0)
     first = seg.assign(s, 0.0)
@@ -235,22 +243,14 @@ def test_a_remembered_due_is_the_due_found_afresh() -> None:
     # due() keeps its answer for a learned customer and reuses it for later looks while
     # nothing it depends on changes: every answer must equal a computation from scratch,
     # also after each input changes behind its back (label, since, last visit, features)
-    cfg = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
-                   cluster_min_customers=20)
-    seg = ClusterSegmenter(cfg)
-    crowd = [shopper(f"a{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-i * DAY)
-             for i in range(10)]
-    crowd += [shopper(f"z{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-(120 + i) * DAY)
-              for i in range(10)]
-    for s in crowd:
-        seg.learn(s, 0.0)
+    seg, crowd = recent_and_idle()
     # a version whose clusters also differ in browsing: then features move the borders too
     tilted = ClusterModel.from_dict(seg.snapshot() or {})
     tilted.version += 1
     tilted.centers = {k: [*c[:2], 0.5 if i else -0.5, *c[3:]]
                       for i, (k, c) in enumerate(sorted(tilted.centers.items()))}
     seg._use(tilted, 0.0)
-    fresh = ClusterSegmenter(cfg, training=False)
+    fresh = ClusterSegmenter(RECENT_AND_IDLE, training=False)
     fresh.adopt(tilted.to_dict())
     s = crowd[3]
     verdict = seg.assign(s, 0.0)

@@ -206,6 +206,34 @@ def test_a_new_model_is_never_applied_before_it_existed() -> None:
         ("idle", "population", "1970-01-21T00:00:00Z")]
 
 
+def test_a_rescore_at_another_segmenters_due_time_makes_that_move_too() -> None:
+    # "spend" moves "a" at day 30, the very instant "idle" is due: the rescore evaluates
+    # "spend" only, so it must walk the due times up to and including day 30 itself
+    eng = Engine(Settings(), [MeanSpend(), IdleCutoff()])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    eng.apply(None, buy("e2", "b", 1, 30.0))
+    assert a is not None and eng.due(a) == 30 * DAY and eng.moved() == ["a"]
+    out = eng.rescore(a, 30 * DAY)
+    assert [(c["segmenter"], c["to_segment"], c["trigger"]) for c in out.changes] == [
+        ("idle", "idle", "clock"), ("spend", "below", "population")]
+    assert a.segments["idle"][0] == "idle" and out.due is None
+
+
+def test_a_rescore_that_changes_nothing_plans_the_moved_segmenters_afresh() -> None:
+    idle = IdleCutoff()
+    eng = Engine(Settings(), [MeanSpend(sticky=True), idle])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    eng.apply(None, buy("e2", "b", 1, 30.0))
+    assert a is not None and eng.moved() == ["a"]
+    out = eng.rescore(a, 5 * DAY)  # "spend" holds "above": no change, "idle" still due
+    assert out.changes == [] and out.due == 30 * DAY
+    idle.limit, idle.pending = 10.0, ["a"]  # the cutoff moves: "idle" is due earlier now
+    assert eng.moved() == ["a"]
+    out = eng.rescore(a, 6 * DAY)
+    assert out.changes == [] and out.due == 10 * DAY == a.due_hint
+    assert [c["trigger"] for c in eng.tick(a, 10 * DAY).changes] == ["clock"]
+
+
 def test_erasure_and_withdrawal_forget_the_customer() -> None:
     seg = MeanSpend()
     eng = Engine(Settings(), [seg])
