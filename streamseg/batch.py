@@ -70,6 +70,13 @@ async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:
     if client is None:
         return [await out.topic.send(key=out.key, value=out.value, partition=out.partition,
                                      headers=out.headers) for out in outputs]
+    # the records still lingering (the previous batch's table changelog, a timer's tick)
+    # go in the same produce request: aiokafka has one request in flight per broker, so
+    # a changelog request sent on its own after its linger delays the next outputs; and
+    # ``send_batch`` to a partition with a lingering batch would wait for its linger.
+    # The sender runs only when this task yields (normally after the outputs are queued
+    # too, or when one waits for a partition's earlier batch), so it takes them together.
+    adapters.send_now(client)
     pending: list[Awaitable[Any]] = []
     builders: dict[tuple[str, int], Any] = {}
     partitions: dict[str, list[int]] = {}
@@ -94,10 +101,6 @@ async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:
     for (topic, p), builder in builders.items():
         builder.close()
         pending.append(await client.send_batch(builder, topic, partition=p))
-    # the table-changelog records still lingering (the previous batch's states) go
-    # in the same produce request: aiokafka has one request in flight per broker, so
-    # a changelog request sent on its own after its linger delays the next outputs
-    adapters.send_now(client)
     return pending
 
 
