@@ -293,6 +293,10 @@ class Assigner:
         """The smallest recency z-score above ``z[RECENCY]`` at which, all else equal,
         the nearest segment changes or ``past(z, current, j)`` crosses ``margin``.
 
+        The nearest segment changes where it ties with another, so only the
+        borders of the segment nearest to ``z`` count (two other segments
+        trading places change nothing).
+
         Squared-distance differences are linear in the recency coordinate, so
         every crossing is one division, and it is a fixed recency level (worked
         out at recency 0): any ``z`` with the same other coordinates gets the
@@ -306,14 +310,16 @@ class Assigner:
         at0[RECENCY] = 0.0
         dist = math.dist
         sq = [dist(at0, cen) ** 2 for cen in self._vecs]
+        near = self.nearest(z)[0]  # only a border of the nearest segment changes the verdict
         best: float | None = None
         for i, j, sa, sb, slope, twogap in self._pairs:
             if slope == 0.0:
                 continue
             level = sq[i] - sq[j]
-            r = -level / slope
-            if r > r0 and (best is None or r < best):
-                best = r
+            if near in (sa, sb):
+                r = -level / slope
+                if r > r0 and (best is None or r < best):
+                    best = r
             if current in (sa, sb):  # past(z, current, other) >= margin
                 r = ((twogap if current == sa else -twogap) * margin - level) / slope
                 if r > r0 and (best is None or r < best):

@@ -83,7 +83,8 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
     Galloping then bisection over days (the expectation is non-increasing in
     ``T``, so the day found does not depend on where the search starts); None if
     not within ``max_days``. ``guess`` (e.g. the customer's previous crossing
-    day) is probed first: the search then usually takes a few bisection steps.
+    day) is probed first and the search gallops away from it, down or up: a
+    crossing that moved a few days costs a few evaluations.
 
     >>> p = bgnbd.Params(0.5, 10.0, 0.8, 2.5)
     >>> key = (3.0, 20.0, 0.0)
@@ -101,13 +102,26 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
 
     lo, step, hi = from_day, 1.0, from_day + 1.0
     if guess is not None and guess.is_integer() and from_day + 1.0 < guess <= from_day + max_days:
-        step = guess - from_day
-        hi = guess
+        if score(guess) <= level:  # at or before the guess: gallop down from it
+            hi = guess
+            while lo < hi - step:
+                if score(hi - step) > level:
+                    lo = hi - step
+                    break
+                hi, step = hi - step, step * 2.0
+            while hi - lo > 1.0:
+                mid = (lo + hi) // 2.0
+                if score(mid) <= level:
+                    hi = mid
+                else:
+                    lo = mid
+            return hi
+        lo, hi = guess, guess + 1.0  # after it: gallop up from it
     while score(hi) > level:
         if hi - from_day >= max_days:
             return None
         lo, step = hi, step * 2.0
-        hi = from_day + min(step, float(max_days))
+        hi = min(lo + step, from_day + float(max_days))
     while hi - lo > 1.0:
         mid = (lo + hi) // 2.0
         if score(mid) <= level:

@@ -137,6 +137,20 @@ def test_next_change_levels_do_not_depend_on_the_recency_looked_from() -> None:
             assert seen == {first} or first is None
 
 
+def test_next_change_ignores_borders_between_two_other_segments() -> None:
+    # c2 and c3 trade places at recency 0.5, far from z; z stays nearest to c1 until
+    # recency 4, where c3 ties with it: the verdict can first change there
+    m = model()
+    m.centers = {"c1": [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0],
+                 "c2": [3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+                 "c3": [3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]}
+    a = Assigner(m)
+    z = [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -2.0]
+    assert a.next_change(z, "c1", 0.0) == 4.0
+    assert a.nearest([*z[:6], 3.99])[0] == "c1" and a.nearest([*z[:6], 4.01])[0] == "c3"
+    assert a.next_change(z, "c2", 0.0) == 0.5  # published c2: its own borders count
+
+
 def test_round_trip() -> None:
     m = model()
     data = m.to_dict()

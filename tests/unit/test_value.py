@@ -17,7 +17,7 @@ from streamseg.engine.lookup import customer_answer
 from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.value import ValueSegmenter
-from streamseg.engine.valuemodel import ValueModel, key_of, tier_of
+from streamseg.engine.valuemodel import ValueModel, crossing, key_of, tier_of
 
 TRUE = bgnbd.Params(r=0.6, alpha=8.0, a=0.7, b=2.8)
 
@@ -96,6 +96,32 @@ def _population(seg: ValueSegmenter, n: int, now_day: float) -> list[CustomerSta
         people.append(s)
         seg.learn(s, now_day * DAY)
     return people
+
+
+def test_the_crossing_day_does_not_depend_on_the_guess() -> None:
+    # the first day > from_day with expected purchases <= level, by brute force, against
+    # the galloping search from no guess and from guesses before, at and after it
+    rng = np.random.default_rng(11)
+    checked = 0
+    for _ in range(60):
+        p = bgnbd.Params(*(float(v) for v in rng.uniform([0.2, 2.0, 0.1, 0.5],
+                                                         [3.0, 60.0, 2.0, 9.0])))
+        x = float(rng.integers(0, 12))
+        key = (x, float(rng.integers(0, 200)) if x else 0.0, 0.0)
+        from_day = key[1] + float(rng.integers(0, 30))
+        level = float(rng.uniform(0.05, 2.0))
+
+        def e(day: float) -> float:
+            return bgnbd.expected_one(p, 90.0, key[0], key[1], max(day, key[1]))[1]
+
+        truth = next((d for d in range(int(from_day) + 1, int(from_day) + 401)
+                      if e(float(d)) <= level), None)
+        for guess in (None, from_day + 2.0, from_day + 7.0, from_day + 40.0, from_day + 399.0,
+                      None if truth is None else float(truth), from_day + 0.5):
+            got = crossing(p, 90.0, key, from_day, level, 400, guess=guess)
+            assert got == (None if truth is None else float(truth)), (p, key, level, guess)
+        checked += truth is not None
+    assert checked > 20  # most cases cross within the range (else this shows little)
 
 
 def test_no_model_before_warm_up_and_min_customers_then_tiers() -> None:
