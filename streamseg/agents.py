@@ -400,6 +400,8 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
     async def assigned(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Close the gate at the committed offsets; reschedule; decide who trains models."""
         tps = args[0] if args else None
+        if ss.settings.lean_delivery:  # before the first message of the assignment
+            adapters.lean_delivery(ss.app.consumer)
         try:
             committed = await committed_offsets(ss.settings, tps)
         except Exception:  # the gate is a guard; the position backstop still holds

@@ -1,7 +1,8 @@
 """One batch of the ingest agent: its read-your-own-writes cache, its outputs, its flush.
 
 The order of :func:`flush` is the guarantee (docs/RELIABILITY.md): outputs are
-handed to the producer together and acknowledged once; then each touched state
+handed to the producer together (:func:`deliver`: one record batch per topic
+partition) and acknowledged once; then each touched state
 and partition clock is written once; then Faust's changelog buffer is drained;
 only after that does Faust acknowledge the batch's events (offsets commit after
 the changelog).
@@ -10,6 +11,8 @@ the changelog).
 from __future__ import annotations
 
 import asyncio
+import random
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +20,7 @@ from streamseg import adapters, codec
 from streamseg.app import Streamseg
 from streamseg.engine.features import CustomerState
 from streamseg.metrics import Metrics
+from streamseg.partitions import home
 from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator, clock_key
 
 
@@ -50,22 +54,64 @@ class Batch:
     event_time: float | None = None  # of the last input applied (the lag gauge)
 
 
+async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:
+    """Hand ``outputs`` to the producer in order; the futures of their delivery.
+
+    With Faust's Kafka client: one closed aiokafka record batch per (topic,
+    partition), public ``create_batch`` / ``send_batch`` (no ``Topic.send``
+    machinery per record, and no producer linger: a closed batch goes out at
+    once; the table-changelog batches still lingering are closed with them,
+    :func:`adapters.send_now`). A record without a partition goes where the client's default
+    partitioner puts it (murmur2 of the key, as ``Topic.send`` did; a key-less
+    one to any partition). Records of one partition keep their order. Without a
+    Kafka client (a stand-in transport): one ``topic.send`` per record.
+    """
+    client = adapters.kafka_client(ss.app.producer)
+    if client is None:
+        return [await out.topic.send(key=out.key, value=out.value, partition=out.partition,
+                                     headers=out.headers) for out in outputs]
+    # the records still lingering (the previous batch's table changelog, a timer's tick)
+    # go in the same produce request: aiokafka has one request in flight per broker, so
+    # a changelog request sent on its own after its linger delays the next outputs; and
+    # ``send_batch`` to a partition with a lingering batch would wait for its linger.
+    # The sender runs only when this task yields (normally after the outputs are queued
+    # too, or when one waits for a partition's earlier batch), so it takes them together.
+    adapters.send_now(client)
+    pending: list[Awaitable[Any]] = []
+    builders: dict[tuple[str, int], Any] = {}
+    partitions: dict[str, list[int]] = {}
+    for out in outputs:
+        topic = out.topic.get_topic_name()
+        p = out.partition
+        if p is None:
+            parts = partitions.get(topic)
+            if parts is None:
+                parts = partitions[topic] = sorted(await client.partitions_for(topic))
+            p = parts[home(out.key, len(parts)) if out.key is not None else
+                      random.randrange(len(parts))]
+        headers = list(out.headers.items()) if out.headers else []
+        builder = builders.get((topic, p))
+        if builder is None:
+            builder = builders[topic, p] = client.create_batch()
+        while builder.append(timestamp=None, key=out.key, value=out.value,
+                             headers=headers) is None:  # full: send it, start the next
+            builder.close()
+            pending.append(await client.send_batch(builder, topic, partition=p))
+            builder = builders[topic, p] = client.create_batch()
+    for (topic, p), builder in builders.items():
+        builder.close()
+        pending.append(await client.send_batch(builder, topic, partition=p))
+    return pending
+
+
 async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Metrics) -> None:
     """Outputs, acknowledged once; then states and clocks; then the changelog drained."""
     confirm = ss.settings.confirm_outputs
-    pending = []
-    for out in batch.outputs:
-        pending.append(await out.topic.send(key=out.key, value=out.value,
-                                            partition=out.partition, headers=out.headers))
+    pending = await deliver(ss, batch.outputs) if batch.outputs else []
     if confirm and pending:
         # Outputs first and acknowledged, then the states that record them: a crash
         # in between replays the inputs on the old states and re-sends the same
         # change ids (duplicates); the other order loses them (docs/RELIABILITY.md).
-        if len(batch.counts) <= 1 or ss.settings.batch_flush == "idle":
-            # every output of the batch is with the producer: waiting for its linger
-            # too only adds delay (the "window" mode keeps the old behaviour: a real
-            # batch paid the linger once, for comparisons)
-            adapters.send_now(ss.app.producer)
         for delivered in pending:
             # shielded: a worker stopping mid-batch cancels this task, and awaiting
             # the send future directly would cancel the send itself (Faust then logs
@@ -84,6 +130,7 @@ async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Me
             wrote = True
     if confirm and wrote:
         await adapters.drain(ss.app.producer)
+
 
 def write(ss: Streamseg, metrics: Metrics, p: int, key: bytes, entry: Entry) -> bool:
     """Write one state (or delete it); False when the table value is unchanged."""

@@ -328,7 +328,7 @@ class Settings:
     # wait for the broker to acknowledge a change before saving the state that records it
     confirm_outputs: bool = True
     # producer batching: outputs the worker waits for are sent at once regardless
-    # (Ingest.send_now); the rest (table changelog) is batched for up to this long
+    # (closed record batches, batch.deliver); the rest (table changelog) lingers this long
     producer_linger_s: float = setting(0.005, ge=0, le=10)
     metrics_port: int = setting(9108, ge=0, le=65535)
     # how often the worker reads its consumer lag (records) from the broker
@@ -347,8 +347,12 @@ class Settings:
     batch_size: int = setting(500, ge=1, le=100_000)
     batch_wait_s: float = setting(0.05, gt=0, le=60)
     batch_flush: str = setting("idle", choices=("idle", "window"))
-    # "idle": the batch ends after this long without a new event (0: one loop turn)
-    batch_idle_s: float = setting(0.002, ge=0, le=10)
+    # "idle": the batch ends after this long without a new event (0: one loop turn,
+    # i.e. what arrived while the previous batch was processed)
+    batch_idle_s: float = setting(0.0, ge=0, le=10)
+    # hand a message to the streams without Faust's four tasks when nothing waits
+    # (adapters.lean_delivery); false: Faust's own hand-over, for comparison
+    lean_delivery: bool = True
     gate_hold_s: float = setting(3.0, gt=0, le=3600)
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)

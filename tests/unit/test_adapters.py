@@ -10,8 +10,6 @@ import asyncio
 import contextvars
 from types import SimpleNamespace
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.producer.message_accumulator import MessageAccumulator, MessageBatch
 from faust import streams
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import Message
@@ -34,19 +32,33 @@ def test_use_event_sets_fausts_current_event() -> None:
     assert contextvars.copy_context().run(inside) is event
 
 
+def test_kafka_client_is_the_aiokafka_producer_inside_fausts_producer() -> None:
+    from faust.transport.drivers.aiokafka import Producer
+
+    assert "_producer" in Producer.on_start.__code__.co_names  # set when Faust starts it
+    client = object()
+    assert adapters.kafka_client(SimpleNamespace(_producer=client)) is client
+    assert adapters.kafka_client(SimpleNamespace()) is None
+
+
 def test_send_now_internals_exist_on_the_real_aiokafka_producer() -> None:
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.producer.message_accumulator import MessageAccumulator, MessageBatch
+
     async def probe() -> None:
         producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", linger_ms=1000)
         acc = producer._message_accumulator
         assert isinstance(acc, MessageAccumulator)
         assert isinstance(acc._batches, dict)
         assert isinstance(acc._waiter_future, asyncio.Future)
-        batch = acc.create_builder()
-        assert hasattr(batch, "close") and hasattr(MessageBatch, "__init__")
-        assert "_builder" in MessageBatch.__init__.__code__.co_names or hasattr(
-            MessageBatch, "_builder")
-        adapters.send_now(SimpleNamespace(_producer=producer))  # runs on the real object
+        builder = acc.create_builder()
+        batch = MessageBatch(("t", 0), builder, 60.0, 1.0)  # type: ignore[arg-type]
+        assert batch._builder is builder and batch.remaining_linger()
+        acc._batches[("t", 0)] = [batch]  # type: ignore[index]
+        adapters.send_now(producer)  # runs on the real objects
+        assert builder.closed() and batch.remaining_linger() is None
         assert acc._waiter_future.done()
+        adapters.send_now(producer)  # an already woken sender is left alone
 
     asyncio.run(probe())
 
@@ -71,3 +83,78 @@ def test_withhold_ack_makes_a_faust_message_ack_a_no_op() -> None:
     adapters.withhold_ack(event)
     consumer = SimpleNamespace(ack=lambda m: (_ for _ in ()).throw(AssertionError("acked")))
     assert msg.ack(consumer) is False  # type: ignore[arg-type]
+
+
+def test_faust_still_hands_each_message_over_through_wait_first_with_the_flow_event() -> None:
+    import inspect
+
+    from faust.transport.consumer import Consumer
+
+    source = inspect.getsource(Consumer._drain_messages)
+    assert "await self.wait_first(" in source
+    assert "callback(message), self.suspend_flow.wait()" in "".join(source.split("\n"
+                                                                              )).replace(
+        "  ", "").replace("( ", "(").replace("(callback", "(callback")
+    assert "self.suspend_flow = Event()" in inspect.getsource(Consumer.__init__)
+    from faust.transport import consumer as faust_consumer
+
+    assert faust_consumer.Event is asyncio.Event
+
+
+def test_lean_delivery_makes_no_task_when_the_hand_over_does_not_wait() -> None:
+    import mode
+
+    async def probe() -> None:
+        svc = mode.Service()
+        svc.suspend_flow = asyncio.Event()  # type: ignore[attr-defined]
+        assert adapters.lean_delivery(svc) and not adapters.lean_delivery(svc)
+        loop = asyncio.get_running_loop()
+        made: list[object] = []
+        create = loop.create_task
+
+        def spy(coro: object, **kw: object) -> object:
+            made.append(coro)
+            return create(coro, **kw)  # type: ignore[arg-type]
+
+        loop.create_task = spy  # type: ignore[assignment,method-assign]
+
+        async def handover(x: int) -> int:
+            return x + 1
+
+        got = await svc.wait_first(handover(1), svc.suspend_flow.wait())  # type: ignore[attr-defined]
+        assert (got.done, got.results, got.stopped) == ([got.done[0]], [2], False)
+        assert made == []  # no task at all
+
+        # a hand-over that waits: Faust's own wait_first finishes it
+        gate: asyncio.Future[int] = loop.create_future()
+
+        async def blocked() -> int:
+            return await gate + 10
+
+        loop.call_later(0.01, gate.set_result, 5)
+        got = await svc.wait_first(blocked(), svc.suspend_flow.wait())  # type: ignore[attr-defined]
+        assert got.results == [15] and made  # tasks: the original path
+
+        # the flow is suspended while it waits: interrupted and cancelled, as before
+        cancelled: list[bool] = []
+        never: asyncio.Future[int] = loop.create_future()
+
+        async def stuck() -> int:
+            try:
+                return await never
+            except asyncio.CancelledError:
+                cancelled.append(True)
+                raise
+
+        loop.call_later(0.01, svc.suspend_flow.set)  # type: ignore[attr-defined]
+        got = await svc.wait_first(stuck(), svc.suspend_flow.wait())  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        assert got.results == [True] and len(got.done) == 1 and cancelled == [True]
+
+        # suspended already: straight to Faust's wait_first
+        made.clear()
+        got = await svc.wait_first(handover(3), svc.suspend_flow.wait())  # type: ignore[attr-defined]
+        assert made and 4 in got.results
+        loop.create_task = create  # type: ignore[method-assign]
+
+    asyncio.run(probe())
