@@ -101,23 +101,16 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
         return bgnbd.expected_one(params, horizon, x, t_x, max(day - first, t_x))[1]
 
     lo, step, hi = from_day, 1.0, from_day + 1.0
+    down = False  # whether the crossing lies at or before the guess
     if guess is not None and guess.is_integer() and from_day + 1.0 < guess <= from_day + max_days:
-        if score(guess) <= level:  # at or before the guess: gallop down from it
-            hi = guess
-            while lo < hi - step:
-                if score(hi - step) > level:
-                    lo = hi - step
-                    break
-                hi, step = hi - step, step * 2.0
-            while hi - lo > 1.0:
-                mid = (lo + hi) // 2.0
-                if score(mid) <= level:
-                    hi = mid
-                else:
-                    lo = mid
-            return hi
-        lo, hi = guess, guess + 1.0  # after it: gallop up from it
-    while score(hi) > level:
+        down = score(guess) <= level
+        lo, hi = (from_day, guess) if down else (guess, guess + 1.0)
+    while down and lo < hi - step:  # gallop down from the guess
+        if score(hi - step) > level:
+            lo = hi - step
+            break
+        hi, step = hi - step, step * 2.0
+    while not down and score(hi) > level:  # gallop up (from the guess, or from from_day)
         if hi - from_day >= max_days:
             return None
         lo, step = hi, step * 2.0
