@@ -102,6 +102,9 @@ def lean_delivery(consumer: Any) -> bool:
         except StopIteration as done:
             flow.close()
             return WaitResults([callback], [done.value], False)
+        except BaseException:
+            flow.close()  # never awaited now: close it (no "never awaited" warning)
+            raise
         return await original(_finish(callback, step), flow)
 
     consumer.wait_first = wait_first

@@ -99,14 +99,17 @@ def catch_up(
 
 def walk(
     engine: Engine, state: CustomerState, until: float, inclusive: bool,
-    after: float | None = None,
+    after: float | None = None, skip: frozenset[int] = frozenset(),
 ) -> tuple[Outcome, list[float | None]]:
-    """:func:`catch_up`, and per segmenter its next due time after the walk."""
+    """:func:`catch_up`, and per segmenter its next due time after the walk (None
+    for the segmenters in ``skip``: not walked, the caller evaluates them itself)."""
     out = Outcome(state)
     if state.withdrawn:
         return out, []
     start = floor(state)
-    pending = dues(engine, state, start if after is None or after < start else after)
+    after = start if after is None or after < start else after
+    pending = [None if i in skip else due_one(engine, i, state, after)
+               for i in range(len(engine.segmenters))] if skip else dues(engine, state, after)
     segs = engine.segmenters
     while True:
         at = earliest(pending)

@@ -181,8 +181,9 @@ class Engine:
         rule audiences). Time-driven moves
         due by ``now`` come first (trigger ``clock``; those due at ``now`` itself
         too, since the due times planned afterwards lie strictly after it),
-        unless the state's due hint says nothing was due by then: a new model is
-        never applied at a time before it existed. Evaluated at
+        unless the state's due hint says nothing was due by then. The segmenters
+        that moved are not walked: a new model is never applied at a time
+        before it existed. Evaluated at
         ``max(now, floor(state))`` so a customer's changes stay in event-time order.
         """
         which = self._moved.pop(state.customer_id, None)
@@ -193,8 +194,10 @@ class Engine:
         pending: list[float | None] | None = None
         if hint is not None and hint > at:  # nothing due by ``at``: no walk
             out = Outcome(state)
-        else:  # inclusive: a segmenter due at ``at`` itself is not among ``segs`` below
-            out, pending = evaluation.walk(self, state, at, inclusive=True)
+        else:  # inclusive: a segmenter due at ``at`` itself is evaluated in the walk; the
+            # moved ones are not walked (their new model must not judge earlier times)
+            out, pending = evaluation.walk(self, state, at, inclusive=True,
+                                           skip=frozenset(() if which is None else which))
         moved = range(len(self.segmenters)) if which is None else sorted(which)
         step = evaluate(self, state, at, "population", [self.segmenters[i] for i in moved])
         out.changes += step.changes

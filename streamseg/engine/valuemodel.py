@@ -102,7 +102,7 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
 
     lo, step, hi = from_day, 1.0, from_day + 1.0
     down = False  # whether the crossing lies at or before the guess
-    if guess is not None and guess.is_integer() and from_day + 1.0 < guess <= from_day + max_days:
+    if guess is not None and guess.is_integer() and from_day + 1.0 < guess < from_day + max_days:
         down = score(guess) <= level
         lo, hi = (from_day, guess) if down else (guess, guess + 1.0)
     while down and lo < hi - step:  # gallop down from the guess

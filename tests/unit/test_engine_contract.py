@@ -204,6 +204,19 @@ def test_a_new_model_is_never_applied_before_it_existed() -> None:
     out = eng.rescore(a, 20 * DAY)
     assert [(c["to_segment"], c["trigger"], c["event_time"]) for c in out.changes] == [
         ("idle", "population", "1970-01-21T00:00:00Z")]
+    # the same when another segmenter is due before the rescore (the clock walk runs):
+    # that one moves at its own time, the moved one is not walked
+    seg, alarm = IdleCutoff(), IdleCutoff()
+    alarm.name, alarm.limit = "alarm", 10.0
+    eng = Engine(Settings(), [seg, alarm])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    assert a is not None and eng.due(a) == 10 * DAY
+    seg.limit, seg.pending = 5.0, ["a"]
+    assert eng.moved() == ["a"]
+    out = eng.rescore(a, 20 * DAY)
+    assert [(c["segmenter"], c["trigger"], c["event_time"]) for c in out.changes] == [
+        ("alarm", "clock", "1970-01-11T00:00:00Z"),
+        ("idle", "population", "1970-01-21T00:00:00Z")]
 
 
 def test_a_rescore_at_another_segmenters_due_time_makes_that_move_too() -> None:
