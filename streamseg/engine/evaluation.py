@@ -107,9 +107,7 @@ def walk(
     if state.withdrawn:
         return out, []
     start = floor(state)
-    after = start if after is None or after < start else after
-    pending = [None if i in skip else due_one(engine, i, state, after)
-               for i in range(len(engine.segmenters))] if skip else dues(engine, state, after)
+    pending = dues(engine, state, start if after is None or after < start else after, skip)
     segs = engine.segmenters
     while True:
         at = earliest(pending)
@@ -129,11 +127,14 @@ def walk(
                 pending[i] = due_one(engine, i, state, at)
 
 
-def dues(engine: Engine, state: CustomerState, after: float) -> list[float | None]:
-    """Per segmenter, its next due time after ``after`` (with the global dwell)."""
-    if engine.dwell_s <= 0.0 or not state.pending:
+def dues(engine: Engine, state: CustomerState, after: float,
+         skip: frozenset[int] = frozenset()) -> list[float | None]:
+    """Per segmenter, its next due time after ``after`` (with the global dwell; None for
+    the segmenters in ``skip``)."""
+    if not skip and (engine.dwell_s <= 0.0 or not state.pending):
         return [seg.due(state, after) for seg in engine.segmenters]
-    return [due_one(engine, i, state, after) for i in range(len(engine.segmenters))]
+    return [None if i in skip else due_one(engine, i, state, after)
+            for i in range(len(engine.segmenters))]
 
 
 def due_one(engine: Engine, i: int, state: CustomerState, after: float) -> float | None:
