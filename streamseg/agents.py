@@ -310,7 +310,8 @@ class Ingest:
             self.batch.outputs.append(Output(self.ss.segments, key,
                                              codec.dumps(outcome.segments)))
         entry.state, entry.dirty = outcome.state, True
-        schedule.push(key.decode(), self.engine.due(outcome.state, outcome.at))
+        schedule.push(key.decode(), outcome.due if outcome.due_known
+                      else self.engine.due(outcome.state, outcome.at))
 
     def reject(self, invalid: Invalid, msg: Any, stream: str) -> None:
         # with STREAMSEG_PSEUDONYMISE_KEY the key is hashed and the payload redacted

@@ -30,7 +30,8 @@ class Outcome:
     ``at`` is the event time a tick evaluated ``state`` at (None for events:
     their evaluation times are recorded in the state), for :meth:`Engine.due`;
     ``due`` is the customer's next due time (:meth:`Engine.due` after this
-    outcome) when ``due_known``, so a caller need not ask again;
+    outcome, or an earlier lower bound: that only costs a tick) when
+    ``due_known``, so a caller need not ask again;
     ``notices`` are other ``segment-changes`` records to publish after
     ``changes`` (a suppression notice when consent is withdrawn or granted again).
     """
