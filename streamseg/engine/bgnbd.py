@@ -80,6 +80,43 @@ def loglik(params: Params, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
     return np.asarray(a1 + a2 + np.logaddexp(a3, a4), dtype=float)
 
 
+class _Folded:
+    """:func:`loglik` over fixed rows, each term computed once per distinct value it reads.
+
+    The gamma-function terms depend on ``x`` only and the logarithms on ``t_x`` or
+    ``T`` only, and a population has far fewer distinct values of each than rows
+    (CDNOW's 20,000-customer sample: 9,483 distinct rows, 56 values of ``x``), so
+    they are computed per distinct value and gathered: the same floating-point
+    operations on the same operands as :func:`loglik`, so bit-for-bit its result.
+
+    >>> p = Params(0.6, 8.0, 0.7, 2.8)
+    >>> x, t_x, T = [0.0, 2.0, 2.0, 5.0], [0.0, 9.0, 30.0, 9.0], [40.0, 40.0, 41.0, 41.0]
+    >>> bool(np.array_equal(_Folded(x, t_x, T).loglik(p), loglik(p, x, t_x, T)))
+    True
+    """
+
+    def __init__(self, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> None:
+        xs = np.asarray(x, dtype=float)
+        self.xv, self.ix = np.unique(xs, return_inverse=True)
+        self.txv, self.itx = np.unique(np.asarray(t_x, dtype=float), return_inverse=True)
+        self.tv, self.it = np.unique(np.asarray(T, dtype=float), return_inverse=True)
+        self.xs = xs
+        self.rep = xs > 0
+
+    def loglik(self, params: Params) -> Array:
+        r, alpha, a, b = params
+        xv, ix = self.xv, self.ix
+        a1 = gammaln(r + xv) - gammaln(r) + r * np.log(alpha)
+        a2 = gammaln(a + b) + gammaln(b + xv) - gammaln(b) - gammaln(a + b + xv)
+        head = (a1 + a2)[ix]
+        rx = r + self.xs
+        a3 = -rx * np.log(alpha + self.tv)[self.it]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            drop = (np.log(a) - np.log(np.where(xv > 0, b + xv - 1, 1.0)))[ix]
+            a4 = np.where(self.rep, drop - rx * np.log(alpha + self.txv)[self.itx], -np.inf)
+        return np.asarray(head + np.logaddexp(a3, a4), dtype=float)
+
+
 def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
         start: Params | None = None) -> Params:
     """Maximum-likelihood ``(r, alpha, a, b)`` of a population (days).
@@ -101,12 +138,12 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     """
     rows = np.column_stack([np.asarray(v, dtype=float) for v in (x, t_x, T)])
     uniq, weights = np.unique(rows, axis=0, return_counts=True)
-    xs, tx, age = uniq[:, 0], uniq[:, 1], uniq[:, 2]
     w = weights / weights.sum()
+    folded = _Folded(uniq[:, 0], uniq[:, 1], uniq[:, 2])
 
     def nll(logp: Array) -> float:
         p = np.exp(np.clip(logp, *LOG_BOUNDS))
-        ll = loglik(Params(*p), xs, tx, age)
+        ll = folded.loglik(Params(*p))
         value = -float(np.dot(w, ll)) + penalizer * float(np.sum(p**2))
         return value if np.isfinite(value) else 1e300
 
