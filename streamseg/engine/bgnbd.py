@@ -214,6 +214,51 @@ def expected_one(params: Params, t: float, x: float, t_x: float, T: float) -> tu
     return pa, (a + b + x - 1) / (a - 1) * body * pa
 
 
+class Scorer:
+    """:func:`expected_one` of one model and horizon, remembering the part that reads
+    only ``(x, T)`` (the ratio term with Gauss' 2F1, the costly part).
+
+    Customers who share a number of repeat purchases and an age share that part,
+    and a due-day search asks for the same days again and again: on CDNOW
+    nine in ten evaluations of one model version find it remembered. At most
+    ``limit`` entries are kept (forgotten all at once when full). Bit-for-bit
+    :func:`expected_one`: the same operations in the same order.
+
+    >>> p = Params(0.243, 4.414, 0.793, 2.426)
+    >>> s = Scorer(p, 39.0)
+    >>> s(2.0, 30.43, 38.86) == expected_one(p, 39.0, 2.0, 30.43, 38.86)
+    True
+    >>> s(2.0, 10.0, 38.86) == expected_one(p, 39.0, 2.0, 10.0, 38.86), len(s.memo)
+    (True, 1)
+    """
+
+    __slots__ = ("limit", "memo", "params", "t")
+
+    def __init__(self, params: Params, t: float, limit: int = 200_000) -> None:
+        self.params = params
+        self.t = t
+        self.memo: dict[tuple[float, float], float] = {}
+        self.limit = limit
+
+    def __call__(self, x: float, t_x: float, T: float) -> tuple[float, float]:
+        """(p_alive, expected purchases in the next ``t`` days) of one customer."""
+        r, alpha, a, b = self.params
+        pa = 1.0 if x <= 0 else 1.0 / (1.0 + a / (b + x - 1) * ((alpha + T) / (alpha + t_x))
+                                       ** (r + x))
+        memo = self.memo
+        part = memo.get((x, T))
+        if part is None:
+            t, rx = self.t, r + x
+            span = alpha + T + t
+            body = 1.0 - ((alpha + T) / span) ** rx * float(
+                hyp2f1(rx, b + x, a + b + x - 1, t / span))
+            part = (a + b + x - 1) / (a - 1) * body
+            if len(memo) >= self.limit:
+                memo.clear()
+            memo[(x, T)] = part
+        return pa, part * pa
+
+
 def simulate(params: Params, n: int, T: float, rng: np.random.Generator
              ) -> tuple[Array, Array, Array]:
     """``n`` customers drawn from the model, all observed for ``T`` days (tests, docs).

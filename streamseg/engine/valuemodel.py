@@ -75,10 +75,11 @@ def tier_of(score: float, cuts: tuple[float, float]) -> str:
     return TIERS[1] if score > cuts[1] else TIERS[2]
 
 
-def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, float],
+def crossing(score: bgnbd.Scorer, key: tuple[float, float, float],
              from_day: float, level: float, max_days: int,
              guess: float | None = None) -> float | None:
-    """The first day after ``from_day`` on which the expected purchases are <= ``level``.
+    """The first day after ``from_day`` on which the expected purchases (``score``: a
+    model's :class:`~streamseg.engine.bgnbd.Scorer`) are <= ``level``.
 
     Galloping then bisection over days (the expectation is non-increasing in
     ``T``, so the day found does not depend on where the search starts); None if
@@ -88,36 +89,37 @@ def crossing(params: bgnbd.Params, horizon: float, key: tuple[float, float, floa
 
     >>> p = bgnbd.Params(0.5, 10.0, 0.8, 2.5)
     >>> key = (3.0, 20.0, 0.0)
-    >>> d = crossing(p, 90.0, key, 20.0, 1.0, 3650)
+    >>> d = crossing(bgnbd.Scorer(p, 90.0), key, 20.0, 1.0, 3650)
     >>> def e(day): return bgnbd.expected_one(p, 90.0, 3.0, 20.0, day)[1]
     >>> d, e(d - 1) > 1.0 >= e(d)
     (55.0, True)
-    >>> [crossing(p, 90.0, key, 20.0, 1.0, 3650, guess=g) for g in (21.0, 50.0, 55.0, 300.0)]
+    >>> s = bgnbd.Scorer(p, 90.0)
+    >>> [crossing(s, key, 20.0, 1.0, 3650, guess=g) for g in (21.0, 50.0, 55.0, 300.0)]
     [55.0, 55.0, 55.0, 55.0]
     """
     x, t_x, first = key
 
-    def score(day: float) -> float:
-        return bgnbd.expected_one(params, horizon, x, t_x, max(day - first, t_x))[1]
+    def expected(day: float) -> float:
+        return score(x, t_x, max(day - first, t_x))[1]
 
     lo, step, hi = from_day, 1.0, from_day + 1.0
     down = False  # whether the crossing lies at or before the guess
     if guess is not None and guess.is_integer() and from_day + 1.0 < guess < from_day + max_days:
-        down = score(guess) <= level
+        down = expected(guess) <= level
         lo, hi = (from_day, guess) if down else (guess, guess + 1.0)
     while down and lo < hi - step:  # gallop down from the guess
-        if score(hi - step) > level:
+        if expected(hi - step) > level:
             lo = hi - step
             break
         hi, step = hi - step, step * 2.0
-    while not down and score(hi) > level:  # gallop up (from the guess, or from from_day)
+    while not down and expected(hi) > level:  # gallop up (from the guess, or from from_day)
         if hi - from_day >= max_days:
             return None
         lo, step = hi, step * 2.0
         hi = min(lo + step, from_day + float(max_days))
     while hi - lo > 1.0:
         mid = (lo + hi) // 2.0
-        if score(mid) <= level:
+        if expected(mid) <= level:
             hi = mid
         else:
             lo = mid

@@ -119,7 +119,7 @@ def test_the_crossing_day_does_not_depend_on_the_guess() -> None:
         for guess in (None, from_day + 2.0, from_day + 7.0, from_day + 40.0, from_day + 399.0,
                       from_day + 400.0, from_day + 401.0,
                       None if truth is None else float(truth), from_day + 0.5):
-            got = crossing(p, 90.0, key, from_day, level, 400, guess=guess)
+            got = crossing(bgnbd.Scorer(p, 90.0), key, from_day, level, 400, guess=guess)
             assert got == (None if truth is None else float(truth)), (p, key, level, guess)
         checked += truth is not None
     assert checked > 20  # most cases cross within the range (else this shows little)

@@ -74,6 +74,7 @@ class ValueSegmenter:
         self.last: float | None = None
         self.next_fit = -math.inf
         self.model: ValueModel | None = None
+        self._scorer: bgnbd.Scorer | None = None  # the model's scorer (remembers 2F1 terms)
         self.training = True
 
     @property
@@ -177,15 +178,23 @@ class ValueSegmenter:
     def predict(self, state: CustomerState, now: float) -> tuple[float, float] | None:
         """(p_alive, expected purchases in the next ``value_horizon_days``) at ``now``;
         None before the first fit or the customer's first purchase."""
-        model = self.model
-        if model is None or state.first_purchase is None or state.last_purchase is None:
+        scorer = self._score()
+        if scorer is None or state.first_purchase is None or state.last_purchase is None:
             return None
         x, t_x, first = key_of(state)
-        p_alive, e = bgnbd.expected_one(model.params, self.horizon, x, t_x,
-                                        max(now // DAY - first, t_x))
+        p_alive, e = scorer(x, t_x, max(now // DAY - first, t_x))
         if not math.isfinite(e) or e < 0.0:
             return None  # outside the precision of the closed form: abstain
         return p_alive, e
+
+    def _score(self) -> bgnbd.Scorer | None:
+        """The current model's :class:`~streamseg.engine.bgnbd.Scorer` (None: no model)."""
+        model, scorer = self.model, self._scorer
+        if model is None:
+            return None
+        if scorer is None or scorer.params is not model.params:
+            scorer = self._scorer = bgnbd.Scorer(model.params, self.horizon)
+        return scorer
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         model = self.model
@@ -242,7 +251,9 @@ class ValueSegmenter:
                     entry[2] is None or entry[2] > after // DAY):
                 d = entry[2]  # the same customer, tier and model: the same crossing day
             else:
-                d = crossing(model.params, self.horizon, key, after // DAY, level, MAX_DAYS,
+                scorer = self._score()
+                assert scorer is not None
+                d = crossing(scorer, key, after // DAY, level, MAX_DAYS,
                              guess=None if entry is None else entry[2])
                 if entry is not None:
                     entry[3] = sig
