@@ -19,6 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from numpy.typing import NDArray
+
 from streamseg.config import DAY
 from streamseg.engine import bgnbd
 from streamseg.engine.features import CustomerState
@@ -124,3 +127,41 @@ def crossing(score: bgnbd.Scorer, key: tuple[float, float, float],
         else:
             lo = mid
     return hi
+
+
+def crossings(params: bgnbd.Params, horizon: float, x: NDArray[np.float64],
+              t_x: NDArray[np.float64], first: NDArray[np.float64], from_day: float,
+              level: NDArray[np.float64], max_days: int) -> NDArray[np.float64]:
+    """:func:`crossing` of many customers at once, by bisection over days (NaN: none
+    within ``max_days``), in array arithmetic.
+
+    Array and scalar arithmetic may differ in the last bit, so a customer whose
+    expectation equals a level to the last bit may be a day off: the result is a
+    *guess* for :func:`crossing`, which checks it exactly (two evaluations when it
+    is right).
+
+    >>> p = bgnbd.Params(0.5, 10.0, 0.8, 2.5)
+    >>> x, t_x, first = np.array([3.0, 3.0, 0.0]), np.array([20.0, 20.0, 0.0]), np.zeros(3)
+    >>> levels = [1.0, 0.0, 0.5]
+    >>> crossings(p, 90.0, x, t_x, first, 20.0, np.array(levels), 3650).tolist()
+    [55.0, nan, 66.0]
+    >>> s = bgnbd.Scorer(p, 90.0)
+    >>> [crossing(s, k, 20.0, v, 3650) for k, v in zip([(3.0, 20.0, 0.0)] * 2
+    ...                                                + [(0.0, 0.0, 0.0)], levels)]
+    [55.0, None, 66.0]
+    """
+    def expected(day: NDArray[np.float64]) -> NDArray[np.float64]:
+        return bgnbd.expected(params, horizon, x, t_x, np.maximum(day - first, t_x))
+
+    lo = np.full(len(x), float(from_day))
+    hi = lo + float(max_days)
+    found = expected(hi) <= level
+    while True:
+        open_ = found & (hi - lo > 1.0)
+        if not open_.any():
+            break
+        mid = (lo + hi) // 2.0
+        below = expected(mid) <= level
+        hi = np.where(open_ & below, mid, hi)
+        lo = np.where(open_ & ~below, mid, lo)
+    return np.where(found, hi, np.nan)

@@ -35,6 +35,7 @@ Engine contract:
 from __future__ import annotations
 
 import math
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,14 @@ from streamseg.engine import bgnbd
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
-from streamseg.engine.valuemodel import TIERS, ValueModel, crossing, key_of, tier_of
+from streamseg.engine.valuemodel import (
+    TIERS,
+    ValueModel,
+    crossing,
+    crossings,
+    key_of,
+    tier_of,
+)
 
 NAMES = {
     "top10": "Top 10% predicted purchases",
@@ -52,6 +60,7 @@ NAMES = {
     "rest": "Rest (lower half of predicted purchases)",
 }
 MAX_DAYS = 3650  # a due search looks this many days ahead at most
+RANK = {tier: i for i, tier in enumerate(TIERS)}
 
 
 class ValueSegmenter:
@@ -67,7 +76,8 @@ class ValueSegmenter:
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_margin if settings.hysteresis else 0.0
         self.population = Population(settings.value_sample_size)
-        # customer -> [(x, t_x, first day), published tier, due day, (due cache key)]
+        # customer -> [(x, t_x, first day), published tier, due day, (due cache key),
+        #              guessed crossing day under the current model]
         self.local: dict[str, list[Any]] = {}
         self._moved: dict[str, None] = {}
         self.first: float | None = None  # earliest and latest purchase seen (warm-up)
@@ -102,7 +112,7 @@ class ValueSegmenter:
         entry = self.local.get(cid)
         if entry is None:
             cur = state.segments.get(self.name)
-            self.local[cid] = [key, None if cur is None else cur[0], None, None]
+            self.local[cid] = [key, None if cur is None else cur[0], None, None, None]
         else:
             entry[0] = key
         if self.training:
@@ -121,8 +131,10 @@ class ValueSegmenter:
 
     def refit(self, now: float) -> ValueModel | None:
         """The next model version from the sample at event time ``now`` (None: fit failed)."""
-        rows = np.array([r[0] for r in self.population.rows.values()], dtype=float)
-        x, t_x, first = rows[:, 0], rows[:, 1], rows[:, 2]
+        n = len(self.population.rows)
+        rows = np.fromiter(chain.from_iterable(r[0] for r in self.population.rows.values()),
+                           float, 3 * n)
+        x, t_x, first = rows.reshape(n, 3).T
         age = np.maximum(now // DAY - first, t_x)
         prev = self.model
         try:
@@ -142,31 +154,40 @@ class ValueSegmenter:
     def _use(self, model: ValueModel, now: float) -> None:
         """Score with ``model`` from now on; queue the local customers it may move.
 
-        Two vectorised evaluations per version: the expectation today, and at the
-        day before the due day the engine has (a crossing earlier than planned).
+        Vectorised over the local customers: the expectation today, at the day
+        before the due day the engine has (a crossing earlier than planned), and
+        each tiered customer's crossing day under ``model``, kept as the guess of
+        the next exact search (:meth:`due`: two evaluations when it is right).
         """
         self.model = model
         if not self.local:
             return
-        ids = list(self.local)
-        entries = [self.local[c] for c in ids]
-        keys = np.array([e[0] for e in entries], dtype=float)
-        x, t_x, first = keys[:, 0], keys[:, 1], keys[:, 2]
+        entries = list(self.local.values())
+        n = len(entries)
+        keys = np.fromiter(chain.from_iterable(e[0] for e in entries), float, 3 * n)
+        x, t_x, first = keys.reshape(n, 3).T
         day = now // DAY
-        params, h = model.params, self.horizon
+        params, h, cuts = model.params, self.horizon, model.cuts
         scores = bgnbd.expected(params, h, x, t_x, np.maximum(day - first, t_x))
-        probe = np.array([day + MAX_DAYS if e[2] is None else e[2] - 1 for e in entries])
+        probe = np.fromiter((day + MAX_DAYS if e[2] is None else e[2] - 1 for e in entries),
+                            float, n)
         later = bgnbd.expected(params, h, x, t_x, np.maximum(probe - first, t_x))
-        for cid, entry, score, end in zip(ids, entries, scores.tolist(), later.tolist(),
-                                          strict=True):
-            label = entry[1]
-            raw = tier_of(score, model.cuts)
-            if label is None or (raw != label and not self._keeps(label, raw, score)):
-                self._moved[cid] = None
-                continue
-            level = self._level(label)
-            if level is not None and end <= level:
-                self._moved[cid] = None
+        label = np.fromiter((RANK.get(e[1], -1) for e in entries), np.int64, n)  # -1: none
+        raw = np.where(scores > cuts[0], 0, np.where(scores > cuts[1], 1, 2))
+        tiered = (label == 0) | (label == 1)  # a published tier with a level below it
+        level = np.where(label == 0, cuts[0], cuts[1]) * (1.0 - self.margin)
+        keeps = tiered & (raw > label) & (scores > level)
+        moved = (label < 0) | ((raw != label) & ~keeps) | (tiered & (later <= level))
+        ids = list(self.local)
+        for i in np.flatnonzero(moved).tolist():
+            self._moved[ids[i]] = None
+        # the level due() will search for: the published tier's, or the raw tier's cut
+        level = np.where(tiered, level, np.where(raw == 0, cuts[0], cuts[1]))
+        search = tiered | ((label < 0) & (raw < 2))
+        days = crossings(params, h, x[search], t_x[search], first[search], day,
+                         level[search], MAX_DAYS)
+        for i, d in zip(np.flatnonzero(search).tolist(), days.tolist(), strict=True):
+            entries[i][4] = None if math.isnan(d) else d
 
     def moved(self) -> list[str]:
         out = list(self._moved)
@@ -253,10 +274,11 @@ class ValueSegmenter:
             else:
                 scorer = self._score()
                 assert scorer is not None
-                d = crossing(scorer, key, after // DAY, level, MAX_DAYS,
-                             guess=None if entry is None else entry[2])
+                guess = None if entry is None else (
+                    entry[2] if entry[4] is None else entry[4])
+                d = crossing(scorer, key, after // DAY, level, MAX_DAYS, guess=guess)
                 if entry is not None:
-                    entry[3] = sig
+                    entry[3], entry[4] = sig, None
         if entry is not None:
             entry[1], entry[2] = label, d
         return None if d is None else d * DAY
