@@ -27,6 +27,7 @@ from streamseg.engine import bgnbd
 from streamseg.engine.features import CustomerState
 
 TIERS = ("top10", "next40", "rest")  # best first; the cut values start the first two
+NEAR = 16.0  # crossings(): half-width of the bracket tried around a nearby day
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +132,12 @@ def crossing(score: bgnbd.Scorer, key: tuple[float, float, float],
 
 def crossings(params: bgnbd.Params, horizon: float, x: NDArray[np.float64],
               t_x: NDArray[np.float64], first: NDArray[np.float64], from_day: float,
-              level: NDArray[np.float64], max_days: int) -> NDArray[np.float64]:
+              level: NDArray[np.float64], max_days: int,
+              near: NDArray[np.float64] | None = None) -> NDArray[np.float64]:
     """:func:`crossing` of many customers at once, by bisection over days (NaN: none
-    within ``max_days``), in array arithmetic.
+    within ``max_days``), in array arithmetic; ``near`` (NaN: unknown) are days the
+    crossings are probably close to (e.g. under the previous model): where a crossing
+    lies within ``NEAR`` days of it the bisection starts from that bracket.
 
     Array and scalar arithmetic may differ in the last bit, so a customer whose
     expectation equals a level to the last bit may be a day off: the result is a
@@ -145,23 +149,37 @@ def crossings(params: bgnbd.Params, horizon: float, x: NDArray[np.float64],
     >>> levels = [1.0, 0.0, 0.5]
     >>> crossings(p, 90.0, x, t_x, first, 20.0, np.array(levels), 3650).tolist()
     [55.0, nan, 66.0]
+    >>> near = np.array([60.0, np.nan, 300.0])  # one right bracket, one wrong
+    >>> crossings(p, 90.0, x, t_x, first, 20.0, np.array(levels), 3650, near).tolist()
+    [55.0, nan, 66.0]
     >>> s = bgnbd.Scorer(p, 90.0)
     >>> [crossing(s, k, 20.0, v, 3650) for k, v in zip([(3.0, 20.0, 0.0)] * 2
     ...                                                + [(0.0, 0.0, 0.0)], levels)]
     [55.0, None, 66.0]
     """
-    def expected(day: NDArray[np.float64]) -> NDArray[np.float64]:
-        return bgnbd.expected(params, horizon, x, t_x, np.maximum(day - first, t_x))
+    def expected(at: NDArray[np.intp], day: NDArray[np.float64]) -> NDArray[np.float64]:
+        with np.errstate(over="ignore"):  # p_alive's odds -> inf far ahead: p_alive 0
+            return bgnbd.expected(params, horizon, x[at], t_x[at],
+                                  np.maximum(day - first[at], t_x[at]))
 
     lo = np.full(len(x), float(from_day))
     hi = lo + float(max_days)
-    found = expected(hi) <= level
+    found = np.zeros(len(x), dtype=bool)
+    wide = np.arange(len(x))
+    if near is not None:  # bracket [near - NEAR, near + NEAR] first, where it holds
+        ok = np.isfinite(near) & (near - NEAR > from_day) & (near + NEAR < hi)
+        at = np.flatnonzero(ok)
+        a, b = near[at] - NEAR, near[at] + NEAR
+        held = (expected(at, a) > level[at]) & (expected(at, b) <= level[at])
+        lo[at[held]], hi[at[held]], found[at[held]] = a[held], b[held], True
+        wide = np.flatnonzero(~found)
+    found[wide] = expected(wide, hi[wide]) <= level[wide]
     while True:
-        open_ = found & (hi - lo > 1.0)
-        if not open_.any():
+        at = np.flatnonzero(found & (hi - lo > 1.0))
+        if not at.size:
             break
-        mid = (lo + hi) // 2.0
-        below = expected(mid) <= level
-        hi = np.where(open_ & below, mid, hi)
-        lo = np.where(open_ & ~below, mid, lo)
+        mid = (lo[at] + hi[at]) // 2.0
+        below = expected(at, mid) <= level[at]
+        hi[at[below]] = mid[below]
+        lo[at[~below]] = mid[~below]
     return np.where(found, hi, np.nan)

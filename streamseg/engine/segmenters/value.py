@@ -184,8 +184,9 @@ class ValueSegmenter:
         # the level due() will search for: the published tier's, or the raw tier's cut
         level = np.where(tiered, level, np.where(raw == 0, cuts[0], cuts[1]))
         search = tiered | ((label < 0) & (raw < 2))
+        near = np.fromiter((math.nan if e[2] is None else e[2] for e in entries), float, n)
         days = crossings(params, h, x[search], t_x[search], first[search], day,
-                         level[search], MAX_DAYS)
+                         level[search], MAX_DAYS, near[search])
         for i, d in zip(np.flatnonzero(search).tolist(), days.tolist(), strict=True):
             entries[i][4] = None if math.isnan(d) else d
 
