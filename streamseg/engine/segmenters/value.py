@@ -29,7 +29,10 @@ Engine contract:
   before any tier is published), found by a galloping search over days.
 * ``moved``: at each new model version (refit or adopted snapshot), every
   local customer whose tier at that time differs beyond the margin, or whose
-  due day comes earlier, is reported once (two vectorised evaluations per version).
+  due day comes earlier, is reported once (array evaluations per version, which
+  also guess each tiered customer's new crossing day for the exact search in
+  ``due``; one :class:`~streamseg.engine.bgnbd.Scorer` per version remembers the
+  costly 2F1 term per (x, T)).
 """
 
 from __future__ import annotations
