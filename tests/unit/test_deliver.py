@@ -139,3 +139,55 @@ def test_a_stand_in_transport_gets_one_topic_send_per_output() -> None:
     t = SimpleNamespace(send=send)
     out = asyncio.run(deliver(ss, [Output(t, b"a", b"1"), Output(t, b"b", b"2", 3)]))
     assert sent == [(b"a", None), (b"b", 3)] and len(out) == 2
+
+
+class Event(SimpleNamespace):
+    """A Faust event stand-in (weak-referenceable)."""
+
+
+def lingering_after_flush(taken: int, size: int) -> bool:
+    """Whether a table-changelog batch lingering when ``flush`` ends still lingers after it."""
+    from aiokafka.producer.message_accumulator import MessageBatch
+    from prometheus_client import CollectorRegistry
+
+    from streamseg.batch import Batch, Entry, flush
+    from streamseg.metrics import Metrics
+
+    client = Client(4)
+    lingering: list[Any] = []
+
+    class Buffer:
+        """Faust's producer buffer: its one record reaches the client only when drained."""
+
+        size = 1
+
+        async def flush(self) -> None:
+            acc = client._message_accumulator
+            builder = acc.create_builder()
+            builder.append(timestamp=None, key=b"c1", value=b"state", headers=[])
+            acc._batches[("changelog", 0)] = [MessageBatch(("changelog", 0), builder, 60.0, 1.0)]
+            lingering.append(acc._batches[("changelog", 0)][0])
+            self.size = 0
+
+    async def go() -> None:
+        producer = SimpleNamespace(_producer=client, buffer=Buffer())
+        ss: Any = SimpleNamespace(app=SimpleNamespace(producer=producer), state={b"c1": b"x"},
+                                  settings=Settings(batch_size=size))
+        batch = Batch(taken=taken)
+        event = Event()  # the state's partition's event (weak-referenced)
+        batch.entries[0, b"c1"] = Entry(event=event, raw=b"x", state=None, positions={},
+                                        dirty=True)  # an erased state: a table write
+        await flush(ss, batch, SimpleNamespace(), Metrics(CollectorRegistry()))
+        assert ss.state == {}
+
+    asyncio.run(go())
+    return lingering[0].remaining_linger() is not None
+
+
+def test_a_worker_keeping_up_sends_the_changelog_at_once_a_backlog_lets_it_linger() -> None:
+    # keeping up (a batch smaller than STREAMSEG_BATCH_SIZE): the changelog must not
+    # linger and then go out just as the next batch's outputs want the broker
+    assert not lingering_after_flush(taken=20, size=500)
+    # a backlog (a full batch) and the per-event path keep the producer linger
+    assert lingering_after_flush(taken=500, size=500)
+    assert lingering_after_flush(taken=1, size=1)
