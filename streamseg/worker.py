@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 
@@ -54,6 +55,24 @@ def serve_metrics(port: int) -> None:
         ) from None
 
 
+def settle_heap() -> int:
+    """Collect once, then keep every object alive now out of later collections; how many.
+
+    Called when the app is assembled, just before the worker runs. About 100k
+    objects then (the modules of Faust, aiokafka, River..., the app, the engine)
+    live as long as the process, and Python's full (generation 2) collection
+    walks every tracked object: in a worker at 2,000 events/s one ran every ~7 s
+    and took 40-240 ms on a loaded 2-core machine, an event-loop stall in which
+    the incoming events queue, which set the p99 event -> change latency. Frozen
+    objects (``gc.freeze``) are not walked again: the same collections took 6-9
+    ms (docs/OPERATIONS.md). A frozen object that dies is still freed by
+    reference counting; only a reference cycle among frozen objects would stay.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 def run(settings: Settings) -> None:
     """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
     segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
@@ -67,4 +86,5 @@ def run(settings: Settings) -> None:
     _, errors = telemetry.install(ss, ingest.metrics)
     worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.loghandlers.append(errors)  # counted by component, installed with Faust's logging
+    settle_heap()
     worker.execute_from_commandline()
