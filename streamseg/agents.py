@@ -119,7 +119,7 @@ class Ingest:
 
     async def _handle_batch(self, events: list[Any]) -> None:
         started = time.perf_counter()
-        self.batch = batch = Batch(taken=len(events))
+        self.batch = batch = Batch()
         now = time.monotonic()
         for event in events:
             msg = event.message

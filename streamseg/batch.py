@@ -3,10 +3,9 @@
 The order of :func:`flush` is the guarantee (docs/RELIABILITY.md): outputs are
 handed to the producer together (:func:`deliver`: one record batch per topic
 partition) and acknowledged once; then each touched state
-and partition clock is written once; then Faust's changelog buffer is drained
-(and, when the worker keeps up, sent at once: :func:`keeping_up`); only after
-that does Faust acknowledge the batch's events (offsets commit after the
-changelog).
+and partition clock is written once; then Faust's changelog buffer is drained;
+only after that does Faust acknowledge the batch's events (offsets commit after
+the changelog).
 """
 
 from __future__ import annotations
@@ -53,7 +52,6 @@ class Batch:
     counts: list[tuple[str, str]] = field(default_factory=list)
     clocks: dict[int, Any] = field(default_factory=dict)  # partition -> an event of it
     event_time: float | None = None  # of the last input applied (the lag gauge)
-    taken: int = 0  # events taken into the batch (a full batch: a backlog)
 
 
 async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:
@@ -132,26 +130,6 @@ async def flush(ss: Streamseg, batch: Batch, punctuator: Punctuator, metrics: Me
             wrote = True
     if confirm and wrote:
         await adapters.drain(ss.app.producer)
-        if keeping_up(batch.taken, ss.settings.batch_size):
-            client = adapters.kafka_client(ss.app.producer)
-            if client is not None:
-                adapters.send_now(client)
-
-
-def keeping_up(taken: int, size: int) -> bool:
-    """Whether a batch of ``taken`` events (at most ``size``) shows the worker keeping up.
-
-    Then its table changelog is sent at once instead of lingering
-    (``STREAMSEG_PRODUCER_LINGER_S``): a lingering changelog goes out on its own
-    when its linger ends, often just as the next batch's outputs are ready, and
-    those wait behind it (aiokafka has one produce request in flight per broker).
-    A full batch is a backlog: the next batch's work takes longer than the linger
-    anyway, and the linger stays. The per-event path (``size`` 1) keeps it too.
-
-    >>> keeping_up(20, 500), keeping_up(500, 500), keeping_up(1, 1)
-    (True, False, False)
-    """
-    return taken < size
 
 
 def write(ss: Streamseg, metrics: Metrics, p: int, key: bytes, entry: Entry) -> bool:
