@@ -170,3 +170,53 @@ def test_rejects_file_skips_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
     assert [(r["row"], r["column"]) for r in bad] == [(7, "line_total"), (8, "qty")]
     assert bad[1]["message"] == f"{src}:8: column qty: must be a whole number >= 1, got '0'"
     assert bad[1]["values"]["basket"] == "b8"
+
+
+ONLINE_RETAIL_LIKE = """\
+InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID
+536365,85123A,6,12/1/2010 8:26,2.55,17850
+536365,71053,6,12/1/2010 8:26,3.39,17850
+536366,22633,6,12/1/2010 8:28,1.85,17850
+C536379,D,-1,12/1/2010 9:41,27.5,14527
+536381,22139,23,12/1/2010 9:41,4.25,15311
+"""
+RETAIL_ARGS = ["--customer", "CustomerID", "--time", "InvoiceDate", "--time-format",
+               "%m/%d/%Y %H:%M", "--order", "InvoiceNo", "--currency", "GBP"]
+
+
+def test_a_unit_price_column_times_quantity_is_the_amount(tmp_path: Path) -> None:
+    """Online Retail-style lines: the amount is unit price x quantity, summed per order;
+    a return (negative quantity) is a rejected row, not a purchase."""
+    src, out, rejects = tmp_path / "retail.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    src.write_text(ONLINE_RETAIL_LIKE)
+    args = ["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity", "Quantity",
+            "--product", "StockCode", "--out", str(out), "--rejects", str(rejects)]
+    assert main(args) == 0
+    got = {e["order_id"]: e["amount"] for e in events(out)}
+    assert got == {"536365": 35.64, "536366": 11.1, "536381": 97.75}  # 6 * 2.55 + 6 * 3.39, ...
+    assert [(r["row"], r["column"]) for r in events(rejects)] == [(5, "Quantity")]
+    # no quantity column: one unit per line
+    assert main(["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--out", str(out),
+                 "--rejects", str(rejects)]) == 0
+    assert {e["order_id"]: e["amount"] for e in events(out)}["536365"] == 5.94
+
+
+def test_amount_and_price_exclude_each_other_and_one_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "retail.csv"
+    src.write_text(ONLINE_RETAIL_LIKE)
+    with pytest.raises(SystemExit) as exc:
+        main(["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--amount", "UnitPrice"])
+    assert exc.value.code == 2
+    assert "argument --amount: not allowed with argument --price" in capsys.readouterr().err
+    assert main(["import", str(src), *RETAIL_ARGS]) == 2
+    assert capsys.readouterr().err.startswith(
+        "streamseg import: error: orders need --time, --amount (or --price) and one of ")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(ONLINE_RETAIL_LIKE.replace("3.39", "three"))
+    assert main(["import", str(bad), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity",
+                 "Quantity"]) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {bad}:3: column UnitPrice: cannot read 'three' "
+        "(could not convert string to float: 'three')\n")
