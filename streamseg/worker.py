@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 
 import faust
@@ -54,13 +55,46 @@ def serve_metrics(port: int) -> None:
         ) from None
 
 
+def check_web_port(host: str, port: int) -> None:
+    """Fail early, in one line, if Faust's web server could not listen on ``host:port``.
+
+    Faust binds its web server (the lookup API) only once the worker is running,
+    and a port in use then ends the worker with a long traceback. This binds and
+    listens on every address of ``host`` the way asyncio's ``create_server`` does
+    (``SO_REUSEADDR``, IPv6 only on IPv6 sockets), then closes each socket at once,
+    so the port is free again for Faust. A port taken between this check and
+    Faust's start still fails, later, with Faust's own error.
+
+    >>> check_web_port("127.0.0.1", 0)  # any free port
+    """
+    try:
+        for family, kind, proto, _, address in {*socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen()
+    except OSError as exc:
+        raise ConfigError(
+            f"STREAMSEG_WEB_PORT: cannot listen on port {port} (STREAMSEG_WEB_BIND={host}): "
+            f"{exc.strerror or exc}"
+        ) from None
+
+
 def run(settings: Settings) -> None:
-    """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    """Serve metrics, check the web port, wait for the broker, create missing topics, run.
+
+    Runs until SIGINT/SIGTERM.
+    """
     segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)
         say(f"metrics on http://0.0.0.0:{settings.metrics_port}/metrics")
+    if settings.web_port > 0:
+        check_web_port(settings.web_bind, settings.web_port)
     asyncio.run(wait_for_broker(settings, say))
     asyncio.run(ensure_topics(settings))
     ss, ingest = assemble(settings, metrics)

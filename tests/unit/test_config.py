@@ -18,7 +18,7 @@ import pytest
 from streamseg.__main__ import main
 from streamseg.config import TOOL_VARIABLES, Settings, rule_of, variable
 from streamseg.errors import ConfigError
-from streamseg.worker import serve_metrics
+from streamseg.worker import check_web_port, serve_metrics
 
 # (variable, bad value, a fragment of the one-line message)
 BAD = [
@@ -200,6 +200,27 @@ def test_a_metrics_port_in_use_is_one_line_naming_the_variable() -> None:
             serve_metrics(port)
 
 
+def test_a_web_port_in_use_is_one_line_naming_the_variable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^STREAMSEG_WEB_PORT: cannot listen on port {port} "
+                                              rf"\(STREAMSEG_WEB_BIND=0\.0\.0\.0\): "
+                                              rf"Address already in use$"):
+            check_web_port("0.0.0.0", port)
+
+
+def test_the_web_port_check_leaves_the_port_free() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check_web_port("127.0.0.1", port)
+    with socket.socket() as after:  # no SO_REUSEADDR: would fail if the check held the port
+        after.bind(("127.0.0.1", port))
+        after.listen()
+
+
 def test_the_worker_command_stops_without_a_traceback() -> None:
     """The real process: a bad setting and an unreachable broker, each one line on stderr."""
     import os
@@ -225,3 +246,15 @@ def test_the_worker_command_stops_without_a_traceback() -> None:
     assert "not reachable (attempt 1:" in lines[0]
     assert lines[-1].startswith(f"streamseg: error: STREAMSEG_BROKER: no Kafka broker reachable "
                                 f"at 127.0.0.1:{port} after ")
+    with socket.socket() as taken:  # the web port in use: one line before any broker wait
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        web = taken.getsockname()[1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "streamseg", "worker"], capture_output=True, text=True,
+            timeout=60, env={**env, "STREAMSEG_BROKER": f"kafka://127.0.0.1:{port}",
+                             "STREAMSEG_METRICS_PORT": "0", "STREAMSEG_WEB_PORT": str(web)})
+    assert busy.returncode == 2 and busy.stdout == ""
+    assert busy.stderr.splitlines() == [
+        f"streamseg: error: STREAMSEG_WEB_PORT: cannot listen on port {web} "
+        f"(STREAMSEG_WEB_BIND=0.0.0.0): Address already in use"]
