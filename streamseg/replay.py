@@ -243,7 +243,7 @@ def run(
         handle = path.open("rb")
         total = path.stat().st_size
     except OSError as exc:
-        raise InputFileError(str(path), 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(str(path), None, None, exc.strerror or str(exc)) from None
     sink: DeadLetterSink | None = None
     if dead_letters_out is not None:
         dl_out = dead_letters_out
@@ -272,7 +272,7 @@ def open_out(name: str | None) -> contextlib.AbstractContextManager[IO[bytes] | 
     try:
         return open(name, "wb")
     except OSError as exc:
-        raise InputFileError(name, 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(name, None, None, exc.strerror or str(exc)) from None
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         handle = args.file.open("rb")
     except OSError as exc:
-        raise InputFileError(str(args.file), 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(str(args.file), None, None, exc.strerror or str(exc)) from None
     with handle:
         figures = measure(run_engine(handle, settings), settings)
     figures["file"] = str(args.file)

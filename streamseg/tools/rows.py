@@ -49,7 +49,7 @@ class RowError(InputFileError):
     """
 
     def __init__(self, path: str, row: int | None, column: str | None, message: str) -> None:
-        super().__init__(path, row or 0, column, message)
+        super().__init__(path, row, column, message)
         where = f"{path}:{row}" if row else path
         col = f" column {column}:" if column else ""
         self.args = (f"{where}:{col} {message}",)

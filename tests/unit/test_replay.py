@@ -164,8 +164,12 @@ def test_cli_bad_input_exits_2_with_file_line_field(
 
 
 def test_cli_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(tmp_path / "nope.jsonl"), "--quiet"]) == 2
-    assert "nope.jsonl" in capsys.readouterr().err
+    """A file that cannot be opened: ``FILE: reason``, no line number (was ``FILE:0:``)."""
+    missing = tmp_path / "nope.jsonl"
+    assert main(["replay", str(missing), "--quiet"]) == 2
+    assert main(["quality", str(missing)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"streamseg: error: {missing}: No such file or directory"] * 2
 
 
 def test_bad_bytes_get_the_workers_reason() -> None:
