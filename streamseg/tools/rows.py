@@ -105,8 +105,24 @@ def guess_format(path: Path) -> str:
     return "csv"
 
 
-def read_rows(path: Path, fmt: str, columns: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(row, {column: value})`` for each data row of ``path``, only ``columns``."""
+def read_rows(path: Path, fmt: str, columns: list[str],
+              bad: Reject | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(row, {column: value})`` for each data row of ``path``, only ``columns``.
+
+    A row that cannot be read (fewer fields than the header) raises a
+    :class:`RowError`, or, with ``bad``, is given to ``bad`` with the values it
+    has, and the reading goes on. A file that cannot be read at all (missing,
+    no header, a column not in it) always raises.
+
+    >>> import tempfile, pathlib
+    >>> src = pathlib.Path(tempfile.mkdtemp()) / "o.csv"
+    >>> _ = src.write_text("a,b\\n1,x\\n2\\n3,z\\n")
+    >>> skipped = []
+    >>> list(read_rows(src, "csv", ["a", "b"], lambda err, v: skipped.append((err.row, v))))
+    [(2, {'a': '1', 'b': 'x'}), (4, {'a': '3', 'b': 'z'})]
+    >>> skipped
+    [(3, {'a': '2'})]
+    """
     if fmt == "parquet":
         yield from _parquet(path, columns)
         return
@@ -127,10 +143,13 @@ def read_rows(path: Path, fmt: str, columns: list[str]) -> Iterator[tuple[int, d
             if not fields or not any(f.strip() for f in fields):
                 continue  # blank line
             if len(fields) < len(header):
-                raise RowError(
-                    str(path), number, None,
-                    f"{len(fields)} fields, the header has {len(header)}",
-                )
+                err = RowError(str(path), number, None,
+                               f"{len(fields)} fields, the header has {len(header)}")
+                if bad is None:
+                    raise err
+                bad(err, {name: fields[i].strip() for name, i in index.items()
+                          if i < len(fields)})
+                continue
             yield number, {name: fields[i].strip() for name, i in index.items()}
 
 

@@ -172,6 +172,26 @@ def test_rejects_file_skips_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
     assert bad[1]["values"]["basket"] == "b8"
 
 
+def test_rejects_file_takes_a_short_row_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row with fewer fields than the header is a bad row like any other."""
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS + "c3,2026-01-05,1\nc3,2026-01-06,1,b8,1,p1,web\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    args = ["import", str(src), *BASKET_ARGS, "--out", str(out)]
+    assert main(args) == 2  # without --rejects it stops there
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:7: 3 fields, the header has 7\n")
+    assert main([*args, "--rejects", str(rejects)]) == 0
+    assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2", "b8"]
+    assert events(rejects) == [{
+        "file": str(src), "row": 7, "column": None,
+        "message": f"{src}:7: 3 fields, the header has 7",
+        "values": {"customer": "c3", "when": "2026-01-05", "line_total": "1"}}]
+    assert "rows=7 rejected=1 purchases=4 " in capsys.readouterr().err
+
+
 ONLINE_RETAIL_LIKE = """\
 InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID
 536365,85123A,6,12/1/2010 8:26,2.55,17850
