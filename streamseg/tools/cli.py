@@ -98,6 +98,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     figures["hysteresis"] = not args.no_hysteresis
     if args.json:
         sys.stdout.buffer.write(codec.dumps(figures) + b"\n")
-    else:
+    if "agreement" not in figures:  # nothing to measure: a failure, as replay's bad line
+        raise InputFileError(str(args.file), None, None, render(figures))
+    if not args.json:
         print(render(figures, confusion=not args.no_confusion))
     return 0
