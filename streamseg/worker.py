@@ -6,9 +6,13 @@ import asyncio
 import logging
 import socket
 import sys
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import faust
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from streamseg import telemetry
 from streamseg.agents import Ingest, register
@@ -45,14 +49,52 @@ def say(line: str) -> None:
     print(f"streamseg: {line}", file=sys.stderr, flush=True)
 
 
-def serve_metrics(port: int) -> None:
-    """Start the ``/metrics`` endpoint; a port that cannot be bound is a settings error."""
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # as prometheus_client's own server: never blocks the exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr (scrapes every few seconds)."""
+
+
+def metrics_app(registry: CollectorRegistry = REGISTRY) -> Any:
+    """prometheus_client's WSGI app on ``/metrics`` only; any other path is 404.
+
+    >>> from wsgiref.util import setup_testing_defaults
+    >>> def get(path):
+    ...     env, got = {"PATH_INFO": path}, []
+    ...     setup_testing_defaults(env)
+    ...     body = b"".join(metrics_app(CollectorRegistry())(env, lambda s, h: got.append(s)))
+    ...     return got[0], body[:9]
+    >>> get("/metrics")[0], get("/metrics/bogus"), get("/")
+    ('200 OK', ('404 Not Found', b'not found'), ('404 Not Found', b'not found'))
+    """
+    prometheus = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/metrics":
+            return prometheus(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: the metrics are at /metrics\n"]
+
+    return app
+
+
+def serve_metrics(port: int) -> WSGIServer:
+    """Start the ``/metrics`` endpoint (a daemon thread); return its server.
+
+    A port that cannot be bound is a settings error.
+    """
     try:
-        start_http_server(port)
+        server = make_server("0.0.0.0", port, metrics_app(), _MetricsServer,
+                             handler_class=_QuietHandler)
     except OSError as exc:
         raise ConfigError(
             f"STREAMSEG_METRICS_PORT: cannot listen on port {port}: {exc.strerror or exc}"
         ) from None
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
 
 
 def check_web_port(host: str, port: int) -> None:

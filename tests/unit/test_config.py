@@ -200,6 +200,27 @@ def test_a_metrics_port_in_use_is_one_line_naming_the_variable() -> None:
             serve_metrics(port)
 
 
+def test_the_metrics_endpoint_is_metrics_only() -> None:
+    """``/metrics`` answers the Prometheus text; any other path is 404 (was the metrics, 200)."""
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = serve_metrics(port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert resp.status == 200 and b"# TYPE " in resp.read()
+        for path in ("/metrics/bogus", "/", "/favicon.ico"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert err.value.code == 404, path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_web_port_in_use_is_one_line_naming_the_variable() -> None:
     with socket.socket() as sock:
         sock.bind(("0.0.0.0", 0))
