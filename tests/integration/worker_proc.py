@@ -70,7 +70,6 @@ def make_settings(tag: str, data_dir: Path, broker: str, **overrides: Any) -> Se
         "partitions": 4,
         "store": "rocksdb://",
         "tick_interval_s": 3600.0,
-        "max_future_skew_s": 3650 * DAY,
         "log_level": "info",
         "metrics_port": 0,
         "web_port": 0,  # lookup API off unless a test asks for it (ports would collide)
