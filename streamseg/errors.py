@@ -49,12 +49,15 @@ class AudienceFileError(ConfigError):
     "a.json:7: audience cart: unknown feature 'x'"
     >>> str(AudienceFileError("a.json", 1, None, "invalid JSON: Expecting value"))
     'a.json:1: invalid JSON: Expecting value'
+    >>> str(AudienceFileError("/etc", None, None, "cannot read the audiences file: Is a directory"))
+    '/etc: cannot read the audiences file: Is a directory'
     """
 
-    def __init__(self, path: str, line: int, audience: str | None, message: str) -> None:
+    def __init__(self, path: str, line: int | None, audience: str | None, message: str) -> None:
         self.path = path
         self.line = line
         self.audience = audience
         self.message = message
         where = f"audience {audience}: " if audience else ""
-        super().__init__(f"{path}:{line}: {where}{message}")
+        at = path if line is None else f"{path}:{line}"
+        super().__init__(f"{at}: {where}{message}")
