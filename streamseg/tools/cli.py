@@ -91,13 +91,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         handle = args.file.open("rb")
     except OSError as exc:
-        raise InputFileError(str(args.file), 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(str(args.file), None, None, exc.strerror or str(exc)) from None
     with handle:
         figures = measure(run_engine(handle, settings), settings)
     figures["file"] = str(args.file)
     figures["hysteresis"] = not args.no_hysteresis
     if args.json:
         sys.stdout.buffer.write(codec.dumps(figures) + b"\n")
-    else:
+    if "agreement" not in figures:  # nothing to measure: a failure, as replay's bad line
+        raise InputFileError(str(args.file), None, None, render(figures))
+    if not args.json:
         print(render(figures, confusion=not args.no_confusion))
     return 0

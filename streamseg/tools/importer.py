@@ -193,6 +193,11 @@ class Importer:
                 f"cannot read {values[col]!r} ({exc})")
             raise RowError(self.path, row, col, msg) from None
 
+    def bad(self, err: RowError, values: dict[str, Any]) -> None:
+        """A row the reader could not split into columns: stop, or reject it."""
+        self.counts.rows += 1
+        self._fail(err, values)
+
     def add(self, row: int, values: dict[str, Any]) -> None:
         """Fold one row into its order (or reject it)."""
         self.counts.rows += 1
@@ -273,7 +278,7 @@ def run(path: Path, fmt: str, mapping: Mapping, settings: Settings, out: IO[byte
     reject = None if rejects is None else reject_writer(rejects)
 
     imp = Importer(str(path), mapping, settings, reject)
-    for row, values in read_rows(path, fmt, mapping.columns()):
+    for row, values in read_rows(path, fmt, mapping.columns(), imp.bad):
         imp.add(row, values)
     for event in imp.events():
         out.write(codec.dumps(event) + b"\n")

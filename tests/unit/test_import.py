@@ -172,6 +172,48 @@ def test_rejects_file_skips_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
     assert bad[1]["values"]["basket"] == "b8"
 
 
+def test_rejects_file_takes_a_short_row_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row with fewer fields than the header is a bad row like any other."""
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS + "c3,2026-01-05,1\nc3,2026-01-06,1,b8,1,p1,web\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    args = ["import", str(src), *BASKET_ARGS, "--out", str(out)]
+    assert main(args) == 2  # without --rejects it stops there
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:7: 3 fields, the header has 7\n")
+    assert main([*args, "--rejects", str(rejects)]) == 0
+    assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2", "b8"]
+    assert events(rejects) == [{
+        "file": str(src), "row": 7, "column": None,
+        "message": f"{src}:7: 3 fields, the header has 7",
+        "values": {"customer": "c3", "when": "2026-01-05", "line_total": "1"}}]
+    assert "rows=7 rejected=1 purchases=4 " in capsys.readouterr().err
+
+
+def test_bytes_that_are_not_utf8_are_one_clear_line_or_a_rejected_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Latin-1 in a column the import reads: ``FILE:ROW: column X: not UTF-8 text``."""
+    src, out, rejects = tmp_path / "orders.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    src.write_bytes(ORDERS.encode() + b"caf\xe9,2026-01-05,1,b9,1,p1,web\n"
+                    + b"c4,2026-01-06,1,b8,1,p\xe9,web\n")  # sku is not read: kept
+    args = ["import", str(src), *BASKET_ARGS, "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"streamseg: error: {src}:7: column customer: "
+                                       "not UTF-8 text (byte 0xe9 at character 4)\n")
+    assert main([*args, "--rejects", str(rejects)]) == 0
+    assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2", "b8"]
+    [bad] = events(rejects)
+    assert (bad["row"], bad["column"], bad["values"]["customer"]) == (7, "customer", "caf\ufffd")
+    capsys.readouterr()
+    src.write_bytes(b"\xff\xfe garbage\x00\n")  # a UTF-16 file: not even a header
+    assert main([*args, "--rejects", str(rejects)]) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:1: not UTF-8 text (byte 0xff at character 1)\n")
+
+
 ONLINE_RETAIL_LIKE = """\
 InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID
 536365,85123A,6,12/1/2010 8:26,2.55,17850
