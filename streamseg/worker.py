@@ -5,10 +5,15 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import socket
 import sys
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import faust
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from streamseg import telemetry
 from streamseg.agents import Ingest, register
@@ -45,13 +50,79 @@ def say(line: str) -> None:
     print(f"streamseg: {line}", file=sys.stderr, flush=True)
 
 
-def serve_metrics(port: int) -> None:
-    """Start the ``/metrics`` endpoint; a port that cannot be bound is a settings error."""
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # as prometheus_client's own server: never blocks the exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr (scrapes every few seconds)."""
+
+
+def metrics_app(registry: CollectorRegistry = REGISTRY) -> Any:
+    """prometheus_client's WSGI app on ``/metrics`` only; any other path is 404.
+
+    >>> from wsgiref.util import setup_testing_defaults
+    >>> def get(path):
+    ...     env, got = {"PATH_INFO": path}, []
+    ...     setup_testing_defaults(env)
+    ...     body = b"".join(metrics_app(CollectorRegistry())(env, lambda s, h: got.append(s)))
+    ...     return got[0], body[:9]
+    >>> get("/metrics")[0], get("/metrics/bogus"), get("/")
+    ('200 OK', ('404 Not Found', b'not found'), ('404 Not Found', b'not found'))
+    """
+    prometheus = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/metrics":
+            return prometheus(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: the metrics are at /metrics\n"]
+
+    return app
+
+
+def serve_metrics(port: int) -> WSGIServer:
+    """Start the ``/metrics`` endpoint (a daemon thread); return its server.
+
+    A port that cannot be bound is a settings error.
+    """
     try:
-        start_http_server(port)
+        server = make_server("0.0.0.0", port, metrics_app(), _MetricsServer,
+                             handler_class=_QuietHandler)
     except OSError as exc:
         raise ConfigError(
             f"STREAMSEG_METRICS_PORT: cannot listen on port {port}: {exc.strerror or exc}"
+        ) from None
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+def check_web_port(host: str, port: int) -> None:
+    """Fail early, in one line, if Faust's web server could not listen on ``host:port``.
+
+    Faust binds its web server (the lookup API) only once the worker is running,
+    and a port in use then ends the worker with a long traceback. This binds and
+    listens on every address of ``host`` the way asyncio's ``create_server`` does
+    (``SO_REUSEADDR``, IPv6 only on IPv6 sockets), then closes each socket at once,
+    so the port is free again for Faust. A port taken between this check and
+    Faust's start still fails, later, with Faust's own error.
+
+    >>> check_web_port("127.0.0.1", 0)  # any free port
+    """
+    try:
+        for family, kind, proto, _, address in {*socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen()
+    except OSError as exc:
+        raise ConfigError(
+            f"STREAMSEG_WEB_PORT: cannot listen on port {port} (STREAMSEG_WEB_BIND={host}): "
+            f"{exc.strerror or exc}"
         ) from None
 
 
@@ -74,12 +145,17 @@ def settle_heap() -> int:
 
 
 def run(settings: Settings) -> None:
-    """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    """Serve metrics, check the web port, wait for the broker, create missing topics, run.
+
+    Runs until SIGINT/SIGTERM.
+    """
     segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)
         say(f"metrics on http://0.0.0.0:{settings.metrics_port}/metrics")
+    if settings.web_port > 0:
+        check_web_port(settings.web_bind, settings.web_port)
     asyncio.run(wait_for_broker(settings, say))
     asyncio.run(ensure_topics(settings))
     ss, ingest = assemble(settings, metrics)
