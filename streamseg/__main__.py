@@ -8,13 +8,39 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from streamseg.broker import BrokerUnavailable
 from streamseg.config import Settings
 from streamseg.errors import StreamsegError
+
+
+def bounded(kind: type[int] | type[float], low: float, high: float | None = None,
+            *, above: bool = False) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite ``kind`` >= ``low`` (> with ``above``), <= ``high``.
+
+    A bad value is argparse's error (usage, then one line naming the option), exit
+    code 2: ``argument --customers: must be a whole number >= 1, got '-5'``.
+    """
+    noun = "a whole number" if kind is int else "a number"
+    rule = (f"{noun} from {low:g} to {high:g}" if high is not None
+            else f"{noun} {'>' if above else '>='} {low:g}")
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}") from None
+        if not (math.isfinite(value) and (value > low if above else value >= low)
+                and (high is None or value <= high)):
+            raise argparse.ArgumentTypeError(f"must be {rule}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     produce = sub.add_parser("produce", help="send a JSON-lines file of events to the input topics")
     produce.add_argument("file", type=Path)
     produce.add_argument(
-        "--rate", type=float, default=0.0, help="events per second (0: as fast as possible)"
+        "--rate", type=bounded(float, 0), default=0.0,
+        help="events per second (0: as fast as possible)"
     )
     watch = sub.add_parser("watch", help="print segment changes from the beginning of the topic")
     watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
@@ -53,16 +80,18 @@ def _ops_parsers(sub: Any) -> None:
     )
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = sub.add_parser("simulate", help="seeded persona events (JSON lines or Kafka)")
-    sim.add_argument("--customers", type=int, default=1000)
-    sim.add_argument("--days", type=float, default=180.0)
+    sim.add_argument("--customers", type=bounded(int, 1), default=1000)
+    sim.add_argument("--days", type=bounded(float, 0, above=True), default=180.0)
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument("--start", default="2025-09-01T00:00:00Z", help="RFC 3339 start time")
     sim.add_argument("--personas", default="", help="comma-separated subset of personas")
     sim.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
     sim.add_argument("--truth", help="write {customer_id: persona} JSON here")
-    sim.add_argument("--invalid-share", type=float, default=0.0, help="share of corrupted events")
+    sim.add_argument("--invalid-share", type=bounded(float, 0, 1), default=0.0,
+                     help="share of corrupted events (0 to 1)")
     sim.add_argument("--to-kafka", action="store_true", help="produce to the input topics")
-    sim.add_argument("--rate", type=float, default=0.0, help="events/s with --to-kafka (0: max)")
+    sim.add_argument("--rate", type=bounded(float, 0), default=0.0,
+                     help="events/s with --to-kafka (0: max)")
     bench = sub.add_parser("bench", help="throughput, latency, memory and ARI on the broker")
     bench.add_argument("--quick", action="store_true", help="small sizes (under 2 minutes)")
     bench.add_argument("--peers", action="store_true",

@@ -85,6 +85,9 @@ class Ingest:
     def on_assigned(self, assigned: Any, committed: dict[tuple[str, int], int | None]) -> None:
         """After a rebalance: gate, schedules, clocks and model training follow the assignment."""
         self.punctuator.assign({tp.partition for tp in assigned or () if tp.topic in self.kinds})
+        self.punctuator.sources.assign(
+            [(tp.topic, tp.partition) for tp in assigned or ()
+             if self.kinds.get(tp.topic, "tick") != "tick"], time.monotonic())
         self.gate.assigned(committed, time.monotonic())
         self.models.on_assigned(assigned)
 
@@ -211,6 +214,7 @@ class Ingest:
             self.reject(outcome, msg, stream)
             return
         self.observe_clock(part, msg.partition, event, ev.ts)
+        self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
         self.batch.event_time = ev.ts
         if not outcome.skipped:
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
@@ -243,7 +247,7 @@ class Ingest:
         if isinstance(now, Invalid):
             self.reject(now, msg, "tick")
             return
-        own = self.clock.now()
+        own = self.punctuator.now()  # the clock, capped at the slowest active input
         now = now if own is None else max(now, own)
         if msg.key is not None:
             customers, rescore = [msg.key.decode(errors="replace")], set()

@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from streamseg.config import Settings
+from streamseg.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,53 @@ def topic_specs(settings: Settings) -> list[NewTopic]:
         *(NewTopic(changelog(settings, table), p, 1, topic_configs=compacted)
           for table in TABLES),
     ]
+
+
+def co_partitioned(settings: Settings) -> list[str]:
+    """The topics that must have ``STREAMSEG_PARTITIONS`` partitions: the inputs (a
+    customer's events, ticks and state share a partition number) and the tables'
+    changelogs (Faust stops an agent whose changelog differs: PartitionsMismatch).
+
+    >>> co_partitioned(Settings(app_id="s"))[-2:]
+    ['s-customer-state-changelog', 's-partition-clock-changelog']
+    """
+    return [settings.topic_clickstream, settings.topic_purchases, settings.topic_consent,
+            settings.topic_profiles, settings.topic_ticks,
+            *(changelog(settings, table) for table in TABLES)]
+
+
+def mismatches(settings: Settings, counts: dict[str, int]) -> list[str]:
+    """``topic (N partitions)`` for each existing co-partitioned topic whose partition
+    count is not ``STREAMSEG_PARTITIONS``.
+
+    >>> mismatches(Settings(app_id="s", partitions=1), {"s-customer-state-changelog": 4})
+    ['s-customer-state-changelog (4 partitions)']
+    """
+    return [f"{name} ({counts[name]} partitions)" for name in co_partitioned(settings)
+            if name in counts and counts[name] != settings.partitions]
+
+
+async def partition_counts(settings: Settings) -> dict[str, int]:
+    """Partition count of each existing co-partitioned topic (admin metadata)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [n for n in co_partitioned(settings) if n in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
+
+
+def check_partitions(settings: Settings, counts: dict[str, int]) -> None:
+    """Raise :class:`ConfigError` (one line) when a co-partitioned topic has another count."""
+    bad = mismatches(settings, counts)
+    if bad:
+        raise ConfigError(
+            f"STREAMSEG_PARTITIONS={settings.partitions}, but {', '.join(bad)}: inputs, ticks "
+            "and table changelogs must have the same partition count (set STREAMSEG_PARTITIONS "
+            "to it, or use a new STREAMSEG_APP_ID / topics)")
 
 
 async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:

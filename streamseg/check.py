@@ -13,7 +13,7 @@ import asyncio
 import sys
 from typing import TextIO
 
-from streamseg.app import topic_specs
+from streamseg.app import check_partitions, partition_counts, topic_specs
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
 from streamseg.engine import segmenters
@@ -61,4 +61,6 @@ def check(settings: Settings, offline: bool = False, wait_s: float = 0.0,
     out.write(f"broker: {settings.bootstrap_servers} reachable, {len(topics)} topics; "
               + (f"missing (the worker creates them): {', '.join(missing)}\n" if missing
                  else "every streamseg topic exists\n"))
+    check_partitions(settings, asyncio.run(partition_counts(settings)))  # one line, exit 2
+    out.write(f"partitions: every co-partitioned topic that exists has {settings.partitions}\n")
     return 0

@@ -384,6 +384,9 @@ class Settings:
     # event-time clock
     allowed_lateness_s: float = setting(3_600.0, ge=0)
     tick_interval_s: float = setting(5.0, ge=0.1, le=3600)
+    # an input partition that delivered no valid event for this long (monotonic seconds)
+    # no longer holds the clock back (engine/clock.py SourceWatermark); 0: never holds it
+    source_idle_s: float = setting(5.0, ge=0, le=3600)
     # purchase-frequency tiers
     freq_high_max_days: float = setting(7.0, gt=0)
     freq_medium_max_days: float = setting(28.0, gt=0)

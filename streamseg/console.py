@@ -42,7 +42,7 @@ def read_lines(path: Path) -> Iterable[tuple[int, bytes, dict[str, Any] | None]]
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise InputFileError(str(path), 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(str(path), None, None, exc.strerror or str(exc)) from None
     with handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.strip()

@@ -22,21 +22,24 @@ class SnapshotError(StreamsegError):
 
 
 class InputFileError(StreamsegError):
-    """A CLI input file has a bad line.
+    """A CLI input file has a bad line, or cannot be read at all (``line`` None).
 
     Examples
     --------
     >>> str(InputFileError("events.jsonl", 3, "ts", "not a date-time"))
     'events.jsonl:3: field ts: not a date-time'
+    >>> str(InputFileError("/nonexistent.jsonl", None, None, "No such file or directory"))
+    '/nonexistent.jsonl: No such file or directory'
     """
 
-    def __init__(self, path: str, line: int, field: str | None, message: str) -> None:
+    def __init__(self, path: str, line: int | None, field: str | None, message: str) -> None:
         self.path = path
         self.line = line
         self.field = field
         self.message = message
         where = f"field {field}: " if field else ""
-        super().__init__(f"{path}:{line}: {where}{message}")
+        at = path if line is None else f"{path}:{line}"
+        super().__init__(f"{at}: {where}{message}")
 
 
 class AudienceFileError(ConfigError):
@@ -46,12 +49,15 @@ class AudienceFileError(ConfigError):
     "a.json:7: audience cart: unknown feature 'x'"
     >>> str(AudienceFileError("a.json", 1, None, "invalid JSON: Expecting value"))
     'a.json:1: invalid JSON: Expecting value'
+    >>> str(AudienceFileError("/etc", None, None, "cannot read the audiences file: Is a directory"))
+    '/etc: cannot read the audiences file: Is a directory'
     """
 
-    def __init__(self, path: str, line: int, audience: str | None, message: str) -> None:
+    def __init__(self, path: str, line: int | None, audience: str | None, message: str) -> None:
         self.path = path
         self.line = line
         self.audience = audience
         self.message = message
         where = f"audience {audience}: " if audience else ""
-        super().__init__(f"{path}:{line}: {where}{message}")
+        at = path if line is None else f"{path}:{line}"
+        super().__init__(f"{at}: {where}{message}")

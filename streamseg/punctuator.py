@@ -13,13 +13,21 @@ The event clock is persisted per partition in the ``partition-clock`` table
 (key ``clock:<partition>``, value the highest event time seen there) and
 restored when the partition is (re)assigned, so a restarted worker screens
 events against the same clock (no spurious ``timestamp_out_of_range``).
+Time-driven evaluation uses :meth:`Punctuator.now`: the event clock capped at
+the progress of the slowest input partition still delivering
+(:class:`~streamseg.engine.clock.SourceWatermark`), so that catching up on a
+backlog in which one topic is read ahead of another never publishes a clock
+move before the events that would have prevented it.
 """
 
 from __future__ import annotations
 
+import math
+import time
+
 from streamseg import codec
 from streamseg.app import Streamseg
-from streamseg.engine.clock import EventClock
+from streamseg.engine.clock import EventClock, SourceWatermark
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.partitions import PartitionState, home
@@ -55,6 +63,7 @@ class Punctuator:
         self.ss = ss
         self.engine = engine
         self.clock = EventClock(ss.settings.allowed_lateness_s)  # max over owned partitions
+        self.sources = SourceWatermark(ss.settings.source_idle_s)  # progress of each input
         self.parts: dict[int, PartitionState] = {}
         self.assigned_parts: set[int] | None = None  # None: not told (unit tests): all
         self.rebuild = True  # refill the schedules from the table (start, rebalance)
@@ -96,11 +105,22 @@ class Punctuator:
             if raw is not None:
                 self.clock.observe(float(codec.loads(raw)))
 
+    def now(self) -> float | None:
+        """Event time that time-driven evaluation may reach: the event clock, capped at
+        the slowest active input (less the allowed lateness); None: not yet."""
+        now = self.clock.now()
+        cap = self.sources.cap(time.monotonic())
+        if now is None or cap is None:
+            return now
+        if cap == -math.inf:
+            return None
+        return min(now, cap - self.clock.allowed_lateness_s)
+
     def due_ticks(self) -> list[tuple[int, bytes]]:
         """(partition, tick value) for each owned partition with customers to evaluate."""
         if self.clock.max_seen is None:
             self.restore_clocks()
-        now = self.clock.now()
+        now = self.now()
         if now is None:
             return []
         if self.rebuild:

@@ -193,7 +193,8 @@ def replay_lines(
 
     A bad line raises :class:`InputFileError` (``FILE:LINE: field X: message``)
     unless ``dead_letters`` is given: then it receives the dead-letter record
-    (source topic = ``path``, partition 0, offset = line number) and the replay goes on.
+    (source topic = ``path``, partition 0, offset = line number; with
+    ``STREAMSEG_PSEUDONYMISE_KEY`` redacted as the worker's) and the replay goes on.
     """
     rep = replayer or Replayer(settings)
     for number, line in enumerate(lines, start=1):
@@ -205,7 +206,9 @@ def replay_lines(
             if dead_letters is None:
                 raise InputFileError(path, number, result.field,
                                      f"{result.reason}: {result.message}")
-            dead_letters(dead_letter(result, path, 0, number, None, raw))
+            # the worker's own record: redacted alike with STREAMSEG_PSEUDONYMISE_KEY
+            dead_letters(dead_letter(result, path, 0, number, None, raw,
+                                     secret=rep.settings.pseudonymise_key))
             continue
         yield from result
 
@@ -240,7 +243,7 @@ def run(
         handle = path.open("rb")
         total = path.stat().st_size
     except OSError as exc:
-        raise InputFileError(str(path), 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(str(path), None, None, exc.strerror or str(exc)) from None
     sink: DeadLetterSink | None = None
     if dead_letters_out is not None:
         dl_out = dead_letters_out
@@ -269,7 +272,7 @@ def open_out(name: str | None) -> contextlib.AbstractContextManager[IO[bytes] | 
     try:
         return open(name, "wb")
     except OSError as exc:
-        raise InputFileError(name, 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(name, None, None, exc.strerror or str(exc)) from None
 
 
 def cli(args: argparse.Namespace, settings: Settings) -> int:

@@ -24,6 +24,7 @@
   the workers (this worker's share plus ``/segments?scope=local`` of every
   other worker the partition assignor lists); KPI ratios are recomputed from
   the summed numerators and denominators.
+* Any other ``?scope=`` value: 400 ``{"error": "bad_scope", "allowed": ["local"]}``.
 
 Cost: a customer not on its murmur2 partition costs one request per worker
 (in parallel, ``PEER_TIMEOUT_S``); unknown ids cost the same. With
@@ -108,6 +109,22 @@ def pick(answers: list[Answer]) -> Answer:
     return 404, dict(UNKNOWN)
 
 
+SCOPES = ("local",)
+
+
+def bad_scope(scope: str | None) -> Answer | None:
+    """400 for a ``?scope=`` the API does not know (absent: all workers; ``local``).
+
+    >>> bad_scope(None), bad_scope("local")
+    (None, None)
+    >>> bad_scope("bogus")
+    (400, {'error': 'bad_scope', 'allowed': ['local']})
+    """
+    if scope is None or scope in SCOPES:
+        return None
+    return 400, {"error": "bad_scope", "allowed": list(SCOPES)}
+
+
 def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None]) -> None:
     """Add the lookup views to the app (call before the worker starts).
 
@@ -169,6 +186,8 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
 
     @app.page("/customers/{customer_id}")
     async def customer(view: Any, request: Any, customer_id: str) -> Any:
+        if (refused := bad_scope(request.query.get("scope"))) is not None:
+            return respond(view, *refused)
         try:
             owner = app.router.key_store(ss.state.name, route_key(customer_id))
         except KeyError:  # no assignment yet (starting, rebalancing)
@@ -210,6 +229,8 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
 
     @app.page("/segments")
     async def segments(view: Any, request: Any) -> Any:
+        if (refused := bad_scope(request.query.get("scope"))) is not None:
+            return respond(view, *refused)
         local = segments_answer(engine, local_states(), clock() or 0.0)
         if request.query.get("scope") == "local":
             return respond(view, 200, local)

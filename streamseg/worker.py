@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import socket
 import sys
+import threading
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import faust
-from prometheus_client import start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from streamseg import telemetry
 from streamseg.agents import Ingest, register
-from streamseg.app import Streamseg, build_app, ensure_topics
+from streamseg.app import (
+    Streamseg,
+    build_app,
+    check_partitions,
+    ensure_topics,
+    partition_counts,
+)
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
 from streamseg.engine import segmenters
@@ -44,27 +56,121 @@ def say(line: str) -> None:
     print(f"streamseg: {line}", file=sys.stderr, flush=True)
 
 
-def serve_metrics(port: int) -> None:
-    """Start the ``/metrics`` endpoint; a port that cannot be bound is a settings error."""
+class _MetricsServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # as prometheus_client's own server: never blocks the exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """No access log on stderr (scrapes every few seconds)."""
+
+
+def metrics_app(registry: CollectorRegistry = REGISTRY) -> Any:
+    """prometheus_client's WSGI app on ``/metrics`` only; any other path is 404.
+
+    >>> from wsgiref.util import setup_testing_defaults
+    >>> def get(path):
+    ...     env, got = {"PATH_INFO": path}, []
+    ...     setup_testing_defaults(env)
+    ...     body = b"".join(metrics_app(CollectorRegistry())(env, lambda s, h: got.append(s)))
+    ...     return got[0], body[:9]
+    >>> get("/metrics")[0], get("/metrics/bogus"), get("/")
+    ('200 OK', ('404 Not Found', b'not found'), ('404 Not Found', b'not found'))
+    """
+    prometheus = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("PATH_INFO") == "/metrics":
+            return prometheus(environ, start_response)
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+        return [b"not found: the metrics are at /metrics\n"]
+
+    return app
+
+
+def serve_metrics(port: int) -> WSGIServer:
+    """Start the ``/metrics`` endpoint (a daemon thread); return its server.
+
+    A port that cannot be bound is a settings error.
+    """
     try:
-        start_http_server(port)
+        server = make_server("0.0.0.0", port, metrics_app(), _MetricsServer,
+                             handler_class=_QuietHandler)
     except OSError as exc:
         raise ConfigError(
             f"STREAMSEG_METRICS_PORT: cannot listen on port {port}: {exc.strerror or exc}"
         ) from None
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server
+
+
+def check_web_port(host: str, port: int) -> None:
+    """Fail early, in one line, if Faust's web server could not listen on ``host:port``.
+
+    Faust binds its web server (the lookup API) only once the worker is running,
+    and a port in use then ends the worker with a long traceback. This binds and
+    listens on every address of ``host`` the way asyncio's ``create_server`` does
+    (``SO_REUSEADDR``, IPv6 only on IPv6 sockets), then closes each socket at once,
+    so the port is free again for Faust. A port taken between this check and
+    Faust's start still fails, later, with Faust's own error.
+
+    >>> check_web_port("127.0.0.1", 0)  # any free port
+    """
+    try:
+        for family, kind, proto, _, address in {*socket.getaddrinfo(
+                host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)}:
+            with socket.socket(family, kind, proto) as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen()
+    except OSError as exc:
+        raise ConfigError(
+            f"STREAMSEG_WEB_PORT: cannot listen on port {port} (STREAMSEG_WEB_BIND={host}): "
+            f"{exc.strerror or exc}"
+        ) from None
+
+
+def settle_heap() -> int:
+    """Collect once, then keep every object alive now out of later collections; how many.
+
+    Called when the app is assembled, just before the worker runs. About 100k
+    objects then (the modules of Faust, aiokafka, River..., the app, the engine)
+    live as long as the process, and Python's full (generation 2) collection
+    walks every tracked object: in a worker at 2,000 events/s one ran every ~7 s
+    and took 40-240 ms on a loaded 2-core machine, an event-loop stall in which
+    the incoming events queue, which set the p99 event -> change latency. Frozen
+    objects (``gc.freeze``) are not walked again: the same collections took 6-9
+    ms (docs/OPERATIONS.md). A frozen object that dies is still freed by
+    reference counting; only a reference cycle among frozen objects would stay.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 def run(settings: Settings) -> None:
-    """Serve metrics, wait for the broker, create missing topics, run until SIGINT/SIGTERM."""
+    """Serve metrics, check the web port, wait for the broker, create missing topics, run.
+
+    Runs until SIGINT/SIGTERM.
+    """
     segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)
         say(f"metrics on http://0.0.0.0:{settings.metrics_port}/metrics")
+    if settings.web_port > 0:
+        check_web_port(settings.web_bind, settings.web_port)
     asyncio.run(wait_for_broker(settings, say))
+    # a changelog left by an earlier run with another STREAMSEG_PARTITIONS stops Faust's
+    # agent (PartitionsMismatch) while the process stays up: refuse to start instead
+    # (before creating anything, so a refused start leaves the topics as they were)
+    check_partitions(settings, asyncio.run(partition_counts(settings)))
     asyncio.run(ensure_topics(settings))
     ss, ingest = assemble(settings, metrics)
     _, errors = telemetry.install(ss, ingest.metrics)
     worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)
     worker.loghandlers.append(errors)  # counted by component, installed with Faust's logging
+    settle_heap()
     worker.execute_from_commandline()

@@ -109,13 +109,14 @@ def _schema() -> Any:
 
 
 def read(path: str) -> str:
-    """The file's text; an unreadable file is an :class:`AudienceFileError` (line 0)."""
+    """The file's text; an unreadable file is an :class:`AudienceFileError` (no line)."""
     try:
         with open(path, encoding="utf-8") as f:
             return f.read()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise AudienceFileError(path, 0, None, f"cannot read the audiences file: {why}") from None
+        raise AudienceFileError(
+            path, None, None, f"cannot read the audiences file: {why}") from None
 
 
 def parse(text: str, path: str, known: Mapping[str, Readable] | None = None,

@@ -17,6 +17,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,3 +55,72 @@ class EventClock:
         """Merge a persisted watermark (the clock never moves back)."""
         if max_seen is not None:
             self.observe(max_seen)
+
+
+class SourceWatermark:
+    """How far in event time the *slowest* active input source has got.
+
+    The event clock is the highest event time seen on any source. When a worker
+    catches up on a backlog, one source (say the purchases of a partition) can be
+    read days of event time ahead of another (its clicks): the clock then passes
+    moments whose events are still unread, and time-driven moves (a demotion, a
+    lapse) are published before the purchase that would have prevented them. So
+    clock-driven evaluation is capped at the progress of the slowest source that is
+    still delivering (:meth:`cap`, Flink-style: the minimum over the inputs, idle
+    ones left out). A source is *active* from its assignment until it has
+    delivered no valid event for ``idle_s`` seconds (monotonic time, not event
+    time); before its first event it holds the clock where it is (its progress is
+    unknown). A source that only delivers bad input goes idle: it never holds the
+    clock for good.
+
+    Examples
+    --------
+    >>> w = SourceWatermark(idle_s=5.0)
+    >>> w.assign(["clicks-0", "purchases-0"], at=0.0)
+    >>> w.observe("purchases-0", 1000.0, at=1.0)
+    >>> w.cap(at=1.0)  # clicks-0 unknown yet: hold the clock where it is
+    -inf
+    >>> w.observe("clicks-0", 400.0, at=2.0)
+    >>> w.cap(at=2.0)  # the clicks are behind: the clock may not pass 400
+    400.0
+    >>> w.cap(at=6.5)  # purchases idle since 1.0: only the clicks count
+    400.0
+    >>> w.cap(at=8.0) is None  # both idle: no cap
+    True
+    """
+
+    __slots__ = ("idle_s", "sources")
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        # source -> [highest event time seen (None: none yet), monotonic time of the last one]
+        self.sources: dict[Any, list[Any]] = {}
+
+    def assign(self, sources: Any, at: float) -> None:
+        """The sources this worker now reads; new ones start active with unknown progress."""
+        keep = {s: self.sources.get(s) or [None, at] for s in sources}
+        self.sources = keep
+
+    def observe(self, source: Any, ts: float, at: float) -> None:
+        """A valid event of ``source`` with event time ``ts``, delivered at ``at``."""
+        entry = self.sources.get(source)
+        if entry is None:
+            self.sources[source] = [ts, at]
+            return
+        if entry[0] is None or ts > entry[0]:
+            entry[0] = ts
+        entry[1] = at
+
+    def cap(self, at: float) -> float | None:
+        """Event time the clock may not pass at ``at``: the lowest progress of the active
+        sources (``-inf`` while one of them has delivered nothing yet); None: no cap."""
+        out: float | None = None
+        horizon = at - self.idle_s
+        for seen, last in self.sources.values():
+            if last < horizon:
+                continue  # idle: caught up, or stalled; it does not hold the clock
+            if seen is None:
+                return -math.inf
+            if out is None or seen < out:
+                out = seen
+        return out

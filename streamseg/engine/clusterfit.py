@@ -41,6 +41,7 @@ from numpy.typing import NDArray
 LLOYD_ROUNDS = 50
 INITS = 10  # seeded k-means++ starts per refit
 SWITCH_GAIN = 0.02  # a fresh start must lower the inertia by 2% to replace the warm one
+KEEP_SHARE = 0.75  # a warm (existing) cluster is dropped below this fraction of min_share only
 
 Array = NDArray[np.float64]
 
@@ -146,13 +147,16 @@ def fit(points: Array, k: int, seed: int, warm: Array | None = None,
 
     ``warm`` (the previous centroids in the same scaled space) is kept unless the
     best of ``inits`` seeded k-means++ starts beats it by :data:`SWITCH_GAIN` (both
-    after dropping tiny clusters). ``lazy`` (with ``warm``): Lloyd from ``warm``
+    after dropping tiny clusters: below ``min_share`` of the points for a new
+    cluster, below :data:`KEEP_SHARE` of that for a warm one, so that a cluster
+    near the limit is not dropped and re-created on alternate refits). ``lazy``
+    (with ``warm``): Lloyd from ``warm``
     only, unless it had to drop a cluster (the cheap refit between reseeds, see
     ``RESEED_EVERY`` in the segmenter).
     """
     kept: tuple[float, Array, Array] | None = None
     if warm is not None and len(warm):
-        centers, shares = _drop_tiny(points, warm, min_share)
+        centers, shares = _drop_tiny(points, warm, min_share * KEEP_SHARE)
         if lazy and len(centers) == len(warm):
             return centers, shares
         kept = (inertia(points, centers), centers, shares)

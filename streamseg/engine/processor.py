@@ -23,6 +23,8 @@ Examples
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from streamseg.config import DAY, Settings
@@ -46,8 +48,10 @@ __all__ = ["Engine", "Outcome"]
 class Engine:
     """Features, segmenters and change detection for one worker (or one replay)."""
 
-    def __init__(self, settings: Settings, segs: list[Segmenter] | None = None) -> None:
+    def __init__(self, settings: Settings, segs: list[Segmenter] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.wall = wall  # the wall clock: only the upper bound of accepted event times (screen)
         self.segmenters: list[Segmenter] = segs if segs is not None else segmenters.default(
             settings
         )
@@ -275,9 +279,10 @@ class Engine:
         return self.apply(state, event)
 
     def screen(self, event: Event, watermark: float | None) -> Invalid | None:
-        """Reject an event too far ahead of the event clock (``timestamp_out_of_range``):
-        :func:`streamseg.engine.validate.screen` with ``max_future_skew_s``."""
-        return screen(event, watermark, self.settings.max_future_skew_s)
+        """Reject an event too far in the future (``timestamp_out_of_range``):
+        :func:`streamseg.engine.validate.screen` with ``max_future_skew_s``, against
+        the later of the event clock ``watermark`` and the wall clock (``wall``)."""
+        return screen(event, watermark, self.settings.max_future_skew_s, self.wall())
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
         """The ``customer-segments`` value for ``state``.

@@ -5,7 +5,8 @@ Schemas in ``streamseg/schemas/`` are the contract; they are checked with a comp
 2020-12 validator (jsonschema-rs), then the few rules a schema cannot say
 (key matches body, known currency, event time inside the configured static
 window ``event_time_min`` .. ``event_time_max``) are applied. The dynamic
-bound (at most ``max_future_skew_s`` ahead of the event clock) is
+bound (at most ``max_future_skew_s`` ahead of the later of the event clock and
+the wall clock) is
 :func:`screen`, called by :meth:`streamseg.engine.processor.Engine.screen`.
 
 Examples
@@ -105,27 +106,42 @@ def pseudonymise(secret: str, customer_id: str) -> str:
     return mac.hexdigest()[:32]
 
 
-def screen(event: Event, watermark: float | None, skew: float) -> Invalid | None:
-    """Reject an event more than ``skew`` seconds ahead of the event clock
-    (``timestamp_out_of_range``).
+def screen(event: Event, watermark: float | None, skew: float,
+           wall: float | None = None) -> Invalid | None:
+    """Reject an event more than ``skew`` seconds in the future
+    (``timestamp_out_of_range``): ahead of both the event clock and the wall clock.
 
-    The only reference is ``watermark``, the highest event time the worker
-    (partition) has seen: never one customer's ``last_seen``, never the wall
-    clock, so a replay decides the same. With no clock yet only the static
-    window of the validator (``event_time_min`` .. ``event_time_max``) applies.
+    The references are ``watermark``, the highest event time the worker
+    (partition) has seen (never one customer's ``last_seen``), and ``wall``, the
+    wall-clock time now: an event is rejected only when it lies more than
+    ``skew`` ahead of the *later* of the two. So an event from the future (a
+    device clock in 2099, also as the very first event) is rejected, while a
+    quiet spell in the data longer than ``skew`` (a closed week, an idle
+    partition, a backfilled order history with gaps) never is: for data behind
+    the wall clock the check passes, and the decision does not depend on when a
+    replay runs. Only data ahead of the wall clock (simulated futures) is held to
+    the event clock, as before. With neither reference only the static window of
+    the validator (``event_time_min`` .. ``event_time_max``) applies.
 
     >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
     >>> screen(ev, None, 60.0) is None, screen(ev, 940.0, 60.0) is None
     (True, True)
-    >>> screen(ev, 939.0, 60.0).reason
+    >>> screen(ev, 939.0, 60.0).reason  # no wall clock given: the event clock alone
+    'timestamp_out_of_range'
+    >>> screen(ev, 939.0, 60.0, wall=5000.0) is None  # a gap in past data: accepted
+    True
+    >>> screen(ev, None, 60.0, wall=900.0).reason  # from the future, even as the first event
     'timestamp_out_of_range'
     """
-    if watermark is None or event.ts <= watermark + skew:
+    ref = watermark if wall is None else wall if watermark is None else max(watermark, wall)
+    if ref is None or event.ts <= ref + skew:
         return None
+    what = ("the event clock" if wall is None or (watermark is not None and watermark >= wall)
+            else "the wall clock")
     return Invalid(
         "timestamp_out_of_range",
         f"event time {format_ts(event.ts)} is more than {skew:g} s "
-        f"ahead of the event clock ({format_ts(watermark)})",
+        f"ahead of {what} ({format_ts(ref)})",
         "ts",
     )
 

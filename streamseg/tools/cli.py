@@ -22,7 +22,10 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--customer", required=True, help="customer id column")
     p.add_argument("--time", help="timestamp column (orders: required; profiles: or --at)")
-    p.add_argument("--amount", help="amount column (a line's or an order's total; orders)")
+    money = p.add_mutually_exclusive_group()
+    money.add_argument("--amount", help="amount column (a line's or an order's total; orders)")
+    money.add_argument("--price", help="unit price column (orders): a line's amount is price x "
+                       "--quantity (x 1 without a quantity column)")
     p.add_argument("--order", help="order id column (lines of one order -> one purchase); "
                    "without it: one purchase per customer and timestamp")
     p.add_argument("--time-format", help="strptime format (e.g. %%Y%%m%%d) or 'epoch' "
@@ -70,9 +73,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from streamseg.tools.profiles import cli as profiles_cli
 
             return profiles_cli(args, settings, fmt)
-        if not (args.time and args.amount and (args.currency or args.currency_column)):
-            print("streamseg import: error: orders need --time, --amount and one of "
-                  "--currency / --currency-column (or --profiles for a customer table)",
+        if not (args.time and (args.amount or args.price)
+                and (args.currency or args.currency_column)):
+            print("streamseg import: error: orders need --time, --amount (or --price) and one "
+                  "of --currency / --currency-column (or --profiles for a customer table)",
                   file=sys.stderr)
             return 2
         from streamseg.tools.importer import cli
@@ -87,13 +91,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         handle = args.file.open("rb")
     except OSError as exc:
-        raise InputFileError(str(args.file), 0, None, exc.strerror or str(exc)) from None
+        raise InputFileError(str(args.file), None, None, exc.strerror or str(exc)) from None
     with handle:
         figures = measure(run_engine(handle, settings), settings)
     figures["file"] = str(args.file)
     figures["hysteresis"] = not args.no_hysteresis
     if args.json:
         sys.stdout.buffer.write(codec.dumps(figures) + b"\n")
-    else:
+    if "agreement" not in figures:  # nothing to measure: a failure, as replay's bad line
+        raise InputFileError(str(args.file), None, None, render(figures))
+    if not args.json:
         print(render(figures, confusion=not args.no_confusion))
     return 0

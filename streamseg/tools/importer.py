@@ -1,11 +1,14 @@
 """``streamseg import``: an order or transaction file -> purchase events (JSON lines, by time).
 
 A column mapping names the customer, timestamp, amount and (optionally) order
-id columns. Line items of one order become one purchase: the amounts are
-summed, the time is the earliest line's, quantities (per product) become
-``items``. With no order-id column, the rows of one customer with the same
-timestamp are one purchase (order id ``<customer>@<time>``), which is how
-date-only files such as CDNOW read: one purchase per customer per day.
+id columns; instead of an amount, a unit price column (``price``): a line's
+amount is then price x quantity (the quantity column, or 1 without one), as in
+files such as Online Retail (``Quantity``, ``UnitPrice``). Line items of one
+order become one purchase: the amounts are summed, the time is the earliest
+line's, quantities (per product) become ``items``. With no order-id column,
+the rows of one customer with the same timestamp are one purchase (order id
+``<customer>@<time>``), which is how date-only files such as CDNOW read: one
+purchase per customer per day.
 
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
 ``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds); a time with
@@ -61,7 +64,7 @@ class Mapping:
 
     customer: str
     time: str
-    amount: str
+    amount: str | None = None  # a line's (or a one-line order's) total ...
     order: str | None = None
     time_format: str | None = None
     currency: str | None = None
@@ -71,10 +74,16 @@ class Mapping:
     quantity: str | None = None
     product: str | None = None
     shift_days: float = 0.0
+    price: str | None = None  # ... or a unit price: the line's amount is price x quantity
+
+    def __post_init__(self) -> None:
+        if (self.amount is None) == (self.price is None):
+            raise ValueError("a mapping names exactly one of amount and price")
 
     def columns(self) -> list[str]:
         """The columns to read, in a fixed order."""
-        names = [self.customer, self.time, self.amount, self.order, self.currency_column,
+        names = [self.customer, self.time, self.amount, self.price, self.order,
+                 self.currency_column,
                  self.channel_column, self.quantity, self.product]
         return list(dict.fromkeys(n for n in names if n))
 
@@ -82,7 +91,7 @@ class Mapping:
         """The input column behind an event field (for error messages)."""
         top = (field_name or "").split(".")[0]
         return {
-            "customer_id": self.customer, "ts": self.time, "amount": self.amount,
+            "customer_id": self.customer, "ts": self.time, "amount": self.amount or self.price,
             "order_id": self.order, "event_id": self.order,
             "currency": self.currency_column or "--currency",
             "channel": self.channel_column or "--channel", "items": self.quantity,
@@ -184,6 +193,11 @@ class Importer:
                 f"cannot read {values[col]!r} ({exc})")
             raise RowError(self.path, row, col, msg) from None
 
+    def bad(self, err: RowError, values: dict[str, Any]) -> None:
+        """A row the reader could not split into columns: stop, or reject it."""
+        self.counts.rows += 1
+        self._fail(err, values)
+
     def add(self, row: int, values: dict[str, Any]) -> None:
         """Fold one row into its order (or reject it)."""
         self.counts.rows += 1
@@ -197,7 +211,8 @@ class Importer:
         customer = self._cell(row, values, m.customer, _text)
         ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
         ts += m.shift_days * DAY
-        amount = self._cell(row, values, m.amount, _amount)
+        if m.price is None:
+            amount = self._cell(row, values, str(m.amount), _amount)
         currency = m.currency or self._cell(row, values, str(m.currency_column),
                                             lambda v: _text(v).upper())
         channel = m.channel
@@ -207,6 +222,8 @@ class Importer:
                 raise RowError(self.path, row, m.channel_column,
                                f"{channel!r} is not one of {', '.join(CHANNELS)}")
         qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
+        if m.price is not None:
+            amount = self._cell(row, values, m.price, _amount) * (1 if qty is None else qty)
         product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
         key = (self._cell(row, values, m.order, _text) if m.order
                else f"{customer}@{format_ts(ts).replace('-', '').replace(':', '')}")
@@ -261,7 +278,7 @@ def run(path: Path, fmt: str, mapping: Mapping, settings: Settings, out: IO[byte
     reject = None if rejects is None else reject_writer(rejects)
 
     imp = Importer(str(path), mapping, settings, reject)
-    for row, values in read_rows(path, fmt, mapping.columns()):
+    for row, values in read_rows(path, fmt, mapping.columns(), imp.bad):
         imp.add(row, values)
     for event in imp.events():
         out.write(codec.dumps(event) + b"\n")
@@ -269,11 +286,12 @@ def run(path: Path, fmt: str, mapping: Mapping, settings: Settings, out: IO[byte
 
 
 def cli(args: Any, settings: Settings) -> int:
-    """``streamseg import FILE --customer C --time T --amount A [--order O] ...``."""
+    """``streamseg import FILE --customer C --time T --amount A|--price P [--order O] ...``."""
     from streamseg.replay import open_out
 
     mapping = Mapping(
-        customer=args.customer, time=args.time, amount=args.amount, order=args.order,
+        customer=args.customer, time=args.time, amount=args.amount, price=args.price,
+        order=args.order,
         time_format=args.time_format, currency=args.currency,
         currency_column=args.currency_column, channel=args.channel,
         channel_column=args.channel_column, quantity=args.quantity, product=args.product,

@@ -172,14 +172,20 @@ class ProfileImporter:
     records: dict[str, tuple[float, int, dict[str, Any]]] = field(default_factory=dict)
 
     def add(self, row: int, values: dict[str, Any]) -> None:
-        self.counts.rows += 1
         try:
             self._add(row, values)
         except RowError as err:
-            if self.reject is None:
-                raise
-            self.counts.rejected += 1
-            self.reject(err, values)
+            self.bad(err, values)
+        else:
+            self.counts.rows += 1
+
+    def bad(self, err: RowError, values: dict[str, Any]) -> None:
+        """A bad row (also one the reader could not split): stop, or reject it."""
+        self.counts.rows += 1
+        if self.reject is None:
+            raise err
+        self.counts.rejected += 1
+        self.reject(err, values)
 
     def _blank(self, value: Any) -> bool:
         return value is None or (isinstance(value, float) and math.isnan(value)) or (
@@ -242,7 +248,7 @@ def run(path: Path, fmt: str, mapping: ProfileMapping, settings: Settings, out: 
     reject = None if rejects is None else reject_writer(rejects)
 
     imp = ProfileImporter(str(path), mapping, Validator(settings), reject)
-    for row, values in read_rows(path, fmt, mapping.columns()):
+    for row, values in read_rows(path, fmt, mapping.columns(), imp.bad):
         imp.add(row, values)
     for record in imp.output():
         out.write(codec.dumps(record) + b"\n")

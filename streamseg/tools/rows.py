@@ -49,7 +49,7 @@ class RowError(InputFileError):
     """
 
     def __init__(self, path: str, row: int | None, column: str | None, message: str) -> None:
-        super().__init__(path, row or 0, column, message)
+        super().__init__(path, row, column, message)
         where = f"{path}:{row}" if row else path
         col = f" column {column}:" if column else ""
         self.args = (f"{where}:{col} {message}",)
@@ -105,13 +105,30 @@ def guess_format(path: Path) -> str:
     return "csv"
 
 
-def read_rows(path: Path, fmt: str, columns: list[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """``(row, {column: value})`` for each data row of ``path``, only ``columns``."""
+def read_rows(path: Path, fmt: str, columns: list[str],
+              bad: Reject | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(row, {column: value})`` for each data row of ``path``, only ``columns``.
+
+    A row that cannot be read (fewer fields than the header) raises a
+    :class:`RowError`, or, with ``bad``, is given to ``bad`` with the values it
+    has, and the reading goes on. A file that cannot be read at all (missing,
+    no header, a column not in it) always raises.
+
+    >>> import tempfile, pathlib
+    >>> src = pathlib.Path(tempfile.mkdtemp()) / "o.csv"
+    >>> _ = src.write_text("a,b\\n1,x\\n2\\n3,z\\n")
+    >>> skipped = []
+    >>> list(read_rows(src, "csv", ["a", "b"], lambda err, v: skipped.append((err.row, v))))
+    [(2, {'a': '1', 'b': 'x'}), (4, {'a': '3', 'b': 'z'})]
+    >>> skipped
+    [(3, {'a': '2'})]
+    """
     if fmt == "parquet":
         yield from _parquet(path, columns)
         return
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        # undecodable bytes become lone surrogates, found per row below
+        handle = path.open(newline="", encoding="utf-8-sig", errors="surrogateescape")
     except OSError as exc:
         raise RowError(str(path), None, None, exc.strerror or str(exc)) from None
     with handle:
@@ -122,16 +139,44 @@ def read_rows(path: Path, fmt: str, columns: list[str]) -> Iterator[tuple[int, d
         header = next(lines, None)
         if header is None:
             raise RowError(str(path), None, None, "empty file (no header row)")
+        for name in header:
+            if (undecodable := _not_utf8(name)) is not None:
+                raise RowError(str(path), 1, None, undecodable)
         index = _index(str(path), [h.strip() for h in header], columns)
         for number, fields in enumerate(lines, start=2):
             if not fields or not any(f.strip() for f in fields):
                 continue  # blank line
+            values = {name: fields[i].strip() for name, i in index.items() if i < len(fields)}
+            err = None
             if len(fields) < len(header):
-                raise RowError(
-                    str(path), number, None,
-                    f"{len(fields)} fields, the header has {len(header)}",
-                )
-            yield number, {name: fields[i].strip() for name, i in index.items()}
+                err = RowError(str(path), number, None,
+                               f"{len(fields)} fields, the header has {len(header)}")
+            for name, value in values.items():
+                if err is None and (undecodable := _not_utf8(value)) is not None:
+                    err = RowError(str(path), number, name, undecodable)
+            if err is None:
+                yield number, values
+            elif bad is None:
+                raise err
+            else:
+                bad(err, {name: _text(value) for name, value in values.items()})
+
+
+def _not_utf8(text: str) -> str | None:
+    """Why ``text`` (decoded with ``surrogateescape``) is not UTF-8, or None if it is.
+
+    >>> _not_utf8(b"caf\\xe9".decode("utf-8", "surrogateescape")), _not_utf8("café")
+    ('not UTF-8 text (byte 0xe9 at character 4)', None)
+    """
+    for i, char in enumerate(text):
+        if "\udc80" <= char <= "\udcff":
+            return f"not UTF-8 text (byte 0x{ord(char) - 0xDC00:02x} at character {i + 1})"
+    return None
+
+
+def _text(value: str) -> str:
+    """``value`` with each undecodable byte shown as U+FFFD (for a rejects file)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _index(path: str, header: list[str], columns: list[str]) -> dict[str, int]:

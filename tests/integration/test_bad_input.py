@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import random
 import socket
+import time
 import urllib.request
 from collections import Counter
 from datetime import UTC, datetime
@@ -94,8 +95,10 @@ def junk(rng: random.Random, n: int) -> list[Junk]:
             rec["ts"] = rng.choice(["1969-12-31T23:59:59Z", "1900-01-01T00:00:00Z",
                                     "2100-01-01T00:00:00Z", "2999-01-01T00:00:00+05:00"])
             value, reason = codec.dumps(rec), "timestamp_out_of_range"
-        elif case == 9:  # ahead of the worker's event clock by far more than the skew
-            rec["ts"] = ts(rng.uniform(60, 9000))
+        elif case == 9:  # in the future: ahead of the event clock and the wall clock by
+            # more than the skew (7 days); behind the wall clock an event is never too early
+            ahead = (time.time() - T0) / DAY + 8
+            rec["ts"] = ts(rng.uniform(ahead, ahead + 9000))
             value, reason = codec.dumps(rec), "timestamp_out_of_range"
         elif case == 10:
             rec["ts"] = rng.choice(["2026-03-01T00:00:00", "yesterday", "2026-02-30T00:00:00Z"])

@@ -159,6 +159,9 @@ async def test_lookup_finds_customers_a_crc32_producer_placed(
         assert crossed >= 1, "no customer whose routed worker lacks it: the search is untested"
         unknown = [await aget(port, customer_path("crc-nobody")) for port in ports]
         assert unknown == [(404, {"error": "unknown_customer"})] * 2
+        refused = (400, {"error": "bad_scope", "allowed": ["local"]})
+        assert await aget(ports[0], "/segments?scope=bogus") == refused
+        assert await aget(ports[1], customer_path("nobody") + "?scope=all") == refused
         for proc in procs:
             assert proc.crashes() == [], proc.tail()
 
@@ -234,6 +237,9 @@ async def test_lookup_from_either_worker(
         nobody = [await aget(port, customer_path("nobody") + "?scope=local") for port in ports]
         assert sorted(status for status, _ in nobody) == [404, 421], nobody
         assert unknown == [(404, {"error": "unknown_customer"})] * 2
+        refused = (400, {"error": "bad_scope", "allowed": ["local"]})
+        assert await aget(ports[0], "/segments?scope=bogus") == refused
+        assert await aget(ports[1], customer_path("nobody") + "?scope=all") == refused
 
         # erasure -> 404 everywhere; withdrawal -> suppressed answer, notice, record
         erased, withdrawn = raw_ids[0], raw_ids[1]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any, cast
@@ -83,11 +85,11 @@ class FakeEvent(SimpleNamespace):
 class Harness:
     """One worker's ``Ingest`` over in-memory topics, with its own metrics registry."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, wall: Callable[[], float] = time.time) -> None:
         self.app = FakeApp(settings)
         self.registry = CollectorRegistry()
         self.metrics = Metrics(self.registry)
-        self.ingest = Ingest(cast(Streamseg, self.app), Engine(settings), self.metrics)
+        self.ingest = Ingest(cast(Streamseg, self.app), Engine(settings, wall=wall), self.metrics)
         self.topics = {
             "click": settings.topic_clickstream,
             "purchase": settings.topic_purchases,

@@ -338,3 +338,13 @@ def test_a_profile_record_moves_a_demographic_audience_at_its_time() -> None:
     moved = eng.apply(out.state, Event("profile", "profile", "pr2", "c", 3 * DAY,
                                        attributes={"household_size": 2}))
     assert audience_changes(moved) == [("in", "out", "event", "1970-01-04T00:00:00Z")]
+
+
+def test_an_unreadable_file_is_named_without_a_line_number(tmp_path: Path) -> None:
+    path = tmp_path / "audiences.json"
+    path.write_bytes(b'{"audiences": [{"name": "caf\xe9"}]}')
+    with pytest.raises(AudienceFileError) as caught:
+        Engine(Settings(audiences_file=str(path)))
+    assert caught.value.line is None
+    assert str(caught.value).startswith(
+        f"{path}: cannot read the audiences file: 'utf-8' codec can't decode byte 0xe9 in ")

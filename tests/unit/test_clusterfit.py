@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from streamseg.engine.clusterfit import SWITCH_GAIN, Population, fit, id_hash, inertia, lloyd
+from streamseg.engine.clusterfit import (
+    KEEP_SHARE,
+    SWITCH_GAIN,
+    Population,
+    fit,
+    id_hash,
+    inertia,
+    lloyd,
+)
 
 
 def test_bottom_k_sample_does_not_depend_on_arrival_order() -> None:
@@ -50,3 +58,21 @@ def test_tiny_clusters_are_merged_away() -> None:
     assert len(centers) == 2 and shares.tolist() == [0.5, 0.5]  # its points join (10, 10)
     centers, shares = fit(pts, 3, seed=1, min_share=0.0)
     assert len(centers) == 3
+
+
+def test_an_existing_cluster_lives_until_a_smaller_share_than_a_new_one_needs() -> None:
+    """Hysteresis on a cluster's life: a new cluster needs ``min_share`` of the sample,
+    an existing (warm) one is dropped only below ``KEEP_SHARE * min_share``, so a
+    cluster near the limit is not dropped and re-created (under another meaning) on
+    alternate refits."""
+    pts = np.array([[0.0, 0.0]] * 50 + [[10.0, 10.0]] * 46 + [[30.0, 30.0]] * 4)  # 4%
+    assert 0.05 * KEEP_SHARE < 0.04 < 0.05
+    centers, shares = fit(pts, 3, seed=1, min_share=0.05)  # fresh: too small to be born
+    assert len(centers) == 2
+    warm = np.array([[0.0, 0.0], [10.0, 10.0], [30.0, 30.0]])
+    for lazy in (True, False):  # existing: kept, by the cheap refit and the restarts alike
+        centers, shares = fit(pts, 3, seed=1, warm=warm, min_share=0.05, lazy=lazy)
+        assert len(centers) == 3 and shares.tolist() == [0.5, 0.46, 0.04]
+    few = np.array([[0.0, 0.0]] * 50 + [[10.0, 10.0]] * 48 + [[30.0, 30.0]] * 2)  # 2%: dropped
+    centers, _ = fit(few, 3, seed=1, warm=warm, min_share=0.05, lazy=True)
+    assert len(centers) == 2

@@ -322,6 +322,32 @@ def test_moved_reports_only_customers_a_new_model_changes() -> None:
     assert seg.moved() == []
 
 
+def test_restored_customers_are_rescored_when_a_new_model_moves_them() -> None:
+    """After a restart nobody has an event yet: a new model version must still
+    re-score the restored customers it moves (their published labels would go stale)."""
+    trainer, people = trained()
+    snap = trainer.snapshot()
+    assert snap is not None
+    for s in people:  # labels published under version 1, then the worker restarts
+        v = trainer.assign(s, 0.0)
+        assert v is not None
+        s.segments["cluster"] = [v.segment, -100 * DAY, 1, 1]
+    restarted = ClusterSegmenter(CFG, training=False)
+    assert restarted.adopt(snap)
+    for s in people:
+        restarted.restore(CustomerState.from_dict(s.to_dict()))
+    assert len(restarted.population) == 0 and restarted.version == 1  # follower: no sample
+    assert restarted.moved() == []  # same model as the labels: nothing to re-score
+    centers = dict(snap["centers"])
+    centers["c1"], centers["c2"] = centers["c2"], centers["c1"]
+    assert restarted.adopt(dict(snap, version=2, centers=centers))
+    assert sorted(restarted.moved()) == sorted(s.customer_id for s in people)
+    trainer2 = ClusterSegmenter(CFG)  # a restarted trainer refills its sample from them
+    for s in people:
+        trainer2.restore(s)
+    assert len(trainer2.population) == 20 and trainer2.model is None and trainer2.learned == 0
+
+
 def test_forget_drops_the_customer_everywhere() -> None:
     seg, people = trained()
     cid = people[0].customer_id

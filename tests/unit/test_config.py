@@ -18,7 +18,7 @@ import pytest
 from streamseg.__main__ import main
 from streamseg.config import TOOL_VARIABLES, Settings, rule_of, variable
 from streamseg.errors import ConfigError
-from streamseg.worker import serve_metrics
+from streamseg.worker import check_web_port, serve_metrics
 
 # (variable, bad value, a fragment of the one-line message)
 BAD = [
@@ -73,6 +73,7 @@ BAD = [
     ("STREAMSEG_KPI_REPEAT_DAYS", "0", "must be > 0"),
     ("STREAMSEG_ALLOWED_LATENESS_S", "-5", "must be >= 0"),
     ("STREAMSEG_TICK_INTERVAL_S", "0", "must be >= 0.1"),
+    ("STREAMSEG_SOURCE_IDLE_S", "-1", "must be >= 0"),
     ("STREAMSEG_FREQ_HIGH_MAX_DAYS", "0", "must be > 0"),
     ("STREAMSEG_FREQ_MEDIUM_MAX_DAYS", "3", "STREAMSEG_FREQ_HIGH_MAX_DAYS < "),
     ("STREAMSEG_LAPSED_DAYS", "-inf", "must be a finite number"),
@@ -200,6 +201,48 @@ def test_a_metrics_port_in_use_is_one_line_naming_the_variable() -> None:
             serve_metrics(port)
 
 
+def test_the_metrics_endpoint_is_metrics_only() -> None:
+    """``/metrics`` answers the Prometheus text; any other path is 404 (was the metrics, 200)."""
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = serve_metrics(port)
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            assert resp.status == 200 and b"# TYPE " in resp.read()
+        for path in ("/metrics/bogus", "/", "/favicon.ico"):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+            assert err.value.code == 404, path
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_web_port_in_use_is_one_line_naming_the_variable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError, match=rf"^STREAMSEG_WEB_PORT: cannot listen on port {port} "
+                                              rf"\(STREAMSEG_WEB_BIND=0\.0\.0\.0\): "
+                                              rf"Address already in use$"):
+            check_web_port("0.0.0.0", port)
+
+
+def test_the_web_port_check_leaves_the_port_free() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    check_web_port("127.0.0.1", port)
+    with socket.socket() as after:  # no SO_REUSEADDR: would fail if the check held the port
+        after.bind(("127.0.0.1", port))
+        after.listen()
+
+
 def test_the_worker_command_stops_without_a_traceback() -> None:
     """The real process: a bad setting and an unreachable broker, each one line on stderr."""
     import os
@@ -225,3 +268,15 @@ def test_the_worker_command_stops_without_a_traceback() -> None:
     assert "not reachable (attempt 1:" in lines[0]
     assert lines[-1].startswith(f"streamseg: error: STREAMSEG_BROKER: no Kafka broker reachable "
                                 f"at 127.0.0.1:{port} after ")
+    with socket.socket() as taken:  # the web port in use: one line before any broker wait
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        web = taken.getsockname()[1]
+        busy = subprocess.run(
+            [sys.executable, "-m", "streamseg", "worker"], capture_output=True, text=True,
+            timeout=60, env={**env, "STREAMSEG_BROKER": f"kafka://127.0.0.1:{port}",
+                             "STREAMSEG_METRICS_PORT": "0", "STREAMSEG_WEB_PORT": str(web)})
+    assert busy.returncode == 2 and busy.stdout == ""
+    assert busy.stderr.splitlines() == [
+        f"streamseg: error: STREAMSEG_WEB_PORT: cannot listen on port {web} "
+        f"(STREAMSEG_WEB_BIND=0.0.0.0): Address already in use"]

@@ -29,7 +29,7 @@ from streamseg.engine.processor import Engine
 from streamseg.engine.summary import FEATURES
 from streamseg.engine.validate import Invalid, Validator, pseudonymise
 from streamseg.replay import Replayer, replay_lines
-from streamseg.web import table_key
+from streamseg.web import bad_scope, table_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())
@@ -175,6 +175,14 @@ def test_lookup_answers_for_withdrawn_and_erased_customers() -> None:
     assert schema_errors("lookup-customer", {"error": "unknown_customer"}) == []
     assert segment_sizes([off.state])["suppressed"] == 1
     assert segment_sizes([erased.state]) == segment_sizes([])
+
+
+def test_an_unknown_lookup_scope_is_400_naming_the_allowed_values() -> None:
+    assert bad_scope(None) is None and bad_scope("local") is None
+    for scope in ("bogus", "", "LOCAL", "all"):
+        assert bad_scope(scope) == (400, {"error": "bad_scope", "allowed": ["local"]})
+    refused = bad_scope("bogus")
+    assert refused is not None and schema_errors("lookup-customer", refused[1]) == []
 
 
 def test_dead_letters_carry_no_raw_id_when_pseudonymising() -> None:

@@ -19,7 +19,8 @@ from streamseg.config import DAY, Settings
 from streamseg.partitions import home
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
-CFG = Settings(max_future_skew_s=7 * DAY, allowed_lateness_s=0.0, partitions=4)
+# source_idle_s=0: another customer's event moves the clock at once (no input holds it back)
+CFG = Settings(max_future_skew_s=7 * DAY, allowed_lateness_s=0.0, partitions=4, source_idle_s=0.0)
 
 
 class PartitionedTable:
@@ -252,7 +253,8 @@ def test_a_schedule_rebuild_while_a_batch_awaits_its_acks_keeps_the_batchs_custo
     the clock starts rebuilds the schedules from the table; when it ran while the first
     batch awaited its outputs' acknowledgements, that batch's customers (pushed by emit,
     not yet written) vanished from the schedule and were never ticked."""
-    h, _ = harness(Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, partitions=4))
+    h, _ = harness(Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, partitions=4,
+                            source_idle_s=0.0))
     try:
         release: asyncio.Future[None] = h.loop.create_future()
         original = h.app.changes.send

@@ -170,3 +170,95 @@ def test_rejects_file_skips_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
     assert [(r["row"], r["column"]) for r in bad] == [(7, "line_total"), (8, "qty")]
     assert bad[1]["message"] == f"{src}:8: column qty: must be a whole number >= 1, got '0'"
     assert bad[1]["values"]["basket"] == "b8"
+
+
+def test_rejects_file_takes_a_short_row_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row with fewer fields than the header is a bad row like any other."""
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS + "c3,2026-01-05,1\nc3,2026-01-06,1,b8,1,p1,web\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    args = ["import", str(src), *BASKET_ARGS, "--out", str(out)]
+    assert main(args) == 2  # without --rejects it stops there
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:7: 3 fields, the header has 7\n")
+    assert main([*args, "--rejects", str(rejects)]) == 0
+    assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2", "b8"]
+    assert events(rejects) == [{
+        "file": str(src), "row": 7, "column": None,
+        "message": f"{src}:7: 3 fields, the header has 7",
+        "values": {"customer": "c3", "when": "2026-01-05", "line_total": "1"}}]
+    assert "rows=7 rejected=1 purchases=4 " in capsys.readouterr().err
+
+
+def test_bytes_that_are_not_utf8_are_one_clear_line_or_a_rejected_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Latin-1 in a column the import reads: ``FILE:ROW: column X: not UTF-8 text``."""
+    src, out, rejects = tmp_path / "orders.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    src.write_bytes(ORDERS.encode() + b"caf\xe9,2026-01-05,1,b9,1,p1,web\n"
+                    + b"c4,2026-01-06,1,b8,1,p\xe9,web\n")  # sku is not read: kept
+    args = ["import", str(src), *BASKET_ARGS, "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"streamseg: error: {src}:7: column customer: "
+                                       "not UTF-8 text (byte 0xe9 at character 4)\n")
+    assert main([*args, "--rejects", str(rejects)]) == 0
+    assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2", "b8"]
+    [bad] = events(rejects)
+    assert (bad["row"], bad["column"], bad["values"]["customer"]) == (7, "customer", "caf\ufffd")
+    capsys.readouterr()
+    src.write_bytes(b"\xff\xfe garbage\x00\n")  # a UTF-16 file: not even a header
+    assert main([*args, "--rejects", str(rejects)]) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:1: not UTF-8 text (byte 0xff at character 1)\n")
+
+
+ONLINE_RETAIL_LIKE = """\
+InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID
+536365,85123A,6,12/1/2010 8:26,2.55,17850
+536365,71053,6,12/1/2010 8:26,3.39,17850
+536366,22633,6,12/1/2010 8:28,1.85,17850
+C536379,D,-1,12/1/2010 9:41,27.5,14527
+536381,22139,23,12/1/2010 9:41,4.25,15311
+"""
+RETAIL_ARGS = ["--customer", "CustomerID", "--time", "InvoiceDate", "--time-format",
+               "%m/%d/%Y %H:%M", "--order", "InvoiceNo", "--currency", "GBP"]
+
+
+def test_a_unit_price_column_times_quantity_is_the_amount(tmp_path: Path) -> None:
+    """Online Retail-style lines: the amount is unit price x quantity, summed per order;
+    a return (negative quantity) is a rejected row, not a purchase."""
+    src, out, rejects = tmp_path / "retail.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    src.write_text(ONLINE_RETAIL_LIKE)
+    args = ["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity", "Quantity",
+            "--product", "StockCode", "--out", str(out), "--rejects", str(rejects)]
+    assert main(args) == 0
+    got = {e["order_id"]: e["amount"] for e in events(out)}
+    assert got == {"536365": 35.64, "536366": 11.1, "536381": 97.75}  # 6 * 2.55 + 6 * 3.39, ...
+    assert [(r["row"], r["column"]) for r in events(rejects)] == [(5, "Quantity")]
+    # no quantity column: one unit per line
+    assert main(["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--out", str(out),
+                 "--rejects", str(rejects)]) == 0
+    assert {e["order_id"]: e["amount"] for e in events(out)}["536365"] == 5.94
+
+
+def test_amount_and_price_exclude_each_other_and_one_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "retail.csv"
+    src.write_text(ONLINE_RETAIL_LIKE)
+    with pytest.raises(SystemExit) as exc:
+        main(["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--amount", "UnitPrice"])
+    assert exc.value.code == 2
+    assert "argument --amount: not allowed with argument --price" in capsys.readouterr().err
+    assert main(["import", str(src), *RETAIL_ARGS]) == 2
+    assert capsys.readouterr().err.startswith(
+        "streamseg import: error: orders need --time, --amount (or --price) and one of ")
+    bad = tmp_path / "bad.csv"
+    bad.write_text(ONLINE_RETAIL_LIKE.replace("3.39", "three"))
+    assert main(["import", str(bad), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity",
+                 "Quantity"]) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {bad}:3: column UnitPrice: cannot read 'three' "
+        "(could not convert string to float: 'three')\n")

@@ -192,6 +192,22 @@ def test_cli_json_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "Agreement with the batch reference" in capsys.readouterr().out
 
 
+def test_cli_a_file_without_an_accepted_event_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "bad.jsonl"
+    src.write_bytes(b'{"event_id": "x1", "customer_id": "A", "type": "purchase"}\n')
+    assert main(["quality", str(src)]) == 2
+    got = capsys.readouterr()
+    assert (got.out, got.err) == (
+        "", f"streamseg: error: {src}: no accepted events (1 lines, 1 dead letters)\n")
+    assert main(["quality", str(src), "--json"]) == 2
+    got = capsys.readouterr()
+    assert json.loads(got.out) == {"customers": 0, "dead_letters": 1, "file": str(src),
+                                   "hysteresis": True, "lines": 1}
+    assert got.err == f"streamseg: error: {src}: no accepted events (1 lines, 1 dead letters)\n"
+
+
 def test_engine_scores_compare_as_integers_even_when_some_customers_have_none() -> None:
     run = run_engine(lines(), no_hysteresis(Settings(allowed_lateness_s=0.0)))
     labels = engine_labels(run, BASE + 201 * DAY)

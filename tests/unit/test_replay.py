@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,10 @@ import pytest
 from streamseg import codec
 from streamseg.__main__ import main
 from streamseg.config import DAY, Settings
+from streamseg.engine.deadletters import dead_letter
 from streamseg.engine.events import format_ts, parse_ts
 from streamseg.engine.processor import Engine
-from streamseg.engine.validate import Valid, Validator
+from streamseg.engine.validate import Invalid, Valid, Validator, pseudonymise
 from streamseg.errors import InputFileError
 from streamseg.replay import Replayer, replay_lines
 from streamseg.simulate import SimConfig, Simulation
@@ -113,6 +115,25 @@ def test_dead_letters_instead_of_stopping(assert_schema: Check) -> None:
         assert record["source"]["topic"] == "in.jsonl"
 
 
+def test_dead_letters_are_redacted_like_the_workers(assert_schema: Check) -> None:
+    """With a pseudonymisation key no raw customer id reaches a replay's dead letter."""
+    settings = Settings(pseudonymise_key="abcdefghij")
+    bad = line(event_id="e2", customer_id="c000007", type="page_view", ts="yesterday")
+    letters: list[dict[str, Any]] = []
+    list(replay_lines([bad, b"{c000007"], settings, "in.jsonl", dead_letters=letters.append))
+    assert letters == [
+        dead_letter(Invalid("schema_invalid", '"yesterday" is not a "date-time"', "ts"),
+                    "in.jsonl", 0, 1, None, bad, secret="abcdefghij"),
+        dead_letter(Invalid("not_json", letters[1]["message"]), "in.jsonl", 0, 2, None,
+                    b"{c000007", secret="abcdefghij")]
+    assert [d["redaction"] for d in letters] == ["ids_pseudonymised", "payload_dropped"]
+    kept = codec.loads(base64.b64decode(letters[0]["value_b64"]))
+    assert kept["customer_id"] == pseudonymise("abcdefghij", "c000007")
+    assert all(b"c000007" not in base64.b64decode(d["value_b64"]) for d in letters)
+    for record in letters:
+        assert_schema("dead-letter", record)
+
+
 def test_cli_writes_changes_segments_and_dead_letters(
     tmp_path: Path, sim_lines: list[bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -143,8 +164,12 @@ def test_cli_bad_input_exits_2_with_file_line_field(
 
 
 def test_cli_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(tmp_path / "nope.jsonl"), "--quiet"]) == 2
-    assert "nope.jsonl" in capsys.readouterr().err
+    """A file that cannot be opened: ``FILE: reason``, no line number (was ``FILE:0:``)."""
+    missing = tmp_path / "nope.jsonl"
+    assert main(["replay", str(missing), "--quiet"]) == 2
+    assert main(["quality", str(missing)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"streamseg: error: {missing}: No such file or directory"] * 2
 
 
 def test_bad_bytes_get_the_workers_reason() -> None:

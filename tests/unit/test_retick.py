@@ -18,7 +18,8 @@ from streamseg.engine.events import Event
 from streamseg.engine.processor import Engine
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
-CFG = Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0)
+# source_idle_s=0: another customer's event moves the clock at once (no input holds it back)
+CFG = Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, source_idle_s=0.0)
 
 
 def at(days: float) -> str:
@@ -30,7 +31,8 @@ def buy(eid: str, cid: str, days: float) -> dict[str, Any]:
             "amount": 20.0, "currency": "EUR"}
 
 
-HELD = Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, lifecycle_margin_days=10.0)
+HELD = Settings(max_future_skew_s=365 * DAY, allowed_lateness_s=0.0, lifecycle_margin_days=10.0,
+                source_idle_s=0.0)
 
 
 def visit(eid: str, cid: str, days: float) -> dict[str, Any]:

@@ -95,8 +95,47 @@ def test_frequency_reason_tells_which_interval_decides() -> None:
 
 def test_frequency_names_are_readable() -> None:
     seg = FrequencySegmenter(Settings())
-    assert seg.describe("high") == "High frequency (weekly or more)"
+    assert [seg.describe(name) for name in ("high", "medium", "low", "lapsed")] == [
+        "High frequency (a purchase every 7 days or more often)",
+        "Medium frequency (a purchase every 7-28 days)",
+        "Low frequency (a purchase less often than every 28 days)",
+        "Lapsed buyer (no purchase for over 180 days)",
+    ]
     assert seg.describe("unknown-id") == "unknown-id"
+
+
+def test_frequency_names_follow_the_tier_settings() -> None:
+    """The names state the configured bounds (``medium`` said 2-4 weeks whatever they were)."""
+    seg = FrequencySegmenter(Settings(freq_high_max_days=1, freq_medium_max_days=10.5,
+                                      lapsed_days=60))
+    assert [seg.describe(name) for name in ("high", "medium", "low", "lapsed")] == [
+        "High frequency (a purchase every 1 day or more often)",
+        "Medium frequency (a purchase every 1-10.5 days)",
+        "Low frequency (a purchase less often than every 10.5 days)",
+        "Lapsed buyer (no purchase for over 60 days)",
+    ]
+
+
+def test_reasons_say_one_day_not_one_days() -> None:
+    freq, life = FrequencySegmenter(Settings()), LifecycleSegmenter(Settings())
+    s = buyer(2, 90.0, 100.0)  # mean gap 10: medium once the tenure interval is below it
+    verdict = freq.assign(s, 101 * DAY)
+    assert verdict is not None and verdict.reason == "buys every 10.0 days"
+    s = buyer(2, 99.0, 100.0)
+    assert [(v.segment, v.reason) for v in (freq.assign(s, 117 * DAY),) if v] == [
+        ("medium", "2 purchases in 18 days (one every 9.0 days), last 17 days ago")]
+    s = buyer(3, 99.0, 100.0)
+    assert [(v.segment, v.reason) for v in (freq.assign(s, 101 * DAY),) if v] == [
+        ("high", "3 purchases in 2 days (one every 0.7 days), last 1 day ago")]
+    old = buyer(2, 0.0, 10.0)
+    assert [(v.segment, v.reason) for v in (life.assign(old, 41 * DAY),) if v] == [
+        ("active", "last purchase 31 days ago")]
+    assert [(v.segment, v.reason) for v in (life.assign(old, 11 * DAY),) if v] == [
+        ("new", "first purchase recently")]
+    older = buyer(2, 0.0, 10.0)
+    older.first_purchase = -100 * DAY
+    assert [(v.segment, v.reason) for v in (life.assign(older, 11 * DAY),) if v] == [
+        ("active", "last purchase 1 day ago")]
 
 
 @pytest.mark.parametrize(

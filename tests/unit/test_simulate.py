@@ -148,3 +148,26 @@ def test_cli_writes_events_and_truth(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_cli_rejects_a_bad_start_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["simulate", "--start", "tomorrow", "--out", "-"]) == 2
     assert "--start" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("option", "value", "rule"), [
+    ("--customers", "-5", "must be a whole number >= 1, got '-5'"),
+    ("--customers", "0", "must be a whole number >= 1, got '0'"),
+    ("--days", "0", "must be a number > 0, got '0'"),
+    ("--days", "nan", "must be a number > 0, got 'nan'"),
+    ("--invalid-share", "2", "must be a number from 0 to 1, got '2'"),
+    ("--invalid-share", "-0.1", "must be a number from 0 to 1, got '-0.1'"),
+    ("--rate", "-1", "must be a number >= 0, got '-1'"),
+])
+def test_cli_rejects_out_of_range_options(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str, rule: str
+) -> None:
+    out = tmp_path / "ev.jsonl"
+    with pytest.raises(SystemExit) as stop:
+        main(["simulate", "--customers", "2", "--days", "3", option, value, "--out", str(out)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"streamseg simulate: error: argument {option}: {rule}")
+    assert not out.exists()
+    assert main(["simulate", "--customers", "2", "--days", "3", "--invalid-share", "1",
+                 "--out", str(out)]) == 0  # the bounds themselves are accepted

@@ -83,18 +83,24 @@ def test_pseudonymised_customer_id_is_the_keyed_hash() -> None:
     assert len(result.event.customer_id) == 32
 
 
-def test_screen_is_relative_to_event_time_never_the_wall_clock() -> None:
-    eng = Engine(Settings(max_future_skew_s=7 * DAY))
+def test_screen_is_relative_to_the_later_of_the_event_clock_and_the_wall_clock() -> None:
     t0 = BASE.timestamp()
+    live = Engine(Settings(max_future_skew_s=7 * DAY), wall=lambda: t0)  # data at the wall clock
     ev = Event("click", "page_view", "e", "c1", t0 + 8 * DAY)
-    assert eng.screen(ev, None) is None  # nothing known yet
-    assert eng.screen(ev, t0 + 1 * DAY) is None  # exactly 7 days ahead: admitted
-    rejected = eng.screen(ev, t0)
+    assert live.screen(ev, t0 + 1 * DAY) is None  # exactly 7 days ahead: admitted
+    rejected = live.screen(ev, t0 - DAY)
     assert rejected is not None and (rejected.reason, rejected.field) == (
         "timestamp_out_of_range", "ts"
     )
-    # a year-2026 event is never "in the future" of a 2026 clock, whatever today's date
-    assert eng.screen(Event("click", "page_view", "e", "c1", t0), t0) is None
+    assert rejected.message.endswith("ahead of the wall clock (2026-01-01T00:00:00Z)")
+    assert live.screen(ev, None) is not None  # from the future, also as the very first event
+    ahead = live.screen(Event("click", "page_view", "e", "c1", t0 + 20 * DAY), t0 + 10 * DAY)
+    assert ahead is not None and ahead.message.endswith(
+        "ahead of the event clock (2026-01-11T00:00:00Z)")
+    # a 2026 history replayed later: a quiet spell longer than the skew is no reason
+    later = Engine(Settings(max_future_skew_s=7 * DAY), wall=lambda: t0 + 300 * DAY)
+    assert later.screen(ev, t0) is None
+    assert later.screen(Event("click", "page_view", "e", "c1", t0 + 308 * DAY), t0) is not None
 
 
 def test_the_event_time_window_is_a_setting_and_1997_is_accepted() -> None:
@@ -113,13 +119,14 @@ def test_the_event_time_window_is_a_setting_and_1997_is_accepted() -> None:
 
 def test_the_skew_check_ignores_the_customers_own_last_seen() -> None:
     """Issue 8: after a restart the check compared with one customer's last_seen."""
-    eng = Engine(Settings(max_future_skew_s=7 * DAY))
-    clock = EventClock()
     t0 = BASE.timestamp()
+    eng = Engine(Settings(max_future_skew_s=7 * DAY), wall=lambda: t0)  # live data
+    clock = EventClock()
     old = eng.ingest(None, Event("click", "page_view", "a0", "c1", t0), EventClock())
     assert not isinstance(old, Invalid) and old.state is not None
-    # after a restart with no clock yet, c1 returns 30 days after its last event:
-    # only the static window applies (the old check rejected it against last_seen)
+    # after a restart with no clock yet, c1 returns 30 days after its last event (and
+    # the wall clock has moved on too): accepted (the old check rejected it against last_seen)
+    eng.wall = lambda: t0 + 30 * DAY
     first = eng.ingest(old.state, Event("click", "page_view", "a", "c1", t0 + 30 * DAY), clock)
     assert not isinstance(first, Invalid) and first.state is not None
     # a restored clock is the reference, not c1's last_seen (day 30)
@@ -132,7 +139,7 @@ def test_the_skew_check_ignores_the_customers_own_last_seen() -> None:
 
 
 def test_far_future_event_is_a_dead_letter_and_does_not_move_the_clock() -> None:
-    h = Harness(Settings(max_future_skew_s=7 * DAY))
+    h = Harness(Settings(max_future_skew_s=7 * DAY), wall=lambda: BASE.timestamp())  # live
     try:
         def send(eid: str, days: float) -> None:
             ts = (BASE + timedelta(days=days)).isoformat()
@@ -152,6 +159,22 @@ def test_far_future_event_is_a_dead_letter_and_does_not_move_the_clock() -> None
         assert h.ingest.clock.max_seen == (BASE + timedelta(days=13)).timestamp()
         state = h.state("c1")
         assert state is not None and state.events == 3
+    finally:
+        h.close()
+
+
+def test_a_quiet_spell_longer_than_the_skew_never_wedges_the_worker() -> None:
+    """Reviewer's defect: with the event clock as the only reference, one gap in the
+    data longer than the skew made every later event a dead letter, for good."""
+    wall = BASE.timestamp() + 400 * DAY  # the history is behind the wall clock
+    h = Harness(Settings(max_future_skew_s=7 * DAY), wall=lambda: wall)
+    try:
+        for eid, days in (("a", 0), ("b", 30), ("c", 31), ("d", 200)):  # gaps of 30 and 169 d
+            h.send_json("click", click(event_id=eid, ts=(BASE + timedelta(days=days)).isoformat()))
+        h.send_json("click", click(event_id="e", ts=(BASE + timedelta(days=408)).isoformat()))
+        assert h.count("click", "processed") == 4.0  # e: 8 days after the wall clock
+        assert [d["reason"] for d in h.app.dead_letters.values()] == ["timestamp_out_of_range"]
+        assert h.ingest.clock.max_seen == (BASE + timedelta(days=200)).timestamp()
     finally:
         h.close()
 

@@ -130,6 +130,16 @@ class NoPopulation:
         return []
 
 
+def days(value: float, spec: str = ".0f") -> str:
+    """``value`` days as reason text: ``1 day``, else ``N days`` (as formatted by ``spec``).
+
+    >>> days(1.2), days(0.4), days(12), days(1.0, ".1f"), days(7, "g")
+    ('1 day', '0 days', '12 days', '1.0 days', '7 days')
+    """
+    text = format(value, spec)
+    return f"{text} day" if text == "1" else f"{text} days"
+
+
 def first_after(after: float, times: list[float]) -> float | None:
     """The smallest of ``times`` strictly after ``after`` (None if none).
 

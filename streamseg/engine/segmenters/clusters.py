@@ -32,7 +32,7 @@ Engine contract:
 * ``due``: the exact event time at which growing recency alone takes an idle
   customer over a border or past the margin (one division per pair of centroids).
 * ``moved``: when a new model version is used, every local customer (seen in
-  ``learn``) whose verdict changes under it and is not held, or whose next due
+  ``learn`` or ``restore``) whose verdict changes under it and is not held, or whose next due
   time comes earlier than the one the engine has, is reported once. The work
   is one pass over this worker's customers per published version.
 
@@ -140,21 +140,26 @@ class ClusterSegmenter:
 
     # ---- population model -------------------------------------------------------------------
 
+    def _note(self, state: CustomerState) -> None:
+        """Keep ``state`` among this worker's customers (and in the trainer's sample)."""
+        if state.sessions < MIN_SESSIONS:
+            return
+        cid = state.customer_id
+        row = self._static(state)
+        entry = self.local.get(cid)
+        if entry is None:
+            cur = state.segments.get(self.name)
+            self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None,
+                               None if cur is None else float(cur[1]), None, None]
+        else:
+            entry[0], entry[1], entry[6] = row, state.last_seen, None
+        if self.training:
+            self.population.put(cid, row, state.last_seen)
+
     def learn(self, state: CustomerState, now: float) -> None:
         if self.training:
             self.learned += 1
-        if state.sessions >= MIN_SESSIONS:
-            cid = state.customer_id
-            row = self._static(state)
-            entry = self.local.get(cid)
-            if entry is None:
-                cur = state.segments.get(self.name)
-                self.local[cid] = [row, state.last_seen, None if cur is None else cur[0], None,
-                                   None if cur is None else float(cur[1]), None, None]
-            else:
-                entry[0], entry[1], entry[6] = row, state.last_seen, None
-            if self.training:
-                self.population.put(cid, row, state.last_seen)
+        self._note(state)
         if not self.training:
             return
         warm, every = self.settings.cluster_warmup, self.settings.cluster_refresh_every
@@ -165,9 +170,10 @@ class ClusterSegmenter:
                 self._use(model, now)
 
     def restore(self, state: CustomerState) -> None:
-        """No-op: a restarted trainer samples customers again from their next events
-        (followers score with the adopted snapshot meanwhile)."""
-        return None
+        """Back among this worker's customers (and the trainer's sample) after a restart
+        or rebalance, with no refit and no verdict: the next model version then
+        re-scores them too (:meth:`moved`), not only those seen since."""
+        self._note(state)
 
     def forget(self, customer_id: str) -> None:
         self.local.pop(customer_id, None)
@@ -294,9 +300,10 @@ class ClusterSegmenter:
         """Use a published snapshot if it is newer (and trained on enough customers).
 
         A snapshot over other features (from an older release) is ignored. The
-        trainer's sample is not in the snapshot: a restarted trainer refits
-        once it has sampled ``cluster_min_customers`` customers again, with ids
-        and names matched to the adopted model.
+        trainer's sample is not in the snapshot: a restarted trainer refills it
+        from the restored states (:meth:`restore`) and new events and refits once
+        it holds ``cluster_min_customers`` customers, with ids and names matched
+        to the adopted model.
         """
         try:
             model = ClusterModel.from_dict(snapshot)

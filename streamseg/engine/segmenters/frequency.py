@@ -75,17 +75,29 @@ from streamseg.engine.segmenters.base import (
     Assignment,
     NoPopulation,
     Trigger,
+    days,
     first_after,
 )
 
-NAMES = {
-    "prospect": "No purchase yet",
-    "one_time": "One-time buyer",
-    "high": "High frequency (weekly or more)",
-    "medium": "Medium frequency (every 2-4 weeks)",
-    "low": "Low frequency (monthly or rarer)",
-    "lapsed": "Lapsed buyer",
-}
+
+def names(settings: Settings) -> dict[str, str]:
+    """Segment -> readable name, the tier bounds taken from ``settings``.
+
+    >>> names(Settings())["medium"]
+    'Medium frequency (a purchase every 7-28 days)'
+    >>> names(Settings(freq_high_max_days=1, freq_medium_max_days=10.5))["high"]
+    'High frequency (a purchase every 1 day or more often)'
+    """
+    high, medium = settings.freq_high_max_days, settings.freq_medium_max_days
+    return {
+        "prospect": "No purchase yet",
+        "one_time": "One-time buyer",
+        "high": f"High frequency (a purchase every {days(high, 'g')} or more often)",
+        "medium": f"Medium frequency (a purchase every {high:g}-{days(medium, 'g')})",
+        "low": f"Low frequency (a purchase less often than every {days(medium, 'g')})",
+        "lapsed": f"Lapsed buyer (no purchase for over {days(settings.lapsed_days, 'g')})",
+    }
+
 RANK = {"lapsed": 0, "low": 1, "medium": 2, "high": 3}
 
 
@@ -95,6 +107,7 @@ class FrequencySegmenter(NoPopulation):
     name = "frequency"
 
     def __init__(self, settings: Settings) -> None:
+        self.names = names(settings)
         self.high = settings.freq_high_max_days
         self.medium = settings.freq_medium_max_days
         self.lapsed = settings.lapsed_days
@@ -127,7 +140,7 @@ class FrequencySegmenter(NoPopulation):
             return Assignment("prospect", "no purchase yet") if state.events else None
         since = max(0.0, now - lp) / DAY
         if since > self.lapsed:
-            return Assignment("lapsed", f"no purchase for {since:.0f} days")
+            return Assignment("lapsed", f"no purchase for {days(since)}")
         gap = mean_gap_days(state)
         if gap is None:
             return Assignment("one_time", "one purchase so far")
@@ -136,8 +149,8 @@ class FrequencySegmenter(NoPopulation):
         why = (
             f"buys every {gap:.1f} days"
             if interval == gap
-            else f"{state.purchases} purchases in {tenure * state.purchases:.0f} days "
-            f"(one every {tenure:.1f} days), last {since:.0f} days ago"
+            else f"{state.purchases} purchases in {days(tenure * state.purchases)} "
+            f"(one every {tenure:.1f} days), last {days(since)} ago"
         )
         if interval <= self.high:
             return Assignment("high", why)
@@ -203,7 +216,7 @@ class FrequencySegmenter(NoPopulation):
         return interval is not None and interval <= bound
 
     def describe(self, segment: str) -> str:
-        return NAMES.get(segment, segment)
+        return self.names.get(segment, segment)
 
     def segments(self) -> tuple[str, ...]:
-        return tuple(NAMES)
+        return tuple(self.names)

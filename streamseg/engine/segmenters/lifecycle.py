@@ -42,6 +42,7 @@ from streamseg.engine.segmenters.base import (
     Assignment,
     NoPopulation,
     Trigger,
+    days,
     first_after,
 )
 
@@ -77,19 +78,19 @@ class LifecycleSegmenter(NoPopulation):
                 return None
             idle = now - state.last_seen
             if idle > self.at_risk_s:
-                return Assignment("inactive_prospect", f"no visit for {idle / DAY:.0f} days")
+                return Assignment("inactive_prospect", f"no visit for {days(idle / DAY)}")
             return Assignment("prospect", "visits, no purchase yet")
         since = now - lp
         if since > self.lapsed_s:
-            return Assignment("lapsed", f"no purchase for {since / DAY:.0f} days")
+            return Assignment("lapsed", f"no purchase for {days(since / DAY)}")
         if since > self.at_risk_s:
-            return Assignment("at_risk", f"no purchase for {since / DAY:.0f} days")
+            return Assignment("at_risk", f"no purchase for {days(since / DAY)}")
         if state.reactivated_at is not None and now - state.reactivated_at <= self.reactivated_s:
             return Assignment("reactivated", "purchased again after a long silence")
         first = state.first_purchase if state.first_purchase is not None else lp
         if now - first <= self.new_s:
             return Assignment("new", "first purchase recently")
-        return Assignment("active", f"last purchase {since / DAY:.0f} days ago")
+        return Assignment("active", f"last purchase {days(since / DAY)} ago")
 
     def due(self, state: CustomerState, after: float) -> float | None:
         """Next threshold an idle customer crosses (incl. the end of a held demotion)."""

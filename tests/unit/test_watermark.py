@@ -1,0 +1,101 @@
+"""Catching up on a backlog: clock moves wait for the slowest input still delivering.
+
+Reviewer's defect: fed a backlog, the worker read one topic days of event time
+ahead of the other; the event clock (the highest event time seen) passed
+moments whose purchases were still unread, and customers were demoted by the
+clock, then promoted back when their purchases arrived: two wrong changes that
+replay (one file, in event-time order) never publishes.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streamseg import codec
+from streamseg.config import Settings
+from streamseg.engine.clock import SourceWatermark
+from streamseg.replay import Replayer, replay_lines
+from tests.unit.ingest_harness import Harness
+
+BASE = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def at(days: float) -> str:
+    return (BASE + timedelta(days=days)).isoformat().replace("+00:00", "Z")
+
+
+def buy(cid: str, days: float) -> dict[str, Any]:
+    eid = f"{cid}-b{days:g}"
+    return {"event_id": eid, "customer_id": cid, "type": "purchase", "ts": at(days),
+            "order_id": eid, "amount": 20.0, "currency": "EUR"}
+
+
+def view(cid: str, days: float) -> dict[str, Any]:
+    return {"event_id": f"{cid}-v{days:g}", "customer_id": cid, "type": "page_view",
+            "ts": at(days)}
+
+
+def run_ticks(h: Harness) -> None:
+    for partition, value in h.ingest.due_ticks():
+        h.send("tick", None, value, partition=partition)
+
+
+def moves(records: list[dict[str, Any]], cid: str) -> list[tuple[Any, ...]]:
+    return [(r["segmenter"], r["from_segment"], r["to_segment"], r["trigger"], r["event_time"])
+            for r in records if r["customer_id"] == cid and r["kind"] != "suppression"]
+
+
+def backlog(settings: Settings) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Another customer's clicks read 90 days of event time ahead of a buyer's later
+    purchases (every 5 days). Returns (worker moves, replay moves) of the buyer."""
+    purchases = [buy("w", d) for d in range(0, 101, 5)]  # every 5 days: high frequency
+    clicks = [view("busy", d) for d in range(0, 101)]
+    h = Harness(settings)
+    try:
+        for rec in purchases[:3]:  # the buyer's first purchases (days 0-10)...
+            h.send_json("purchase", rec)
+            run_ticks(h)
+        for rec in clicks:  # ...then the clicks topic, read 90 days ahead
+            h.send_json("click", rec)
+            run_ticks(h)
+        for rec in purchases[3:]:  # the rest of the purchases topic
+            h.send_json("purchase", rec)
+            run_ticks(h)
+        worker = moves(h.app.changes.values(), "w")
+    finally:
+        h.close()
+    lines = sorted((codec.dumps(r) for r in [*purchases, *clicks]),
+                   key=lambda raw: codec.loads(raw)["ts"])
+    rep = Replayer(settings)
+    return worker, moves(list(replay_lines(lines, settings, replayer=rep)), "w")
+
+
+def test_purchases_read_late_cause_no_clock_move_that_replay_does_not_publish() -> None:
+    worker, replay = backlog(Settings(allowed_lateness_s=0.0, source_idle_s=60.0))
+    assert [m for m in worker if m[3] == "clock"] == [m for m in replay if m[3] == "clock"]
+    assert worker == replay
+    # the old clock (the highest event time seen, source_idle_s=0) demoted the buyer
+    old, _ = backlog(Settings(allowed_lateness_s=0.0, source_idle_s=0.0))
+    assert ("frequency", "high", "medium", "clock") in [m[:4] for m in old]
+
+
+def test_an_assignment_holds_the_clock_until_each_new_input_delivered_or_went_idle() -> None:
+    w = SourceWatermark(idle_s=5.0)
+    w.assign([("clicks", 0), ("purchases", 0)], at=100.0)
+    w.observe(("clicks", 0), 50.0, at=101.0)
+    assert w.cap(at=101.0) == -math.inf  # purchases-0: progress unknown, holds everything
+    assert w.cap(at=105.5) == 50.0  # purchases-0 silent for 5 s: idle, no longer holds
+    w.observe(("purchases", 0), 40.0, at=106.0)
+    assert w.cap(at=106.0) == 40.0
+    # a rebalance: kept inputs keep their progress, lost ones are forgotten, new ones hold
+    w.assign([("purchases", 0), ("clicks", 1)], at=107.0)
+    assert set(w.sources) == {("purchases", 0), ("clicks", 1)}
+    assert w.cap(at=107.0) == -math.inf
+    w.observe(("clicks", 1), 45.0, at=108.0)
+    assert w.cap(at=108.0) == 40.0
+    assert SourceWatermark(idle_s=0.0).cap(at=1.0) is None  # nothing assigned: no cap
+    off = SourceWatermark(idle_s=0.0)
+    off.observe(("clicks", 0), 10.0, at=1.0)
+    assert off.cap(at=1.0) == 10.0 and off.cap(at=1.1) is None  # idle 0: never holds for long
