@@ -164,6 +164,12 @@ class Ingest:
         if ids:
             self.punctuator.rescore(list(ids))
 
+    async def check_gate(self) -> None:
+        """Re-read the held partitions whose hold ran out without a later event (timer)."""
+        async with self.lock:
+            for topic, partition in self.gate.overdue(time.monotonic()):
+                await self.reseek(topic, partition)
+
     async def reseek(self, topic: str, partition: int) -> None:
         offset = self.gate.threshold(topic, partition)
         if offset is None:
@@ -392,6 +398,13 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
             idle = ss.settings.batch_idle_s
             async for taken in intake.batches(stream, size, within, idle):
                 await ingest.handle_batch(taken)
+
+    @ss.app.timer(  # type: ignore[untyped-decorator]
+        max(0.2, ss.settings.gate_hold_s / 3), name="streamseg.gate"
+    )
+    async def gate() -> None:
+        """A held partition is re-read when its hold runs out, even if no event follows."""
+        await ingest.check_gate()
 
     @ss.app.timer(  # type: ignore[untyped-decorator]
         ss.settings.tick_interval_s, name="streamseg.clock"

@@ -131,6 +131,35 @@ class Gate:
         self.since[tp] = now
         return "reseek"
 
+    def overdue(self, now: float) -> list[TP]:
+        """Held partitions whose hold ran out with no later event to notice it: to re-read.
+
+        :meth:`admit` decides on the next event of a held partition, but the stream
+        may bring none (everything fetched was held, and a producer waits for the
+        worker's output): the gate timer asks here. A partition re-read once already
+        is opened instead (as :meth:`admit` does), so the next events apply.
+
+        >>> g = Gate(hold_s=3.0)
+        >>> g.assigned({("t", 0): 0}, now=0.0)
+        >>> g.admit("t", 0, 41, now=1.0)
+        'hold'
+        >>> g.overdue(now=3.5), g.overdue(now=4.0)  # held since 1.0: re-read at 4.0, once
+        ([], [('t', 0)])
+        >>> g.threshold("t", 0), g.overdue(now=6.0), g.overdue(now=7.0), g.closed()
+        (0, [], [], 0)
+        """
+        out: list[TP] = []
+        for tp, first in list(self.since.items()):
+            if now - first < self.hold_s:
+                continue
+            if tp in self.reseeked:
+                self._open(tp)
+                continue
+            self.reseeked.add(tp)
+            self.since[tp] = now
+            out.append(tp)
+        return out
+
     def threshold(self, topic: str, partition: int) -> int | None:
         """Offset to seek to (``reseek``); from then on the lowest held one opens the gate."""
         tp = (topic, partition)

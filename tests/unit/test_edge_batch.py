@@ -8,7 +8,10 @@ events arrive on two partitions has two states, as on the broker.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from faust import streams
@@ -177,6 +180,39 @@ def test_gate_holds_events_ahead_of_the_committed_offset_after_an_assignment() -
         state = table.state(0, "c1")
         assert state is not None and state["purchases"] == 3
         assert state["_positions"] == {f"{topic}:0": 7}
+    finally:
+        h.close()
+
+
+def test_a_held_partition_is_re_read_when_its_hold_runs_out_even_with_no_later_event() -> None:
+    """CI storm failure: after a kill -9 the restarted worker held everything Faust
+    delivered ahead of the committed offset, and no later event came (the feeder waits
+    for output) to notice the hold had run out: nothing was applied for 30 s."""
+    h, table = harness(dataclasses.replace(CFG, gate_hold_s=0.05))
+    seeks: list[tuple[Any, int]] = []
+
+    async def seek(tp: Any, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    h.app.app.consumer = SimpleNamespace(seek=seek)
+    try:
+        topic = CFG.topic_purchases
+        h.ingest.on_assigned([], {(topic, 0): None})  # killed before its first commit
+        h.offset = 41
+        h.batch([h.message("purchase", b"c1", buy("e41", "c1", 41.0))])
+        assert table.data == {} and seeks == []
+        h.loop.run_until_complete(h.ingest.check_gate())
+        assert seeks == []  # still within the hold
+        time.sleep(0.06)
+        h.loop.run_until_complete(h.ingest.check_gate())
+        assert seeks == [((topic, 0), 0)]  # the timer re-reads from the committed offset
+        assert metric(h, "streamseg_input_reseeks_total") == 1.0
+        h.offset = 0  # the re-read: from the start, in order, up to the held event
+        h.batch([h.message("purchase", b"c1", buy(f"e{i}", "c1", float(i))) for i in (0, 1)])
+        h.offset = 41
+        h.batch([h.message("purchase", b"c1", buy("e41", "c1", 41.0))])
+        state = table.state(0, "c1")
+        assert state is not None and state["purchases"] == 3
     finally:
         h.close()
 
