@@ -81,4 +81,10 @@ async def test_kill9_storm_with_local_state_loses_nothing(
                               if v["change_id"] in run.missing})
             print(f"storm: input lag of the group {lag}; customers with missing changes {missing}")
         assert run.complete and not run.missing, f"{len(run.missing)} changes lost"
-        assert not run.extra and run.mismatched() == []
+        keys = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment", "trigger",
+                "event_time")
+        bad = set(run.mismatched())
+        shown = [(tuple(v.get(k) for k in keys), tuple(run.reference[v["change_id"]].get(k)
+                                                        for k in keys))
+                 for v in run.values if v["change_id"] in bad][:6]
+        assert not run.extra and not bad, f"{len(bad)} mismatched (published, reference): {shown}"
