@@ -195,11 +195,15 @@ async def partition_counts(settings: Settings) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        existing = set(await admin.list_topics())
-        names = [n for n in co_partitioned(settings) if n in existing]
-        described = await admin.describe_topics(names) if names else []
+        return await _counts(admin, settings, set(await admin.list_topics()))
     finally:
         await admin.close()
+
+
+async def _counts(admin: AIOKafkaAdminClient, settings: Settings,
+                  existing: set[str]) -> dict[str, int]:
+    names = [n for n in co_partitioned(settings) if n in existing]
+    described = await admin.describe_topics(names) if names else []
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
 
 
@@ -214,12 +218,18 @@ def check_partitions(settings: Settings, counts: dict[str, int]) -> None:
 
 
 async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
-    """Create missing topics (co-partitioned inputs, compacted outputs); return those created."""
+    """Create missing topics (co-partitioned inputs, compacted outputs); return those created.
+
+    First the co-partitioned topics that exist are checked (:func:`check_partitions`):
+    a mismatch raises before anything is created, so a refused start leaves the
+    topics as they were.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     created: list[str] = []
     try:
         existing = set(await admin.list_topics())
+        check_partitions(settings, await _counts(admin, settings, existing))
         for spec in topic_specs(settings):
             if spec.name in existing:
                 continue

@@ -17,13 +17,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from streamseg import telemetry
 from streamseg.agents import Ingest, register
-from streamseg.app import (
-    Streamseg,
-    build_app,
-    check_partitions,
-    ensure_topics,
-    partition_counts,
-)
+from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
 from streamseg.engine import segmenters
@@ -164,9 +158,7 @@ def run(settings: Settings) -> None:
         check_web_port(settings.web_bind, settings.web_port)
     asyncio.run(wait_for_broker(settings, say))
     # a changelog left by an earlier run with another STREAMSEG_PARTITIONS stops Faust's
-    # agent (PartitionsMismatch) while the process stays up: refuse to start instead
-    # (before creating anything, so a refused start leaves the topics as they were)
-    check_partitions(settings, asyncio.run(partition_counts(settings)))
+    # agent (PartitionsMismatch) while the process stays up: ensure_topics refuses first
     asyncio.run(ensure_topics(settings))
     ss, ingest = assemble(settings, metrics)
     _, errors = telemetry.install(ss, ingest.metrics)

@@ -133,11 +133,12 @@ def screen(event: Event, watermark: float | None, skew: float,
     >>> screen(ev, None, 60.0, wall=900.0).reason  # from the future, even as the first event
     'timestamp_out_of_range'
     """
-    ref = watermark if wall is None else wall if watermark is None else max(watermark, wall)
+    # the later reference (the event clock on a tie); none: nothing to be ahead of
+    ref, what = max(((t, name) for t, name in ((watermark, "the event clock"),
+                                               (wall, "the wall clock")) if t is not None),
+                    key=lambda r: r[0], default=(None, ""))
     if ref is None or event.ts <= ref + skew:
         return None
-    what = ("the event clock" if wall is None or (watermark is not None and watermark >= wall)
-            else "the wall clock")
     return Invalid(
         "timestamp_out_of_range",
         f"event time {format_ts(event.ts)} is more than {skew:g} s "

@@ -211,8 +211,8 @@ class Importer:
         customer = self._cell(row, values, m.customer, _text)
         ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
         ts += m.shift_days * DAY
-        if m.price is None:
-            amount = self._cell(row, values, str(m.amount), _amount)
+        # a line's amount, or its unit price (times the quantity, below)
+        money = self._cell(row, values, str(m.amount if m.price is None else m.price), _amount)
         currency = m.currency or self._cell(row, values, str(m.currency_column),
                                             lambda v: _text(v).upper())
         channel = m.channel
@@ -222,8 +222,7 @@ class Importer:
                 raise RowError(self.path, row, m.channel_column,
                                f"{channel!r} is not one of {', '.join(CHANNELS)}")
         qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
-        if m.price is not None:
-            amount = self._cell(row, values, m.price, _amount) * (1 if qty is None else qty)
+        amount = money if m.price is None or qty is None else money * qty
         product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
         key = (self._cell(row, values, m.order, _text) if m.order
                else f"{customer}@{format_ts(ts).replace('-', '').replace(':', '')}")
