@@ -40,10 +40,10 @@ from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState, seen
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
+from streamseg.gate import Gate
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync, follow_models
 from streamseg.partitions import (
-    Gate,
     PartitionState,
     committed_offsets,
     home,
@@ -171,12 +171,17 @@ class Ingest:
                 await self.reseek(topic, partition)
 
     async def reseek(self, topic: str, partition: int) -> None:
-        offset = self.gate.threshold(topic, partition)
+        """Seek the partition to where the gate wants it re-read from (``Gate.seek``)."""
+        offset = self.gate.seek(topic, partition, time.monotonic())
         if offset is None:
             return
-        log.warning("re-reading %s[%d] from the committed offset %d", topic, partition, offset)
+        log.warning("re-reading %s[%d] from offset %d", topic, partition, offset)
         self.metrics.input_reseeks.inc()
-        await self.ss.app.consumer.seek(faust.types.TP(topic, partition), offset)
+        tp = faust.types.TP(topic, partition)
+        consumer = self.ss.app.consumer
+        await consumer.seek(tp, offset)
+        # offsets Faust saw skipped are not to be committed past: they are re-read now
+        adapters.forget_gap(consumer, tp)
 
     def load(self, event: Any, key: bytes) -> Entry:
         """The customer's state on the event's partition (cached for the batch)."""

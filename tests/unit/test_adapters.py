@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from types import SimpleNamespace
+from typing import Any
 
 from faust import streams
 from faust.transport.producer import ProducerBuffer
@@ -158,3 +160,51 @@ def test_lean_delivery_makes_no_task_when_the_hand_over_does_not_wait() -> None:
         loop.create_task = create  # type: ignore[method-assign]
 
     asyncio.run(probe())
+
+
+def test_drain_waits_for_the_record_faust_took_off_its_queue_but_has_not_handed_over() -> None:
+    """Faust's buffer task takes a record before handing it over, and the hand-over can
+    wait (a full client batch): the queue is empty while the record is not yet with the
+    client. drain() must wait for it, or an offset commit can pass the changelog record."""
+    assert hasattr(asyncio.Queue(), "_getters")
+
+    async def probe() -> None:
+        buffer = ProducerBuffer()
+        buffer.app = SimpleNamespace(conf=SimpleNamespace(producer_threaded=False))  # type: ignore[assignment]
+        release = asyncio.Event()
+        sent: list[str] = []
+
+        async def send_pending(fut: Any) -> None:
+            if fut == "slow":
+                await release.wait()
+            sent.append(fut)
+
+        buffer._send_pending = send_pending  # type: ignore[method-assign]
+        await buffer.start()
+        try:
+            buffer.put("fast")  # type: ignore[arg-type]
+            buffer.put("slow")  # type: ignore[arg-type]
+            drained = asyncio.ensure_future(adapters.drain(SimpleNamespace(buffer=buffer)))
+            for _ in range(10):
+                await asyncio.sleep(0)
+            assert buffer.size == 0 and sent == ["fast"]  # "slow" taken, not handed over
+            assert not drained.done()
+            release.set()
+            await asyncio.wait_for(drained, 1.0)
+            assert sent == ["fast", "slow"]
+            await asyncio.wait_for(adapters.drain(SimpleNamespace(buffer=buffer)), 1.0)  # idle
+        finally:
+            await buffer.stop()
+
+    asyncio.run(probe())
+
+
+def test_forget_gap_drops_the_offsets_faust_would_commit_past() -> None:
+    from faust.transport.consumer import Consumer
+
+    assert "self._gap = defaultdict(IntervalTree)" in inspect.getsource(Consumer.__init__)
+    assert "self._gap[tp]" in inspect.getsource(Consumer._add_gap)
+    consumer = SimpleNamespace(_gap={("t", 0): "39..60", ("t", 1): "5..6"})
+    adapters.forget_gap(consumer, ("t", 0))
+    adapters.forget_gap(consumer, ("t", 2))
+    assert consumer._gap == {("t", 1): "5..6"}

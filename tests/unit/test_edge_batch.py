@@ -194,12 +194,12 @@ def test_a_held_partition_is_re_read_when_its_hold_runs_out_even_with_no_later_e
     async def seek(tp: Any, offset: int) -> None:
         seeks.append((tp, offset))
 
-    h.app.app.consumer = SimpleNamespace(seek=seek)
+    h.app.app.consumer = SimpleNamespace(seek=seek, _gap={})
     try:
         topic = CFG.topic_purchases
         h.ingest.on_assigned([], {(topic, 0): None})  # killed before its first commit
-        h.offset = 41
-        h.batch([h.message("purchase", b"c1", buy("e41", "c1", 41.0))])
+        h.offset = 2
+        h.batch([h.message("purchase", b"c1", buy("e2", "c1", 2.0))])
         assert table.data == {} and seeks == []
         h.loop.run_until_complete(h.ingest.check_gate())
         assert seeks == []  # still within the hold
@@ -209,10 +209,46 @@ def test_a_held_partition_is_re_read_when_its_hold_runs_out_even_with_no_later_e
         assert metric(h, "streamseg_input_reseeks_total") == 1.0
         h.offset = 0  # the re-read: from the start, in order, up to the held event
         h.batch([h.message("purchase", b"c1", buy(f"e{i}", "c1", float(i))) for i in (0, 1)])
-        h.offset = 41
-        h.batch([h.message("purchase", b"c1", buy("e41", "c1", 41.0))])
+        h.batch([h.message("purchase", b"c1", buy("e2", "c1", 2.0))])
         state = table.state(0, "c1")
         assert state is not None and state["purchases"] == 3
+    finally:
+        h.close()
+
+
+def test_offsets_skipped_after_the_seek_are_re_read_before_later_ones_apply() -> None:
+    """CI crash-test failure: after a restore from the changelog Faust handed the agent
+    offset 38 (the committed one), then 60: 39-59 were fetched before its seek, cleared
+    from the stream queue, and never delivered again; Faust recorded them as a gap and
+    committed past them. The gate re-reads from 39 and forgets Faust's gap."""
+    h, table = harness()
+    seeks: list[tuple[Any, int]] = []
+
+    async def seek(tp: Any, offset: int) -> None:
+        seeks.append((tp, offset))
+
+    topic = CFG.topic_purchases
+    gaps = {(topic, 0): "39..60"}
+    h.app.app.consumer = SimpleNamespace(seek=seek, _gap=gaps)
+    try:
+        h.ingest.on_assigned([], {(topic, 0): 38})
+        h.offset = 38
+        h.batch([h.message("purchase", b"c1", buy("e38", "c1", 38.0))])
+        h.offset = 60
+        jump = h.message("purchase", b"c1", buy("e60", "c1", 60.0))
+        stale = h.message("purchase", b"c1", buy("e61", "c1", 61.0))
+        h.batch([jump, stale])
+        assert seeks == [((topic, 0), 39)] and gaps == {}
+        assert jump.message.acked and stale.message.acked  # withheld: not committed
+        state = table.state(0, "c1")
+        assert state is not None and state["purchases"] == 1
+        h.offset = 39  # the re-read, in order, through the held events
+        h.batch([h.message("purchase", b"c1", buy(f"e{i}", "c1", float(i)))
+                 for i in range(39, 62)])
+        state = table.state(0, "c1")
+        assert state is not None and state["purchases"] == 24
+        assert state["_positions"] == {f"{topic}:0": 61}
+        assert metric(h, "streamseg_input_reseeks_total") == 1.0
     finally:
         h.close()
 
