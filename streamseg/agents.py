@@ -218,6 +218,11 @@ class Ingest:
             # at or before the last input applied to this state: never applied twice or
             # out of order (a re-delivery after a crash, or events Faust sent ahead)
             dup = entry.state is not None and seen(entry.state, ev.event_id)
+            if entry.state is not None:
+                # the local store may hold a write whose changelog record a crash lost:
+                # write it again before this offset commits, or a restore from the
+                # changelog (a moved partition, a lost disk) misses the event for good
+                entry.dirty = entry.rewrite = True
             self.batch.counts.append((stream, "duplicate" if dup else "out_of_order"))
             return
         outcome = self.engine.ingest(entry.state, ev, self.clock)

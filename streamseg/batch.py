@@ -34,6 +34,7 @@ class Entry:
     positions: dict[str, int]
     dirty: bool = False
     copy: bool = False  # a marker only a consent copy created (not counted as a customer)
+    rewrite: bool = False  # write even if unchanged (a re-delivered input: see on_input)
 
 
 @dataclass(slots=True)
@@ -147,7 +148,7 @@ def write(ss: Streamseg, metrics: Metrics, p: int, key: bytes, entry: Entry) -> 
     if entry.copy:
         data[COPY] = True
     value = codec.dumps(data)
-    if value == entry.raw:
+    if value == entry.raw and not entry.rewrite:
         return False  # unchanged (a tick that moved nothing): no table write
     if entry.raw is None and not entry.copy:
         metrics.table_customers.inc()
