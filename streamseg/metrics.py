@@ -183,13 +183,14 @@ class Metrics:
         )
         self.input_held = Counter(
             "streamseg_input_held_total",
-            "Events delivered ahead of the committed offset after an assignment, held back "
-            "(not applied, not acknowledged) until the stream is back at the committed offset.",
+            "Events the rebalance gate held back (not applied, not acknowledged): delivered "
+            "ahead of the committed offset after an assignment, or after skipped offsets.",
             registry=registry,
         )
         self.input_reseeks = Counter(
             "streamseg_input_reseeks_total",
-            "Partitions the worker re-read from the committed offset itself after holding.",
+            "Seeks the worker made to re-read a partition: from the committed offset after a "
+            "hold ran out, or from the first offset Faust skipped.",
             registry=registry,
         )
         self.consent_fanout = Counter(
