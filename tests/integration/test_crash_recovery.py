@@ -30,12 +30,7 @@ async def test_kill9_mid_stream_restores_state_and_loses_no_change(
     with Workers(broker_url, tmp_path) as workers:
         run = await kill_scenario(settings, workers, bootstrap_servers, KILLS, messages)
         assert len(run.expected) > 300  # a meaningful stream
-        keys = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment", "trigger",
-                "event_time")
-        lost = sorted(tuple(run.reference[i].get(k) for k in keys) for i in run.missing)
-        assert run.complete and not run.missing, f"{len(run.missing)} changes lost: {lost[:8]}"
-        assert not run.extra, f"{len(run.extra)} changes the reference never made"
-        assert run.mismatched() == [], "a change id was published with other content"
+        run.assert_exact()
         print(f"changes={len(run.expected)} published={len(run.got)} "
               f"duplicates={run.duplicates}")
         for value in run.values:
@@ -83,14 +78,7 @@ async def test_kill9_storm_with_local_state_loses_nothing(
             missing = sorted({v["customer_id"] for v in run.reference.values()
                               if v["change_id"] in run.missing})
             print(f"storm: input lag of the group {lag}; customers with missing changes {missing}")
-        assert run.complete and not run.missing, f"{len(run.missing)} changes lost"
-        keys = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment", "trigger",
-                "event_time")
-        bad = set(run.mismatched())
-        shown = [(tuple(v.get(k) for k in keys), tuple(run.reference[v["change_id"]].get(k)
-                                                        for k in keys))
-                 for v in run.values if v["change_id"] in bad][:6]
-        assert not run.extra and not bad, f"{len(bad)} mismatched (published, reference): {shown}"
+        run.assert_exact()
 
 
 # Every restart restores from the changelog alone (data dir wiped), as a worker that
@@ -111,14 +99,7 @@ async def test_kill9_with_a_changelog_only_restore_each_time_loses_nothing(
     with Workers(broker_url, tmp_path) as workers:
         run = await kill_scenario(settings, workers, bootstrap_servers, WIPES, messages,
                                   rate=60.0)
-        keys = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment", "trigger",
-                "event_time")
-        lost = sorted(tuple(run.reference[i].get(k) for k in keys) for i in run.missing)
         print(f"wipes: changes={len(run.expected)} published={len(run.got)} "
               f"missing={len(run.missing)} duplicates={run.duplicates}")
-        assert run.complete and not run.missing, f"{len(run.missing)} changes lost: {lost[:8]}"
-        extra = sorted(tuple(v.get(k) for k in keys) for v in run.values
-                       if v["change_id"] in run.extra)
-        assert not run.extra, f"{len(run.extra)} changes the reference never made: {extra[:6]}"
-        assert run.mismatched() == [], "a change id was published with other content"
+        run.assert_exact()
         assert "Crashed" not in run.worker.run_log()

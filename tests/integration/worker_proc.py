@@ -481,14 +481,32 @@ class KillRun:
 
         A change re-published after a crash must be the very same change.
         """
-        keys = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment",
-                "trigger", "event_time")
         bad = []
         for v in self.values:
             ref = self.reference.get(v["change_id"]) if v["segmenter"] in RULE_SEGMENTERS else None
-            if ref is not None and any(v.get(k) != ref.get(k) for k in keys):
+            if ref is not None and describe(v) != describe(ref):
                 bad.append(v["change_id"])
         return bad
+
+    def assert_exact(self) -> None:
+        """Every reference change was published, no other, each with the reference content."""
+        lost = sorted(describe(self.reference[i]) for i in self.missing)
+        assert self.complete and not self.missing, f"{len(self.missing)} changes lost: {lost[:8]}"
+        extra = sorted(describe(v) for v in self.values if v["change_id"] in self.extra)
+        assert not self.extra, f"{len(self.extra)} changes the reference never made: {extra[:6]}"
+        bad = set(self.mismatched())
+        shown = [(describe(v), describe(self.reference[v["change_id"]]))
+                 for v in self.values if v["change_id"] in bad][:6]
+        assert not bad, f"{len(bad)} mismatched (published, reference): {shown}"
+
+
+CHANGE_KEYS = ("customer_id", "segmenter", "sequence", "from_segment", "to_segment", "trigger",
+               "event_time")
+
+
+def describe(change: dict[str, Any]) -> tuple[Any, ...]:
+    """What must be equal between a published change and the reference's (features aside)."""
+    return tuple(change.get(k) for k in CHANGE_KEYS)
 
 
 async def kill_scenario(
