@@ -26,14 +26,16 @@ moves, so an upgrade breaks a unit test instead of the worker.
 * :func:`withhold_ack` -- an event held back by the rebalance gate must not be
   acknowledged: Faust would count its offset towards the next commit.
 * :func:`forget_gap` -- when its fetcher hands over offset ``n + k`` after ``n``,
-  Faust records ``n + 1 .. n + k`` as a gap and commits past it once a later
-  offset is acknowledged; when the gate re-reads those offsets, the gap must go.
+  Faust records ``n + 1 .. n + k`` as a gap (an ``IntervalTree`` per partition)
+  and commits past it once a later offset is acknowledged; when the gate
+  re-reads those offsets, that part of the gap must go.
 """
 
 from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import types
 import weakref
 from typing import Any
@@ -96,9 +98,15 @@ def withhold_ack(event: Any) -> None:
     event.message.acked = True
 
 
-def forget_gap(consumer: Any, tp: Any) -> None:
-    """Drop the offsets Faust recorded as skipped on ``tp`` (they are being re-read)."""
-    consumer._gap.pop(tp, None)
+def forget_gap(consumer: Any, tp: Any, start: int) -> None:
+    """Drop the offsets from ``start`` on that Faust recorded as skipped on ``tp``.
+
+    They are being re-read. Gaps below ``start`` (a transaction marker already
+    passed) stay: Faust needs them to commit past offsets that hold no record.
+    """
+    gaps = consumer._gap.get(tp)
+    if gaps:
+        gaps.chop(start, sys.maxsize)
 
 
 def lean_delivery(consumer: Any) -> bool:

@@ -181,7 +181,7 @@ class Ingest:
         consumer = self.ss.app.consumer
         await consumer.seek(tp, offset)
         # offsets Faust saw skipped are not to be committed past: they are re-read now
-        adapters.forget_gap(consumer, tp)
+        adapters.forget_gap(consumer, tp, offset)
 
     def load(self, event: Any, key: bytes) -> Entry:
         """The customer's state on the event's partition (cached for the batch)."""

@@ -204,7 +204,13 @@ def test_forget_gap_drops_the_offsets_faust_would_commit_past() -> None:
 
     assert "self._gap = defaultdict(IntervalTree)" in inspect.getsource(Consumer.__init__)
     assert "self._gap[tp]" in inspect.getsource(Consumer._add_gap)
-    consumer = SimpleNamespace(_gap={("t", 0): "39..60", ("t", 1): "5..6"})
-    adapters.forget_gap(consumer, ("t", 0))
-    adapters.forget_gap(consumer, ("t", 2))
-    assert consumer._gap == {("t", 1): "5..6"}
+    from intervaltree import IntervalTree
+
+    gaps = {("t", 0): IntervalTree.from_tuples([(5, 7), (39, 62)]),
+            ("t", 1): IntervalTree.from_tuples([(5, 7)])}
+    consumer = SimpleNamespace(_gap=gaps)
+    adapters.forget_gap(consumer, ("t", 0), 39)  # re-read from 39: a marker at 5-6 stays
+    adapters.forget_gap(consumer, ("t", 2), 0)
+    spans = {tp: [(i.begin, i.end) for i in sorted(tree)] for tp, tree in gaps.items()}
+    assert spans == {("t", 0): [(5, 7)], ("t", 1): [(5, 7)]}
+    assert ("t", 2) not in gaps
