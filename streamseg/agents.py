@@ -88,7 +88,7 @@ class Ingest:
         self.punctuator.sources.assign(
             [(tp.topic, tp.partition) for tp in assigned or ()
              if self.kinds.get(tp.topic, "tick") != "tick"], time.monotonic())
-        self.gate.assigned(committed, time.monotonic())
+        self.gate.assigned(committed)
         self.models.on_assigned(assigned)
 
     def due_ticks(self) -> list[tuple[int, bytes]]:

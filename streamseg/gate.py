@@ -30,7 +30,7 @@ error), leaving the per-customer input positions as the backstop.
 Examples
 --------
 >>> g = Gate(hold_s=3.0)
->>> g.assigned({("t", 0): 38}, now=0.0)
+>>> g.assigned({("t", 0): 38})
 >>> [g.admit("t", 0, o, now=0.1) for o in (40, 38)]  # 40 is ahead: held
 ['hold', 'apply']
 >>> g.admit("t", 0, 60, now=0.2)  # 39-59 skipped: re-read from 39 at once
@@ -77,7 +77,7 @@ class Gate:
         self.watch: dict[TP, int] = {}  # open partitions -> next expected offset
         self.settled: set[TP] = set()  # re-read once for a jump: no longer watched
 
-    def assigned(self, committed: Mapping[TP, int | None], now: float) -> None:
+    def assigned(self, committed: Mapping[TP, int | None]) -> None:
         """A new assignment: close every assigned partition at its committed offset.
 
         A partition with no commit yet (the group's first run on it, or a worker
@@ -112,7 +112,7 @@ class Gate:
             log.info("holding %s[%d] from offset %d: ahead of offset %d",
                      topic, partition, offset, closed.opens)
             closed.since = now
-        return self._due(tp, closed, now)
+        return self._due(tp, closed, closed.since, now)
 
     def seek(self, topic: str, partition: int, now: float) -> int | None:
         """Offset to re-read the partition from (None: it is open); counts the seek."""
@@ -129,7 +129,7 @@ class Gate:
         """Held partitions due a (new) re-read with no later event to notice it (timer).
 
         >>> g = Gate(hold_s=3.0)
-        >>> g.assigned({("t", 0): 0}, now=0.0)
+        >>> g.assigned({("t", 0): 0})
         >>> g.admit("t", 0, 41, now=1.0)
         'hold'
         >>> g.overdue(now=3.5), g.overdue(now=4.0)  # held since 1.0: re-read at 4.0
@@ -139,14 +139,13 @@ class Gate:
         """
         out: list[TP] = []
         for tp, closed in list(self.closed.items()):
-            if closed.since is not None and self._due(tp, closed, now) == "reseek":
+            if closed.since is not None and self._due(tp, closed, closed.since, now) == "reseek":
                 out.append(tp)
         return out
 
-    def _due(self, tp: TP, closed: Closed, now: float) -> Verdict:
+    def _due(self, tp: TP, closed: Closed, since: float, now: float) -> Verdict:
         wait = self.hold_s if closed.seeks == 0 else self.hold_s / 3
-        assert closed.since is not None
-        if now - closed.since < wait:
+        if now - since < wait:
             return "hold"
         if closed.seeks >= MAX_SEEKS:
             log.error("%s[%d]: no re-read from offset %d after %d seeks; applying input as it "

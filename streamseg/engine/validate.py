@@ -134,9 +134,9 @@ def screen(event: Event, watermark: float | None, skew: float,
     'timestamp_out_of_range'
     """
     # the later reference (the event clock on a tie); none: nothing to be ahead of
-    ref, what = max(((t, name) for t, name in ((watermark, "the event clock"),
-                                               (wall, "the wall clock")) if t is not None),
-                    key=lambda r: r[0], default=(None, ""))
+    ref, what = watermark, "the event clock"
+    if wall is not None and (ref is None or wall > ref):
+        ref, what = wall, "the wall clock"
     if ref is None or event.ts <= ref + skew:
         return None
     return Invalid(
