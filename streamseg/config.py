@@ -445,8 +445,8 @@ class Settings:
     freq_high_margin_days: float = setting(3.0, ge=0)
     # ``medium`` kept while the interval <= medium + this (at most)
     freq_medium_margin_days: float = setting(0.5, ge=0)
-    # the band is also at most this many purchases' worth of the tier bound spread over the
-    # customer's purchases (bound * this / purchases): narrow for long histories; 0: no such limit
+    # the band is also at most this many buying days' worth of the tier bound spread over the
+    # customer's buying days (bound * this / days): narrow for long histories; 0: no such limit
     freq_margin_purchases: float = setting(2.0, ge=0)
     # at_risk / inactive_prospect after at_risk_days + this
     lifecycle_margin_days: float = setting(0.0, ge=0)

@@ -44,6 +44,9 @@ def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
     per = buys.groupby("customer_id")
     c = pd.DataFrame({"last_activity": events.groupby("customer_id")["ts"].max()})
     c["purchases"] = per.size().reindex(c.index, fill_value=0)
+    # buying days: distinct UTC calendar days with a purchase (frequency counts these)
+    c["buying_days"] = (buys["ts"] // DAY).groupby(buys["customer_id"]).nunique().reindex(
+        c.index, fill_value=0)
     c["first"] = per["ts"].min()
     c["last"] = per["ts"].max()
     c["total"] = per["amount"].sum()
@@ -58,18 +61,19 @@ def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
 
 def frequency(c: pd.DataFrame, s: Settings) -> pd.Series:
     """``prospect`` (no purchase); ``lapsed`` (last purchase > lapsed_days ago at the clock);
-    ``one_time`` (exactly one purchase, not lapsed); else interval = max(mean gap =
-    (last - first purchase time)/(purchases - 1), tenure interval = (clock - first purchase
-    time)/purchases) in days; ``high`` if interval <= freq_high_max_days, ``medium`` if
-    <= freq_medium_max_days, else ``low``.
+    ``one_time`` (purchases on one UTC day only, not lapsed); else interval = max(mean gap =
+    (last - first purchase time)/(buying days - 1), tenure interval = (clock - first purchase
+    time)/buying days) in days, buying days = distinct UTC days with a purchase; ``high`` if
+    interval <= freq_high_max_days, ``medium`` if <= freq_medium_max_days, else ``low``.
     """
-    mean_gap = (c["last"] - c["first"]) / DAY / (c["purchases"] - 1)
-    tenure = c["days_since_first"] / c["purchases"]
+    n = c["buying_days"]
+    mean_gap = (c["last"] - c["first"]) / DAY / (n - 1)
+    tenure = c["days_since_first"] / n
     interval = np.maximum(mean_gap, tenure)
     return _select(c, [
         (c["purchases"] == 0, "prospect"),
         (c["days_since_last"] > s.lapsed_days, "lapsed"),
-        (c["purchases"] == 1, "one_time"),
+        (n == 1, "one_time"),
         (interval <= s.freq_high_max_days, "high"),
         (interval <= s.freq_medium_max_days, "medium"),
     ], "low")

@@ -69,6 +69,26 @@ def test_frequency_and_lifecycle_follow_the_definitions() -> None:
     }
 
 
+def test_frequency_counts_buying_days_in_the_reference_and_the_engine() -> None:
+    """Orders on one UTC day are one buying day, in pandas and in the segmenter alike."""
+    days = {"burst": [380, 380.1, 380.2, 385], "same_day": [390, 390.2], "apart": [390, 391]}
+    ev = events_frame([(c, "purchase", d * DAY, 10.0) for c, ds in days.items() for d in ds])
+    ref = reference(ev, Settings(), NOW)
+    # burst: 2 buying days, gap 5, tenure 20 / 2 = 10 -> medium (4 orders: 20 / 4 = 5, high)
+    assert ref["frequency"].to_dict() == {
+        "apart": "high", "burst": "medium", "same_day": "one_time"}
+    rows = [codec.dumps({"type": "purchase", "event_id": f"{c}{i}", "customer_id": c,
+                         "order_id": f"{c}{i}", "amount": 10.0, "currency": "USD",
+                         "ts": format_ts(d * DAY)})
+            for c, ds in days.items() for i, d in enumerate(ds)]
+    rows.sort(key=lambda r: codec.loads(r)["ts"])
+    run = run_engine(rows, Settings(hysteresis=False))
+    seg = run.engine.segmenter("frequency")
+    assert seg is not None
+    assert {c: seg.assign(st, NOW).segment for c, st in run.states.items()  # type: ignore[union-attr]
+            } == ref["frequency"].to_dict()
+
+
 def test_a_purchase_inside_the_allowed_lateness_counts_as_zero_days_ago() -> None:
     ev = events_frame([("a", "purchase", 0.0, 1.0), ("a", "purchase", 10 * DAY, 1.0)])
     ref = reference(ev, Settings(), now=10 * DAY - 3600)

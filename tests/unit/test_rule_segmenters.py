@@ -1,7 +1,7 @@
 """Frequency tiers and lifecycle stages: exact verdicts at chosen event times.
 
 Updated for the target definitions of issue 8: frequency has ``one_time`` and
-an exact mean gap ``(last - first) / (purchases - 1)``; lifecycle has a visitor
+an exact mean gap ``(last - first) / (buying days - 1)``; lifecycle has a visitor
 track (``prospect`` / ``inactive_prospect``) for customers who never bought.
 """
 
@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.features import CustomerState
+from streamseg.engine.events import Event
+from streamseg.engine.features import CustomerState, update
 from streamseg.engine.segmenters.frequency import FrequencySegmenter
 from streamseg.engine.segmenters.lifecycle import LifecycleSegmenter
 
@@ -18,6 +19,7 @@ from streamseg.engine.segmenters.lifecycle import LifecycleSegmenter
 def buyer(purchases: int, first_day: float, last_day: float) -> CustomerState:
     s = CustomerState.new("c", first_day * DAY)
     s.purchases, s.first_purchase, s.last_purchase = purchases, first_day * DAY, last_day * DAY
+    s.purchase_days = purchases  # one purchase per buying day
     s.last_seen = last_day * DAY
     return s
 
@@ -68,6 +70,31 @@ def test_frequency_prospect_and_one_time() -> None:
     assert late is not None and late.segment == "lapsed"
 
 
+def test_frequency_counts_buying_days_not_orders() -> None:
+    """Several orders on one UTC day are one buying day: three baskets in one afternoon
+    are a one-time buyer (counting orders said ``high``, "buys every 0.0 days")."""
+    seg = FrequencySegmenter(Settings())
+    s = CustomerState.new("c", 0.0)
+    for hour in (13, 14, 16):
+        update(s, Event("purchase", "purchase", f"o{hour}", "c", hour * 3600.0, amount=5.0),
+               Settings())
+    assert (s.purchases, s.purchase_days) == (3, 1)
+    verdict = seg.assign(s, 1 * DAY)
+    assert verdict is not None and (verdict.segment, verdict.reason) == (
+        "one_time", "3 purchases, all on one day")
+    # two more orders on day 6: mean gap (6 days + 2 h - 13 h) / 1 buying day, not / 4 orders
+    for hour in (2, 3):
+        update(s, Event("purchase", "purchase", f"d6-{hour}", "c", 6 * DAY + hour * 3600.0,
+                        amount=5.0), Settings())
+    assert (s.purchases, s.purchase_days) == (5, 2)
+    verdict = seg.assign(s, 6 * DAY + 4 * 3600.0)
+    assert verdict is not None and (verdict.segment, verdict.reason) == (
+        "high", "buys every 5.6 days")
+    # idle: the tenure interval is (clock - first purchase at 13:00) / 2 buying days
+    assert [seg.assign(s, d * DAY).segment for d in (14.5, 15)] == [  # type: ignore[union-attr]
+        "high", "medium"]  # 6.98 and 7.23 days (counting 5 orders: 2.8 and 2.9)
+
+
 def test_frequency_thresholds_come_from_settings() -> None:
     seg = FrequencySegmenter(Settings(freq_high_max_days=2, freq_medium_max_days=5, lapsed_days=30))
     s = buyer(3, 0.0, 6.0)  # mean gap 3; tenure interval day / 3
@@ -89,7 +116,7 @@ def test_frequency_reason_tells_which_interval_decides() -> None:
     verdicts = [seg.assign(s, d * DAY) for d in (101, 123)]
     assert [(v.segment, v.reason) for v in verdicts if v is not None] == [
         ("high", "buys every 3.0 days"),
-        ("medium", "4 purchases in 32 days (one every 8.0 days), last 23 days ago"),
+        ("medium", "4 buying days in 32 days (one every 8.0 days), last 23 days ago"),
     ]
 
 
@@ -123,10 +150,10 @@ def test_reasons_say_one_day_not_one_days() -> None:
     assert verdict is not None and verdict.reason == "buys every 10.0 days"
     s = buyer(2, 99.0, 100.0)
     assert [(v.segment, v.reason) for v in (freq.assign(s, 117 * DAY),) if v] == [
-        ("medium", "2 purchases in 18 days (one every 9.0 days), last 17 days ago")]
-    s = buyer(3, 99.0, 100.0)
-    assert [(v.segment, v.reason) for v in (freq.assign(s, 101 * DAY),) if v] == [
-        ("high", "3 purchases in 2 days (one every 0.7 days), last 1 day ago")]
+        ("medium", "2 buying days in 18 days (one every 9.0 days), last 17 days ago")]
+    s = buyer(3, 97.0, 99.0)
+    assert [(v.segment, v.reason) for v in (freq.assign(s, 100.2 * DAY),) if v] == [
+        ("high", "3 buying days in 3 days (one every 1.1 days), last 1 day ago")]
     old = buyer(2, 0.0, 10.0)
     assert [(v.segment, v.reason) for v in (life.assign(old, 41 * DAY),) if v] == [
         ("active", "last purchase 31 days ago")]

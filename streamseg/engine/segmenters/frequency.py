@@ -4,12 +4,21 @@ Definition (the batch reference implements the same independently):
 
 * ``prospect``: no purchase yet;
 * ``lapsed``: the last purchase is more than ``lapsed_days`` before the clock;
-* ``one_time``: exactly one purchase, not lapsed;
+* ``one_time``: purchases on one buying day only, not lapsed;
 * otherwise the *interval* is ``max(mean gap, tenure interval)`` in days, with
-  mean gap = (last - first purchase time) / (purchases - 1) and tenure
-  interval = (clock - first purchase time) / purchases; ``high`` if
+  mean gap = (last - first purchase time) / (buying days - 1) and tenure
+  interval = (clock - first purchase time) / buying days; ``high`` if
   interval <= ``freq_high_max_days``, ``medium`` if <= ``freq_medium_max_days``,
   else ``low``.
+
+*Buying days* are the distinct UTC days with a purchase (:func:`buying_days`):
+several orders on one day are one shopping occasion, not a sign of high
+frequency. Counting orders, a household with three baskets on one afternoon
+was ``high`` ("buys every 0.0 days") for three weeks and a second basket an
+hour after the first made a ``one_time`` buyer a repeat one; on Complete
+Journey a burst of same-day baskets after a long gap promoted a customer the
+clock had just demoted (most frequency flaps). ``one_time`` is therefore one
+buying day.
 
 The tenure interval counts the open gap since the last purchase as one more
 interval once that gap is longer than the mean gap: a customer who stops buying
@@ -17,15 +26,15 @@ slides down the tiers on the event-time clock with no new event, but one late
 or skipped purchase moves a long purchase history only a little (a weekly
 buyer with ten purchases who skips a week has an interval of 7.7 days, not 14).
 At a purchase the interval is the mean gap. For an idle customer the interval
-crosses a mark ``m >= mean gap`` at ``first purchase + purchases * m`` days.
+crosses a mark ``m >= mean gap`` at ``first purchase + buying days * m`` days.
 
 Hysteresis (:meth:`FrequencySegmenter.hold`) is a band on the thresholds: a
 published ``high`` is kept while the interval stays within ``freq_high_max_days``
 plus its band, a published ``medium`` within ``freq_medium_max_days`` plus its
 band. The band of a tier bound ``B`` is ``min(margin days, freq_margin_purchases *
-B / purchases)``: at most ``freq_high_margin_days`` (``freq_medium_margin_days``),
+B / buying days)``: at most ``freq_high_margin_days`` (``freq_medium_margin_days``),
 and at most the slack of ``freq_margin_purchases`` purchases at the tier's pace
-(an idle customer is demoted once ``freq_margin_purchases`` purchases behind it).
+(an idle customer is demoted once ``freq_margin_purchases`` buying days behind it).
 A long purchase history moves slowly, so its band is narrow and the published
 tier stays close to the definition; a short one gets the full margin. Promotions
 are never held (a purchase that earns ``high`` publishes it at that purchase),
@@ -33,7 +42,7 @@ nor is ``lapsed``. The band applies whatever the trigger: a click is no reason t
 
 Examples
 --------
-5 purchases from day 0 to day 24 (mean gap 6 days), default settings (tiers
+Purchases on 5 days from day 0 to day 24 (mean gap 6 days), default settings (tiers
 7 / 28 days, bands at most 3 / 0.5 days and 2 purchases' worth: here
 ``min(3, 2 * 7 / 5) = 2.8`` days for ``high``; lapsed after 180 days):
 
@@ -45,14 +54,14 @@ True
 >>> s.events = 1
 >>> seg.assign(s, 0.0).segment
 'prospect'
->>> s.purchases, s.first_purchase, s.last_purchase = 1, 0.0, 0.0
+>>> s.purchases, s.purchase_days, s.first_purchase, s.last_purchase = 1, 1, 0.0, 0.0
 >>> seg.assign(s, 2 * DAY).segment, seg.assign(s, 181 * DAY).segment
 ('one_time', 'lapsed')
->>> s.purchases, s.last_purchase = 5, 24 * DAY
+>>> s.purchases, s.purchase_days, s.last_purchase = 5, 5, 24 * DAY
 >>> seg.assign(s, 26 * DAY)
 Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_version=None)
 >>> seg.assign(s, 36 * DAY).reason  # 36 / 5 = 7.2 days > 7
-'5 purchases in 36 days (one every 7.2 days), last 12 days ago'
+'5 buying days in 36 days (one every 7.2 days), last 12 days ago'
 >>> [seg.assign(s, d * DAY).segment for d in (35, 36, 140, 141, 205)]
 ['high', 'medium', 'medium', 'low', 'lapsed']
 >>> seg.hold(s, "high", seg.assign(s, 48 * DAY), 48 * DAY, "clock")  # 9.6 days: in the band
@@ -69,7 +78,7 @@ False
 from __future__ import annotations
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.features import CustomerState, mean_gap_days
+from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import (
     STEP_S,
     Assignment,
@@ -97,6 +106,40 @@ def names(settings: Settings) -> dict[str, str]:
         "low": f"Low frequency (a purchase less often than every {days(medium, 'g')})",
         "lapsed": f"Lapsed buyer (no purchase for over {days(settings.lapsed_days, 'g')})",
     }
+
+def buying_days(state: CustomerState) -> int:
+    """Distinct UTC days with a purchase (``purchase_days``; the order count for a state
+    saved before that feature existed).
+
+    A late purchase counts as a new day unless it falls on the first or the last
+    buying day (exact for purchases in time order; see ``CustomerState``).
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> s.purchases, s.purchase_days = 3, 2
+    >>> buying_days(s)
+    2
+    """
+    return state.purchase_days if state.purchase_days > 0 else state.purchases
+
+
+def day_gap_days(state: CustomerState) -> float | None:
+    """Mean gap between buying days: (last - first purchase time) / (buying days - 1), in
+    days; None below two buying days.
+
+    >>> s = CustomerState.new("c", 0.0)
+    >>> s.purchases, s.purchase_days, s.first_purchase, s.last_purchase = 4, 3, 0.0, 10 * DAY
+    >>> day_gap_days(s)
+    5.0
+    >>> s.purchase_days = 1  # four orders on one day
+    >>> day_gap_days(s) is None
+    True
+    """
+    n = buying_days(state)
+    first, last = state.first_purchase, state.last_purchase
+    if n < 2 or first is None or last is None:
+        return None
+    return (last - first) / DAY / (n - 1)
+
 
 RANK = {"lapsed": 0, "low": 1, "medium": 2, "high": 3}
 
@@ -130,7 +173,7 @@ class FrequencySegmenter(NoPopulation):
         """``bound`` plus its band for ``state``: at most ``days``, at most
         ``freq_margin_purchases`` purchases' worth of ``bound``."""
         if self.margin_purchases > 0.0:
-            days = min(days, self.margin_purchases * bound / max(1, state.purchases))
+            days = min(days, self.margin_purchases * bound / max(1, buying_days(state)))
         return bound + days
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
@@ -141,15 +184,16 @@ class FrequencySegmenter(NoPopulation):
         since = max(0.0, now - lp) / DAY
         if since > self.lapsed:
             return Assignment("lapsed", f"no purchase for {days(since)}")
-        gap = mean_gap_days(state)
+        gap = day_gap_days(state)
         if gap is None:
-            return Assignment("one_time", "one purchase so far")
+            return Assignment("one_time", "one purchase so far" if state.purchases <= 1
+                              else f"{state.purchases} purchases, all on one day")
         tenure = self._tenure(state, now)
         interval = max(gap, tenure)
         why = (
             f"buys every {gap:.1f} days"
             if interval == gap
-            else f"{state.purchases} purchases in {days(tenure * state.purchases)} "
+            else f"{buying_days(state)} buying days in {days(tenure * buying_days(state))} "
             f"(one every {tenure:.1f} days), last {days(since)} ago"
         )
         if interval <= self.high:
@@ -159,19 +203,19 @@ class FrequencySegmenter(NoPopulation):
         return Assignment("low", why)
 
     def interval(self, state: CustomerState, now: float) -> float | None:
-        """``max(mean gap, tenure interval)`` in days at ``now``; None below two purchases."""
-        gap = mean_gap_days(state)
+        """``max(mean gap, tenure interval)`` in days at ``now``; None below two buying days."""
+        gap = day_gap_days(state)
         if gap is None or state.last_purchase is None:
             return None
         return max(gap, self._tenure(state, now))
 
     @staticmethod
     def _tenure(state: CustomerState, now: float) -> float:
-        """Days from the first purchase to ``now`` per purchase (the open gap counts)."""
+        """Days from the first purchase to ``now`` per buying day (the open gap counts)."""
         first = state.first_purchase if state.first_purchase is not None else state.last_purchase
         if first is None:
             return 0.0
-        return max(0.0, now - first) / DAY / max(1, state.purchases)
+        return max(0.0, now - first) / DAY / max(1, buying_days(state))
 
     def due(self, state: CustomerState, after: float) -> float | None:
         """Next instant the published tier can change on the clock alone.
@@ -181,14 +225,14 @@ class FrequencySegmenter(NoPopulation):
         tier yet, every tier bound and band end. Only marks at or above the
         mean gap matter: below it the interval is the mean gap, which does not
         move without a purchase. The tenure interval exceeds a mark ``m`` from
-        ``first purchase + purchases * m`` days on (thresholds are strict, so
+        ``first purchase + buying days * m`` days on (thresholds are strict, so
         the due time is one ``STEP_S`` later).
         """
         lp = state.last_purchase
         if lp is None:
             return None
         times = [lp + self.lapsed_s + STEP_S]
-        gap = mean_gap_days(state)
+        gap = day_gap_days(state)
         if gap is None:
             return first_after(after, times)
         published = state.segments.get(self.name)
@@ -200,7 +244,7 @@ class FrequencySegmenter(NoPopulation):
                 return first_after(after, times)  # low, lapsed, one_time: only lapsing is left
             marks = [end]
         first = state.first_purchase if state.first_purchase is not None else lp
-        times += [first + state.purchases * m * DAY + STEP_S for m in marks if m >= gap]
+        times += [first + buying_days(state) * m * DAY + STEP_S for m in marks if m >= gap]
         return first_after(after, times)
 
     def hold(
