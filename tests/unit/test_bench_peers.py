@@ -120,3 +120,26 @@ def test_replay_vs_decode_on_an_events_file(tmp_path: Path, lines: list[bytes]) 
     assert r["ratio_cpu"] == pytest.approx(
         r["replay_events_per_s_cpu"] / r["decode_events_per_s_cpu"])
     assert "replay/decode" in replayspeed.summary(path, r)[-1]
+
+
+def test_a_worker_variant_runs_the_tree_its_pythonpath_names(tmp_path: Path) -> None:
+    """``--variant "issue-time:PYTHONPATH=<tree>"`` runs that tree's worker, even when the
+    bench is started from a source checkout (``python -m`` puts the working directory
+    first on ``sys.path``; the worker runs in its log's directory instead)."""
+    import subprocess
+
+    from streamseg.bench.broker import Worker
+    from streamseg.config import Settings
+
+    tree = tmp_path / "tree" / "streamseg"
+    tree.mkdir(parents=True)
+    (tree / "__init__.py").write_text("")
+    (tree / "__main__.py").write_text("import sys; print('other tree:', sys.argv[1:])\n")
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    worker = Worker(Settings(), logs / "w.log", {"PYTHONPATH": str(tree.parent)})
+    try:
+        worker.proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:  # this checkout's real worker started instead
+        worker.stop()
+    assert "other tree: ['worker']" in (logs / "w.log").read_text()
