@@ -1,14 +1,17 @@
 """Agents: decode -> engine -> emit, a batch at a time. No feature arithmetic here.
 
-One agent reads every input topic (clickstream, purchases, consent, profiles) and the
-internal ticks topic. A customer's state lives on the partition its events
-arrive on, whatever partitioner the producer used (``streamseg.partitions``).
+This module attaches the work to the Faust app (:func:`register`: the agent, the
+timers, the rebalance signals); :mod:`streamseg.ingest` processes a batch and
+:mod:`streamseg.emit` queues its outputs. One agent reads every input topic
+(clickstream, purchases, consent, profiles) and the internal ticks topic. A
+customer's state lives on the partition its events arrive on, whatever partitioner
+the producer used (``streamseg.partitions``).
 Per batch (at most ``STREAMSEG_BATCH_SIZE`` events: what has arrived, taken as soon as
 the stream is idle, :mod:`streamseg.intake`; ``STREAMSEG_BATCH_FLUSH=window``: Faust
 ``take_events``):
 
 1. each event is screened and applied to its customer's state, read once per
-   batch and kept in a read-your-own-writes cache (:class:`Entry`);
+   batch and kept in a read-your-own-writes cache (:class:`streamseg.batch.Entry`);
 2. every output (changes, customer-segments, dead letters, consent copies) is
    handed to the producer, and their acknowledgements are awaited once;
 3. then each touched state (and each partition's event clock) is written once,
@@ -18,376 +21,28 @@ the stream is idle, :mod:`streamseg.intake`; ``STREAMSEG_BATCH_FLUSH=window``: F
 Time-driven work runs per partition, Kafka-Streams-punctuator style: the timer
 (never while a batch is in flight: the batch lock) sends a tick *to each partition*
 with customers due; the agent evaluates that
-partition's due customers from its own schedule and table (:meth:`Ingest.rescore`
-adds customers to re-evaluate at the next tick).
+partition's due customers from its own schedule and table
+(:meth:`streamseg.ingest.Ingest.rescore` adds customers to re-evaluate at the next tick).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
-from collections import Counter
 from typing import Any
 
 import faust
 
-from streamseg import adapters, codec, intake
-from streamseg.app import Streamseg, input_topics
-from streamseg.batch import Batch, Entry, Output, flush
-from streamseg.engine.deadletters import dead_letter, redact_key
-from streamseg.engine.events import Kind
-from streamseg.engine.features import CustomerState, seen
-from streamseg.engine.processor import Engine, Outcome
-from streamseg.engine.validate import Invalid, Valid, Validator
-from streamseg.gate import Gate
+from streamseg import adapters, intake
+from streamseg.app import Streamseg
+from streamseg.engine.processor import Engine
+from streamseg.ingest import Ingest
 from streamseg.metrics import Metrics
-from streamseg.modelsync import ModelSync, follow_models
-from streamseg.partitions import (
-    PartitionState,
-    committed_offsets,
-    home,
-    position_key,
-    replayed,
-)
-from streamseg.punctuator import COPY, POSITIONS, Punctuator
+from streamseg.modelsync import follow_models
+from streamseg.partitions import committed_offsets
+
+__all__ = ["Ingest", "register"]
 
 log = logging.getLogger(__name__)
-
-FANOUT = "streamseg-fanout"  # header of a consent copy on the ticks topic
-
-
-class Ingest:
-    """Glue between Faust events and the engine, for one worker process."""
-
-    def __init__(self, ss: Streamseg, engine: Engine, metrics: Metrics) -> None:
-        self.ss = ss
-        self.engine = engine
-        self.metrics = metrics
-        self.validator = Validator(ss.settings)
-        self.kinds = input_topics(ss.settings)
-        self.punctuator = Punctuator(ss, engine)
-        self.clock = self.punctuator.clock  # the worker's event clock: max over its partitions
-        self.gate = Gate(ss.settings.gate_hold_s)
-        self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
-        self.batch = Batch()
-        self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
-        self._consumed: dict[tuple[str, str], Any] = {}
-        self._latency: dict[str, Any] = {}
-        self._foreign: dict[str, Any] = {}
-
-    # ------------------------------------------------------------ partitions
-
-    @property
-    def parts(self) -> dict[int, PartitionState]:
-        return self.punctuator.parts
-
-    def on_assigned(self, assigned: Any, committed: dict[tuple[str, int], int | None]) -> None:
-        """After a rebalance: gate, schedules, clocks and model training follow the assignment."""
-        self.punctuator.assign({tp.partition for tp in assigned or () if tp.topic in self.kinds})
-        self.punctuator.sources.assign(
-            [(tp.topic, tp.partition) for tp in assigned or ()
-             if self.kinds.get(tp.topic, "tick") != "tick"], time.monotonic())
-        self.gate.assigned(committed)
-        self.models.on_assigned(assigned)
-
-    def due_ticks(self) -> list[tuple[int, bytes]]:
-        """(partition, tick value) for each owned partition with customers to evaluate."""
-        return self.punctuator.due_ticks()
-
-    async def timer_ticks(self) -> list[tuple[int, bytes]]:
-        """:meth:`due_ticks` for the clock timer: never while a batch is in flight.
-
-        A batch schedules its customers (``emit``) before it writes their states
-        (after the outputs' acknowledgements); a schedule rebuilt from the table in
-        between lost them, and they were never ticked. The timer waits for the batch.
-        """
-        async with self.lock:
-            return self.due_ticks()
-
-    def rescore(self, customer_ids: list[str]) -> None:
-        """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
-        self.punctuator.rescore(customer_ids)
-
-    # ------------------------------------------------------------ the batch
-
-    async def handle(self, event: faust.EventT[Any]) -> None:
-        """Process one message (a batch of one)."""
-        await self.handle_batch([event])
-
-    async def handle_batch(self, events: list[Any]) -> None:
-        """Process a batch: states read once, outputs acknowledged once, then states written."""
-        async with self.lock:  # the timer's schedule work waits for it (timer_ticks)
-            await self._handle_batch(events)
-
-    async def _handle_batch(self, events: list[Any]) -> None:
-        started = time.perf_counter()
-        self.batch = batch = Batch()
-        now = time.monotonic()
-        for event in events:
-            msg = event.message
-            verdict = self.gate.admit(msg.topic, msg.partition, msg.offset, now)
-            if verdict != "apply":
-                adapters.withhold_ack(event)
-                self.metrics.input_held.inc()
-                if verdict == "reseek":
-                    await self.reseek(msg.topic, msg.partition)
-                continue
-            adapters.use_event(event)
-            part = self.punctuator.open(msg.partition)
-            stream = self.kinds.get(msg.topic, "click")
-            if stream == "tick":
-                self.on_tick(event, part)
-            else:
-                self.on_input(event, stream, part)
-        await self.flush(batch)
-        self.queue_moved()
-        elapsed = time.perf_counter() - started
-        for (stream, outcome), n in Counter(batch.counts).items():
-            self.count(stream, outcome, n)
-            if outcome != "dead_letter":
-                observe = self.latency(stream).observe
-                for _ in range(n):
-                    observe(elapsed)
-        if batch.event_time is not None:  # gauges: once per batch
-            self.metrics.event_lag.set(max(0.0, time.time() - batch.event_time))
-            self.metrics.event_clock.set(self.clock.max_seen or batch.event_time)
-        self.metrics.batch_events.observe(len(events))
-
-    def queue_moved(self) -> None:
-        """Customers whose verdict a moved population model may change: re-evaluate them.
-
-        ``Engine.moved()`` (drained) is part of the engine contract; they are
-        evaluated at the next tick of every owned partition (:meth:`rescore`).
-        """
-        ids = self.engine.moved()
-        if ids:
-            self.punctuator.rescore(list(ids))
-
-    async def check_gate(self) -> None:
-        """Re-read the held partitions whose hold ran out without a later event (timer)."""
-        async with self.lock:
-            for topic, partition in self.gate.overdue(time.monotonic()):
-                await self.reseek(topic, partition)
-
-    async def reseek(self, topic: str, partition: int) -> None:
-        """Seek the partition to where the gate wants it re-read from (``Gate.seek``)."""
-        offset = self.gate.seek(topic, partition, time.monotonic())
-        if offset is None:
-            return
-        log.warning("re-reading %s[%d] from offset %d", topic, partition, offset)
-        self.metrics.input_reseeks.inc()
-        tp = faust.types.TP(topic, partition)
-        consumer = self.ss.app.consumer
-        await consumer.seek(tp, offset)
-        # offsets Faust saw skipped are not to be committed past: they are re-read now
-        adapters.forget_gap(consumer, tp, offset)
-
-    def load(self, event: Any, key: bytes) -> Entry:
-        """The customer's state on the event's partition (cached for the batch)."""
-        p = event.message.partition
-        entry = self.batch.entries.get((p, key))
-        if entry is None:
-            raw = self.ss.state.get(key)
-            data = None if raw is None else codec.loads(raw)
-            state = None if data is None else CustomerState.from_dict(data)
-            positions = dict(data.get(POSITIONS) or {}) if data is not None else {}
-            entry = self.batch.entries[p, key] = Entry(event, raw, state, positions,
-                                                       copy=bool(data and data.get(COPY)))
-        entry.event = event
-        return entry
-
-    def on_input(self, event: Any, stream: str, part: PartitionState) -> None:
-        msg = event.message
-        kind: Kind = stream  # type: ignore[assignment]
-        if msg.key is None:
-            self.reject(Invalid("key_mismatch", "message has no key: key input by customer_id "
-                                "(a key-less message would split the customer across "
-                                "partitions)", "customer_id"), msg, stream)
-            return
-        result = self.validator.check(kind, msg.key, msg.value)
-        if isinstance(result, Invalid):
-            self.reject(result, msg, stream)
-            return
-        if msg.partition != home(msg.key, self.ss.settings.partitions):
-            self.foreign(stream).inc()
-        ev = result.event
-        key = ev.customer_id.encode()
-        entry = self.load(event, key)
-        if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
-            # at or before the last input applied to this state: never applied twice or
-            # out of order (a re-delivery after a crash, or events Faust sent ahead)
-            dup = entry.state is not None and seen(entry.state, ev.event_id)
-            if entry.state is not None:
-                # the local store may hold a write whose changelog record a crash lost:
-                # write it again before this offset commits, or a restore from the
-                # changelog (a moved partition, a lost disk) misses the event for good
-                entry.dirty = entry.rewrite = True
-            self.batch.counts.append((stream, "duplicate" if dup else "out_of_order"))
-            return
-        outcome = self.engine.ingest(entry.state, ev, self.clock)
-        if isinstance(outcome, Invalid):
-            self.reject(outcome, msg, stream)
-            return
-        self.observe_clock(part, msg.partition, event, ev.ts)
-        self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
-        self.batch.event_time = ev.ts
-        if not outcome.skipped:
-            entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
-            entry.copy = False  # the customer's own input is here now
-        self.emit(entry, key, outcome)
-        self.batch.counts.append(
-            (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
-        if stream == "consent":
-            self.fan_out(msg)
-
-    def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
-        if part.clock is None or ts > part.clock:
-            part.clock = ts
-            self.batch.clocks[p] = event
-
-    def fan_out(self, msg: Any) -> None:
-        """Copy a consent event to every other partition: it may hold the customer too."""
-        for q in range(self.ss.settings.partitions):
-            if q != msg.partition:
-                self.batch.outputs.append(Output(self.ss.ticks, msg.key, msg.value, q,
-                                                 {FANOUT: b"consent"}))
-
-    def on_tick(self, event: Any, part: PartitionState) -> None:
-        """A tick: a partition tick, a consent copy, or (legacy) one customer's tick."""
-        msg = event.message
-        if is_fanout(msg.headers):
-            self.on_consent_copy(event)
-            return
-        now = self.validator.check_tick(msg.value)
-        if isinstance(now, Invalid):
-            self.reject(now, msg, "tick")
-            return
-        own = self.punctuator.now()  # the clock, capped at the slowest active input
-        now = now if own is None else max(now, own)
-        if msg.key is not None:
-            customers, rescore = [msg.key.decode(errors="replace")], set()
-        else:
-            part.ready.update(part.schedule.pop_due(now))
-            rescore = part.rescore
-            customers = sorted(part.ready | rescore)
-            part.ready, part.rescore = set(), set()
-        outcome: Outcome | None = None
-        for cid in customers:
-            entry = self.load(event, cid.encode())
-            if entry.state is None:
-                continue
-            if cid in rescore:
-                outcome = self.engine.rescore(entry.state, now)
-            else:
-                outcome = self.engine.tick(entry.state, now)
-            self.emit(entry, cid.encode(), outcome)
-        if msg.key is None:  # one partition tick, one count (customers: the changes they make)
-            self.batch.counts.append(("tick", "processed"))
-        else:
-            self.batch.counts.append(
-                ("tick", "no_state" if outcome is None else outcome.skipped or "processed"))
-
-    def on_consent_copy(self, event: Any) -> None:
-        """Withdrawal and erasure hold on every partition; a grant only lifts an existing marker."""
-        msg = event.message
-        result = self.validator.check("consent", msg.key, msg.value)
-        if not isinstance(result, Valid):
-            return  # the original was dead-lettered on its own partition
-        ev = result.event
-        key = ev.customer_id.encode()
-        entry = self.load(event, key)
-        if entry.state is None and ev.type == "consent_granted":
-            self.metrics.consent_fanout.labels(outcome="no_state").inc()
-            return
-        entry.copy = entry.copy or entry.state is None
-        outcome = self.engine.apply(entry.state, ev)
-        # the original published what is due (changes, notices, segments)
-        outcome.changes, outcome.notices, outcome.segments = [], [], None
-        self.emit(entry, key, outcome, tombstone=False)
-        self.metrics.consent_fanout.labels(outcome="applied").inc()
-
-    def emit(self, entry: Entry, key: bytes, outcome: Outcome, tombstone: bool = True) -> None:
-        """Queue the outcome's outputs; the state is written after they are acknowledged."""
-        p = entry.event.message.partition
-        schedule = self.punctuator.part(p).schedule
-        if outcome.erased:
-            if entry.state is not None:
-                self.metrics.forget_segments(entry.state.segments)
-            entry.state, entry.dirty = outcome.state, True
-            schedule.push(key.decode(), None)
-            if tombstone:
-                self.batch.outputs.append(Output(self.ss.segments, key, None))
-            return
-        if outcome.state is None or outcome.skipped:
-            return
-        for change in outcome.changes:
-            self.batch.outputs.append(Output(self.ss.changes, key, codec.dumps(change)))
-            self.metrics.observe_change(change)
-        for notice in outcome.notices:  # consent suppression notices (no segment move)
-            self.batch.outputs.append(Output(self.ss.changes, key, codec.dumps(notice)))
-        if outcome.segments is not None:
-            self.batch.outputs.append(Output(self.ss.segments, key,
-                                             codec.dumps(outcome.segments)))
-        entry.state, entry.dirty = outcome.state, True
-        schedule.push(key.decode(), outcome.due if outcome.due_known
-                      else self.engine.due(outcome.state, outcome.at))
-
-    def reject(self, invalid: Invalid, msg: Any, stream: str) -> None:
-        # with STREAMSEG_PSEUDONYMISE_KEY the key is hashed and the payload redacted
-        secret = self.ss.settings.pseudonymise_key
-        record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
-                             secret=secret)
-        key = redact_key(secret, msg.key) if secret else msg.key
-        self.batch.outputs.append(Output(self.ss.dead_letters, key, codec.dumps(record)))
-        self.metrics.dead_letters.labels(reason=invalid.reason).inc()
-        self.batch.counts.append((stream, "dead_letter"))
-
-    async def flush(self, batch: Batch) -> None:
-        """Outputs, acknowledged once; then states and clocks; then the changelog drained."""
-        await flush(self.ss, batch, self.punctuator, self.metrics)
-
-    # ------------------------------------------------------------ metrics
-
-    def count(self, stream: str, outcome: str, n: int = 1) -> None:
-        """``n`` inputs consumed (the labelled counter child is looked up once)."""
-        child = self._consumed.get((stream, outcome))
-        if child is None:
-            child = self._consumed[stream, outcome] = self.metrics.events_consumed.labels(
-                stream=stream, outcome=outcome)
-        child.inc(n)
-
-    def foreign(self, stream: str) -> Any:
-        """The foreign-partition counter child of ``stream`` (looked up once)."""
-        child = self._foreign.get(stream)
-        if child is None:
-            child = self._foreign[stream] = self.metrics.foreign_partition.labels(stream=stream)
-        return child
-
-    def latency(self, stream: str) -> Any:
-        """The processing-time histogram child of ``stream`` (looked up once)."""
-        child = self._latency.get(stream)
-        if child is None:
-            child = self._latency[stream] = self.metrics.latency.labels(stream=stream)
-        return child
-
-    def recount(self) -> int:
-        """Reset segment-size and table-size gauges from this worker's table."""
-        for seg in self.engine.segmenters:
-            version = getattr(seg, "version", None)
-            if isinstance(version, int):
-                self.metrics.model_version.labels(segmenter=seg.name).set(version)
-        values = (codec.loads(raw) for raw in self.ss.state.values())
-        segments = (v.get("segments", {}) for v in values if not v.get(COPY))
-        return self.metrics.recount(segments)
-
-
-def is_fanout(headers: Any) -> bool:
-    """Whether a ticks-topic message is a consent copy (Faust gives headers as list or dict)."""
-    if not headers:
-        return False
-    items = headers.items() if isinstance(headers, dict) else headers
-    return any(k == FANOUT for k, _ in items)
 
 
 def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:

@@ -16,13 +16,14 @@ import faust
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from streamseg import telemetry
-from streamseg.agents import Ingest, register
+from streamseg.agents import register
 from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings
 from streamseg.engine import segmenters
 from streamseg.engine.processor import Engine
 from streamseg.errors import ConfigError
+from streamseg.ingest import Ingest
 from streamseg.metrics import Metrics
 from streamseg.web import register_web
 

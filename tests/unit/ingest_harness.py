@@ -1,4 +1,4 @@
-"""Drive the real :class:`streamseg.agents.Ingest` glue without Kafka.
+"""Drive the real :class:`streamseg.ingest.Ingest` glue without Kafka.
 
 The transport is replaced by the smallest possible stand-in: the state table
 is a dict, each output topic is a list of ``(key, value)`` pairs, and a
@@ -21,11 +21,11 @@ import jsonschema
 from prometheus_client import CollectorRegistry
 
 from streamseg import codec
-from streamseg.agents import Ingest
 from streamseg.app import Streamseg
 from streamseg.config import Settings
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
+from streamseg.ingest import Ingest
 from streamseg.metrics import OUTCOMES, STREAMS, Metrics
 from streamseg.resources import SCHEMA_DIR
 
