@@ -140,19 +140,20 @@ async def raw_loop(settings: Settings, expected: int) -> float:
 class Worker:
     """A ``streamseg worker`` subprocess with its log file.
 
-    It runs in the log's directory, not the caller's: ``python -m`` puts the
-    working directory first on ``sys.path``, so started from a source checkout
-    the worker would import that checkout's ``streamseg`` whatever the
-    environment says, and a variant such as ``PYTHONPATH=<another tree>`` (the
-    issue-time worker of OPERATIONS) would silently run this one.
+    ``python -P`` keeps the working directory off ``sys.path``: ``python -m``
+    puts it first, so started from a source checkout the worker imported that
+    checkout's ``streamseg`` whatever the environment said, and a variant such as
+    ``PYTHONPATH=<another tree>`` (the issue-time worker of OPERATIONS) silently
+    ran this one. The working directory stays the caller's (relative paths in
+    settings keep their meaning).
     """
 
     def __init__(self, settings: Settings, log: Path, env: dict[str, str] | None = None) -> None:
         self.log = log
         with log.open("wb") as fh:
-            self.proc = subprocess.Popen([sys.executable, *PROFILE, "-m", "streamseg", "worker"],
-                                         env={**worker_env(settings), **(env or {})}, stdout=fh,
-                                         stderr=subprocess.STDOUT, cwd=log.parent)
+            self.proc = subprocess.Popen(
+                [sys.executable, "-P", *PROFILE, "-m", "streamseg", "worker"],
+                env={**worker_env(settings), **(env or {})}, stdout=fh, stderr=subprocess.STDOUT)
 
     async def ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout

@@ -44,9 +44,9 @@ def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
     per = buys.groupby("customer_id")
     c = pd.DataFrame({"last_activity": events.groupby("customer_id")["ts"].max()})
     c["purchases"] = per.size().reindex(c.index, fill_value=0)
-    # buying days: distinct UTC calendar days with a purchase (frequency counts these)
-    c["buying_days"] = (buys["ts"] // DAY).groupby(buys["customer_id"]).nunique().reindex(
-        c.index, fill_value=0)
+    # buying days: distinct days with a purchase, each day starting at buying_day_start_h UTC
+    day = (buys["ts"] - getattr(s, "buying_day_start_h", 0.0) * 3600.0) // DAY
+    c["buying_days"] = day.groupby(buys["customer_id"]).nunique().reindex(c.index, fill_value=0)
     c["first"] = per["ts"].min()
     c["last"] = per["ts"].max()
     c["total"] = per["amount"].sum()
@@ -61,9 +61,10 @@ def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
 
 def frequency(c: pd.DataFrame, s: Settings) -> pd.Series:
     """``prospect`` (no purchase); ``lapsed`` (last purchase > lapsed_days ago at the clock);
-    ``one_time`` (purchases on one UTC day only, not lapsed); else interval = max(mean gap =
+    ``one_time`` (purchases on one buying day only, not lapsed); else interval = max(mean gap =
     (last - first purchase time)/(buying days - 1), tenure interval = (clock - first purchase
-    time)/buying days) in days, buying days = distinct UTC days with a purchase; ``high`` if
+    time)/buying days) in days, buying days = distinct days with a purchase (days start at
+    ``buying_day_start_h`` UTC); ``high`` if
     interval <= freq_high_max_days, ``medium`` if <= freq_medium_max_days, else ``low``.
     """
     n = c["buying_days"]

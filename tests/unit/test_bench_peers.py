@@ -125,7 +125,7 @@ def test_replay_vs_decode_on_an_events_file(tmp_path: Path, lines: list[bytes]) 
 def test_a_worker_variant_runs_the_tree_its_pythonpath_names(tmp_path: Path) -> None:
     """``--variant "issue-time:PYTHONPATH=<tree>"`` runs that tree's worker, even when the
     bench is started from a source checkout (``python -m`` puts the working directory
-    first on ``sys.path``; the worker runs in its log's directory instead)."""
+    first on ``sys.path``; the worker runs with ``python -P``)."""
     import subprocess
 
     from streamseg.bench.broker import Worker

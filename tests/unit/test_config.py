@@ -74,6 +74,7 @@ BAD = [
     ("STREAMSEG_ALLOWED_LATENESS_S", "-5", "must be >= 0"),
     ("STREAMSEG_TICK_INTERVAL_S", "0", "must be >= 0.1"),
     ("STREAMSEG_SOURCE_IDLE_S", "-1", "must be >= 0"),
+    ("STREAMSEG_BUYING_DAY_START_H", "24", "must be < 24"),
     ("STREAMSEG_FREQ_HIGH_MAX_DAYS", "0", "must be > 0"),
     ("STREAMSEG_FREQ_MEDIUM_MAX_DAYS", "3", "STREAMSEG_FREQ_HIGH_MAX_DAYS < "),
     ("STREAMSEG_LAPSED_DAYS", "-inf", "must be a finite number"),

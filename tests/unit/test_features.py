@@ -146,3 +146,55 @@ def test_to_dict_is_asdict_byte_for_byte_on_simulated_states() -> None:
         raw = codec.dumps(s.to_dict())
         assert raw == codec.dumps(asdict(s))
         assert CustomerState.from_dict(codec.loads(raw)) == s
+
+
+def test_a_late_purchase_on_a_recent_buying_day_is_not_a_new_day() -> None:
+    """Day 0 12:00, day 15 23:30, day 16 00:10, then a day-15 basket 40 minutes late:
+    3 buying days (the batch reference's nunique), not 4."""
+    s = CustomerState.new("c1", 0.0)
+    for i, t in enumerate((12 * 3600.0, 15 * DAY + 23.5 * 3600, 16 * DAY + 600.0,
+                           15 * DAY + 23 * 3600 + 50 * 60)):
+        update(s, buy(f"e{i}", t, 1.0), CFG)
+    assert (s.purchases, s.purchase_days, s.recent_days) == (4, 3, [0, 15, 16])
+
+
+def test_a_purchase_more_than_eight_buying_days_late_counts_as_new() -> None:
+    """The documented approximation: only the latest 8 buying days (and the first) are
+    known, so a purchase on an older day already counted is counted again."""
+    s = CustomerState.new("c1", 0.0)
+    for d in range(12):
+        update(s, buy(f"e{d}", d * DAY + 3600.0, 1.0), CFG)
+    assert (s.purchase_days, s.recent_days) == (12, list(range(4, 12)))
+    update(s, buy("late-first-day", 7200.0, 1.0), CFG)  # day 0: the first buying day
+    update(s, buy("late-day-5", 5 * DAY + 7200.0, 1.0), CFG)  # kept: not new
+    assert s.purchase_days == 12
+    update(s, buy("late-day-2", 2 * DAY + 7200.0, 1.0), CFG)  # forgotten: counted again
+    assert s.purchase_days == 13
+
+
+def test_a_state_saved_before_buying_days_were_kept_continues_from_its_orders() -> None:
+    """A changelog value without ``purchase_days`` / ``recent_days`` (weekly buyer, 10
+    orders): the next purchase counts on from one day per order, it does not restart."""
+    old = CustomerState.new("c1", 0.0).to_dict()
+    old.update(events=10, purchases=10, monetary=10.0, first_purchase=0.0,
+               last_purchase=63 * DAY)
+    del old["purchase_days"], old["recent_days"]
+    s = CustomerState.from_dict(old)
+    update(s, buy("e11", 70 * DAY, 1.0), CFG)
+    assert (s.purchase_days, s.recent_days) == (11, [0, 63, 70])
+    # written after buying days existed but before recent_days: seeded from first and last
+    newer = CustomerState.from_dict({**old, "purchase_days": 10})
+    update(newer, buy("late", 63 * DAY + 60.0, 1.0), CFG)  # on the last buying day
+    assert newer.purchase_days == 10
+
+
+def test_buying_days_start_at_the_configured_utc_hour() -> None:
+    """An evening's baskets either side of UTC midnight: two days at the default start,
+    one with ``buying_day_start_h=9`` (4 am in New York)."""
+    times = (5 * DAY - 1800.0, 5 * DAY + 1800.0)  # 23:30 and 00:30 UTC
+    for start, days in ((0.0, 2), (9.0, 1)):
+        s = CustomerState.new("c1", 0.0)
+        cfg = Settings(buying_day_start_h=start)
+        for i, t in enumerate(times):
+            update(s, buy(f"e{i}", t, 1.0), cfg)
+        assert s.purchase_days == days

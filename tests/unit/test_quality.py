@@ -89,6 +89,25 @@ def test_frequency_counts_buying_days_in_the_reference_and_the_engine() -> None:
             } == ref["frequency"].to_dict()
 
 
+@pytest.mark.parametrize(("start_h", "expected"), [(0.0, "high"), (9.0, "one_time")])
+def test_the_reference_and_the_engine_share_the_buying_day_start(start_h: float,
+                                                                 expected: str) -> None:
+    """Baskets at 23:30 and 00:30 UTC: two buying days from midnight (gap 1 h: ``high``),
+    one from 09:00 UTC (``one_time``), in pandas and in the segmenter alike."""
+    times = [20 * DAY - 1800.0, 20 * DAY + 1800.0]
+    settings = Settings(hysteresis=False, buying_day_start_h=start_h)
+    ref = reference(events_frame([("c", "purchase", t, 5.0) for t in times]), settings,
+                    21 * DAY)
+    rows = [codec.dumps({"type": "purchase", "event_id": f"e{i}", "customer_id": "c",
+                         "order_id": f"o{i}", "amount": 5.0, "currency": "USD",
+                         "ts": format_ts(t)}) for i, t in enumerate(times)]
+    run = run_engine(rows, settings)
+    seg = run.engine.segmenter("frequency")
+    assert seg is not None
+    got = seg.assign(run.states["c"], 21 * DAY)
+    assert got is not None and (got.segment, ref.loc["c", "frequency"]) == (expected, expected)
+
+
 def test_a_purchase_inside_the_allowed_lateness_counts_as_zero_days_ago() -> None:
     ev = events_frame([("a", "purchase", 0.0, 1.0), ("a", "purchase", 10 * DAY, 1.0)])
     ref = reference(ev, Settings(), now=10 * DAY - 3600)

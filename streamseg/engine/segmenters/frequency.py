@@ -11,7 +11,10 @@ Definition (the batch reference implements the same independently):
   interval <= ``freq_high_max_days``, ``medium`` if <= ``freq_medium_max_days``,
   else ``low``.
 
-*Buying days* are the distinct UTC days with a purchase (:func:`buying_days`):
+*Buying days* are the distinct days with a purchase (:func:`buying_days`; a day starts
+at ``STREAMSEG_BUYING_DAY_START_H`` UTC, midnight by default: set it to a quiet hour of
+the shop's own time zone, e.g. 9 for 4 am in New York, or an evening's baskets on either
+side of UTC midnight count as two days):
 several orders on one day are one shopping occasion, not a sign of high
 frequency. Counting orders, a household with three baskets on one afternoon
 was ``high`` ("buys every 0.0 days") for three weeks and a second basket an
@@ -33,7 +36,7 @@ published ``high`` is kept while the interval stays within ``freq_high_max_days`
 plus its band, a published ``medium`` within ``freq_medium_max_days`` plus its
 band. The band of a tier bound ``B`` is ``min(margin days, freq_margin_purchases *
 B / buying days)``: at most ``freq_high_margin_days`` (``freq_medium_margin_days``),
-and at most the slack of ``freq_margin_purchases`` purchases at the tier's pace
+and at most the slack of ``freq_margin_purchases`` buying days at the tier's pace
 (an idle customer is demoted once ``freq_margin_purchases`` buying days behind it).
 A long purchase history moves slowly, so its band is narrow and the published
 tier stays close to the definition; a short one gets the full margin. Promotions
@@ -43,7 +46,7 @@ nor is ``lapsed``. The band applies whatever the trigger: a click is no reason t
 Examples
 --------
 Purchases on 5 days from day 0 to day 24 (mean gap 6 days), default settings (tiers
-7 / 28 days, bands at most 3 / 0.5 days and 2 purchases' worth: here
+7 / 28 days, bands at most 3 / 0.5 days and 2 buying days' worth: here
 ``min(3, 2 * 7 / 5) = 2.8`` days for ``high``; lapsed after 180 days):
 
 >>> from streamseg.config import Settings
@@ -68,7 +71,7 @@ Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_vers
 True
 >>> seg.hold(s, "high", seg.assign(s, 50 * DAY), 50 * DAY, "clock")  # 10 days: beyond 9.8
 False
->>> (seg.due(s, 24 * DAY) - 1.0) / DAY  # first mark crossed: 5 purchases * 7 days
+>>> (seg.due(s, 24 * DAY) - 1.0) / DAY  # first mark crossed: 5 buying days * 7 days
 35.0
 >>> s.segments["frequency"] = ["high", 24 * DAY, 2, None]  # published: the band's end
 >>> round((seg.due(s, 24 * DAY) - 1.0) / DAY, 6)  # 5 * (7 + 2.8)
@@ -108,11 +111,10 @@ def names(settings: Settings) -> dict[str, str]:
     }
 
 def buying_days(state: CustomerState) -> int:
-    """Distinct UTC days with a purchase (``purchase_days``; the order count for a state
-    saved before that feature existed).
-
-    A late purchase counts as a new day unless it falls on the first or the last
-    buying day (exact for purchases in time order; see ``CustomerState``).
+    """Distinct days with a purchase (``purchase_days``, counted by
+    :func:`streamseg.engine.features.count_day`: exact unless a purchase arrives more
+    than 8 buying days late); the order count for a state saved before buying days
+    were counted and not bought from since.
 
     >>> s = CustomerState.new("c", 0.0)
     >>> s.purchases, s.purchase_days = 3, 2
@@ -171,7 +173,7 @@ class FrequencySegmenter(NoPopulation):
 
     def _end(self, state: CustomerState, bound: float, days: float) -> float:
         """``bound`` plus its band for ``state``: at most ``days``, at most
-        ``freq_margin_purchases`` purchases' worth of ``bound``."""
+        ``freq_margin_purchases`` buying days' worth of ``bound``."""
         if self.margin_purchases > 0.0:
             days = min(days, self.margin_purchases * bound / max(1, buying_days(state)))
         return bound + days
