@@ -7,11 +7,12 @@ Examples
 True
 >>> [tier_of(v, m.cuts) for v in (2.5, 2.0, 0.6, 0.5)]
 ['top10', 'next40', 'next40', 'rest']
+>>> from streamseg.config import DAY
 >>> s = CustomerState.new("c", 0.0)
 >>> s.purchases, s.purchase_days = 4, 3
 >>> s.first_purchase, s.last_purchase = 10 * DAY + 5, 40 * DAY + 7
->>> key_of(s)
-(2.0, 30.0, 10.0)
+>>> key_of(s), key_of(s, day_s=6 * 3600.0)  # days from 06:00 UTC: both times on the day before
+((2.0, 30.0, 10.0), (2.0, 30.0, 9.0))
 """
 
 from __future__ import annotations
@@ -22,9 +23,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from streamseg.config import DAY
 from streamseg.engine import bgnbd
-from streamseg.engine.features import CustomerState
+from streamseg.engine.features import CustomerState, buying_day
 
 TIERS = ("top10", "next40", "rest")  # best first; the cut values start the first two
 NEAR = 16.0  # crossings(): half-width of the bracket tried around a nearby day
@@ -60,16 +60,17 @@ class ValueModel:
         )
 
 
-def key_of(state: CustomerState) -> tuple[float, float, float]:
-    """(x, t_x, first purchase day) of a buyer: UTC day numbers, repeat purchase *days*.
+def key_of(state: CustomerState, day_s: float = 0.0) -> tuple[float, float, float]:
+    """(x, t_x, first purchase day) of a buyer: day numbers (days starting ``day_s``
+    seconds after UTC midnight, ``STREAMSEG_BUYING_DAY_START_H``), repeat buying *days*.
 
     States written before ``purchase_days`` existed count orders instead.
     """
     fp, lp = state.first_purchase, state.last_purchase
     assert fp is not None and lp is not None
     days = state.purchase_days if state.purchase_days > 0 else state.purchases
-    first = fp // DAY
-    return float(max(days - 1, 0)), float(lp // DAY - first), float(first)
+    first = buying_day(fp, day_s)
+    return float(max(days - 1, 0)), float(buying_day(lp, day_s) - first), float(first)
 
 
 def tier_of(score: float, cuts: tuple[float, float]) -> str:

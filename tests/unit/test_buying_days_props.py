@@ -47,3 +47,35 @@ def test_buying_days_and_tier_equal_the_reference(
     c = customers(events_frame([("c", "purchase", t, 1.0) for t in times]), now, cfg)
     got = FrequencySegmenter(cfg).assign(state, now)
     assert got is not None and got.segment == frequency(c, cfg)["c"]
+
+
+def test_a_day_start_is_the_same_as_shifting_every_event_time() -> None:
+    """Frequency and predicted value with days starting at 07:30 UTC, over events all
+    7.5 hours later, publish exactly the changes of UTC days over the original events
+    (event times 7.5 hours later): buying days, BG/NBD day numbers, refit instants and
+    due times all follow the day start."""
+    from streamseg import codec
+    from streamseg.engine.events import format_ts, parse_ts
+    from streamseg.engine.processor import Engine
+    from streamseg.engine.segmenters.value import ValueSegmenter
+    from streamseg.replay import Replayer
+    from streamseg.simulate import SimConfig, Simulation
+
+    shift = 7.5 * HOUR
+    events = list(Simulation(SimConfig(customers=300, days=130, seed=3)).events())
+
+    def run(start_h: float, by: float) -> list[tuple[object, ...]]:
+        cfg = Settings(buying_day_start_h=start_h)
+        rep = Replayer(cfg, Engine(cfg, [FrequencySegmenter(cfg), ValueSegmenter(cfg)]))
+        out = []
+        for ev in events:
+            got = rep.feed(codec.dumps({**ev, "ts": format_ts(parse_ts(ev["ts"]) + by)}))
+            assert isinstance(got, list)
+            out += [(c["customer_id"], c["segmenter"], c["from_segment"], c["to_segment"],
+                     c["trigger"], c["model_version"], parse_ts(c["event_time"]) - by)
+                    for c in got]
+        return out
+
+    plain = run(0.0, 0.0)
+    assert sum(1 for c in plain if c[1] == "value") > 100  # the value model did fit
+    assert run(7.5, shift) == plain

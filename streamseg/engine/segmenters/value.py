@@ -46,7 +46,7 @@ import numpy as np
 from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
 from streamseg.engine.clusterfit import Population
-from streamseg.engine.features import CustomerState
+from streamseg.engine.features import HOUR, CustomerState
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.valuemodel import (
     TIERS,
@@ -76,6 +76,8 @@ class ValueSegmenter:
         self.horizon = settings.value_horizon_days
         self.refit_s = settings.value_refit_days * DAY
         self.warmup_s = settings.value_warmup_days * DAY
+        # day numbers (BG/NBD recency and age, due days, refits) start at the buying-day start
+        self.day_s = settings.buying_day_start_h * HOUR
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_margin if settings.hysteresis else 0.0
         self.population = Population(settings.value_sample_size)
@@ -101,7 +103,7 @@ class ValueSegmenter:
         if (self.training and now >= self.next_fit and self.first is not None
                 and self.last is not None and self.last - self.first >= self.warmup_s
                 and len(self.population) >= self.min_customers):
-            self.next_fit = (now // self.refit_s + 1) * self.refit_s
+            self.next_fit = ((now - self.day_s) // self.refit_s + 1) * self.refit_s + self.day_s
             model = self.refit(now)
             if model is not None:
                 self._use(model, now)
@@ -111,7 +113,7 @@ class ValueSegmenter:
         if fp is None or lp is None or state.withdrawn:
             return
         cid = state.customer_id
-        key = key_of(state)
+        key = key_of(state, self.day_s)
         entry = self.local.get(cid)
         if entry is None:
             cur = state.segments.get(self.name)
@@ -138,7 +140,7 @@ class ValueSegmenter:
         rows = np.fromiter(chain.from_iterable(r[0] for r in self.population.rows.values()),
                            float, 3 * n)
         x, t_x, first = rows.reshape(n, 3).T
-        age = np.maximum(now // DAY - first, t_x)
+        age = np.maximum((now - self.day_s) // DAY - first, t_x)
         prev = self.model
         try:
             params = bgnbd.fit(x, t_x, age, start=None if prev is None else prev.params)
@@ -169,7 +171,7 @@ class ValueSegmenter:
         n = len(entries)
         keys = np.fromiter(chain.from_iterable(e[0] for e in entries), float, 3 * n)
         x, t_x, first = keys.reshape(n, 3).T
-        day = now // DAY
+        day = (now - self.day_s) // DAY
         params, h, cuts = model.params, self.horizon, model.cuts
         scores = bgnbd.expected(params, h, x, t_x, np.maximum(day - first, t_x))
         probe = np.fromiter((day + MAX_DAYS if e[2] is None else e[2] - 1 for e in entries),
@@ -206,8 +208,8 @@ class ValueSegmenter:
         scorer = self._score()
         if scorer is None or state.first_purchase is None or state.last_purchase is None:
             return None
-        x, t_x, first = key_of(state)
-        p_alive, e = scorer(x, t_x, max(now // DAY - first, t_x))
+        x, t_x, first = key_of(state, self.day_s)
+        p_alive, e = scorer(x, t_x, max((now - self.day_s) // DAY - first, t_x))
         if not math.isfinite(e) or e < 0.0:
             return None  # outside the precision of the closed form: abstain
         return p_alive, e
@@ -270,22 +272,23 @@ class ValueSegmenter:
         d = None
         entry = self.local.get(state.customer_id)
         if level is not None:
-            key = key_of(state)
+            key = key_of(state, self.day_s)
             sig = (key, level, model.version)
             if entry is not None and entry[3] == sig and (
-                    entry[2] is None or entry[2] > after // DAY):
+                    entry[2] is None or entry[2] > (after - self.day_s) // DAY):
                 d = entry[2]  # the same customer, tier and model: the same crossing day
             else:
                 scorer = self._score()
                 assert scorer is not None
                 guess = None if entry is None else (
                     entry[2] if entry[4] is None else entry[4])
-                d = crossing(scorer, key, after // DAY, level, MAX_DAYS, guess=guess)
+                d = crossing(scorer, key, (after - self.day_s) // DAY, level, MAX_DAYS,
+                             guess=guess)
                 if entry is not None:
                     entry[3], entry[4] = sig, None
         if entry is not None:
             entry[1], entry[2] = label, d
-        return None if d is None else d * DAY
+        return None if d is None else d * DAY + self.day_s
 
     def segments(self) -> tuple[str, ...]:
         return TIERS
