@@ -21,17 +21,15 @@ The feature summary reported with segment changes is :mod:`streamseg.engine.summ
 
 from __future__ import annotations
 
-import bisect
 import hashlib
 import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.buyingdays import HOUR, count_day
 from streamseg.engine.events import Event
 
-HOUR = 3600.0
-RECENT_DAYS = 8  # buying days kept per customer to recognise a late purchase
 NEVER = 1e18  # ``due_hint`` of a customer with no due time (finite: JSON has no infinity)
 CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
 DEVICES = ("mobile", "desktop", "tablet", "other")
@@ -221,53 +219,6 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
     state.gap_days = mean_gap_days(state)
-
-
-def buying_day(ts: float, start_s: float = 0.0) -> int:
-    """The buying day of event time ``ts``: whole days since the epoch, each starting
-    ``start_s`` seconds after UTC midnight.
-
-    >>> buying_day(DAY + 3 * HOUR), buying_day(DAY + 3 * HOUR, start_s=9 * HOUR)
-    (1, 0)
-    """
-    return int((ts - start_s) // DAY)
-
-
-def count_day(state: CustomerState, ts: float, first: float | None, last: float | None,
-              start_s: float) -> None:
-    """Count the buying day of a purchase at ``ts`` (``first`` / ``last``: the purchase
-    times before it; ``purchases`` already counts it) in ``purchase_days`` unless that
-    day was counted already.
-
-    Exact while purchases arrive in time order or at most ``RECENT_DAYS`` buying days
-    late; a purchase later than that counts as a new day unless it falls on the first
-    buying day (documented approximation). A state saved before buying days were
-    counted (``purchase_days`` 0 with purchases) starts from one day per order.
-
-    >>> s = CustomerState.new("c", 0.0)
-    >>> for hours in (12, 23.5, 24.2, 23.8):  # the last one arrives late, on day 0
-    ...     s.purchases += 1
-    ...     count_day(s, hours * HOUR, s.first_purchase, s.last_purchase, 0.0)
-    ...     s.first_purchase = min(s.first_purchase or 1e18, hours * HOUR)
-    ...     s.last_purchase = max(s.last_purchase or 0.0, hours * HOUR)
-    >>> s.purchase_days, s.recent_days
-    (2, [0, 1])
-    """
-    day = buying_day(ts, start_s)
-    days = state.recent_days
-    if first is None or last is None:
-        state.purchase_days, days[:] = 1, [day]
-        return
-    if not days:  # a state from before recent_days (or before purchase_days) was kept
-        if state.purchase_days <= 0:  # one day per earlier order: the best guess left
-            state.purchase_days = state.purchases - 1
-        days.extend(sorted({buying_day(first, start_s), buying_day(last, start_s)}))
-    if day in days or day == buying_day(first, start_s):
-        return
-    state.purchase_days += 1
-    bisect.insort(days, day)
-    if len(days) > RECENT_DAYS:
-        del days[0]
 
 
 def _reactivation(state: CustomerState, ts: float, at_risk_s: float) -> None:

@@ -24,7 +24,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamseg.engine import bgnbd
-from streamseg.engine.features import CustomerState, buying_day
+from streamseg.engine.buyingdays import buying_day
+from streamseg.engine.features import CustomerState
 
 TIERS = ("top10", "next40", "rest")  # best first; the cut values start the first two
 NEAR = 16.0  # crossings(): half-width of the bracket tried around a nearby day

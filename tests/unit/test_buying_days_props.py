@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.buyingdays import buying_day
 from streamseg.engine.events import Event
-from streamseg.engine.features import CustomerState, buying_day, update
+from streamseg.engine.features import CustomerState, update
 from streamseg.engine.segmenters.frequency import FrequencySegmenter
 from streamseg.tools.reference import customers, events_frame, frequency
 

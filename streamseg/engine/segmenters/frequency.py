@@ -112,7 +112,7 @@ def names(settings: Settings) -> dict[str, str]:
 
 def buying_days(state: CustomerState) -> int:
     """Distinct days with a purchase (``purchase_days``, counted by
-    :func:`streamseg.engine.features.count_day`: exact unless a purchase arrives more
+    :func:`streamseg.engine.buyingdays.count_day`: exact unless a purchase arrives more
     than 8 buying days late); the order count for a state saved before buying days
     were counted and not bought from since.
 

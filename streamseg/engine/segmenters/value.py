@@ -45,8 +45,9 @@ import numpy as np
 
 from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
+from streamseg.engine.buyingdays import HOUR
 from streamseg.engine.clusterfit import Population
-from streamseg.engine.features import HOUR, CustomerState
+from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.valuemodel import (
     TIERS,
