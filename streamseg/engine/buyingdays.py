@@ -30,6 +30,20 @@ def buying_day(ts: float, start_s: float = 0.0) -> int:
     return int((ts - start_s) // DAY)
 
 
+def buying_days(state: CustomerState) -> int:
+    """Distinct days with a purchase (``purchase_days``, kept by :func:`count_day`); the
+    order count for a state saved before buying days were counted and not bought from
+    since.
+
+    >>> from streamseg.engine.features import CustomerState
+    >>> s = CustomerState.new("c", 0.0)
+    >>> s.purchases, s.purchase_days = 3, 2
+    >>> buying_days(s), buying_days(CustomerState.from_dict({**s.to_dict(), "purchase_days": 0}))
+    (2, 3)
+    """
+    return state.purchase_days if state.purchase_days > 0 else state.purchases
+
+
 def count_day(state: CustomerState, ts: float, first: float | None, last: float | None,
               start_s: float) -> None:
     """Count the buying day of a purchase at ``ts`` (``first`` / ``last``: the purchase

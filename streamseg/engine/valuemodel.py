@@ -24,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamseg.engine import bgnbd
-from streamseg.engine.buyingdays import buying_day
+from streamseg.engine.buyingdays import buying_day, buying_days
 from streamseg.engine.features import CustomerState
 
 TIERS = ("top10", "next40", "rest")  # best first; the cut values start the first two
@@ -69,9 +69,9 @@ def key_of(state: CustomerState, day_s: float = 0.0) -> tuple[float, float, floa
     """
     fp, lp = state.first_purchase, state.last_purchase
     assert fp is not None and lp is not None
-    days = state.purchase_days if state.purchase_days > 0 else state.purchases
     first = buying_day(fp, day_s)
-    return float(max(days - 1, 0)), float(buying_day(lp, day_s) - first), float(first)
+    return (float(max(buying_days(state) - 1, 0)), float(buying_day(lp, day_s) - first),
+            float(first))
 
 
 def tier_of(score: float, cuts: tuple[float, float]) -> str:

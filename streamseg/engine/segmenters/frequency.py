@@ -11,7 +11,8 @@ Definition (the batch reference implements the same independently):
   interval <= ``freq_high_max_days``, ``medium`` if <= ``freq_medium_max_days``,
   else ``low``.
 
-*Buying days* are the distinct days with a purchase (:func:`buying_days`; a day starts
+*Buying days* are the distinct days with a purchase
+(:func:`streamseg.engine.buyingdays.buying_days`; a day starts
 at ``STREAMSEG_BUYING_DAY_START_H`` UTC, midnight by default: set it to a quiet hour of
 the shop's own time zone, e.g. 9 for 4 am in New York, or an evening's baskets on either
 side of UTC midnight count as two days):
@@ -81,6 +82,7 @@ False
 from __future__ import annotations
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.buyingdays import buying_days
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import (
     STEP_S,
@@ -109,20 +111,6 @@ def names(settings: Settings) -> dict[str, str]:
         "low": f"Low frequency (a purchase less often than every {days(medium, 'g')})",
         "lapsed": f"Lapsed buyer (no purchase for over {days(settings.lapsed_days, 'g')})",
     }
-
-def buying_days(state: CustomerState) -> int:
-    """Distinct days with a purchase (``purchase_days``, counted by
-    :func:`streamseg.engine.buyingdays.count_day`: exact unless a purchase arrives more
-    than 8 buying days late); the order count for a state saved before buying days
-    were counted and not bought from since.
-
-    >>> s = CustomerState.new("c", 0.0)
-    >>> s.purchases, s.purchase_days = 3, 2
-    >>> buying_days(s)
-    2
-    """
-    return state.purchase_days if state.purchase_days > 0 else state.purchases
-
 
 def day_gap_days(state: CustomerState) -> float | None:
     """Mean gap between buying days: (last - first purchase time) / (buying days - 1), in

@@ -45,7 +45,7 @@ import numpy as np
 
 from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
-from streamseg.engine.buyingdays import HOUR
+from streamseg.engine.buyingdays import HOUR, buying_day
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
@@ -141,7 +141,7 @@ class ValueSegmenter:
         rows = np.fromiter(chain.from_iterable(r[0] for r in self.population.rows.values()),
                            float, 3 * n)
         x, t_x, first = rows.reshape(n, 3).T
-        age = np.maximum((now - self.day_s) // DAY - first, t_x)
+        age = np.maximum(buying_day(now, self.day_s) - first, t_x)
         prev = self.model
         try:
             params = bgnbd.fit(x, t_x, age, start=None if prev is None else prev.params)
@@ -172,7 +172,7 @@ class ValueSegmenter:
         n = len(entries)
         keys = np.fromiter(chain.from_iterable(e[0] for e in entries), float, 3 * n)
         x, t_x, first = keys.reshape(n, 3).T
-        day = (now - self.day_s) // DAY
+        day = buying_day(now, self.day_s)
         params, h, cuts = model.params, self.horizon, model.cuts
         scores = bgnbd.expected(params, h, x, t_x, np.maximum(day - first, t_x))
         probe = np.fromiter((day + MAX_DAYS if e[2] is None else e[2] - 1 for e in entries),
@@ -210,7 +210,7 @@ class ValueSegmenter:
         if scorer is None or state.first_purchase is None or state.last_purchase is None:
             return None
         x, t_x, first = key_of(state, self.day_s)
-        p_alive, e = scorer(x, t_x, max((now - self.day_s) // DAY - first, t_x))
+        p_alive, e = scorer(x, t_x, max(buying_day(now, self.day_s) - first, t_x))
         if not math.isfinite(e) or e < 0.0:
             return None  # outside the precision of the closed form: abstain
         return p_alive, e
@@ -275,16 +275,15 @@ class ValueSegmenter:
         if level is not None:
             key = key_of(state, self.day_s)
             sig = (key, level, model.version)
-            if entry is not None and entry[3] == sig and (
-                    entry[2] is None or entry[2] > (after - self.day_s) // DAY):
+            today = buying_day(after, self.day_s)
+            if entry is not None and entry[3] == sig and (entry[2] is None or entry[2] > today):
                 d = entry[2]  # the same customer, tier and model: the same crossing day
             else:
                 scorer = self._score()
                 assert scorer is not None
                 guess = None if entry is None else (
                     entry[2] if entry[4] is None else entry[4])
-                d = crossing(scorer, key, (after - self.day_s) // DAY, level, MAX_DAYS,
-                             guess=guess)
+                d = crossing(scorer, key, today, level, MAX_DAYS, guess=guess)
                 if entry is not None:
                     entry[3], entry[4] = sig, None
         if entry is not None:
