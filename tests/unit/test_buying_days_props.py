@@ -13,13 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.buyingdays import buying_day
+from streamseg.engine.buyingdays import HOUR, buying_day
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState, update
 from streamseg.engine.segmenters.frequency import FrequencySegmenter
 from streamseg.tools.reference import customers, events_frame, frequency
 
-HOUR = 3600.0
 # gaps between purchases: minutes (same basket run), hours (either side of midnight), days
 GAPS = st.one_of(st.floats(0, 2 * HOUR), st.floats(2 * HOUR, 30 * HOUR),
                  st.floats(1 * DAY, 40 * DAY))

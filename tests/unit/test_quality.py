@@ -69,6 +69,20 @@ def test_frequency_and_lifecycle_follow_the_definitions() -> None:
     }
 
 
+def engine_frequency(buys: list[tuple[str, float]], settings: Settings,
+                     now: float) -> dict[str, str | None]:
+    """Replay purchases ``(customer, time)`` in time order; each customer's raw frequency
+    verdict at ``now``."""
+    rows = [line(type="purchase", event_id=f"{c}{i}", customer_id=c, order_id=f"{c}{i}",
+                 amount=5.0, currency="USD", ts=format_ts(t))
+            for i, (c, t) in enumerate(sorted(buys, key=lambda b: b[1]))]
+    run = run_engine(rows, settings)
+    seg = run.engine.segmenter("frequency")
+    assert seg is not None
+    return {c: None if (v := seg.assign(st, now)) is None else v.segment
+            for c, st in run.states.items()}
+
+
 def test_frequency_counts_buying_days_in_the_reference_and_the_engine() -> None:
     """Orders on one UTC day are one buying day, in pandas and in the segmenter alike."""
     days = {"burst": [380, 380.1, 380.2, 385], "same_day": [390, 390.2], "apart": [390, 391]}
@@ -77,16 +91,8 @@ def test_frequency_counts_buying_days_in_the_reference_and_the_engine() -> None:
     # burst: 2 buying days, gap 5, tenure 20 / 2 = 10 -> medium (4 orders: 20 / 4 = 5, high)
     assert ref["frequency"].to_dict() == {
         "apart": "high", "burst": "medium", "same_day": "one_time"}
-    rows = [codec.dumps({"type": "purchase", "event_id": f"{c}{i}", "customer_id": c,
-                         "order_id": f"{c}{i}", "amount": 10.0, "currency": "USD",
-                         "ts": format_ts(d * DAY)})
-            for c, ds in days.items() for i, d in enumerate(ds)]
-    rows.sort(key=lambda r: codec.loads(r)["ts"])
-    run = run_engine(rows, Settings(hysteresis=False))
-    seg = run.engine.segmenter("frequency")
-    assert seg is not None
-    assert {c: seg.assign(st, NOW).segment for c, st in run.states.items()  # type: ignore[union-attr]
-            } == ref["frequency"].to_dict()
+    buys = [(c, d * DAY) for c, ds in days.items() for d in ds]
+    assert engine_frequency(buys, Settings(hysteresis=False), NOW) == ref["frequency"].to_dict()
 
 
 @pytest.mark.parametrize(("start_h", "expected"), [(0.0, "high"), (9.0, "one_time")])
@@ -98,14 +104,8 @@ def test_the_reference_and_the_engine_share_the_buying_day_start(start_h: float,
     settings = Settings(hysteresis=False, buying_day_start_h=start_h)
     ref = reference(events_frame([("c", "purchase", t, 5.0) for t in times]), settings,
                     21 * DAY)
-    rows = [codec.dumps({"type": "purchase", "event_id": f"e{i}", "customer_id": "c",
-                         "order_id": f"o{i}", "amount": 5.0, "currency": "USD",
-                         "ts": format_ts(t)}) for i, t in enumerate(times)]
-    run = run_engine(rows, settings)
-    seg = run.engine.segmenter("frequency")
-    assert seg is not None
-    got = seg.assign(run.states["c"], 21 * DAY)
-    assert got is not None and (got.segment, ref.loc["c", "frequency"]) == (expected, expected)
+    got = engine_frequency([("c", t) for t in times], settings, 21 * DAY)
+    assert (got["c"], ref.loc["c", "frequency"]) == (expected, expected)
 
 
 def test_a_purchase_inside_the_allowed_lateness_counts_as_zero_days_ago() -> None:
