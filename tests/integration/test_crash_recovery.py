@@ -31,8 +31,7 @@ async def test_kill9_mid_stream_restores_state_and_loses_no_change(
         run = await kill_scenario(settings, workers, bootstrap_servers, KILLS, messages)
         assert len(run.expected) > 300  # a meaningful stream
         run.assert_exact()
-        print(f"changes={len(run.expected)} published={len(run.got)} "
-              f"duplicates={run.duplicates}")
+        print(run.counts())
         for value in run.values:
             assert_schema("segment-change", value)
         # a subscriber that drops duplicates by change_id sees each customer's
@@ -68,8 +67,7 @@ async def test_kill9_storm_with_local_state_loses_nothing(
     with Workers(broker_url, tmp_path) as workers:
         run = await kill_scenario(settings, workers, bootstrap_servers, STORM, messages,
                                   rate=150.0, timeout=60.0)
-        print(f"storm: changes={len(run.expected)} published={len(run.got)} "
-              f"missing={len(run.missing)} duplicates={run.duplicates}")
+        print(f"storm: {run.counts()}")
         crashed = [line for line in run.worker.crashes() if "Crashed" in line]
         assert not crashed, crashed
         if not run.complete:  # tell a lost change from an input partition left unconsumed
@@ -99,7 +97,6 @@ async def test_kill9_with_a_changelog_only_restore_each_time_loses_nothing(
     with Workers(broker_url, tmp_path) as workers:
         run = await kill_scenario(settings, workers, bootstrap_servers, WIPES, messages,
                                   rate=60.0)
-        print(f"wipes: changes={len(run.expected)} published={len(run.got)} "
-              f"missing={len(run.missing)} duplicates={run.duplicates}")
+        print(f"wipes: {run.counts()}")
         run.assert_exact()
         assert "Crashed" not in run.worker.run_log()

@@ -476,6 +476,11 @@ class KillRun:
     def duplicates(self) -> int:
         return sum(n - 1 for n in Counter(self.got).values())
 
+    def counts(self) -> str:
+        """The run in one line: reference changes, published, missing, duplicates."""
+        return (f"changes={len(self.expected)} published={len(self.got)} "
+                f"missing={len(self.missing)} duplicates={self.duplicates}")
+
     def mismatched(self) -> list[str]:
         """Published change ids whose record differs from the reference's (features aside).
 
