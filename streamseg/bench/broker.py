@@ -174,6 +174,28 @@ class Worker:
             self.proc.wait(timeout=30)
 
 
+POLL_S = 0.1  # /metrics read interval at the start and the end of a measurement
+POLL_MAX_S = 2.0  # and at most this long between two reads in the middle
+
+
+def next_poll(count: float, expected: float, rate: float) -> float:
+    """Seconds until the next ``/metrics`` read of :func:`worker_throughput`.
+
+    Each read costs the worker CPU (its HTTP thread renders every metric, under
+    the GIL): read every :data:`POLL_S` near the start and the end, where the
+    measurement's resolution is decided, and half the expected remaining time
+    in between (at most :data:`POLL_MAX_S`).
+
+    >>> next_poll(0, 30_000, 0.0), next_poll(1_000, 100_000, 5_000.0)
+    (0.1, 2.0)
+    >>> next_poll(90_000, 100_000, 5_000.0), next_poll(99_500, 100_000, 5_000.0)
+    (1.0, 0.1)
+    """
+    if rate <= 0.0:
+        return POLL_S
+    return min(POLL_MAX_S, max(POLL_S, (expected - count) / rate / 2.0))
+
+
 async def worker_throughput(settings: Settings, expected: int, timeout: float) -> float:
     """Events/s of the running worker over ``expected`` pre-produced events (from /metrics)."""
     port = settings.metrics_port
@@ -188,7 +210,8 @@ async def worker_throughput(settings: Settings, expected: int, timeout: float) -
         if time.monotonic() > deadline:
             raise StreamsegError(f"bench: worker consumed {count:.0f} of {expected} events "
                                  f"in {timeout:.0f} s")
-        await asyncio.sleep(0.1)
+        rate = 0.0 if first is None or now <= first[0] else (count - first[1]) / (now - first[0])
+        await asyncio.sleep(next_poll(count, expected, rate))
     assert first is not None
     return (count - first[1]) / max(now - first[0], 1e-9)
 
