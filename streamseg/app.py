@@ -100,6 +100,7 @@ def build_app(settings: Settings) -> Streamseg:
         producer_acks=-1,
         producer_linger=settings.producer_linger_s,
         stream_wait_empty=False,
+        stream_buffer_maxsize=settings.stream_buffer_maxsize,
         broker_commit_every=1000,
         broker_commit_interval=settings.broker_commit_interval_s,
         broker_session_timeout=settings.broker_session_timeout_s,

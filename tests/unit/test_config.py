@@ -44,6 +44,7 @@ BAD = [
     ("STREAMSEG_LAG_INTERVAL_S", "0", "must be >= 1"),
     ("STREAMSEG_WEB_PORT", "70000", "must be <= 65535"),
     ("STREAMSEG_BATCH_SIZE", "0", "must be >= 1"),
+    ("STREAMSEG_STREAM_BUFFER_MAXSIZE", "8", "must be >= 16"),
     ("STREAMSEG_BATCH_WAIT_S", "0", "must be > 0"),
     ("STREAMSEG_BATCH_FLUSH", "never", "must be one of idle, window"),
     ("STREAMSEG_BATCH_IDLE_S", "-1", "must be >= 0"),
@@ -281,3 +282,14 @@ def test_the_worker_command_stops_without_a_traceback() -> None:
     assert busy.stderr.splitlines() == [
         f"streamseg: error: STREAMSEG_WEB_PORT: cannot listen on port {web} "
         f"(STREAMSEG_WEB_BIND=0.0.0.0): Address already in use"]
+
+
+def test_the_input_buffer_reaches_faust() -> None:
+    """Faust's own default (4,096) stalled a backlog for up to 1 s every few seconds
+    (docs/OPERATIONS.md, "The input buffer"): the worker's app must carry the setting."""
+    from streamseg.app import build_app
+
+    ss = build_app(Settings(store="memory://", web_port=0))
+    assert ss.app.conf.stream_buffer_maxsize == Settings().stream_buffer_maxsize == 32_768
+    ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=5000))
+    assert ss.app.conf.stream_buffer_maxsize == 5000
