@@ -391,8 +391,8 @@ class Settings:
     # an input partition that delivered no valid event for this long (monotonic seconds)
     # no longer holds the clock back (engine/clock.py SourceWatermark); 0: never holds it
     source_idle_s: float = setting(5.0, ge=0, le=3600)
-    # buying days (frequency, predicted value) start at this UTC hour: several orders in
-    # one buying day are one occasion; e.g. 9 for US Eastern (4 am local time)
+    # buying days (frequency, predicted value, audience windows) start at this UTC hour:
+    # several orders in one buying day are one occasion; e.g. 9 for US Eastern (4 am)
     buying_day_start_h: float = setting(0.0, ge=0, lt=24)
     # purchase-frequency tiers
     freq_high_max_days: float = setting(7.0, gt=0)

@@ -36,6 +36,7 @@ import jsonschema_rs
 
 from streamseg.config import Settings
 from streamseg.engine.audiencerules import Readable, Rule, RuleError, compile_rule
+from streamseg.engine.buyingdays import HOUR
 from streamseg.engine.history import History
 from streamseg.errors import AudienceFileError
 from streamseg.resources import SCHEMA_DIR
@@ -120,8 +121,9 @@ def read(path: str) -> str:
 
 
 def parse(text: str, path: str, known: Mapping[str, Readable] | None = None,
-          half_life_days: float = 30.0) -> list[AudienceSpec]:
-    """Check and compile every audience of ``text`` (``known``: segmenters a rule may read)."""
+          half_life_days: float = 30.0, day_s: float = 0.0) -> list[AudienceSpec]:
+    """Check and compile every audience of ``text`` (``known``: segmenters a rule may read;
+    ``day_s``: windows count days that start this long after UTC midnight)."""
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -149,7 +151,7 @@ def parse(text: str, path: str, known: Mapping[str, Readable] | None = None,
                 holdout, int | float) or not 0.0 <= holdout <= 1.0):
             raise fail([*here, "holdout"], name, f"holdout is a share 0..1, got {holdout!r}")
         try:
-            rule = compile_rule(body["when"], seen, half_life_days, [*here, "when"])
+            rule = compile_rule(body["when"], seen, half_life_days, [*here, "when"], day_s)
         except RuleError as exc:
             raise fail(exc.path, name, exc.message) from None
         spec = AudienceSpec(name, str(body.get("description") or name),
@@ -174,19 +176,20 @@ class _Placeholder:
         return ("in", "out")
 
 
-def history_of(specs: list[AudienceSpec]) -> History | None:
+def history_of(specs: list[AudienceSpec], day_s: float = 0.0) -> History | None:
     """The event history the audiences need (None: no trailing window anywhere)."""
     types = frozenset().union(*(s.rule.types for s in specs))
     horizon = max((s.rule.horizon_days for s in specs), default=0)
-    return History(types, horizon) if types and horizon else None
+    return History(types, horizon, day_s) if types and horizon else None
 
 
 def history(settings: Settings, known: Mapping[str, Readable]) -> History | None:
     """The history for ``settings``' audiences file (None without a file or windows)."""
     if not settings.audiences_file:
         return None
+    day_s = settings.buying_day_start_h * HOUR
     return history_of(parse(read(settings.audiences_file), settings.audiences_file,
-                            known, settings.half_life_days))
+                            known, settings.half_life_days, day_s), day_s)
 
 
 def load(settings: Settings, known: Mapping[str, Readable]) -> list[AudienceSpec]:
@@ -194,4 +197,4 @@ def load(settings: Settings, known: Mapping[str, Readable]) -> list[AudienceSpec
     if not settings.audiences_file:
         return []
     return parse(read(settings.audiences_file), settings.audiences_file, known,
-                 settings.half_life_days)
+                 settings.half_life_days, settings.buying_day_start_h * HOUR)

@@ -180,7 +180,8 @@ def _feature(name: str, op: str, want: Any, path: list[str | int], hl_s: float) 
     return Rule(decayed, decayed_next, frozenset(), 0)
 
 
-def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int]) -> Rule:
+def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int],
+            day_s: float) -> Rule:
     summed = "sum" in node
     type_ = str(node["sum" if summed else "count"])
     days = int(node["days"])
@@ -191,13 +192,13 @@ def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int]) 
     cmp = _compare(op, want)
     if summed:
         def test(s: CustomerState, now: float) -> bool:
-            return cmp(history.amount(s, type_, days, now))
+            return cmp(history.amount(s, type_, days, now, day_s))
     else:
         def test(s: CustomerState, now: float) -> bool:
-            return cmp(history.count(s, type_, days, now))
+            return cmp(history.count(s, type_, days, now, day_s))
 
     def nxt(s: CustomerState, after: float) -> float | None:
-        return history.exits(s, type_, days, after)
+        return history.exits(s, type_, days, after, day_s)
 
     return Rule(test, nxt, frozenset({type_}), days)
 
@@ -283,8 +284,12 @@ def _combine(kind: str, parts: list[Rule]) -> Rule:
 
 
 def compile_rule(node: Mapping[str, Any], known: Mapping[str, Readable], half_life_days: float,
-                 path: list[str | int] | None = None) -> Rule:
-    """Compile one condition; raises :class:`RuleError` naming the bad part."""
+                 path: list[str | int] | None = None, day_s: float = 0.0) -> Rule:
+    """Compile one condition; raises :class:`RuleError` naming the bad part.
+
+    ``day_s``: trailing windows count days that start this long after UTC midnight
+    (``STREAMSEG_BUYING_DAY_START_H``; :mod:`streamseg.engine.history`).
+    """
     path = [] if path is None else path
     if not isinstance(node, Mapping):
         raise RuleError(path, f"a condition is an object, got {node!r}")
@@ -294,10 +299,10 @@ def compile_rule(node: Mapping[str, Any], known: Mapping[str, Readable], half_li
             items = node[kind]
             if not isinstance(items, list) or not items:
                 raise RuleError([*path, kind], f"'{kind}' wants a non-empty list")
-            return _combine(kind, [compile_rule(c, known, half_life_days, [*path, kind, i])
+            return _combine(kind, [compile_rule(c, known, half_life_days, [*path, kind, i], day_s)
                                    for i, c in enumerate(items)])
     if "not" in node:
-        inner = compile_rule(node["not"], known, half_life_days, [*path, "not"])
+        inner = compile_rule(node["not"], known, half_life_days, [*path, "not"], day_s)
         t = inner.test
         return Rule(lambda s, now: not t(s, now), inner.nxt, inner.types, inner.horizon_days)
     op, want = _operator(node, path)
@@ -309,5 +314,5 @@ def compile_rule(node: Mapping[str, Any], known: Mapping[str, Readable], half_li
     if "segment" in node:
         return _segment(str(node["segment"]), op, want, path, known)
     if "count" in node or "sum" in node:
-        return _window(node, op, want, path)
+        return _window(node, op, want, path, day_s)
     raise RuleError(path, "want one of and, or, not, feature, attribute, segment, count, sum")

@@ -11,8 +11,9 @@ against it.
 
 Definitions, written from docs/AUDIENCES.md:
 
-* a window of N days at time t covers the events of UTC days
-  ``floor(t / 86400) - N + 1`` .. ``floor(t / 86400)``;
+* a window of N days at time t covers the events of days
+  ``floor((t - h) / 86400) - N + 1`` .. ``floor((t - h) / 86400)``, with ``h`` the
+  buying-day start (``STREAMSEG_BUYING_DAY_START_H`` x 3600; 0: UTC days);
 * ``days_since_*`` = (t - that time) / 86400; ``mobile_share`` = the decayed weight
   (0.5 ^ (age / half-life)) of the events from a mobile device over that of all
   events with a device; money in the base currency;
@@ -134,8 +135,9 @@ class Batch:
         if ev.empty:  # (a type the data never has, e.g. carts in an order history)
             return pd.Series(0.0 if summed else 0, index=self.index)
         at = ev["customer_id"].map(self.t).astype(float)
-        first_day = np.floor(at / DAY) - days + 1
-        inside = ev[np.floor(ev["ts"] / DAY) >= first_day]
+        h = self.s.buying_day_start_h * 3600.0
+        first_day = np.floor((at - h) / DAY) - days + 1
+        inside = ev[np.floor((ev["ts"] - h) / DAY) >= first_day]
         per = inside.groupby("customer_id")
         got = per["amount"].sum() if summed else per.size()
         return got.reindex(self.index, fill_value=0)

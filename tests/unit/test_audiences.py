@@ -160,6 +160,47 @@ def test_cart_abandoner_enters_at_the_event_and_leaves_by_the_clock(tmp_path: Pa
     assert audience_changes(later) == [("in", "out", "clock", "1970-01-18T00:00:00Z")]
 
 
+def test_windows_count_the_days_of_the_buying_day_start(tmp_path: Path) -> None:
+    """With days starting at 09:00 UTC (4 am in New York), a cart added at 03:00 UTC on
+    day 10 belongs to day 9: it leaves the 7-day window at 09:00 UTC on day 16, not at
+    UTC midnight of day 17."""
+    eng = engine_with(tmp_path, CART, buying_day_start_h=9)
+    out = eng.apply(None, click(1, "c", 10.125))
+    assert audience_changes(out) == [(None, "in", "event", "1970-01-11T03:00:00Z")]
+    assert out.state is not None
+    assert eng.segmenters[-1].due(out.state, 10.125 * DAY) == 16.375 * DAY
+    later = eng.tick(out.state, 20 * DAY)
+    assert audience_changes(later) == [("in", "out", "clock", "1970-01-17T09:00:00Z")]
+
+
+def test_a_window_day_start_is_the_same_as_shifting_every_event_time() -> None:
+    """The example audiences with days starting at 07:30 UTC, over simulated events all
+    7.5 hours later, publish exactly the audience changes of UTC days over the original
+    events: window buckets, exits and due times follow the day start."""
+    from streamseg import codec
+    from streamseg.engine.buyingdays import HOUR
+    from streamseg.engine.events import format_ts, parse_ts
+    from streamseg.replay import Replayer
+
+    shift = 7.5 * HOUR
+    events = list(Simulation(SimConfig(customers=150, days=40, seed=5)).events())
+
+    def run(start_h: float, by: float) -> list[tuple[object, ...]]:
+        rep = Replayer(Settings(audiences_file=str(EXAMPLES), buying_day_start_h=start_h))
+        out = []
+        for ev in events:
+            got = rep.feed(codec.dumps({**ev, "ts": format_ts(parse_ts(ev["ts"]) + by)}))
+            assert isinstance(got, list)
+            out += [(c["customer_id"], c["segmenter"], c["from_segment"], c["to_segment"],
+                     c["trigger"], parse_ts(c["event_time"]) - by)
+                    for c in got if c["segmenter"].startswith("audience:")]
+        return out
+
+    plain = run(0.0, 0.0)
+    assert sum(1 for c in plain if c[4] == "clock") > 20  # windows did expire by the clock
+    assert run(7.5, shift) == plain
+
+
 def test_a_purchase_exits_at_the_event_and_re_entry_follows_when_it_ages_out(
     tmp_path: Path,
 ) -> None:
@@ -286,7 +327,10 @@ def test_emitted_records_match_the_schemas_on_a_simulation(
 
 # --- acceptance: published membership at the end == the batch evaluation ---------------
 
-def test_published_membership_equals_the_batch_evaluation_on_simulated_data() -> None:
+@pytest.mark.parametrize("start_h", [0.0, 9.0])
+def test_published_membership_equals_the_batch_evaluation_on_simulated_data(
+    start_h: float,
+) -> None:
     buf = io.BytesIO()
     sim = Simulation(SimConfig(customers=250, days=120, seed=11))
     write_jsonl(sim.events(), buf)
@@ -295,7 +339,8 @@ def test_published_membership_equals_the_batch_evaluation_on_simulated_data() ->
     bands = ["Under 15K", "35-49K", "50-74K", "75-99K", "100-124K"]
     attrs = {c: {"household_size": 1 + i % 5, "income_band": bands[i % 4 + i % 2]}
              for i, c in enumerate(ids) if i % 7}
-    report, changes = accept(lines, Settings(audiences_file=str(EXAMPLES)), attrs)
+    settings = Settings(audiences_file=str(EXAMPLES), buying_day_start_h=start_h)
+    report, changes = accept(lines, settings, attrs)
     assert set(report) == {"cart_abandoners", "high_value_lapsing", "new_mobile_buyers",
                            "big_families_mid_income"}
     for name, figures in report.items():
