@@ -285,11 +285,26 @@ def test_the_worker_command_stops_without_a_traceback() -> None:
 
 
 def test_the_input_buffer_reaches_faust() -> None:
-    """Faust's own default (4,096) stalled a backlog for up to 1 s every few seconds
-    (docs/OPERATIONS.md, "The input buffer"): the worker's app must carry the setting."""
+    """The input buffer is a tuning knob (docs/OPERATIONS.md, "The input buffer"): the
+    worker's app must carry it, and the default is Faust's own."""
     from streamseg.app import build_app
 
     ss = build_app(Settings(store="memory://", web_port=0))
-    assert ss.app.conf.stream_buffer_maxsize == Settings().stream_buffer_maxsize == 32_768
-    ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=5000))
-    assert ss.app.conf.stream_buffer_maxsize == 5000
+    assert ss.app.conf.stream_buffer_maxsize == Settings().stream_buffer_maxsize == 4096
+    ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=32_768))
+    assert ss.app.conf.stream_buffer_maxsize == 32_768
+
+
+def test_the_input_buffer_rule_holds_for_the_installed_faust() -> None:
+    """The sizing rule in docs/OPERATIONS.md ("The input buffer") rests on three constants
+    of the installed libraries: the queue pauses fetching at 1 / 1.25 of its size and
+    resumes at 0.40 of it (mode), and Faust's fetch loop waits up to 1.0 s. An upgrade
+    that changes them changes the rule: fail loudly."""
+    import inspect
+
+    from faust.transport.consumer import Consumer
+    from mode.utils.queues import ThrowableQueue
+
+    assert (ThrowableQueue.pressure_high_ratio, ThrowableQueue.pressure_drop_ratio) == (
+        1.25, 0.40)
+    assert "getmany(timeout=1.0)" in inspect.getsource(Consumer._drain_messages)
