@@ -27,6 +27,15 @@ batch being handed over can undo a seek the same way), at most
 :data:`MAX_SEEKS` times; then the gate gives up and opens (logged as an
 error), leaving the per-customer input positions as the backstop.
 
+A re-read queues behind what was fetched before its seek: up to ``ahead``
+events (the stream buffer and a batch or two). So a seek counts as failed only
+once its hold ran out **and** those events have gone through: the worker took
+``ahead`` events since (:meth:`Gate.progress`), or it has been idle for the
+hold (nothing queued). Counting seconds alone, a backlog of transactional
+input (a marker offset makes every partition jump) gave up while the re-read
+was still queued, and the events held until then were lost
+(``tests/integration/test_gate_backlog.py``).
+
 Examples
 --------
 >>> g = Gate(hold_s=3.0)
@@ -66,16 +75,25 @@ class Closed:
     since: float | None = None  # first hold, or the last seek (monotonic s)
     seeks: int = 0
     lowest: int | None = None  # lowest held offset
+    taken_at_seek: int = 0  # events the worker had taken at the last seek
 
 
 class Gate:
     """Hold or re-read a partition's input until it arrives in offset order (module doc)."""
 
-    def __init__(self, hold_s: float) -> None:
+    def __init__(self, hold_s: float, ahead: int = 0) -> None:
         self.hold_s = hold_s
+        self.ahead = ahead  # events that may be queued ahead of a seek's re-read
+        self.taken = 0  # events the worker has taken (progress)
+        self.active = float("-inf")  # when it last took any (monotonic s)
         self.closed: dict[TP, Closed] = {}
         self.watch: dict[TP, int] = {}  # open partitions -> next expected offset
         self.settled: set[TP] = set()  # re-read once for a jump: no longer watched
+
+    def progress(self, events: int, now: float) -> None:
+        """The worker took ``events`` more input events (a batch) at ``now``."""
+        self.taken += events
+        self.active = now
 
     def assigned(self, committed: Mapping[TP, int | None]) -> None:
         """A new assignment: close every assigned partition at its committed offset.
@@ -121,6 +139,7 @@ class Gate:
             return None
         closed.seeks += 1
         closed.since = now
+        closed.taken_at_seek = self.taken
         if closed.lowest is not None:  # the committed offset may be a gap (a marker)
             closed.opens = max(closed.opens, closed.lowest)
         return closed.target
@@ -147,12 +166,19 @@ class Gate:
         wait = self.hold_s if closed.seeks == 0 else self.hold_s / 3
         if now - since < wait:
             return "hold"
+        if closed.seeks and not self._drained(closed, now, wait):
+            return "hold"  # the re-read may still be queued behind what came before it
         if closed.seeks >= MAX_SEEKS:
             log.error("%s[%d]: no re-read from offset %d after %d seeks; applying input as it "
                       "comes", tp[0], tp[1], closed.target, closed.seeks)
             self._open(tp, None)
             return "apply"
         return "reseek"
+
+    def _drained(self, closed: Closed, now: float, wait: float) -> bool:
+        """Whether what was queued ahead of the last seek has gone through."""
+        return (self.taken - closed.taken_at_seek >= self.ahead
+                or now - self.active >= wait)
 
     def _open(self, tp: TP, offset: int | None) -> None:
         del self.closed[tp]

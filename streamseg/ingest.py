@@ -48,7 +48,9 @@ class Ingest:
         self.kinds = input_topics(ss.settings)
         self.punctuator = Punctuator(ss, engine)
         self.clock = self.punctuator.clock  # the worker's event clock: max over its partitions
-        self.gate = Gate(ss.settings.gate_hold_s)
+        # a re-read queues behind Faust's stream buffer and the batches being collected
+        self.gate = Gate(ss.settings.gate_hold_s,
+                         ahead=ss.settings.stream_buffer_maxsize + 2 * ss.settings.batch_size)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         self.out = Emitter(ss, engine, metrics, self.punctuator)
         self.batch = Batch()
@@ -105,6 +107,7 @@ class Ingest:
         started = time.perf_counter()
         self.batch = batch = Batch()
         now = time.monotonic()
+        self.gate.progress(len(events), now)
         for event in events:
             msg = event.message
             verdict = self.gate.admit(msg.topic, msg.partition, msg.offset, now)

@@ -189,6 +189,55 @@ def test_gate_holds_events_ahead_of_the_committed_offset_after_an_assignment() -
         h.close()
 
 
+def test_a_seek_counts_as_failed_only_after_what_was_queued_ahead_of_it_went_through() -> None:
+    """Review reproducer (tests/integration/test_gate_backlog.py): under a backlog of
+    transactional input the gate re-read every partition at its first marker, and the
+    re-read was queued behind the events fetched before the seek. The gate counted
+    seconds, gave up after 5 seeks, applied later events, and the held ones were lost.
+    Now the held events keep coming for as long as it takes; no failed seek is counted
+    until ``ahead`` events have been taken, and the re-read then opens the gate."""
+    from streamseg.gate import Gate
+
+    g = Gate(hold_s=3.0, ahead=1000)
+    g.assigned({("t", 0): 10})
+    g.progress(1, 0.0)
+    assert g.admit("t", 0, 10, now=0.0) == "apply"
+    g.progress(1, 0.1)
+    assert g.admit("t", 0, 12, now=0.1) == "reseek"  # 11 is a transaction marker
+    assert g.seek("t", 0, now=0.1) == 11
+    t, verdicts = 0.1, []
+    for offset in range(13, 913):  # 900 stale events over 45 s, each a batch of its own
+        t += 0.05
+        g.progress(1, t)
+        verdicts.append(g.admit("t", 0, offset, now=t))
+    assert set(verdicts) == {"hold"} and g.overdue(now=t) == []
+    for offset in range(913, 1020):  # ``ahead`` taken since the seek: seek again, once
+        t += 0.05
+        g.progress(1, t)
+        verdicts.append(g.admit("t", 0, offset, now=t))
+        if verdicts[-1] == "reseek":  # what Ingest.reseek does
+            assert g.seek("t", 0, now=t) == 11
+    assert verdicts.count("reseek") == 1 and "apply" not in verdicts
+    g.progress(1, t + 0.1)
+    assert [g.admit("t", 0, o, now=t + 0.1) for o in (12, 13)] == ["apply", "apply"]
+
+
+def test_an_idle_worker_counts_a_seek_as_failed_after_the_hold_alone() -> None:
+    """Nothing queued (no batch for the hold): a seek whose re-read does not come is
+    repeated after ``hold_s / 3`` as before, and the gate gives up after MAX_SEEKS."""
+    from streamseg.gate import MAX_SEEKS, Gate
+
+    g = Gate(hold_s=3.0, ahead=1000)
+    g.assigned({("t", 0): 0})
+    g.progress(1, 1.0)
+    assert g.admit("t", 0, 41, now=1.0) == "hold"
+    t, seeks = 4.0, 0
+    while ("t", 0) in g.overdue(now=t):
+        assert g.seek("t", 0, now=t) == 0
+        seeks, t = seeks + 1, t + 1.0
+    assert seeks == MAX_SEEKS and g.admit("t", 0, 42, now=t) == "apply"
+
+
 def test_a_held_partition_is_re_read_when_its_hold_runs_out_even_with_no_later_event() -> None:
     """CI storm failure: after a kill -9 the restarted worker held everything Faust
     delivered ahead of the committed offset, and no later event came (the feeder waits
