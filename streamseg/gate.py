@@ -30,8 +30,8 @@ error), leaving the per-customer input positions as the backstop.
 A re-read queues behind what was fetched before its seek: up to ``ahead``
 events (the stream buffer and a batch or two). So a seek counts as failed only
 once its hold ran out **and** those events have gone through: the worker took
-``ahead`` events since (:meth:`Gate.progress`), or it has been idle for the
-hold (nothing queued). Counting seconds alone, a backlog of transactional
+``ahead`` events since (:meth:`Gate.progress`), or took a batch that emptied its
+queue, or has been idle for the hold. Counting seconds alone, a backlog of transactional
 input (a marker offset makes every partition jump) gave up while the re-read
 was still queued, and the events held until then were lost
 (``tests/integration/test_gate_backlog.py``).
@@ -86,14 +86,18 @@ class Gate:
         self.ahead = ahead  # events that may be queued ahead of a seek's re-read
         self.taken = 0  # events the worker has taken (progress)
         self.active = float("-inf")  # when it last took any (monotonic s)
+        self.emptied = float("-inf")  # when a batch last left nothing queued
         self.closed: dict[TP, Closed] = {}
         self.watch: dict[TP, int] = {}  # open partitions -> next expected offset
         self.settled: set[TP] = set()  # re-read once for a jump: no longer watched
 
-    def progress(self, events: int, now: float) -> None:
-        """The worker took ``events`` more input events (a batch) at ``now``."""
+    def progress(self, events: int, now: float, emptied: bool = False) -> None:
+        """The worker took ``events`` more input events (a batch) at ``now``;
+        ``emptied``: nothing else was queued (a batch below its size limit)."""
         self.taken += events
         self.active = now
+        if emptied:
+            self.emptied = now
 
     def assigned(self, committed: Mapping[TP, int | None]) -> None:
         """A new assignment: close every assigned partition at its committed offset.
@@ -177,8 +181,9 @@ class Gate:
 
     def _drained(self, closed: Closed, now: float, wait: float) -> bool:
         """Whether what was queued ahead of the last seek has gone through."""
+        assert closed.since is not None  # the last seek
         return (self.taken - closed.taken_at_seek >= self.ahead
-                or now - self.active >= wait)
+                or self.emptied > closed.since or now - self.active >= wait)
 
     def _open(self, tp: TP, offset: int | None) -> None:
         del self.closed[tp]

@@ -107,7 +107,8 @@ class Ingest:
         started = time.perf_counter()
         self.batch = batch = Batch()
         now = time.monotonic()
-        self.gate.progress(len(events), now)
+        # a batch below the size limit left nothing queued (the intake takes what is there)
+        self.gate.progress(len(events), now, emptied=len(events) < self.ss.settings.batch_size)
         for event in events:
             msg = event.message
             verdict = self.gate.admit(msg.topic, msg.partition, msg.offset, now)

@@ -222,6 +222,23 @@ def test_a_seek_counts_as_failed_only_after_what_was_queued_ahead_of_it_went_thr
     assert [g.admit("t", 0, o, now=t + 0.1) for o in (12, 13)] == ["apply", "apply"]
 
 
+def test_at_a_trickle_a_seek_counts_as_failed_after_the_hold_as_before() -> None:
+    """Small batches (below the size limit) leave nothing queued: a seek whose re-read
+    does not come (the batch being handed over undid it) is repeated after
+    ``hold_s / 3``, as the kill -9 tests need at 150 events/s."""
+    from streamseg.gate import Gate
+
+    g = Gate(hold_s=3.0, ahead=1000)
+    g.assigned({("t", 0): 0})
+    g.progress(1, 1.0, emptied=True)
+    assert g.admit("t", 0, 41, now=1.0) == "hold"
+    assert g.overdue(now=4.0) == [("t", 0)] and g.seek("t", 0, now=4.0) == 0
+    g.progress(2, 4.5, emptied=True)
+    assert g.admit("t", 0, 42, now=4.5) == "hold"
+    g.progress(2, 5.01, emptied=True)
+    assert g.admit("t", 0, 43, now=5.01) == "reseek"  # 1 s after the seek, queue empty
+
+
 def test_an_idle_worker_counts_a_seek_as_failed_after_the_hold_alone() -> None:
     """Nothing queued (no batch for the hold): a seek whose re-read does not come is
     repeated after ``hold_s / 3`` as before, and the gate gives up after MAX_SEEKS."""
