@@ -497,8 +497,9 @@ class KillRun:
         """Every reference change was published, no other, each with the reference content."""
         lost = sorted(describe(self.reference[i]) for i in self.missing)
         assert self.complete and not self.missing, f"{len(self.missing)} changes lost: {lost[:8]}"
-        extra = sorted(describe(v) for v in self.values if v["change_id"] in self.extra)
-        assert not self.extra, f"{len(self.extra)} changes the reference never made: {extra[:6]}"
+        unexpected = self.extra  # once: the property builds two sets
+        extra = sorted(describe(v) for v in self.values if v["change_id"] in unexpected)
+        assert not unexpected, f"{len(unexpected)} changes the reference never made: {extra[:6]}"
         bad = set(self.mismatched())
         shown = [(describe(v), describe(self.reference[v["change_id"]]))
                  for v in self.values if v["change_id"] in bad][:6]
