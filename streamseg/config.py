@@ -353,8 +353,8 @@ class Settings:
     # Faust's stream_buffer_maxsize: input messages fetched ahead of the agent. Above
     # about 2.5 s of throughput a backlog no longer stalls (Faust pauses fetching at 80%
     # full, resumes at 40%, and the paused fetch waits out its 1 s timeout), but the
-    # rebalance gate's re-read then comes late: kept at Faust's default (docs/OPERATIONS.md,
-    # "The input buffer")
+    # rebalance gate's re-reads queue behind more: kept at Faust's default
+    # (docs/OPERATIONS.md, "The input buffer")
     stream_buffer_maxsize: int = setting(4_096, ge=16, le=1_000_000)
     # hand a message to the streams without Faust's four tasks when nothing waits
     # (adapters.lean_delivery); false: Faust's own hand-over, for comparison
