@@ -645,6 +645,16 @@ class Settings:
         return table
 
     @property
+    def buying_day_start_s(self) -> float:
+        """``buying_day_start_h`` in seconds after UTC midnight (buying days, value-model
+        day numbers, audience windows).
+
+        >>> Settings(buying_day_start_h=9).buying_day_start_s
+        32400.0
+        """
+        return self.buying_day_start_h * 3600.0
+
+    @property
     def bootstrap_servers(self) -> str:
         """The broker URL without the ``kafka://`` scheme, as aiokafka wants it.
 

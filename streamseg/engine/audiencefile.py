@@ -36,7 +36,6 @@ import jsonschema_rs
 
 from streamseg.config import Settings
 from streamseg.engine.audiencerules import Readable, Rule, RuleError, compile_rule
-from streamseg.engine.buyingdays import HOUR
 from streamseg.engine.history import History
 from streamseg.errors import AudienceFileError
 from streamseg.resources import SCHEMA_DIR
@@ -185,11 +184,7 @@ def history_of(specs: list[AudienceSpec], day_s: float = 0.0) -> History | None:
 
 def history(settings: Settings, known: Mapping[str, Readable]) -> History | None:
     """The history for ``settings``' audiences file (None without a file or windows)."""
-    if not settings.audiences_file:
-        return None
-    day_s = settings.buying_day_start_h * HOUR
-    return history_of(parse(read(settings.audiences_file), settings.audiences_file,
-                            known, settings.half_life_days, day_s), day_s)
+    return history_of(load(settings, known), settings.buying_day_start_s)
 
 
 def load(settings: Settings, known: Mapping[str, Readable]) -> list[AudienceSpec]:
@@ -197,4 +192,4 @@ def load(settings: Settings, known: Mapping[str, Readable]) -> list[AudienceSpec
     if not settings.audiences_file:
         return []
     return parse(read(settings.audiences_file), settings.audiences_file, known,
-                 settings.half_life_days, settings.buying_day_start_h * HOUR)
+                 settings.half_life_days, settings.buying_day_start_s)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.buyingdays import HOUR, count_day
+from streamseg.engine.buyingdays import count_day
 from streamseg.engine.events import Event
 
 NEVER = 1e18  # ``due_hint`` of a customer with no due time (finite: JSON has no infinity)
@@ -215,7 +215,7 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     state.d_purchases += w
     state.d_monetary += w * event.amount
     first = state.first_purchase
-    count_day(state, event.ts, first, last, cfg.buying_day_start_h * HOUR)
+    count_day(state, event.ts, first, last, cfg.buying_day_start_s)
     state.first_purchase = event.ts if first is None else min(first, event.ts)
     state.last_purchase = event.ts if last is None else max(last, event.ts)
     state.gap_days = mean_gap_days(state)

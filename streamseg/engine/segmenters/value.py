@@ -45,7 +45,7 @@ import numpy as np
 
 from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
-from streamseg.engine.buyingdays import HOUR, buying_day
+from streamseg.engine.buyingdays import buying_day
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
@@ -78,7 +78,7 @@ class ValueSegmenter:
         self.refit_s = settings.value_refit_days * DAY
         self.warmup_s = settings.value_warmup_days * DAY
         # day numbers (BG/NBD recency and age, due days, refits) start at the buying-day start
-        self.day_s = settings.buying_day_start_h * HOUR
+        self.day_s = settings.buying_day_start_s
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_margin if settings.hysteresis else 0.0
         self.population = Population(settings.value_sample_size)
