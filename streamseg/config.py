@@ -352,10 +352,9 @@ class Settings:
     batch_idle_s: float = setting(0.0, ge=0, le=10)
     # Faust's stream_buffer_maxsize: input messages fetched ahead of the agent. Above
     # about 2.5 s of throughput a backlog no longer stalls (Faust pauses fetching at 80%
-    # full, resumes at 40%, and the paused fetch waits out its 1 s timeout), but the
-    # rebalance gate's re-reads queue behind more: kept at Faust's default
-    # (docs/OPERATIONS.md, "The input buffer")
-    stream_buffer_maxsize: int = setting(4_096, ge=16, le=1_000_000)
+    # full, resumes at 40%, and the paused fetch waits out its 1 s timeout); costs up to
+    # this many messages of memory during a backlog (docs/OPERATIONS.md, "The input buffer")
+    stream_buffer_maxsize: int = setting(32_768, ge=16, le=1_000_000)
     # hand a message to the streams without Faust's four tasks when nothing waits
     # (adapters.lean_delivery); false: Faust's own hand-over, for comparison
     lean_delivery: bool = True

@@ -16,6 +16,10 @@ Systems:
 * ``faust-bare``: a Faust agent that only iterates its stream (Faust's floor);
 * ``faust-table``: a Faust agent with a RocksDB table (changelog) running the job.
 
+Both Faust apps get the worker's default input buffer (``stream_buffer_maxsize``,
+docs/OPERATIONS.md "The input buffer"), so that the worker is not compared, tuned,
+with untuned peers.
+
 Quix Streams, Bytewax and confluent-kafka come with the ``streamseg[peers]`` extra.
 This is a tool, outside the worker: its Faust apps are not the worker's app.
 """
@@ -33,6 +37,7 @@ from typing import Any
 
 from streamseg import codec
 from streamseg.bench import job
+from streamseg.config import Settings
 
 SYSTEMS = ("aiokafka", "quix", "bytewax", "faust-bare", "faust-table")
 
@@ -159,7 +164,8 @@ def run_faust(cfg: PeerConfig, with_table: bool) -> None:
                            "value_serializer": "raw"}
     app = faust.App(cfg.group, broker=f"kafka://{cfg.bootstrap}", store="rocksdb://",
                     datadir=cfg.data_dir, web_enabled=False, topic_allow_declare=True,
-                    consumer_auto_offset_reset="earliest", topic_partitions=cfg.partitions)
+                    consumer_auto_offset_reset="earliest", topic_partitions=cfg.partitions,
+                    stream_buffer_maxsize=Settings().stream_buffer_maxsize)
     inputs = app.topic(*cfg.inputs, **raw)
     output = app.topic(cfg.output, **raw)
     progress = Progress(cfg.expected, lambda: os._exit(0))  # result printed: leave at once

@@ -286,13 +286,13 @@ def test_the_worker_command_stops_without_a_traceback() -> None:
 
 def test_the_input_buffer_reaches_faust() -> None:
     """The input buffer is a tuning knob (docs/OPERATIONS.md, "The input buffer"): the
-    worker's app must carry it, and the default is Faust's own."""
+    worker's app must carry it; the default is 32,768, not Faust's 4,096."""
     from streamseg.app import build_app
 
     ss = build_app(Settings(store="memory://", web_port=0))
-    assert ss.app.conf.stream_buffer_maxsize == Settings().stream_buffer_maxsize == 4096
-    ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=32_768))
-    assert ss.app.conf.stream_buffer_maxsize == 32_768
+    assert ss.app.conf.stream_buffer_maxsize == Settings().stream_buffer_maxsize == 32_768
+    ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=4096))
+    assert ss.app.conf.stream_buffer_maxsize == 4096
 
 
 def test_the_input_buffer_rule_holds_for_the_installed_faust() -> None:
