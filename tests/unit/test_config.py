@@ -308,3 +308,15 @@ def test_the_input_buffer_rule_holds_for_the_installed_faust() -> None:
     assert (ThrowableQueue.pressure_high_ratio, ThrowableQueue.pressure_drop_ratio) == (
         1.25, 0.40)
     assert "getmany(timeout=1.0)" in inspect.getsource(Consumer._drain_messages)
+
+
+def test_the_input_buffer_also_sizes_the_changelog_queue() -> None:
+    """The memory budget of the input buffer (docs/OPERATIONS.md, "The input buffer")
+    counts two queues of that size: the agent's input channel and Faust's changelog
+    queue (one for both tables: restore and standby reads). An upgrade that sizes them
+    otherwise changes the budget: fail loudly."""
+    from streamseg.app import build_app
+
+    ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=1234))
+    assert ss.inputs.queue.maxsize == 1234
+    assert ss.app.tables.changelog_queue.maxsize == 1234
