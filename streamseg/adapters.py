@@ -43,6 +43,8 @@ from typing import Any
 from faust import streams as _faust_streams
 from mode.services import WaitResults
 
+from streamseg import aio
+
 
 def use_event(event: Any) -> None:
     """Make ``event`` Faust's current event (table reads and writes use its partition)."""
@@ -79,10 +81,9 @@ async def drain(producer: Any, timeout: float = 10.0) -> None:
             await buffer.flush()
         elif _handing_over(buffer):
             buffer.message_sent.clear()
-            try:
-                await asyncio.wait_for(buffer.message_sent.wait(), timeout)
-            except TimeoutError:  # the buffer task is not running: nothing to wait for
-                return
+            # not asyncio.wait_for: on 3.11 it can swallow the worker's stop (streamseg.aio)
+            if not await aio.wait_event(buffer.message_sent, timeout):
+                return  # the buffer task is not running: nothing to wait for
         else:
             return
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import faust
 
-from streamseg import adapters, intake
+from streamseg import adapters, aio, intake
 from streamseg.app import Streamseg
 from streamseg.engine.processor import Engine
 from streamseg.ingest import Ingest
@@ -55,10 +55,12 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
         if size <= 1:  # the per-event path (for comparison)
             async for event in stream.events():
                 await ingest.handle_batch([event])
+                aio.reraise_cancel()  # a stop swallowed in the handling (streamseg.aio)
         elif ss.settings.batch_flush == "window":  # Faust's fixed window (for comparison)
             batches = stream.take_events(size, within=within)  # type: ignore[attr-defined]
             async for events in batches:
                 await ingest.handle_batch(list(events))
+                aio.reraise_cancel()
         else:  # what has arrived, as soon as the stream is idle
             idle = ss.settings.batch_idle_s
             async for taken in intake.batches(stream, size, within, idle):

@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any
 
+from streamseg import aio
+
 
 async def batches(stream: Any, size: int, max_wait: float,
                   idle: float = 0.0) -> AsyncIterator[list[Any]]:
@@ -80,9 +82,7 @@ async def batches(stream: Any, size: int, max_wait: float,
                 if idle <= 0.0:
                     break
                 grew.clear()  # nothing this turn: wait a little for the next one
-                try:
-                    await asyncio.wait_for(grew.wait(), timeout=idle)
-                except TimeoutError:
+                if not await aio.wait_event(grew, idle):
                     break
             batch = [queue.popleft() for _ in range(min(size, len(queue)))]
             if not queue:
@@ -91,5 +91,8 @@ async def batches(stream: Any, size: int, max_wait: float,
             yield batch
             for event in batch:
                 await stream.ack(event)
+            # a stop that something in the handling swallowed: stop now, or wait
+            # for a next batch that never comes (streamseg.aio)
+            aio.reraise_cancel()
     finally:
         collector.cancel()

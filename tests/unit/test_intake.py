@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from streamseg.intake import batches
@@ -84,3 +85,35 @@ def test_with_an_idle_time_a_batch_waits_for_stragglers_up_to_it() -> None:
         return first
 
     assert asyncio.run(scenario()) == [1, 2]
+
+
+def test_a_stop_swallowed_while_a_batch_is_handled_still_ends_the_batches() -> None:
+    """A SIGTERM during a backlog cancels the agent while it handles a batch; if
+    something below swallows that cancellation (Python 3.11's ``asyncio.wait_for``,
+    streamseg.aio), the next batch must not be awaited forever."""
+
+    async def scenario() -> str:
+        stream = FakeStream()
+        for i in range(3):
+            stream.queue.put_nowait(i)
+        handling = asyncio.Event()
+
+        async def agent() -> None:
+            async for _batch in batches(stream, size=2, max_wait=30.0):
+                handling.set()
+                with contextlib.suppress(asyncio.CancelledError):  # as 3.11's wait_for can
+                    await asyncio.sleep(30)
+
+        task = asyncio.ensure_future(agent())
+        await handling.wait()
+        task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=5.0)
+        except asyncio.CancelledError:
+            return "stopped"
+        except TimeoutError:
+            task.cancel()
+            return "hung"
+        return "returned"
+
+    assert asyncio.run(scenario()) == "stopped"
