@@ -7,9 +7,10 @@ gh-86296, fixed in 3.12): the cancellation is lost. In the worker that is a
 for the producer buffer (:func:`streamseg.adapters.drain`), the producer's stop
 flush completes that wait in the same turn, the agent goes on to wait for its
 next batch, and Faust waits for the agent forever (10 of 40 stops in a backlog of
-7-28 KB events; docs/RELIABILITY.md, "Stopping with SIGTERM during a backlog"). :func:`wait_event` is a timed wait that
-cannot lose a cancellation; :func:`reraise_cancel` stops a task whose
-cancellation something below it swallowed anyway.
+7-28 KB events; docs/RELIABILITY.md, "Stopping with SIGTERM during a backlog").
+:func:`wait_event` is a timed wait that cannot lose a cancellation;
+:func:`reraise_cancel` stops a task whose cancellation something below it
+swallowed anyway.
 
 Examples
 --------
