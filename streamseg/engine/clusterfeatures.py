@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+from numpy.typing import NDArray
+
 from streamseg.config import DAY
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import NAMES
@@ -59,6 +62,22 @@ def recency(last_seen: float, now: float, grace_days: float = GRACE_DAYS) -> flo
     (0.0, 2.397895)
     """
     return math.log1p(max(0.0, (now - last_seen) / DAY - grace_days))
+
+
+def recencies(last_seen: NDArray[np.float64], now: float,
+              grace_days: float = GRACE_DAYS) -> list[float]:
+    """:func:`recency` of many last-seen times, bit for bit (a refit's whole sample).
+
+    The arithmetic is vectorised; the logarithm stays :func:`math.log1p`, so
+    the values equal :func:`recency`'s exactly on every platform (numpy's own
+    ``log1p`` may differ in the last bits).
+
+    >>> t = np.array([0.0, 35 * DAY, -10 * DAY])
+    >>> recencies(t, 40 * DAY) == [recency(x, 40 * DAY) for x in t.tolist()]
+    True
+    """
+    idle = (now - last_seen) / DAY - grace_days
+    return list(map(math.log1p, np.where(idle > 0.0, idle, 0.0).tolist()))
 
 
 def vector(state: CustomerState, now: float, grace_days: float = GRACE_DAYS,

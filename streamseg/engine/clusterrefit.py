@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from streamseg.config import Settings
-from streamseg.engine.clusterfeatures import recency
+from streamseg.engine.clusterfeatures import recencies
 from streamseg.engine.clusterfit import fit
 from streamseg.engine.model import MIN_STD, NAME_SHIFT, NAMES, ClusterModel, describe, match
 
@@ -46,8 +46,11 @@ def next_model(
     ``learned`` is recorded in the model (learned events at the refit).
     """
     ids = sorted(rows)
-    grace = settings.cluster_recency_grace_days
-    raw = np.array([[*rows[c][0], recency(rows[c][1], now, grace)] for c in ids])
+    picked = [rows[c] for c in ids]
+    raw = np.empty((len(ids), len(NAMES)))
+    raw[:, :-1] = [static for static, _ in picked]
+    raw[:, -1] = recencies(np.array([seen for _, seen in picked]), now,
+                           settings.cluster_recency_grace_days)
     known = ~np.isnan(raw)
     counts = known.sum(axis=0)
     filled = np.where(known, raw, 0.0)
