@@ -16,6 +16,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from streamseg.config import Settings
 from streamseg.errors import ConfigError
+from streamseg.leanmonitor import LeanMonitor
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,7 @@ def build_app(settings: Settings) -> Streamseg:
         broker_commit_interval=settings.broker_commit_interval_s,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
+        monitor=LeanMonitor(),  # Faust's per-message statistics feed /stats only (off)
     )
     return Streamseg(
         settings=settings,
