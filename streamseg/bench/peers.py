@@ -17,8 +17,9 @@ Systems:
 * ``faust-table``: a Faust agent with a RocksDB table (changelog) running the job.
 
 Both Faust apps get the worker's default input buffer (``stream_buffer_maxsize``,
-docs/OPERATIONS.md "The input buffer"), so that the worker is not compared, tuned,
-with untuned peers.
+docs/OPERATIONS.md "The input buffer") and its monitor
+(:class:`~streamseg.leanmonitor.LeanMonitor`), so that the worker is not compared,
+tuned, with untuned peers.
 
 Quix Streams, Bytewax and confluent-kafka come with the ``streamseg[peers]`` extra.
 This is a tool, outside the worker: its Faust apps are not the worker's app.
@@ -160,12 +161,15 @@ def run_bytewax(cfg: PeerConfig) -> None:
 def run_faust(cfg: PeerConfig, with_table: bool) -> None:
     import faust
 
+    from streamseg.leanmonitor import LeanMonitor
+
     raw: dict[str, Any] = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw",
                            "value_serializer": "raw"}
     app = faust.App(cfg.group, broker=f"kafka://{cfg.bootstrap}", store="rocksdb://",
                     datadir=cfg.data_dir, web_enabled=False, topic_allow_declare=True,
                     consumer_auto_offset_reset="earliest", topic_partitions=cfg.partitions,
-                    stream_buffer_maxsize=Settings().stream_buffer_maxsize)
+                    stream_buffer_maxsize=Settings().stream_buffer_maxsize,
+                    monitor=LeanMonitor())  # the worker's Faust settings: like with like
     inputs = app.topic(*cfg.inputs, **raw)
     output = app.topic(cfg.output, **raw)
     progress = Progress(cfg.expected, lambda: os._exit(0))  # result printed: leave at once
