@@ -80,6 +80,7 @@ def web_options(settings: Settings) -> dict[str, Any]:
         "web_router_enabled": False,
         "web_stats_enabled": False,
         "web_graph_enabled": False,
+        "web_metrics_enabled": False,  # /performance: Faust's monitor, lean here
     }
     if settings.web_host:
         options["web_host"] = settings.web_host
@@ -106,7 +107,7 @@ def build_app(settings: Settings) -> Streamseg:
         broker_commit_interval=settings.broker_commit_interval_s,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
-        monitor=LeanMonitor(),  # Faust's per-message statistics feed /stats only (off)
+        monitor=LeanMonitor(),  # Faust's per-message statistics: only for /stats (off)
     )
     return Streamseg(
         settings=settings,

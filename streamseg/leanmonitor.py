@@ -3,13 +3,16 @@
 Every Faust app has a :class:`faust.Monitor` among its sensors. Its hooks run
 for every message, stream event, table read and write and produced record
 (counters by topic, stream and task, latency deques, timestamps on each
-message), and feed Faust's own ``/stats`` web view, which the worker turns off
-(``streamseg.app``); operators read the Prometheus metrics instead. Measured
-with ``streamseg bench`` (100,000 events, 3 interleaved rounds), skipping those
-hooks made the worker about 5% faster.
+message), and feed Faust's own ``/stats`` and ``/performance`` web views, which
+the worker turns off (``streamseg.app``); operators read the Prometheus metrics
+instead. Measured with ``streamseg bench`` (100,000 events, 3 interleaved
+rounds), skipping those hooks made the worker about 5% faster. (Faust's
+``APP_WEB_STATS_ENABLED`` / ``APP_WEB_METRICS_ENABLED`` environment variables
+override the app's settings: views turned on that way show zeros.)
 
 :class:`LeanMonitor` keeps everything else: the commit, assignment and
-rebalance statistics (rare), and the one per-event value Faust itself reads,
+rebalance statistics (rare), the end offset Faust records per fetched record
+(one dict write), and the one per-event value Faust itself reads,
 ``stream_inbound_time`` (the consumer's "stream is not processing events"
 warning compares it with the fetch position). It is a subclass on the public
 sensor hooks, passed to ``faust.App(monitor=...)``.
