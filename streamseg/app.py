@@ -107,7 +107,7 @@ def build_app(settings: Settings) -> Streamseg:
         broker_commit_interval=settings.broker_commit_interval_s,
         broker_session_timeout=settings.broker_session_timeout_s,
         broker_heartbeat_interval=settings.broker_heartbeat_interval_s,
-        monitor=LeanMonitor(),  # Faust's per-message statistics: only for /stats (off)
+        monitor=LeanMonitor(),  # per-message statistics only fed /stats, /performance (off)
     )
     return Streamseg(
         settings=settings,
