@@ -24,6 +24,7 @@ from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
 from streamseg.batch import Batch, Entry, flush
 from streamseg.emit import Emitter, is_fanout
+from streamseg.engine.clock import bounded
 from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState, seen
 from streamseg.engine.processor import Engine, Outcome
@@ -185,15 +186,15 @@ class Ingest:
     def on_input(self, event: Any, stream: str, part: PartitionState) -> None:
         msg = event.message
         kind: Kind = stream  # type: ignore[assignment]
+        result = self.validator.check(kind, msg.key, msg.value)
+        if isinstance(result, Invalid):  # what is wrong with the body comes first
+            self.out.dead_letter(self.batch, result, msg, stream)
+            return
         if msg.key is None:
             invalid = Invalid("key_mismatch", "message has no key: key input by customer_id "
                               "(a key-less message would split the customer across "
                               "partitions)", "customer_id")
             self.out.dead_letter(self.batch, invalid, msg, stream)
-            return
-        result = self.validator.check(kind, msg.key, msg.value)
-        if isinstance(result, Invalid):
-            self.out.dead_letter(self.batch, result, msg, stream)
             return
         if msg.partition != home(msg.key, self.ss.settings.partitions):
             self.foreign(stream).inc()
@@ -203,7 +204,7 @@ class Ingest:
         if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
             # at or before the last input applied to this state: never applied twice or
             # out of order (a re-delivery after a crash, or events Faust sent ahead)
-            dup = entry.state is not None and seen(entry.state, ev.event_id)
+            dup = entry.state is not None and seen(entry.state, ev.kind, ev.event_id)
             if entry.state is not None:
                 # the local store may hold a write whose changelog record a crash lost:
                 # write it again before this offset commits, or a restore from the
@@ -228,6 +229,7 @@ class Ingest:
             self.out.fan_out(self.batch, msg)
 
     def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
+        ts = bounded(ts, part.clock, self.engine.wall())  # as the engine's clock (Engine.ingest)
         if part.clock is None or ts > part.clock:
             part.clock = ts
             self.batch.clocks[p] = event

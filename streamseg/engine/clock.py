@@ -3,6 +3,12 @@
 Time-driven transitions (``lapsed`` with no new event) are evaluated on this
 clock, never on the machine's wall clock, so a replay gives the same answer.
 
+The wall clock is only an upper bound: an event dated ahead of it (a device with a
+wrong clock) is applied to its customer, but moves the clock no further than the
+wall clock (:func:`bounded`), so one such event does not age every other customer,
+and does not widen the accepted window for the next one. Data behind the wall
+clock (every replay of a history) never meets the bound.
+
 Examples
 --------
 >>> c = EventClock(allowed_lateness_s=60.0)
@@ -20,6 +26,25 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any
+
+
+def bounded(ts: float, current: float | None, wall: float | None) -> float:
+    """The event time an event at ``ts`` may move a clock at ``current`` to.
+
+    ``ts`` itself, unless it lies ahead of the wall clock ``wall`` while the clock
+    does not (or has no value yet): then ``wall``. So data dated in the future (a
+    simulation of next year) runs on a clock stopped at the wall clock, and events more
+    than ``max_future_skew_s`` ahead of it are dead-lettered. A clock that is already
+    ahead (persisted before the wall clock was set back) follows the events.
+
+    >>> bounded(100.0, 50.0, 200.0), bounded(300.0, 50.0, 200.0), bounded(300.0, None, 200.0)
+    (100.0, 200.0, 200.0)
+    >>> bounded(300.0, 250.0, 200.0), bounded(300.0, 50.0, None)
+    (300.0, 300.0)
+    """
+    if wall is None or ts <= wall or (current is not None and current > wall):
+        return ts
+    return wall
 
 
 @dataclass(slots=True)

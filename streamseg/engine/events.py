@@ -52,7 +52,15 @@ class Event:
 
 
 def parse_ts(text: str) -> float:
-    """RFC 3339 text to epoch seconds; raises ``ValueError`` without a UTC offset."""
+    """RFC 3339 text to epoch seconds; raises ``ValueError`` without a UTC offset.
+
+    RFC 3339 allows a lower-case ``t`` and ``z``:
+
+    >>> parse_ts("2026-01-05t10:00:00z") == parse_ts("2026-01-05T10:00:00Z") == 1767607200.0
+    True
+    """
+    if text.endswith("z"):
+        text = text[:-1] + "Z"
     moment = datetime.fromisoformat(text)
     if moment.tzinfo is None:
         raise ValueError("timestamp has no UTC offset")
@@ -75,12 +83,18 @@ def kind_of(record: dict[str, object]) -> Kind:
     ('click', 'purchase')
     >>> kind_of({"type": "profile"}), kind_of({"attributes": {"country": "DE"}})
     ('profile', 'profile')
+
+    A record with an ``order_id`` and a type no stream knows (``"refund"``) is taken
+    for a purchase, so its dead letter lists the purchase types:
+
+    >>> kind_of({"type": "refund", "order_id": "o1"}), kind_of({"type": "refund"})
+    ('purchase', 'click')
     """
     kind = record.get("type")
     if kind in CONSENT_TYPES:
         return "consent"
     if kind == "profile" or (kind is None and "attributes" in record):
         return "profile"
-    if kind == "purchase" or (kind is None and "order_id" in record):
+    if kind == "purchase" or ("order_id" in record and kind not in CLICK_TYPES):
         return "purchase"
     return "click"

@@ -120,24 +120,27 @@ _NAMES = frozenset(_FIELDS)
 _GET = operator.attrgetter(*_FIELDS)
 
 
-def event_hash(event_id: str) -> int:
-    """Stable 63-bit hash of an event id, for the duplicate filter.
+def event_hash(kind: str, event_id: str) -> int:
+    """Stable 63-bit hash of an event's input stream and id, for the duplicate filter.
 
-    >>> event_hash("e1")
-    985917958979553154
+    Event ids are unique per input stream: a purchase and a click may carry the same
+    id (two systems numbering their own records) and are two events.
+
+    >>> event_hash("click", "e1") == event_hash("click", "e1") != event_hash("purchase", "e1")
+    True
     """
-    digest = hashlib.blake2b(event_id.encode(), digest_size=8).digest()
+    digest = hashlib.blake2b(f"{kind}\x00{event_id}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") >> 1
 
 
-def seen(state: CustomerState, event_id: str) -> bool:
-    """Whether ``event_id`` is among the recent events of this customer."""
-    return event_hash(event_id) in state.recent_ids
+def seen(state: CustomerState, kind: str, event_id: str) -> bool:
+    """Whether the ``kind`` event ``event_id`` is among the recent events of this customer."""
+    return event_hash(kind, event_id) in state.recent_ids
 
 
-def remember(state: CustomerState, event_id: str, window: int) -> None:
-    """Add ``event_id`` to the bounded duplicate filter."""
-    remember_hash(state, event_hash(event_id), window)
+def remember(state: CustomerState, kind: str, event_id: str, window: int) -> None:
+    """Add the ``kind`` event ``event_id`` to the bounded duplicate filter."""
+    remember_hash(state, event_hash(kind, event_id), window)
 
 
 def remember_hash(state: CustomerState, key: int, window: int) -> None:

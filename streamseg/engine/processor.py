@@ -30,7 +30,7 @@ from typing import Any
 from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, consent, evaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
-from streamseg.engine.clock import EventClock
+from streamseg.engine.clock import EventClock, bounded
 from streamseg.engine.evaluation import catch_up, due_one, dues, earliest, evaluate, plan
 from streamseg.engine.events import Event, format_ts
 from streamseg.engine.features import NEVER, CustomerState, event_hash, remember_hash, update
@@ -51,7 +51,9 @@ class Engine:
     def __init__(self, settings: Settings, segs: list[Segmenter] | None = None,
                  wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
-        self.wall = wall  # the wall clock: only the upper bound of accepted event times (screen)
+        # the wall clock: only an upper bound (of accepted event times, screen, and of the
+        # event clock, clock.bounded)
+        self.wall = wall
         self.segmenters: list[Segmenter] = segs if segs is not None else segmenters.default(
             settings
         )
@@ -122,7 +124,7 @@ class Engine:
             return consent.notify(self, prior, consent.apply(self, state, event), event)
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
-        key = event_hash(event.event_id)
+        key = event_hash(event.kind, event.event_id)
         caught = None
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
@@ -268,14 +270,16 @@ class Engine:
     def ingest(
         self, state: CustomerState | None, event: Event, clock: EventClock
     ) -> Outcome | Invalid:
-        """:meth:`screen` against ``clock``, then advance the clock and :meth:`apply`.
+        """:meth:`screen` against ``clock``, then advance the clock (no further than the
+        wall clock: :func:`~streamseg.engine.clock.bounded`) and :meth:`apply`.
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
-        rejected = self.screen(event, clock.max_seen)
+        wall = self.wall()
+        rejected = screen(event, clock.max_seen, self.settings.max_future_skew_s, wall)
         if rejected is not None:
             return rejected
-        clock.observe(event.ts)
+        clock.observe(bounded(event.ts, clock.max_seen, wall))
         return self.apply(state, event)
 
     def screen(self, event: Event, watermark: float | None) -> Invalid | None:

@@ -119,9 +119,10 @@ def screen(event: Event, watermark: float | None, skew: float,
     quiet spell in the data longer than ``skew`` (a closed week, an idle
     partition, a backfilled order history with gaps) never is: for data behind
     the wall clock the check passes, and the decision does not depend on when a
-    replay runs. Only data ahead of the wall clock (simulated futures) is held to
-    the event clock, as before. With neither reference only the static window of
-    the validator (``event_time_min`` .. ``event_time_max``) applies.
+    replay runs. The event clock itself never passes the wall clock
+    (:func:`streamseg.engine.clock.bounded`), so an accepted event dated a few days
+    ahead does not widen the window for the next one. With neither reference only
+    the static window of the validator (``event_time_min`` .. ``event_time_max``) applies.
 
     >>> ev = Event("click", "page_view", "e1", "c1", 1000.0)
     >>> screen(ev, None, 60.0) is None, screen(ev, 940.0, 60.0) is None
@@ -216,7 +217,9 @@ class Validator:
             return Invalid("not_object", f"expected a JSON object, got {type(record).__name__}")
         etype = record.get("type", IMPLIED.get(kind))
         if isinstance(etype, str) and etype not in TYPES[kind]:
-            return Invalid("unknown_event_type", f"unknown {kind} event type {etype!r}", "type")
+            return Invalid("unknown_event_type",
+                           f"unknown {kind} event type {etype!r} (expected one of "
+                           f"{', '.join(sorted(TYPES[kind]))})", "type")
         schema = self._schemas[kind]
         if not schema.is_valid(record):
             if kind == "profile":

@@ -101,6 +101,24 @@ def test_keyless_input_is_dead_lettered_and_never_creates_state() -> None:
         h.close()
 
 
+def test_keyless_malformed_input_is_dead_lettered_with_what_is_wrong_with_it() -> None:
+    """Reviewer's finding: non-JSON, a JSON array or a numeric customer id sent without a
+    key were all dead-lettered as ``key_mismatch``; replay named the real fault."""
+    h, _ = harness()
+    try:
+        h.send("purchase", None, b"not json")
+        h.send("purchase", None, b"[1, 2]")
+        h.send("purchase", None, codec.dumps({**codec.loads(buy("e1", "kim", 0.0)),
+                                              "customer_id": 42}))
+        h.send("purchase", None, buy("e2", "kim", 0.0))  # valid, but no key
+        letters = h.app.dead_letters.values()
+        assert [(d["reason"], d.get("field")) for d in letters] == [
+            ("not_json", None), ("not_object", None), ("schema_invalid", "customer_id"),
+            ("key_mismatch", "customer_id")]
+    finally:
+        h.close()
+
+
 def test_input_off_its_murmur2_partition_is_counted_and_kept_where_it_arrived() -> None:
     h, table = harness()
     try:

@@ -109,10 +109,11 @@ def test_cart_conversion_and_mix_in_summary() -> None:
 def test_duplicate_filter_is_bounded() -> None:
     s = CustomerState.new("c1", 0.0)
     for i in range(5):
-        remember(s, f"e{i}", window=3)
+        remember(s, "click", f"e{i}", window=3)
     assert len(s.recent_ids) == 3
-    assert seen(s, "e4") and seen(s, "e2")
-    assert not seen(s, "e1")
+    assert seen(s, "click", "e4") and seen(s, "click", "e2")
+    assert not seen(s, "click", "e1")
+    assert not seen(s, "purchase", "e4")  # ids are unique per input stream
 
 
 def test_state_round_trips_through_dict() -> None:

@@ -83,6 +83,19 @@ def test_duplicates_and_withdrawn_consent_are_counted_skips() -> None:
     assert regranted.state is not None and not regranted.state.withdrawn
 
 
+def test_a_purchase_and_a_click_with_the_same_id_are_two_events() -> None:
+    """Event ids are unique per input stream: two systems numbering their own records
+    (clicks 1001, 1002, ...; orders 1001, ...) must not lose the purchase as a duplicate."""
+    eng = Engine(Settings())
+    click = Event("click", "page_view", "1001", "c1", 0.0)
+    out = eng.apply(None, click)
+    bought = eng.apply(out.state, buy("1001", 0.01))
+    assert bought.skipped is None
+    assert bought.state is not None and bought.state.purchases == 1
+    assert eng.apply(bought.state, buy("1001", 0.02)).skipped == "duplicate"
+    assert eng.apply(bought.state, click).skipped == "duplicate"
+
+
 def test_erasure_drops_state() -> None:
     eng = Engine(Settings())
     out = eng.apply(None, buy("p1", 0))

@@ -200,7 +200,7 @@ def test_every_input_ends_as_state_dead_letter_or_counted_skip(
             if outcome == "processed" and stream in ("click", "purchase"):
                 rec = codec.loads(value or b"{}")
                 state = h.state(rec["customer_id"])
-                assert state is not None and event_hash(rec["event_id"]) in state.recent_ids
+                assert state is not None and event_hash(stream, rec["event_id"]) in state.recent_ids
             for _, change in h.app.changes.sent[n_changes:]:
                 assert change is not None
                 assert schema_errors("segment-change", codec.loads(change)) == []

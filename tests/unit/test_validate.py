@@ -147,20 +147,51 @@ def test_far_future_event_is_a_dead_letter_and_does_not_move_the_clock() -> None
 
         send("a", 0)
         send("b", 30)  # 30 days ahead of the clock (day 0): rejected
-        send("c", 6)  # 6 days ahead: accepted, clock -> day 6
-        send("d", 13)  # 7 days ahead of day 6: accepted
-        send("e", 20.5)  # 7.5 days ahead of day 13: rejected
-        assert h.count("click", "processed") == 3.0
-        assert h.count("click", "dead_letter") == 2.0
+        send("c", 6)  # 6 days ahead: accepted, but the clock stays at the wall clock (day 0)
+        send("d", 13)  # 13 days ahead of the wall clock: rejected (no creep through c)
+        send("e", 20.5)  # rejected
+        assert h.count("click", "processed") == 2.0
+        assert h.count("click", "dead_letter") == 3.0
         letters = h.app.dead_letters.values()
-        assert [d["reason"] for d in letters] == ["timestamp_out_of_range"] * 2
-        assert [d["source"]["offset"] for d in letters] == [1, 4]
+        assert [d["reason"] for d in letters] == ["timestamp_out_of_range"] * 3
+        assert [d["source"]["offset"] for d in letters] == [1, 3, 4]
         assert all(schema_errors("dead-letter", d) == [] for d in letters)
-        assert h.ingest.clock.max_seen == (BASE + timedelta(days=13)).timestamp()
+        assert h.ingest.clock.max_seen == BASE.timestamp()
         state = h.state("c1")
-        assert state is not None and state.events == 3
+        assert state is not None and state.events == 2
     finally:
         h.close()
+
+
+def test_an_event_dated_ahead_of_the_wall_clock_does_not_age_other_customers() -> None:
+    """Reviewer's defect: one click stamped 6 days ahead (a phone with a wrong date) moved
+    the event clock, and a bystander 86 days after her last purchase went ``at_risk``
+    (90 days) 4 days early; a second such event could then go 13 days ahead, and so on."""
+    t0 = BASE.timestamp()
+    eng = Engine(Settings(max_future_skew_s=7 * DAY), wall=lambda: t0)
+    clock = EventClock(3600.0)
+    alice = None
+    for eid, day in (("a1", -120), ("a2", -86)):
+        out = eng.ingest(alice, Event("purchase", "purchase", eid, "alice", t0 + day * DAY,
+                                      amount=20.0), clock)
+        assert not isinstance(out, Invalid)
+        alice = out.state
+    assert alice is not None
+    zed = eng.ingest(None, Event("click", "page_view", "z1", "zed", t0 + 6 * DAY), clock)
+    assert not isinstance(zed, Invalid) and zed.state is not None  # applied to zed
+    assert clock.max_seen == t0  # the clock stops at the wall clock
+    now = clock.now()
+    assert now is not None and eng.tick(alice, now).changes == []  # alice: still active
+    assert alice.segments["lifecycle"][0] == "active"
+    late = eng.ingest(zed.state, Event("click", "page_view", "z2", "zed", t0 + 12 * DAY), clock)
+    assert isinstance(late, Invalid) and late.reason == "timestamp_out_of_range"
+    # data dated ahead of the wall clock from its first event (a simulated future) runs on
+    # a clock stopped at the wall clock; what is more than the skew ahead is dead-lettered
+    future = EventClock()
+    got = [eng.ingest(None, Event("click", "page_view", f"f{i}", "f", t0 + day * DAY), future)
+           for i, day in enumerate((3, 6, 9))]
+    assert [isinstance(g, Invalid) for g in got] == [False, False, True]
+    assert future.max_seen == t0
 
 
 def test_a_quiet_spell_longer_than_the_skew_never_wedges_the_worker() -> None:
