@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from kafka_helpers import partitions_of, unique_name
+from kafka_helpers import group_lag, partitions_of, unique_name
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
@@ -455,6 +455,9 @@ class KillRun:
     values: list[Any]
     worker: WorkerProc
     complete: bool
+    # with ``term``: per stop, seconds from SIGTERM to exit, the exit code, and the input
+    # the worker left uncommitted (> 0: it was stopped with a backlog)
+    stops: list[tuple[float, int | None, int]] = dataclasses.field(default_factory=list)
 
     @property
     def expected(self) -> set[str]:
@@ -524,8 +527,12 @@ async def kill_scenario(
     rate: float = 30.0,
     isolation_level: str = "read_committed",
     timeout: float = 90.0,
+    term: bool = False,
 ) -> KillRun:
     """Feed ``messages``; kill -9 the worker per ``kills`` = [(busy seconds, wipe data dir)].
+
+    ``term``: stop it with SIGTERM instead (what an orchestrator sends), timed in
+    :attr:`KillRun.stops` with the input it left uncommitted (SIGKILL after 60 s).
 
     The stream is cut into ``len(kills) + 1`` chunks; a chunk starts flowing
     when the (re)started worker is ready, and the kill comes after the busy time
@@ -539,6 +546,7 @@ async def kill_scenario(
     worker = workers.new(f"{settings.app_id}-worker", settings)
     await worker.start().ready()
     chunk = len(messages) // (len(kills) + 1)
+    stops: list[tuple[float, int | None, int]] = []
     async with Tail(bootstrap, settings.topic_changes, isolation_level) as tail:
         feeder = Feeder(bootstrap, settings, messages, rate=rate)
         feeder.gate = chunk
@@ -549,7 +557,15 @@ async def kill_scenario(
             while time.monotonic() < end or len(tail.records) == seen_before:
                 await tail.poll(0.1)
                 assert time.monotonic() < end + 30, "worker published nothing"
-            worker.kill9()
+            if term:
+                began = time.monotonic()
+                code = await asyncio.to_thread(worker.stop, 60.0)
+                took = time.monotonic() - began
+                left = await group_lag(bootstrap, settings.app_id,
+                                       [settings.topic_clickstream, settings.topic_purchases])
+                stops.append((took, code, sum(left.values())))
+            else:
+                worker.kill9()
             assert feeder.sent < len(messages), "kill after the stream was done"
             if wipe:
                 shutil.rmtree(settings.data_dir)
@@ -560,4 +576,4 @@ async def kill_scenario(
         complete = await tail.until(
             lambda t: set(change_ids(t.values())) >= expected, timeout=timeout, settle=3.0
         )
-    return KillRun(reference, tail.values(), worker, complete)
+    return KillRun(reference, tail.values(), worker, complete, stops)
