@@ -39,7 +39,6 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -49,10 +48,14 @@ from streamseg.engine.events import format_ts
 from streamseg.engine.features import CHANNELS
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.tools.rows import (
+    END_TS,
+    FIRST_TS,
+    OUT_OF_RANGE,
     Reject,
     RowCounts,
     RowError,
     guess_format,
+    parse_time,
     read_rows,
     reject_writer,
 )
@@ -107,6 +110,7 @@ class Order:
     currency: str
     channel: str | None
     row: int
+    values: dict[str, Any]  # the first row's (for a rejects file)
     amounts: list[float] = field(default_factory=list)
     items: dict[str, int] = field(default_factory=dict)
 
@@ -117,34 +121,6 @@ class Counts(RowCounts):
 
     events: int = 0
     customers: int = 0
-
-
-def parse_time(value: Any, fmt: str | None) -> float:
-    """Epoch seconds of a cell; naive times are UTC. Raises ``ValueError``.
-
-    >>> parse_time("19970101", "%Y%m%d"), parse_time("2017-01-01 11:53:26", None)
-    (852076800.0, 1483271606.0)
-    >>> parse_time(datetime(2017, 1, 1, 11, 53, 26), None), parse_time("86400", "epoch")
-    (1483271606.0, 86400.0)
-    """
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    elif fmt == "epoch":
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ValueError(f"not a time: {value!r}")
-        return seconds
-    elif value is None or str(value).strip() == "":
-        raise ValueError("empty")
-    elif fmt:
-        moment = datetime.strptime(str(value).strip(), fmt)
-    else:
-        moment = datetime.fromisoformat(str(value).strip())
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _text(value: Any) -> str:
@@ -211,6 +187,9 @@ class Importer:
         customer = self._cell(row, values, m.customer, _text)
         ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
         ts += m.shift_days * DAY
+        if not FIRST_TS <= ts < END_TS:
+            raise RowError(self.path, row, m.time, f"{OUT_OF_RANGE} after --shift-days "
+                                                   f"{m.shift_days:g}, got {values[m.time]!r}")
         # a line's amount, or its unit price (times the quantity, below)
         money = self._cell(row, values, str(m.amount if m.price is None else m.price), _amount)
         currency = m.currency or self._cell(row, values, str(m.currency_column),
@@ -228,7 +207,7 @@ class Importer:
                else f"{customer}@{format_ts(ts).replace('-', '').replace(':', '')}")
         order = self.orders.get(key)
         if order is None:
-            order = self.orders[key] = Order(customer, ts, currency, channel, row)
+            order = self.orders[key] = Order(customer, ts, currency, channel, row, values)
         else:
             self._same(row, key, order, customer, currency, channel)
             order.ts = min(order.ts, ts)
@@ -263,7 +242,7 @@ class Importer:
             if isinstance(res, Invalid):
                 err = RowError(self.path, o.row, self.m.column_of(res.field),
                                f"order {key}: {res.reason}: {res.message}")
-                self._fail(err, {"order_id": key, "rows": len(o.amounts)})
+                self._fail(err, o.values)
                 continue
             out.append(event)
         self.counts.events = len(out)

@@ -52,8 +52,7 @@ from streamseg.config import Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
-from streamseg.tools.importer import parse_time
-from streamseg.tools.rows import RowCounts, RowError, read_rows, reject_writer
+from streamseg.tools.rows import RowCounts, RowError, parse_time, read_rows, reject_writer
 
 MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
 _SLUG = re.compile(r"[^a-z0-9]+")

@@ -1,4 +1,4 @@
-"""Rows of a tabular order file (CSV, TSV, whitespace-separated text, Parquet).
+"""Rows of a tabular order file (CSV, TSV, whitespace-separated text, Parquet) and their times.
 
 Each reader yields ``(row, values)``: ``row`` is the 1-based line number in a
 text file (the header is line 1, so the first data row is line 2) or the
@@ -27,15 +27,20 @@ streamseg.tools.rows.RowError: ...o.csv: column c: not in the file (columns: a, 
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import IO, Any
 
 from streamseg import codec
+from streamseg.engine.events import format_ts
 from streamseg.errors import InputFileError
 
 FORMATS = ("csv", "tsv", "whitespace", "parquet")
+# what splits a value of a text row in two (a row with more fields than the header)
+_SPLIT = {"csv": "an unquoted comma", "tsv": "a tab", "whitespace": "a space"}
 BATCH_ROWS = 65_536
 
 
@@ -109,19 +114,20 @@ def read_rows(path: Path, fmt: str, columns: list[str],
               bad: Reject | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(row, {column: value})`` for each data row of ``path``, only ``columns``.
 
-    A row that cannot be read (fewer fields than the header) raises a
-    :class:`RowError`, or, with ``bad``, is given to ``bad`` with the values it
-    has, and the reading goes on. A file that cannot be read at all (missing,
-    no header, a column not in it) always raises.
+    A row that cannot be read (fewer or more fields than the header: a value
+    with an unquoted comma is two fields) raises a :class:`RowError`, or, with
+    ``bad``, is given to ``bad`` with the values it has, and the reading goes
+    on. A file that cannot be read at all (missing, no header, a column not in
+    it) always raises.
 
     >>> import tempfile, pathlib
     >>> src = pathlib.Path(tempfile.mkdtemp()) / "o.csv"
-    >>> _ = src.write_text("a,b\\n1,x\\n2\\n3,z\\n")
+    >>> _ = src.write_text("a,b\\n1,x\\n2\\n3,z\\n4,1,5\\n")
     >>> skipped = []
     >>> list(read_rows(src, "csv", ["a", "b"], lambda err, v: skipped.append((err.row, v))))
     [(2, {'a': '1', 'b': 'x'}), (4, {'a': '3', 'b': 'z'})]
     >>> skipped
-    [(3, {'a': '2'})]
+    [(3, {'a': '2'}), (5, {'a': '4', 'b': '1'})]
     """
     if fmt == "parquet":
         yield from _parquet(path, columns)
@@ -148,9 +154,10 @@ def read_rows(path: Path, fmt: str, columns: list[str],
                 continue  # blank line
             values = {name: fields[i].strip() for name, i in index.items() if i < len(fields)}
             err = None
-            if len(fields) < len(header):
+            if len(fields) != len(header):
+                hint = "" if len(fields) < len(header) else f" ({_SPLIT[fmt]} in a value?)"
                 err = RowError(str(path), number, None,
-                               f"{len(fields)} fields, the header has {len(header)}")
+                               f"{len(fields)} fields, the header has {len(header)}{hint}")
             for name, value in values.items():
                 if err is None and (undecodable := _not_utf8(value)) is not None:
                     err = RowError(str(path), number, name, undecodable)
@@ -160,6 +167,66 @@ def read_rows(path: Path, fmt: str, columns: list[str],
                 raise err
             else:
                 bad(err, {name: _text(value) for name, value in values.items()})
+
+
+# the times a datetime can hold (UTC): years 1 to 9999
+FIRST_TS = datetime.min.replace(tzinfo=UTC).timestamp()
+END_TS = datetime.max.replace(tzinfo=UTC).timestamp()  # exclusive
+OUT_OF_RANGE = "must be a time in the years 1 to 9999 UTC"
+
+
+def parse_time(value: Any, fmt: str | None) -> float:
+    """Epoch seconds of a cell; naive times are UTC. Raises ``ValueError``.
+
+    >>> parse_time("19970101", "%Y%m%d"), parse_time("2017-01-01 11:53:26", None)
+    (852076800.0, 1483271606.0)
+    >>> parse_time(datetime(2017, 1, 1, 11, 53, 26), None), parse_time("86400", "epoch")
+    (1483271606.0, 86400.0)
+    >>> parse_time("9999-12-31T23:59:59-01:00", None)
+    Traceback (most recent call last):
+    ...
+    ValueError: must be a time in the years 1 to 9999 UTC, got '9999-12-31T23:59:59-01:00'
+    >>> parse_time("1767600000000", "epoch")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be a time in the years 1 to 9999 UTC, got '1767600000000' \
+(epoch seconds; it looks like milliseconds: 2026-01-05T08:00:00Z)
+    """
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif fmt == "epoch":
+        seconds = float(value)
+        if not math.isfinite(seconds):
+            raise ValueError(f"not a time: {value!r}")
+        if not FIRST_TS <= seconds < END_TS:
+            raise ValueError(f"{OUT_OF_RANGE}, got {value!r} (epoch seconds{_unit(seconds)})")
+        return seconds
+    elif value is None or str(value).strip() == "":
+        raise ValueError("empty")
+    elif fmt:
+        moment = datetime.strptime(str(value).strip(), fmt)
+    else:
+        moment = datetime.fromisoformat(str(value).strip())
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    seconds = moment.timestamp()
+    if not FIRST_TS <= seconds < END_TS:  # e.g. 9999-12-31T23:59:59-01:00
+        raise ValueError(f"{OUT_OF_RANGE}, got {value!r}")
+    return seconds
+
+
+def _unit(seconds: float) -> str:
+    """A hint for epoch seconds out of range: the unit they would fit in, if any.
+
+    >>> _unit(1767600000123456), _unit(1e30)
+    ('; it looks like microseconds: 2026-01-05T08:00:00.123456Z', '')
+    """
+    for unit, per_second in (("milliseconds", 1e3), ("microseconds", 1e6), ("nanoseconds", 1e9)):
+        if FIRST_TS <= seconds / per_second < END_TS:
+            return f"; it looks like {unit}: {format_ts(seconds / per_second)}"
+    return ""
 
 
 def _not_utf8(text: str) -> str | None:
