@@ -28,7 +28,7 @@ from streamseg.engine.flaps import flap_rate
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Invalid, Valid
 from streamseg.replay import Replayer
-from streamseg.tools.reference import events_frame, reference
+from streamseg.tools.reference import events_frame, reference, rfm_warmup
 
 COMPARED = ("frequency", "lifecycle", "rfm")
 MODEL_SEGMENTERS = ("rfm", "cluster", "value")  # their labels need a trained model (version > 0)
@@ -232,6 +232,13 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
         agree[name]["verdict_pct"] = agreement(ref[name], pub[f"{name}_verdict"])["pct"]
     for col in ("r", "f", "m"):
         agree[f"rfm_{col}"] = agreement(ref[col], pub[col])
+    warmup = rfm_warmup(frame, settings)
+    if not warmup["warm"]:  # the reference abstains for everybody: compare the abstentions
+        for key, col, raw in (("rfm", "rfm", "rfm_verdict"), ("rfm_r", "r", None),
+                              ("rfm_f", "f", None), ("rfm_m", "m", None)):
+            agree[key] = {**abstaining(ref[col], pub[col]), "abstained": warmup["reason"]}
+            if raw is not None:
+                agree[key]["verdict_pct"] = abstaining(ref[col], pub[raw])["pct"]
     return {
         "lines": run.lines, "dead_letters": run.dead_letters, "customers": len(ref),
         "excluded_no_consent": len(withdrawn), "clock": now,
@@ -241,7 +248,21 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
         "latency_s": {"all": _quantiles([x for v in run.latencies.values() for x in v]),
                       **{k: _quantiles(v) for k, v in sorted(run.latencies.items())}},
         "moves_not_published": dict(run.unpublished),
+        "rfm_warmup": warmup,
     }
+
+
+def abstaining(ref: pd.Series, pub: pd.Series) -> dict[str, Any]:
+    """:func:`agreement` over every customer, a missing label being the answer ``(none)``:
+    used while the reference abstains (RFM before its warm-up), where both sides abstaining
+    is agreement.
+
+    >>> a = abstaining(pd.Series([None, None]), pd.Series([None, "x"]))
+    >>> a["compared"], a["agree"], a["pct"], a["confusion"]
+    (2, 1, 50.0, {'(none)': {'(none)': 1, 'x': 1}})
+    """
+    none = "(none)"
+    return agreement(ref.astype("object").fillna(none), pub.astype("object").fillna(none))
 
 
 def _unique(events: list[Event], skip: set[str]) -> Iterable[tuple[str, str, float, float]]:

@@ -11,12 +11,14 @@ Examples
 >>> ev = events_frame([
 ...     ("a", "purchase", 0 * DAY, 10.0), ("a", "purchase", 10 * DAY, 30.0),
 ...     ("b", "purchase", 5 * DAY, 30.0), ("c", "page_view", 9 * DAY, 0.0)])
->>> ref = reference(ev, Settings(), now=20 * DAY, warmup_days=5)
+>>> ref = reference(ev, Settings(), now=20 * DAY, warmup_days=5, min_samples=2)
 >>> for row in ref[["frequency", "lifecycle", "r", "f", "m", "rfm"]].itertuples():
 ...     print(*row)
 a medium new 3 3 3 need_attention
 b one_time new 1 1 1 lost
 c prospect prospect <NA> <NA> <NA> <NA>
+>>> rfm_warmup(ev, Settings(), warmup_days=5)["reason"]  # 2 buyers, default 20
+'2 buyers < 20 (STREAMSEG_RFM_MIN_SAMPLES)'
 """
 
 from __future__ import annotations
@@ -122,11 +124,45 @@ def recency_bands(days: pd.Series, bands: list[float]) -> pd.Series:
     return r
 
 
+def rfm_warmup(
+    events: pd.DataFrame, s: Settings, warmup_days: float | None = None,
+    min_samples: int | None = None,
+) -> dict[str, Any]:
+    """RFM's warm-up at the final clock, from the events: RFM abstains unless the purchases
+    seen span ``rfm_warmup_days`` AND there are ``rfm_min_samples`` buyers (customers with
+    >= 1 purchase). ``reason`` says why it abstains (None when warm).
+
+    Both counts only grow with the events, so this equals the engine's warm-up (which
+    stays warm once warm) unless buyers were erased or withdrew consent after it.
+
+    >>> ev = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", 2 * DAY, 1.0)])
+    >>> w = rfm_warmup(ev, Settings(), warmup_days=2, min_samples=2)
+    >>> w["buyers"], w["span_days"], w["warm"], w["reason"]
+    (2, 2.0, True, None)
+    >>> for why in rfm_warmup(ev, Settings(), min_samples=3)["reason"].split("; "):
+    ...     print(why)
+    purchases span 2.0 d < 90 d (STREAMSEG_RFM_WARMUP_DAYS)
+    2 buyers < 3 (STREAMSEG_RFM_MIN_SAMPLES)
+    """
+    warmup = float(getattr(s, "rfm_warmup_days", 90.0) if warmup_days is None else warmup_days)
+    least = int(getattr(s, "rfm_min_samples", 20) if min_samples is None else min_samples)
+    buys = events.loc[events["type"] == "purchase"]
+    span_days = float((buys["ts"].max() - buys["ts"].min()) / DAY) if len(buys) else 0.0
+    buyers = int(buys["customer_id"].nunique())
+    why = []
+    if span_days < warmup:
+        why.append(f"purchases span {span_days:.1f} d < {warmup:g} d (STREAMSEG_RFM_WARMUP_DAYS)")
+    if buyers < least:
+        why.append(f"{buyers} buyers < {least} (STREAMSEG_RFM_MIN_SAMPLES)")
+    return {"buyers": buyers, "min_samples": least, "span_days": round(span_days, 3),
+            "warmup_days": warmup, "warm": not why, "reason": "; ".join(why) or None}
+
+
 def rfm(c: pd.DataFrame, warmup_ok: bool, bands: list[float] | None = None) -> pd.DataFrame:
     """Over the current customers (>= 1 purchase, counted once, today's value): R ranks the
     last-purchase time (more recent is better), F = number of purchases, M = total spend in
     the base currency; named segment = ``segment_of(R, (F + M) // 2)``. Abstains (all
-    missing) until the purchases seen span ``rfm_warmup_days``. With ``bands`` R comes from
+    missing) unless ``warmup_ok`` (:func:`rfm_warmup`). With ``bands`` R comes from
     :func:`recency_bands` instead.
     """
     out = pd.DataFrame(index=c.index, columns=["r", "f", "m"], dtype="Int64")
@@ -147,17 +183,17 @@ def rfm(c: pd.DataFrame, warmup_ok: bool, bands: list[float] | None = None) -> p
 
 
 def reference(
-    events: pd.DataFrame, s: Settings, now: float, warmup_days: float | None = None
+    events: pd.DataFrame, s: Settings, now: float, warmup_days: float | None = None,
+    min_samples: int | None = None,
 ) -> pd.DataFrame:
-    """Every customer's reference labels at ``now``: frequency, lifecycle, r, f, m, rfm."""
+    """Every customer's reference labels at ``now``: frequency, lifecycle, r, f, m, rfm
+    (``warmup_days`` / ``min_samples`` override the settings' RFM warm-up)."""
     c = customers(events, now, s)
-    warmup = float(getattr(s, "rfm_warmup_days", 90.0) if warmup_days is None else warmup_days)
-    buys = events.loc[events["type"] == "purchase", "ts"]
-    span_days = (buys.max() - buys.min()) / DAY if len(buys) else 0.0
+    warm = rfm_warmup(events, s, warmup_days, min_samples)["warm"]
     out = pd.DataFrame({"frequency": frequency(c, s), "lifecycle": lifecycle(c, s)})
     parse_bands = getattr(s, "rfm_bands", None)  # settings of engines with recency bands
     bands = parse_bands() if getattr(s, "rfm_recency", "ranks") == "bands" and parse_bands else None
-    return out.join(rfm(c, span_days >= warmup, bands))
+    return out.join(rfm(c, warm, bands))
 
 
 def _select(c: pd.DataFrame, rules: list[tuple[Any, str]], default: str) -> pd.Series:
