@@ -112,6 +112,8 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             run.dead_letters += 1
             continue
         run.events.append(ev)
+        # segment changes only: consent suppression notices (kind "suppression") are not moves
+        result = [c for c in result if c.get("kind", "change") == "change"]
         run.changes += result
         resolved: set[str] = set()  # this customer's segmenters whose earned move was published
         for c in result:

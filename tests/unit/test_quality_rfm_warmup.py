@@ -94,3 +94,17 @@ def test_the_text_report_says_rfm_abstains(tmp_path: Path,
     assert main(["quality", str(src), "--json"]) == 0
     q = json.loads(capsys.readouterr().out)
     assert q["agreement"]["rfm"]["pct"] == 100.0 and not q["rfm_warmup"]["warm"]
+
+
+def test_a_consent_withdrawal_is_not_a_segment_change() -> None:
+    """The suppression notice a withdrawal publishes is not a move (it used to crash the
+    report: a notice has no ``segmenter``); the withdrawn buyer leaves both populations."""
+    lines = buyers(20)
+    lines.append(codec.dumps({"event_id": "w", "customer_id": "c19", "type": "consent_withdrawn",
+                              "ts": format_ts(BASE + 50 * DAY)}))
+    lines.sort(key=lambda raw: codec.loads(raw)["ts"])
+    run = run_engine(lines, SETTINGS)
+    assert all("segmenter" in c for c in run.changes)
+    q = measure(run, SETTINGS)
+    assert q["excluded_no_consent"] == 1 and q["rfm_warmup"]["buyers"] == 19
+    assert q["agreement"]["rfm"]["pct"] == 100.0 and q["agreement"]["rfm"]["abstained"]
