@@ -96,15 +96,30 @@ def test_the_text_report_says_rfm_abstains(tmp_path: Path,
     assert q["agreement"]["rfm"]["pct"] == 100.0 and not q["rfm_warmup"]["warm"]
 
 
-def test_a_consent_withdrawal_is_not_a_segment_change() -> None:
-    """The suppression notice a withdrawal publishes is not a move (it used to crash the
-    report: a notice has no ``segmenter``); the withdrawn buyer leaves both populations."""
+
+def withdrawn_on(day: float) -> list[bytes]:
+    """20 buyers (warm from day 81: purchases span 90 days); c19 withdraws on ``day``."""
     lines = buyers(20)
     lines.append(codec.dumps({"event_id": "w", "customer_id": "c19", "type": "consent_withdrawn",
-                              "ts": format_ts(BASE + 50 * DAY)}))
-    lines.sort(key=lambda raw: codec.loads(raw)["ts"])
-    run = run_engine(lines, SETTINGS)
+                              "ts": format_ts(BASE + day * DAY)}))
+    return sorted(lines, key=lambda raw: codec.loads(raw)["ts"])
+
+
+def test_a_consent_withdrawal_is_not_a_segment_change() -> None:
+    """The suppression notice a withdrawal publishes is not a move (it used to crash the
+    report: a notice has no ``segmenter``); the withdrawn buyer leaves both populations:
+    19 buyers before the warm-up ends, so RFM never warms up."""
+    run = run_engine(withdrawn_on(50), SETTINGS)
     assert all("segmenter" in c for c in run.changes)
     q = measure(run, SETTINGS)
     assert q["excluded_no_consent"] == 1 and q["rfm_warmup"]["buyers"] == 19
     assert q["agreement"]["rfm"]["pct"] == 100.0 and q["agreement"]["rfm"]["abstained"]
+
+
+def test_once_warm_rfm_stays_warm_after_a_withdrawal() -> None:
+    """19 buyers at the end, but 20 when the warm-up ended: both sides keep scoring."""
+    q = quality(withdrawn_on(95))
+    assert (q["rfm_warmup"]["buyers"], q["rfm_warmup"]["warm"]) == (19, True)
+    for name in RFM_ROWS:
+        a = q["agreement"][name]
+        assert "abstained" not in a and (a["compared"], a["pct"]) == (19, 100.0), name
