@@ -628,6 +628,15 @@ class Settings:
 
         >>> Settings(fx_rates="EUR=1,USD=0.5").fx_table()
         {'EUR': 1.0, 'USD': 0.5}
+
+        The base currency's own rate must be 1 (a rates table for another base would
+        convert every amount wrongly):
+
+        >>> try:  # the default table is EUR-based
+        ...     Settings(base_currency="USD").fx_table()
+        ... except ConfigError as exc:
+        ...     print(str(exc)[:66])
+        STREAMSEG_FX_RATES: USD=0.92, but the base currency's rate must be
         """
         table: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in self.fx_rates.split(","))):
@@ -641,6 +650,11 @@ class Settings:
             table[cur.upper()] = value
         if self.base_currency not in table:
             raise ConfigError("STREAMSEG_FX_RATES: must include STREAMSEG_BASE_CURRENCY")
+        if table[self.base_currency] != 1.0:
+            raise ConfigError(
+                f"STREAMSEG_FX_RATES: {self.base_currency}={table[self.base_currency]:g}, but "
+                f"the base currency's rate must be 1 (each rate is the value of one unit in "
+                f"STREAMSEG_BASE_CURRENCY={self.base_currency}: set rates for that base)")
         return table
 
     @property

@@ -67,6 +67,7 @@ BAD = [
     ("STREAMSEG_BASE_CURRENCY", "euro", "must be 3 upper-case letters"),
     ("STREAMSEG_FX_RATES", "EUR=1,USD=nan", "bad entry 'USD=nan'"),
     ("STREAMSEG_FX_RATES", "USD=1", "must include STREAMSEG_BASE_CURRENCY"),
+    ("STREAMSEG_FX_RATES", "EUR=2,USD=0.92", "EUR=2, but the base currency's rate must be 1"),
     ("STREAMSEG_PSEUDONYMISE_KEY", "short", "must be empty (off) or at least 8"),
     ("STREAMSEG_DEDUP_WINDOW", "-3", "must be >= 0"),
     ("STREAMSEG_HALF_LIFE_DAYS", "nan", "must be a finite number"),
