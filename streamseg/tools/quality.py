@@ -28,7 +28,13 @@ from streamseg.engine.flaps import flap_rate
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Invalid, Valid
 from streamseg.replay import Replayer
-from streamseg.tools.reference import events_frame, reference
+from streamseg.tools.reference import (
+    activity_rows,
+    events_frame,
+    history_rows,
+    reference,
+    rfm_warmup,
+)
 
 COMPARED = ("frequency", "lifecycle", "rfm")
 MODEL_SEGMENTERS = ("rfm", "cluster", "value")  # their labels need a trained model (version > 0)
@@ -112,6 +118,8 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             run.dead_letters += 1
             continue
         run.events.append(ev)
+        # segment changes only: consent suppression notices (kind "suppression") are not moves
+        result = [c for c in result if c.get("kind", "change") == "change"]
         run.changes += result
         resolved: set[str] = set()  # this customer's segmenters whose earned move was published
         for c in result:
@@ -224,14 +232,22 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
         return {"lines": run.lines, "dead_letters": run.dead_letters, "customers": 0}
     now = run.now
     withdrawn = {cid for cid, st in run.states.items() if st.withdrawn}
-    frame = events_frame(_unique(run.events, withdrawn))
-    ref = reference(frame, settings, now)
+    frame = events_frame(activity_rows(run.events, withdrawn))
+    history = events_frame(history_rows(run.events))
+    ref = reference(frame, settings, now, history=history)
     pub = engine_labels(run, now).reindex(ref.index)
     agree = {name: agreement(ref[name], pub[name]) for name in COMPARED}
     for name in COMPARED:  # the raw verdict: the segmenter's rules without hysteresis
         agree[name]["verdict_pct"] = agreement(ref[name], pub[f"{name}_verdict"])["pct"]
     for col in ("r", "f", "m"):
         agree[f"rfm_{col}"] = agreement(ref[col], pub[col])
+    warmup = rfm_warmup(frame, settings, history=history)
+    if not warmup["warm"]:  # the reference abstains for everybody: compare the abstentions
+        for key, col, raw in (("rfm", "rfm", "rfm_verdict"), ("rfm_r", "r", None),
+                              ("rfm_f", "f", None), ("rfm_m", "m", None)):
+            agree[key] = {**abstaining(ref[col], pub[col]), "abstained": warmup["reason"]}
+            if raw is not None:
+                agree[key]["verdict_pct"] = abstaining(ref[col], pub[raw])["pct"]
     return {
         "lines": run.lines, "dead_letters": run.dead_letters, "customers": len(ref),
         "excluded_no_consent": len(withdrawn), "clock": now,
@@ -241,19 +257,21 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
         "latency_s": {"all": _quantiles([x for v in run.latencies.values() for x in v]),
                       **{k: _quantiles(v) for k, v in sorted(run.latencies.items())}},
         "moves_not_published": dict(run.unpublished),
+        "rfm_warmup": warmup,
     }
 
 
-def _unique(events: list[Event], skip: set[str]) -> Iterable[tuple[str, str, float, float]]:
-    """Reference input rows: each (customer, event id) once, no consent or profile records
-    (not activity), no ``skip``."""
-    seen: set[tuple[str, str]] = set()
-    for e in events:
-        if (e.kind in ("consent", "profile") or e.customer_id in skip
-                or (e.customer_id, e.event_id) in seen):
-            continue
-        seen.add((e.customer_id, e.event_id))
-        yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount
+def abstaining(ref: pd.Series, pub: pd.Series) -> dict[str, Any]:
+    """:func:`agreement` over every customer, a missing label being the answer ``(none)``:
+    used while the reference abstains (RFM before its warm-up), where both sides abstaining
+    is agreement.
+
+    >>> a = abstaining(pd.Series([None, None]), pd.Series([None, "x"]))
+    >>> a["compared"], a["agree"], a["pct"], a["confusion"]
+    (2, 1, 50.0, {'(none)': {'(none)': 1, 'x': 1}})
+    """
+    none = "(none)"
+    return agreement(ref.astype("object").fillna(none), pub.astype("object").fillna(none))
 
 
 def _stale(run: EngineRun, now: float) -> dict[str, dict[str, int]]:

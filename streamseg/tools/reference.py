@@ -11,12 +11,14 @@ Examples
 >>> ev = events_frame([
 ...     ("a", "purchase", 0 * DAY, 10.0), ("a", "purchase", 10 * DAY, 30.0),
 ...     ("b", "purchase", 5 * DAY, 30.0), ("c", "page_view", 9 * DAY, 0.0)])
->>> ref = reference(ev, Settings(), now=20 * DAY, warmup_days=5)
+>>> ref = reference(ev, Settings(), now=20 * DAY, warmup_days=5, min_samples=2)
 >>> for row in ref[["frequency", "lifecycle", "r", "f", "m", "rfm"]].itertuples():
 ...     print(*row)
 a medium new 3 3 3 need_attention
 b one_time new 1 1 1 lost
 c prospect prospect <NA> <NA> <NA> <NA>
+>>> rfm_warmup(ev, Settings(), warmup_days=5)["reason"]  # 2 buyers, default 20
+'2 buyers < 20 (STREAMSEG_RFM_MIN_SAMPLES)'
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.events import Event
 from streamseg.engine.segmenters.rfm import segment_of
 
 COLUMNS = ["customer_id", "type", "ts", "amount"]
@@ -36,6 +39,26 @@ COLUMNS = ["customer_id", "type", "ts", "amount"]
 def events_frame(rows: Iterable[tuple[str, str, float, float]]) -> pd.DataFrame:
     """(customer_id, type, ts in epoch seconds, amount in the base currency) rows."""
     return pd.DataFrame(list(rows), columns=COLUMNS)
+
+
+def activity_rows(events: list[Event], skip: set[str]) -> Iterable[tuple[str, str, float, float]]:
+    """The reference's input rows from accepted engine events: each (customer, event id)
+    once, no consent or profile records (not activity), no ``skip``."""
+    seen: set[tuple[str, str]] = set()
+    for e in events:
+        if (e.kind in ("consent", "profile") or e.customer_id in skip
+                or (e.customer_id, e.event_id) in seen):
+            continue
+        seen.add((e.customer_id, e.event_id))
+        yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount
+
+
+def history_rows(events: list[Event]) -> Iterable[tuple[str, str, float, float]]:
+    """Every accepted event in arrival order, consent records (their type) and withdrawn
+    customers included, profile records aside: the input of the reference's RFM warm-up."""
+    for e in events:
+        if e.kind != "profile":
+            yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount
 
 
 def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
@@ -122,11 +145,94 @@ def recency_bands(days: pd.Series, bands: list[float]) -> pd.Series:
     return r
 
 
+def rfm_warmup(
+    events: pd.DataFrame, s: Settings, warmup_days: float | None = None,
+    min_samples: int | None = None, history: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """RFM's warm-up: RFM abstains *until* the purchases seen span ``rfm_warmup_days`` AND
+    there are ``rfm_min_samples`` buyers (customers with >= 1 purchase); once warm it
+    stays warm. ``buyers`` and ``span_days`` are counted at the final clock from
+    ``events``; ``reason`` says why RFM abstains (None when warm).
+
+    Without consent changes both counts only grow, so "warm at the final clock" is
+    "was ever warm". ``history`` (every accepted event in arrival order, consent
+    records and withdrawn customers included, ``type`` = the consent type) settles
+    the rest (:func:`ever_warm`): a buyer who withdrew after the warm-up does not end it.
+
+    >>> ev = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", 2 * DAY, 1.0)])
+    >>> w = rfm_warmup(ev, Settings(), warmup_days=2, min_samples=2)
+    >>> w["buyers"], w["span_days"], w["warm"], w["reason"]
+    (2, 2.0, True, None)
+    >>> for why in rfm_warmup(ev, Settings(), min_samples=3)["reason"].split("; "):
+    ...     print(why)
+    purchases span 2.0 d < 90 d (STREAMSEG_RFM_WARMUP_DAYS)
+    2 buyers < 3 (STREAMSEG_RFM_MIN_SAMPLES)
+    """
+    warmup = float(getattr(s, "rfm_warmup_days", 90.0) if warmup_days is None else warmup_days)
+    least = int(getattr(s, "rfm_min_samples", 20) if min_samples is None else min_samples)
+    buys = events.loc[events["type"] == "purchase"]
+    span_days = float((buys["ts"].max() - buys["ts"].min()) / DAY) if len(buys) else 0.0
+    buyers = int(buys["customer_id"].nunique())
+    why = []
+    if span_days < warmup:
+        why.append(f"purchases span {span_days:.1f} d < {warmup:g} d (STREAMSEG_RFM_WARMUP_DAYS)")
+    if buyers < least:
+        why.append(f"{buyers} buyers < {least} (STREAMSEG_RFM_MIN_SAMPLES)")
+    warm = not why
+    if history is not None and history["type"].isin(CONSENT).any():
+        warm = ever_warm(history, warmup * DAY, least)
+        why = [] if warm else why or ["never warm in arrival order (consent changes)"]
+    return {"buyers": buyers, "min_samples": least, "span_days": round(span_days, 3),
+            "warmup_days": warmup, "warm": warm, "reason": "; ".join(why) or None}
+
+
+CONSENT = ("consent_withdrawn", "consent_granted", "erasure_requested")
+
+
+def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
+    """Whether, after some event of ``history`` (arrival order), the purchases seen span
+    ``warmup_s`` and ``least`` consenting buyers are in the population. A withdrawal takes
+    a buyer out (its later events are ignored) until consent is granted again; an erasure
+    also deletes its purchases. The span never shrinks.
+
+    >>> h = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", DAY, 1.0),
+    ...                   ("b", "consent_withdrawn", DAY, 0.0), ("a", "purchase", 2 * DAY, 1.0)])
+    >>> ever_warm(h, 2 * DAY, 2), ever_warm(h, DAY, 2), ever_warm(h, 2 * DAY, 1)
+    (False, True, True)
+    """
+    population: set[str] = set()
+    bought: set[str] = set()  # customers with purchases in their current profile
+    out: set[str] = set()  # consent withdrawn (or erased) and not granted again
+    first = last = None
+    for cid, kind, ts in zip(history["customer_id"], history["type"], history["ts"],
+                             strict=True):
+        if kind in ("consent_withdrawn", "erasure_requested"):
+            out.add(cid)
+            population.discard(cid)
+            if kind == "erasure_requested":
+                bought.discard(cid)
+            continue
+        if kind == "consent_granted":
+            out.discard(cid)
+            if cid in bought:
+                population.add(cid)
+        elif kind != "purchase" or cid in out:
+            continue
+        else:
+            bought.add(cid)
+            population.add(cid)
+            first = ts if first is None else min(first, ts)
+            last = ts if last is None else max(last, ts)
+        if first is not None and last - first >= warmup_s and len(population) >= least:
+            return True
+    return False
+
+
 def rfm(c: pd.DataFrame, warmup_ok: bool, bands: list[float] | None = None) -> pd.DataFrame:
     """Over the current customers (>= 1 purchase, counted once, today's value): R ranks the
     last-purchase time (more recent is better), F = number of purchases, M = total spend in
     the base currency; named segment = ``segment_of(R, (F + M) // 2)``. Abstains (all
-    missing) until the purchases seen span ``rfm_warmup_days``. With ``bands`` R comes from
+    missing) unless ``warmup_ok`` (:func:`rfm_warmup`). With ``bands`` R comes from
     :func:`recency_bands` instead.
     """
     out = pd.DataFrame(index=c.index, columns=["r", "f", "m"], dtype="Int64")
@@ -147,17 +253,18 @@ def rfm(c: pd.DataFrame, warmup_ok: bool, bands: list[float] | None = None) -> p
 
 
 def reference(
-    events: pd.DataFrame, s: Settings, now: float, warmup_days: float | None = None
+    events: pd.DataFrame, s: Settings, now: float, warmup_days: float | None = None,
+    min_samples: int | None = None, history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Every customer's reference labels at ``now``: frequency, lifecycle, r, f, m, rfm."""
+    """Every customer's reference labels at ``now``: frequency, lifecycle, r, f, m, rfm
+    (``warmup_days`` / ``min_samples`` override the settings' RFM warm-up; ``history``:
+    see :func:`rfm_warmup`)."""
     c = customers(events, now, s)
-    warmup = float(getattr(s, "rfm_warmup_days", 90.0) if warmup_days is None else warmup_days)
-    buys = events.loc[events["type"] == "purchase", "ts"]
-    span_days = (buys.max() - buys.min()) / DAY if len(buys) else 0.0
+    warm = rfm_warmup(events, s, warmup_days, min_samples, history)["warm"]
     out = pd.DataFrame({"frequency": frequency(c, s), "lifecycle": lifecycle(c, s)})
     parse_bands = getattr(s, "rfm_bands", None)  # settings of engines with recency bands
     bands = parse_bands() if getattr(s, "rfm_recency", "ranks") == "bands" and parse_bands else None
-    return out.join(rfm(c, span_days >= warmup, bands))
+    return out.join(rfm(c, warm, bands))
 
 
 def _select(c: pd.DataFrame, rules: list[tuple[Any, str]], default: str) -> pd.Series:

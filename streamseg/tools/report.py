@@ -25,6 +25,13 @@ def table(rows: list[list[Any]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _pct(a: dict[str, Any], pct: float | None) -> str | float | None:
+    """An agreement figure; ``(both abstain)`` after it while the reference abstains."""
+    if not a.get("abstained") or pct is None:
+        return pct
+    return f"{pct} (both abstain)" if pct == 100.0 else f"{pct} (reference abstains)"
+
+
 def _days(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s ({seconds / 86400:.2f} d)"
 
@@ -39,10 +46,14 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
         f"verdicts from {q['verdict_source']}",
         "",
         "Agreement with the batch reference (published label vs reference at the clock)",
-        table([[k, a["compared"], a["agree"], a["pct"], a.get("verdict_pct")]
+        table([[k, a["compared"], a["agree"], _pct(a, a["pct"]), _pct(a, a.get("verdict_pct"))]
                for k, a in q["agreement"].items()],
               ["segmenter", "customers", "agree", "agree %", "raw verdict agree %"]),
     ]
+    why = q.get("rfm_warmup", {}).get("reason")
+    if why:
+        out.append(f"RFM abstains: {why}. The reference labels nobody; agree = the customers "
+                   "the engine leaves unlabelled too.")
     if confusion:
         for name, a in q["agreement"].items():
             pubs = sorted({p for row in a["confusion"].values() for p in row})

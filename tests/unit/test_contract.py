@@ -58,6 +58,15 @@ def test_asyncapi_describes_every_topic_the_worker_creates() -> None:
     assert "dedupe by change_id" in channels[settings.topic_changes]["x-delivery"]
 
 
+def test_asyncapi_promises_at_least_once_only() -> None:
+    """``exactly_once`` is refused by the settings (docs/RELIABILITY.md): no transactions."""
+    text = (ROOT / "asyncapi.yaml").read_text()
+    assert "read_committed" not in text and "written in Kafka" not in text
+    assert "exactly-once with" not in text and "`exactly_once` is refused" in text
+    delivery = channels_by_address(Settings().app_id)[Settings().topic_changes]["x-delivery"]
+    assert delivery.startswith("at-least-once (the only guarantee")
+
+
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
         found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
