@@ -106,9 +106,10 @@ async def wait_for_broker(settings: Settings, say: Callable[[str], None],
         delay = next(delays, None)
         if delay is None:
             waited = time.monotonic() - started
+            tried = f"retrying for {budget:g} s" if budget > 0 else "no retries asked for"
             raise BrokerUnavailable(
                 f"STREAMSEG_BROKER: no Kafka broker reachable at {where} after {attempt} "
-                f"attempt(s) in {waited:.0f} s (retrying for {budget:g} s); last error {reason}"
+                f"attempt(s) in {waited:.0f} s ({tried}); last error {reason}"
             )
         say(f"broker {where} not reachable (attempt {attempt}: {reason}); "
             f"retrying in {delay:.1f} s")
