@@ -156,13 +156,13 @@ def test_reasons_say_one_day_not_one_days() -> None:
         ("high", "3 buying days in 3 days (one every 1.1 days), last 1 day ago")]
     old = buyer(2, 0.0, 10.0)
     assert [(v.segment, v.reason) for v in (life.assign(old, 41 * DAY),) if v] == [
-        ("active", "last purchase 31 days ago")]
+        ("active", "first purchase 41 days ago, last 31 days ago")]
     assert [(v.segment, v.reason) for v in (life.assign(old, 11 * DAY),) if v] == [
         ("new", "first purchase recently")]
     older = buyer(2, 0.0, 10.0)
     older.first_purchase = -100 * DAY
     assert [(v.segment, v.reason) for v in (life.assign(older, 11 * DAY),) if v] == [
-        ("active", "last purchase 1 day ago")]
+        ("active", "first purchase 111 days ago, last 1 day ago")]
 
 
 @pytest.mark.parametrize(

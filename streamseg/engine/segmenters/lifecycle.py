@@ -90,7 +90,9 @@ class LifecycleSegmenter(NoPopulation):
         first = state.first_purchase if state.first_purchase is not None else lp
         if now - first <= self.new_s:
             return Assignment("new", "first purchase recently")
-        return Assignment("active", f"last purchase {days(since / DAY)} ago")
+        # a move from ``new`` happens when the first purchase is ``new_days`` old: say both
+        return Assignment("active", f"first purchase {days((now - first) / DAY)} ago, "
+                                    f"last {days(since / DAY)} ago")
 
     def due(self, state: CustomerState, after: float) -> float | None:
         """Next threshold an idle customer crosses (incl. the end of a held demotion)."""
