@@ -275,18 +275,21 @@ class Engine:
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
-        wall = self.wall()
-        rejected = screen(event, clock.max_seen, self.settings.max_future_skew_s, wall)
+        wall = self.wall()  # one reading for the check and the clock's bound
+        rejected = self.screen(event, clock.max_seen, wall)
         if rejected is not None:
             return rejected
         clock.observe(bounded(event.ts, clock.max_seen, wall))
         return self.apply(state, event)
 
-    def screen(self, event: Event, watermark: float | None) -> Invalid | None:
+    def screen(self, event: Event, watermark: float | None,
+               wall: float | None = None) -> Invalid | None:
         """Reject an event too far in the future (``timestamp_out_of_range``):
         :func:`streamseg.engine.validate.screen` with ``max_future_skew_s``, against
-        the later of the event clock ``watermark`` and the wall clock (``wall``)."""
-        return screen(event, watermark, self.settings.max_future_skew_s, self.wall())
+        the later of the event clock ``watermark`` and the wall clock (``wall``, read
+        from :attr:`wall` when not given)."""
+        now = self.wall() if wall is None else wall
+        return screen(event, watermark, self.settings.max_future_skew_s, now)
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
         """The ``customer-segments`` value for ``state``.
