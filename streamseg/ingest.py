@@ -116,6 +116,8 @@ class Ingest:
             if verdict != "apply":
                 adapters.withhold_ack(event)
                 self.metrics.input_held.inc()
+                # its input is there, unread: the source is not idle (it holds the clock)
+                self.punctuator.sources.touch((msg.topic, msg.partition), now)
                 if verdict == "reseek":
                     await self.reseek(msg.topic, msg.partition)
                 continue
@@ -211,6 +213,8 @@ class Ingest:
                 # changelog (a moved partition, a lost disk) misses the event for good
                 entry.dirty = entry.rewrite = True
             self.batch.counts.append((stream, "duplicate" if dup else "out_of_order"))
+            # applied before (a re-read after a rebalance): progress up to here is real
+            self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
             return
         outcome = self.engine.ingest(entry.state, ev, self.clock)
         if isinstance(outcome, Invalid):

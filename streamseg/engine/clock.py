@@ -112,6 +112,9 @@ class SourceWatermark:
     400.0
     >>> w.cap(at=8.0) is None  # both idle: no cap
     True
+    >>> w.assign(["clicks-0", "purchases-0"], at=60.0)  # a rebalance: active again
+    >>> w.cap(at=60.0)
+    400.0
     """
 
     __slots__ = ("idle_s", "sources")
@@ -122,9 +125,24 @@ class SourceWatermark:
         self.sources: dict[Any, list[Any]] = {}
 
     def assign(self, sources: Any, at: float) -> None:
-        """The sources this worker now reads; new ones start active with unknown progress."""
-        keep = {s: self.sources.get(s) or [None, at] for s in sources}
-        self.sources = keep
+        """The sources this worker now reads, each active again from ``at``.
+
+        New ones start with unknown progress. One this worker read before keeps
+        its progress (its events up to there were applied) but not its idleness:
+        after a rebalance, reading resumes from the committed offset, and a
+        source that was quiet while the group re-formed (waiting out a killed
+        member's session, say) may have a backlog now. Counted as idle from its
+        last event before the rebalance, it let the clock demote customers whose
+        purchases it had not delivered yet.
+        """
+        self.sources = {s: [(self.sources.get(s) or [None])[0], at] for s in sources}
+
+    def touch(self, source: Any, at: float) -> None:
+        """``source`` delivered input whose event time does not count as progress
+        (held back by the rebalance gate, say): it is not idle."""
+        entry = self.sources.get(source)
+        if entry is not None:
+            entry[1] = at
 
     def observe(self, source: Any, ts: float, at: float) -> None:
         """A valid event of ``source`` with event time ``ts``, delivered at ``at``."""

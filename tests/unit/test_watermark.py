@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from streamseg import codec
@@ -99,3 +100,52 @@ def test_an_assignment_holds_the_clock_until_each_new_input_delivered_or_went_id
     off = SourceWatermark(idle_s=0.0)
     off.observe(("clicks", 0), 10.0, at=1.0)
     assert off.cap(at=1.0) == 10.0 and off.cap(at=1.1) is None  # idle 0: never holds for long
+
+
+def test_a_rebalance_longer_than_the_idle_time_does_not_let_the_clock_pass_unread_input() -> None:
+    """Reviewer's defect: re-assigned after a rebalance that outlasted ``source_idle_s`` (the
+    group waiting out a killed member), the purchases partition counted as idle from its last
+    event *before* the rebalance, so the clicks read first moved the clock past its unread
+    purchases and the buyer was demoted by the clock, then promoted back: two wrong changes."""
+    import time
+    settings = Settings(allowed_lateness_s=0.0, source_idle_s=1.0)
+    purchases = [buy("w", d) for d in range(0, 101, 5)]
+    clicks = [view("busy", d) for d in range(0, 101)]
+    h = Harness(settings)
+    tps = [SimpleNamespace(topic=settings.topic_clickstream, partition=0),
+           SimpleNamespace(topic=settings.topic_purchases, partition=0)]
+    try:
+        h.ingest.on_assigned(tps, {})
+        for rec in [*purchases[:3], *clicks[:11]]:  # both inputs read up to day 10
+            h.send_json("purchase" if rec["type"] == "purchase" else "click", rec)
+            run_ticks(h)
+        time.sleep(1.1)  # the group re-forms: longer than source_idle_s
+        h.ingest.on_assigned(tps, {})
+        started = time.monotonic()
+        for rec in clicks[11:]:  # the clicks partition's backlog is read first
+            h.send_json("click", rec)
+            run_ticks(h)
+        assert time.monotonic() - started < 1.0, "too slow to test the idle time"
+        for rec in purchases[3:]:
+            h.send_json("purchase", rec)
+            run_ticks(h)
+        worker = moves(h.app.changes.values(), "w")
+    finally:
+        h.close()
+    lines = sorted((codec.dumps(r) for r in [*purchases, *clicks]),
+                   key=lambda raw: codec.loads(raw)["ts"])
+    replay = moves(list(replay_lines(lines, settings)), "w")
+    assert [m for m in worker if m[3] == "clock"] == [m for m in replay if m[3] == "clock"]
+    assert worker == replay
+
+
+def test_input_held_by_the_gate_keeps_its_source_active() -> None:
+    w = SourceWatermark(idle_s=5.0)
+    w.assign([("clicks", 0), ("purchases", 0)], at=0.0)
+    w.observe(("purchases", 0), 10.0, at=1.0)
+    w.observe(("clicks", 0), 900.0, at=1.0)
+    w.touch(("purchases", 0), at=5.5)  # held, unread: delivering, no progress
+    assert w.cap(at=9.0) == 10.0
+    w.touch(("ticks", 0), at=9.0)  # not an assigned input: ignored
+    assert set(w.sources) == {("clicks", 0), ("purchases", 0)}
+    assert w.cap(at=11.0) is None  # both silent for 5 s
