@@ -69,6 +69,8 @@ class RFMModel:
         bp = round(settings.rfm_hold_margin * BP)
         self.margin_bp = bp
         self._held: set[str] = set()  # customers whose label the margin keeps (may be stale)
+        # the customer whose own values the last learn() changed (its purchase), else None
+        self.learned: str | None = None
         shares = sorted({q + d for q in QUINTILES for d in (-bp, 0, bp)})
         self._score = tuple(shares.index(q) for q in QUINTILES)
         self._low = tuple(shares.index(q + bp) for q in QUINTILES)  # share - margin
@@ -89,6 +91,7 @@ class RFMModel:
     # -- population ----------------------------------------------------------
     def learn(self, state: CustomerState, now: float) -> None:
         """Put the customer's current (last purchase, purchases, spend) into the population."""
+        self.learned = None
         lp = state.last_purchase
         if lp is None or state.withdrawn:
             return
@@ -98,6 +101,7 @@ class RFMModel:
         if old == vals:
             return
         self.values[cid] = vals
+        self.learned = cid
         self.updates += 1
         self._cache = None
         first = lp if state.first_purchase is None else state.first_purchase

@@ -201,6 +201,32 @@ def test_own_purchase_is_published_at_once_population_moves_are_held() -> None:
     assert not seg.hold(c5, "champions", v5, 28 * DAY, "clock")
 
 
+def test_another_event_at_the_purchase_instant_earns_nothing() -> None:
+    """Reviewer's defect (two workers): clicks read late are evaluated at the customer's
+    latest look, the instant of its last purchase; each newer model snapshot then moved
+    the label as if the purchase had earned it, unheld: ``loyal -> champions -> loyal ->
+    champions`` at one event time, three emails for one purchase."""
+    cfg = Settings(rfm_warmup_days=0.0, rfm_min_samples=1, rfm_hold_margin=0.05, rfm_hold_days=0.0)
+    seg = RFMSegmenter(cfg)
+    history = {f"c{i}": [(i * DAY, 10.0 * i * (1 + i % 3))] for i in range(1, 21)}
+    for cid, h in history.items():
+        seg.learn(buyer(cid, h), h[0][0])
+    c13 = buyer("c13", history["c13"])
+    v13 = seg.assign(c13, 13 * DAY)
+    assert v13 is not None and (v13.segment, v13.reason) == ("potential_loyalist", "R4 F1 M4")
+    # published "about_to_sleep" (R3) is within the margin of c13's ranks; a late click of
+    # c13 (its values unchanged) evaluated at its purchase instant: held, as a population move
+    seg.learn(c13, 13 * DAY)
+    assert seg.learned is None
+    assert seg.hold(c13, "about_to_sleep", v13, 13 * DAY, "event")
+    # its own purchase (new values learned) at that instant: never held
+    c13.purchases, c13.monetary = 2, 400.0
+    seg.learn(c13, 13 * DAY)
+    assert seg.learned == "c13"
+    v = seg.assign(c13, 13 * DAY)
+    assert v is not None and not seg.hold(c13, "about_to_sleep", v, 13 * DAY, "event")
+
+
 def test_erasure_and_withdrawal_leave_the_population() -> None:
     eng = Engine(Settings(rfm_warmup_days=0.0, rfm_min_samples=1))
     seg = eng.segmenter("rfm")

@@ -159,13 +159,16 @@ class RFMSegmenter(RFMModel):
     ) -> bool:
         """Keep ``current`` if a rank share within the margin (each of R, F, M) still gives it.
 
-        Never for the customer's own purchase (trigger ``event`` at a purchase).
+        Never for the customer's own purchase (trigger ``event`` at a purchase whose
+        values this segmenter just learned). Another event at the purchase's instant
+        (a click read late is evaluated at the customer's latest look) earns nothing:
+        a new verdict then comes from the population (a newer model), and is held.
         """
         lp = state.last_purchase
         if lp is None or not self.ready():
             return False
         cid = state.customer_id
-        if trigger == "event" and lp == now:
+        if trigger == "event" and lp == now and self.learned == cid:
             self.pending.pop(cid, None)
             return False
         if self._within_margin(state, current, now, lp):
