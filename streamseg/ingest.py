@@ -248,11 +248,20 @@ class Ingest:
         if isinstance(now, Invalid):
             self.out.dead_letter(self.batch, now, msg, "tick")
             return
-        own = self.punctuator.now()  # the clock, capped at the slowest active input
-        now = now if own is None else max(now, own)
-        if msg.key is not None:
-            customers, rescore = [msg.key.decode(errors="replace")], set()
+        # never past this worker's own clock, capped at its slowest active input: the tick
+        # may come from the partition's previous owner (re-read after a rebalance), whose
+        # clock covered input this worker has not read yet (its state lacks it, a crash
+        # lost its writes): evaluating there demotes customers before their purchases
+        own = self.punctuator.now()
+        customers: list[str] = []
+        rescore: set[str] = set()
+        if own is None:  # the progress of an input is unknown: a later tick evaluates
+            pass
+        elif msg.key is not None:
+            now = min(now, own)
+            customers = [msg.key.decode(errors="replace")]
         else:
+            now = min(now, own)
             part.ready.update(part.schedule.pop_due(now))
             rescore = part.rescore
             customers = sorted(part.ready | rescore)

@@ -149,3 +149,26 @@ def test_input_held_by_the_gate_keeps_its_source_active() -> None:
     w.touch(("ticks", 0), at=9.0)  # not an assigned input: ignored
     assert set(w.sources) == {("clicks", 0), ("purchases", 0)}
     assert w.cap(at=11.0) is None  # both silent for 5 s
+
+
+def test_a_tick_from_the_previous_owner_does_not_pass_this_workers_clock() -> None:
+    """Reviewer's defect (two workers, kill -9): after a rebalance the new owner re-reads the
+    ticks its predecessor sent, stamped with the predecessor's clock, which covered purchases
+    the new owner has not read yet; a tick was evaluated at ``max(tick, own clock)`` and the
+    clock demoted the customer before its purchase."""
+    settings = Settings(allowed_lateness_s=0.0, source_idle_s=60.0)
+    h = Harness(settings)
+    tps = [SimpleNamespace(topic=settings.topic_clickstream, partition=0),
+           SimpleNamespace(topic=settings.topic_purchases, partition=0)]
+    try:
+        h.ingest.on_assigned(tps, {})
+        for rec in [buy("w", d) for d in range(0, 11, 5)] + [view("busy", 10)]:
+            h.send_json("purchase" if rec["type"] == "purchase" else "click", rec)
+        run_ticks(h)
+        assert h.state("w").segments["frequency"][0] == "high"  # type: ignore[union-attr]
+        ahead = (BASE + timedelta(days=40)).timestamp()  # the predecessor had read this far
+        h.send("tick", None, codec.dumps({"now": ahead}))
+        assert moves(h.app.changes.values(), "w")[-1][:3] == ("frequency", "one_time", "high")
+        assert h.state("w").segments["frequency"][0] == "high"  # type: ignore[union-attr]
+    finally:
+        h.close()
