@@ -139,7 +139,8 @@ class Metrics:
         )
         self.event_lag = Gauge(
             "streamseg_event_time_lag_seconds",
-            "Wall clock minus the event time of the newest event processed.",
+            "Wall clock minus the event time of the newest event processed (before this "
+            "worker's first input: minus the event clock restored for its partitions).",
             registry=registry,
         )
         self.segment_size = Gauge(
@@ -170,7 +171,8 @@ class Metrics:
         )
         self.event_clock = Gauge(
             "streamseg_event_clock_timestamp_seconds",
-            "Highest event time seen by this worker (epoch seconds); drives time-driven moves.",
+            "Highest event time seen by this worker or restored for its partitions (epoch "
+            "seconds); drives time-driven moves.",
             registry=registry,
         )
         # --- batched edge and partitioning (agents.py, partitions.py)
