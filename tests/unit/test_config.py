@@ -198,6 +198,16 @@ def test_good_values_parse() -> None:
     assert s.bootstrap_servers == "a:1,b.example:9093"
 
 
+def test_the_broker_scheme_is_optional_as_documented() -> None:
+    """README: ``host:port`` or ``kafka://host:port``; Faust and aiokafka get the same broker."""
+    from streamseg.app import build_app
+
+    bare = Settings.from_env({"STREAMSEG_BROKER": "127.0.0.1:19981;b.example:9093"})
+    assert bare.bootstrap_servers == "127.0.0.1:19981,b.example:9093"
+    urls = [str(u) for u in build_app(bare).app.conf.broker]
+    assert urls == ["kafka://127.0.0.1:19981", "kafka://b.example:9093"]
+
+
 def test_a_metrics_port_in_use_is_one_line_naming_the_variable() -> None:
     with socket.socket() as sock:
         sock.bind(("0.0.0.0", 0))
