@@ -2,7 +2,8 @@
 
 Prints the effective configuration (every ``STREAMSEG_*`` variable with its
 value, marked where it differs from the default; secrets hidden), compiles the
-input schemas from the installed package and the audiences file, and (unless
+input schemas from the installed package and the audiences file, checks that the
+worker could create and write ``STREAMSEG_DATA_DIR`` (creating nothing), and (unless
 ``--offline``) asks the broker for its topics. Bad settings never get here: ``Settings.from_env``
 already stopped the command with one line (exit code 2).
 """
@@ -11,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from streamseg.app import check_partitions, partition_counts, topic_specs
 from streamseg.broker import wait_for_broker
-from streamseg.config import Settings
+from streamseg.config import Settings, data_dir_problem
 from streamseg.engine import segmenters
 from streamseg.engine.validate import INPUT_SCHEMAS, Validator
+from streamseg.errors import ConfigError
 from streamseg.resources import SAMPLE_EVENTS, SCHEMA_DIR
 
 
@@ -36,6 +39,10 @@ def report_settings(settings: Settings, out: TextIO) -> None:
 def check(settings: Settings, offline: bool = False, wait_s: float = 0.0,
           out: TextIO = sys.stdout) -> int:
     """Run the checks; return the exit code (0, or raise :class:`StreamsegError`)."""
+    # the worker creates it with its parents: refuse here what it could not create or write
+    problem = data_dir_problem(settings.data_dir)
+    if problem is not None:
+        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
     changed = sum(1 for _, _, c in settings.effective() if c)
     out.write(f"settings: ok ({changed} differ from the defaults)\n")
     report_settings(settings, out)
@@ -48,6 +55,8 @@ def check(settings: Settings, offline: bool = False, wait_s: float = 0.0,
     names = [seg.name for seg in segmenters.default(settings) if seg.name.startswith("audience:")]
     out.write(f"audiences: {len(names)} from {settings.audiences_file}\n" if settings.audiences_file
               else "audiences: none (STREAMSEG_AUDIENCES_FILE is not set)\n")
+    where = Path(settings.data_dir).absolute()
+    out.write(f"data dir: {where} ({'exists' if where.is_dir() else 'the worker creates it'})\n")
     if offline:
         out.write("broker: not checked (--offline)\n")
         return 0

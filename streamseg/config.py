@@ -36,9 +36,11 @@ import itertools
 import math
 import os
 import re
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from streamseg.errors import ConfigError
@@ -244,6 +246,65 @@ def not_empty(value: str) -> str | None:
     return None if value.strip() else "must not be empty"
 
 
+def dir_path(value: str) -> str | None:
+    """A directory path Faust can take: not blank, no ``{`` or ``}`` (Faust formats its
+    data directory with ``str.format``, so a brace stopped the worker with a traceback).
+
+    >>> dir_path("/var/lib/streamseg"), dir_path(" "), dir_path("/data/{x}")
+    (None, 'must not be empty', "must not contain { or }, got '/data/{x}'")
+    """
+    if not value.strip():
+        return "must not be empty"
+    return f"must not contain {{ or }}, got {value!r}" if "{" in value or "}" in value else None
+
+
+def data_dir_problem(path: str) -> str | None:
+    """Why a worker could not use ``path`` as its data directory (None: it can).
+
+    A directory that is missing, parents included, is fine if the nearest one that
+    exists is writable: the worker creates the rest at start, like ``mkdir -p``
+    (:func:`make_data_dir`). Nothing is created here: writing is tried with a
+    temporary directory, removed at once (a permission check alone misses
+    read-only and virtual file systems, and root).
+
+    >>> data_dir_problem("/proc/streamseg/data")  # doctest: +ELLIPSIS
+    "cannot create '/proc/streamseg/data' in '/proc': ..."
+    """
+    target = Path(path)
+    existing = target
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == target else f" (in {path!r})"
+        return f"{str(existing)!r} is not a directory{where}"
+    try:
+        probe = tempfile.mkdtemp(prefix=".streamseg-probe-", dir=existing)
+    except OSError as exc:
+        verb, where = (("cannot write", "") if existing == target
+                       else ("cannot create", f" in {str(existing)!r}"))
+        return f"{verb} {path!r}{where}: {exc.strerror or exc}"
+    os.rmdir(probe)
+    return None
+
+
+def make_data_dir(path: str) -> None:
+    """Create the worker's data directory and its missing parents (``mkdir -p``).
+
+    Raises
+    ------
+    ConfigError
+        ``STREAMSEG_DATA_DIR: ...`` in one line if it cannot be created or written.
+    """
+    problem = data_dir_problem(path)
+    if problem is None:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = f"cannot create {path!r}: {exc.strerror or exc}"
+    if problem is not None:
+        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
+
+
 def day_bands(value: str) -> str | None:
     """Four increasing, non-negative day counts (RFM recency bands).
 
@@ -318,7 +379,8 @@ class Settings:
     app_id: str = setting("streamseg", check=topic_name)
     partitions: int = setting(4, ge=1, le=10_000)
     store: str = setting("rocksdb://", check=store_url)
-    data_dir: str = setting(".streamseg-data", check=not_empty)
+    # created with its parents at start; check and worker refuse one that cannot be written
+    data_dir: str = setting(".streamseg-data", check=dir_path)
     # only at_least_once: see EXACTLY_ONCE_UNSUPPORTED
     processing_guarantee: str = setting("at_least_once", check=guarantee)
     # consumer group liveness: a killed worker's partitions move after the session timeout

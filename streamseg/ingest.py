@@ -59,6 +59,8 @@ class Ingest:
         self._consumed: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
         self._foreign: dict[str, Any] = {}
+        self._shown_clock: float | None = None  # event clock last set on the gauge
+        self._lag_from_events = False  # an input event has set the event-time lag gauge
 
     # ------------------------------------------------------------ partitions
 
@@ -87,7 +89,9 @@ class Ingest:
         between lost them, and they were never ticked. The timer waits for the batch.
         """
         async with self.lock:
-            return self.due_ticks()
+            ticks = self.due_ticks()
+            self.show_clock(None)  # the clocks of the owned partitions may have been restored
+            return ticks
 
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
@@ -137,10 +141,29 @@ class Ingest:
                 observe = self.latency(stream).observe
                 for _ in range(n):
                     observe(elapsed)
-        if batch.event_time is not None:  # gauges: once per batch
-            self.metrics.event_lag.set(max(0.0, time.time() - batch.event_time))
-            self.metrics.event_clock.set(self.clock.max_seen or batch.event_time)
+        self.show_clock(batch.event_time)  # gauges: once per batch
         self.metrics.batch_events.observe(len(events))
+
+    def show_clock(self, event_time: float | None) -> None:
+        """Set the event-clock gauges: after a batch (``event_time``: its newest input's
+        event time, None without one) and when the timer may have restored the clock.
+
+        The clock can move without an input of this worker: restored from the
+        ``partition-clock`` table after a (re)start or a rebalance. Until this worker
+        processes an input, the lag is the wall clock minus that restored clock (the
+        newest event processed on its partitions, by whichever worker), not 0.
+        """
+        now = time.time()
+        if event_time is not None:
+            self._lag_from_events = True
+            self.metrics.event_lag.set(max(0.0, now - event_time))
+        clock = self.clock.max_seen or event_time
+        if clock is None or clock == self._shown_clock:
+            return
+        self._shown_clock = clock
+        self.metrics.event_clock.set(clock)
+        if not self._lag_from_events:
+            self.metrics.event_lag.set(max(0.0, now - clock))
 
     def queue_moved(self) -> None:
         """Customers whose verdict a moved population model may change: re-evaluate them.

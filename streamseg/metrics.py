@@ -139,7 +139,8 @@ class Metrics:
         )
         self.event_lag = Gauge(
             "streamseg_event_time_lag_seconds",
-            "Wall clock minus the event time of the newest event processed.",
+            "Wall clock minus the event time of the newest event processed (before this "
+            "worker's first input: minus the event clock restored for its partitions).",
             registry=registry,
         )
         self.segment_size = Gauge(
@@ -158,8 +159,8 @@ class Metrics:
         )
         self.model_version = Gauge(
             "streamseg_model_version",
-            "Version of each population model in use (cluster: KMeans snapshot; rfm: quantiles);"
-            " 0 until the first model.",
+            "Version of each population model in use (cluster: KMeans snapshot; rfm: quantiles;"
+            " value: BG/NBD fit); 0 until the first model.",
             ["segmenter"],
             registry=registry,
         )
@@ -170,7 +171,8 @@ class Metrics:
         )
         self.event_clock = Gauge(
             "streamseg_event_clock_timestamp_seconds",
-            "Highest event time seen by this worker (epoch seconds); drives time-driven moves.",
+            "Highest event time seen by this worker or restored for its partitions (epoch "
+            "seconds); drives time-driven moves.",
             registry=registry,
         )
         # --- batched edge and partitioning (agents.py, partitions.py)
@@ -212,7 +214,8 @@ class Metrics:
             self.consent_fanout.labels(outcome=outcome)
         self.consumer_lag = Gauge(
             "streamseg_consumer_lag_records",
-            "Records in an input partition not yet committed by the consumer group "
+            "Records in a partition of an input topic or the ticks topic not yet committed by "
+            "the consumer group "
             "(log-end offset minus committed offset); 0 for partitions another worker owns.",
             ["topic", "partition"],
             registry=registry,
@@ -231,7 +234,8 @@ class Metrics:
         )
         self.assigned_partitions = Gauge(
             "streamseg_assigned_partitions",
-            "Input-topic partitions assigned to this worker after the last rebalance.",
+            "Partitions of the input topics and the ticks topic assigned to this worker after "
+            "the last rebalance.",
             registry=registry,
         )
         self.last_input = Gauge(

@@ -19,7 +19,7 @@ from streamseg import telemetry
 from streamseg.agents import register
 from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.broker import wait_for_broker
-from streamseg.config import Settings
+from streamseg.config import Settings, data_dir_problem, make_data_dir
 from streamseg.engine import segmenters
 from streamseg.engine.processor import Engine
 from streamseg.errors import ConfigError
@@ -146,11 +146,15 @@ def settle_heap() -> int:
 
 
 def run(settings: Settings) -> None:
-    """Serve metrics, check the web port, wait for the broker, create missing topics, run.
+    """Check the data directory, serve metrics, check the web port, wait for the broker,
+    create missing topics and the data directory, run.
 
     Runs until SIGINT/SIGTERM.
     """
     segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
+    problem = data_dir_problem(settings.data_dir)  # before any wait; created just before Faust
+    if problem is not None:
+        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)
@@ -161,6 +165,7 @@ def run(settings: Settings) -> None:
     # a changelog left by an earlier run with another STREAMSEG_PARTITIONS stops Faust's
     # agent (PartitionsMismatch) while the process stays up: ensure_topics refuses first
     asyncio.run(ensure_topics(settings))
+    make_data_dir(settings.data_dir)  # with its parents (Faust would not create them)
     ss, ingest = assemble(settings, metrics)
     _, errors = telemetry.install(ss, ingest.metrics)
     worker = faust.Worker(ss.app, loglevel=settings.log_level.upper(), quiet=True)

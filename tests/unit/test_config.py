@@ -32,6 +32,10 @@ BAD = [
     ("STREAMSEG_PARTITIONS", "eight", "expected an integer"),
     ("STREAMSEG_STORE", "foo://", "must be rocksdb:// or memory://"),
     ("STREAMSEG_DATA_DIR", " ", "must not be empty"),
+    ("STREAMSEG_DATA_DIR", "/proc/nope", "cannot create '/proc/nope' in '/proc'"),
+    ("STREAMSEG_DATA_DIR", "/proc/x/missing-parent/data", "cannot create"),
+    ("STREAMSEG_DATA_DIR", "/etc/hostname/data", "'/etc/hostname' is not a directory"),
+    ("STREAMSEG_DATA_DIR", "/tmp/{app}-data", "must not contain { or }"),
     ("STREAMSEG_PROCESSING_GUARANTEE", "exactly-once", "expected at_least_once"),
     ("STREAMSEG_PROCESSING_GUARANTEE", "exactly_once", "exactly_once is not supported"),
     ("STREAMSEG_BROKER_SESSION_TIMEOUT_S", "0", "must be > 0"),
@@ -194,6 +198,16 @@ def test_good_values_parse() -> None:
     assert s.bootstrap_servers == "a:1,b.example:9093"
 
 
+def test_the_broker_scheme_is_optional_as_documented() -> None:
+    """README: ``host:port`` or ``kafka://host:port``; Faust and aiokafka get the same broker."""
+    from streamseg.app import build_app
+
+    bare = Settings.from_env({"STREAMSEG_BROKER": "127.0.0.1:19981;b.example:9093"})
+    assert bare.bootstrap_servers == "127.0.0.1:19981,b.example:9093"
+    urls = [str(u) for u in build_app(bare).app.conf.broker]
+    assert urls == ["kafka://127.0.0.1:19981", "kafka://b.example:9093"]
+
+
 def test_a_metrics_port_in_use_is_one_line_naming_the_variable() -> None:
     with socket.socket() as sock:
         sock.bind(("0.0.0.0", 0))
@@ -283,6 +297,73 @@ def test_the_worker_command_stops_without_a_traceback() -> None:
     assert busy.stderr.splitlines() == [
         f"streamseg: error: STREAMSEG_WEB_PORT: cannot listen on port {web} "
         f"(STREAMSEG_WEB_BIND=0.0.0.0): Address already in use"]
+
+
+def test_check_accepts_a_data_dir_with_missing_parents_and_creates_nothing(
+        tmp_path: Path) -> None:
+    """The worker creates a missing data directory with its parents (``mkdir -p``)."""
+    import io
+
+    from streamseg.check import check
+
+    target = tmp_path / "missing-parent" / "data"
+    out = io.StringIO()
+    assert check(Settings(data_dir=str(target)), offline=True, out=out) == 0
+    assert f"data dir: {target} (the worker creates it)" in out.getvalue().splitlines()
+    assert list(tmp_path.iterdir()) == []  # the write probe is gone too
+
+
+def test_the_worker_refuses_an_unusable_data_dir_before_any_broker_wait(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Was: check passed, the worker waited for the broker, then Faust's ``datadir.mkdir``
+    ended it with a 51-line traceback (FileNotFoundError), exit code 1."""
+    clean_env(monkeypatch)
+    with socket.socket() as sock:  # a broker nobody listens on: reaching the wait is exit 3
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for var, value in {"STREAMSEG_DATA_DIR": "/proc/nope", "STREAMSEG_METRICS_PORT": "0",
+                       "STREAMSEG_WEB_PORT": "0", "STREAMSEG_BROKER_WAIT_S": "0",
+                       "STREAMSEG_BROKER": f"kafka://127.0.0.1:{port}"}.items():
+        monkeypatch.setenv(var, value)
+    assert main(["worker"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [
+        "streamseg: error: STREAMSEG_DATA_DIR: cannot create '/proc/nope' in '/proc': "
+        "No such file or directory"]
+
+
+def test_the_worker_creates_its_data_dir_with_its_parents_before_faust_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """The start path up to the Faust worker, without a broker: Faust's own directory
+    creation (``mkdir`` without parents) then finds the data directory there."""
+    from types import SimpleNamespace
+    from typing import Any
+
+    from prometheus_client import CollectorRegistry
+
+    from streamseg import worker
+    from streamseg.metrics import Metrics
+
+    async def nothing(*args: Any, **kwargs: Any) -> None:
+        return None
+
+    made: list[Any] = []
+
+    def fake_worker(app: Any, **kwargs: Any) -> Any:
+        made.append(app)
+        return SimpleNamespace(loghandlers=[],
+                               execute_from_commandline=app._create_directories)
+
+    monkeypatch.setattr(worker, "wait_for_broker", nothing)
+    monkeypatch.setattr(worker, "ensure_topics", nothing)
+    monkeypatch.setattr(worker, "settle_heap", lambda: 0)
+    monkeypatch.setattr(worker, "Metrics", lambda: Metrics(CollectorRegistry()))
+    monkeypatch.setattr(worker.faust, "Worker", fake_worker)
+    target = tmp_path / "missing-parent" / "data"
+    worker.run(Settings(data_dir=str(target), metrics_port=0, web_port=0, store="memory://"))
+    assert made and target.is_dir() and (target / "v1" / "tables").is_dir()
 
 
 def test_the_input_buffer_reaches_faust() -> None:

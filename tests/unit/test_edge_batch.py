@@ -383,6 +383,35 @@ def test_the_event_clock_survives_a_restart() -> None:
         fresh.close()
 
 
+def test_a_restored_event_clock_shows_on_the_gauges_before_any_input() -> None:
+    """Regression (review10): a worker that joined after the input ended answered lookups
+    on the clock restored from the partition-clock table while /metrics showed
+    ``streamseg_event_clock_timestamp_seconds 0.0`` and an event-time lag of 0."""
+    restored = (BASE + timedelta(days=11)).timestamp()
+    h, _ = harness()
+    try:
+        h.app.clocks = {b"clock:1": codec.dumps(restored - DAY), b"clock:2": codec.dumps(restored)}
+        h.ingest.punctuator.assign({1, 2})
+        assert h.loop.run_until_complete(h.ingest.timer_ticks()) == []  # restores the clocks
+        assert h.ingest.clock.max_seen == restored
+        assert metric(h, "streamseg_event_clock_timestamp_seconds") == restored
+        lag = metric(h, "streamseg_event_time_lag_seconds")
+        assert abs(lag - (time.time() - restored)) < 60  # the newest event processed there
+        h.send("purchase", b"c1", buy("e1", "c1", 12.0), partition=2)  # its own input from now
+        assert metric(h, "streamseg_event_clock_timestamp_seconds") == restored + DAY
+        assert abs(metric(h, "streamseg_event_time_lag_seconds")
+                   - (time.time() - restored - DAY)) < 60
+    finally:
+        h.close()
+    tick = Harness(CFG)  # a partition tick reads the stored clock too (Punctuator.open)
+    try:
+        tick.app.clocks = {b"clock:0": codec.dumps(restored)}
+        tick.send("tick", None, codec.dumps({"now": restored}))
+        assert metric(tick, "streamseg_event_clock_timestamp_seconds") == restored
+    finally:
+        tick.close()
+
+
 def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None:
     h, _ = harness()
     try:
