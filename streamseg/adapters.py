@@ -25,6 +25,9 @@ moves, so an upgrade breaks a unit test instead of the worker.
   ``wait_first`` is wrapped so that a hand-over that does not wait makes none.
 * :func:`withhold_ack` -- an event held back by the rebalance gate must not be
   acknowledged: Faust would count its offset towards the next commit.
+* :func:`partition_get` -- a table read on one given partition outside an event: the
+  lookup API must not take what Faust's store answers there (the first partition
+  database that holds the key, which may be a consent copy's marker).
 * :func:`forget_gap` -- when its fetcher hands over offset ``n + k`` after ``n``,
   Faust records ``n + 1 .. n + k`` as a gap (an ``IntervalTree`` per partition)
   and commits past it once a later offset is acknowledged; when the gate
@@ -49,6 +52,22 @@ from streamseg import aio
 def use_event(event: Any) -> None:
     """Make ``event`` Faust's current event (table reads and writes use its partition)."""
     _faust_streams._current_event.set(weakref.ref(event))
+
+
+def partition_get(table: Any, partition: int, key: bytes) -> bytes | None:
+    """The value of ``key`` in ``partition``'s database of ``table``'s RocksDB store.
+
+    None when that partition has no database open here (not assigned) or no such key.
+    A store without partition databases (``memory://``: one dict for every
+    partition) answers its one value; the caller checks the partition the value
+    records.
+    """
+    dbs = getattr(table.data, "_dbs", None)
+    if dbs is None:
+        value: bytes | None = table.get(key)
+        return value
+    db = dbs.get(partition)
+    return None if db is None else db.get(key)
 
 
 def kafka_client(producer: Any) -> Any | None:

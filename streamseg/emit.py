@@ -54,6 +54,8 @@ class Emitter:
         for change in outcome.changes:
             batch.outputs.append(Output(self.ss.changes, key, codec.dumps(change)))
             self.metrics.observe_change(change)
+        for change in outcome.folded:  # moves due while consent was withdrawn: not published
+            self.metrics.observe_fold(change)
         for notice in outcome.notices:  # consent suppression notices (no segment move)
             batch.outputs.append(Output(self.ss.changes, key, codec.dumps(notice)))
         if outcome.segments is not None:

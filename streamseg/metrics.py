@@ -327,6 +327,23 @@ class Metrics:
                 small.append((name, members))
         return small
 
+    def observe_fold(self, change: Mapping[str, Any]) -> None:
+        """Move one customer between segment gauges for a move that is not published
+        (:attr:`~streamseg.engine.outcome.Outcome.folded`: it fell due while consent was
+        withdrawn); the published-changes counter does not move.
+
+        >>> m = Metrics(CollectorRegistry())
+        >>> m.observe_fold({"segmenter": "lifecycle", "from_segment": "new",
+        ...                 "to_segment": "lapsed"})
+        >>> m.registry.get_sample_value(
+        ...     "streamseg_segment_customers", {"segmenter": "lifecycle", "segment": "lapsed"})
+        1.0
+        """
+        segmenter, previous = change["segmenter"], change["from_segment"]
+        if previous is not None:
+            self.segment_size.labels(segmenter=segmenter, segment=previous).dec()
+        self.segment_size.labels(segmenter=segmenter, segment=change["to_segment"]).inc()
+
     def forget_segments(self, segments: Mapping[str, list[Any]]) -> None:
         """An erased customer leaves its segments (``CustomerState.segments``)."""
         for segmenter, current in segments.items():

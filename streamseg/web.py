@@ -37,13 +37,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from streamseg import codec
+from streamseg import adapters, codec
 from streamseg.app import Streamseg
 from streamseg.engine.features import CustomerState
 from streamseg.engine.lookup import UNKNOWN, customer_answer, merge_sizes, segments_answer
@@ -85,6 +85,57 @@ def _ident(url: URL | str) -> tuple[str, int]:
 def _local(base: URL | str, path: str) -> URL:
     """``path`` on the worker at ``base``, asking for its own state (``?scope=local``)."""
     return URL(str(base)).with_path(path, encoded=True).with_query(scope="local")
+
+
+def held(values: Iterable[tuple[int, bytes | None]], routed: int) -> dict[str, Any] | None:
+    """The customer's state among its key's table values on this worker's partitions.
+
+    ``values`` are (partition, raw value or None), one per partition this worker
+    owns (never a standby's); ``routed`` is the partition Faust's router names
+    (murmur2). A consent copy's marker (``COPY``: the customer was never seen on
+    that partition) is no customer; nor is a value that records another
+    partition than the one it was read from (a ``memory://`` store has one dict
+    for all partitions); a value from before partitions were recorded counts on
+    the routed partition only. Of several states (a customer fed through two
+    partitioners), the routed partition's wins, else the lowest partition's.
+
+    >>> real = codec.dumps({"customer_id": "c", PARTITION: 2})
+    >>> copy = codec.dumps({"customer_id": "c", PARTITION: 0, COPY: True})
+    >>> held([(0, copy), (1, None), (2, real)], routed=0)[PARTITION]
+    2
+    >>> held([(0, copy), (1, None)], routed=0) is None
+    True
+    >>> held([(1, real)], routed=1) is None  # the value is partition 2's
+    True
+    >>> held([(3, codec.dumps({"customer_id": "c"}))], routed=3)  # written before partitions
+    {'customer_id': 'c'}
+    """
+    found: list[tuple[bool, int, dict[str, Any]]] = []
+    for p, raw in values:
+        if raw is None:
+            continue
+        data = codec.loads(raw)
+        if data.get(COPY):
+            continue
+        recorded = data.get(PARTITION)
+        if recorded != p and (isinstance(recorded, int) or p != routed):
+            continue
+        found.append((p != routed, p, data))
+    return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
+
+
+def stored(table: Any, key: bytes, partitions: Iterable[int], routed: int
+           ) -> dict[str, Any] | None:
+    """The customer's state (table value, decoded) under ``key`` on ``partitions`` (the
+    ones this worker owns), each read on its own (:func:`adapters.partition_get`), as
+    :func:`held` picks it; None if none of them holds the customer.
+
+    Not ``table.get(key)``: outside an event Faust's RocksDB store answers from the
+    first partition database that holds the key, which may be a consent copy's marker
+    (after a withdrawal and a grant: an empty profile where the customer has one).
+    """
+    return held(((p, adapters.partition_get(table, p, key)) for p in sorted(partitions)),
+                routed)
 
 
 def pick(answers: list[Answer]) -> Answer:
@@ -151,14 +202,9 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
 
     def local_answer(customer_id: str) -> Answer | None:
         """This worker's answer if it holds the customer on a partition it owns, else None."""
-        raw = ss.state.get(table_key(secret, customer_id))
-        if raw is None:
-            return None
-        data = codec.loads(raw)
-        p = data.get(PARTITION)  # written before partitions were kept: murmur2's
-        if not isinstance(p, int):
-            p = home(route_key(customer_id).encode(), ss.settings.partitions)
-        if p not in owned():  # a standby (or stale) copy is never served
+        data = stored(ss.state, table_key(secret, customer_id), owned(),
+                      home(route_key(customer_id).encode(), ss.settings.partitions))
+        if data is None:
             return None
         return customer_answer(engine, CustomerState.from_dict(data), clock() or 0.0)
 

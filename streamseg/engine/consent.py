@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamseg.engine.changes import suppression_record
+from streamseg.engine.evaluation import catch_up, plan
 from streamseg.engine.features import CustomerState
 from streamseg.engine.outcome import Outcome
 
@@ -23,7 +24,8 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
     """Fold consent ``event`` into ``state`` (may be None): withdraw, grant or erase.
 
     Withdrawal and erasure take the customer out of the population models;
-    a grant that lifts a withdrawal puts them back (:meth:`Engine.restore`).
+    a grant that lifts a withdrawal puts them back (:meth:`Engine.restore`) and
+    brings them up to the grant's event time (:func:`resume`).
     """
     if event.type == "erasure_requested":
         # Delete the profile; keep only a suppression marker (withdrawn, no
@@ -48,14 +50,46 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         return Outcome(fresh)
     if state is None:
         state = CustomerState.new(event.customer_id, event.ts)
+    lifted = state.withdrawn and event.type == "consent_granted"
     state.withdrawn = event.type == "consent_withdrawn"
     if state.withdrawn:
         for seg in engine.segmenters:
             seg.forget(event.customer_id)
         engine._moved.pop(event.customer_id, None)
-    else:
-        engine.restore(state)  # consent back: into the population models again
-    return Outcome(state)
+        return Outcome(state)
+    engine.restore(state)  # consent back: into the population models again
+    return resume(engine, state, event.ts) if lifted else Outcome(state)
+
+
+def resume(engine: Engine, state: CustomerState, now: float) -> Outcome:
+    """Bring a customer whose withdrawal a grant at ``now`` lifts up to ``now``.
+
+    The clock moves that fell due while consent was withdrawn (ticks skipped
+    them: ``no_consent``) are walked now, each at its own due time, exactly as
+    ticks would have walked them, so the state, and the grant notice that lists
+    its segments, are current. They are not published: a withdrawn customer gets
+    no changes (docs/RELIABILITY.md), and the grant notice says where they stand.
+    They are kept in :attr:`Outcome.folded` (the edge moves its segment gauges).
+    The outcome plans the next due time after ``now``, so the customer is
+    scheduled again (all due times up to ``now`` are spent).
+
+    >>> from streamseg.config import DAY, Settings
+    >>> from streamseg.engine.events import Event
+    >>> from streamseg.engine.processor import Engine
+    >>> eng = Engine(Settings())
+    >>> s = eng.apply(None, Event("purchase", "purchase", "e1", "c1", 0.0, amount=20.0)).state
+    >>> s = eng.apply(s, Event("consent", "consent_withdrawn", "w1", "c1", DAY)).state
+    >>> on = eng.apply(s, Event("consent", "consent_granted", "g1", "c1", 100 * DAY))
+    >>> on.changes, [(c["to_segment"], c["event_time"][:10]) for c in on.folded]
+    ([], [('active', '1970-01-31'), ('at_risk', '1970-04-01')])
+    >>> on.notices[0]["segments"]["lifecycle"]["segment"], round(on.due / DAY)
+    ('at_risk', 180)
+    """
+    out = catch_up(engine, state, now, inclusive=True)
+    out.folded, out.changes = out.changes, []
+    out.segments = None  # the grant notice publishes the record (notify)
+    plan(out, state, out.due)
+    return out
 
 
 def notify(engine: Engine, prior: tuple[bool, int], out: Outcome, event: Event) -> Outcome:

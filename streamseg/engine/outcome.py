@@ -33,7 +33,11 @@ class Outcome:
     outcome, or an earlier lower bound: that only costs a tick) when
     ``due_known``, so a caller need not ask again;
     ``notices`` are other ``segment-changes`` records to publish after
-    ``changes`` (a suppression notice when consent is withdrawn or granted again).
+    ``changes`` (a suppression notice when consent is withdrawn or granted again);
+    ``folded`` are change records *not* to publish: the clock moves that fell due
+    while consent was withdrawn, applied to ``state`` when a grant lifts the
+    withdrawal (:func:`streamseg.engine.consent.resume`); the edge only moves its
+    segment gauges by them.
     """
 
     __slots__ = (
@@ -44,6 +48,7 @@ class Outcome:
         "due",
         "due_known",
         "erased",
+        "folded",
         "notices",
         "skipped",
         "state",
@@ -66,6 +71,7 @@ class Outcome:
         self.due: float | None = None
         self.due_known = False
         self.notices: list[dict[str, Any]] = []
+        self.folded: list[dict[str, Any]] = []
         self._segments = segments
         self._render: Callable[[], dict[str, Any]] | None = None
 

@@ -20,7 +20,10 @@ And with input produced by confluent-kafka's default partitioner (librdkafka,
 CRC32) for customers whose CRC32 and murmur2 partitions differ, so the state
 is not where the router looks: both workers still answer 200 with the engine's
 segments (for some customers the routed worker holds nothing and the answer
-comes from the other worker), and an unknown id is 404 from both.
+comes from the other worker), and an unknown id is 404 from both. After a
+withdrawal and a grant, once the consent copies on the other partitions are in
+the table, the answer is still the customer's own state, not a copy's empty
+profile (review10).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from streamseg.engine.kpis import merge, report
 from streamseg.engine.lookup import segment_sizes
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import pseudonymise
+from streamseg.punctuator import COPY
 
 SECRET = "lookup-secret"
 
@@ -157,6 +161,31 @@ async def test_lookup_finds_customers_a_crc32_producer_placed(
             assert local[0] == answers[0] and local[1][0] in (404, 421), (cid, local)
             crossed += local[1][0] == 404
         assert crossed >= 1, "no customer whose routed worker lacks it: the search is untested"
+
+        # withdrawn and granted again (review10): the consent copies on the other partitions
+        # (markers, made fresh empty profiles by the grant's copy) are never the answer
+        again = cids[:3]
+        aliases = {pseudonymise(SECRET, cid).encode() for cid in again}
+        await asyncio.to_thread(librdkafka_produce, bootstrap_servers, settings, [
+            consent(cid, kind, day) for cid in again
+            for kind, day in (("consent_withdrawn", 1.0), ("consent_granted", 2.0))])
+
+        def copies_granted(tail: Tail) -> bool:  # every grant copy is in the table
+            done = {k for _, _, k, v in tail.records
+                    if v is not None and (d := codec.loads(v)).get(COPY) and not d["withdrawn"]}
+            return aliases <= done
+
+        topic = f"{settings.app_id}-customer-state-changelog"
+        async with Tail(bootstrap_servers, topic) as changelog:
+            assert await changelog.until(copies_granted, timeout=60.0)
+        for cid in again:
+            state = states[pseudonymise(SECRET, cid)]
+            assert state is not None
+            for port in ports:
+                status, body = await aget(port, customer_path(cid))
+                assert status == 200 and not body["suppressed"], (cid, port, body)
+                assert body["segments"] == engine.segment_views(state), (cid, port, body)
+                assert body["features"]["purchases_total"] == 2, (cid, port, body)
         unknown = [await aget(port, customer_path("crc-nobody")) for port in ports]
         assert unknown == [(404, {"error": "unknown_customer"})] * 2
         refused = (400, {"error": "bad_scope", "allowed": ["local"]})

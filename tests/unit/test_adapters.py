@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import inspect
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 from faust import streams
 from faust.transport.producer import ProducerBuffer
 from faust.types.tuples import Message
@@ -214,3 +216,13 @@ def test_forget_gap_drops_the_offsets_faust_would_commit_past() -> None:
     spans = {tp: [(i.begin, i.end) for i in sorted(tree)] for tp, tree in gaps.items()}
     assert spans == {("t", 0): [(5, 7)], ("t", 1): [(5, 7)]}
     assert ("t", 2) not in gaps
+
+
+def test_partition_get_reads_one_partition_of_the_real_rocksdb_store(tmp_path: Path) -> None:
+    app = faust.App("adapters-store", store="rocksdb://", tabledir=str(tmp_path),
+                    broker="kafka://127.0.0.1:1")
+    t = app.Table("state", partitions=4, key_type=bytes, value_type=bytes)
+    t.data._db_for_partition(3).put(b"k", b"v")
+    assert adapters.partition_get(t, 3, b"k") == b"v"
+    assert adapters.partition_get(t, 0, b"k") is None  # no database open for partition 0
+    assert 0 not in t.data._dbs  # and none is opened by asking
