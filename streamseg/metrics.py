@@ -157,6 +157,12 @@ class Metrics:
             ["audience"],
             registry=registry,
         )
+        self.audience_min_size = Gauge(
+            "streamseg_audience_min_size",
+            "STREAMSEG_AUDIENCE_MIN_SIZE of this worker (exported with the rule audiences, "
+            "so that an alert can hold the fleet's members, the sum over workers, against it).",
+            registry=registry,
+        )
         self.model_version = Gauge(
             "streamseg_model_version",
             "Version of each population model in use (cluster: KMeans snapshot; rfm: quantiles;"
@@ -315,7 +321,10 @@ class Metrics:
         [('cart', 0)]
         >>> m.registry.get_sample_value("streamseg_audience_undersized", {"audience": "cart"})
         1.0
+        >>> m.registry.get_sample_value("streamseg_audience_min_size")
+        1.0
         """
+        self.audience_min_size.set(min_size)
         small: list[tuple[str, int]] = []
         for name in audiences:
             size = self.registry.get_sample_value(

@@ -41,7 +41,7 @@ def test_names_units_and_label_sets_follow_the_convention() -> None:
         "streamseg_input_foreign_partition", "streamseg_input_held", "streamseg_input_reseeks",
         "streamseg_consent_fanout", "streamseg_batch_events",
         # rule audiences: over-segmentation
-        "streamseg_audience_undersized",
+        "streamseg_audience_undersized", "streamseg_audience_min_size",
         # KPIs per segment (read from the engine at scrape)
         "streamseg_segment_revenue", "streamseg_segment_orders", "streamseg_segment_repeat_orders",
         "streamseg_segment_sessions", "streamseg_segment_converted_sessions",
