@@ -1,23 +1,40 @@
-"""Reference subscriber of ``segment-changes``: duplicates in, each change once out.
+"""Reference subscriber of streamseg: each change once, never to a suppressed or erased customer.
 
-streamseg delivers at least once: after a crash or a rebalance a worker redoes
-the last second or so of input and publishes those changes again, with the
-same deterministic ``change_id`` and the same content. A subscriber drops a
-change whose ``change_id`` it has already handled. This script does that and
-prints each change once, as a JSON line on stdout::
+A marketer's tool can start from this script. It reads ``segment-changes`` and
+the tombstones of ``customer-segments`` and prints, as JSON lines on stdout,
+what the tool acts on: each change and suppression notice once, and
+``{"kind": "erasure", "customer_id": ...}`` when a customer is erased::
 
     python examples/dedupe_consumer.py --bootstrap 127.0.0.1:9092 \\
-        --topic segment-changes --group my-email-tool
+        --topic segment-changes --segments-topic customer-segments --group my-email-tool
+
+* **Duplicates.** streamseg delivers at least once: after a crash or a rebalance
+  a worker redoes the last second or so of input and publishes those changes
+  again, with the same deterministic ``change_id`` and the same content. A
+  change whose ``change_id`` was handled is dropped. Per customer, changes
+  arrive in order (one partition per customer).
+* **Consent.** A suppression notice with ``suppressed: true`` marks the customer
+  suppressed: stop every send to them (a change still seen for them is
+  skipped). ``suppressed: false`` lifts it; its ``segments`` are the customer's
+  current segments, a state and not entries: do not send entry campaigns for
+  segments the customer held before the withdrawal. The next change of a
+  segmenter may skip sequence numbers (moves applied during the withdrawal).
+* **Erasure.** The only signal is a tombstone (null value) on
+  ``customer-segments``; ``segment-changes`` never carries a null value.
+  Forget the customer (here: the suppression mark; a real tool deletes what it
+  holds on them). The two topics are not ordered with each other: a change of
+  the erased profile read after the tombstone has an earlier Kafka timestamp
+  and is skipped; a later change is a fresh profile (after a new consent).
+  The handled ``change_id``s are kept: they are hashes, and they stop a
+  redelivered change of the erased profile.
 
 Only aiokafka is needed. It commits its consumer offsets after it has handled
 (printed) the records, so it is itself at least once: a real subscriber keeps
-the handled ids where it applies the change (e.g. an upsert keyed by
-``change_id`` in the same database transaction as the side effect), so a
-restart of the subscriber cannot repeat a side effect either. Here the ids
-live in memory, in a bounded first-in-first-out window (duplicates arrive
-within seconds of the original, so a window of ``--window`` ids is ample).
-Per customer, changes arrive in order (one partition per customer); a
-redelivered change repeats one already seen and is dropped.
+the handled ids and the marks where it applies the change (e.g. an upsert keyed
+by ``change_id`` in the same database transaction as the side effect), so a
+restart cannot repeat a side effect either. Here they live in memory, the ids
+in a bounded first-in-first-out window (duplicates arrive within seconds of the
+original, so a window of ``--window`` ids is ample).
 """
 
 from __future__ import annotations
@@ -28,7 +45,7 @@ import json
 import sys
 from collections import OrderedDict
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 
 class Seen:
@@ -48,13 +65,46 @@ class Seen:
         return True
 
 
-async def run(args: argparse.Namespace) -> tuple[int, int]:
+async def run(args: argparse.Namespace) -> dict[str, int]:
+    topics = [args.topic] + ([args.segments_topic] if args.segments_topic else [])
     consumer = AIOKafkaConsumer(
-        args.topic, bootstrap_servers=args.bootstrap, group_id=args.group,
+        *topics, bootstrap_servers=args.bootstrap, group_id=args.group,
         auto_offset_reset="earliest", enable_auto_commit=False,
         isolation_level="read_committed")
     seen = Seen(args.window)
-    unique = duplicates = idle = 0
+    suppressed: set[str] = set()
+    erased: dict[str, int] = {}  # customer id -> Kafka timestamp of the tombstone
+    counts = dict.fromkeys(("changes", "duplicates", "skipped", "erasures"), 0)
+    idle = 0
+
+    def handle(msg: ConsumerRecord[bytes, bytes]) -> dict[str, object] | None:
+        """What the tool acts on for one record, or None."""
+        if msg.topic != args.topic:  # customer-segments: only its tombstones matter here
+            if msg.value is not None or msg.key is None:
+                return None
+            customer = msg.key.decode()
+            erased[customer] = msg.timestamp
+            suppressed.discard(customer)
+            counts["erasures"] += 1
+            return {"kind": "erasure", "customer_id": customer}
+        change = json.loads(msg.value)  # never null on segment-changes
+        customer = change["customer_id"]
+        if not seen.first_time(change["change_id"]):
+            counts["duplicates"] += 1
+            return None
+        if customer in erased:
+            if msg.timestamp <= erased[customer]:  # the erased profile, read late
+                counts["skipped"] += 1
+                return None
+            del erased[customer]  # a fresh profile after a new consent
+        if change["kind"] == "suppression":
+            (suppressed.add if change["suppressed"] else suppressed.discard)(customer)
+        elif customer in suppressed:
+            counts["skipped"] += 1
+            return None
+        counts["changes"] += 1
+        return dict(change)
+
     await consumer.start()
     try:
         while args.idle <= 0 or idle < args.idle:
@@ -62,33 +112,31 @@ async def run(args: argparse.Namespace) -> tuple[int, int]:
             idle = 0 if batch else idle + 1
             for records in batch.values():
                 for msg in records:
-                    if msg.value is None:
-                        continue
-                    change = json.loads(msg.value)
-                    if seen.first_time(change["change_id"]):
-                        unique += 1
-                        sys.stdout.write(json.dumps(change, sort_keys=True) + "\n")
-                    else:
-                        duplicates += 1
+                    out = handle(msg)
+                    if out is not None:
+                        sys.stdout.write(json.dumps(out, sort_keys=True) + "\n")
             if batch:
                 sys.stdout.flush()
                 await consumer.commit()
     finally:
         await consumer.stop()
-    return unique, duplicates
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap", default="127.0.0.1:9092")
     parser.add_argument("--topic", default="segment-changes")
+    parser.add_argument("--segments-topic", default="customer-segments",
+                        help="compacted topic whose tombstones signal erasures ('': none)")
     parser.add_argument("--group", default="dedupe-consumer")
     parser.add_argument("--window", type=int, default=1_000_000, help="change ids remembered")
     parser.add_argument("--idle", type=int, default=0,
                         help="stop after this many idle seconds (0: run until interrupted)")
     args = parser.parse_args(argv)
-    unique, duplicates = asyncio.run(run(args))
-    print(f"{unique} changes, {duplicates} duplicates dropped", file=sys.stderr)
+    n = asyncio.run(run(args))
+    print(f"{n['changes']} changes, {n['duplicates']} duplicates dropped, {n['skipped']} "
+          f"skipped (suppressed or erased customer), {n['erasures']} erasures", file=sys.stderr)
     return 0
 
 

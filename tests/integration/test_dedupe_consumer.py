@@ -6,11 +6,14 @@ twice (work redone after a crash) carries the same ``change_id`` and content,
 and a subscriber that drops known ids sees each change once, in order per
 customer. Here the reference subscriber ``examples/dedupe_consumer.py`` reads a
 real topic holding the engine's changes with crash-like redo windows (the last
-records published again), and must print every change exactly once.
+records published again), and must print every change exactly once. It also skips the
+changes of a customer between a withdrawal and a grant notice, and forgets a customer
+on a ``customer-segments`` tombstone (the only signal of an erasure).
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from collections import defaultdict
@@ -52,7 +55,8 @@ async def test_dedupe_consumer_turns_redelivered_changes_into_unique_ones(
 
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "dedupe_consumer.py"), "--bootstrap",
-         bootstrap_servers, "--topic", topic, "--group", group, "--idle", "3"],
+         bootstrap_servers, "--topic", topic, "--segments-topic", "", "--group", group,
+         "--idle", "3"],
         capture_output=True, text=True, timeout=60, check=True)
 
     got: list[dict[str, Any]] = [codec.loads(line) for line in proc.stdout.splitlines()]
@@ -65,3 +69,57 @@ async def test_dedupe_consumer_turns_redelivered_changes_into_unique_ones(
         sequences[c["customer_id"], c["segmenter"]].append(c["sequence"])
     assert all(seq == list(range(1, len(seq) + 1)) for seq in sequences.values())
     assert f"{len(ref)} changes, {duplicates} duplicates dropped" in proc.stderr
+
+
+def notice(customer: str, suppressed: bool, n: int) -> dict[str, Any]:
+    return {"kind": "suppression", "change_id": f"{n:032x}", "customer_id": customer,
+            "sequence": n, "suppressed": suppressed,
+            "reason": "consent_withdrawn" if suppressed else "consent_granted",
+            "event_time": "2026-01-01T00:00:00Z", "segments": {}}
+
+
+async def test_dedupe_consumer_skips_suppressed_customers_and_forgets_erased_ones(
+    bootstrap_servers: str,
+) -> None:
+    ref = reference_changes(Settings(), story(customers=8, events_per_customer=8, seed=3))
+    per: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+    for c in ref:
+        per[c["customer_id"]].append(c)
+    erased, paused = sorted(per, key=lambda cid: -len(per[cid]))[:2]
+    assert len(per[paused]) >= 4
+    # paused: withdrawn after its first change, granted again before its last one
+    stream: list[dict[str, Any]] = []
+    for c in ref:
+        if c is per[paused][-1]:
+            stream.append(notice(paused, False, 2))
+        stream.append(c)
+        if c is per[paused][0]:
+            stream.append(notice(paused, True, 1))
+    topic, segments = unique_name("subscriber-changes"), unique_name("subscriber-segments")
+    group = unique_name("subscriber-group")
+    await create_topics(bootstrap_servers, [topic], partitions=3)
+    await create_topics(bootstrap_servers, [segments], partitions=3, compacted=[segments])
+    await produce(bootstrap_servers, topic,
+                  [(c["customer_id"].encode(), codec.dumps(c)) for c in stream])
+    await asyncio.sleep(0.05)  # the tombstone's Kafka timestamp is later than every change
+    await produce(bootstrap_servers, segments, [(erased.encode(), None)])
+
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "dedupe_consumer.py"), "--bootstrap",
+         bootstrap_servers, "--topic", topic, "--segments-topic", segments, "--group", group,
+         "--idle", "3"],
+        capture_output=True, text=True, timeout=60, check=True)
+
+    got: list[dict[str, Any]] = [codec.loads(line) for line in proc.stdout.splitlines()]
+    mine = [c for c in got if c["customer_id"] == paused]
+    assert [c["kind"] for c in mine] == ["change", "suppression", "suppression", "change"]
+    assert mine[0] == per[paused][0] and mine[-1] == per[paused][-1]
+    theirs = [c for c in got if c["customer_id"] == erased]
+    assert theirs[-1] == {"kind": "erasure", "customer_id": erased}  # nothing after it
+    printed = len(theirs) - 1  # changes read before the tombstone; the rest are skipped
+    assert theirs[:-1] == per[erased][:printed]
+    skipped = len(per[paused]) - 2 + len(per[erased]) - printed
+    for cid in set(per) - {paused, erased}:  # the others: all, in order per customer
+        assert [c for c in got if c["customer_id"] == cid] == per[cid]
+    assert (f"{len(got) - 1} changes, 0 duplicates dropped, {skipped} skipped "
+            "(suppressed or erased customer), 1 erasures") in proc.stderr
