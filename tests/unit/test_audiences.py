@@ -192,6 +192,32 @@ def test_cart_abandoner_enters_at_the_event_and_leaves_by_the_clock(tmp_path: Pa
     assert audience_changes(later) == [("in", "out", "clock", "1970-01-18T00:00:00Z")]
 
 
+def test_the_example_cart_abandoners_waits_for_an_idle_hour() -> None:
+    """review11: the example entered at the add-to-cart, so a customer mid-checkout got the
+    "abandoned cart" email minutes before buying. Now it enters by the clock one hour
+    after the customer's last activity, and never for a purchase within that hour."""
+    eng = Engine(Settings(audiences_file=str(EXAMPLES)))
+
+    def cart(out: Any) -> list[tuple[str | None, str, str, str]]:
+        return [(c["from_segment"], c["to_segment"], c["trigger"], c["event_time"])
+                for c in out.changes if c["segmenter"] == "audience:cart_abandoners"]
+
+    quick = eng.apply(None, click(1, "q", 10.25))
+    assert cart(quick) == []
+    bought = eng.apply(quick.state, buy(2, "q", 10.25 + 3 / 1440))  # 3 minutes later
+    assert cart(bought) == [] and cart(eng.tick(bought.state, 30 * DAY)) == []  # type: ignore[arg-type]
+
+    idle = eng.apply(None, click(3, "c", 10.25))  # 06:00 on day 10
+    assert cart(idle) == [] and idle.state is not None
+    entered = eng.tick(idle.state, 10.5 * DAY)
+    assert cart(entered) == [(None, "in", "clock", "1970-01-11T07:00:00Z")]
+    back = eng.apply(entered.state, click(4, "c", 10.5, "page_view"))  # browses at 12:00
+    assert cart(back) == [("in", "out", "event", "1970-01-11T12:00:00Z")]
+    assert cart(eng.tick(back.state, 30 * DAY)) == [  # type: ignore[arg-type]
+        ("out", "in", "clock", "1970-01-11T13:00:00Z"),
+        ("in", "out", "clock", "1970-01-18T00:00:00Z")]  # the cart leaves the 7-day window
+
+
 def test_windows_count_the_days_of_the_buying_day_start(tmp_path: Path) -> None:
     """With days starting at 09:00 UTC (4 am in New York), a cart added at 03:00 UTC on
     day 10 belongs to day 9: it leaves the 7-day window at 09:00 UTC on day 16, not at
