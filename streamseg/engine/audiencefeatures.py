@@ -58,4 +58,5 @@ DECAYED: dict[str, Callable[[CustomerState], float]] = {
 }
 EVENT_TYPES = CLICK_TYPES | {"purchase"}
 FEATURE_NAMES = frozenset(STATIC) | frozenset(SINCE) | frozenset(DECAYED)
-TEXT_FEATURES = frozenset({"top_channel", "top_device"})
+# name feature -> the names it can take (a closed set: the input schemas' enums)
+TEXT_FEATURES: dict[str, tuple[str, ...]] = {"top_channel": CHANNELS, "top_device": DEVICES}

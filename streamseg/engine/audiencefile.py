@@ -102,6 +102,48 @@ def _element(text: str, pos: int, index: int) -> int:
     return i
 
 
+def duplicate_key(text: str) -> tuple[list[str], int, int] | None:
+    """The first key given twice in one object of valid JSON ``text``: the path of keys to
+    it, and the offsets of its first and second occurrence (None: no duplicate).
+
+    >>> duplicate_key('{"a": {"b": 1, "c": [{"b": 2}]},\\n "a": 3}')
+    (['a'], 1, 34)
+    >>> duplicate_key('{"a": {"b": 1, "c": {"b": 2}}}') is None
+    True
+    """
+    # one frame per open object ({key: offset}, the key being read) or array (None)
+    frames: list[tuple[dict[str, int], list[str]] | None] = []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            end = i + 1
+            while text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            j = end + 1
+            while j < n and text[j].isspace():
+                j += 1
+            top = frames[-1] if frames else None
+            if top is not None and j < n and text[j] == ":":
+                key = json.loads(text[i:end + 1])
+                seen, current = top
+                if key in seen:
+                    path = [f[1][0] for f in frames[:-1] if f is not None and f[1]]
+                    return [*path, key], seen[key], i
+                seen[key] = i
+                current[:] = [key]
+            i = end + 1
+            continue
+        if c == "{":
+            frames.append(({}, []))
+        elif c == "[":
+            frames.append(None)
+        elif c in "]}":
+            frames.pop()
+        i += 1
+    return None
+
+
 @functools.cache
 def _schema() -> Any:
     with (SCHEMA_DIR / "audiences.schema.json").open("rb") as f:
@@ -130,6 +172,17 @@ def parse(text: str, path: str, known: Mapping[str, Readable] | None = None,
 
     def fail(where: list[str | int], audience: str | None, message: str) -> AudienceFileError:
         return AudienceFileError(path, locate(text, where), audience, message)
+
+    dup = duplicate_key(text)
+    if dup is not None:
+        keys, first, again = dup
+        audience = str(keys[1]) if len(keys) > 1 and keys[0] == "audiences" else None
+        twice = (f"audience {keys[-1]} defined twice" if len(keys) == 2 and audience else
+                 f"key {json.dumps(keys[-1])} given twice in one object")
+        raise AudienceFileError(
+            path, text.count("\n", 0, again) + 1, audience,
+            f"{twice} (first at line {text.count(chr(10), 0, first) + 1}): a JSON object "
+            "keeps only the last")
 
     if not isinstance(doc, dict) or not isinstance(doc.get("audiences"), dict):
         raise fail([], None, "want an object with an \"audiences\" object")

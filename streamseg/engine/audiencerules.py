@@ -13,10 +13,10 @@ The grammar (``streamseg/schemas/audiences.schema.json``, docs/AUDIENCES.md)::
 
     {"and": [c, ...]}  {"or": [c, ...]}  {"not": c}
     {"feature": NAME, OP: V}      :mod:`streamseg.engine.audiencefeatures` (exact values)
-    {"attribute": NAME, OP: V}    profile attributes (state.attributes)
+    {"attribute": NAME, OP: V}    profile attributes (the profile schema's, or x_<name>)
     {"segment": SEGMENTER, OP: V} another segmenter's published segment
     {"count": TYPE, "days": N, OP: V}  events of TYPE in the last N UTC days
-    {"sum": TYPE, "days": N, OP: V}    summed amount (base currency) of those events
+    {"sum": "purchase", "days": N, OP: V}  summed amount (base currency) of the purchases
 
 with OP one of ``=, !=, <, <=, >, >=, in``. A missing value (no purchase yet, no
 such attribute, no published segment) makes every comparison false; use
@@ -37,6 +37,8 @@ Examples
 
 from __future__ import annotations
 
+import difflib
+import json
 import math
 import operator
 from collections.abc import Callable, Mapping
@@ -55,6 +57,7 @@ from streamseg.engine.audiencefeatures import (
 )
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import STEP_S
+from streamseg.engine.validate import attribute_kinds, is_custom_attribute
 
 Test = Callable[[CustomerState, float], bool]
 Next = Callable[[CustomerState, float], "float | None"]
@@ -62,6 +65,7 @@ OPS = ("=", "!=", "<", "<=", ">", ">=", "in")
 _ORDER: dict[str, Callable[[Any, Any], bool]] = {
     "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
+_ATTRIBUTES = attribute_kinds()  # the profile schema's attributes: kinds, closed names
 
 
 class Readable(Protocol):
@@ -93,15 +97,39 @@ class Rule:
     horizon_days: int
 
 
+def _typed(v: Any) -> tuple[str, Any] | None:
+    """A value with its JSON kind, so ``true`` never equals ``1`` (Python's ``True == 1``).
+
+    >>> _typed(True) == _typed(1), _typed(1) == _typed(1.0), _typed(None)
+    (False, True, None)
+    """
+    if isinstance(v, bool):
+        return ("boolean", v)
+    if isinstance(v, int | float):
+        return ("number", v)
+    if isinstance(v, str):
+        return ("text", v)
+    return None
+
+
 def _compare(op: str, want: Any) -> Callable[[Any], bool]:
-    """``value OP want``; a missing value (None) or a type mismatch is False."""
+    """``value OP want``; a missing value (None) or a type mismatch is False.
+
+    Equality is by JSON kind: a boolean equals only a boolean, a number only a number.
+
+    >>> _compare("=", True)(1), _compare("=", True)(True), _compare("in", [1, "a"])(True)
+    (False, True, False)
+    >>> _compare("!=", True)(1), _compare("=", 1)(1.0)
+    (True, True)
+    """
     if op == "in":
-        wanted = frozenset(want)
-        return lambda v: v is not None and v in wanted
+        wanted = frozenset(_typed(w) for w in want)
+        return lambda v: v is not None and _typed(v) in wanted
+    key = _typed(want)
     if op == "=":
-        return lambda v: v is not None and v == want
+        return lambda v: v is not None and _typed(v) == key
     if op == "!=":
-        return lambda v: v is not None and v != want
+        return lambda v: v is not None and _typed(v) != key
     fn = _ORDER[op]
     kind = str if isinstance(want, str) else (int, float)
 
@@ -142,12 +170,25 @@ def _numeric(op: str, want: Any, path: list[str | int], what: str) -> None:
         raise RuleError([*path, op], f"{what} compares with numbers, got {want!r}")
 
 
+def _names(op: str, want: Any, path: list[str | int], what: str,
+           allowed: tuple[str, ...]) -> None:
+    """A comparison with a name from a closed set: ``=``, ``!=`` or ``in`` a known name."""
+    if op in _ORDER:
+        raise RuleError([*path, op], f"{what} is a name: compare it with =, != or in, "
+                        f"not {op}")
+    for v in want if op == "in" else [want]:
+        if v not in allowed or not isinstance(v, str):
+            raise RuleError([*path, op], f"{what} is never {v!r} "
+                            f"(one of {', '.join(allowed)})")
+
+
 def _feature(name: str, op: str, want: Any, path: list[str | int], hl_s: float) -> Rule:
     cmp = _compare(op, want)
     if name not in FEATURE_NAMES:
         raise RuleError([*path, "feature"], f"unknown feature {name!r} "
                         f"(one of {', '.join(sorted(FEATURE_NAMES))})")
     if name in TEXT_FEATURES:
+        _names(op, want, path, f"feature {name}", TEXT_FEATURES[name])
         get = STATIC[name]
         return Rule(lambda s, now: cmp(get(s)), None, frozenset(), 0)
     _numeric(op, want, path, f"feature {name}")
@@ -180,6 +221,29 @@ def _feature(name: str, op: str, want: Any, path: list[str | int], hl_s: float) 
     return Rule(decayed, decayed_next, frozenset(), 0)
 
 
+def _attribute(name: str, op: str, want: Any, path: list[str | int]) -> None:
+    """A profile attribute the profile schema defines (its kinds, its closed names), or a
+    custom ``x_<name>`` one (any scalar)."""
+    if is_custom_attribute(name):
+        return
+    kinds = _ATTRIBUTES.get(name)
+    if kinds is None:
+        close = difflib.get_close_matches(name, sorted(_ATTRIBUTES), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise RuleError([*path, "attribute"], f"unknown attribute {name!r} ({hint}the profile "
+                        f"schema's are {', '.join(sorted(_ATTRIBUTES))}; your own are "
+                        "x_<name>)")
+    holds, allowed = kinds
+    for v in want if op == "in" else [want]:
+        typed = _typed(v)
+        if typed is None or typed[0] not in holds:
+            raise RuleError([*path, op], f"attribute {name} holds a {'/'.join(sorted(holds))}"
+                            f" value, never {json.dumps(v)}")
+        if allowed is not None and op not in _ORDER and v not in allowed:
+            raise RuleError([*path, op], f"attribute {name} is never {v!r} "
+                            f"(one of {', '.join(allowed)})")
+
+
 def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int],
             day_s: float) -> Rule:
     summed = "sum" in node
@@ -188,6 +252,9 @@ def _window(node: Mapping[str, Any], op: str, want: Any, path: list[str | int],
     if type_ not in EVENT_TYPES:
         raise RuleError([*path, "sum" if summed else "count"], f"unknown event type {type_!r} "
                         f"(one of {', '.join(sorted(EVENT_TYPES))})")
+    if summed and type_ != "purchase":
+        raise RuleError([*path, "sum"], f"{type_} events have no amount: sum only purchase "
+                        f"(count {type_} events with count)")
     _numeric(op, want, path, "a window")
     cmp = _compare(op, want)
     if summed:
@@ -310,6 +377,7 @@ def compile_rule(node: Mapping[str, Any], known: Mapping[str, Readable], half_li
         return _feature(str(node["feature"]), op, want, path, half_life_days * DAY)
     if "attribute" in node:
         name, cmp = str(node["attribute"]), _compare(op, want)
+        _attribute(name, op, want, path)
         return Rule(lambda s, now: cmp(s.attributes.get(name)), None, frozenset(), 0)
     if "segment" in node:
         return _segment(str(node["segment"]), op, want, path, known)

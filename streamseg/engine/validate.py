@@ -96,6 +96,38 @@ def known_attributes() -> frozenset[str]:
     return frozenset(props)
 
 
+def attribute_kinds() -> dict[str, tuple[frozenset[str], tuple[str, ...] | None]]:
+    """Known attribute -> (the JSON kinds it holds: text, number, boolean; its names if
+    the schema closes them, else None), from the profile schema.
+
+    >>> kinds = attribute_kinds()
+    >>> kinds["household_size"][0], kinds["loyalty_member"][0], kinds["marital_status"][1][:2]
+    (frozenset({'number'}), frozenset({'boolean'}), ('single', 'married'))
+    """
+    names = {"string": "text", "integer": "number", "number": "number", "boolean": "boolean"}
+    props = load_schema(INPUT_SCHEMAS["profile"])["properties"]["attributes"]["properties"]
+    out: dict[str, tuple[frozenset[str], tuple[str, ...] | None]] = {}
+    for name, prop in props.items():
+        if "enum" in prop:
+            values = tuple(v for v in prop["enum"] if v is not None)
+            out[name] = (frozenset("text" if isinstance(v, str) else "boolean"
+                                   if isinstance(v, bool) else "number" for v in values),
+                         values)
+        else:
+            types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
+            out[name] = (frozenset(names[t] for t in types if t != "null"), None)
+    return out
+
+
+def is_custom_attribute(name: str) -> bool:
+    """Whether ``name`` is a valid custom attribute name, ``x_<name>``.
+
+    >>> is_custom_attribute("x_vip"), is_custom_attribute("vip")
+    (True, False)
+    """
+    return _X_NAME.fullmatch(name) is not None
+
+
 def pseudonymise(secret: str, customer_id: str) -> str:
     """Keyed hash (HMAC-SHA256, 32 hex chars) of a customer id.
 

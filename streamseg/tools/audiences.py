@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import operator
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -66,18 +67,25 @@ def _present(v: Any) -> bool:
     return v is not None and not (isinstance(v, float) and math.isnan(v))
 
 
+def _kind(v: Any) -> str:
+    """JSON kind of a value: Python's ``True == 1`` must not make a boolean equal a number."""
+    if isinstance(v, bool | np.bool_):
+        return "boolean"
+    return "number" if isinstance(v, numbers.Number) else type(v).__name__
+
+
 def _compare(values: pd.Series, node: Mapping[str, Any]) -> pd.Series:
     """``values OP operand`` per row, a missing value (None, NaN) false."""
     op = next(k for k in (*_OPS, "in") if k in node)
     want = node[op]
     if op == "in":
         def hit(v: Any) -> bool:
-            return v in want
+            return any(_kind(v) == _kind(w) and v == w for w in want)
     elif op in ("=", "!="):
-        fn = _OPS[op]
+        same = op == "="
 
-        def hit(v: Any) -> bool:
-            return bool(fn(v, want))
+        def hit(v: Any) -> bool:  # a boolean equals only a boolean, a number only a number
+            return (_kind(v) == _kind(want) and v == want) == same
     else:
         fn = _OPS[op]
         kind: Any = str if isinstance(want, str) else (int, float)

@@ -1,12 +1,15 @@
-"""A worker with an audiences file on the real broker: an add-to-cart enters the cart audience.
+"""A worker with an audiences file on the real broker: an add-to-cart enters a cart audience.
 
 The published audience change equals what the pure engine computes for the
 same events, carries the holdout flag and matches the segment-change schema.
+The audience is the example ``cart_abandoners`` without its idle hour (the
+example enters by the clock an hour after the last activity; this test is about
+an entry published at the event).
 """
 
 from __future__ import annotations
 
-import shutil
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -32,8 +35,12 @@ def click(cid: str, eid: str, day: float, type_: str) -> Message:
 
 @pytest.fixture
 def worker(tmp_path: Path, broker_url: str) -> Iterator[Settings]:
+    doc = json.loads(EXAMPLES.read_text())
+    cart = doc["audiences"]["cart_abandoners"]
+    cart["when"]["and"] = [c for c in cart["when"]["and"] if c.get("feature") != (
+        "days_since_last_seen")]  # enters at the add-to-cart
     audiences = tmp_path / "audiences.json"
-    shutil.copy(EXAMPLES, audiences)
+    audiences.write_text(json.dumps(doc))
     settings = make_settings("aud", tmp_path / "data", broker_url, partitions=2,
                              audiences_file=str(audiences), holdout_share=0.5)
     with running("aud", settings, broker_url, tmp_path):

@@ -82,6 +82,29 @@ BAD_FILES = [
     ('{"audiences": {\n "a": {"when": {"segment": "audience:b", "=": "in"}},\n'
      ' "b": {"when": {"feature": "purchases_total", ">": 0}}}}', 2, "a",
      "unknown segmenter 'audience:b'"),
+    # rules that could never match (review11): each refused where it stands
+    ('{"audiences": {\n "a": {"when": {"feature": "top_channel", ">=": 3}}}}', 2, "a",
+     "feature top_channel is a name: compare it with =, != or in, not >="),
+    ('{"audiences": {\n "a": {"when": {"or": [\n  {"feature": "top_device", "=": "mobile"},\n'
+     '  {"feature": "top_channel", "=": "emial"}]}}}}', 4, "a",
+     "feature top_channel is never 'emial' (one of web, app, email, social, search, ads, "
+     "store, other)"),
+    ('{"audiences": {\n "a": {"when": {"attribute": "houshold_size", ">=": 3}}}}', 2, "a",
+     "unknown attribute 'houshold_size' (did you mean 'household_size'? the profile "
+     "schema's are age_band, "),
+    ('{"audiences": {\n "a": {"when": {"attribute": "household_size", "in": [1, "2"]}}}}', 2,
+     "a", 'attribute household_size holds a number value, never "2"'),
+    ('{"audiences": {\n "a": {"when": {"attribute": "marital_status", "=": "maried"}}}}', 2,
+     "a", "attribute marital_status is never 'maried' (one of single, married, "),
+    ('{"audiences": {\n "a": {"when": {"sum": "page_view", "days": 7, ">=": 3}}}}', 2, "a",
+     "page_view events have no amount: sum only purchase"),
+    ('{"audiences": {\n "a": {"when": {"feature": "purchases_total", ">=": 1}},\n'
+     ' "b": {"when": {"feature": "purchases_total", ">=": 1}},\n'
+     ' "a": {"when": {"feature": "purchases_total", ">=": 5}}}}', 4, "a",
+     "audience a defined twice (first at line 2): a JSON object keeps only the last"),
+    ('{"audiences": {\n "a": {"when": {"and": [\n  {"feature": "purchases_total",\n'
+     '   ">=": 1, ">=": 5}]}}}}', 4, "a",
+     'key ">=" given twice in one object (first at line 4): a JSON object keeps only the last'),
 ]
 
 
@@ -123,6 +146,14 @@ def test_replay_and_check_stop_with_exit_code_2(
         err[-1].split("unknown feature 'spend' ", 1)[1])
 
 
+def test_the_schema_names_the_profile_schemas_attributes() -> None:
+    from streamseg.engine.validate import known_attributes
+    schema = json.loads((SCHEMA_DIR / "audiences.schema.json").read_text())
+    attribute = next(c for c in schema["$defs"]["condition"]["oneOf"]
+                     if c["required"] == ["attribute"])["properties"]["attribute"]
+    assert set(attribute["anyOf"][0]["enum"]) == known_attributes()
+
+
 def test_the_examples_compile_and_match_the_file_schema() -> None:
     doc = json.loads(EXAMPLES.read_text())
     schema = json.loads((SCHEMA_DIR / "audiences.schema.json").read_text())
@@ -139,7 +170,8 @@ def test_the_examples_compile_and_match_the_file_schema() -> None:
 def test_schema_rejects_what_the_compiler_rejects_structurally() -> None:
     schema = json.loads((SCHEMA_DIR / "audiences.schema.json").read_text())
     v = jsonschema.Draft202012Validator(schema)
-    structural = [2, 5, 6, 7, 8]  # no comparison, days 0, holdout 2, no "when", bad name
+    # no comparison, days 0, holdout 2, no "when", bad name, attribute typo, sum page_view
+    structural = [2, 5, 6, 7, 8, 14, 17]
     for i, (text, *_) in enumerate(BAD_FILES):
         assert bool(list(v.iter_errors(json.loads(text)))) == (i in structural), text
     assert not list(v.iter_errors(json.loads(EXAMPLES.read_text())))
@@ -158,6 +190,32 @@ def test_cart_abandoner_enters_at_the_event_and_leaves_by_the_clock(tmp_path: Pa
     assert eng.due(state) == 17 * DAY or eng.due(state) < 17 * DAY
     later = eng.tick(state, 20 * DAY)
     assert audience_changes(later) == [("in", "out", "clock", "1970-01-18T00:00:00Z")]
+
+
+def test_the_example_cart_abandoners_waits_for_an_idle_hour() -> None:
+    """review11: the example entered at the add-to-cart, so a customer mid-checkout got the
+    "abandoned cart" email minutes before buying. Now it enters by the clock one hour
+    after the customer's last activity, and never for a purchase within that hour."""
+    eng = Engine(Settings(audiences_file=str(EXAMPLES)))
+
+    def cart(out: Any) -> list[tuple[str | None, str, str, str]]:
+        return [(c["from_segment"], c["to_segment"], c["trigger"], c["event_time"])
+                for c in out.changes if c["segmenter"] == "audience:cart_abandoners"]
+
+    quick = eng.apply(None, click(1, "q", 10.25))
+    assert cart(quick) == []
+    bought = eng.apply(quick.state, buy(2, "q", 10.25 + 3 / 1440))  # 3 minutes later
+    assert cart(bought) == [] and cart(eng.tick(bought.state, 30 * DAY)) == []  # type: ignore[arg-type]
+
+    idle = eng.apply(None, click(3, "c", 10.25))  # 06:00 on day 10
+    assert cart(idle) == [] and idle.state is not None
+    entered = eng.tick(idle.state, 10.5 * DAY)
+    assert cart(entered) == [(None, "in", "clock", "1970-01-11T07:00:00Z")]
+    back = eng.apply(entered.state, click(4, "c", 10.5, "page_view"))  # browses at 12:00
+    assert cart(back) == [("in", "out", "event", "1970-01-11T12:00:00Z")]
+    assert cart(eng.tick(back.state, 30 * DAY)) == [  # type: ignore[arg-type]
+        ("out", "in", "clock", "1970-01-11T13:00:00Z"),
+        ("in", "out", "clock", "1970-01-18T00:00:00Z")]  # the cart leaves the 7-day window
 
 
 def test_windows_count_the_days_of_the_buying_day_start(tmp_path: Path) -> None:
@@ -371,6 +429,35 @@ def test_or_in_and_missing_values() -> None:
     [neg] = parse('{"audiences": {"n": {"when": {"not": {"attribute": "x_vip", "=": true}}}}}',
                   "n.json")
     assert neg.rule.test(CustomerState.new("d", 0.0), 0.0)  # missing: the comparison is false
+
+
+def test_a_boolean_equals_only_a_boolean_and_a_number_only_a_number(tmp_path: Path) -> None:
+    """review11: ``{"attribute": "x_vip", "=": true}`` took in a profile with ``"x_vip": 1``
+    (Python's ``True == 1``); the same in ``in`` lists and for numbers against booleans."""
+    doc = {"audiences": {
+        "vip": {"when": {"attribute": "x_vip", "=": True}},
+        "vip_in": {"when": {"attribute": "x_vip", "in": [True, "yes"]}},
+        "one": {"when": {"attribute": "x_n", "=": 1}},
+        "one_in": {"when": {"attribute": "x_n", "in": [1, 2]}},
+        "not_vip": {"when": {"attribute": "x_vip", "!=": True}}}}
+    specs = {s.name: s.rule.test for s in parse(json.dumps(doc), "a.json")}
+    s = CustomerState.new("c", 0.0)
+    s.attributes = {"x_vip": 1, "x_n": True}
+    assert {n: t(s, 0.0) for n, t in specs.items()} == {
+        "vip": False, "vip_in": False, "one": False, "one_in": False, "not_vip": True}
+    s.attributes = {"x_vip": True, "x_n": 1.0}
+    assert {n: t(s, 0.0) for n, t in specs.items()} == {
+        "vip": True, "vip_in": True, "one": True, "one_in": True, "not_vip": False}
+    # the batch reference agrees (it is what the acceptance compares with)
+    buf = io.BytesIO()
+    write_jsonl(Simulation(SimConfig(customers=20, days=10, seed=5)).events(), buf)
+    lines = buf.getvalue().splitlines()
+    ids = sorted({json.loads(x)["customer_id"] for x in lines})
+    attrs = {c: {"x_vip": [1, True][i % 2], "x_n": [True, 1][i % 2]} for i, c in enumerate(ids)}
+    report, _ = accept(lines, Settings(audiences_file=write(tmp_path, doc)), attrs)
+    assert {n: (f["batch_members"], f["mismatches"]) for n, f in report.items()} == {
+        n: (len(ids) // 2 if n != "not_vip" else len(ids) - len(ids) // 2, 0) for n in doc[
+            "audiences"]}
 
 
 def test_a_profile_record_moves_a_demographic_audience_at_its_time() -> None:
