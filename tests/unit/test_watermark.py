@@ -43,6 +43,19 @@ def run_ticks(h: Harness) -> None:
         h.send("tick", None, value, partition=partition)
 
 
+def read(h: Harness, records: list[dict[str, Any]]) -> None:
+    """Hand ``records`` to the agent one by one, each followed by the due ticks."""
+    for rec in records:
+        h.send_json("purchase" if rec["type"] == "purchase" else "click", rec)
+        run_ticks(h)
+
+
+def replayed(settings: Settings, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``streamseg replay`` of ``records`` in event-time order."""
+    lines = sorted((codec.dumps(r) for r in records), key=lambda raw: codec.loads(raw)["ts"])
+    return list(replay_lines(lines, settings, replayer=Replayer(settings)))
+
+
 def moves(records: list[dict[str, Any]], cid: str) -> list[tuple[Any, ...]]:
     return [(r["segmenter"], r["from_segment"], r["to_segment"], r["trigger"], r["event_time"])
             for r in records if r["customer_id"] == cid and r["kind"] != "suppression"]
@@ -55,22 +68,13 @@ def backlog(settings: Settings) -> tuple[list[tuple[Any, ...]], list[tuple[Any, 
     clicks = [view("busy", d) for d in range(0, 101)]
     h = Harness(settings)
     try:
-        for rec in purchases[:3]:  # the buyer's first purchases (days 0-10)...
-            h.send_json("purchase", rec)
-            run_ticks(h)
-        for rec in clicks:  # ...then the clicks topic, read 90 days ahead
-            h.send_json("click", rec)
-            run_ticks(h)
-        for rec in purchases[3:]:  # the rest of the purchases topic
-            h.send_json("purchase", rec)
-            run_ticks(h)
+        read(h, purchases[:3])  # the buyer's first purchases (days 0-10)...
+        read(h, clicks)  # ...then the clicks topic, read 90 days ahead
+        read(h, purchases[3:])  # the rest of the purchases topic
         worker = moves(h.app.changes.values(), "w")
     finally:
         h.close()
-    lines = sorted((codec.dumps(r) for r in [*purchases, *clicks]),
-                   key=lambda raw: codec.loads(raw)["ts"])
-    rep = Replayer(settings)
-    return worker, moves(list(replay_lines(lines, settings, replayer=rep)), "w")
+    return worker, moves(replayed(settings, [*purchases, *clicks]), "w")
 
 
 def test_purchases_read_late_cause_no_clock_move_that_replay_does_not_publish() -> None:
@@ -116,25 +120,17 @@ def test_a_rebalance_longer_than_the_idle_time_does_not_let_the_clock_pass_unrea
            SimpleNamespace(topic=settings.topic_purchases, partition=0)]
     try:
         h.ingest.on_assigned(tps, {})
-        for rec in [*purchases[:3], *clicks[:11]]:  # both inputs read up to day 10
-            h.send_json("purchase" if rec["type"] == "purchase" else "click", rec)
-            run_ticks(h)
+        read(h, [*purchases[:3], *clicks[:11]])  # both inputs read up to day 10
         time.sleep(1.1)  # the group re-forms: longer than source_idle_s
         h.ingest.on_assigned(tps, {})
         started = time.monotonic()
-        for rec in clicks[11:]:  # the clicks partition's backlog is read first
-            h.send_json("click", rec)
-            run_ticks(h)
+        read(h, clicks[11:])  # the clicks partition's backlog is read first
         assert time.monotonic() - started < 1.0, "too slow to test the idle time"
-        for rec in purchases[3:]:
-            h.send_json("purchase", rec)
-            run_ticks(h)
+        read(h, purchases[3:])
         worker = moves(h.app.changes.values(), "w")
     finally:
         h.close()
-    lines = sorted((codec.dumps(r) for r in [*purchases, *clicks]),
-                   key=lambda raw: codec.loads(raw)["ts"])
-    replay = moves(list(replay_lines(lines, settings)), "w")
+    replay = moves(replayed(settings, [*purchases, *clicks]), "w")
     assert [m for m in worker if m[3] == "clock"] == [m for m in replay if m[3] == "clock"]
     assert worker == replay
 
@@ -162,9 +158,7 @@ def test_a_tick_from_the_previous_owner_does_not_pass_this_workers_clock() -> No
            SimpleNamespace(topic=settings.topic_purchases, partition=0)]
     try:
         h.ingest.on_assigned(tps, {})
-        for rec in [buy("w", d) for d in range(0, 11, 5)] + [view("busy", 10)]:
-            h.send_json("purchase" if rec["type"] == "purchase" else "click", rec)
-        run_ticks(h)
+        read(h, [*(buy("w", d) for d in range(0, 11, 5)), view("busy", 10)])
         assert h.state("w").segments["frequency"][0] == "high"  # type: ignore[union-attr]
         ahead = (BASE + timedelta(days=40)).timestamp()  # the predecessor had read this far
         h.send("tick", None, codec.dumps({"now": ahead}))
