@@ -17,10 +17,9 @@ from typing import TextIO
 
 from streamseg.app import check_partitions, partition_counts, topic_specs
 from streamseg.broker import wait_for_broker
-from streamseg.config import Settings, data_dir_problem
+from streamseg.config import Settings, check_data_dir
 from streamseg.engine import segmenters
 from streamseg.engine.validate import INPUT_SCHEMAS, Validator
-from streamseg.errors import ConfigError
 from streamseg.resources import SAMPLE_EVENTS, SCHEMA_DIR
 
 
@@ -40,9 +39,7 @@ def check(settings: Settings, offline: bool = False, wait_s: float = 0.0,
           out: TextIO = sys.stdout) -> int:
     """Run the checks; return the exit code (0, or raise :class:`StreamsegError`)."""
     # the worker creates it with its parents: refuse here what it could not create or write
-    problem = data_dir_problem(settings.data_dir)
-    if problem is not None:
-        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
+    check_data_dir(settings.data_dir)
     changed = sum(1 for _, _, c in settings.effective() if c)
     out.write(f"settings: ok ({changed} differ from the defaults)\n")
     report_settings(settings, out)

@@ -253,9 +253,9 @@ def dir_path(value: str) -> str | None:
     >>> dir_path("/var/lib/streamseg"), dir_path(" "), dir_path("/data/{x}")
     (None, 'must not be empty', "must not contain { or }, got '/data/{x}'")
     """
-    if not value.strip():
-        return "must not be empty"
-    return f"must not contain {{ or }}, got {value!r}" if "{" in value or "}" in value else None
+    if "{" in value or "}" in value:
+        return f"must not contain {{ or }}, got {value!r}"
+    return not_empty(value)
 
 
 def data_dir_problem(path: str) -> str | None:
@@ -287,6 +287,19 @@ def data_dir_problem(path: str) -> str | None:
     return None
 
 
+def check_data_dir(path: str) -> None:
+    """Refuse a data directory the worker could not create or write (:func:`data_dir_problem`).
+
+    Raises
+    ------
+    ConfigError
+        ``STREAMSEG_DATA_DIR: ...`` in one line.
+    """
+    problem = data_dir_problem(path)
+    if problem is not None:
+        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
+
+
 def make_data_dir(path: str) -> None:
     """Create the worker's data directory and its missing parents (``mkdir -p``).
 
@@ -295,14 +308,12 @@ def make_data_dir(path: str) -> None:
     ConfigError
         ``STREAMSEG_DATA_DIR: ...`` in one line if it cannot be created or written.
     """
-    problem = data_dir_problem(path)
-    if problem is None:
-        try:
-            Path(path).mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            problem = f"cannot create {path!r}: {exc.strerror or exc}"
-    if problem is not None:
-        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
+    check_data_dir(path)
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"STREAMSEG_DATA_DIR: cannot create {path!r}: "
+                          f"{exc.strerror or exc}") from None
 
 
 def day_bands(value: str) -> str | None:

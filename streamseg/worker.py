@@ -19,7 +19,7 @@ from streamseg import telemetry
 from streamseg.agents import register
 from streamseg.app import Streamseg, build_app, ensure_topics
 from streamseg.broker import wait_for_broker
-from streamseg.config import Settings, data_dir_problem, make_data_dir
+from streamseg.config import Settings, check_data_dir, make_data_dir
 from streamseg.engine import segmenters
 from streamseg.engine.processor import Engine
 from streamseg.errors import ConfigError
@@ -152,9 +152,7 @@ def run(settings: Settings) -> None:
     Runs until SIGINT/SIGTERM.
     """
     segmenters.default(settings)  # a bad audiences file stops here, before any wait (FILE:LINE)
-    problem = data_dir_problem(settings.data_dir)  # before any wait; created just before Faust
-    if problem is not None:
-        raise ConfigError(f"STREAMSEG_DATA_DIR: {problem}")
+    check_data_dir(settings.data_dir)  # before any wait; created just before Faust
     metrics = Metrics()
     if settings.metrics_port > 0:
         serve_metrics(settings.metrics_port)
