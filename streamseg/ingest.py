@@ -278,17 +278,15 @@ class Ingest:
         own = self.punctuator.now()
         customers: list[str] = []
         rescore: set[str] = set()
-        if own is None:  # the progress of an input is unknown: a later tick evaluates
-            pass
-        elif msg.key is not None:
+        if own is not None:  # else an input's progress is unknown: a later tick evaluates
             now = min(now, own)
-            customers = [msg.key.decode(errors="replace")]
-        else:
-            now = min(now, own)
-            part.ready.update(part.schedule.pop_due(now))
-            rescore = part.rescore
-            customers = sorted(part.ready | rescore)
-            part.ready, part.rescore = set(), set()
+            if msg.key is not None:
+                customers = [msg.key.decode(errors="replace")]
+            else:
+                part.ready.update(part.schedule.pop_due(now))
+                rescore = part.rescore
+                customers = sorted(part.ready | rescore)
+                part.ready, part.rescore = set(), set()
         outcome: Outcome | None = None
         for cid in customers:
             entry = self.load(event, cid.encode())

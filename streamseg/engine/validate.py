@@ -86,14 +86,20 @@ def load_schema(name: str) -> dict[str, Any]:
     return schema
 
 
+def _attribute_props() -> dict[str, Any]:
+    """The profile schema's attribute definitions, by name."""
+    props: dict[str, Any] = load_schema(
+        INPUT_SCHEMAS["profile"])["properties"]["attributes"]["properties"]
+    return props
+
+
 def known_attributes() -> frozenset[str]:
     """The attribute names the profile schema types (any other must be ``x_<name>``).
 
     >>> sorted(known_attributes())[:4]
     ['age_band', 'birth_year', 'city', 'country']
     """
-    props = load_schema(INPUT_SCHEMAS["profile"])["properties"]["attributes"]["properties"]
-    return frozenset(props)
+    return frozenset(_attribute_props())
 
 
 def attribute_kinds() -> dict[str, tuple[frozenset[str], tuple[str, ...] | None]]:
@@ -105,9 +111,8 @@ def attribute_kinds() -> dict[str, tuple[frozenset[str], tuple[str, ...] | None]
     (frozenset({'number'}), frozenset({'boolean'}), ('single', 'married'))
     """
     names = {"string": "text", "integer": "number", "number": "number", "boolean": "boolean"}
-    props = load_schema(INPUT_SCHEMAS["profile"])["properties"]["attributes"]["properties"]
     out: dict[str, tuple[frozenset[str], tuple[str, ...] | None]] = {}
-    for name, prop in props.items():
+    for name, prop in _attribute_props().items():
         if "enum" in prop:
             values = tuple(v for v in prop["enum"] if v is not None)
             out[name] = (frozenset("text" if isinstance(v, str) else "boolean"
@@ -320,7 +325,7 @@ field='attributes.Shoe-Size')
         if not isinstance(attributes, dict):
             return None
         for name in attributes:
-            if name not in self.known_attributes and not _X_NAME.fullmatch(name):
+            if name not in self.known_attributes and not is_custom_attribute(name):
                 return Invalid(
                     "schema_invalid",
                     f"unknown attribute {name!r}: not one of the known attributes "

@@ -41,6 +41,11 @@ def events_frame(rows: Iterable[tuple[str, str, float, float]]) -> pd.DataFrame:
     return pd.DataFrame(list(rows), columns=COLUMNS)
 
 
+def _row(e: Event) -> tuple[str, str, float, float]:
+    """An event as a reference input row: a purchase, or its click or consent type."""
+    return e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount
+
+
 def activity_rows(events: list[Event], skip: set[str]) -> Iterable[tuple[str, str, float, float]]:
     """The reference's input rows from accepted engine events: each (customer, event id)
     once, no consent or profile records (not activity), no ``skip``."""
@@ -50,7 +55,7 @@ def activity_rows(events: list[Event], skip: set[str]) -> Iterable[tuple[str, st
                 or (e.customer_id, e.event_id) in seen):
             continue
         seen.add((e.customer_id, e.event_id))
-        yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount
+        yield _row(e)
 
 
 def history_rows(events: list[Event]) -> Iterable[tuple[str, str, float, float]]:
@@ -58,7 +63,7 @@ def history_rows(events: list[Event]) -> Iterable[tuple[str, str, float, float]]
     customers included, profile records aside: the input of the reference's RFM warm-up."""
     for e in events:
         if e.kind != "profile":
-            yield e.customer_id, e.kind if e.kind == "purchase" else e.type, e.ts, e.amount
+            yield _row(e)
 
 
 def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
