@@ -63,6 +63,9 @@ class _QuietHandler(WSGIRequestHandler):
 def metrics_app(registry: CollectorRegistry = REGISTRY) -> Any:
     """prometheus_client's WSGI app on ``/metrics`` only; any other path is 404.
 
+    ``HEAD /metrics`` (uptime checks) answers as ``GET`` with no body; prometheus_client
+    alone answers it 405.
+
     >>> from wsgiref.util import setup_testing_defaults
     >>> def get(path):
     ...     env, got = {"PATH_INFO": path}, []
@@ -71,11 +74,20 @@ def metrics_app(registry: CollectorRegistry = REGISTRY) -> Any:
     ...     return got[0], body[:9]
     >>> get("/metrics")[0], get("/metrics/bogus"), get("/")
     ('200 OK', ('404 Not Found', b'not found'), ('404 Not Found', b'not found'))
+    >>> env, got = {"PATH_INFO": "/metrics", "REQUEST_METHOD": "HEAD"}, []
+    >>> setup_testing_defaults(env)
+    >>> body = b"".join(metrics_app(CollectorRegistry())(env, lambda s, h: got.append(s)))
+    >>> got, body
+    (['200 OK'], b'')
     """
     prometheus = make_wsgi_app(registry)
 
     def app(environ: dict[str, Any], start_response: Any) -> Any:
         if environ.get("PATH_INFO") == "/metrics":
+            if environ.get("REQUEST_METHOD") == "HEAD":
+                for _ in prometheus({**environ, "REQUEST_METHOD": "GET"}, start_response):
+                    pass
+                return []
             return prometheus(environ, start_response)
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
         return [b"not found: the metrics are at /metrics\n"]
