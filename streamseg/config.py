@@ -487,7 +487,7 @@ class Settings:
     # rank share a population-driven move must clear, and an optional dwell on top
     rfm_hold_margin: float = setting(0.01, ge=0, lt=0.2)
     rfm_hold_days: float = setting(0.0, ge=0)
-    # behavioural clusters (River KMeans over scaled features)
+    # behavioural clusters (k-means population refit over scaled features, clusterfit.py)
     cluster_k: int = setting(6, ge=1, le=1000)
     cluster_seed: int = setting(42, ge=0)
     # unused since the population refit (kept for old env files)
