@@ -249,6 +249,12 @@ class Ingest:
         if not outcome.skipped:
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
             entry.copy = False  # the customer's own input is here now
+        elif entry.state is not None:
+            # a counted skip (no consent, a duplicate) is handled too: a re-read after a
+            # crash or rebalance must not apply it (a purchase made while consent was
+            # withdrawn, applied after a re-grant, profiled the withdrawal period)
+            entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
+            entry.dirty = True
         self.out.outcome(self.batch, entry, key, outcome)
         self.batch.counts.append(
             (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
