@@ -42,9 +42,10 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         marker.erased = True
         marker.epoch = 1 if state is None else state.epoch + 1
         return Outcome(marker, erased=True)
-    if event.type == "consent_granted" and (
-        state is None or (state.withdrawn and state.events == 0 and not state.attributes)
-    ):
+    if event.type == "consent_granted" and (state is None or state.erased):
+        # only an erasure marker starts afresh: a profile-only customer with every attribute
+        # removed still has its published segments and sequences (restarting them at 1 in
+        # the same epoch reused change ids already published with other content)
         fresh = CustomerState.new(event.customer_id, event.ts)
         fresh.epoch = 0 if state is None else state.epoch
         return Outcome(fresh)

@@ -6,8 +6,8 @@ Decisions under test (see docs/RELIABILITY.md):
 * erasure -> the profile is deleted, a tombstone goes to customer-segments and a
   suppression marker (withdrawn, no features, no segments) stays in the table,
   so events still in flight cannot re-create a profile from old data;
-* consent granted after erasure (or for a customer only known as withdrawn)
-  starts a fresh, empty profile;
+* consent granted after erasure starts a fresh, empty profile (a customer only
+  known as withdrawn has an empty one anyway; any other keeps its profile);
 * with ``pseudonymise_key`` the raw id never reaches state or outputs.
 """
 
@@ -148,3 +148,34 @@ def test_pseudonymised_ids_never_reach_state_or_outputs() -> None:
     assert outputs and all(k == alias.encode() for k, _ in outputs)
     assert not any(raw in (v or b"") for _, v in outputs)
     assert h.app.segments.sent[-1] == (alias.encode(), None)
+
+
+def test_a_profile_only_customer_regranting_consent_keeps_its_sequences(tmp_path: Any) -> None:
+    # a customer known from profile records only, in an attribute audience until every
+    # attribute was removed, withdraws and grants consent again: it was taken for an
+    # erasure marker and restarted its sequences at 1 in the same epoch, so its next
+    # changes reused change ids already published with other content
+    from streamseg.engine.events import Event
+    from streamseg.engine.processor import Engine
+
+    rules = {"audiences": {"vip": {"description": "VIP flag",
+                                   "when": {"attribute": "x_vip", "=": True}}}}
+    path = tmp_path / "aud.json"
+    path.write_text(codec.dumps(rules).decode())
+    eng = Engine(Settings(audiences_file=str(path)), wall=lambda: 1e12)
+    published: dict[str, Any] = {}
+    s = None
+    steps = [Event("profile", "profile", "p1", "c1", 1 * DAY, attributes={"x_vip": True}),
+             Event("profile", "profile", "p2", "c1", 2 * DAY, attributes={"x_vip": None}),
+             Event("consent", "consent_withdrawn", "w1", "c1", 3 * DAY),
+             Event("consent", "consent_granted", "g1", "c1", 4 * DAY),
+             Event("profile", "profile", "p3", "c1", 5 * DAY, attributes={"x_vip": True}),
+             Event("consent", "consent_withdrawn", "w2", "c1", 6 * DAY)]
+    for ev in steps:
+        out = eng.apply(s, ev)
+        s = out.state
+        for record in out.changes + out.notices:
+            body = {k: v for k, v in record.items() if k != "features"}
+            assert published.setdefault(record["change_id"], body) == body
+    assert s is not None and s.segments["audience:vip"][2] == 3  # in, out, in
+    assert len(published) == 6  # 3 moves, withdraw, grant, withdraw: each id once
