@@ -31,6 +31,7 @@ import logging
 from typing import Any
 
 import faust
+import mode
 
 from streamseg import adapters, aio, intake
 from streamseg.app import Streamseg
@@ -50,7 +51,12 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
     ingest = Ingest(ss, engine, metrics)
     size, within = ss.settings.batch_size, ss.settings.batch_wait_s
 
-    @ss.app.agent(ss.inputs, name="streamseg.ingest")
+    # a batch that raises (an output the broker never acknowledged, a fault in the engine)
+    # ends the worker: its events were taken but not applied, and a restarted agent on the
+    # same stream would never see them again while later events move the states' input
+    # positions past them (lost for good). A new process re-reads from the committed offset.
+    @ss.app.agent(ss.inputs, name="streamseg.ingest",
+                  supervisor_strategy=mode.CrashingSupervisor)
     async def process(stream: faust.StreamT[Any]) -> None:
         if size <= 1:  # the per-event path (for comparison)
             async for event in stream.events():
