@@ -182,6 +182,18 @@ def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
     assert customer_answer(Engine(cfg, []), s, 50 * DAY)[1]["features"]["p_alive"] is None
 
 
+def test_a_frequent_buyer_idle_for_a_decade_is_not_alive_instead_of_an_overflow() -> None:
+    # 300 repeat buying days within a year, evaluated 11 years after the first: the odds
+    # of having dropped out are beyond a float; Python's ** raised OverflowError, which
+    # stopped replay and crashed the worker's agent (a 2013 history with a 2024 click)
+    p = bgnbd.Params(1.0, 5.0, 0.5, 2.0)
+    assert bgnbd.Scorer(p, 90.0)(300.0, 364.0, 4017.0) == (0.0, 0.0)
+    assert bgnbd.expected_one(p, 90.0, 300.0, 364.0, 4017.0) == (0.0, 0.0)
+    assert float(bgnbd.p_alive(p, 300.0, 364.0, 4017.0)) == 0.0
+    # the usual case is unchanged, bit for bit
+    assert bgnbd.Scorer(p, 90.0)(3.0, 30.0, 60.0) == bgnbd.expected_one(p, 90.0, 3.0, 30.0, 60.0)
+
+
 def test_purchase_days_count_distinct_days() -> None:
     eng = Engine(Settings())
     state = None
