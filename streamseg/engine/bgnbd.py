@@ -244,7 +244,8 @@ def alive(scale: float, ratio: float, power: float) -> float:
     (0.5, 0.0)
     """
     try:
-        return 1.0 / (1.0 + scale * ratio ** power)
+        odds: float = scale * ratio ** power
+        return 1.0 / (1.0 + odds)
     except OverflowError:
         return 0.0
 
