@@ -21,6 +21,10 @@ class SnapshotError(StreamsegError):
     """A model or state snapshot cannot be decoded."""
 
 
+class ContractError(StreamsegError):
+    """A segmenter broke the engine contract (e.g. a ``due`` time not after the one asked)."""
+
+
 class InputFileError(StreamsegError):
     """A CLI input file has a bad line, or cannot be read at all (``line`` None).
 

@@ -29,6 +29,7 @@ from streamseg.engine.features import NEVER, CustomerState
 from streamseg.engine.outcome import Outcome
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Segmenter, Trigger
+from streamseg.errors import ContractError
 
 if TYPE_CHECKING:
     from streamseg.engine.processor import Engine
@@ -124,7 +125,10 @@ def walk(
             out.render(engine, state, at)
         for i, d in enumerate(pending):
             if d == at:
-                pending[i] = due_one(engine, i, state, at)
+                pending[i] = nxt = due_one(engine, i, state, at)
+                if nxt is not None and nxt <= at:  # the walk would never end
+                    raise ContractError(f"segmenter {segs[i].name}: due({at}) gave {nxt}, "
+                                        "not a later time")
 
 
 def dues(engine: Engine, state: CustomerState, after: float,

@@ -285,3 +285,24 @@ def test_the_due_hint_is_the_planned_due_and_only_ever_early() -> None:
     eng_none = Engine(cfg, [MeanSpend()])  # no due time at all
     never = eng_none.apply(None, buy("e3", "b", 0, 5.0))
     assert never.due is None and never.state is not None and never.state.due_hint == NEVER
+
+
+class StuckDue(MeanSpend):
+    """A broken segmenter: its due time never moves past the first one."""
+
+    name = "stuck"
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        return 5 * DAY if state.purchases else None
+
+
+def test_a_due_time_that_does_not_move_on_is_a_contract_error_not_an_endless_walk() -> None:
+    import pytest
+
+    from streamseg.errors import ContractError
+
+    eng = Engine(Settings(), [StuckDue()])
+    a = eng.apply(None, buy("e1", "a", 0, 10.0)).state
+    assert a is not None
+    with pytest.raises(ContractError, match="stuck: due"):
+        eng.tick(a, 6 * DAY)
