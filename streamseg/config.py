@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import itertools
 import math
 import os
@@ -371,6 +372,19 @@ def _parse_bool(raw: str) -> bool:
     raise ValueError(raw)
 
 
+# settings that cannot change a verdict (Settings.definition leaves them out)
+NOT_DEFINITION = frozenset({
+    "app_id", "partitions", "store", "data_dir", "processing_guarantee", "confirm_outputs",
+    "producer_linger_s", "metrics_port", "lag_interval_s", "stream_buffer_maxsize",
+    "lean_delivery", "gate_hold_s", "log_level", "dead_letter_retention_days",
+    "max_event_bytes", "max_future_skew_s", "pseudonymise_key", "dedup_window",
+    "kpi_repeat_days", "allowed_lateness_s", "tick_interval_s", "source_idle_s",
+    "model_publish_interval_s", "audience_min_size", "event_time_min", "event_time_max",
+    "audiences_file",  # its content counts, not its path
+    "cluster_halflife",  # unused since the population refit
+})
+NOT_DEFINITION_PREFIXES = ("broker", "web_", "batch_", "topic_", "replication")
+
 _PARSERS: dict[str, tuple[Callable[[str], Any], str]] = {
     "int": (lambda raw: int(raw.strip()), "an integer"),
     "float": (lambda raw: float(raw.strip()), "a number"),
@@ -667,6 +681,30 @@ class Settings:
                 raise ConfigError(f"STREAMSEG_{var}: not an RFC 3339 time: {text!r}")
             out.append(moment.timestamp())
         return out[0], out[1]
+
+    def definition(self) -> str:
+        """A short hash of every setting that can change a segment verdict, and of the
+        audiences file's content: states remember the one they were evaluated under, so a
+        worker started with other thresholds re-evaluates each customer once
+        (:meth:`streamseg.engine.processor.Engine.apply`, ``Punctuator.reschedule``).
+
+        Transport, batching, ports, topics, clock and lateness settings are left out
+        (:data:`NOT_DEFINITION`); a setting added later counts by default (a spurious
+        re-evaluation publishes nothing: the verdicts are the same).
+
+        >>> Settings().definition() == Settings(batch_size=7, web_port=1).definition()
+        True
+        >>> Settings().definition() == Settings(at_risk_days=60).definition()
+        False
+        """
+        parts = [f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self)
+                 if f.name not in NOT_DEFINITION and not f.name.startswith(NOT_DEFINITION_PREFIXES)]
+        if self.audiences_file:
+            try:
+                parts.append(Path(self.audiences_file).read_text(encoding="utf-8"))
+            except OSError:  # checked at start; a file gone since counts as a change
+                parts.append("(unreadable)")
+        return hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).hexdigest()
 
     def topics(self) -> dict[str, str]:
         """Field name -> topic name of every (non-empty) ``topic_*`` setting naming a topic.

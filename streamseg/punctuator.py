@@ -22,6 +22,7 @@ move before the events that would have prevented it.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
@@ -31,6 +32,8 @@ from streamseg.engine.clock import EventClock, SourceWatermark
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
 from streamseg.partitions import PartitionState, home
+
+log = logging.getLogger(__name__)
 
 # edge fields of a table value: its partition, its input positions, and whether it is
 # a suppression marker that only a consent copy created (no customer seen there)
@@ -140,6 +143,7 @@ class Punctuator:
         """Refill every owned partition's schedule, and the population models, from the table."""
         for state in self.parts.values():
             state.schedule = type(state.schedule)()
+        stale = 0
         for key, raw in list(self.ss.state.items()):
             data = codec.loads(raw)
             p = data.get(PARTITION)
@@ -150,6 +154,15 @@ class Punctuator:
             customer = CustomerState.from_dict(data)
             self.engine.restore(customer)  # population models (RFM ranks) cover owned customers
             self.part(p).schedule.push(key.decode(), self.engine.due(customer))
+            if customer.definition != self.engine.definition and not customer.withdrawn:
+                # evaluated under other settings (or before states recorded them): the
+                # next tick re-evaluates it under these (Engine.rescore -> redefine)
+                self.part(p).rescore.add(key.decode())
+                stale += 1
+        if stale:
+            log.warning("%d customers were last evaluated under other segment settings "
+                        "(thresholds, margins, audiences file): re-evaluating them at the next "
+                        "tick; their changes follow. Keep every worker's settings equal.", stale)
 
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers at the next tick of every partition that may hold them."""

@@ -78,6 +78,37 @@ def evaluate(
     return out
 
 
+def redefine(engine: Engine, state: CustomerState) -> Outcome | None:
+    """A state last evaluated under other settings (``state.definition`` differs from
+    :meth:`Settings.definition`): None if not. Else its due hint, planned under the old
+    settings, is forgotten (the next walk starts afresh from ``floor(state)``) and every
+    segmenter is evaluated at the customer's latest evaluation time with trigger
+    ``population``: a label the new definition no longer gives moves there, back-dated
+    to that time, and not at the customer's next event (a page view used to publish
+    ``active -> at_risk`` under thresholds changed weeks before).
+
+    >>> from streamseg.config import DAY, Settings
+    >>> from streamseg.engine.events import Event
+    >>> from streamseg.engine.processor import Engine
+    >>> s = Engine(Settings()).apply(None, Event("purchase", "purchase", "e1", "c", 0.0)).state
+    >>> s.segments["lifecycle"][0]
+    'new'
+    >>> later = Engine(Settings(new_days=0.5))  # "new" for half a day only
+    >>> out = redefine(later, s)
+    >>> [(c["to_segment"], c["trigger"]) for c in out.changes], redefine(later, s)
+    ([], None)
+    >>> [(c["to_segment"], c["trigger"]) for c in later.tick(s, 1 * DAY).changes]
+    [('active', 'clock')]
+    """
+    if state.definition == engine.definition:
+        return None
+    state.definition = engine.definition
+    state.due_hint = None
+    if not state.segments:
+        return Outcome(state)
+    return evaluate(engine, state, floor(state), "population", engine.segmenters)
+
+
 def plan(out: Outcome, state: CustomerState, due: float | None) -> None:
     """Record the next due time in ``out`` and as the state's ``due_hint``."""
     out.plan(due)

@@ -88,6 +88,9 @@ class CustomerState:
     # event time of the value kept (or of its removal: then the name is not in attributes)
     attributes: dict[str, Any] = field(default_factory=dict)
     attributes_ts: dict[str, float] = field(default_factory=dict)
+    # the settings' definition hash (Settings.definition) the state was last evaluated
+    # under: another one (changed thresholds, an audiences file) re-evaluates it once
+    definition: str = ""
 
     @classmethod
     def new(cls, customer_id: str, ts: float) -> CustomerState:

@@ -70,6 +70,7 @@ class Engine:
         self.kpis = Kpis()
         self._kpi_names = tuple(seg.name for seg in self.segmenters)
         self._repeat_s = settings.kpi_repeat_days * DAY
+        self.definition = settings.definition()  # states evaluated under others: redefine
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -125,14 +126,17 @@ class Engine:
         if state is not None and state.withdrawn:
             return Outcome(state, skipped="no_consent")
         key = event_hash(event.kind, event.event_id)
-        caught = None
+        caught = redone = None
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
+            state.definition = self.definition
         elif key in state.recent_ids:
             return Outcome(state, skipped="duplicate")
-        elif state.due_hint is None or state.due_hint < event.ts:
-            # time-driven moves due before this event happen first, at their own event time
-            caught = catch_up(self, state, event.ts, inclusive=False)
+        else:
+            redone = evaluation.redefine(self, state)  # evaluated under other settings
+            if state.due_hint is None or state.due_hint < event.ts:
+                # time-driven moves due before this event happen first, at their own time
+                caught = catch_up(self, state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
         if event.attributes is not None:
             # a profile record: attributes only, no behaviour (no feature, no recency, no
@@ -151,8 +155,9 @@ class Engine:
             for seg in self.segmenters:
                 seg.learn(state, now)
         out = evaluate(self, state, now, "event", self.segmenters)
-        if caught is not None and caught.changes:
-            out.changes[:0] = caught.changes
+        early = [*(redone.changes if redone else ()), *(caught.changes if caught else ())]
+        if early:
+            out.changes[:0] = early
             out.render(self, state, now)
         plan(out, state, earliest(dues(self, state, now)))
         return out
@@ -172,7 +177,11 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         if now <= state.last_seen:
             return Outcome(state, at=now)
-        out = catch_up(self, state, now, inclusive=True, after=after)
+        redone = evaluation.redefine(self, state)  # evaluated under other settings
+        out = catch_up(self, state, now, inclusive=True, after=None if redone else after)
+        if redone is not None and redone.changes:
+            out.changes[:0] = redone.changes
+            out.render(self, state, now)
         out.at = now
         return out
 
@@ -195,6 +204,9 @@ class Engine:
         which = self._moved.pop(state.customer_id, None)
         if state.withdrawn:
             return Outcome(state, skipped="no_consent")
+        redone = evaluation.redefine(self, state)  # evaluated under other settings: all of it
+        if redone is not None:
+            which = None
         at = max(now, floor(state))
         hint = state.due_hint
         pending: list[float | None] | None = None
@@ -207,6 +219,8 @@ class Engine:
         moved = range(len(self.segmenters)) if which is None else sorted(which)
         step = evaluate(self, state, at, "population", [self.segmenters[i] for i in moved])
         out.changes += step.changes
+        if redone is not None and redone.changes:
+            out.changes[:0] = redone.changes
         if step.changes and which is not None:
             # a published segment moved: the others may read it (audiences), evaluate them too
             rest = [seg for i, seg in enumerate(self.segmenters)

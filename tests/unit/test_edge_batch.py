@@ -521,3 +521,41 @@ def test_the_schedule_is_rebuilt_only_once_the_assigned_tables_are_restored() ->
         assert len(h.ingest.parts[1].schedule) == 1  # c1, from the table
     finally:
         h.close()
+
+
+def test_a_worker_started_with_other_thresholds_re_evaluates_its_customers_at_the_next_tick(
+    caplog: Any,
+) -> None:
+    # review 12: STREAMSEG_NEW_DAYS lowered between two runs on the same state. The label
+    # the new definition no longer gives is not at any due time after the customer's last
+    # event, so it stayed `new` until the customer's next event published the move there
+    h, table = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("click", b"c1", codec.dumps({"event_id": "k1", "customer_id": "c1",
+                                             "type": "page_view", "ts": at(8.0)}), partition=0)
+        h.send("purchase", b"c2", buy("e2", "c2", 9.0), partition=1)  # the clock: day 9
+        stored = table.state(0, "c1")
+        assert stored is not None and stored["segments"]["lifecycle"][0] == "new"
+        clocks = dict(h.app.clocks)
+    finally:
+        h.close()
+    again, _ = harness(dataclasses.replace(CFG, new_days=5.0))  # restarted, other settings
+    try:
+        again.app.state = table  # type: ignore[assignment]
+        again.app.clocks.update(clocks)
+        again.ingest.punctuator.assign({0, 1, 2, 3})  # the assignment: clocks restored
+        with caplog.at_level("WARNING"):
+            ticks = again.ingest.due_ticks()
+        assert "2 customers were last evaluated under other segment settings" in caplog.text
+        for p, value in ticks:
+            again.send("tick", None, value, partition=p)
+        moved = [codec.loads(v) for _, v in again.app.changes.sent if v]
+        assert [(c["customer_id"], c["segmenter"], c["from_segment"], c["to_segment"],
+                 c["trigger"], c["event_time"][:10]) for c in moved
+                if c["segmenter"] == "lifecycle"] == [
+            ("c1", "lifecycle", "new", "active", "population", "2026-01-09")]
+        again.send("tick", None, codec.dumps({"now": 9.5 * DAY + BASE.timestamp()}), partition=0)
+        assert len(again.app.changes.sent) == len(moved)  # once
+    finally:
+        again.close()

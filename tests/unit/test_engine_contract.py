@@ -306,3 +306,38 @@ def test_a_due_time_that_does_not_move_on_is_a_contract_error_not_an_endless_wal
     assert a is not None
     with pytest.raises(ContractError, match="stuck: due"):
         eng.tick(a, 6 * DAY)
+
+
+def test_a_state_planned_under_other_thresholds_walks_its_new_due_times() -> None:
+    # review 12: STREAMSEG_AT_RISK_DAYS lowered 90 -> 45 between two runs. The stored due
+    # hint, planned under 90, let a population rescore skip the walk and re-plan the old
+    # time, and an event skip the catch-up: `active -> at_risk` came at the customer's next
+    # page view (trigger event) or weeks late. Each path now walks the new due times.
+    from streamseg import codec
+
+    old = Engine(Settings())
+    s = None
+    for i, d in enumerate((0, 10, 20)):
+        s = old.apply(s, buy(f"p{i}", "c1", d, 50.0)).state
+    assert s is not None
+    s = old.apply(s, Event("click", "page_view", "v1", "c1", 50 * DAY, session_id="x")).state
+    assert s is not None and s.segments["lifecycle"][0] == "active"
+    stored = codec.dumps(s.to_dict())  # as the table keeps it
+
+    def fresh() -> CustomerState:
+        return CustomerState.from_dict(codec.loads(stored))
+
+    new = Engine(Settings(at_risk_days=45))
+    rfm = next(i for i, g in enumerate(new.segmenters) if g.name == "rfm")
+    new._moved["c1"] = {rfm}  # a population model named the customer (as at a restart)
+    paths = [new.rescore(fresh(), 70 * DAY), new.tick(fresh(), 70 * DAY),
+             new.apply(fresh(), Event("click", "page_view", "v2", "c1", 70 * DAY,
+                                      session_id="y"))]
+    for out in paths:
+        moves = [(c["to_segment"], c["trigger"], c["event_time"]) for c in out.changes
+                 if c["segmenter"] == "lifecycle"]
+        assert moves == [("at_risk", "clock", "1970-03-07T00:00:01Z")], moves
+    # a state evaluated under these settings trusts its hint as before
+    again = paths[0].state
+    assert again is not None and again.definition == new.definition
+    assert new.rescore(again, 71 * DAY).changes == []
