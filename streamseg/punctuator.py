@@ -140,18 +140,31 @@ class Punctuator:
         return out
 
     def reschedule(self) -> None:
-        """Refill every owned partition's schedule, and the population models, from the table."""
+        """Refill every owned partition's schedule, and the population models, from the table.
+
+        After an assignment the population models hold exactly the customers of the
+        owned partitions: those of a partition that went to another worker are
+        forgotten (:meth:`Engine.retain`, the removal path of erasure and
+        withdrawal), before the owned ones are restored, so a trainer's sample is
+        drawn from its owned customers only. A customer forgotten is no longer
+        waiting for a re-evaluation here either.
+        """
         for state in self.parts.values():
             state.schedule = type(state.schedule)()
         stale = 0
+        owned: list[tuple[int, bytes, bytes]] = []
         for key, raw in list(self.ss.state.items()):
-            data = codec.loads(raw)
-            p = data.get(PARTITION)
+            p = codec.loads(raw).get(PARTITION)
             if not isinstance(p, int):
                 p = home(key, self.ss.settings.partitions)  # written before partitions were kept
-            if self.assigned_parts is not None and p not in self.assigned_parts:
-                continue
-            customer = CustomerState.from_dict(data)
+            if self.assigned_parts is None or p in self.assigned_parts:
+                owned.append((p, key, raw))
+        if self.assigned_parts is not None:  # None: not told (unit tests), every partition
+            gone = self.engine.retain({key.decode() for _p, key, _raw in owned})
+            for state in self.parts.values():
+                state.rescore.difference_update(gone)
+        for p, key, raw in owned:
+            customer = CustomerState.from_dict(codec.loads(raw))
             self.engine.restore(customer)  # population models (RFM ranks) cover owned customers
             self.part(p).schedule.push(key.decode(), self.engine.due(customer))
             if customer.definition != self.engine.definition and not customer.withdrawn:

@@ -34,9 +34,7 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         # starts a fresh profile.
         # The epoch keeps the change ids of a later fresh profile apart from
         # the erased profile's (sequences restart at 1).
-        for seg in engine.segmenters:
-            seg.forget(event.customer_id)
-        engine._moved.pop(event.customer_id, None)
+        engine.forget(event.customer_id)
         marker = CustomerState.new(event.customer_id, event.ts)
         marker.withdrawn = True
         marker.erased = True
@@ -54,9 +52,7 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
     lifted = state.withdrawn and event.type == "consent_granted"
     state.withdrawn = event.type == "consent_withdrawn"
     if state.withdrawn:
-        for seg in engine.segmenters:
-            seg.forget(event.customer_id)
-        engine._moved.pop(event.customer_id, None)
+        engine.forget(event.customer_id)
         return Outcome(state)
     engine.restore(state)  # consent back: into the population models again
     return resume(engine, state, event.ts) if lifted else Outcome(state)

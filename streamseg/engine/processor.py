@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 from streamseg.config import DAY, Settings
@@ -263,6 +263,38 @@ class Engine:
             return
         for seg in self.segmenters:
             seg.restore(state)
+
+    def forget(self, customer_id: str) -> None:
+        """Take the customer out of every population model (each segmenter's ``forget``) and
+        out of the customers waiting for a :meth:`rescore`: erasure, withdrawal, and
+        :meth:`retain` (the customer's partition went to another worker)."""
+        for seg in self.segmenters:
+            seg.forget(customer_id)
+        self._moved.pop(customer_id, None)
+
+    def retain(self, keep: Container[str]) -> list[str]:
+        """:meth:`forget` every customer the population models hold who is not in ``keep``
+        (after a rebalance: the customers of the partitions this worker still owns).
+
+        Returns the customers forgotten, in a fixed order (segmenters in order, each in
+        its own order). The population models then hold the customers of ``keep`` only,
+        and :meth:`moved` names no one else.
+
+        >>> from streamseg.config import Settings
+        >>> from streamseg.engine.events import Event
+        >>> eng = Engine(Settings())
+        >>> for i in range(3):
+        ...     _ = eng.apply(None, Event("purchase", "purchase", f"e{i}", f"c{i}", 0.0))
+        >>> rfm = eng.segmenter("rfm")
+        >>> eng.retain({"c0", "c2"}), sorted(rfm.customers()), eng.retain({"c0", "c2"})
+        (['c1'], ['c0', 'c2'], [])
+        """
+        gone = dict.fromkeys(
+            cid for seg in self.segmenters for cid in seg.customers() if cid not in keep)
+        gone.update(dict.fromkeys(cid for cid in self._moved if cid not in keep))
+        for cid in gone:
+            self.forget(cid)
+        return list(gone)
 
     def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
         """(raw verdict of segmenter ``name`` at ``now``, whether the published label

@@ -27,6 +27,7 @@ False
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from streamseg.config import DAY, Settings
@@ -118,6 +119,10 @@ class RFMModel:
     def restore(self, state: CustomerState) -> None:
         """Rebuild after a restart or rebalance: learn a state restored from the table."""
         self.learn(state, state.last_seen)
+
+    def customers(self) -> Iterator[str]:
+        """Every customer in the population (each has R, F and M values)."""
+        return iter(self.values)
 
     def _note(self, moved: list[tuple[Ranking, Range]], cid: str) -> None:
         """Remember the customers whose score the moved cut values crossed."""

@@ -51,6 +51,12 @@ class MeanSpend:
     def forget(self, customer_id: str) -> None:
         self.spend.pop(customer_id, None)
 
+    def restore(self, state: CustomerState) -> None:
+        self.learn(state, state.last_seen)
+
+    def customers(self) -> list[str]:
+        return list(self.spend)
+
     def due(self, state: CustomerState, after: float) -> float | None:
         return None
 
@@ -71,10 +77,28 @@ def buy(eid: str, cid: str, day: float, amount: float) -> Event:
 
 
 def test_every_segmenter_implements_the_protocol() -> None:
-    names = [m for m in ("assign", "learn", "forget", "due", "moved", "hold", "describe")]
+    names = [m for m in ("assign", "learn", "forget", "restore", "customers", "due", "moved",
+                         "hold", "describe")]
     for seg in [*default(Settings()), MeanSpend()]:
         assert all(callable(getattr(seg, m)) for m in names), seg.name
         _: Segmenter = seg  # mypy checks the protocol here
+
+
+def test_retain_forgets_through_each_segmenters_own_forget() -> None:
+    # after a rebalance the engine keeps the customers of the owned partitions only:
+    # every other customer a population model holds is forgotten by that segmenter
+    spend, other = MeanSpend(), MeanSpend()
+    other.name = "other"
+    eng = Engine(Settings(), [spend, other, FrequencySegmenter(Settings())])
+    for i, cid in enumerate(("a", "b", "c")):
+        eng.apply(None, buy(f"e{i}", cid, i, 10.0 * (i + 1)))
+    other.forget("c")  # each model holds whom it holds
+    eng.moved()  # "a" and "b" wait for a rescore
+    assert set(eng._moved) == {"a", "b"}
+    assert eng.retain({"a"}) == ["b", "c"]
+    assert spend.customers() == other.customers() == ["a"]
+    assert set(eng._moved) == {"a"}  # no rescore left waiting for a customer gone
+    assert eng.retain({"a"}) == []
 
 
 def test_the_scheduler_has_no_per_segmenter_special_cases() -> None:

@@ -3,8 +3,9 @@
 A segmenter owns its rules end to end:
 
 * ``assign`` gives the *raw* verdict at an event time, with no hysteresis;
-* ``learn`` / ``forget`` / ``moved`` maintain its population model, if any
-  (rule segmenters: no-ops, :class:`NoPopulation`);
+* ``learn`` / ``restore`` / ``forget`` / ``moved`` maintain its population model, if
+  any, and ``customers`` lists who is in it (rule segmenters: no-ops,
+  :class:`NoPopulation`);
 * ``due`` says when the verdict of an idle customer may next change (or a
   held demotion be released) on the event-time clock;
 * ``hold`` is its own damping: True keeps the published segment although the
@@ -19,6 +20,7 @@ isinstance special cases, no attribute probing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -62,7 +64,13 @@ class Segmenter(Protocol):
         ...
 
     def forget(self, customer_id: str) -> None:
-        """Drop the customer from population models (erasure, withdrawal; rules: no-op)."""
+        """Drop the customer from population models (erasure, withdrawal, a partition
+        this worker no longer owns; rules: no-op)."""
+        ...
+
+    def customers(self) -> Iterable[str]:
+        """Every customer the population models hold (learned or restored, not forgotten
+        since; rules: none)."""
         ...
 
     def restore(self, state: CustomerState) -> None:
@@ -111,8 +119,8 @@ class NoPopulation:
 
     >>> p = NoPopulation()
     >>> s = CustomerState.new("c", 0.0)
-    >>> p.learn(s, 0.0), p.forget("c"), p.restore(s), p.moved()
-    (None, None, None, [])
+    >>> p.learn(s, 0.0), p.forget("c"), p.restore(s), p.moved(), list(p.customers())
+    (None, None, None, [], [])
     """
 
     reads_segments = False
@@ -125,6 +133,9 @@ class NoPopulation:
 
     def restore(self, state: CustomerState) -> None:
         return None
+
+    def customers(self) -> Iterable[str]:
+        return ()
 
     def moved(self) -> list[str]:
         return []

@@ -180,6 +180,11 @@ class ClusterSegmenter:
         self.population.drop(customer_id)
         self._moved.pop(customer_id, None)
 
+    def customers(self) -> list[str]:
+        """This worker's customers (the trainer's sample is drawn from them)."""
+        local = self.local
+        return [*local, *(c for c in self.population.rows if c not in local)]
+
     def refit(self, now: float) -> ClusterModel | None:
         """The next model version from the sample at event time ``now`` (None: no material move)."""
         lazy = self.refits % RESEED_EVERY != 0

@@ -135,6 +135,11 @@ class ValueSegmenter:
         self.population.drop(customer_id)
         self._moved.pop(customer_id, None)
 
+    def customers(self) -> list[str]:
+        """This worker's customers (the trainer's sample is drawn from them)."""
+        local = self.local
+        return [*local, *(c for c in self.population.rows if c not in local)]
+
     def refit(self, now: float) -> ValueModel | None:
         """The next model version from the sample at event time ``now`` (None: fit failed)."""
         n = len(self.population.rows)
