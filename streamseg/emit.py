@@ -3,7 +3,8 @@
 Changes and consent notices go to ``segment-changes``, the customer's profile to the
 compacted ``customer-segments`` (a tombstone after an erasure), rejected input to the
 dead-letter topic with its reason, and a consent event is copied to every other
-partition through the ticks topic (the customer may have state on any of them).
+partition through the ticks topic (the customer may have state on any of them;
+:func:`copy_record`, read back by :func:`read_copy`).
 :func:`streamseg.batch.flush` then hands the batch's outputs to the producer, awaits
 their acknowledgements, and only after that writes the states this module marks dirty.
 The customer's next due time is pushed to its partition's schedule here, before the
@@ -12,18 +13,24 @@ state is written (the clock timer waits for the batch: ``Ingest.timer_ticks``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry, Output
 from streamseg.engine.deadletters import dead_letter, redact_key
+from streamseg.engine.events import CONSENT_TYPES, Event, parse_ts
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid
 from streamseg.metrics import Metrics
+from streamseg.partitions import position_key
 from streamseg.punctuator import Punctuator
 
 FANOUT = "streamseg-fanout"  # header of a consent copy on the ticks topic
+# its value: a copy in the format of copy_record; a copy made before that format (the
+# original's bytes) has the value b"consent" and is read as a consent input
+COPY_FORMAT = b"consent/2"
 
 
 class Emitter:
@@ -75,12 +82,88 @@ class Emitter:
         self.metrics.dead_letters.labels(reason=invalid.reason).inc()
         batch.counts.append((stream, "dead_letter"))
 
-    def fan_out(self, batch: Batch, msg: Any) -> None:
-        """Copy a consent event to every other partition: it may hold the customer too."""
+    def fan_out(self, batch: Batch, msg: Any, event: Event, notified: bool) -> None:
+        """Copy a consent event to every other partition: it may hold the customer too.
+
+        ``event`` is the validated original (its customer id is the alias with
+        ``STREAMSEG_PSEUDONYMISE_KEY``); ``notified``: whether the original published a
+        suppression notice (:func:`copy_record`). The copy is key-addressed to nothing:
+        it goes to each partition by number.
+        """
+        ts = codec.loads(msg.value)["ts"]  # as the producer wrote it (validated)
+        value = copy_record(event, ts, msg.topic, msg.partition, msg.offset, notified)
+        key = event.customer_id.encode()
         for q in range(self.ss.settings.partitions):
             if q != msg.partition:
-                batch.outputs.append(Output(self.ss.ticks, msg.key, msg.value, q,
-                                            {FANOUT: b"consent"}))
+                batch.outputs.append(Output(self.ss.ticks, key, value, q,
+                                            {FANOUT: COPY_FORMAT}))
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """A consent copy read back (:func:`read_copy`)."""
+
+    event: Event
+    origin: str | None  # the original's input partition (position_key); None: not known
+    offset: int  # the original's offset there
+    notified: bool  # the original published the suppression notice (if one was due)
+
+
+def copy_record(event: Event, ts: str, topic: str, partition: int, offset: int,
+                notified: bool) -> bytes:
+    """The body of a consent copy: only what applying it on another partition needs.
+
+    The customer id as the state knows it (the alias when pseudonymising: never
+    the raw id, nor any other field of the original), the type, the event time
+    as the producer wrote it, the original's input position as ``event_id``
+    (``<topic>:<partition>:<offset>``: a partition that applied that consent
+    records it and applies no copy of it again, :func:`streamseg.partitions.replayed`)
+    and ``notified``. The body is a valid consent record, so a worker of the
+    previous version still applies it (without pseudonymisation).
+
+    >>> e = Event("consent", "consent_withdrawn", "w1", "c1", 0.0)
+    >>> copy_record(e, "1970-01-01T00:00:00Z", "consent", 2, 17, False)
+    b'{"customer_id":"c1","event_id":"consent:2:17","notified":false,"ts":"1970-01-01T00:00:00Z","type":"consent_withdrawn"}'
+    """
+    return codec.dumps({"customer_id": event.customer_id, "type": event.type, "ts": ts,
+                        "event_id": f"{position_key(topic, partition)}:{offset}",
+                        "notified": notified})
+
+
+def read_copy(value: bytes | None) -> Copy | None:
+    """A :func:`copy_record` read back; None if it is not one (never raises).
+
+    >>> e = Event("consent", "erasure_requested", "x1", "c1", 0.0)
+    >>> got = read_copy(copy_record(e, "1970-01-02T00:00:00Z", "consent", 2, 17, True))
+    >>> got.event.customer_id, got.event.ts, got.origin, got.offset, got.notified
+    ('c1', 86400.0, 'consent:2', 17, True)
+    >>> read_copy(b"{}"), read_copy(b"not json"), read_copy(None)
+    (None, None, None)
+    """
+    try:
+        body = codec.loads(value or b"")
+        origin, _, offset = str(body["event_id"]).rpartition(":")
+        cid, etype, notified = body["customer_id"], body["type"], body["notified"]
+        if not (isinstance(cid, str) and cid and etype in CONSENT_TYPES and origin
+                and isinstance(notified, bool)):
+            return None
+        event = Event("consent", etype, body["event_id"], cid, parse_ts(str(body["ts"])))
+        return Copy(event, origin, int(offset), notified)
+    except (codec.DecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def fanout_format(headers: Any) -> bytes | None:
+    """The :data:`FANOUT` header's value (None without one).
+
+    >>> fanout_format([(FANOUT, COPY_FORMAT)]), fanout_format({FANOUT: b"consent"})
+    (b'consent/2', b'consent')
+    >>> fanout_format(None)
+    """
+    if not headers:
+        return None
+    items = headers.items() if isinstance(headers, dict) else headers
+    return next((bytes(v or b"") for k, v in items if k == FANOUT), None)
 
 
 def is_fanout(headers: Any) -> bool:

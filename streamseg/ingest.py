@@ -23,7 +23,7 @@ import faust
 from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
 from streamseg.batch import Batch, Entry, flush
-from streamseg.emit import Emitter, is_fanout
+from streamseg.emit import COPY_FORMAT, Copy, Emitter, fanout_format, is_fanout, read_copy
 from streamseg.engine.clock import bounded
 from streamseg.engine.events import Kind
 from streamseg.engine.features import CustomerState, seen
@@ -259,7 +259,9 @@ class Ingest:
         self.batch.counts.append(
             (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
         if stream == "consent":
-            self.out.fan_out(self.batch, msg)
+            # the copies publish the notice if this partition had none to publish (the
+            # customer's profile is on another partition: another producer partitioner)
+            self.out.fan_out(self.batch, msg, ev, notified=bool(outcome.notices))
 
     def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
         ts = bounded(ts, part.clock, self.engine.wall())  # as the engine's clock (Engine.ingest)
@@ -310,23 +312,56 @@ class Ingest:
                 ("tick", "no_state" if outcome is None else outcome.skipped or "processed"))
 
     def on_consent_copy(self, event: Any) -> None:
-        """Withdrawal and erasure hold on every partition; a grant only lifts an existing marker."""
+        """A consent event's copy from the partition it arrived on (``Emitter.fan_out``).
+
+        Withdrawal and erasure hold on every partition; a grant only lifts an existing
+        marker. The copy publishes the suppression notice and the ``customer-segments``
+        record only if the original published none (``notified``): the customer's
+        profile is here, and the consent came through another producer partitioner. The
+        original's input position is recorded in the state, like an input's: a copy of
+        that consent read again (a crash before the ticks topic committed, or the
+        original re-read and copied again) is not applied again.
+        """
         msg = event.message
-        result = self.validator.check("consent", msg.key, msg.value)
-        if not isinstance(result, Valid):
-            return  # the original was dead-lettered on its own partition
-        ev = result.event
+        copy = self.read_copy(msg)
+        if copy is None:
+            return
+        ev = copy.event
         key = ev.customer_id.encode()
         entry = self.load(event, key)
+        last = None if copy.origin is None else entry.positions.get(copy.origin)
+        if last is not None and copy.offset <= last:
+            if entry.state is not None:  # as a re-delivered input (on_input): write it again
+                entry.dirty = entry.rewrite = True
+            self.metrics.consent_fanout.labels(outcome="duplicate").inc()
+            return
         if entry.state is None and ev.type == "consent_granted":
             self.metrics.consent_fanout.labels(outcome="no_state").inc()
             return
         entry.copy = entry.copy or entry.state is None
         outcome = self.engine.apply(entry.state, ev)
-        # the original published what is due (changes, notices, segments)
-        outcome.changes, outcome.notices, outcome.segments = [], [], None
+        if copy.notified:
+            # the original published what is due (notices, segments); consent moves nothing
+            outcome.changes, outcome.notices, outcome.segments = [], [], None
+        if copy.origin is not None:
+            entry.positions[copy.origin] = copy.offset
         self.out.outcome(self.batch, entry, key, outcome, tombstone=False)
         self.metrics.consent_fanout.labels(outcome="applied").inc()
+
+    def read_copy(self, msg: Any) -> Copy | None:
+        """The consent copy in ``msg`` (a ticks-topic message with the fan-out header)."""
+        if fanout_format(msg.headers) == COPY_FORMAT:
+            copy = read_copy(msg.value)
+            if copy is None:
+                log.warning("unreadable consent copy at %s[%d]@%d, not applied",
+                            msg.topic, msg.partition, msg.offset)
+            return copy
+        # a copy from before COPY_FORMAT: the original's bytes, no position; its
+        # original published the notice (those copies never did)
+        result = self.validator.check("consent", msg.key, msg.value)
+        if not isinstance(result, Valid):
+            return None  # the original was dead-lettered on its own partition
+        return Copy(result.event, None, 0, True)
 
     async def flush(self, batch: Batch) -> None:
         """Outputs, acknowledged once; then states and clocks; then the changelog drained."""

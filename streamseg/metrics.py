@@ -203,8 +203,10 @@ class Metrics:
         )
         self.consent_fanout = Counter(
             "streamseg_consent_fanout_total",
-            "Consent copies applied on the other partitions (withdrawal and erasure reach "
-            "every partition that may hold the customer).",
+            "Consent copies on the other partitions (withdrawal and erasure reach every "
+            "partition that may hold the customer), by outcome: applied; no_state (a grant "
+            "where the customer has no state); duplicate (a copy of a consent already "
+            "applied there, not applied again).",
             ["outcome"],
             registry=registry,
         )
@@ -216,7 +218,7 @@ class Metrics:
         )
         for stream in STREAMS:
             self.foreign_partition.labels(stream=stream)
-        for outcome in ("applied", "no_state"):
+        for outcome in ("applied", "no_state", "duplicate"):
             self.consent_fanout.labels(outcome=outcome)
         self.consumer_lag = Gauge(
             "streamseg_consumer_lag_records",

@@ -208,4 +208,13 @@ async def test_pseudonymised_ids_stay_out_of_outputs_and_state(
             assert [v["redaction"] for v in letters.values()] == [
                 "payload_dropped", "ids_pseudonymised"]
             assert {v["customer_id"] for v in changes.values()} == {alias.decode()}
+        # a consent is copied to the other partition through the ticks topic: the alias
+        # only, neither the raw key nor the raw payload (before: the original's bytes)
+        await produce(b, settings.topic_consent, [consent(raw, "w1", "consent_withdrawn", 6)])
+        async with Tail(b, settings.topic_ticks) as ticks:
+            assert await ticks.until(lambda t: any(k for _, _, k, _ in t.records),
+                                     timeout=30, settle=1.0)
+            assert [k for _, _, k, _ in ticks.records if k is not None] == [alias]
+            for _, _, key, value in ticks.records:
+                assert raw.encode() not in (key or b"") + (value or b"")
         assert not w.crashes()

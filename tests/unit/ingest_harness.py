@@ -48,6 +48,7 @@ class Sink:
     sent: list[tuple[bytes | None, bytes | None]] = field(default_factory=list)
 
     partitions: list[int | None] = field(default_factory=list)
+    headers: list[dict[str, bytes] | None] = field(default_factory=list)
 
     async def send(
         self, key: bytes | None = None, value: bytes | None = None,
@@ -56,6 +57,7 @@ class Sink:
         """Record the message; like Faust, return a future that resolves on delivery."""
         self.sent.append((key, value))
         self.partitions.append(partition)
+        self.headers.append(headers)
         delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         delivered.set_result(None)
         return delivered

@@ -1,0 +1,175 @@
+"""Consent copies on the real ``Ingest`` glue, with a table read by partition (RocksDB-like).
+
+A consent event is applied on the partition it arrives on and copied to every other
+partition through the ticks topic (``Emitter.fan_out``). With two producer
+partitioners the customer's profile may be on another partition than its consent:
+the notices must still be published, once; a copy read again must not be applied
+again; and with pseudonymisation a copy carries no raw id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from unit.ingest_harness import Harness
+from unit.test_edge_batch import CFG, buy, consent, harness, metric
+
+from streamseg import codec
+from streamseg.engine.validate import pseudonymise
+
+
+def deliver_copies(h: Harness) -> list[Any]:
+    """Hand the consent copies sent so far to the agent, each on its partition; the
+    messages (to read them again)."""
+    ticks = h.app.ticks
+    sent = list(zip(ticks.sent, ticks.partitions, ticks.headers, strict=True))
+    ticks.sent.clear(), ticks.partitions.clear(), ticks.headers.clear()
+    msgs = []
+    for (key, value), p, headers in sent:
+        msg = h.message("tick", key, value, partition=p or 0,
+                        headers=list((headers or {}).items()))
+        h.batch([msg])
+        msgs.append(msg)
+    return msgs
+
+
+def notices(h: Harness) -> list[bool]:
+    """The ``suppressed`` flag of every suppression notice published, in order."""
+    return [v["suppressed"] for v in h.app.changes.values() if v.get("kind") == "suppression"]
+
+
+def records(h: Harness) -> list[bool | None]:
+    """The ``suppressed`` flag of every customer-segments record (None: a tombstone)."""
+    return [None if v is None else v["suppressed"] for v in h.app.segments.values()]
+
+
+def test_consent_on_another_partition_than_the_profile_publishes_each_notice_once() -> None:
+    # the profile is on partition 0 (one producer), the consent comes on 1 (another)
+    h, table = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        assert records(h) == [False]
+        h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 1.0), partition=1)
+        assert notices(h) == []  # partition 1 never saw c1: nothing to tell from there
+        deliver_copies(h)
+        assert notices(h) == [True] and records(h) == [False, True]
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=1)
+        deliver_copies(h)
+        assert notices(h) == [True, False] and records(h) == [False, True, False]
+        state = table.state(0, "c1")
+        assert state is not None and not state["withdrawn"] and state["purchases"] == 1
+        # the copy's notice continues the profile's own sequence
+        seqs = [v["sequence"] for v in h.app.changes.values() if v.get("kind") == "suppression"]
+        assert seqs == [1, 2]
+    finally:
+        h.close()
+
+
+def test_consent_where_the_profile_is_publishes_once_and_the_copies_stay_silent() -> None:
+    # c1 fed through two partitioners: a profile on 0 and on 2; the consent comes on 2
+    h, _ = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("purchase", b"c1", buy("e2", "c1", 0.5), partition=2)
+        h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 1.0), partition=2)
+        assert notices(h) == [True]
+        deliver_copies(h)
+        assert notices(h) == [True] and records(h).count(True) == 1
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=2)
+        deliver_copies(h)
+        assert notices(h) == [True, False] and records(h).count(True) == 1
+        assert metric(h, "streamseg_consent_fanout_total", outcome="applied") == 6.0
+    finally:
+        h.close()
+
+
+def test_a_consent_copy_read_again_is_not_applied_again() -> None:
+    # c1 on two partitions (two producers): 0 and 2; an erasure, then a fresh consent
+    h, table = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("purchase", b"c1", buy("e2", "c1", 0.5), partition=2)
+        erasure = h.message("consent", b"c1", consent("x1", "c1", "erasure_requested", 1.0),
+                            partition=0)
+        h.batch([erasure])
+        erasure_copies = deliver_copies(h)
+        assert table.state(2, "c1")["epoch"] == 1  # type: ignore[index]
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=0)
+        deliver_copies(h)
+        h.send("purchase", b"c1", buy("e3", "c1", 3.0), partition=2)  # a fresh profile on 2
+        fresh = table.state(2, "c1")
+        assert fresh is not None and fresh["purchases"] == 1 and fresh["epoch"] == 1
+        changes = len(h.app.changes.sent)
+        # the erasure's copy to partition 2 read again (a crash before the ticks commit)
+        again = next(m for m in erasure_copies if m.message.partition == 2)
+        h.batch([h.message("tick", again.message.key, again.message.value, partition=2,
+                           headers=again.message.headers)])
+        assert table.state(2, "c1") == fresh  # not erased a second time (epoch 2)
+        assert metric(h, "streamseg_consent_fanout_total", outcome="duplicate") == 1.0
+        assert len(h.app.changes.sent) == changes
+    finally:
+        h.close()
+
+
+def test_a_consent_copied_again_is_not_applied_again_where_a_copy_applied_it() -> None:
+    h, table = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("purchase", b"c1", buy("e2", "c1", 0.5), partition=2)
+        before = table.data[0, b"c1"]
+        erasure = h.message("consent", b"c1", consent("x1", "c1", "erasure_requested", 1.0),
+                            partition=0)
+        h.batch([erasure])
+        deliver_copies(h)
+        markers = {p: table.state(p, "c1") for p in (1, 2, 3)}
+        assert markers[2]["epoch"] == 1  # type: ignore[index]
+        # a crash after the outputs, before partition 0's state write: the original is
+        # read again on the old state, applied again, and copied again
+        table.data[0, b"c1"] = before
+        again = h.message("consent", b"c1", erasure.message.value, partition=0)
+        again.message.offset = erasure.message.offset
+        h.batch([again])
+        deliver_copies(h)
+        assert {p: table.state(p, "c1") for p in (1, 2, 3)} == markers  # epoch still 1
+        assert metric(h, "streamseg_consent_fanout_total", outcome="duplicate") == 3.0
+    finally:
+        h.close()
+
+
+def test_pseudonymised_consent_copies_carry_no_raw_id() -> None:
+    secret = "copy-secret-key"
+    h, table = harness(dataclasses.replace(CFG, pseudonymise_key=secret))
+    alias = pseudonymise(secret, "kim")
+    try:
+        h.send("purchase", b"kim", buy("e1", "kim", 0.0), partition=0)
+        h.send("consent", b"kim", consent("w1-kim", "kim", "consent_withdrawn", 1.0),
+               partition=1)
+        sent = list(h.app.ticks.sent)
+        assert len(sent) == 3
+        for key, value in sent:
+            assert key == alias.encode() and value is not None
+            assert b"kim" not in key and b"kim" not in value  # nor the raw event id
+            assert codec.loads(value)["customer_id"] == alias
+        deliver_copies(h)
+        assert notices(h) == [True]
+        state = table.state(0, alias)
+        assert state is not None and state["withdrawn"]
+        assert table.state(0, "kim") is None
+    finally:
+        h.close()
+
+
+def test_a_copy_from_before_the_copy_format_is_applied_as_before() -> None:
+    # the original's bytes with the old header value: applied, silent, no position
+    h, table = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.batch([h.message("tick", b"c1", consent("w1", "c1", "consent_withdrawn", 1.0),
+                           partition=0, headers=[("streamseg-fanout", b"consent")])])
+        state = table.state(0, "c1")
+        assert state is not None and state["withdrawn"] and notices(h) == []
+        assert list(state["_positions"]) == [f"{CFG.topic_purchases}:0"]
+    finally:
+        h.close()
+
