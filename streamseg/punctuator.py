@@ -30,6 +30,7 @@ from streamseg.app import Streamseg
 from streamseg.engine.clock import EventClock, SourceWatermark
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
+from streamseg.engine.validate import is_alias
 from streamseg.partitions import PartitionState, home
 
 # edge fields of a table value: its partition, its input positions, and whether it is
@@ -67,6 +68,9 @@ class Punctuator:
         self.parts: dict[int, PartitionState] = {}
         self.assigned_parts: set[int] | None = None  # None: not told (unit tests): all
         self.rebuild = True  # refill the schedules from the table (start, rebalance)
+        # with STREAMSEG_PSEUDONYMISE_KEY: states of the owned partitions keyed by a raw
+        # id (not an alias), counted at the last rebuild; None: no rebuild yet
+        self.raw_ids: int | None = None
 
     def part(self, p: int) -> PartitionState:
         got = self.parts.get(p)
@@ -137,9 +141,15 @@ class Punctuator:
         return out
 
     def reschedule(self) -> None:
-        """Refill every owned partition's schedule, and the population models, from the table."""
+        """Refill every owned partition's schedule, and the population models, from the table.
+
+        With ``STREAMSEG_PSEUDONYMISE_KEY`` set, also count the states keyed by something
+        other than an alias (:attr:`raw_ids`): written before the key was turned on.
+        """
         for state in self.parts.values():
             state.schedule = type(state.schedule)()
+        pseudonymising = bool(self.ss.settings.pseudonymise_key)
+        raw_ids = 0
         for key, raw in list(self.ss.state.items()):
             data = codec.loads(raw)
             p = data.get(PARTITION)
@@ -147,9 +157,12 @@ class Punctuator:
                 p = home(key, self.ss.settings.partitions)  # written before partitions were kept
             if self.assigned_parts is not None and p not in self.assigned_parts:
                 continue
+            if pseudonymising and not is_alias(key.decode("utf-8", errors="replace")):
+                raw_ids += 1
             customer = CustomerState.from_dict(data)
             self.engine.restore(customer)  # population models (RFM ranks) cover owned customers
             self.part(p).schedule.push(key.decode(), self.engine.due(customer))
+        self.raw_ids = raw_ids
 
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers at the next tick of every partition that may hold them."""
