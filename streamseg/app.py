@@ -97,6 +97,8 @@ def build_app(settings: Settings) -> Streamseg:
         datadir=settings.data_dir,
         processing_guarantee=settings.processing_guarantee,
         topic_partitions=settings.partitions,
+        # the changelogs and any topic Faust declares itself (its leader topic)
+        topic_replication_factor=settings.replication_factor,
         topic_allow_declare=True,
         **web_options(settings),
         producer_acks=-1,
@@ -146,26 +148,31 @@ def changelog(settings: Settings, table: str) -> str:
 
 
 def topic_specs(settings: Settings) -> list[NewTopic]:
-    """Every topic streamseg reads or writes, and its tables' changelogs."""
+    """Every topic streamseg reads or writes, and its tables' changelogs, each with
+    ``STREAMSEG_REPLICATION_FACTOR`` replicas.
+
+    >>> {spec.replication_factor for spec in topic_specs(Settings(replication_factor=3))}
+    {3}
+    """
     compacted = {"cleanup.policy": "compact"}
     letters: dict[str, str] = {}
     if settings.dead_letter_retention_days > 0:
         letters["retention.ms"] = str(int(settings.dead_letter_retention_days * 86_400_000))
-    p = settings.partitions
+    p, r = settings.partitions, settings.replication_factor
     return [
-        NewTopic(settings.topic_clickstream, p, 1),
-        NewTopic(settings.topic_purchases, p, 1),
-        NewTopic(settings.topic_consent, p, 1),
-        NewTopic(settings.topic_profiles, p, 1),
-        NewTopic(settings.topic_ticks, p, 1),
-        NewTopic(settings.topic_changes, p, 1),
-        NewTopic(settings.topic_segments, p, 1, topic_configs=compacted),
-        NewTopic(settings.topic_dead_letters, p, 1, topic_configs=letters),
-        NewTopic(settings.topic_models, 1, 1, topic_configs=compacted),
+        NewTopic(settings.topic_clickstream, p, r),
+        NewTopic(settings.topic_purchases, p, r),
+        NewTopic(settings.topic_consent, p, r),
+        NewTopic(settings.topic_profiles, p, r),
+        NewTopic(settings.topic_ticks, p, r),
+        NewTopic(settings.topic_changes, p, r),
+        NewTopic(settings.topic_segments, p, r, topic_configs=compacted),
+        NewTopic(settings.topic_dead_letters, p, r, topic_configs=letters),
+        NewTopic(settings.topic_models, 1, r, topic_configs=compacted),
         # the tables' changelogs, created before the app starts: Faust declares them
         # itself too, but an agent that writes a table before the new topic is in
         # its metadata crashes (PartitionsMismatch, "0 partitions")
-        *(NewTopic(changelog(settings, table), p, 1, topic_configs=compacted)
+        *(NewTopic(changelog(settings, table), p, r, topic_configs=compacted)
           for table in TABLES),
     ]
 
@@ -221,23 +228,59 @@ def check_partitions(settings: Settings, counts: dict[str, int]) -> None:
             "to it, or use a new STREAMSEG_APP_ID / topics)")
 
 
-async def ensure_topics(settings: Settings, replication: int = 1) -> list[str]:
+def check_replication(settings: Settings, brokers: int) -> None:
+    """Raise :class:`ConfigError` (one line) when ``STREAMSEG_REPLICATION_FACTOR`` exceeds
+    the cluster's broker count (Kafka cannot place more replicas than brokers).
+
+    >>> check_replication(Settings(replication_factor=3), 3)
+    >>> try:
+    ...     check_replication(Settings(replication_factor=2), 1)
+    ... except ConfigError as exc:
+    ...     print(str(exc)[:79])
+    STREAMSEG_REPLICATION_FACTOR=2, but the cluster at 127.0.0.1:9092 has 1 broker:
+    """
+    if settings.replication_factor > brokers:
+        raise ConfigError(
+            f"STREAMSEG_REPLICATION_FACTOR={settings.replication_factor}, but the cluster at "
+            f"{settings.bootstrap_servers} has {brokers} broker{'s' if brokers != 1 else ''}: "
+            f"a topic cannot have more replicas than brokers (set STREAMSEG_REPLICATION_FACTOR "
+            f"to at most {brokers}, or add brokers)")
+
+
+async def _brokers(admin: AIOKafkaAdminClient) -> int:
+    cluster = await admin.describe_cluster()
+    return len(cluster.get("brokers") or ())
+
+
+async def broker_count(settings: Settings) -> int:
+    """How many brokers the cluster reports (admin metadata)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        return await _brokers(admin)
+    finally:
+        await admin.close()
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
     """Create missing topics (co-partitioned inputs, compacted outputs); return those created.
 
-    First the co-partitioned topics that exist are checked (:func:`check_partitions`):
-    a mismatch raises before anything is created, so a refused start leaves the
-    topics as they were.
+    First the replication factor is checked against the cluster's brokers
+    (:func:`check_replication`) and the co-partitioned topics that exist against
+    ``STREAMSEG_PARTITIONS`` (:func:`check_partitions`): either raises before
+    anything is created, so a refused start leaves the topics as they were.
+    Topics that exist keep their partitions and replicas.
     """
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     created: list[str] = []
     try:
+        check_replication(settings, await _brokers(admin))
         existing = set(await admin.list_topics())
         check_partitions(settings, await _counts(admin, settings, existing))
         for spec in topic_specs(settings):
             if spec.name in existing:
                 continue
-            spec.replication_factor = replication
             try:
                 await admin.create_topics([spec])
                 created.append(spec.name)

@@ -15,7 +15,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from streamseg.app import check_partitions, partition_counts, topic_specs
+from streamseg.app import (
+    broker_count,
+    check_partitions,
+    check_replication,
+    partition_counts,
+    topic_specs,
+)
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings, check_data_dir
 from streamseg.engine import segmenters
@@ -67,6 +73,10 @@ def check(settings: Settings, offline: bool = False, wait_s: float = 0.0,
     out.write(f"broker: {settings.bootstrap_servers} reachable, {len(topics)} topics; "
               + (f"missing (the worker creates them): {', '.join(missing)}\n" if missing
                  else "every streamseg topic exists\n"))
+    brokers = asyncio.run(broker_count(settings))
+    check_replication(settings, brokers)  # one line, exit 2
+    out.write(f"replication: {settings.replication_factor} replica(s) per new topic, "
+              f"{brokers} broker(s)\n")
     check_partitions(settings, asyncio.run(partition_counts(settings)))  # one line, exit 2
     out.write(f"partitions: every co-partitioned topic that exists has {settings.partitions}\n")
     return 0

@@ -403,6 +403,10 @@ class Settings:
     broker_wait_s: float = setting(60.0, ge=0, le=3600)
     app_id: str = setting("streamseg", check=topic_name)
     partitions: int = setting(4, ge=1, le=10_000)
+    # replicas of every topic the worker creates (inputs, outputs, internal topics, Faust's
+    # table changelogs); 1 suits a single development broker, production wants 3. At most
+    # the cluster's broker count (the worker and ``check`` refuse more, in one line)
+    replication_factor: int = setting(1, ge=1, le=32)
     store: str = setting("rocksdb://", check=store_url)
     # created with its parents at start; check and worker refuse one that cannot be written
     data_dir: str = setting(".streamseg-data", check=dir_path)

@@ -61,6 +61,7 @@ class Ingest:
         self._foreign: dict[str, Any] = {}
         self._shown_clock: float | None = None  # event clock last set on the gauge
         self._lag_from_events = False  # an input event has set the event-time lag gauge
+        self._raw_ids_logged = False  # the ERROR about raw-id states was logged
 
     # ------------------------------------------------------------ partitions
 
@@ -79,7 +80,31 @@ class Ingest:
 
     def due_ticks(self) -> list[tuple[int, bytes]]:
         """(partition, tick value) for each owned partition with customers to evaluate."""
-        return self.punctuator.due_ticks()
+        ticks = self.punctuator.due_ticks()
+        self.report_raw_ids()
+        return ticks
+
+    def report_raw_ids(self) -> None:
+        """After the table was re-read: states keyed by raw ids while pseudonymising.
+
+        Sets ``streamseg_table_raw_ids``; the first time any are found, logs one ERROR
+        naming ``STREAMSEG_PSEUDONYMISE_KEY`` (these customers' new events go to their
+        alias, a fresh profile; an erasure request misses the raw-id profile).
+        """
+        found, self.punctuator.raw_ids = self.punctuator.raw_ids, None
+        if found is None:
+            return
+        self.metrics.table_raw_ids.set(found)
+        if found and not self._raw_ids_logged:
+            self._raw_ids_logged = True
+            log.error(
+                "STREAMSEG_PSEUDONYMISE_KEY is set, but %d state(s) in this worker's table are "
+                "keyed by raw customer ids: the key was turned on for app id %s after it "
+                "had stored states. Their events now go to a second, pseudonymised "
+                "profile and an erasure request misses the raw one. The key must be set from "
+                "the first run of an app id: start a new STREAMSEG_APP_ID with fresh topics "
+                "and re-import the history (README, 'Dead letters and privacy')",
+                found, self.ss.settings.app_id)
 
     async def timer_ticks(self) -> list[tuple[int, bytes]]:
         """:meth:`due_ticks` for the clock timer: never while a batch is in flight.

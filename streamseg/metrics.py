@@ -175,6 +175,14 @@ class Metrics:
             "Customers held in the state table on this worker.",
             registry=registry,
         )
+        self.table_raw_ids = Gauge(
+            "streamseg_table_raw_ids",
+            "With STREAMSEG_PSEUDONYMISE_KEY set: states in this worker's table keyed by a raw "
+            "customer id, not an alias (counted when the table is re-read after an "
+            "assignment): the key was turned on for an app id that already had states. "
+            "0 otherwise.",
+            registry=registry,
+        )
         self.event_clock = Gauge(
             "streamseg_event_clock_timestamp_seconds",
             "Highest event time seen by this worker or restored for its partitions (epoch "

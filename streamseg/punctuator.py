@@ -31,6 +31,7 @@ from streamseg.app import Streamseg
 from streamseg.engine.clock import EventClock, SourceWatermark
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
+from streamseg.engine.validate import is_alias
 from streamseg.partitions import PartitionState, home
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,9 @@ class Punctuator:
         self.parts: dict[int, PartitionState] = {}
         self.assigned_parts: set[int] | None = None  # None: not told (unit tests): all
         self.rebuild = True  # refill the schedules from the table (start, rebalance)
+        # with STREAMSEG_PSEUDONYMISE_KEY: states of the owned partitions keyed by a raw
+        # id (not an alias), counted at the last rebuild; None: no rebuild yet
+        self.raw_ids: int | None = None
 
     def part(self, p: int) -> PartitionState:
         got = self.parts.get(p)
@@ -147,11 +151,16 @@ class Punctuator:
         forgotten (:meth:`Engine.retain`, the removal path of erasure and
         withdrawal), before the owned ones are restored, so a trainer's sample is
         drawn from its owned customers only. A customer forgotten is no longer
-        waiting for a re-evaluation here either.
+        waiting for a re-evaluation here either. A customer last evaluated under
+        other settings (``Settings.definition``) is re-evaluated at the next tick.
+
+        With ``STREAMSEG_PSEUDONYMISE_KEY`` set, also count the states keyed by something
+        other than an alias (:attr:`raw_ids`): written before the key was turned on.
         """
         for state in self.parts.values():
             state.schedule = type(state.schedule)()
-        stale = 0
+        pseudonymising = bool(self.ss.settings.pseudonymise_key)
+        raw_ids = stale = 0
         owned: list[tuple[int, bytes, bytes]] = []
         for key, raw in list(self.ss.state.items()):
             p = codec.loads(raw).get(PARTITION)
@@ -164,6 +173,8 @@ class Punctuator:
             for state in self.parts.values():
                 state.rescore.difference_update(gone)
         for p, key, raw in owned:
+            if pseudonymising and not is_alias(key.decode("utf-8", errors="replace")):
+                raw_ids += 1
             customer = CustomerState.from_dict(codec.loads(raw))
             self.engine.restore(customer)  # population models (RFM ranks) cover owned customers
             self.part(p).schedule.push(key.decode(), self.engine.due(customer))
@@ -172,6 +183,7 @@ class Punctuator:
                 # next tick re-evaluates it under these (Engine.rescore -> redefine)
                 self.part(p).rescore.add(key.decode())
                 stale += 1
+        self.raw_ids = raw_ids
         if stale:
             log.warning("%d customers were last evaluated under other segment settings "
                         "(thresholds, margins, audiences file): re-evaluating them at the next "

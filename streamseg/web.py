@@ -14,6 +14,11 @@
   worker answered and none holds the customer; 503 if one did not answer (a
   customer is never declared unknown while a peer is unreachable), while no
   assignment is known, or while two workers disagree on it (rebalancing).
+  503 ``{"error": "restoring"}`` while the worker that would answer from its
+  own partitions is still restoring its table from the changelog (Faust's
+  ``actives_ready``, :func:`streamseg.punctuator.tables_ready`): a half-restored
+  table would answer 404 for a known customer, or an older version of one. A
+  restoring worker still forwards a lookup routed to a ready worker.
   ``?scope=local`` asks a worker for the states on the partitions it owns
   (each state records its partition; standby copies are never served): the
   answer if it holds the customer, else 404 from the routed owner and 421
@@ -50,12 +55,14 @@ from streamseg.engine.lookup import UNKNOWN, customer_answer, merge_sizes, segme
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import pseudonymise
 from streamseg.partitions import home
-from streamseg.punctuator import COPY, PARTITION
+from streamseg.punctuator import COPY, PARTITION, tables_ready
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
 PEER_TIMEOUT_S = 10.0
 Answer = tuple[int, dict[str, Any]]
+# this worker's tables are being restored from their changelogs (after an assignment)
+RESTORING: dict[str, Any] = {"error": "restoring"}
 
 
 def route_key(customer_id: str) -> str:
@@ -239,6 +246,11 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
         except KeyError:  # no assignment yet (starting, rebalancing)
             return respond(view, 503, {"error": "not_assigned"})
         routed_here = _ident(owner) == _ident(app.conf.canonical_url)
+        # a table being restored (wiped data dir, new assignment) answers 404 for
+        # customers not restored yet and older versions of the others
+        ready = tables_ready(ss)
+        if not ready and (routed_here or request.query.get("scope") == "local"):
+            return respond(view, 503, dict(RESTORING))
         if request.query.get("scope") == "local":
             found = local_answer(customer_id)
             if found is not None:
@@ -255,6 +267,8 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
             if status == 421:  # the two workers' views of the assignment differ
                 status, body = 503, {"error": "not_assigned"}
         if status == 404:  # not where murmur2 puts it: another partitioner
+            if not ready:  # this worker's own partitions cannot be searched yet
+                return respond(view, 503, dict(RESTORING))
             status, body = await search(customer_id, path, owner)
         return respond(view, status, body)
 
@@ -278,6 +292,8 @@ def register_web(ss: Streamseg, engine: Engine, clock: Callable[[], float | None
         if (refused := bad_scope(request.query.get("scope"))) is not None:
             return respond(view, *refused)
         local = segments_answer(engine, local_states(), clock() or 0.0)
+        if not tables_ready(ss):  # counts of a table still being restored
+            local["complete"] = False
         if request.query.get("scope") == "local":
             return respond(view, 200, local)
         me = _ident(app.conf.canonical_url)

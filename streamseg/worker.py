@@ -174,6 +174,7 @@ def run(settings: Settings) -> None:
     asyncio.run(wait_for_broker(settings, say))
     # a changelog left by an earlier run with another STREAMSEG_PARTITIONS stops Faust's
     # agent (PartitionsMismatch) while the process stays up: ensure_topics refuses first
+    # (and a STREAMSEG_REPLICATION_FACTOR above the broker count), creating nothing
     asyncio.run(ensure_topics(settings))
     make_data_dir(settings.data_dir)  # with its parents (Faust would not create them)
     ss, ingest = assemble(settings, metrics)

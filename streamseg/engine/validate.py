@@ -143,6 +143,20 @@ def pseudonymise(secret: str, customer_id: str) -> str:
     return mac.hexdigest()[:32]
 
 
+_ALIAS = re.compile(r"[0-9a-f]{32}")
+
+
+def is_alias(customer_id: str) -> bool:
+    """Whether ``customer_id`` has the form of a :func:`pseudonymise` alias (32 lower-case
+    hex digits). A raw id of that form is taken for an alias; an alias of another key
+    cannot be told from one of the current key.
+
+    >>> is_alias(pseudonymise("k", "42")), is_alias("c000297"), is_alias("7955074F" * 4)
+    (True, False, False)
+    """
+    return _ALIAS.fullmatch(customer_id) is not None
+
+
 def screen(event: Event, watermark: float | None, skew: float,
            wall: float | None = None) -> Invalid | None:
     """Reject an event more than ``skew`` seconds in the future

@@ -30,6 +30,8 @@ BAD = [
     ("STREAMSEG_APP_ID", "my app", "must be 1-249 of"),
     ("STREAMSEG_PARTITIONS", "0", "must be >= 1"),
     ("STREAMSEG_PARTITIONS", "eight", "expected an integer"),
+    ("STREAMSEG_REPLICATION_FACTOR", "0", "must be >= 1"),
+    ("STREAMSEG_REPLICATION_FACTOR", "3.5", "expected an integer"),
     ("STREAMSEG_STORE", "foo://", "must be rocksdb:// or memory://"),
     ("STREAMSEG_DATA_DIR", " ", "must not be empty"),
     ("STREAMSEG_DATA_DIR", "/proc/nope", "cannot create '/proc/nope' in '/proc'"),

@@ -33,7 +33,7 @@ def test_names_units_and_label_sets_follow_the_convention() -> None:
         "streamseg_events_consumed", "streamseg_dead_letters_written",
         "streamseg_segment_changes_published", "streamseg_event_processing_seconds",
         "streamseg_event_time_lag_seconds", "streamseg_segment_customers",
-        "streamseg_model_version", "streamseg_table_customers",
+        "streamseg_model_version", "streamseg_table_customers", "streamseg_table_raw_ids",
         "streamseg_event_clock_timestamp_seconds", "streamseg_consumer_lag_records",
         "streamseg_errors", "streamseg_rebalances", "streamseg_assigned_partitions",
         "streamseg_last_input_timestamp_seconds",
