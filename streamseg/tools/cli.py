@@ -44,6 +44,10 @@ def add_parsers(sub: Any) -> None:
                    "(.parquet, .tsv, .txt = whitespace-separated, else csv)")
     p.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
     p.add_argument("--rejects", help="write bad rows here (JSON lines) and go on")
+    p.add_argument("--missing", action="append", metavar="VALUE",
+                   help="a cell value meaning 'unknown' (besides empty, nan, NaN, NA, N/A, null, "
+                   "None): a bad row in the customer and order id columns, an attribute left "
+                   "out (--profiles); repeatable")
     prof = p.add_argument_group("profiles", "--profiles: one customer-profiles record per row")
     prof.add_argument("--profiles", action="store_true",
                       help="rows are customers: write profile records, not purchases")
@@ -52,9 +56,6 @@ def add_parsers(sub: Any) -> None:
                       help="an attribute from a column; CONVERT: text (default), int "
                       "('5+' -> 5), number, bool, slug ('Probable Renter' -> probable_renter); "
                       "repeat for each attribute")
-    prof.add_argument("--missing", action="append", metavar="VALUE",
-                      help="a cell value meaning 'unknown' (attribute left out; besides empty, "
-                      "NA, NaN, null, None); repeatable")
 
     q = sub.add_parser("quality", help="published labels vs an independent batch reference")
     q.add_argument("file", type=Path, help="events, JSON lines (as for replay)")

@@ -8,7 +8,9 @@ order become one purchase: the amounts are summed, the time is the earliest
 line's, quantities (per product) become ``items``. With no order-id column,
 the rows of one customer with the same timestamp are one purchase (order id
 ``<customer>@<time>``), which is how date-only files such as CDNOW read: one
-purchase per customer per day.
+purchase per customer per day. An empty customer or order id, or a missing-value token
+(``NA``, ``null``, ... and ``missing``), is a bad row; an id written as a whole number
+with a zero fraction (``17850.0``) is that number, as a Parquet float column gives it.
 
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
 ``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds); a time with
@@ -50,11 +52,13 @@ from streamseg.engine.validate import Invalid, Validator
 from streamseg.tools.rows import (
     END_TS,
     FIRST_TS,
+    MISSING,
     OUT_OF_RANGE,
     Reject,
     RowCounts,
     RowError,
     guess_format,
+    id_text,
     parse_time,
     read_rows,
     reject_writer,
@@ -78,6 +82,7 @@ class Mapping:
     product: str | None = None
     shift_days: float = 0.0
     price: str | None = None  # ... or a unit price: the line's amount is price x quantity
+    missing: frozenset[str] = MISSING  # customer / order id cells that mean "unknown"
 
     def __post_init__(self) -> None:
         if (self.amount is None) == (self.price is None):
@@ -184,7 +189,7 @@ class Importer:
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
-        customer = self._cell(row, values, m.customer, _text)
+        customer = self._cell(row, values, m.customer, lambda v: id_text(v, m.missing))
         ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
         ts += m.shift_days * DAY
         if not FIRST_TS <= ts < END_TS:
@@ -203,7 +208,7 @@ class Importer:
         qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
         amount = money if m.price is None or qty is None else money * qty
         product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
-        key = (self._cell(row, values, m.order, _text) if m.order
+        key = (self._cell(row, values, m.order, lambda v: id_text(v, m.missing)) if m.order
                else f"{customer}@{format_ts(ts).replace('-', '').replace(':', '')}")
         order = self.orders.get(key)
         if order is None:
@@ -273,7 +278,7 @@ def cli(args: Any, settings: Settings) -> int:
         time_format=args.time_format, currency=args.currency,
         currency_column=args.currency_column, channel=args.channel,
         channel_column=args.channel_column, quantity=args.quantity, product=args.product,
-        shift_days=args.shift_days,
+        shift_days=args.shift_days, missing=MISSING | frozenset(args.missing or ()),
     )
     fmt = args.format or guess_format(args.file)
     with open_out(args.out) as out, open_out(args.rejects) as rejects:

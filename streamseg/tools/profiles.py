@@ -52,9 +52,16 @@ from streamseg.config import Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
-from streamseg.tools.rows import RowCounts, RowError, parse_time, read_rows, reject_writer
+from streamseg.tools.rows import (
+    MISSING,
+    RowCounts,
+    RowError,
+    id_text,
+    parse_time,
+    read_rows,
+    reject_writer,
+)
 
-MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
 _SLUG = re.compile(r"[^a-z0-9]+")
 _WHOLE = re.compile(r"\s*([0-9]+)\s*\+?\s*")
 _TRUE, _FALSE = frozenset({"true", "yes", "y", "1"}), frozenset({"false", "no", "n", "0"})
@@ -192,10 +199,10 @@ class ProfileImporter:
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
-        cell = values[m.customer]
-        if self._blank(cell):
-            raise RowError(self.path, row, m.customer, "empty")
-        customer = _text(cell)
+        try:
+            customer = id_text(values[m.customer], m.missing)
+        except ValueError as exc:
+            raise RowError(self.path, row, m.customer, str(exc)) from None
         try:
             ts = parse_time(values[m.time], m.time_format) if m.time else parse_time(m.at, None)
         except (ValueError, TypeError) as exc:

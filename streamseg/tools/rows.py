@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -39,6 +40,10 @@ from streamseg.engine.events import format_ts
 from streamseg.errors import InputFileError
 
 FORMATS = ("csv", "tsv", "whitespace", "parquet")
+# cell values that mean "unknown" (besides those given with --missing): an id column with one
+# is a bad row, an attribute column with one leaves the attribute out
+MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
+_INTEGRAL = re.compile(r"(-?[0-9]+)\.0+")
 # what splits a value of a text row in two (a row with more fields than the header)
 _SPLIT = {"csv": "an unquoted comma", "tsv": "a tab", "whitespace": "a space"}
 BATCH_ROWS = 65_536
@@ -173,6 +178,40 @@ def read_rows(path: Path, fmt: str, columns: list[str],
 FIRST_TS = datetime.min.replace(tzinfo=UTC).timestamp()
 END_TS = datetime.max.replace(tzinfo=UTC).timestamp()  # exclusive
 OUT_OF_RANGE = "must be a time in the years 1 to 9999 UTC"
+
+
+def id_text(value: Any, missing: frozenset[str] = MISSING) -> str:
+    """The id in a customer or order id cell. Raises ``ValueError`` for an empty or missing one.
+
+    A whole number held as a float is that number (a Parquet float column's ``17850.0``),
+    and so is text of the same form, digits, a point and zeros only (``17850.0`` in a CSV
+    written from that column), so both give the live stream's ``17850``:
+
+    >>> id_text(17850.0), id_text("17850.0"), id_text(" 17850.00 "), id_text("00001")
+    ('17850', '17850', '17850', '00001')
+    >>> id_text("17850.5"), id_text("1.0e4"), id_text("v1.0")  # not of that form: as they are
+    ('17850.5', '1.0e4', 'v1.0')
+    >>> id_text("NA")
+    Traceback (most recent call last):
+    ...
+    ValueError: must not be a missing value, got 'NA'
+    >>> id_text(float("nan")), id_text("")
+    Traceback (most recent call last):
+    ...
+    ValueError: empty
+    """
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        raise ValueError("empty")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    if not text:
+        raise ValueError("empty")
+    if text in missing:
+        raise ValueError(f"must not be a missing value, got {text!r}")
+    if (whole := _INTEGRAL.fullmatch(text)) is not None:
+        return str(int(whole.group(1)))
+    return text
 
 
 def parse_time(value: Any, fmt: str | None) -> float:

@@ -1,0 +1,107 @@
+"""``streamseg import`` on real-world layouts (review 13): missing-value ids, float-formatted ids,
+order ids reused over time, discount lines, Excel dates given as epoch, long customer ids."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamseg.__main__ import main
+
+AMT = ["--amount", "amt", "--currency", "EUR"]
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+# -- finding 3: NA, null, ... in an id column are missing values, not customers or orders
+
+
+def test_missing_value_tokens_in_the_customer_column_are_bad_rows(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out, rejects = tmp_path / "m.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    src.write_text("cust,when,amt\nA,2016-07-02,10\n,2016-07-03,5\nNA,2016-07-04,7\n"
+                   "null,2016-07-05,3\n?,2016-07-06,1\n")
+    args = ["import", str(src), "--customer", "cust", "--time", "when", *AMT, "--missing", "?",
+            "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"streamseg: error: {src}:3: column cust: empty\n")
+    assert main([*args, "--rejects", str(rejects)]) == 0
+    assert "rows=5 rejected=4 purchases=1 customers=1" in capsys.readouterr().err
+    assert [e["customer_id"] for e in lines(out)] == ["A"]
+    assert [(r["row"], r["column"], r["message"].split(": ", 1)[1]) for r in lines(rejects)] == [
+        (3, "cust", "column cust: empty"),
+        (4, "cust", "column cust: must not be a missing value, got 'NA'"),
+        (5, "cust", "column cust: must not be a missing value, got 'null'"),
+        (6, "cust", "column cust: must not be a missing value, got '?'"),
+    ]
+
+
+def test_a_missing_value_token_in_the_order_column_is_a_bad_row(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "o.csv"
+    src.write_text("cust,when,order,amt\nA,2016-07-02,o1,10\nB,2016-07-02,NA,4\n"
+                   "C,2016-07-02,NA,5\n")
+    args = ["import", str(src), "--customer", "cust", "--time", "when", "--order", "order", *AMT,
+            "--out", str(tmp_path / "o.jsonl")]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:3: column order: must not be a missing value, got 'NA'\n")
+
+
+def test_profiles_name_a_missing_customer_id_the_same_way(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "p.csv"
+    src.write_text("household_id,age\nNA,45-54\n")
+    args = ["import", str(src), "--profiles", "--customer", "household_id", "--at",
+            "2016-01-01T00:00:00Z", "--attribute", "age_band=age", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:2: column household_id: must not be a missing value, got 'NA'\n")
+
+
+# -- finding 4: 17850.0 in a CSV is the id 17850, as in a Parquet float column
+
+
+def test_a_csv_and_a_parquet_file_of_one_frame_give_the_same_ids(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    df = pd.DataFrame({"CustomerID": [17850.0, 13047.0], "InvoiceNo": [536365.0, 536366.0],
+                       "InvoiceDate": pd.to_datetime(["2010-12-01 08:26", "2010-12-01 09:00"]),
+                       "UnitPrice": [2.55, 1.0]})
+    df.to_parquet(tmp_path / "retail.parquet")
+    df.to_csv(tmp_path / "retail.csv", index=False)
+    assert "17850.0,536365.0" in (tmp_path / "retail.csv").read_text()
+    got = []
+    for name in ("retail.parquet", "retail.csv"):
+        out = tmp_path / f"{name}.jsonl"
+        assert main(["import", str(tmp_path / name), "--customer", "CustomerID", "--time",
+                     "InvoiceDate", "--order", "InvoiceNo", "--price", "UnitPrice",
+                     "--currency", "GBP", "--out", str(out)]) == 0
+        got.append(lines(out))
+    assert got[0] == got[1]
+    assert [(e["customer_id"], e["order_id"]) for e in got[1]] == [
+        ("17850", "536365"), ("13047", "536366")]
+
+
+def test_integral_float_text_is_normalised_in_id_columns_only(tmp_path: Path) -> None:
+    src, out = tmp_path / "f.csv", tmp_path / "o.jsonl"
+    src.write_text("cust,when,order,amt\n17850.0,2016-07-02,7.00,10.0\n17850,2016-07-02,7,1\n"
+                   "17850.5,2016-07-03,v1.0,2\n")
+    assert main(["import", str(src), "--customer", "cust", "--time", "when", "--order", "order",
+                 *AMT, "--out", str(out)]) == 0
+    assert [(e["customer_id"], e["order_id"], e["amount"]) for e in lines(out)] == [
+        ("17850", "7", 11.0), ("17850.5", "v1.0", 2.0)]
+    prof, pout = tmp_path / "p.csv", tmp_path / "p.jsonl"
+    prof.write_text("hh,size\n17850.0,2.0\n")
+    assert main(["import", str(prof), "--profiles", "--customer", "hh", "--at",
+                 "2016-01-01T00:00:00Z", "--attribute", "x_size=size", "--out", str(pout)]) == 0
+    assert [(r["customer_id"], r["attributes"]) for r in lines(pout)] == [
+        ("17850", {"x_size": "2.0"})]  # attributes as they were: text stays text
