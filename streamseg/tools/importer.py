@@ -11,6 +11,8 @@ the rows of one customer with the same timestamp are one purchase (order id
 purchase per customer per day. An empty customer or order id, or a missing-value token
 (``NA``, ``null``, ... and ``missing``), is a bad row; an id written as a whole number
 with a zero fraction (``17850.0``) is that number, as a Parquet float column gives it.
+Generated ids longer than 128 characters are shortened
+(:func:`~streamseg.tools.rows.short_id`).
 
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
 ``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds); a time with
@@ -62,6 +64,7 @@ from streamseg.tools.rows import (
     parse_time,
     read_rows,
     reject_writer,
+    short_id,
 )
 
 
@@ -234,9 +237,11 @@ class Importer:
         """The purchase events sorted by (time, customer, order id), each validated."""
         out: list[dict[str, Any]] = []
         for key, o in sorted(self.orders.items(), key=lambda kv: (kv[1].ts, kv[1].customer, kv[0])):
+            # a generated id (no --order) longer than the schemas' 128 characters is shortened
+            event_id = key if self.m.order else short_id(key)
             event: dict[str, Any] = {
-                "event_id": key, "customer_id": o.customer, "type": "purchase",
-                "ts": format_ts(o.ts), "order_id": key,
+                "event_id": event_id, "customer_id": o.customer, "type": "purchase",
+                "ts": format_ts(o.ts), "order_id": event_id,
                 "amount": round(math.fsum(o.amounts), 6), "currency": o.currency,
             }
             if o.channel is not None:

@@ -60,6 +60,7 @@ from streamseg.tools.rows import (
     parse_time,
     read_rows,
     reject_writer,
+    short_id,
 )
 
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -220,7 +221,7 @@ class ProfileImporter:
             self.counts.empty += 1
             return
         stamp = format_ts(ts).replace("-", "").replace(":", "")
-        event_id = f"profile:{customer}@{stamp}"
+        event_id = short_id(f"profile:{customer}@{stamp}")
         if event_id in self.records:
             first = self.records[event_id][1]
             raise RowError(self.path, row, m.customer,

@@ -27,6 +27,7 @@ streamseg.tools.rows.RowError: ...o.csv: column c: not in the file (columns: a, 
 from __future__ import annotations
 
 import csv
+import hashlib
 import math
 import re
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ FORMATS = ("csv", "tsv", "whitespace", "parquet")
 # cell values that mean "unknown" (besides those given with --missing): an id column with one
 # is a bad row, an attribute column with one leaves the attribute out
 MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
+ID_MAX = 128  # the schemas' maxLength of event_id, order_id and customer_id
 _INTEGRAL = re.compile(r"(-?[0-9]+)\.0+")
 # what splits a value of a text row in two (a row with more fields than the header)
 _SPLIT = {"csv": "an unquoted comma", "tsv": "a tab", "whitespace": "a space"}
@@ -212,6 +214,24 @@ def id_text(value: Any, missing: frozenset[str] = MISSING) -> str:
     if (whole := _INTEGRAL.fullmatch(text)) is not None:
         return str(int(whole.group(1)))
     return text
+
+
+def short_id(text: str) -> str:
+    """A generated event or order id, shortened if it is longer than the schemas' 128 characters.
+
+    A longer id becomes its first 95 characters, ``~`` and the first 32 hex digits of the
+    SHA-256 of the whole id (UTF-8): 128 characters, the same for the same id.
+
+    >>> short_id("c1@20260102T100000Z")
+    'c1@20260102T100000Z'
+    >>> long = short_id("x" * 120 + "@20160702T000000Z")
+    >>> len(long), long[94:97], long == short_id("x" * 120 + "@20160702T000000Z")
+    (128, 'x~d', True)
+    """
+    if len(text) <= ID_MAX:
+        return text
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return f"{text[:ID_MAX - 33]}~{digest}"
 
 
 def parse_time(value: Any, fmt: str | None) -> float:

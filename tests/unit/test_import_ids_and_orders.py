@@ -105,3 +105,36 @@ def test_integral_float_text_is_normalised_in_id_columns_only(tmp_path: Path) ->
                  "2016-01-01T00:00:00Z", "--attribute", "x_size=size", "--out", str(pout)]) == 0
     assert [(r["customer_id"], r["attributes"]) for r in lines(pout)] == [
         ("17850", {"x_size": "2.0"})]  # attributes as they were: text stays text
+
+
+# -- finding 9: a generated event id longer than 128 characters is shortened
+
+
+def test_a_long_customer_id_gets_a_shortened_generated_id(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], assert_schema: Any
+) -> None:
+    cust = "x" * 120
+    src, out = tmp_path / "long.csv", tmp_path / "o.jsonl"
+    src.write_text(f"cust,when,amt\n{cust},2016-07-02,10\n{cust},2016-07-03,4\nc1,2016-07-02,1\n")
+    args = ["import", str(src), "--customer", "cust", "--time", "when", *AMT, "--out", str(out)]
+    assert main(args) == 0
+    assert "rows=3 rejected=0 purchases=3 customers=2" in capsys.readouterr().err
+    got = lines(out)
+    for event in got:
+        assert_schema("purchase", event)
+    ids = [e["event_id"] for e in got if e["customer_id"] == cust]
+    assert [len(i) for i in ids] == [128, 128] and ids[0] != ids[1]
+    assert all(i.startswith("x" * 95 + "~") for i in ids)
+    assert all(e["order_id"] == e["event_id"] for e in got)
+    assert [e["event_id"] for e in got if e["customer_id"] == "c1"] == ["c1@20160702T000000Z"]
+    first = out.read_bytes()
+    assert main(args) == 0
+    assert out.read_bytes() == first  # the same ids on every import
+    prof, pout = tmp_path / "p.csv", tmp_path / "p.jsonl"
+    prof.write_text(f"hh,size\n{cust},2\n")
+    assert main(["import", str(prof), "--profiles", "--customer", "hh", "--at",
+                 "2016-01-01T00:00:00Z", "--attribute", "household_size=size:int",
+                 "--out", str(pout)]) == 0
+    (record,) = lines(pout)
+    assert_schema("customer-profile", record)
+    assert len(record["event_id"]) == 128 and record["event_id"].startswith("profile:xxx")
