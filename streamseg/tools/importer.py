@@ -11,6 +11,8 @@ the rows of one customer with the same timestamp are one purchase (order id
 purchase per customer per day. An empty customer or order id, or a missing-value token
 (``NA``, ``null``, ... and ``missing``), is a bad row; an id written as a whole number
 with a zero fraction (``17850.0``) is that number, as a Parquet float column gives it.
+The lines of an order are netted (a negative line is a discount); an order netting to
+less than 0, or to 0 with a negative line, is a return or a cancellation: a bad row.
 Generated ids longer than 128 characters are shortened
 (:func:`~streamseg.tools.rows.short_id`).
 
@@ -121,6 +123,7 @@ class Order:
     values: dict[str, Any]  # the first row's (for a rejects file)
     amounts: list[float] = field(default_factory=list)
     items: dict[str, int] = field(default_factory=dict)
+    negative: bool = False  # a line with a negative amount (a discount, a return)
 
 
 @dataclass(slots=True)
@@ -142,8 +145,8 @@ def _text(value: Any) -> str:
 
 def _amount(value: Any) -> float:
     number = float(value) if isinstance(value, int | float) else float(str(value).strip())
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"must be a finite number >= 0, got {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {value!r}")
     return number
 
 
@@ -220,6 +223,7 @@ class Importer:
             self._same(row, key, order, customer, currency, channel)
             order.ts = min(order.ts, ts)
         order.amounts.append(amount)
+        order.negative = order.negative or amount < 0
         if qty is not None:
             order.items[product] = order.items.get(product, 0) + qty
 
@@ -234,15 +238,28 @@ class Importer:
                                f"order {key} has {have!r} at row {order.row}, this row {got!r}")
 
     def events(self) -> list[dict[str, Any]]:
-        """The purchase events sorted by (time, customer, order id), each validated."""
+        """The purchase events sorted by (time, customer, order id), each validated.
+
+        The lines of an order are netted: a negative line (a discount) lowers the amount.
+        An order that nets to less than 0, or to 0 with a negative line, is a return or a
+        cancellation: a bad row (at its first row); one of zero-amount lines only is a
+        purchase of 0.
+        """
         out: list[dict[str, Any]] = []
+        money = self.m.amount or self.m.price
         for key, o in sorted(self.orders.items(), key=lambda kv: (kv[1].ts, kv[1].customer, kv[0])):
             # a generated id (no --order) longer than the schemas' 128 characters is shortened
             event_id = key if self.m.order else short_id(key)
+            amount = round(math.fsum(o.amounts), 6)
+            if amount < 0 or (amount == 0 and o.negative):
+                self._fail(RowError(self.path, o.row, money,
+                                    f"order {event_id}: its lines net to {amount:g}, a return or a "
+                                    "cancellation (the engine has no returns)"), o.values)
+                continue
             event: dict[str, Any] = {
                 "event_id": event_id, "customer_id": o.customer, "type": "purchase",
                 "ts": format_ts(o.ts), "order_id": event_id,
-                "amount": round(math.fsum(o.amounts), 6), "currency": o.currency,
+                "amount": amount, "currency": o.currency,
             }
             if o.channel is not None:
                 event["channel"] = o.channel

@@ -107,6 +107,37 @@ def test_integral_float_text_is_normalised_in_id_columns_only(tmp_path: Path) ->
         ("17850", {"x_size": "2.0"})]  # attributes as they were: text stays text
 
 
+# -- finding 7: the lines of an order are netted; only an order netting to <= 0 is a bad row
+
+
+def test_a_discount_line_lowers_the_order_amount(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out, rejects = tmp_path / "d.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
+    src.write_text("cust,when,order,amt\nA,2016-07-02 10:00,O1,10\nA,2016-07-02 10:00,O1,-2\n"
+                   "B,2016-07-03,R1,-4\nC,2016-07-03,C1,5\nC,2016-07-03,C1,-5\n"
+                   "D,2016-07-04,F1,0\n")
+    args = ["import", str(src), "--customer", "cust", "--time", "when", "--order", "order",
+            *AMT, "--out", str(out), "--rejects", str(rejects)]
+    assert main(args) == 0
+    assert "rows=6 rejected=2 purchases=2 customers=2" in capsys.readouterr().err
+    assert [(e["order_id"], e["amount"]) for e in lines(out)] == [("O1", 8.0), ("F1", 0.0)]
+    assert [(r["row"], r["column"], r["values"]["order"]) for r in lines(rejects)] == [
+        (4, "amt", "R1"), (5, "amt", "C1")]
+    assert lines(rejects)[1]["message"] == (
+        f"{src}:5: column amt: order C1: its lines net to 0, a return or a cancellation "
+        "(the engine has no returns)")
+
+
+def test_a_negative_unit_price_line_is_netted_too(tmp_path: Path) -> None:
+    src, out = tmp_path / "d.csv", tmp_path / "o.jsonl"
+    src.write_text("cust,when,order,price,qty\nA,2016-07-02,O1,2.5,4\nA,2016-07-02,O1,-1.5,1\n")
+    assert main(["import", str(src), "--customer", "cust", "--time", "when", "--order", "order",
+                 "--price", "price", "--quantity", "qty", "--currency", "EUR",
+                 "--out", str(out)]) == 0
+    assert [e["amount"] for e in lines(out)] == [8.5]
+
+
 # -- finding 9: a generated event id longer than 128 characters is shortened
 
 
