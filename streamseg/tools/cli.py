@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ def add_parsers(sub: Any) -> None:
                        "--quantity (x 1 without a quantity column)")
     p.add_argument("--order", help="order id column (lines of one order -> one purchase); "
                    "without it: one purchase per customer and timestamp")
+    p.add_argument("--order-window", type=_hours, default=24.0, metavar="HOURS",
+                   help="lines of one order id further apart in time than this are separate "
+                   "purchases (default 24; 'inf': never)")
     p.add_argument("--time-format", help="strptime format (e.g. %%Y%%m%%d) or 'epoch' "
                    "(default ISO 8601; no offset = UTC)")
     cur = p.add_mutually_exclusive_group()
@@ -62,6 +66,17 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
     q.add_argument("--no-hysteresis", action="store_true", help="run with hysteresis off")
     q.add_argument("--no-confusion", action="store_true", help="omit the confusion matrices")
+
+
+def _hours(text: str) -> float:
+    """``--order-window``: a number of hours >= 0 (``inf`` allowed)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not hours >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of hours >= 0, got {text!r}")
+    return hours
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

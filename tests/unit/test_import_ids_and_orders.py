@@ -107,6 +107,51 @@ def test_integral_float_text_is_normalised_in_id_columns_only(tmp_path: Path) ->
         ("17850", {"x_size": "2.0"})]  # attributes as they were: text stays text
 
 
+# -- finding 5: an order id reused far apart in time is several purchases
+
+RECEIPTS = ("cust,when,receipt,amt\nA,2016-07-02 10:00,1,10\nA,2016-08-02 11:00,1,20\n"
+            "A,2017-01-05 09:00,1,30\nA,2016-07-02 18:00,1,5\nB,2016-09-01 08:00,1,7\n")
+
+
+def test_an_order_id_reused_far_apart_in_time_is_separate_purchases(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "receipts.csv", tmp_path / "o.jsonl"
+    src.write_text(RECEIPTS)
+    args = ["import", str(src), "--customer", "cust", "--time", "when", "--order", "receipt",
+            *AMT, "--out", str(out)]
+    assert main(args) == 0
+    assert "rows=5 rejected=0 purchases=4 split=3 customers=2" in capsys.readouterr().err
+    assert [(e["customer_id"], e["event_id"], e["order_id"], e["ts"], e["amount"])
+            for e in lines(out)] == [
+        ("A", "1", "1", "2016-07-02T10:00:00Z", 15.0),  # 10:00 and 18:00: one purchase
+        ("A", "1@20160802T110000Z", "1", "2016-08-02T11:00:00Z", 20.0),
+        ("B", "1@20160901T080000Z", "1", "2016-09-01T08:00:00Z", 7.0),
+        ("A", "1@20170105T090000Z", "1", "2017-01-05T09:00:00Z", 30.0),
+    ]
+    first = out.read_bytes()
+    src.write_text(RECEIPTS.splitlines()[0] + "\n" + "\n".join(RECEIPTS.splitlines()[:0:-1]))
+    assert main(args) == 0  # rows in the other order: the same purchases and ids
+    assert out.read_bytes() == first
+    # a window of 6 hours splits the 10:00 and 18:00 lines too; 'inf' merges every line
+    assert main([*args, "--order-window", "6"]) == 0
+    assert "purchases=5 split=4" in capsys.readouterr().err
+    src.write_text(RECEIPTS.replace("B,", "A,"))
+    assert main([*args, "--order-window", "inf"]) == 0
+    assert [(e["event_id"], e["amount"]) for e in lines(out)] == [("1", 72.0)]
+
+
+def test_lines_of_one_order_within_the_window_must_share_the_customer(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "o.csv"
+    src.write_text("cust,when,order,amt\nA,2016-07-02 10:00,1,10\nB,2016-07-02 12:00,1,3\n")
+    assert main(["import", str(src), "--customer", "cust", "--time", "when", "--order", "order",
+                 *AMT, "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:3: column cust: order 1 has 'A' at row 2, this row 'B'\n")
+
+
 # -- finding 7: the lines of an order are netted; only an order netting to <= 0 is a bad row
 
 
