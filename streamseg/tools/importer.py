@@ -19,8 +19,9 @@ Parquet float column gives it. Generated ids longer than 128 characters are shor
 (:func:`~streamseg.tools.rows.short_id`).
 
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
-``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds); a time with
-no UTC offset is taken as UTC. Every event is checked with the worker's
+``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds, refusing values
+within 1e6 s of 1970 unless ``early_epoch``); a time with no UTC offset is taken as
+UTC. Every event is checked with the worker's
 :class:`~streamseg.engine.validate.Validator` (``streamseg/schemas/purchase.schema.json``
 plus FX and time-window rules). A bad row stops the import with
 ``FILE:ROW: column X: message`` (exit 2), or with ``rejects`` it is written there
@@ -93,6 +94,7 @@ class Mapping:
     price: str | None = None  # ... or a unit price: the line's amount is price x quantity
     missing: frozenset[str] = MISSING  # customer / order id cells that mean "unknown"
     order_window: float = ORDER_WINDOW  # seconds
+    early_epoch: bool = False  # take epoch seconds near 1970 as they are
 
     def __post_init__(self) -> None:
         if (self.amount is None) == (self.price is None):
@@ -213,7 +215,8 @@ class Importer:
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
         customer = self._cell(row, values, m.customer, lambda v: id_text(v, m.missing))
-        ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
+        ts = self._cell(row, values, m.time,
+                        lambda v: parse_time(v, m.time_format, m.early_epoch))
         ts += m.shift_days * DAY
         if not FIRST_TS <= ts < END_TS:
             raise RowError(self.path, row, m.time, f"{OUT_OF_RANGE} after --shift-days "
@@ -340,7 +343,7 @@ def cli(args: Any, settings: Settings) -> int:
         currency_column=args.currency_column, channel=args.channel,
         channel_column=args.channel_column, quantity=args.quantity, product=args.product,
         shift_days=args.shift_days, missing=MISSING | frozenset(args.missing or ()),
-        order_window=args.order_window * 3600.0,
+        order_window=args.order_window * 3600.0, early_epoch=args.early_epoch,
     )
     fmt = args.format or guess_format(args.file)
     with open_out(args.out) as out, open_out(args.rejects) as rejects:

@@ -152,6 +152,7 @@ class ProfileMapping:
     time: str | None = None
     time_format: str | None = None
     missing: frozenset[str] = MISSING
+    early_epoch: bool = False
 
     def columns(self) -> list[str]:
         names = [self.customer, self.time, *(a.column for a in self.attributes)]
@@ -205,7 +206,8 @@ class ProfileImporter:
         except ValueError as exc:
             raise RowError(self.path, row, m.customer, str(exc)) from None
         try:
-            ts = parse_time(values[m.time], m.time_format) if m.time else parse_time(m.at, None)
+            ts = (parse_time(values[m.time], m.time_format, m.early_epoch) if m.time
+                  else parse_time(m.at, None))
         except (ValueError, TypeError) as exc:
             raise RowError(self.path, row, m.time or "--at", f"bad time: {exc}") from None
         attributes: dict[str, Any] = {}
@@ -274,7 +276,7 @@ def cli(args: Any, settings: Settings, fmt: str) -> int:
     mapping = ProfileMapping(
         customer=args.customer, attributes=parse_attributes(args.attribute), at=args.at,
         time=args.time, time_format=args.time_format,
-        missing=MISSING | frozenset(args.missing or ()),
+        missing=MISSING | frozenset(args.missing or ()), early_epoch=args.early_epoch,
     )
     with open_out(args.out) as out, open_out(args.rejects) as rejects:
         assert out is not None

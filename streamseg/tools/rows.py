@@ -45,6 +45,11 @@ FORMATS = ("csv", "tsv", "whitespace", "parquet")
 # is a bad row, an attribute column with one leaves the attribute out
 MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
 ID_MAX = 128  # the schemas' maxLength of event_id, order_id and customer_id
+# epoch seconds closer to 1970-01-01 than this are refused unless asked for (Excel serial
+# dates, days, ...): 1e6 s is 11.6 days
+EPOCH_FLOOR = 1e6
+_EXCEL_DAY0 = -25_569 * 86_400.0  # epoch seconds of Excel's day 0 (1899-12-30)
+_EXCEL_2100 = 73_051  # Excel's serial date of 2100-01-01
 _INTEGRAL = re.compile(r"(-?[0-9]+)\.0+")
 # what splits a value of a text row in two (a row with more fields than the header)
 _SPLIT = {"csv": "an unquoted comma", "tsv": "a tab", "whitespace": "a space"}
@@ -234,13 +239,16 @@ def short_id(text: str) -> str:
     return f"{text[:ID_MAX - 33]}~{digest}"
 
 
-def parse_time(value: Any, fmt: str | None) -> float:
+def parse_time(value: Any, fmt: str | None, early_epoch: bool = False) -> float:
     """Epoch seconds of a cell; naive times are UTC. Raises ``ValueError``.
+
+    With ``fmt="epoch"``, seconds within :data:`EPOCH_FLOOR` of 1970-01-01 are refused
+    (Excel serial dates, days since 1970, ...) unless ``early_epoch``.
 
     >>> parse_time("19970101", "%Y%m%d"), parse_time("2017-01-01 11:53:26", None)
     (852076800.0, 1483271606.0)
-    >>> parse_time(datetime(2017, 1, 1, 11, 53, 26), None), parse_time("86400", "epoch")
-    (1483271606.0, 86400.0)
+    >>> parse_time(datetime(2017, 1, 1, 11, 53, 26), None), parse_time("1483271606", "epoch")
+    (1483271606.0, 1483271606.0)
     >>> parse_time("9999-12-31T23:59:59-01:00", None)
     Traceback (most recent call last):
     ...
@@ -250,6 +258,14 @@ def parse_time(value: Any, fmt: str | None) -> float:
     ...
     ValueError: must be a time in the years 1 to 9999 UTC, got '1767600000000' \
 (epoch seconds; it looks like milliseconds: 2026-01-05T08:00:00Z)
+    >>> parse_time("40513.35", "epoch")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be epoch seconds from 1970-01-12T13:46:40Z (or --early-epoch), \
+got '40513.35' = 1970-01-01T11:15:13.350000Z; an Excel serial date? \
+as one it is 2010-12-01T08:24:00Z
+    >>> parse_time("40513.35", "epoch", early_epoch=True)
+    40513.35
     """
     if isinstance(value, datetime):
         moment = value
@@ -261,6 +277,8 @@ def parse_time(value: Any, fmt: str | None) -> float:
             raise ValueError(f"not a time: {value!r}")
         if not FIRST_TS <= seconds < END_TS:
             raise ValueError(f"{OUT_OF_RANGE}, got {value!r} (epoch seconds{_unit(seconds)})")
+        if not early_epoch and -EPOCH_FLOOR < seconds < EPOCH_FLOOR:
+            raise ValueError(_early(value, seconds))
         return seconds
     elif value is None or str(value).strip() == "":
         raise ValueError("empty")
@@ -274,6 +292,20 @@ def parse_time(value: Any, fmt: str | None) -> float:
     if not FIRST_TS <= seconds < END_TS:  # e.g. 9999-12-31T23:59:59-01:00
         raise ValueError(f"{OUT_OF_RANGE}, got {value!r}")
     return seconds
+
+
+def _early(value: Any, seconds: float) -> str:
+    """Why epoch seconds this close to 1970 are refused, with the Excel reading if it fits.
+
+    >>> _early("-5", -5.0)
+    "must be epoch seconds from 1970-01-12T13:46:40Z (or --early-epoch), got '-5' = \
+1969-12-31T23:59:55Z"
+    """
+    msg = (f"must be epoch seconds from {format_ts(EPOCH_FLOOR)} (or --early-epoch), "
+           f"got {value!r} = {format_ts(seconds)}")
+    if 1 <= seconds < _EXCEL_2100:  # Excel's serial dates count days from 1899-12-30
+        msg += f"; an Excel serial date? as one it is {format_ts(_EXCEL_DAY0 + seconds * 86_400)}"
+    return msg
 
 
 def _unit(seconds: float) -> str:

@@ -183,6 +183,29 @@ def test_a_negative_unit_price_line_is_netted_too(tmp_path: Path) -> None:
     assert [e["amount"] for e in lines(out)] == [8.5]
 
 
+# -- finding 8: epoch seconds near 1970 (Excel serial dates) are refused unless asked for
+
+
+def test_excel_serial_dates_given_as_epoch_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src, out = tmp_path / "excel.csv", tmp_path / "o.jsonl"
+    src.write_text("cust,when,amt\nA,40513.35,10\nA,40514.5,3\n")
+    args = ["import", str(src), "--customer", "cust", "--time", "when", "--time-format", "epoch",
+            *AMT, "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:2: column when: must be epoch seconds from "
+        "1970-01-12T13:46:40Z (or --early-epoch), got '40513.35' = "
+        "1970-01-01T11:15:13.350000Z; an Excel serial date? as one it is 2010-12-01T08:24:00Z\n")
+    assert main([*args, "--early-epoch"]) == 0
+    assert [e["ts"] for e in lines(out)] == ["1970-01-01T11:15:13.350000Z",
+                                             "1970-01-01T11:15:14.500000Z"]
+    src.write_text("cust,when,amt\nA,1000000,10\nA,1483271606,3\n")  # from 1e6 s: as given
+    assert main(args) == 0
+    assert [e["ts"] for e in lines(out)] == ["1970-01-12T13:46:40Z", "2017-01-01T11:53:26Z"]
+
+
 # -- finding 9: a generated event id longer than 128 characters is shortened
 
 
