@@ -48,6 +48,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -184,6 +185,7 @@ class Importer:
         # than the order window)
         self.orders: dict[str, list[Order]] = {}
         self.counts = Counts()
+        self._id = partial(id_text, missing=mapping.missing)  # a customer or order id cell
 
     def _fail(self, err: RowError, values: dict[str, Any]) -> None:
         if self.reject is None:
@@ -214,7 +216,7 @@ class Importer:
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
-        customer = self._cell(row, values, m.customer, lambda v: id_text(v, m.missing))
+        customer = self._cell(row, values, m.customer, self._id)
         ts = self._cell(row, values, m.time,
                         lambda v: parse_time(v, m.time_format, m.early_epoch))
         ts += m.shift_days * DAY
@@ -234,13 +236,18 @@ class Importer:
         qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
         amount = money if m.price is None or qty is None else money * qty
         product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
-        key = (self._cell(row, values, m.order, lambda v: id_text(v, m.missing)) if m.order
+        key = (self._cell(row, values, m.order, self._id) if m.order
                else f"{customer}@{_stamp(ts)}")
-        parts = self.orders.setdefault(key, [])
+        parts = self.orders.get(key)
+        if parts is None:
+            parts = self.orders[key] = []
         # the purchase of this order id the line belongs to: the first one that stays within
         # the order window with it (a till's receipt numbers come round again)
-        order = next((o for o in parts
-                      if max(o.last, ts) - min(o.ts, ts) <= m.order_window), None)
+        for order in parts:
+            if max(order.last, ts) - min(order.ts, ts) <= m.order_window:
+                break
+        else:
+            order = None
         if order is None:
             order = Order(customer, ts, currency, channel, row, values)
             parts.append(order)

@@ -207,16 +207,19 @@ def id_text(value: Any, missing: frozenset[str] = MISSING) -> str:
     ...
     ValueError: empty
     """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None:
         raise ValueError("empty")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            raise ValueError("empty")
+        if value.is_integer():
+            return str(int(value))
     text = str(value).strip()
     if not text:
         raise ValueError("empty")
     if text in missing:
         raise ValueError(f"must not be a missing value, got {text!r}")
-    if (whole := _INTEGRAL.fullmatch(text)) is not None:
+    if "." in text and (whole := _INTEGRAL.fullmatch(text)) is not None:
         return str(int(whole.group(1)))
     return text
 
