@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,14 @@ def add_parsers(sub: Any) -> None:
                        "--quantity (x 1 without a quantity column)")
     p.add_argument("--order", help="order id column (lines of one order -> one purchase); "
                    "without it: one purchase per customer and timestamp")
+    p.add_argument("--order-window", type=_hours, default=24.0, metavar="HOURS",
+                   help="lines of one order id further apart in time than this are separate "
+                   "purchases (default 24; 'inf': never)")
     p.add_argument("--time-format", help="strptime format (e.g. %%Y%%m%%d) or 'epoch' "
                    "(default ISO 8601; no offset = UTC)")
+    p.add_argument("--early-epoch", action="store_true", help="with --time-format epoch: "
+                   "take values under 1e6 (before 1970-01-12) as they are instead of refusing "
+                   "them (Excel serial dates, days)")
     cur = p.add_mutually_exclusive_group()
     cur.add_argument("--currency", help="fixed ISO 4217 currency of every amount, e.g. USD")
     cur.add_argument("--currency-column", help="currency column")
@@ -44,6 +51,10 @@ def add_parsers(sub: Any) -> None:
                    "(.parquet, .tsv, .txt = whitespace-separated, else csv)")
     p.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
     p.add_argument("--rejects", help="write bad rows here (JSON lines) and go on")
+    p.add_argument("--missing", action="append", metavar="VALUE",
+                   help="a cell value meaning 'unknown' (besides empty, nan, NaN, NA, N/A, null, "
+                   "None): a bad row in the customer and order id columns, an attribute left "
+                   "out (--profiles); repeatable")
     prof = p.add_argument_group("profiles", "--profiles: one customer-profiles record per row")
     prof.add_argument("--profiles", action="store_true",
                       help="rows are customers: write profile records, not purchases")
@@ -52,15 +63,23 @@ def add_parsers(sub: Any) -> None:
                       help="an attribute from a column; CONVERT: text (default), int "
                       "('5+' -> 5), number, bool, slug ('Probable Renter' -> probable_renter); "
                       "repeat for each attribute")
-    prof.add_argument("--missing", action="append", metavar="VALUE",
-                      help="a cell value meaning 'unknown' (attribute left out; besides empty, "
-                      "NA, NaN, null, None); repeatable")
 
     q = sub.add_parser("quality", help="published labels vs an independent batch reference")
     q.add_argument("file", type=Path, help="events, JSON lines (as for replay)")
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
     q.add_argument("--no-hysteresis", action="store_true", help="run with hysteresis off")
     q.add_argument("--no-confusion", action="store_true", help="omit the confusion matrices")
+
+
+def _hours(text: str) -> float:
+    """``--order-window``: a number of hours >= 0 (``inf`` allowed)."""
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = math.nan
+    if not hours >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of hours >= 0, got {text!r}")
+    return hours
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

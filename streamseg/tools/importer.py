@@ -8,11 +8,20 @@ order become one purchase: the amounts are summed, the time is the earliest
 line's, quantities (per product) become ``items``. With no order-id column,
 the rows of one customer with the same timestamp are one purchase (order id
 ``<customer>@<time>``), which is how date-only files such as CDNOW read: one
-purchase per customer per day.
+purchase per customer per day. Lines of one order id more than ``order_window``
+(24 h) apart are separate purchases (receipt numbers come round again): the earliest
+keeps the order id as event id, a later one gets ``<order>@<time>``. The lines of an
+order are netted (a negative line is a discount); an order netting to less than 0, or to
+0 with a negative line, is a return or a cancellation: a bad row. An empty customer or
+order id, or a missing-value token (``NA``, ``null``, ... and ``missing``), is a bad row;
+an id written as a whole number with a zero fraction (``17850.0``) is that number, as a
+Parquet float column gives it. Generated ids longer than 128 characters are shortened
+(:func:`~streamseg.tools.rows.short_id`).
 
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
-``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds); a time with
-no UTC offset is taken as UTC. Every event is checked with the worker's
+``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds, refusing values
+within 1e6 s of 1970 unless ``early_epoch``); a time with no UTC offset is taken as
+UTC. Every event is checked with the worker's
 :class:`~streamseg.engine.validate.Validator` (``streamseg/schemas/purchase.schema.json``
 plus FX and time-window rules). A bad row stops the import with
 ``FILE:ROW: column X: message`` (exit 2), or with ``rejects`` it is written there
@@ -39,6 +48,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,15 +60,20 @@ from streamseg.engine.validate import Invalid, Validator
 from streamseg.tools.rows import (
     END_TS,
     FIRST_TS,
+    MISSING,
     OUT_OF_RANGE,
     Reject,
     RowCounts,
     RowError,
     guess_format,
+    id_text,
     parse_time,
     read_rows,
     reject_writer,
+    short_id,
 )
+
+ORDER_WINDOW = 24 * 3600.0  # lines of one order id further apart than this are two purchases
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +93,9 @@ class Mapping:
     product: str | None = None
     shift_days: float = 0.0
     price: str | None = None  # ... or a unit price: the line's amount is price x quantity
+    missing: frozenset[str] = MISSING  # customer / order id cells that mean "unknown"
+    order_window: float = ORDER_WINDOW  # seconds
+    early_epoch: bool = False  # take epoch seconds near 1970 as they are
 
     def __post_init__(self) -> None:
         if (self.amount is None) == (self.price is None):
@@ -106,13 +124,18 @@ class Order:
     """One purchase under construction from its line items."""
 
     customer: str
-    ts: float
+    ts: float  # the earliest line's time
     currency: str
     channel: str | None
     row: int
     values: dict[str, Any]  # the first row's (for a rejects file)
+    last: float = 0.0  # the latest line's time
     amounts: list[float] = field(default_factory=list)
     items: dict[str, int] = field(default_factory=dict)
+    negative: bool = False  # a line with a negative amount (a discount, a return)
+
+    def __post_init__(self) -> None:
+        self.last = self.ts
 
 
 @dataclass(slots=True)
@@ -121,6 +144,7 @@ class Counts(RowCounts):
 
     events: int = 0
     customers: int = 0
+    split: int = 0  # purchases of an order id used again (further than the order window apart)
 
 
 def _text(value: Any) -> str:
@@ -132,10 +156,15 @@ def _text(value: Any) -> str:
     return text
 
 
+def _stamp(ts: float) -> str:
+    """``20260102T100000Z``: a time in generated ids."""
+    return format_ts(ts).replace("-", "").replace(":", "")
+
+
 def _amount(value: Any) -> float:
     number = float(value) if isinstance(value, int | float) else float(str(value).strip())
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"must be a finite number >= 0, got {value!r}")
+    if not math.isfinite(number):
+        raise ValueError(f"must be a finite number, got {value!r}")
     return number
 
 
@@ -152,8 +181,11 @@ class Importer:
     def __init__(self, path: str, mapping: Mapping, settings: Settings, reject: Reject | None):
         self.path, self.m, self.reject = path, mapping, reject
         self.validator = Validator(settings)
-        self.orders: dict[str, Order] = {}
+        # order key -> its purchases (more than one: the id reused further apart in time
+        # than the order window)
+        self.orders: dict[str, list[Order]] = {}
         self.counts = Counts()
+        self._id = partial(id_text, missing=mapping.missing)  # a customer or order id cell
 
     def _fail(self, err: RowError, values: dict[str, Any]) -> None:
         if self.reject is None:
@@ -184,8 +216,9 @@ class Importer:
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
-        customer = self._cell(row, values, m.customer, _text)
-        ts = self._cell(row, values, m.time, lambda v: parse_time(v, m.time_format))
+        customer = self._cell(row, values, m.customer, self._id)
+        ts = self._cell(row, values, m.time,
+                        lambda v: parse_time(v, m.time_format, m.early_epoch))
         ts += m.shift_days * DAY
         if not FIRST_TS <= ts < END_TS:
             raise RowError(self.path, row, m.time, f"{OUT_OF_RANGE} after --shift-days "
@@ -203,15 +236,26 @@ class Importer:
         qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
         amount = money if m.price is None or qty is None else money * qty
         product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
-        key = (self._cell(row, values, m.order, _text) if m.order
-               else f"{customer}@{format_ts(ts).replace('-', '').replace(':', '')}")
-        order = self.orders.get(key)
+        key = (self._cell(row, values, m.order, self._id) if m.order
+               else f"{customer}@{_stamp(ts)}")
+        parts = self.orders.get(key)
+        if parts is None:
+            parts = self.orders[key] = []
+        # the purchase of this order id the line belongs to: the first one that stays within
+        # the order window with it (a till's receipt numbers come round again)
+        for order in parts:
+            if max(order.last, ts) - min(order.ts, ts) <= m.order_window:
+                break
+        else:
+            order = None
         if order is None:
-            order = self.orders[key] = Order(customer, ts, currency, channel, row, values)
+            order = Order(customer, ts, currency, channel, row, values)
+            parts.append(order)
         else:
             self._same(row, key, order, customer, currency, channel)
-            order.ts = min(order.ts, ts)
+            order.ts, order.last = min(order.ts, ts), max(order.last, ts)
         order.amounts.append(amount)
+        order.negative = order.negative or amount < 0
         if qty is not None:
             order.items[product] = order.items.get(product, 0) + qty
 
@@ -225,14 +269,44 @@ class Importer:
                 raise RowError(self.path, row, col,
                                f"order {key} has {have!r} at row {order.row}, this row {got!r}")
 
+    def _purchases(self) -> list[tuple[str, str, Order]]:
+        """``(event id, order id, order)`` of every purchase, by (time, customer, event id).
+
+        An order id whose lines fell into several purchases (further apart than the order
+        window) keeps its id for the earliest; each later one gets ``<order>@<time>``.
+        Generated ids longer than 128 characters are shortened (:func:`short_id`).
+        """
+        found: list[tuple[str, str, Order]] = []
+        for key, parts in self.orders.items():
+            order_id = key if self.m.order else short_id(key)
+            parts.sort(key=lambda o: (o.ts, o.row))
+            for i, o in enumerate(parts):
+                event_id = order_id if i == 0 else short_id(f"{key}@{_stamp(o.ts)}")
+                found.append((event_id, order_id, o))
+        found.sort(key=lambda p: (p[2].ts, p[2].customer, p[0]))
+        return found
+
     def events(self) -> list[dict[str, Any]]:
-        """The purchase events sorted by (time, customer, order id), each validated."""
+        """The purchase events sorted by (time, customer, event id), each validated.
+
+        The lines of an order are netted: a negative line (a discount) lowers the amount.
+        An order that nets to less than 0, or to 0 with a negative line, is a return or a
+        cancellation: a bad row (at its first row); one of zero-amount lines only is a
+        purchase of 0.
+        """
         out: list[dict[str, Any]] = []
-        for key, o in sorted(self.orders.items(), key=lambda kv: (kv[1].ts, kv[1].customer, kv[0])):
+        money = self.m.amount or self.m.price
+        for event_id, order_id, o in self._purchases():
+            amount = round(math.fsum(o.amounts), 6)
+            if amount < 0 or (amount == 0 and o.negative):
+                self._fail(RowError(self.path, o.row, money,
+                                    f"order {event_id}: its lines net to {amount:g}, a return or a "
+                                    "cancellation (the engine has no returns)"), o.values)
+                continue
             event: dict[str, Any] = {
-                "event_id": key, "customer_id": o.customer, "type": "purchase",
-                "ts": format_ts(o.ts), "order_id": key,
-                "amount": round(math.fsum(o.amounts), 6), "currency": o.currency,
+                "event_id": event_id, "customer_id": o.customer, "type": "purchase",
+                "ts": format_ts(o.ts), "order_id": order_id,
+                "amount": amount, "currency": o.currency,
             }
             if o.channel is not None:
                 event["channel"] = o.channel
@@ -241,10 +315,12 @@ class Importer:
             res = self.validator.check_record("purchase", None, event)
             if isinstance(res, Invalid):
                 err = RowError(self.path, o.row, self.m.column_of(res.field),
-                               f"order {key}: {res.reason}: {res.message}")
+                               f"order {event_id}: {res.reason}: {res.message}")
                 self._fail(err, o.values)
                 continue
             out.append(event)
+            if self.m.order is not None and event_id != order_id:
+                self.counts.split += 1
         self.counts.events = len(out)
         self.counts.customers = len({e["customer_id"] for e in out})
         return out
@@ -273,13 +349,15 @@ def cli(args: Any, settings: Settings) -> int:
         time_format=args.time_format, currency=args.currency,
         currency_column=args.currency_column, channel=args.channel,
         channel_column=args.channel_column, quantity=args.quantity, product=args.product,
-        shift_days=args.shift_days,
+        shift_days=args.shift_days, missing=MISSING | frozenset(args.missing or ()),
+        order_window=args.order_window * 3600.0, early_epoch=args.early_epoch,
     )
     fmt = args.format or guess_format(args.file)
     with open_out(args.out) as out, open_out(args.rejects) as rejects:
         assert out is not None
         counts = run(args.file, fmt, mapping, settings, out, rejects)
+    split = f" split={counts.split}" if counts.split else ""
     print(f"imported {args.file}: rows={counts.rows} rejected={counts.rejected} "
-          f"purchases={counts.events} customers={counts.customers} -> {args.out}",
+          f"purchases={counts.events}{split} customers={counts.customers} -> {args.out}",
           file=sys.stderr)
     return 0

@@ -52,9 +52,17 @@ from streamseg.config import Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
-from streamseg.tools.rows import RowCounts, RowError, parse_time, read_rows, reject_writer
+from streamseg.tools.rows import (
+    MISSING,
+    RowCounts,
+    RowError,
+    id_text,
+    parse_time,
+    read_rows,
+    reject_writer,
+    short_id,
+)
 
-MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
 _SLUG = re.compile(r"[^a-z0-9]+")
 _WHOLE = re.compile(r"\s*([0-9]+)\s*\+?\s*")
 _TRUE, _FALSE = frozenset({"true", "yes", "y", "1"}), frozenset({"false", "no", "n", "0"})
@@ -144,6 +152,7 @@ class ProfileMapping:
     time: str | None = None
     time_format: str | None = None
     missing: frozenset[str] = MISSING
+    early_epoch: bool = False
 
     def columns(self) -> list[str]:
         names = [self.customer, self.time, *(a.column for a in self.attributes)]
@@ -192,12 +201,13 @@ class ProfileImporter:
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
-        cell = values[m.customer]
-        if self._blank(cell):
-            raise RowError(self.path, row, m.customer, "empty")
-        customer = _text(cell)
         try:
-            ts = parse_time(values[m.time], m.time_format) if m.time else parse_time(m.at, None)
+            customer = id_text(values[m.customer], m.missing)
+        except ValueError as exc:
+            raise RowError(self.path, row, m.customer, str(exc)) from None
+        try:
+            ts = (parse_time(values[m.time], m.time_format, m.early_epoch) if m.time
+                  else parse_time(m.at, None))
         except (ValueError, TypeError) as exc:
             raise RowError(self.path, row, m.time or "--at", f"bad time: {exc}") from None
         attributes: dict[str, Any] = {}
@@ -213,7 +223,7 @@ class ProfileImporter:
             self.counts.empty += 1
             return
         stamp = format_ts(ts).replace("-", "").replace(":", "")
-        event_id = f"profile:{customer}@{stamp}"
+        event_id = short_id(f"profile:{customer}@{stamp}")
         if event_id in self.records:
             first = self.records[event_id][1]
             raise RowError(self.path, row, m.customer,
@@ -266,7 +276,7 @@ def cli(args: Any, settings: Settings, fmt: str) -> int:
     mapping = ProfileMapping(
         customer=args.customer, attributes=parse_attributes(args.attribute), at=args.at,
         time=args.time, time_format=args.time_format,
-        missing=MISSING | frozenset(args.missing or ()),
+        missing=MISSING | frozenset(args.missing or ()), early_epoch=args.early_epoch,
     )
     with open_out(args.out) as out, open_out(args.rejects) as rejects:
         assert out is not None

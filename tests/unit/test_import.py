@@ -112,12 +112,15 @@ def test_parquet_gives_the_same_events_as_csv(tmp_path: Path, assert_schema: Che
 
 
 @pytest.mark.parametrize(("row", "message"), [
-    ("c3,2026-01-05,-1,b9,1,p1,web", "orders.csv:7: column line_total: must be a finite number "
-                                     ">= 0, got '-1'"),
+    ("c3,2026-01-05,-1,b9,1,p1,web", "orders.csv:7: column line_total: order b9: its lines net "
+                                     "to -1, a return or a cancellation (the engine has no "
+                                     "returns)"),
+    ("c3,2026-01-05,x,b9,1,p1,web", "orders.csv:7: column line_total: cannot read 'x' "
+                                    "(could not convert string to float: 'x')"),
     ("c3,yesterday,1,b9,1,p1,web", "orders.csv:7: column when: cannot read 'yesterday' "
                                    "(Invalid isoformat string: 'yesterday')"),
-    ("c3,2026-01-05,1,b1,1,p1,web", "orders.csv:7: column customer: order b1 has 'c1' at row 3, "
-                                    "this row 'c3'"),
+    ("c3,2026-01-02T11:00:00Z,1,b1,1,p1,app", "orders.csv:7: column customer: order b1 has 'c1' "
+                                              "at row 3, this row 'c3'"),
     (",2026-01-05,1,b9,1,p1,web", "orders.csv:7: column customer: empty"),
 ])
 def test_a_bad_row_stops_with_file_row_column_message(
