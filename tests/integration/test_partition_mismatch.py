@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from worker_proc import make_settings, worker_env
+from worker_proc import assert_refused_at_start, make_settings, worker_env
 
 from streamseg.app import changelog
 
@@ -34,21 +34,7 @@ async def test_a_changelog_with_another_partition_count_stops_worker_and_check(
     env = worker_env(one, broker_url)
     expected = (f"streamseg: error: STREAMSEG_PARTITIONS=1, but {state} (4 partitions): inputs, "
                 "ticks and table changelogs must have the same partition count")
-    check = subprocess.run([sys.executable, "-m", "streamseg", "check"], env=env,
-                           capture_output=True, text=True, timeout=120)
-    assert check.returncode == 2, check.stdout + check.stderr
-    assert check.stderr.startswith(expected), check.stderr
-    worker = subprocess.run([sys.executable, "-m", "streamseg", "worker"], env=env,
-                            capture_output=True, text=True, timeout=180)
-    assert worker.returncode == 2, worker.stderr[-2000:]
-    last = [line for line in worker.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith(expected) and "Traceback" not in worker.stderr, worker.stderr[-2000:]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:  # the refused start created nothing
-        assert one.topic_clickstream not in set(await admin.list_topics())
-    finally:
-        await admin.close()
+    await assert_refused_at_start(env, expected, bootstrap_servers, one.topic_clickstream)
     # the right count passes the check
     ok = subprocess.run([sys.executable, "-m", "streamseg", "check"],
                         env=worker_env(four, broker_url), capture_output=True, text=True,

@@ -12,8 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiokafka.admin import AIOKafkaAdminClient
-from worker_proc import make_settings, worker_env
+from worker_proc import assert_refused_at_start, make_settings, worker_env
 
 
 async def test_factor_above_broker_count_stops_worker_and_check(
@@ -24,21 +23,7 @@ async def test_factor_above_broker_count_stops_worker_and_check(
     expected = (f"streamseg: error: STREAMSEG_REPLICATION_FACTOR=2, but the cluster at "
                 f"{two.bootstrap_servers} has 1 broker: a topic cannot have more replicas "
                 "than brokers")
-    check = subprocess.run([sys.executable, "-m", "streamseg", "check"], env=env,
-                           capture_output=True, text=True, timeout=120)
-    assert check.returncode == 2, check.stdout + check.stderr
-    assert check.stderr.startswith(expected), check.stderr
-    worker = subprocess.run([sys.executable, "-m", "streamseg", "worker"], env=env,
-                            capture_output=True, text=True, timeout=180)
-    assert worker.returncode == 2, worker.stderr[-2000:]
-    last = [line for line in worker.stderr.splitlines() if line.strip()][-1]
-    assert last.startswith(expected) and "Traceback" not in worker.stderr, worker.stderr[-2000:]
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:  # the refused start created nothing
-        assert two.topic_clickstream not in set(await admin.list_topics())
-    finally:
-        await admin.close()
+    await assert_refused_at_start(env, expected, bootstrap_servers, two.topic_clickstream)
     # factor 1 (the default) passes on one broker
     env["STREAMSEG_REPLICATION_FACTOR"] = "1"
     ok = subprocess.run([sys.executable, "-m", "streamseg", "check"], env=env,

@@ -112,6 +112,29 @@ def worker_env(settings: Settings, broker_url: str) -> dict[str, str]:
     return env
 
 
+async def assert_refused_at_start(env: dict[str, str], expected: str, bootstrap: str,
+                                  topic: str) -> None:
+    """``streamseg check`` and ``streamseg worker`` both exit 2 with one line starting with
+    ``expected`` (no traceback), and the refused start created ``topic`` nowhere."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    check = subprocess.run([sys.executable, "-m", "streamseg", "check"], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert check.stderr.startswith(expected), check.stderr
+    worker = subprocess.run([sys.executable, "-m", "streamseg", "worker"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert worker.returncode == 2, worker.stderr[-2000:]
+    last = [line for line in worker.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(expected) and "Traceback" not in worker.stderr, worker.stderr[-2000:]
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        assert topic not in set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
 class WorkerProc:
     """One ``python -m streamseg worker`` subprocess with its log file."""
 
