@@ -116,13 +116,24 @@ def held(values: Iterable[tuple[int, bytes | None]], routed: int) -> dict[str, A
     True
     >>> held([(3, codec.dumps({"customer_id": "c"}))], routed=3)  # written before partitions
     {'customer_id': 'c'}
+
+    Nor is an empty profile that only a ``consent_granted`` created (no event, no segment,
+    no attribute, not withdrawn): a consent producer with another partitioner than the
+    events' left one on the routed partition, and the lookup answered it, an empty
+    profile, instead of searching for the customer's real one.
+
+    >>> granted = codec.dumps({"customer_id": "c", PARTITION: 0, "events": 0,
+    ...                        "segments": {}, "attributes": {}, "withdrawn": False})
+    >>> held([(0, granted), (2, real)], routed=0)[PARTITION], held([(0, granted)], routed=0)
+    (2, None)
     """
     found: list[tuple[bool, int, dict[str, Any]]] = []
     for p, raw in values:
         if raw is None:
             continue
         data = codec.loads(raw)
-        if data.get(COPY):
+        if data.get(COPY) or not (data.get("events", 1) or data.get("segments")
+                                  or data.get("attributes") or data.get("withdrawn")):
             continue
         recorded = data.get(PARTITION)
         if recorded != p and (isinstance(recorded, int) or p != routed):
