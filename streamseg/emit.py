@@ -172,7 +172,4 @@ def is_fanout(headers: Any) -> bool:
     >>> is_fanout([(FANOUT, b"consent")]), is_fanout({"other": b""}), is_fanout(None)
     (True, False, False)
     """
-    if not headers:
-        return False
-    items = headers.items() if isinstance(headers, dict) else headers
-    return any(k == FANOUT for k, _ in items)
+    return fanout_format(headers) is not None

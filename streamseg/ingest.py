@@ -32,7 +32,7 @@ from streamseg.engine.validate import Invalid, Valid, Validator
 from streamseg.gate import Gate
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync
-from streamseg.partitions import PartitionState, home, position_key, replayed
+from streamseg.partitions import PartitionState, handled, home, position_key, replayed
 from streamseg.punctuator import COPY, POSITIONS, Punctuator
 
 log = logging.getLogger(__name__)
@@ -354,8 +354,7 @@ class Ingest:
         ev = copy.event
         key = ev.customer_id.encode()
         entry = self.load(event, key)
-        last = None if copy.origin is None else entry.positions.get(copy.origin)
-        if last is not None and copy.offset <= last:
+        if copy.origin is not None and handled(entry.positions, copy.origin, copy.offset):
             if entry.state is not None:  # as a re-delivered input (on_input): write it again
                 entry.dirty = entry.rewrite = True
             self.metrics.consent_fanout.labels(outcome="duplicate").inc()

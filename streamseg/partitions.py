@@ -55,7 +55,12 @@ def position_key(topic: str, partition: int) -> str:
 
 def replayed(positions: Mapping[str, int], topic: str, partition: int, offset: int) -> bool:
     """Whether the input at ``offset`` is at or before the last one applied to this state."""
-    last = positions.get(position_key(topic, partition))
+    return handled(positions, position_key(topic, partition), offset)
+
+
+def handled(positions: Mapping[str, int], source: str, offset: int) -> bool:
+    """:func:`replayed` for a source given by its :func:`position_key`."""
+    last = positions.get(source)
     return last is not None and offset <= last
 
 

@@ -173,15 +173,16 @@ class Punctuator:
             for state in self.parts.values():
                 state.rescore.difference_update(gone)
         for p, key, raw in owned:
-            if pseudonymising and not is_alias(key.decode("utf-8", errors="replace")):
+            cid = key.decode()
+            if pseudonymising and not is_alias(cid):
                 raw_ids += 1
             customer = CustomerState.from_dict(codec.loads(raw))
             self.engine.restore(customer)  # population models (RFM ranks) cover owned customers
-            self.part(p).schedule.push(key.decode(), self.engine.due(customer))
+            self.part(p).schedule.push(cid, self.engine.due(customer))
             if customer.definition != self.engine.definition and not customer.withdrawn:
                 # evaluated under other settings (or before states recorded them): the
                 # next tick re-evaluates it under these (Engine.rescore -> redefine)
-                self.part(p).rescore.add(key.decode())
+                self.part(p).rescore.add(cid)
                 stale += 1
         self.raw_ids = raw_ids
         if stale:
