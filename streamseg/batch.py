@@ -53,6 +53,9 @@ class Batch:
     counts: list[tuple[str, str]] = field(default_factory=list)
     clocks: dict[int, Any] = field(default_factory=dict)  # partition -> an event of it
     event_time: float | None = None  # of the last input applied (the lag gauge)
+    # the event time ticks may reach (Punctuator.now) when the batch began: a late event
+    # is evaluated there (Engine.apply); None: no clock yet
+    look: float | None = None
 
 
 async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:

@@ -136,6 +136,7 @@ class Ingest:
     async def _handle_batch(self, events: list[Any]) -> None:
         started = time.perf_counter()
         self.batch = batch = Batch()
+        batch.look = self.punctuator.now()
         now = time.monotonic()
         # a batch below the size limit left nothing queued (the intake takes what is there)
         self.gate.progress(len(events), now, emptied=len(events) < self.ss.settings.batch_size)
@@ -264,7 +265,8 @@ class Ingest:
             # applied before (a re-read after a rebalance): progress up to here is real
             self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
             return
-        outcome = self.engine.ingest(entry.state, ev, self.clock)
+        # a late event is evaluated where the ticks have got to (Engine.apply)
+        outcome = self.engine.ingest(entry.state, ev, self.clock, self.batch.look)
         if isinstance(outcome, Invalid):
             self.out.dead_letter(self.batch, outcome, msg, stream)
             return

@@ -115,7 +115,9 @@ class Replayer:
         )
         if not isinstance(result, Invalid):
             ev = result.event
-            outcome = self.engine.ingest(self.states.get(ev.customer_id), ev, self.clock)
+            # where the ticks have got to: a late event is evaluated there (Engine.apply)
+            look = self.clock.now()
+            outcome = self.engine.ingest(self.states.get(ev.customer_id), ev, self.clock, look)
             if not isinstance(outcome, Invalid):
                 changes = self._settle(ev.customer_id, outcome, ev.ts)
                 return changes + self.rescore(ev.ts) + self.advance()

@@ -91,6 +91,9 @@ class CustomerState:
     # the settings' definition hash (Settings.definition) the state was last evaluated
     # under: another one (changed thresholds, an audiences file) re-evaluates it once
     definition: str = ""
+    # the event clock a late event was evaluated at (Engine.apply): the labels account
+    # for time up to here, so no later walk starts before it (scheduler.floor)
+    looked: float | None = None
 
     @classmethod
     def new(cls, customer_id: str, ts: float) -> CustomerState:

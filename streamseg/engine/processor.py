@@ -103,8 +103,18 @@ class Engine:
         after = floor(state) if at is None else max(at, floor(state))
         return earliest(dues(self, state, after))
 
-    def apply(self, state: CustomerState | None, event: Event) -> Outcome:
+    def apply(self, state: CustomerState | None, event: Event,
+              clock: float | None = None) -> Outcome:
         """Fold ``event`` into ``state`` (which may be None for an unknown customer).
+
+        ``clock`` (optional): the event time that time-driven evaluation has reached
+        (the event clock). A *late* event -- older than the latest time its customer
+        was already evaluated at, which is itself behind ``clock`` -- is evaluated at
+        ``clock``, after the customer's time-driven moves up to it: the labels
+        published are what is true now. Evaluated at its customer's latest look
+        instead, it republished a state that was already over (``lapsed -> low ->
+        lapsed`` for a purchase of day 10 read at day 300; a buffered page view of
+        day 5 read at day 120: ``inactive_prospect -> prospect -> inactive_prospect``).
 
         A profile record (kind ``profile``) is deduplicated, skipped for a
         withdrawn customer and evaluated (trigger ``event``) like any event, but
@@ -134,7 +144,13 @@ class Engine:
             return Outcome(state, skipped="duplicate")
         else:
             redone = evaluation.redefine(self, state)  # evaluated under other settings
-            if state.due_hint is None or state.due_hint < event.ts:
+            if clock is not None and event.ts < floor(state) < clock:
+                # late: the time-driven moves up to the clock first (what a tick does),
+                # then the event is evaluated at the clock, never at a time already over
+                caught = catch_up(self, state, clock, inclusive=True)
+                if clock > floor(state):
+                    state.looked = clock  # evaluated up to here: no later walk starts before
+            elif state.due_hint is None or state.due_hint < event.ts:
                 # time-driven moves due before this event happen first, at their own time
                 caught = catch_up(self, state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
@@ -314,10 +330,14 @@ class Engine:
         return evaluation.verdict(self, state, name, now)
 
     def ingest(
-        self, state: CustomerState | None, event: Event, clock: EventClock
+        self, state: CustomerState | None, event: Event, clock: EventClock,
+        look: float | None = None,
     ) -> Outcome | Invalid:
         """:meth:`screen` against ``clock``, then advance the clock (no further than the
-        wall clock: :func:`~streamseg.engine.clock.bounded`) and :meth:`apply`.
+        wall clock: :func:`~streamseg.engine.clock.bounded`) and :meth:`apply` with
+        ``look``, the event time that time-driven evaluation has reached (replay: the
+        clock's ``now()``; the worker: its tick clock, capped at its slowest input;
+        None: unknown, a late event is evaluated at its customer's latest look).
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
@@ -326,7 +346,7 @@ class Engine:
         if rejected is not None:
             return rejected
         clock.observe(bounded(event.ts, clock.max_seen, wall))
-        return self.apply(state, event)
+        return self.apply(state, event, look)
 
     def screen(self, event: Event, watermark: float | None,
                wall: float | None = None) -> Invalid | None:

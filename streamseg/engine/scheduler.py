@@ -54,8 +54,11 @@ def next_due(
 
 
 def floor(state: CustomerState) -> float:
-    """The latest event time ``state`` was already evaluated at (last event or change)."""
+    """The latest event time ``state`` was already evaluated at (last event or change,
+    or the event clock a late event was evaluated at)."""
     best = state.last_seen
+    if state.looked is not None and state.looked > best:
+        best = state.looked
     for v in state.segments.values():
         t = float(v[1])
         if t > best:

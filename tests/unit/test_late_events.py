@@ -1,0 +1,96 @@
+"""A late event (older than what its customer's labels already account for) is evaluated
+at the event clock: no state that was already over is published (no A -> B -> A burst).
+
+Reproductions of a code review's finding 3 (a buffered page view of day 5 read at day 120
+published ``inactive_prospect -> prospect -> inactive_prospect``; a purchase of day 10 read
+at day 300 published ``lapsed -> low -> lapsed``). Each test fails on the engine that
+evaluated a late event at the customer's latest look (``floor(state)``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streamseg.config import DAY, Settings
+from streamseg.engine.events import Event, format_ts
+from streamseg.engine.processor import Engine
+from streamseg.engine.segmenters import FrequencySegmenter, LifecycleSegmenter
+from streamseg.replay import Replayer
+
+T0 = 1_767_268_800.0  # 2026-01-01T12:00:00Z
+
+
+def click(cid: str, day: float, eid: str) -> dict[str, Any]:
+    return {"type": "page_view", "customer_id": cid, "event_id": eid,
+            "ts": format_ts(T0 + day * DAY), "channel": "web", "device": "mobile",
+            "session_id": f"s-{eid}"}
+
+
+def buy(cid: str, day: float, eid: str) -> dict[str, Any]:
+    return {"type": "purchase", "customer_id": cid, "event_id": eid, "order_id": eid,
+            "ts": format_ts(T0 + day * DAY), "amount": 50.0, "currency": "EUR",
+            "channel": "web", "device": "mobile"}
+
+
+def moves(records: list[dict[str, Any]], cid: str, segmenter: str) -> list[tuple[Any, str]]:
+    rep = Replayer(Settings())
+    out: list[tuple[Any, str]] = []
+    for r in records:
+        got = rep.feed(orjson.dumps(r))
+        assert isinstance(got, list), got
+        out += [(c["from_segment"], c["to_segment"]) for c in got
+                if c.get("kind") == "change" and c["customer_id"] == cid
+                and c["segmenter"] == segmenter]
+    return out
+
+
+def test_buffered_page_view_of_an_inactive_visitor_publishes_nothing() -> None:
+    late = [click("v", 0, "v1"), click("d", 120, "d1"), click("v", 5, "v2"), click("d", 121, "d2")]
+    assert moves(late, "v", "lifecycle") == [(None, "prospect"), ("prospect", "inactive_prospect")]
+
+
+def test_old_purchase_of_a_lapsed_buyer_publishes_nothing() -> None:
+    late = [buy("c", 0, "p1"), click("d", 300, "d1"), buy("c", 10, "p2"), click("d", 301, "d2")]
+    freq = moves(late, "c", "frequency")
+    life = moves(late, "c", "lifecycle")
+    assert freq == [(None, "one_time"), ("one_time", "lapsed")], freq
+    assert life[-1] == ("at_risk", "lapsed") and ("lapsed", "at_risk") not in life, life
+
+
+def test_a_late_purchase_that_changes_the_present_is_published_once_at_the_clock() -> None:
+    # bought on day 0, at_risk published at day 90 (clock at day 100): a purchase of day 95
+    # read now makes the customer active again -- once, dated at the clock, not at day 90
+    records = [buy("c", 0, "p1"), buy("c", 5, "p2"), click("d", 100, "d1"), buy("c", 95, "p3")]
+    rep = Replayer(Settings())
+    changes = []
+    for r in records:
+        got = rep.feed(orjson.dumps(r))
+        assert isinstance(got, list)
+        changes += [c for c in got if c.get("kind") == "change" and c["customer_id"] == "c"
+                    and c["segmenter"] == "lifecycle"]
+    last = changes[-1]
+    assert (last["from_segment"], last["to_segment"], last["trigger"]) == (
+        "at_risk", "active", "event")
+    clock = T0 + 100 * DAY - Settings().allowed_lateness_s
+    assert last["event_time"] == format_ts(clock)
+    times = [c["event_time"] for c in changes]
+    assert times == sorted(times)  # never back in time for the customer
+
+
+def test_no_walk_after_a_late_event_starts_before_the_clock() -> None:
+    # lapsed at day 180; a purchase of day 100 read when the clock is at day 300: at day 300
+    # the customer is still lapsed (200 days since). A later tick must not walk from day 180
+    # with that purchase and publish an at_risk back-dated to day 190 (a transient).
+    settings = Settings()
+    eng = Engine(settings, [FrequencySegmenter(settings), LifecycleSegmenter(settings)])
+    state = eng.apply(None, Event("purchase", "purchase", "p1", "c", T0, amount=50.0)).state
+    assert state is not None
+    lapsed = eng.tick(state, T0 + 300 * DAY)
+    assert [c["to_segment"] for c in lapsed.changes][-1] == "lapsed"
+    out = eng.apply(state, Event("purchase", "purchase", "p2", "c", T0 + 100 * DAY, amount=50.0),
+                    T0 + 300 * DAY)
+    assert out.changes == []
+    later = eng.tick(state, T0 + 400 * DAY)
+    assert [(c["from_segment"], c["to_segment"]) for c in later.changes] == []
