@@ -94,3 +94,27 @@ def test_no_walk_after_a_late_event_starts_before_the_clock() -> None:
     assert out.changes == []
     later = eng.tick(state, T0 + 400 * DAY)
     assert [(c["from_segment"], c["to_segment"]) for c in later.changes] == []
+
+
+def test_the_worker_evaluates_a_late_event_where_its_ticks_have_got_to() -> None:
+    """The real ``Ingest`` (batch, ticks, emit): the same as replay, no transient."""
+    from datetime import UTC, datetime
+
+    from unit.ingest_harness import Harness
+
+    cfg = Settings(max_future_skew_s=3650 * DAY, source_idle_s=0.0)
+    h = Harness(cfg, wall=lambda: datetime(2030, 1, 1, tzinfo=UTC).timestamp())
+    try:
+        for stream, record in (("click", click("v", 0, "v1")), ("click", click("d", 120, "d1"))):
+            h.send_json(stream, record)
+        for partition, value in h.ingest.due_ticks():  # the clock timer: v goes inactive
+            h.send("tick", None, value, partition=partition)
+        h.send_json("click", click("v", 5, "v2"))  # the app's buffered page view of day 5
+        h.send_json("click", click("d", 121, "d2"))
+        for partition, value in h.ingest.due_ticks():
+            h.send("tick", None, value, partition=partition)
+        got = [(c["from_segment"], c["to_segment"]) for c in h.app.changes.values()
+               if c["customer_id"] == "v" and c["segmenter"] == "lifecycle"]
+    finally:
+        h.close()
+    assert got == [(None, "prospect"), ("prospect", "inactive_prospect")]
