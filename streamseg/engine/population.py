@@ -172,3 +172,50 @@ class Ranking:
         self._value = dict(items)
         self._sorted = SortedList((v, 0, c) for c, v in self._value.items())
         self._cuts = [self.cut(s) for s in self.shares]
+
+
+class WarmUp:
+    """Has the purchase history spanned ``span_s`` for at least ``k`` customers? (latched)
+
+    Warm once ``k`` customers' first purchases lie ``span_s`` or more before the
+    newest purchase seen: the ``k``-th earliest first purchase, not the earliest,
+    so one stray old purchase (a till whose clock was reset, a test order imported
+    from years ago) does not end a population model's warm-up while every other
+    buyer bought this morning. Keeps one first-purchase time per customer until
+    warm, then nothing.
+
+    >>> w = WarmUp(90.0, 3)
+    >>> w.note("old", 0.0, 0.0)  # one purchase 100 days before the others
+    False
+    >>> [w.note(c, 100.0, 100.0) for c in ("a", "b", "c")]
+    [False, False, False]
+    >>> w.note("a", 100.0, 189.0)  # 89 days after three customers' first purchases
+    False
+    >>> w.note("a", 100.0, 190.0)  # 90 days: warm (the old purchase alone spanned 189)
+    True
+    """
+
+    def __init__(self, span_s: float, k: int) -> None:
+        self.span_s = span_s
+        self.k = max(1, k)
+        self.warm = False
+        self.last: float | None = None
+        self._firsts: SortedList[float] = SortedList()
+        self._of: dict[str, float] = {}
+
+    def note(self, customer_id: str, first: float, last: float) -> bool:
+        """Count a customer's first and latest purchase; whether the span is reached."""
+        if self.warm:
+            return True
+        old = self._of.get(customer_id)
+        if old != first:
+            if old is not None:
+                self._firsts.remove(old)
+            self._firsts.add(first)
+            self._of[customer_id] = first
+        if self.last is None or last > self.last:
+            self.last = last
+        if len(self._firsts) >= self.k and self.last - self._firsts[self.k - 1] >= self.span_s:
+            self.warm = True
+            self._firsts, self._of = SortedList(), {}
+        return self.warm

@@ -32,7 +32,7 @@ from typing import Any
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.features import CustomerState
-from streamseg.engine.population import BP, Range, Ranking
+from streamseg.engine.population import BP, Range, Ranking, WarmUp
 
 QUINTILES = (2000, 4000, 6000, 8000)  # score boundaries, in basis points of rank share
 
@@ -80,8 +80,8 @@ class RFMModel:
         self.frequency = Ranking(shares)
         self.monetary = Ranking(shares)
         self.values: dict[str, tuple[float, float, float]] = {}
-        self.first: float | None = None  # earliest and latest purchase seen (warm-up span)
-        self.last: float | None = None
+        # the warm-up span: from the rfm_min_samples-th earliest first purchase (WarmUp)
+        self.span = WarmUp(self.warmup_s, self.min_customers)
         self.updates = 0  # population changes so far: the local model version
         self.warm = False
         self._moved: dict[str, None] = {}  # an ordered set: replays stay deterministic
@@ -105,9 +105,7 @@ class RFMModel:
         self.learned = cid
         self.updates += 1
         self._cache = None
-        first = lp if state.first_purchase is None else state.first_purchase
-        self.first = first if self.first is None else min(self.first, first)
-        self.last = lp if self.last is None else max(self.last, lp)
+        self.span.note(cid, lp if state.first_purchase is None else state.first_purchase, lp)
         moved: list[tuple[Ranking, Range]] = []
         for ranking, v, was in zip(
             (self.recency, self.frequency, self.monetary), vals, old or (None,) * 3, strict=True
@@ -147,10 +145,7 @@ class RFMModel:
                         self._moved[other] = None
 
     def _warm_now(self) -> bool:
-        return (
-            self.first is not None and self.last is not None
-            and self.last - self.first >= self.warmup_s and len(self.values) >= self.min_customers
-        )
+        return self.span.warm and len(self.values) >= self.min_customers
 
     def moved(self) -> list[str]:
         """Customers whose score may have changed since the last call (drained)."""

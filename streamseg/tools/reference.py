@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sortedcontainers import SortedList
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
@@ -156,18 +157,24 @@ def rfm_warmup(
 ) -> dict[str, Any]:
     """RFM's warm-up: RFM abstains *until* the purchases seen span ``rfm_warmup_days`` AND
     there are ``rfm_min_samples`` buyers (customers with >= 1 purchase); once warm it
-    stays warm. ``buyers`` and ``span_days`` are counted at the final clock from
-    ``events``; ``reason`` says why RFM abstains (None when warm).
+    stays warm. The span runs from the ``rfm_min_samples``-th earliest first purchase
+    (one per customer) to the newest purchase: one stray old order does not make it.
+    ``buyers`` and ``span_days`` are counted at the final clock from ``events``;
+    ``reason`` says why RFM abstains (None when warm).
 
     Without consent changes both counts only grow, so "warm at the final clock" is
     "was ever warm". ``history`` (every accepted event in arrival order, consent
     records and withdrawn customers included, ``type`` = the consent type) settles
     the rest (:func:`ever_warm`): a buyer who withdrew after the warm-up does not end it.
 
-    >>> ev = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", 2 * DAY, 1.0)])
+    >>> ev = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", 0.0, 1.0),
+    ...                    ("b", "purchase", 2 * DAY, 1.0)])
     >>> w = rfm_warmup(ev, Settings(), warmup_days=2, min_samples=2)
     >>> w["buyers"], w["span_days"], w["warm"], w["reason"]
     (2, 2.0, True, None)
+    >>> late = events_frame([("old", "purchase", -100 * DAY, 1.0), ("b", "purchase", 0.0, 1.0)])
+    >>> rfm_warmup(late, Settings(), warmup_days=2, min_samples=2)["span_days"]  # not 100
+    0.0
     >>> for why in rfm_warmup(ev, Settings(), min_samples=3)["reason"].split("; "):
     ...     print(why)
     purchases span 2.0 d < 90 d (STREAMSEG_RFM_WARMUP_DAYS)
@@ -176,8 +183,10 @@ def rfm_warmup(
     warmup = float(getattr(s, "rfm_warmup_days", 90.0) if warmup_days is None else warmup_days)
     least = int(getattr(s, "rfm_min_samples", 20) if min_samples is None else min_samples)
     buys = events.loc[events["type"] == "purchase"]
-    span_days = float((buys["ts"].max() - buys["ts"].min()) / DAY) if len(buys) else 0.0
-    buyers = int(buys["customer_id"].nunique())
+    firsts = buys.groupby("customer_id")["ts"].min().sort_values()
+    buyers = len(firsts)
+    span_days = (float((buys["ts"].max() - firsts.iloc[min(least, buyers) - 1]) / DAY)
+                 if buyers else 0.0)
     why = []
     if span_days < warmup:
         why.append(f"purchases span {span_days:.1f} d < {warmup:g} d (STREAMSEG_RFM_WARMUP_DAYS)")
@@ -196,19 +205,23 @@ CONSENT = ("consent_withdrawn", "consent_granted", "erasure_requested")
 
 def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
     """Whether, after some event of ``history`` (arrival order), the purchases seen span
-    ``warmup_s`` and ``least`` consenting buyers are in the population. A withdrawal takes
-    a buyer out (its later events are ignored) until consent is granted again; an erasure
-    also deletes its purchases. The span never shrinks.
+    ``warmup_s`` (from the ``least``-th earliest first purchase of a customer) and ``least``
+    consenting buyers are in the population. A withdrawal takes a buyer out (its later
+    events are ignored) until consent is granted again; an erasure also deletes its
+    purchases (a fresh profile's first purchase replaces the customer's). The span never
+    shrinks otherwise.
 
-    >>> h = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", DAY, 1.0),
+    >>> h = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", 0.0, 1.0),
     ...                   ("b", "consent_withdrawn", DAY, 0.0), ("a", "purchase", 2 * DAY, 1.0)])
-    >>> ever_warm(h, 2 * DAY, 2), ever_warm(h, DAY, 2), ever_warm(h, 2 * DAY, 1)
-    (False, True, True)
+    >>> ever_warm(h, 2 * DAY, 2), ever_warm(h, 2 * DAY, 1)  # b withdrew before the span
+    (False, True)
     """
     population: set[str] = set()
     bought: set[str] = set()  # customers with purchases in their current profile
     out: set[str] = set()  # consent withdrawn (or erased) and not granted again
-    first = last = None
+    of: dict[str, float] = {}  # customer -> first purchase (of its current profile)
+    firsts: SortedList[float] = SortedList()
+    last = None
     for cid, kind, ts in zip(history["customer_id"], history["type"], history["ts"],
                              strict=True):
         if kind in ("consent_withdrawn", "erasure_requested"):
@@ -224,11 +237,19 @@ def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
         elif kind != "purchase" or cid in out:
             continue
         else:
+            fresh = cid not in bought  # (a new customer, or a new profile after an erasure)
             bought.add(cid)
             population.add(cid)
-            first = ts if first is None else min(first, ts)
+            old = of.get(cid)
+            first = ts if fresh or old is None else min(old, ts)
+            if first != old:
+                if old is not None:
+                    firsts.remove(old)
+                firsts.add(first)
+                of[cid] = first
             last = ts if last is None else max(last, ts)
-        if first is not None and last - first >= warmup_s and len(population) >= least:
+        if (last is not None and len(firsts) >= least and last - firsts[least - 1] >= warmup_s
+                and len(population) >= least):
             return True
     return False
 

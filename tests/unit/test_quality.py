@@ -122,7 +122,8 @@ def rfm_frame() -> pd.DataFrame:
 
 
 def test_rfm_scores_ties_share_the_lowest_score() -> None:
-    ref = reference(rfm_frame(), Settings(), 8 * DAY, warmup_days=5, min_samples=10)
+    # (the span counts from the min_samples-th earliest first purchase: 1 -> days 1..7)
+    ref = reference(rfm_frame(), Settings(), 8 * DAY, warmup_days=5, min_samples=1)
     # score = 1 + floor(5 * below / 10), below = customers with a strictly worse value
     assert ref["r"].tolist() == [1, 1, 1, 2, 3, 3, 4, 4, 5, 5]
     assert ref["f"].tolist() == [1] * 10  # everybody bought once: all tied at the bottom
@@ -260,7 +261,7 @@ def test_rfm_recency_bands_when_the_settings_ask_for_them() -> None:
         "lapsed_days", "at_risk_days", "new_days", "reactivated_days", "freq_high_max_days",
         "freq_medium_max_days")}, rfm_recency="bands", rfm_bands=lambda: [1.0, 2.0, 3.0, 4.0])
     ref = reference(rfm_frame(), settings, 8 * DAY, warmup_days=5,  # type: ignore[arg-type]
-                    min_samples=10)
+                    min_samples=1)
     # days since the last purchase: 7 7 7 6 5 4 3 2 1 1
     assert ref["r"].tolist() == [1, 1, 1, 1, 1, 2, 3, 4, 5, 5]
 

@@ -48,6 +48,7 @@ from streamseg.engine import bgnbd
 from streamseg.engine.buyingdays import buying_day
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.features import CustomerState
+from streamseg.engine.population import WarmUp
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.valuemodel import (
     TIERS,
@@ -86,8 +87,8 @@ class ValueSegmenter:
         #              guessed crossing day under the current model]
         self.local: dict[str, list[Any]] = {}
         self._moved: dict[str, None] = {}
-        self.first: float | None = None  # earliest and latest purchase seen (warm-up)
-        self.last: float | None = None
+        # no fit before value_min_customers buyers' first purchases span the warm-up
+        self.span = WarmUp(self.warmup_s, self.min_customers)
         self.next_fit = -math.inf
         self.model: ValueModel | None = None
         self._scorer: bgnbd.Scorer | None = None  # the model's scorer (remembers 2F1 terms)
@@ -101,8 +102,7 @@ class ValueSegmenter:
 
     def learn(self, state: CustomerState, now: float) -> None:
         self._note(state)
-        if (self.training and now >= self.next_fit and self.first is not None
-                and self.last is not None and self.last - self.first >= self.warmup_s
+        if (self.training and now >= self.next_fit and self.span.warm
                 and len(self.population) >= self.min_customers):
             self.next_fit = ((now - self.day_s) // self.refit_s + 1) * self.refit_s + self.day_s
             model = self.refit(now)
@@ -123,8 +123,7 @@ class ValueSegmenter:
             entry[0] = key
         if self.training:
             self.population.put(cid, list(key), lp)
-        self.first = fp if self.first is None else min(self.first, fp)
-        self.last = lp if self.last is None else max(self.last, lp)
+        self.span.note(cid, fp, lp)
 
     def restore(self, state: CustomerState) -> None:
         """Back into the sample after a restart or rebalance (no refit, no verdict)."""
