@@ -49,8 +49,8 @@ def batch_kpis(
     published: dict[tuple[str, str], str] = {}
     seen: set[tuple[str, str]] = set()
     withdrawn: set[str] = set()
-    # per customer: [last session id, max event time, events, sessions, converted session no,
-    #                 max purchase time]
+    # per customer: [(session id, session no) of the sessions with an id, max event time,
+    #                 events, sessions, session nos converted, max purchase time]
     cust: dict[str, list[Any]] = {}
     out: dict[str, dict[str, Cell]] = {}
 
@@ -79,17 +79,21 @@ def batch_kpis(
             publish(later)
             continue
         seen.add((cid, record["event_id"]))
-        c = cust.setdefault(cid, [None, None, 0, 0, 0, None])
+        c = cust.setdefault(cid, [[], None, 0, 0, set(), None])
         sid = record.get("session_id")
+        # the ids known: the current session's and those of the 8 sessions with an id before it
+        with_id = c[0][-9:] if c[0] and c[0][-1][1] == c[3] else c[0][-8:]
+        known = {k: n for k, n in with_id}
         new_session = (
-            record.get("type") == "session_start"
-            or (sid is not None and sid != c[0])
-            or (sid is None and (c[2] == 0 or ts - c[1] > gap_s))
+            (sid is not None and sid not in known)
+            or (sid is None and (record.get("type") == "session_start"
+                                 or c[2] == 0 or ts - c[1] > gap_s))
         )
         if new_session:
             c[3] += 1
-        if sid is not None:
-            c[0] = sid
+            if sid is not None:
+                c[0].append((sid, c[3]))
+                known[sid] = c[3]
         c[1] = ts if c[1] is None else max(c[1], ts)
         c[2] += 1
         purchase = kind == "purchase"
@@ -99,8 +103,9 @@ def batch_kpis(
             add["revenue"] = float(record["amount"]) * settings.fx_table()[record["currency"]]
             add["orders"] = 1.0
             add["repeat_orders"] = float(c[5] is not None and 0.0 <= ts - c[5] <= repeat_s)
-            add["converted"] = float(c[4] != c[3])
-            c[4] = c[3]
+            session = c[3] if sid is None else known[sid]  # no id: the current session
+            add["converted"] = float(session not in c[4])
+            c[4].add(session)
             c[5] = ts if c[5] is None else max(c[5], ts)
         if purchase or new_session:
             for name in names:

@@ -30,6 +30,7 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.buyingdays import count_day
 from streamseg.engine.events import Event
 
+SESSIONS_KEPT = 8  # earlier session ids a state keeps besides the current one
 NEVER = 1e18  # ``due_hint`` of a customer with no due time (finite: JSON has no infinity)
 CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
 DEVICES = ("mobile", "desktop", "tablet", "other")
@@ -59,8 +60,12 @@ class CustomerState:
     reactivated_at: float | None = None
     reactivated_from: float | None = None
     sessions: int = 0
-    last_session: str | None = None
+    last_session: str | None = None  # the id of the current session (None: it has none)
     converted_session: int = 0  # ordinal (``sessions``) of the latest session with a purchase
+    # the sessions with an id before the current one (the latest SESSIONS_KEPT, oldest
+    # first), each [id, converted: had a purchase]: a late or interleaved event of one of
+    # them opens no session (states saved before this field start with none)
+    earlier_sessions: list[list[Any]] = field(default_factory=list)
     d_events: float = 0.0
     d_purchases: float = 0.0
     d_monetary: float = 0.0
@@ -176,11 +181,45 @@ def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:
 
 
 def _is_new_session(state: CustomerState, event: Event, gap_s: float) -> bool:
+    sid = event.session_id
+    if sid is not None:
+        return sid != state.last_session and all(sid != e[0] for e in state.earlier_sessions)
     if event.type == "session_start":
         return True
-    if event.session_id is not None:
-        return event.session_id != state.last_session
     return state.events == 0 or event.ts - state.last_seen > gap_s
+
+
+def _open_session(state: CustomerState, session_id: str | None) -> None:
+    """Before a new session (its id, None: none) is counted: keep the current one's id."""
+    if state.last_session is not None:
+        earlier = state.earlier_sessions
+        earlier.append([state.last_session, state.converted_session == state.sessions])
+        if len(earlier) > SESSIONS_KEPT:
+            del earlier[: len(earlier) - SESSIONS_KEPT]
+    state.last_session = session_id
+
+
+def convert(state: CustomerState, session_id: str | None) -> bool:
+    """Record a purchase in session ``session_id`` (None: the current session); whether it
+    is that session's first (a converted session for the KPIs).
+
+    A late purchase of a kept earlier session converts that session, not the current one.
+
+    >>> cfg = Settings()
+    >>> s = CustomerState.new("c", 0.0)
+    >>> for i, sid in enumerate(("s1", "s2")):
+    ...     update(s, Event("click", "page_view", f"e{i}", "c", i * 3600.0, session_id=sid), cfg)
+    >>> convert(s, "s1"), convert(s, "s2"), convert(s, "s1"), convert(s, None)
+    (True, True, False, False)
+    """
+    for entry in state.earlier_sessions:
+        if entry[0] == session_id:
+            first = not entry[1]
+            entry[1] = True
+            return first
+    first = state.converted_session != state.sessions
+    state.converted_session = state.sessions
+    return first
 
 
 def update(state: CustomerState, event: Event, cfg: Settings) -> None:
@@ -196,10 +235,9 @@ def update(state: CustomerState, event: Event, cfg: Settings) -> None:
     late = state.decay_ts - event.ts
     w = 1.0 if late <= 0.0 else 0.5 ** (late / (cfg.half_life_days * DAY))
     if _is_new_session(state, event, cfg.session_gap_minutes * 60.0):
+        _open_session(state, event.session_id)
         state.sessions += 1
         state.d_sessions += w
-    if event.session_id is not None:
-        state.last_session = event.session_id
     state.events += 1
     state.d_events += w
     state.first_seen = min(state.first_seen, event.ts)

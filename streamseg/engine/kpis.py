@@ -14,8 +14,10 @@ Definitions (README "KPIs per segment"):
 * ``revenue``: paid amounts in the base currency; ``orders``: purchases;
   ``aov`` = revenue / orders.
 * ``sessions``: the sessions of the session feature (``sessions_total``): an
-  event opens one if it is a ``session_start``, carries a ``session_id`` other
-  than the customer's last one, or (no id) comes more than
+  event with a ``session_id`` opens one if the id is not among the customer's
+  recent session ids (the current session's and those of the
+  ``SESSIONS_KEPT`` = 8 sessions with an id before it); one without an id if it
+  is a ``session_start``, the customer's first event, or comes more than
   ``STREAMSEG_SESSION_GAP_MINUTES`` after the customer's last event;
   attributed when it opens. ``converted``: sessions with at least one purchase
   (the purchase carries the session's id or falls within it), counted once, at
@@ -48,6 +50,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from streamseg.engine.features import convert
 
 if TYPE_CHECKING:
     from streamseg.engine.events import Event
@@ -119,16 +123,15 @@ class Kpis:
 
         ``last`` is the customer's latest purchase time before ``event``; a purchase
         at most ``repeat_s`` after it is a repeat. A purchase is a conversion of
-        the current session once (``state.converted_session`` records it).
+        its session once (:func:`~streamseg.engine.features.convert`: the current
+        session, or the earlier one its id names).
         """
         if event.kind != "purchase":
             if session and event.kind == "click":
                 self.add(state.segments, names, 0.0, False, False, True, False)
             return
         repeat = last is not None and 0.0 <= event.ts - last <= repeat_s
-        converted = state.converted_session != state.sessions
-        if converted:
-            state.converted_session = state.sessions
+        converted = convert(state, event.session_id)
         self.add(state.segments, names, event.amount, True, repeat, session, converted)
 
     def view(self) -> dict[str, dict[str, dict[str, Any]]]:

@@ -9,6 +9,7 @@ from streamseg.engine.events import Event
 from streamseg.engine.features import (
     CHANNELS,
     DEVICES,
+    SESSIONS_KEPT,
     CustomerState,
     decay_to,
     mean_gap_days,
@@ -57,6 +58,48 @@ def test_sessions_by_id_and_by_inactivity_gap() -> None:
     for i, ts in enumerate([0.0, 600.0, 600.0 + 31 * 60, 600.0 + 40 * 60]):
         update(t, click(f"e{i}", ts), CFG)
     assert t.sessions == 2
+
+
+def _sessions(events: list[Event]) -> tuple[int, float, str | None]:
+    s = CustomerState.new("c1", 0.0)
+    for e in events:
+        update(s, e, CFG)
+    return s.sessions, round(s.d_sessions, 12), s.last_session
+
+
+def test_a_late_event_of_an_earlier_session_opens_no_session() -> None:
+    """Review finding 4 (s17): a buffered view of session s1, or s1's purchase read from the
+    purchases topic, arriving after s2's first clicks counted two more sessions (4, not 2)."""
+    h = 3600.0
+    s1 = [click("a", 0.0, "session_start", session_id="s1"), click("b", 60.0, session_id="s1")]
+    s2 = [click("c", DAY, "session_start", session_id="s2"), click("d", DAY + 60, session_id="s2")]
+    more = [click(f"m{i}", DAY + 120 + i, session_id="s2") for i in range(3)]
+    view = click("late", 120.0, session_id="s1")
+    paid = Event("purchase", "purchase", "p1", "c1", 0.5 * h, amount=9.0, session_id="s1")
+    for late in (view, paid):
+        in_order = _sessions(sorted([*s1, late, *s2, *more], key=lambda e: e.ts))
+        assert in_order == (2, in_order[1], "s2")
+        assert _sessions([*s1, *s2, late, *more]) == in_order
+    # two sessions open at once (two tabs), their events interleaved in time: still two
+    tabs = [click(f"t{i}", i * 60.0, session_id=("x", "y")[i % 2]) for i in range(6)]
+    assert _sessions(tabs)[0] == 2
+    # the kept ids are bounded: an id older than SESSIONS_KEPT sessions before counts again
+    many = [click(f"n{i}", i * h, session_id=f"n{i}") for i in range(SESSIONS_KEPT + 2)]
+    assert _sessions([*many, click("old1", 0.5 * h, session_id="n1")])[0] == SESSIONS_KEPT + 2
+    assert _sessions([*many, click("old0", 0.5 * h, session_id="n0")])[0] == SESSIONS_KEPT + 3
+
+
+def test_a_state_saved_before_earlier_sessions_were_kept_continues() -> None:
+    """A changelog value with only ``last_session``: its session goes on, a new id opens one
+    and the old current session is kept (a late event of it opens none)."""
+    old = CustomerState.new("c1", 0.0).to_dict()
+    old.update(events=5, sessions=2, last_session="s2", converted_session=2)
+    del old["earlier_sessions"]
+    s = CustomerState.from_dict(old)
+    update(s, click("e1", 60.0, session_id="s2"), CFG)
+    update(s, click("e2", 120.0, session_id="s3"), CFG)
+    update(s, click("e3", 90.0, session_id="s2"), CFG)
+    assert (s.sessions, s.last_session, s.earlier_sessions) == (3, "s3", [["s2", True]])
 
 
 def test_purchase_gaps_monetary_and_reactivation() -> None:

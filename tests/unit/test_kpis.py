@@ -104,6 +104,28 @@ def test_attribution_is_the_published_segment_before_the_event() -> None:
     assert (cell["aov"], cell["repeat_rate"], cell["conversion"]) == (30.0, 1.0, None)
 
 
+def test_a_late_purchase_converts_its_own_session() -> None:
+    """Review finding 4: session s1's purchase, read from the purchases topic after s2's
+    first click, counted s1 again (4 sessions, not 2) and converted the wrong session, so
+    s2's own purchase was not a conversion. The counts do not depend on the arrival order."""
+    order = [
+        Event("click", "session_start", "k1", "c", 0.0, session_id="s1"),
+        Event("purchase", "purchase", "p1", "c", 60.0, session_id="s1", amount=10.0),
+        Event("click", "session_start", "k2", "c", DAY, session_id="s2"),
+        Event("click", "page_view", "k3", "c", DAY + 60, session_id="s2"),
+        Event("purchase", "purchase", "p2", "c", DAY + 120, session_id="s2", amount=10.0),
+    ]
+    totals = []
+    for events in (order, [order[0], order[2], order[1], *order[3:]]):
+        eng = Engine(Settings())
+        s = None
+        for e in events:
+            s = eng.apply(s, e).state
+        life = eng.kpis.view()["lifecycle"].values()
+        totals.append((sum(c["sessions"] for c in life), sum(c["converted"] for c in life)))
+    assert totals == [(2, 2), (2, 2)]
+
+
 class Predicting(Engine):
     def predicted(self, state: Any, now: float) -> float | None:
         return float(state.purchases) if state.purchases else None
