@@ -84,6 +84,10 @@ def resume(engine: Engine, state: CustomerState, now: float) -> Outcome:
     """
     out = catch_up(engine, state, now, inclusive=True)
     out.folded, out.changes = out.changes, []
+    # evaluated up to the grant: no later evaluation (a population re-score at a tick
+    # clock behind the grant, a walk) is dated inside the withdrawal (scheduler.floor)
+    if state.looked is None or now > state.looked:
+        state.looked = now
     out.segments = None  # the grant notice publishes the record (notify)
     plan(out, state, out.due)
     return out

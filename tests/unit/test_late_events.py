@@ -118,3 +118,20 @@ def test_the_worker_evaluates_a_late_event_where_its_ticks_have_got_to() -> None
     finally:
         h.close()
     assert got == [(None, "prospect"), ("prospect", "inactive_prospect")]
+
+
+def test_no_change_after_a_grant_is_dated_inside_the_withdrawal() -> None:
+    """Subscriber review 14, finding 2: the tick after a grant re-scored the customer at
+    the tick clock (the grant less the allowed lateness), before the grant: a value and an
+    RFM label dated inside the withdrawal, after the grant notice."""
+    eng = Engine(Settings())
+    s = eng.apply(None, Event("purchase", "purchase", "e1", "c1", T0, amount=20.0)).state
+    assert s is not None
+    s = eng.apply(s, Event("consent", "consent_withdrawn", "w1", "c1", T0 + DAY)).state
+    assert s is not None
+    grant = T0 + 100 * DAY
+    on = eng.apply(s, Event("consent", "consent_granted", "g1", "c1", grant))
+    assert on.state is not None
+    out = eng.rescore(on.state, grant - Settings().allowed_lateness_s)  # the next tick
+    assert out.at is not None and out.at >= grant
+    assert all(c["event_time"] >= format_ts(grant) for c in out.changes)
