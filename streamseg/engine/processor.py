@@ -71,6 +71,13 @@ class Engine:
         self._kpi_names = tuple(seg.name for seg in self.segmenters)
         self._repeat_s = settings.kpi_repeat_days * DAY
         self.definition = settings.definition()  # states evaluated under others: redefine
+        # per input kind, the segmenters an event of that kind can move (Segmenter.reacts_to):
+        # RFM is not evaluated at a page view (a move found there is a population move the
+        # next re-score publishes; at a click it was published with trigger ``event``)
+        self._reacting = {kind: [seg for seg in self.segmenters
+                                 if getattr(seg, "reacts_to", None) is None
+                                 or kind in getattr(seg, "reacts_to", ())]
+                          for kind in ("purchase", "click", "profile")}
 
     def segmenter(self, name: str) -> Segmenter | None:
         """The segmenter called ``name`` (e.g. ``cluster``, for model snapshots), if any."""
@@ -170,7 +177,7 @@ class Engine:
             now = floor(state)  # never back in time: a late event is evaluated at the latest look
             for seg in self.segmenters:
                 seg.learn(state, now)
-        out = evaluate(self, state, now, "event", self.segmenters)
+        out = evaluate(self, state, now, "event", self._reacting.get(event.kind, self.segmenters))
         early = [*(redone.changes if redone else ()), *(caught.changes if caught else ())]
         if early:
             out.changes[:0] = early

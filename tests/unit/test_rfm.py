@@ -268,3 +268,34 @@ def test_snapshot_and_adopt() -> None:
     assert follower.assign(buyer("c3", history["c3"]), 9.0) == trainer.assign(
         buyer("c3", history["c3"]), 9.0)
     assert RFMSegmenter(Settings()).snapshot() is None
+
+
+def test_a_page_view_publishes_no_rfm_move() -> None:
+    """Subscriber review 14, finding 1: RFM moves found at a page view (the population
+    moved since the last re-score) were published with trigger ``event`` and undone by the
+    customer's purchase minutes later. A click cannot move R, F or M: RFM is evaluated at
+    purchases, through time and at the population re-score (trigger ``population``)."""
+    from streamseg.engine.processor import Engine
+
+    cfg = Settings(rfm_warmup_days=1, rfm_min_samples=5, rfm_hold_margin=0.0)
+    eng = Engine(cfg, [RFMSegmenter(cfg)])
+    states: dict[str, CustomerState] = {}
+
+    def buy(cid: str, day: float, amount: float) -> None:
+        out = eng.apply(states.get(cid), Event("purchase", "purchase", f"{cid}-{day}", cid,
+                                               day * DAY, amount=amount))
+        assert out.state is not None
+        states[cid] = out.state
+
+    for i in range(10):
+        buy(f"c{i}", float(i), 10.0 * (i + 1))
+    for cid in eng.moved():
+        eng.rescore(states[cid], 10 * DAY)
+    assert states["c9"].segments["rfm"][0] == "potential_loyalist"
+    for i in range(9):  # the others buy again: c9's recency rank falls
+        buy(f"c{i}", 20.0 + i, 10.0)
+    assert "c9" in eng.moved()
+    click = eng.apply(states["c9"], Event("click", "page_view", "k1", "c9", 30 * DAY))
+    assert click.changes == []
+    moved = eng.rescore(states["c9"], 30 * DAY)
+    assert [(c["to_segment"], c["trigger"]) for c in moved.changes] == [("at_risk", "population")]

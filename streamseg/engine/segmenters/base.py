@@ -54,6 +54,10 @@ class Segmenter(Protocol):
     # True when ``assign`` reads other segmenters' published segments (rule audiences):
     # the engine then re-evaluates it after another segmenter's population-driven change
     reads_segments: bool
+    # the input kinds (``purchase``, ``click``, ``profile``) whose events can change the
+    # verdict; None: every kind. The engine evaluates the others at an event only through
+    # time (``due``) and population moves (``moved``, trigger ``population``)
+    reacts_to: frozenset[str] | None
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         """Raw verdict for ``state`` at event time ``now``, no hysteresis (None: abstain)."""
@@ -124,6 +128,7 @@ class NoPopulation:
     """
 
     reads_segments = False
+    reacts_to: frozenset[str] | None = None
 
     def learn(self, state: CustomerState, now: float) -> None:
         return None

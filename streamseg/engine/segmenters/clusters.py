@@ -86,6 +86,7 @@ class ClusterSegmenter:
 
     name = "cluster"
     reads_segments = False
+    reacts_to: frozenset[str] | None = None  # clicks move its features too
 
     def __init__(self, settings: Settings, training: bool = True) -> None:
         self.settings = settings

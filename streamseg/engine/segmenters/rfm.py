@@ -102,6 +102,8 @@ class RFMSegmenter(RFMModel):
 
     name = "rfm"
     reads_segments = False
+    # R, F and M move only with the customer's own purchases (else: time, population)
+    reacts_to: frozenset[str] | None = frozenset({"purchase"})
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)

@@ -73,6 +73,8 @@ class ValueSegmenter:
 
     name = "value"
     reads_segments = False
+    # the BG/NBD inputs move only with purchases (else: time, population)
+    reacts_to: frozenset[str] | None = frozenset({"purchase"})
 
     def __init__(self, settings: Settings) -> None:
         self.horizon = settings.value_horizon_days
