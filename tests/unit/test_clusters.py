@@ -167,16 +167,23 @@ def test_ids_and_names_stable_until_the_centroid_moves_beyond_the_threshold() ->
     assert model is not None and model.names == names
     moved = math.dist(model.centers["c1"], model.scaled(model.anchors["c1"]))
     assert 0.0 < moved <= NAME_SHIFT
-    # the light group starts to buy a lot on mobile: beyond the threshold, c1 is renamed
+    # the light group starts to buy a lot on mobile: beyond the threshold, its centroid is
+    # named afresh; an id's name never changes, so it gets a new id and c2 is retired
+    seen = dict(names)  # every id -> its name, over every version used
     for s in people:
         if s.customer_id.startswith("l"):
             s.d_purchases, s.monetary, s.purchases = 6.0, 3000.0, 6
             s.d_devices = [4.0, 0.0, 0.0, 0.0]
     for s in people:
         seg.learn(s, 0.0)
+        assert seg.model is not None
+        for sid, name in seg.model.names.items():
+            assert seen.setdefault(sid, name) == name, (sid, name)
     model = seg.model
     assert model is not None and seg.version is not None and seg.version > 1
-    assert model.published() == ["c1", "c2"] and model.names["c2"] != names["c2"]
+    assert "c2" not in model.published() and model.retired["c2"] == names["c2"]
+    assert names["c2"] not in model.names.values()
+    assert seg.describe("c2") == f"Cluster c2: {names['c2']}"  # what c2's customers were told
 
 
 def test_hold_is_a_margin_past_the_border_wider_within_the_flap_window() -> None:

@@ -21,8 +21,12 @@ customer is labelled by an untrained one. A refit becomes a new published
 version only if the active features or the segments changed or a centroid
 moved more than :data:`~streamseg.engine.clusterrefit.PUBLISH_SHIFT` z units
 (:func:`~streamseg.engine.clusterrefit.next_model`); ids are matched to the previous
-centroids, names kept while a centroid stays within
-:data:`~streamseg.engine.model.NAME_SHIFT` of its anchor.
+centroids, and an id's name never changes: kept while a centroid stays within
+:data:`~streamseg.engine.model.NAME_SHIFT` of its anchor or the name still
+holds (:func:`~streamseg.engine.model.holds`); otherwise the centroid gets
+another id and the old one is retired (its customers move, trigger
+``population``, and :meth:`ClusterSegmenter.describe` still gives a retired id
+the name it was published with).
 
 Engine contract:
 
@@ -294,10 +298,15 @@ class ClusterSegmenter:
         return ()
 
     def describe(self, segment: str) -> str:
-        if self.assigner is None:
+        """The title of ``segment``: an id's name never changes, and a retired id
+        keeps the name it was published with (the model remembers it)."""
+        a, m = self.assigner, self.model
+        if a is None or m is None:
             return segment
-        name = self.assigner.titles.get(segment)
-        return name if name is not None else f"Cluster {segment}: {segment}"
+        title = a.titles.get(segment)
+        if title is not None:
+            return title
+        return f"Cluster {segment}: {m.retired.get(segment, segment)}"
 
     # ---- snapshots --------------------------------------------------------------------------
 
