@@ -14,7 +14,9 @@ a fresh solution replaces the warm one only if it lowers the inertia by more
 than :data:`SWITCH_GAIN` (the clusters stay put while the population does).
 Clusters with less than ``min_share`` of the sample are dropped one at a time
 (their customers go to the nearest remaining centroid) and Lloyd runs again:
-tiny segments are merged rather than published.
+tiny segments are merged rather than published. So is one of two centroids
+closer than :data:`TWIN_Z` (identical customers split between two centres
+differing by rounding: one cluster, not two with the same name).
 
 Examples
 --------
@@ -42,6 +44,7 @@ LLOYD_ROUNDS = 50
 INITS = 10  # seeded k-means++ starts per refit
 SWITCH_GAIN = 0.02  # a fresh start must lower the inertia by 2% to replace the warm one
 KEEP_SHARE = 0.75  # a warm (existing) cluster is dropped below this fraction of min_share only
+TWIN_Z = 1e-6  # two centres closer than this (z units) are one cluster split in two: one goes
 
 Array = NDArray[np.float64]
 
@@ -173,11 +176,28 @@ def fit(points: Array, k: int, seed: int, warm: Array | None = None,
     return best[1], best[2]
 
 
+def _twin(centers: Array, shares: Array) -> int | None:
+    """The smaller of the first two centres within :data:`TWIN_Z` of each other
+    (the later one on equal shares), None if no two are that close."""
+    for i in range(len(centers)):
+        for j in range(i + 1, len(centers)):
+            if float(np.linalg.norm(centers[i] - centers[j])) < TWIN_Z:
+                return i if shares[i] < shares[j] else j
+    return None
+
+
 def _drop_tiny(points: Array, centers: Array, min_share: float) -> tuple[Array, Array]:
-    """Lloyd, then drop the smallest cluster while it holds less than ``min_share``."""
+    """Lloyd, then drop a centre that is another's twin (:func:`_twin`), else the
+    smallest cluster while it holds less than ``min_share``."""
     while True:
         centers, labels = lloyd(points, centers)
         shares = np.bincount(labels, minlength=len(centers)) / len(points)
-        if len(centers) <= 1 or shares.min() >= min_share:
+        if len(centers) <= 1:
+            return centers, shares
+        twin = _twin(centers, shares)
+        if twin is not None:
+            centers = np.delete(centers, twin, axis=0)
+            continue
+        if shares.min() >= min_share:
             return centers, shares
         centers = np.delete(centers, int(shares.argmin()), axis=0)

@@ -7,6 +7,16 @@ moved materially (same active features and segments, no centroid moved more
 than :data:`PUBLISH_SHIFT` z units). Called by
 :meth:`~streamseg.engine.segmenters.clusters.ClusterSegmenter.refit`.
 
+Ids are matched to the previous centroids (:func:`~streamseg.engine.model.match`)
+and an id's name never changes, so a published id never changes meaning: a
+centroid keeps its id while it stays within :data:`~streamseg.engine.model.NAME_SHIFT`
+of where its name was given, or the name still
+:func:`~streamseg.engine.model.holds` for it. Otherwise it is named afresh and
+takes the id of a previous centroid not kept with the same words (in any
+order: :func:`words`), else a new id; a previous id not kept is retired, its
+name kept in :attr:`~streamseg.engine.model.ClusterModel.retired` (the latest
+:data:`RETIRED_KEEP`) for the records of the customers who leave it.
+
 Examples
 --------
 >>> from streamseg.config import Settings
@@ -29,10 +39,33 @@ import numpy as np
 from streamseg.config import Settings
 from streamseg.engine.clusterfeatures import recencies
 from streamseg.engine.clusterfit import fit
-from streamseg.engine.model import MIN_STD, NAME_SHIFT, NAMES, ClusterModel, describe, match
+from streamseg.engine.model import (
+    MIN_STD,
+    NAME_SHIFT,
+    NAMES,
+    ClusterModel,
+    describe,
+    holds,
+    match,
+)
 
 PUBLISH_SHIFT = 0.25  # z units a centroid must move for a refit to become a new version
 SCALE_FLOOR = 0.2  # a feature's scale is at least this (a barely varying one barely counts)
+RETIRED_KEEP = 256  # names of retired ids kept in the model (the most recently retired)
+
+
+def words(name: str) -> frozenset[str]:
+    """The words of a cluster name (:func:`~streamseg.engine.model.describe`), in any order.
+
+    >>> words("rare buyer, abandons carts") == words("abandons carts, rare buyer")
+    True
+    """
+    return frozenset(name.split(", "))
+
+
+def _order(seg: str) -> tuple[int, str]:
+    """Ids in the order they were minted (``c2`` before ``c10``)."""
+    return (int(seg[1:]), seg) if seg[1:].isdigit() else (-1, seg)
 
 
 def next_model(
@@ -80,20 +113,50 @@ def next_model(
         math.dist(vec, old[s]) <= PUBLISH_SHIFT for s, vec in segs.items()
     ):
         return None
+    # an id never changes its name (see the module docstring)
     names: dict[str, str] = {}
     anchors: dict[str, list[float]] = {}
+    pub: dict[str, str] = {}  # matched id -> the id published
+    renamed: dict[str, tuple[str, list[float]]] = {}  # matched id -> (new name, anchor)
     for seg, vec in sorted(segs.items()):
         anchor = None if prev is None or prev.active != active else prev.anchors.get(seg)
         if anchor is not None and math.dist(vec, rescale(anchor)) <= NAME_SHIFT:
+            pub[seg] = seg
             names[seg], anchors[seg] = prev.names[seg], anchor  # type: ignore[union-attr]
-        else:
-            names[seg] = describe(dict(zip(NAMES, vec, strict=True)), active)
-            anchors[seg] = [float(z / i + m) if i else float(m)
-                            for z, m, i in zip(vec, means, inv, strict=True)]
+            continue
+        center = dict(zip(NAMES, vec, strict=True))
+        name = describe(center, active)
+        anchor = [float(z / i + m) if i else float(m)
+                  for z, m, i in zip(vec, means, inv, strict=True)]
+        was = None if prev is None or seg not in prev.centers else prev.description(seg)
+        if was is None or not holds(was, center, active):
+            renamed[seg] = (name, anchor)  # a new centroid, or its id's name is no longer true
+        else:  # the published name is still true (re-anchored here)
+            pub[seg], names[seg], anchors[seg] = seg, was, anchor
+    before = {} if prev is None else {
+        seg: prev.description(seg) for seg in sorted(prev.centers, key=_order)}
+    free: dict[frozenset[str], str] = {}  # words -> the earliest previous id not kept
+    for seg, name in before.items():
+        if seg not in pub:
+            free.setdefault(words(name), seg)
+    for seg, (name, anchor) in sorted(renamed.items(), key=lambda kv: _order(kv[0])):
+        to = free.pop(words(name), None)
+        if to is None and (prev is None or seg not in prev.centers):
+            to = seg  # a new centroid: the fresh id match gave it
+        elif to is None:
+            to, next_id = f"c{next_id}", next_id + 1
+        pub[seg], names[to], anchors[to] = to, before.get(to, name), anchor
+    retired = {} if prev is None else dict(prev.retired)
+    kept = set(pub.values())
+    retired.update((seg, name) for seg, name in before.items() if seg not in kept)
+    while len(retired) > RETIRED_KEEP:  # the oldest retired names go first
+        del retired[next(iter(retired))]
     return ClusterModel(
         version=1 if prev is None else prev.version + 1,
-        means=mean_d, variances=var_d, centers=segs, active=active, names=names,
+        means=mean_d, variances=var_d,
+        centers={pub[s]: vec for s, vec in segs.items()}, active=active, names=names,
         anchors=anchors,
-        shares={labels[i]: round(float(s), 6) for i, s in enumerate(shares)},
+        shares={pub[labels[i]]: round(float(s), 6) for i, s in enumerate(shares)},
+        retired=retired,
         next_id=next_id, learned=learned, customers=len(ids),
     )

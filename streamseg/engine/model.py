@@ -13,9 +13,15 @@ It round-trips through :meth:`~ClusterModel.to_dict` /
 * Stable ids: :func:`match` pairs the new centroids with the previous ones
   (greedy on distances, closest pairs first); only an unmatched centroid gets a
   fresh id.
-* Stable names: a segment keeps its name while its centroid stays within
-  :data:`NAME_SHIFT` (z units) of the centroid it was named from (its anchor);
-  beyond that, or when the active features change, it is renamed.
+* Stable names: an id's name never changes. A segment keeps its name while its
+  centroid stays within :data:`NAME_SHIFT` (z units) of the centroid it was
+  named from (its anchor), and beyond that while the name still :func:`holds`
+  (re-anchored there). Otherwise the centroid gets another id (see
+  :func:`~streamseg.engine.clusterrefit.next_model`) and the old id is retired:
+  its customers move (trigger ``population``). The names of retired ids (also
+  of ids whose centroid is gone) stay in :attr:`ClusterModel.retired`, the
+  latest :data:`~streamseg.engine.clusterrefit.RETIRED_KEEP`, so a change away
+  from one names what the customer was told.
 
 Only ``recency`` (log days idle beyond a grace) changes with the clock
 alone, and only along one axis, so the distance between two centroids'
@@ -55,7 +61,7 @@ FEATURES: dict[str, tuple[str, str]] = {
 NAMES = tuple(FEATURES)
 RECENCY = NAMES.index("recency")  # the one feature that moves with the clock alone
 MIN_STD = 0.01  # a feature varying less than this over the population is constant: left out
-NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before it is renamed
+NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before its name is checked
 DESCRIBE_Z = 0.5  # |z| from which a feature is worth a word
 DESCRIBE_WORDS = 3
 STEP_S = 1.0  # a due time is one second past the exact crossing
@@ -74,6 +80,34 @@ def describe(center: Mapping[str, float], active: Iterable[str] | None = None) -
     if not notable:
         return "average"
     return ", ".join(FEATURES[name][0 if z > 0 else 1] for _, name, z in notable)
+
+
+WORDS = {word: (name, side) for name, pair in FEATURES.items()
+         for word, side in zip(pair, (1.0, -1.0), strict=True)}
+
+
+def holds(name: str, center: Mapping[str, float], active: Iterable[str] | None = None) -> bool:
+    """Whether ``name`` (a :func:`describe` of another centroid) is still true of
+    ``center``: each of its words' feature active and at least :data:`DESCRIBE_Z`
+    on its side ("average": no feature worth a word).
+
+    >>> holds("frequent buyer", {"purchases": 0.8, "mobile": 1.5})
+    True
+    >>> holds("frequent buyer, desktop", {"purchases": 0.8, "mobile": 1.5})
+    False
+    >>> holds("average", {"purchases": 0.8})
+    False
+    """
+    if name == "average":
+        return describe(center, active) == "average"
+    allowed = set(NAMES if active is None else active)
+    for word in name.split(", "):
+        feature = WORDS.get(word)
+        if feature is None or feature[0] not in allowed:
+            return False
+        if center.get(feature[0], 0.0) * feature[1] < DESCRIBE_Z:
+            return False
+    return True
 
 
 def distance(a: list[float], b: list[float]) -> float:
@@ -121,6 +155,7 @@ class ClusterModel:
     names: dict[str, str] = field(default_factory=dict)  # segment id -> stable description
     anchors: dict[str, list[float]] = field(default_factory=dict)  # raw centroid when named
     shares: dict[str, float] = field(default_factory=dict)
+    retired: dict[str, str] = field(default_factory=dict)  # retired id -> its name, oldest first
     next_id: int = 1
     learned: int = 0  # events the trainer had seen
     customers: int = 0  # distinct customers the model was fitted on
@@ -169,6 +204,7 @@ class ClusterModel:
             "names": self.names,
             "anchors": self.anchors,
             "shares": self.shares,
+            "retired": self.retired,
             "next_id": self.next_id,
             "learned": self.learned,
             "customers": self.customers,
@@ -196,6 +232,7 @@ class ClusterModel:
             names={str(k): str(v) for k, v in data.get("names", {}).items()},
             anchors={k: [float(x) for x in v] for k, v in data.get("anchors", {}).items()},
             shares={k: float(v) for k, v in data.get("shares", {}).items()},
+            retired={str(k): str(v) for k, v in data.get("retired", {}).items()},
             next_id=int(data.get("next_id", 1)),
             learned=int(data.get("learned", 0)),
             customers=int(data.get("customers", 0)),

@@ -76,3 +76,17 @@ def test_an_existing_cluster_lives_until_a_smaller_share_than_a_new_one_needs() 
     few = np.array([[0.0, 0.0]] * 50 + [[10.0, 10.0]] * 48 + [[30.0, 30.0]] * 2)  # 2%: dropped
     centers, _ = fit(few, 3, seed=1, warm=warm, min_share=0.05, lazy=True)
     assert len(centers) == 2
+
+
+def test_identical_points_are_one_cluster_not_twins() -> None:
+    """Identical customers whose features differ by rounding only: one centroid, not
+    two a rounding apart (both named alike). Fails on the old code (3 centres)."""
+    pts = np.zeros((60, 2))
+    pts[:, 0] = 0.2 + 1e-13 * (np.arange(60) % 3)
+    pts[50:, 1] = -0.6  # and a real second group
+    centers, shares = fit(pts, 3, seed=0, min_share=0.05)
+    assert len(centers) == 2 and sorted(shares.round(3).tolist()) == [0.167, 0.833]
+    gaps = [float(np.linalg.norm(a - b)) for i, a in enumerate(centers) for b in centers[i + 1:]]
+    assert min(gaps) > 0.5
+    warm, _ = fit(pts, 3, seed=0, warm=centers.copy(), min_share=0.05, lazy=True)
+    assert len(warm) == 2

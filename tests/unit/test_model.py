@@ -159,6 +159,10 @@ def test_round_trip() -> None:
     assert data["segmenter"] == "cluster" and data["version"] == 4
     assert data["features"] == list(NAMES) and data["customers"] == 120
     assert ClusterModel.from_dict(data) == m
+    m.retired = {"c0": "browses often"}  # retired ids keep their published names
+    assert ClusterModel.from_dict(m.to_dict()) == m
+    assert ClusterModel.from_dict({k: v for k, v in m.to_dict().items() if k != "retired"}
+                                  ).retired == {}  # a snapshot from before retired ids
     old = dict(data, features=["purchases", "basket", "sessions", "views", "cart", "mobile"])
     with pytest.raises(ValueError, match="expected"):
         ClusterModel.from_dict(old)

@@ -21,14 +21,21 @@ customer is labelled by an untrained one. A refit becomes a new published
 version only if the active features or the segments changed or a centroid
 moved more than :data:`~streamseg.engine.clusterrefit.PUBLISH_SHIFT` z units
 (:func:`~streamseg.engine.clusterrefit.next_model`); ids are matched to the previous
-centroids, names kept while a centroid stays within
-:data:`~streamseg.engine.model.NAME_SHIFT` of its anchor.
+centroids, and an id's name never changes: kept while a centroid stays within
+:data:`~streamseg.engine.model.NAME_SHIFT` of its anchor or the name still
+holds (:func:`~streamseg.engine.model.holds`); otherwise the centroid gets
+another id and the old one is retired (its customers move, trigger
+``population``, and :meth:`ClusterSegmenter.describe` still gives a retired id
+the name it was published with).
 
 Engine contract:
 
 * ``hold``: the published cluster is kept until the customer is ``min_margin``
   z units past the border (bisecting hyperplane) between it and the new
-  verdict, whatever the trigger: a band of twice the margin against flapping.
+  verdict, whatever the trigger: a band of twice the margin against flapping;
+  and kept while the verdict is another published cluster with the same words
+  (two centroids described alike: a move between them would tell the customer
+  nothing).
 * ``due``: the exact event time at which growing recency alone takes an idle
   customer over a border or past the margin (one division per pair of centroids).
 * ``moved``: when a new model version is used, every local customer (seen in
@@ -70,7 +77,7 @@ from typing import Any
 from streamseg.config import Settings
 from streamseg.engine.clusterfeatures import recency, static
 from streamseg.engine.clusterfit import Population
-from streamseg.engine.clusterrefit import next_model
+from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import STEP_S, Assigner, ClusterModel
 from streamseg.engine.segmenters.base import Assignment
@@ -104,6 +111,7 @@ class ClusterSegmenter:
         self.refits = 0
         self.model: ClusterModel | None = None
         self.assigner: Assigner | None = None
+        self._words: dict[str, frozenset[str]] = {}  # published id -> the words of its name
         self._row: tuple[tuple[float, ...], list[float]] | None = None  # see _static
         self._zmemo: tuple[Assigner, list[float], float, list[float]] | None = None  # see _z
         # (z, label, margin, Assigner.next_change of them): see _due_from
@@ -197,13 +205,15 @@ class ClusterSegmenter:
         """Assign with ``model`` from now on; queue the customers it may move (see moved)."""
         self.model = model
         self.assigner = a = Assigner(model)
+        self._words = {seg: words(name) for seg, name in a.names.items()}
         for cid, (row, last_seen, label, due, since, _, _) in self.local.items():
             z = a.scale([*row, recency(last_seen, now, self.grace)])
             if label is None:
                 self._moved[cid] = None
                 continue
             seg, _ = a.nearest(z)
-            if seg != label and a.past(z, label, seg) >= self.margin_at(since, now):
+            if (seg != label and not self.alike(label, seg)
+                    and a.past(z, label, seg) >= self.margin_at(since, now)):
                 self._moved[cid] = None
                 continue
             t = self._due_from(a, z, label, since, last_seen, now)
@@ -231,13 +241,21 @@ class ClusterSegmenter:
             return self.margin * DWELL_FACTOR
         return self.margin
 
+    def alike(self, current: str, other: str) -> bool:
+        """Whether ``current`` and ``other`` are published clusters named with the same
+        words (a move between them would tell the customer nothing)."""
+        w = self._words.get(current)
+        return w is not None and w == self._words.get(other)
+
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
         """Keep ``current`` until the customer is :meth:`margin_at` past its border with
-        the verdict (whatever the trigger)."""
+        the verdict (whatever the trigger), and while the verdict is :meth:`alike`."""
         a = self.assigner
         if a is None:
             return False
+        if self.alike(current, verdict.segment):
+            return True
         cur = state.segments.get(self.name)
         since = None if cur is None else float(cur[1])
         z = self._z(a, state, now)
@@ -295,10 +313,15 @@ class ClusterSegmenter:
         return ()
 
     def describe(self, segment: str) -> str:
-        if self.assigner is None:
+        """The title of ``segment``: an id's name never changes, and a retired id
+        keeps the name it was published with (the model remembers it)."""
+        a, m = self.assigner, self.model
+        if a is None or m is None:
             return segment
-        name = self.assigner.titles.get(segment)
-        return name if name is not None else f"Cluster {segment}: {segment}"
+        title = a.titles.get(segment)
+        if title is not None:
+            return title
+        return f"Cluster {segment}: {m.retired.get(segment, segment)}"
 
     # ---- snapshots --------------------------------------------------------------------------
 
