@@ -298,14 +298,20 @@ def test_a_remembered_due_is_the_due_found_afresh() -> None:
         walk(2 * DAY)
 
 
-def test_moved_reports_only_customers_a_new_model_changes() -> None:
+def published() -> tuple[ClusterSegmenter, list[CustomerState]]:
+    """:func:`trained`, each customer's label published as the engine would have it."""
     seg, people = trained()
     seg.moved()
-    for s in people:  # published labels, as the engine would have them
+    for s in people:
         v = seg.assign(s, 0.0)
         assert v is not None
         s.segments["cluster"] = [v.segment, -100 * DAY, 1, 1]
         seg.due(s, 0.0)
+    return seg, people
+
+
+def test_moved_reports_only_customers_a_new_model_changes() -> None:
+    seg, people = published()
     # a newer model where the heavy group's centroid sits on the light group
     snap = seg.snapshot()
     assert snap is not None
@@ -411,13 +417,7 @@ def test_no_move_between_two_clusters_named_with_the_same_words() -> None:
     them tells the customer nothing, so the published one is held (and not re-scored).
     Fails without the hold (the split cluster's customers are re-scored and moved; on
     sim2000 160 such moves once ids keep their names)."""
-    seg, people = trained()
-    seg.moved()
-    for s in people:
-        v = seg.assign(s, 0.0)
-        assert v is not None
-        s.segments["cluster"] = [v.segment, -100 * DAY, 1, 1]
-        seg.due(s, 0.0)
+    seg, people = published()
     snap = seg.snapshot()
     assert snap is not None
     twos = [s for s in people if s.segments["cluster"][0] == "c2"]
