@@ -55,6 +55,8 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         engine.forget(event.customer_id)
         return Outcome(state)
     engine.restore(state)  # consent back: into the population models again
+    if lifted:  # the models moved while it was out: re-score it (trigger population)
+        engine.queue(state.customer_id)
     return resume(engine, state, event.ts) if lifted else Outcome(state)
 
 

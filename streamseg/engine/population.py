@@ -191,7 +191,9 @@ class WarmUp:
     [False, False, False]
     >>> w.note("a", 100.0, 189.0)  # 89 days after three customers' first purchases
     False
-    >>> w.note("a", 100.0, 190.0)  # 90 days: warm (the old purchase alone spanned 189)
+    >>> w.forget("b"); w.forget("c"); w.note("a", 100.0, 190.0)  # b, c erased: 2 customers
+    False
+    >>> w.note("b", 100.0, 190.0)  # 3 again, 90 days: warm (the old purchase alone spanned 189)
     True
     """
 
@@ -202,6 +204,14 @@ class WarmUp:
         self.last: float | None = None
         self._firsts: SortedList[float] = SortedList()
         self._of: dict[str, float] = {}
+
+    def forget(self, customer_id: str) -> None:
+        """Take a customer out of the count while not warm (erasure, withdrawal, a
+        partition gone to another worker): three buyers erased did not leave the span
+        reached for three new ones of today. Once warm, nothing is kept or undone."""
+        old = self._of.pop(customer_id, None)
+        if old is not None:
+            self._firsts.remove(old)
 
     def note(self, customer_id: str, first: float, last: float) -> bool:
         """Count a customer's first and latest purchase; whether the span is reached."""

@@ -62,6 +62,7 @@ class Engine:
         self.detector = ChangeDetector(min_dwell_s=self.dwell_s)
         # customer -> indices of the segmenters whose population moved for it (see moved)
         self._moved: dict[str, set[int]] = {}
+        self._queued: dict[str, None] = {}  # customers every segmenter re-scores (queue)
         # the predicted-value segmenter, if one is configured (structural: has ``predict``)
         self.predictor: Predictor | None = next(
             (seg for seg in self.segmenters if isinstance(seg, Predictor)), None)
@@ -144,6 +145,7 @@ class Engine:
             return Outcome(state, skipped="no_consent")
         key = event_hash(event.kind, event.event_id)
         caught = redone = None
+        late = False
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
             state.definition = self.definition
@@ -151,13 +153,9 @@ class Engine:
             return Outcome(state, skipped="duplicate")
         else:
             redone = evaluation.redefine(self, state)  # evaluated under other settings
-            if clock is not None and event.ts < floor(state) < clock:
-                # late: the time-driven moves up to the clock first (what a tick does),
-                # then the event is evaluated at the clock, never at a time already over
-                caught = catch_up(self, state, clock, inclusive=True)
-                if clock > floor(state):
-                    state.looked = clock  # evaluated up to here: no later walk starts before
-            elif state.due_hint is None or state.due_hint < event.ts:
+            # late: older than the customer's latest evaluation, and the clock later still
+            late = clock is not None and event.ts < floor(state) < clock
+            if not late and (state.due_hint is None or state.due_hint < event.ts):
                 # time-driven moves due before this event happen first, at their own time
                 caught = catch_up(self, state, event.ts, inclusive=False)
         remember_hash(state, key, self.settings.dedup_window)
@@ -166,6 +164,8 @@ class Engine:
             # KPI, nothing for population models to learn); evaluated at its own time
             # (or at the latest look, if later), so rules on attributes react now
             merge(state, event.attributes, event.ts)
+            if late:
+                self._look(state, clock)
             now = max(floor(state), event.ts)
         else:
             sessions, last = state.sessions, state.last_purchase
@@ -174,16 +174,36 @@ class Engine:
                 self.history.record(state, event)
             self.kpis.credit(state, self._kpi_names, event, state.sessions != sessions, last,
                              self._repeat_s)
+            if late:
+                self._look(state, clock)
             now = floor(state)  # never back in time: a late event is evaluated at the latest look
             for seg in self.segmenters:
                 seg.learn(state, now)
-        out = evaluate(self, state, now, "event", self._reacting.get(event.kind, self.segmenters))
+        # a late event: every segmenter at the clock (no walk brought them there)
+        segs = self.segmenters if late else self._reacting.get(event.kind, self.segmenters)
+        if len(segs) < len(self.segmenters):  # a segmenter with no label yet is evaluated
+            segs = [seg for seg in self.segmenters  # (one that abstained: warm-up, adoption)
+                    if seg in segs or seg.name not in state.segments]
+        out = evaluate(self, state, now, "event", segs)
         early = [*(redone.changes if redone else ()), *(caught.changes if caught else ())]
         if early:
             out.changes[:0] = early
             out.render(self, state, now)
         plan(out, state, earliest(dues(self, state, now)))
         return out
+
+    @staticmethod
+    def _look(state: CustomerState, clock: float | None) -> None:
+        """A late event, folded in: it is evaluated at ``clock`` (recorded as ``looked``:
+        no later walk starts before it), by every segmenter, with no walk from the
+        customer's latest evaluation. The time-driven moves due in between are not
+        published one by one: with the event they are history that is over (walked
+        with it, a purchase of day 100 read at day 300 re-published ``lapsed -> at_risk
+        -> lapsed``), without it they are moves the event contradicts (walked before
+        it, while the ticks lagged: ``at_risk -> lapsed -> at_risk``). The label goes
+        from the published one to the verdict at the clock, if they differ."""
+        if clock is not None and clock > floor(state):
+            state.looked = clock
 
     def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
         """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
@@ -270,6 +290,12 @@ class Engine:
         """
         out: dict[str, None] = {}
         pending = self._moved
+        if self._queued:
+            every = range(len(self.segmenters))
+            for cid in self._queued:
+                out[cid] = None
+                pending[cid] = set(every)
+            self._queued.clear()
         for i, seg in enumerate(self.segmenters):
             for cid in seg.moved():
                 out[cid] = None
@@ -279,6 +305,13 @@ class Engine:
                 else:
                     which.add(i)
         return list(out)
+
+    def queue(self, customer_id: str) -> None:
+        """Have every segmenter re-score ``customer_id`` at the next :meth:`rescore` (named by
+        the next :meth:`moved`): a customer back in the population models after a consent
+        grant, whose labels the models moved while it was out (a population move names the
+        customers a cut value crossed, never the one who came back)."""
+        self._queued[customer_id] = None
 
     def restore(self, state: CustomerState) -> None:
         """Rebuild population models from a state restored from the table (restart, rebalance)."""
@@ -294,6 +327,7 @@ class Engine:
         for seg in self.segmenters:
             seg.forget(customer_id)
         self._moved.pop(customer_id, None)
+        self._queued.pop(customer_id, None)
 
     def retain(self, keep: Container[str]) -> list[str]:
         """:meth:`forget` every customer the population models hold who is not in ``keep``

@@ -205,7 +205,7 @@ class RFMModel:
             return False  # another margin or an older layout: not comparable
         if self.adopted is not None and version <= self.adopted[0]:
             return False
-        was = self.cuts()
+        was, scored = self.cuts(), self.ready()
         self._cache = None
         c = snapshot["cuts"]
         self.adopted = (version, *(
@@ -213,7 +213,9 @@ class RFMModel:
             for k in ("recency", "frequency", "monetary")
         ))  # type: ignore[assignment]
         self.updates = max(self.updates, version)
-        if not self._local():
+        if not scored and self.ready():  # first cut values in use: everybody is scored once
+            self._moved.update(dict.fromkeys(self.values))
+        elif not self._local():
             now = self.cuts()
             for ranking, old, new in zip((self.recency, self.frequency, self.monetary), was, now,
                                          strict=True):

@@ -205,11 +205,11 @@ CONSENT = ("consent_withdrawn", "consent_granted", "erasure_requested")
 
 def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
     """Whether, after some event of ``history`` (arrival order), the purchases seen span
-    ``warmup_s`` (from the ``least``-th earliest first purchase of a customer) and ``least``
-    consenting buyers are in the population. A withdrawal takes a buyer out (its later
-    events are ignored) until consent is granted again; an erasure also deletes its
-    purchases (a fresh profile's first purchase replaces the customer's). The span never
-    shrinks otherwise.
+    ``warmup_s`` (from the ``least``-th earliest first purchase of a customer in the
+    population) and ``least`` consenting buyers are in the population. A withdrawal takes
+    a buyer and its first purchase out (its later events are ignored) until consent is
+    granted again; an erasure also deletes its purchases (a fresh profile's first
+    purchase is the customer's).
 
     >>> h = events_frame([("a", "purchase", 0.0, 1.0), ("b", "purchase", 0.0, 1.0),
     ...                   ("b", "consent_withdrawn", DAY, 0.0), ("a", "purchase", 2 * DAY, 1.0)])
@@ -219,34 +219,39 @@ def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
     population: set[str] = set()
     bought: set[str] = set()  # customers with purchases in their current profile
     out: set[str] = set()  # consent withdrawn (or erased) and not granted again
-    of: dict[str, float] = {}  # customer -> first purchase (of its current profile)
-    firsts: SortedList[float] = SortedList()
+    kept: dict[str, float] = {}  # customer -> first purchase of its current profile
+    firsts: SortedList[float] = SortedList()  # those of the customers in the population
     last = None
     for cid, kind, ts in zip(history["customer_id"], history["type"], history["ts"],
                              strict=True):
         if kind in ("consent_withdrawn", "erasure_requested"):
             out.add(cid)
-            population.discard(cid)
+            if cid in population:
+                population.discard(cid)
+                firsts.remove(kept[cid])
             if kind == "erasure_requested":
                 bought.discard(cid)
+                kept.pop(cid, None)
             continue
         if kind == "consent_granted":
             out.discard(cid)
-            if cid in bought:
+            if cid in bought and cid not in population:
                 population.add(cid)
+                firsts.add(kept[cid])
         elif kind != "purchase" or cid in out:
             continue
         else:
-            fresh = cid not in bought  # (a new customer, or a new profile after an erasure)
             bought.add(cid)
-            population.add(cid)
-            old = of.get(cid)
-            first = ts if fresh or old is None else min(old, ts)
-            if first != old:
-                if old is not None:
+            old = kept.get(cid)
+            first = ts if old is None else min(old, ts)
+            if cid in population:
+                if first != old:
                     firsts.remove(old)
+                    firsts.add(first)
+            else:
+                population.add(cid)
                 firsts.add(first)
-                of[cid] = first
+            kept[cid] = first
             last = ts if last is None else max(last, ts)
         if (last is not None and len(firsts) >= least and last - firsts[least - 1] >= warmup_s
                 and len(population) >= least):

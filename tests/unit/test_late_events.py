@@ -135,3 +135,35 @@ def test_no_change_after_a_grant_is_dated_inside_the_withdrawal() -> None:
     out = eng.rescore(on.state, grant - Settings().allowed_lateness_s)  # the next tick
     assert out.at is not None and out.at >= grant
     assert all(c["event_time"] >= format_ts(grant) for c in out.changes)
+
+
+def test_a_late_event_while_the_ticks_lag_publishes_no_move_it_contradicts() -> None:
+    """Diff review, finding 2: the worker's tick clock (``look``) is often ahead of the
+    ticks applied. A walk to it before the late purchase was folded in published
+    ``low -> lapsed`` and ``at_risk -> lapsed``, which the purchase undid at once."""
+    settings = Settings()
+    eng = Engine(settings, [FrequencySegmenter(settings), LifecycleSegmenter(settings)])
+    state = eng.apply(None, Event("purchase", "purchase", "p1", "c", T0, amount=50.0)).state
+    assert state is not None
+    state = eng.apply(state, Event("purchase", "purchase", "p2", "c", T0 + 40 * DAY,
+                                   amount=50.0)).state
+    assert state is not None
+    assert [c["to_segment"] for c in eng.tick(state, T0 + 140 * DAY).changes] == ["at_risk"]
+    late = eng.apply(state, Event("purchase", "purchase", "p3", "c", T0 + 120 * DAY,
+                                  amount=50.0), T0 + 250 * DAY)
+    assert late.changes == []  # at day 250, 130 days after the day-120 purchase: at_risk
+
+
+def test_a_buyer_back_after_a_grant_is_scored_by_rfm() -> None:
+    """Diff review, finding 1: RFM is not evaluated at page views; a customer it had no
+    label for (withdrawn while RFM warmed up) is, and a grant queues a re-score."""
+    settings = Settings(rfm_min_samples=3, rfm_warmup_days=10)
+    records = [buy("c", 0, "c1"), {"type": "consent_withdrawn", "customer_id": "c",
+                                   "event_id": "w1", "ts": format_ts(T0 + DAY)}]
+    records += [buy(f"o{i}", d, f"o{i}-{d}") for i in range(4) for d in (0, 12)]
+    records += [{"type": "consent_granted", "customer_id": "c", "event_id": "g1",
+                 "ts": format_ts(T0 + 20 * DAY)}, click("c", 21, "v1")]
+    rep = Replayer(settings)
+    for r in records:
+        assert isinstance(rep.feed(orjson.dumps(r)), list)
+    assert rep.states["c"].segments["rfm"][0] == "lost"

@@ -55,3 +55,15 @@ def test_one_old_purchase_does_not_let_the_value_model_fit() -> None:
     assert [c for c in out if c.get("segmenter") == "value"] == []
     assert all(getattr(seg, "model", None) is None for seg in rep.engine.segmenters
                if seg.name == "value")
+
+
+def test_erased_buyers_do_not_count_toward_the_warm_up() -> None:
+    """Diff review, finding 5: three buyers of day 0 erased, three new ones on day 100:
+    the span counted the erased customers' first purchases and RFM scored the new ones."""
+    settings = Settings(rfm_min_samples=3, rfm_warmup_days=90)
+    lines = [purchase(f"e{i}", 0, 10.0) for i in range(3)]
+    lines += [orjson.dumps({"type": "erasure_requested", "customer_id": f"e{i}",
+                            "event_id": f"x{i}", "ts": format_ts(T0 + DAY)}) for i in range(3)]
+    lines += [purchase(f"n{i}", 100 + i / 24, 10.0 * (i + 1)) for i in range(3)]
+    _, out = replay(lines, settings)
+    assert [c for c in out if c.get("segmenter") == "rfm"] == []

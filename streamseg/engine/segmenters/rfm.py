@@ -113,6 +113,7 @@ class RFMSegmenter(RFMModel):
 
     def forget(self, customer_id: str) -> None:
         """Drop a customer from the population (erasure, consent withdrawn)."""
+        self.span.forget(customer_id)
         if self.values.pop(customer_id, None) is None:
             return
         self.updates += 1

@@ -132,6 +132,7 @@ class ValueSegmenter:
         self._note(state)
 
     def forget(self, customer_id: str) -> None:
+        self.span.forget(customer_id)
         self.local.pop(customer_id, None)
         self.population.drop(customer_id)
         self._moved.pop(customer_id, None)
