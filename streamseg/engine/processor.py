@@ -76,8 +76,7 @@ class Engine:
         # RFM is not evaluated at a page view (a move found there is a population move the
         # next re-score publishes; at a click it was published with trigger ``event``)
         self._reacting = {kind: [seg for seg in self.segmenters
-                                 if getattr(seg, "reacts_to", None) is None
-                                 or kind in getattr(seg, "reacts_to", ())]
+                                 if seg.reacts_to is None or kind in seg.reacts_to]
                           for kind in ("purchase", "click", "profile")}
 
     def segmenter(self, name: str) -> Segmenter | None:

@@ -27,6 +27,7 @@ class MeanSpend:
 
     name = "spend"
     reads_segments = False
+    reacts_to = None
 
     def __init__(self, sticky: bool = False) -> None:
         self.spend: dict[str, float] = {}
@@ -184,6 +185,7 @@ class IdleCutoff:
 
     name = "idle"
     reads_segments = False
+    reacts_to = None
 
     def __init__(self) -> None:
         self.limit = 30.0

@@ -12,7 +12,10 @@ A segmenter owns its rules end to end:
   raw verdict differs. Moves earned by the customer's own new event are never
   held; clock- and population-driven demotions may be, by a documented margin
   on the segmenter's threshold or a dwell;
-* ``describe`` names a segment for humans.
+* ``describe`` names a segment for humans;
+* ``reacts_to`` names the input kinds whose events can move its verdict (None: all;
+  RFM and value: purchases): at other events it is evaluated only if it has no label
+  for the customer yet, and otherwise through ``due`` and ``moved``.
 
 The engine (:mod:`streamseg.engine.processor`) only calls these methods: no
 isinstance special cases, no attribute probing.
