@@ -38,10 +38,10 @@ from streamseg.engine import processor
 _ingest = processor.Engine.ingest
 
 
-def ingest(self, state, event, clock):
+def ingest(self, state, event, *args, **kwargs):
     if event.event_id == {event_id!r}:
         raise RuntimeError("injected fault")
-    return _ingest(self, state, event, clock)
+    return _ingest(self, state, event, *args, **kwargs)
 
 
 processor.Engine.ingest = ingest
