@@ -117,8 +117,9 @@ class Engine:
         ``clock`` (optional): the event time that time-driven evaluation has reached
         (the event clock). A *late* event -- older than the latest time its customer
         was already evaluated at, which is itself behind ``clock`` -- is evaluated at
-        ``clock``, after the customer's time-driven moves up to it: the labels
-        published are what is true now. Evaluated at its customer's latest look
+        ``clock`` by every segmenter, with no walk through the time-driven moves in
+        between (:meth:`_look`): the labels published are what is true now. Evaluated
+        at its customer's latest look
         instead, it republished a state that was already over (``lapsed -> low ->
         lapsed`` for a purchase of day 10 read at day 300; a buffered page view of
         day 5 read at day 120: ``inactive_prospect -> prospect -> inactive_prospect``).
