@@ -299,3 +299,33 @@ def test_a_page_view_publishes_no_rfm_move() -> None:
     assert click.changes == []
     moved = eng.rescore(states["c9"], 30 * DAY)
     assert [(c["to_segment"], c["trigger"]) for c in moved.changes] == [("at_risk", "population")]
+
+
+def test_a_warming_worker_that_adopts_the_trainers_cuts_scores_everybody() -> None:
+    """Diff review, finding 1: a worker whose own RFM still warms up adopts the trainer's
+    cut values; only the customers between moved cut values were named for a re-score
+    (none when the cuts are those it would have had), so its buyers had no RFM label until
+    their next purchase. The first cut values in use now re-score everybody once."""
+    from streamseg.engine.processor import Engine
+
+    warm = Engine(Settings(rfm_min_samples=5, rfm_warmup_days=0))
+    cold = Engine(Settings(rfm_min_samples=5, rfm_warmup_days=90))
+    states: dict[str, CustomerState] = {}
+    for i in range(10):
+        warm.apply(None, Event("purchase", "purchase", f"w{i}", f"w{i}", i * DAY,
+                               amount=10.0 * (i + 1)))
+        out = cold.apply(None, Event("purchase", "purchase", f"c{i}", f"c{i}", i * DAY,
+                                     amount=10.0 * (i + 1)))
+        assert out.state is not None
+        states[f"c{i}"] = out.state
+    rfm = cold.segmenter("rfm")
+    assert isinstance(rfm, RFMSegmenter) and not rfm.warm
+    assert not any("rfm" in s.segments for s in states.values())
+    cold.moved()
+    snap = warm.segmenter("rfm").snapshot()  # type: ignore[union-attr]
+    assert snap is not None and rfm.adopt(snap)
+    named = cold.moved()
+    assert sorted(named) == sorted(states)
+    for cid in named:
+        cold.rescore(states[cid], 10 * DAY)
+    assert all("rfm" in s.segments for s in states.values())
