@@ -25,8 +25,8 @@ Examples
 >>> r = Ranking([2000, 4000, 6000, 8000])
 >>> for cid, v in [("a", 1.0), ("b", 2.0), ("c", 2.0), ("d", 5.0), ("e", 9.0)]:
 ...     _ = r.set(cid, v)
->>> len(r), r.below(2.0), r.below(2.5), r.cuts()
-(5, 1, 3, [1.0, 2.0, 2.0, 5.0])
+>>> len(r), r.below(2.0), r.below(2.5), r.cuts(), r.value_at(0), r.value_at(4)
+(5, 1, 3, [1.0, 2.0, 2.0, 5.0], 1.0, 9.0)
 >>> [1 + sum(v > c for c in r.cuts()) for v in (1.0, 2.0, 5.0, 9.0)]
 [1, 2, 4, 5]
 >>> r.set("a", 7.0)  # a moves up: cut values move; the customers in the ranges re-score
@@ -100,6 +100,10 @@ class Ranking:
     def cuts(self) -> list[float | None]:
         """The watched cut values, in the order of ``shares``."""
         return list(self._cuts)
+
+    def value_at(self, i: int) -> float:
+        """The ``i``-th smallest value (0-based; ties in customer order)."""
+        return float(self._sorted[i][0])
 
     def set(self, customer_id: str, value: float) -> list[Range]:
         """Give ``customer_id`` the value ``value`` (old value out); return the moved ranges."""
@@ -202,30 +206,23 @@ class WarmUp:
         self.k = max(1, k)
         self.warm = False
         self.last: float | None = None
-        self._firsts: SortedList[float] = SortedList()
-        self._of: dict[str, float] = {}
+        self._firsts = Ranking(())  # one first purchase per customer, no cut watched
 
     def forget(self, customer_id: str) -> None:
         """Take a customer out of the count while not warm (erasure, withdrawal, a
         partition gone to another worker): three buyers erased did not leave the span
         reached for three new ones of today. Once warm, nothing is kept or undone."""
-        old = self._of.pop(customer_id, None)
-        if old is not None:
-            self._firsts.remove(old)
+        self._firsts.remove(customer_id)
 
     def note(self, customer_id: str, first: float, last: float) -> bool:
         """Count a customer's first and latest purchase; whether the span is reached."""
         if self.warm:
             return True
-        old = self._of.get(customer_id)
-        if old != first:
-            if old is not None:
-                self._firsts.remove(old)
-            self._firsts.add(first)
-            self._of[customer_id] = first
+        firsts = self._firsts
+        firsts.set(customer_id, first)
         if self.last is None or last > self.last:
             self.last = last
-        if len(self._firsts) >= self.k and self.last - self._firsts[self.k - 1] >= self.span_s:
+        if len(firsts) >= self.k and self.last - firsts.value_at(self.k - 1) >= self.span_s:
             self.warm = True
-            self._firsts, self._of = SortedList(), {}
+            self._firsts = Ranking(())
         return self.warm
