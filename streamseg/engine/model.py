@@ -110,6 +110,15 @@ def holds(name: str, center: Mapping[str, float], active: Iterable[str] | None =
     return True
 
 
+def title(segment: str, name: str) -> str:
+    """The human title of a cluster id.
+
+    >>> title("c3", "frequent buyer, mobile")
+    'Cluster c3: frequent buyer, mobile'
+    """
+    return f"Cluster {segment}: {name}"
+
+
 def distance(a: list[float], b: list[float]) -> float:
     """Euclidean distance."""
     return math.sqrt(sum((x - y) ** 2 for x, y in zip(a, b, strict=True)))
@@ -169,13 +178,14 @@ class ClusterModel:
         return sorted(self.centers)
 
     def description(self, segment: str) -> str:
-        """The stable name of ``segment`` (computed from its centroid if it has none)."""
+        """The stable name of ``segment`` (computed from its centroid if it has none; a
+        retired id's as it was published; an unknown id: the id)."""
         name = self.names.get(segment)
         if name is not None:
             return name
         center = self.centers.get(segment)
         if center is None:
-            return segment
+            return self.retired.get(segment, segment)
         return describe(dict(zip(NAMES, center, strict=True)), self.active)
 
     def raw(self, center: list[float]) -> list[float]:
@@ -269,7 +279,7 @@ class Assigner:
         }
         self.names = {seg: model.description(seg) for seg in self.centers}
         self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
-        self.titles = {seg: f"Cluster {seg}: {name}" for seg, name in self.names.items()}
+        self.titles = {seg: title(seg, name) for seg, name in self.names.items()}
         # for next_change: the centroids in order, and per pair (i, j, ids, the slope of
         # |z - a|^2 - |z - b|^2 in the recency coordinate, 2 * the distance between them)
         items = list(self.centers.items())

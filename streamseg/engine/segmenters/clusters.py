@@ -79,7 +79,7 @@ from streamseg.engine.clusterfeatures import recency, static
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import STEP_S, Assigner, ClusterModel
+from streamseg.engine.model import STEP_S, Assigner, ClusterModel, title
 from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
@@ -318,10 +318,8 @@ class ClusterSegmenter:
         a, m = self.assigner, self.model
         if a is None or m is None:
             return segment
-        title = a.titles.get(segment)
-        if title is not None:
-            return title
-        return f"Cluster {segment}: {m.retired.get(segment, segment)}"
+        published = a.titles.get(segment)
+        return published if published is not None else title(segment, m.description(segment))
 
     # ---- snapshots --------------------------------------------------------------------------
 
