@@ -69,6 +69,9 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--json", action="store_true", help="print the figures as JSON")
     q.add_argument("--no-hysteresis", action="store_true", help="run with hysteresis off")
     q.add_argument("--no-confusion", action="store_true", help="omit the confusion matrices")
+    q.add_argument("--rfm-daily", action="store_true",
+                   help="instead: how much the batch RFM definition itself moves, recomputed at "
+                   "every day's end, and what a dwell of k days costs (no engine run)")
 
 
 def _hours(text: str) -> float:
@@ -111,6 +114,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         handle = args.file.open("rb")
     except OSError as exc:
         raise InputFileError(str(args.file), None, None, exc.strerror or str(exc)) from None
+    if args.rfm_daily:
+        return _rfm_daily(args, settings, handle)
     with handle:
         figures = measure(run_engine(handle, settings), settings)
     figures["file"] = str(args.file)
@@ -121,4 +126,23 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputFileError(str(args.file), None, None, render(figures))
     if not args.json:
         print(render(figures, confusion=not args.no_confusion))
+    return 0
+
+
+def _rfm_daily(args: argparse.Namespace, settings: Settings, handle: Any) -> int:
+    """``quality --rfm-daily``: the batch RFM definition's own day-to-day moves."""
+    from streamseg import codec
+    from streamseg.tools import volatility
+
+    with handle:
+        history, _bad = volatility.read_history(handle, settings)
+    figures = volatility.measure(history, settings)
+    if not figures["days"]:
+        raise InputFileError(str(args.file), None, None,
+                             "no day after the RFM warm-up: nothing to measure")
+    figures["file"] = str(args.file)
+    if args.json:
+        sys.stdout.buffer.write(codec.dumps(figures) + b"\n")
+    else:
+        print(volatility.render(figures))
     return 0

@@ -1,0 +1,64 @@
+"""``streamseg quality --rfm-daily``: the batch RFM definition's own day-to-day moves."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from streamseg.config import DAY, Settings
+from streamseg.tools import volatility
+from streamseg.tools.reference import customers, events_frame, rfm
+
+
+def test_a_label_undone_the_next_day_is_a_flap_and_a_one_day_dwell_removes_it() -> None:
+    ends = [DAY, 2 * DAY, 3 * DAY, 4 * DAY]
+    table = pd.DataFrame([["a", "b", "a", "a"], [None, "a", "a", "c"], [None] * 4],
+                         index=["x", "y", "never bought"], columns=ends)
+    figures = volatility.measure_labels(table, Settings(), dwells=(0, 1))
+    assert (figures["buyers"], figures["days"]) == (2, 4)
+    got = {d["days"]: d for d in figures["dwell"]}
+    # no dwell: x a->b, b->a (reverted); y a->c; agreement is the definition's
+    assert (got[0]["changes"], got[0]["reverted"], got[0]["agree_mean_pct"]) == (3, 1, 100.0)
+    # one day: x never leaves a (b held one day only), y's c waits one day more
+    assert (got[1]["changes"], got[1]["reverted"]) == (0, 0)
+    # agreement per day: day 1 1/1, day 2 x wrong 1/2, day 3 2/2, day 4 y wrong 1/2
+    assert got[1]["agree_mean_pct"] == round((100 + 50 + 100 + 50) / 4, 2)
+    assert (got[1]["agree_min_pct"], got[1]["agree_last_pct"]) == (50.0, 50.0)
+
+
+def test_daily_labels_are_the_batch_reference_at_each_day_end_after_the_warm_up() -> None:
+    s = Settings(rfm_warmup_days=2.0, rfm_min_samples=3)
+    rows = [(c, "purchase", 0.5 * DAY, amount) for c, amount in (("a", 1.0), ("b", 2.0),
+                                                                 ("c", 3.0))]
+    rows += [("a", "purchase", 2.5 * DAY, 9.0), ("d", "page_view", 3.5 * DAY, 0.0),
+             ("b", "purchase", 4.2 * DAY, 1.0)]
+    history = events_frame(rows)
+    assert volatility.day_ends(history, s) == [DAY, 2 * DAY, 3 * DAY, 4 * DAY, 5 * DAY]
+    table = volatility.daily_labels(history, s)
+    # warm once the purchases before the day end span 2 days: day ends 3, 4 and 5
+    assert list(table.columns) == [3 * DAY, 4 * DAY, 5 * DAY]
+    for end in table.columns:
+        before = history[history["ts"] < end]
+        expected = rfm(customers(before, end, s), True)["rfm"].dropna()
+        assert table[end].dropna().to_dict() == expected.to_dict()
+    assert "d" not in table.dropna(how="all").index  # never bought: no RFM label
+
+
+def test_the_cli_prints_a_row_per_dwell(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from streamseg.__main__ import main
+
+    lines = [
+        json.dumps({"type": "purchase", "customer_id": c, "event_id": f"e{i}",
+                    "order_id": f"o{i}", "ts": f"2026-01-{day:02d}T10:00:00Z", "amount": i,
+                    "currency": "EUR"})
+        for i, (c, day) in enumerate([(c, d) for d in range(1, 29, 3) for c in "abcde"], 1)
+    ]
+    path = tmp_path / "ev.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("STREAMSEG_RFM_WARMUP_DAYS", "7")
+    monkeypatch.setenv("STREAMSEG_RFM_MIN_SAMPLES", "5")
+    assert main(["quality", str(path), "--rfm-daily"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("RFM named segment, batch reference at each of ")
+    assert [line.split()[0] for line in out[3:]] == [str(k) for k in volatility.DWELLS]
