@@ -525,9 +525,9 @@ class Settings:
     value_warmup_days: float = setting(90.0, ge=0)  # no fit before purchases span this
     value_min_customers: int = setting(100, ge=2)  # no fit on fewer buyers
     value_sample_size: int = setting(20_000, ge=2, le=10_000_000)  # fit sample (bottom-k)
-    # a clock- or population-driven demotion waits until expected purchases are this
-    # fraction below the tier's cut value
-    value_hold_margin: float = setting(0.1, ge=0, lt=1)
+    # a clock- or population-driven demotion waits until expected purchases fall to the
+    # value at the tier's rank share (90%, 50%) lowered by this share
+    value_hold_margin: float = setting(0.05, ge=0, lt=0.5)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)

@@ -182,6 +182,30 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
     return Params(*(float(v) for v in np.exp(final)))
 
 
+def rewards_purchases(params: Params, t: float, ages: ArrayLike) -> bool:
+    """Whether a repeat purchase raises the expected purchases under ``params``.
+
+    Compares, at each age ``T`` of ``ages``, a customer who bought again just now
+    (x = 1, t_x = T) with one who never bought again (x = 0): the first must
+    expect more purchases in the next ``t`` days. A fit on a population that
+    almost never buys twice (a few repeat buyers among thousands) converges to a
+    dropout probability near 1 after every purchase (``a`` >> ``b``): there a
+    second purchase *lowers* the expectation to about 0 (p_alive 0 right after
+    it) while the one-time buyers keep p_alive 1 forever. Such a model cannot
+    rank customers by value and is not used.
+
+    >>> rewards_purchases(Params(0.243, 4.414, 0.793, 2.426), 90.0, [30.0, 300.0])  # CDNOW
+    True
+    >>> rewards_purchases(Params(1.02, 22026.5, 21021.2, 0.0003), 90.0, [30.0, 300.0])
+    False
+    """
+    age = np.asarray(ages, dtype=float)
+    again = expected(params, t, np.ones_like(age), age, age)
+    never = expected(params, t, np.zeros_like(age), np.zeros_like(age), age)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isfinite(again)) and np.all(again > never))
+
+
 def p_alive(params: Params, x: ArrayLike, t_x: ArrayLike, T: ArrayLike) -> Array:
     """Probability the customer is still alive at age ``T`` (1 when ``x`` = 0).
 

@@ -5,6 +5,9 @@ Examples
 >>> m = ValueModel(3, bgnbd.Params(0.5, 10.0, 0.8, 2.5), (2.0, 0.5), 86400.0, 120, 90.0)
 >>> ValueModel.from_dict(m.to_dict()) == m
 True
+>>> held = ValueModel(3, m.params, (2.0, 0.5), 86400.0, 120, 90.0, holds=(1.5, 0.4))
+>>> ValueModel.from_dict(held.to_dict()) == held, held.level(0), m.level(0)
+(True, 1.5, 2.0)
 >>> [tier_of(v, m.cuts) for v in (2.5, 2.0, 0.6, 0.5)]
 ['top10', 'next40', 'next40', 'rest']
 >>> from streamseg.config import DAY
@@ -17,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,24 +45,62 @@ class ValueModel:
     as_of: float
     customers: int
     horizon_days: float
+    # a published top10 / next40 is kept (a demotion held) while the expected purchases
+    # are above these: the values at the rank shares 90% and 50% lowered by the hold
+    # margin (None: the cuts themselves, no margin)
+    holds: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "segmenter": "value", "version": self.version,
             "params": self.params._asdict(),
             "cuts": {"top10": self.cuts[0], "next40": self.cuts[1]},
             "as_of": self.as_of, "customers": self.customers, "horizon_days": self.horizon_days,
         }
+        if self.holds is not None:
+            out["holds"] = {"top10": self.holds[0], "next40": self.holds[1]}
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValueModel:
-        p, c = data["params"], data["cuts"]
+        p, c, h = data["params"], data["cuts"], data.get("holds")
         return cls(
             int(data["version"]),
             bgnbd.Params(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"])),
             (float(c["top10"]), float(c["next40"])), float(data["as_of"]),
             int(data["customers"]), float(data["horizon_days"]),
+            None if h is None else (float(h["top10"]), float(h["next40"])),
         )
+
+    def level(self, tier: int) -> float:
+        """The expected purchases at or below which a published tier ``tier`` (0: top10,
+        1: next40) is left."""
+        return (self.cuts if self.holds is None else self.holds)[tier]
+
+
+def tier_cuts(scores: NDArray[np.float64], margin: float
+              ) -> tuple[tuple[float, float], tuple[float, float] | None]:
+    """The cut values (rank shares 90% and 50%) of the sorted ``scores`` of the fit's
+    sample, and the hold levels (the same shares lowered by ``margin``; None: 0).
+
+    A customer is in a tier when strictly above its cut, so at the fit at most 10% of
+    the sample is ``top10``, and the margin keeps a published ``top10`` at most within
+    the top ``10% + margin`` however close together the scores lie:
+
+    >>> flat = np.sort(np.linspace(0.0028, 0.0047, 1000))  # every buyer near the cut
+    >>> cuts, holds = tier_cuts(flat, 0.05)
+    >>> [float(np.mean(flat > c)) for c in (*cuts, *holds)]
+    [0.1, 0.5, 0.15, 0.55]
+    >>> tier_cuts(flat, 0.0)[1] is None
+    True
+    """
+    n = len(scores)
+
+    def at(share: float) -> float:  # the value a customer must beat to pass ``share``
+        return float(scores[max(math.ceil(share * n) - 1, 0)])
+
+    cuts = (at(0.9), at(0.5))
+    return cuts, ((at(0.9 - margin), at(0.5 - margin)) if margin > 0 else None)
 
 
 def key_of(state: CustomerState, day_s: float = 0.0) -> tuple[float, float, float]:

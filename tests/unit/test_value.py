@@ -152,7 +152,8 @@ def test_no_model_before_warm_up_and_min_customers_then_tiers() -> None:
 def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
     cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_margin=0.2)
     seg = ValueSegmenter(cfg)
-    seg.model = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days)
+    # the hold levels: the values at the rank shares lowered by the margin (tier_cuts)
+    seg.model = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days, (1.2, 0.4))
     s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])
     seg.learn(s, 40 * DAY)
     top = seg.assign(s, 40 * DAY)
@@ -160,7 +161,7 @@ def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
     s.segments["value"] = ["top10", 40 * DAY, 1, 1]
     due = seg.due(s, 40 * DAY)
     assert due is not None and due % DAY == 0
-    # the published tier is left when expected purchases reach 1.5 * (1 - 0.2)
+    # the published tier is left when expected purchases reach its hold level 1.2
     before, at = seg.predict(s, due - DAY), seg.predict(s, due)
     assert before is not None and at is not None and before[1] > 1.2 >= at[1]
     raw = seg.assign(s, due - DAY)
@@ -224,3 +225,30 @@ def test_replayed_value_changes_match_the_schemas_and_are_deterministic(
         assert c["model_version"] and c["features"]["expected_purchases"] is not None
     for record in rep.segments():
         assert_schema("customer-segments", record)
+
+
+def test_no_model_from_a_population_that_almost_never_buys_twice() -> None:
+    """A real booking log (7,744 bookers, 1.4% booking twice) fitted a ~ 21,000 and
+    b ~ 0.0003: a second booking set p_alive to 0 and demoted the customer to ``rest``
+    while every one-time booker kept ``top10`` for ever. Such a fit is not used."""
+    cfg = Settings(value_min_customers=100, value_warmup_days=30)
+    seg = ValueSegmenter(cfg)
+    rng = np.random.default_rng(4)
+    for i in range(700):
+        first = float(rng.integers(0, 700))
+        days = [first, first + float(rng.integers(1, 20))] if i % 70 == 0 else [first]
+        seg.restore(_buyer(f"c{i}", days))
+    now = 730 * DAY
+    rows = np.array([r[0] for r in seg.population.rows.values()])
+    x, t_x, first = rows.T
+    params = bgnbd.fit(x, t_x, np.maximum(730 - first, t_x))
+    # the fit itself: a repeat purchase lowers the expectation
+    assert not bgnbd.rewards_purchases(params, cfg.value_horizon_days, [30.0, 300.0])
+    assert seg.refit(now) is None
+    seg.learn(_buyer("late", [729.0]), now)
+    assert seg.model is None and seg.assign(_buyer("late", [729.0]), now) is None
+    # a population with repeat buyers fits as before
+    ok = ValueSegmenter(cfg)
+    for s in _population(ok, 300, 200.0):
+        ok.restore(s)
+    assert ok.refit(200 * DAY) is not None

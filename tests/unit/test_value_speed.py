@@ -80,7 +80,7 @@ def _moved_plainly(seg: ValueSegmenter, model: ValueModel, now: float) -> list[s
         probe = day + MAX_DAYS if entry[2] is None else entry[2] - 1
         end = bgnbd.expected_one(model.params, seg.horizon, x, t_x, max(probe - first, t_x))[1]
         label, raw = entry[1], tier_of(score, model.cuts)
-        level = None if label not in TIERS[:2] else model.cuts[TIERS.index(label)] * 0.9
+        level = None if label not in TIERS[:2] else model.level(TIERS.index(label))
         keeps = (label in TIERS and TIERS.index(raw) > TIERS.index(label)
                  and level is not None and score > level)
         if label is None or (raw != label and not keeps) or (
@@ -99,7 +99,7 @@ def test_the_vectorised_pass_moves_the_customers_the_plain_loop_moves_in_order()
             [(e[0][0], e[0][1], max(now // DAY - e[0][2], e[0][1])) for e in seg.local.values()]
         ).T).tolist())
         model = ValueModel(trial + 1, model.params, (scores[269], scores[149]), now, 300,
-                           seg.horizon)
+                           seg.horizon, (scores[254], scores[134]))  # margin 0.05
         want = _moved_plainly(seg, model, now)
         seg._use(model, now)
         got = seg.moved()
@@ -126,7 +126,7 @@ def test_a_new_version_finds_each_due_day_from_its_guess_in_two_evaluations() ->
     seg, people = _segmenter(rng, 200)
     now = 150.0 * DAY
     p = _params(rng)
-    model = ValueModel(2, p, (1.0, 0.3), now, 200, seg.horizon)
+    model = ValueModel(2, p, (1.0, 0.3), now, 200, seg.horizon, (0.9, 0.27))
     seg._use(model, now)
     seg.moved()
     searched = 0
@@ -145,7 +145,7 @@ def test_a_new_version_finds_each_due_day_from_its_guess_in_two_evaluations() ->
         label = s.segments["value"][0] if "value" in s.segments else None
         if label is None:
             continue
-        level = model.cuts[TIERS.index(str(label))] * 0.9
+        level = model.level(TIERS.index(str(label)))
         fresh = crossing(bgnbd.Scorer(p, seg.horizon), key_of(s), now // DAY, level, MAX_DAYS)
         assert got == (None if fresh is None else fresh * DAY)  # the exact day, as before
         if fresh is not None and fresh == guess:

@@ -22,8 +22,13 @@ Engine contract:
 
 * ``hold``: promotions (a purchase raises the expectation) are never held; a
   demotion (the clock, a new model, or a same-day purchase that leaves the
-  decayed expectation where it was) waits until the expected purchases are
-  ``value_hold_margin`` (relative) below the cut of the published tier.
+  decayed expectation where it was) waits until the expected purchases fall
+  to the value at the tier's rank share lowered by ``value_hold_margin``
+  (a share: 0.05 keeps ``top10`` while the customer is within the top 15% of
+  the sample at the fit, ``next40`` within the top 55%). A share, not a
+  fraction of the cut value: where every customer's expectation lies close to
+  the cut (a population of one-time buyers), a relative margin kept most of
+  the population in ``top10``.
 * ``due``: an idle customer's expected purchases only decay with ``T``; the
   exact day they fall to the lower bound of the published tier (the raw cut
   before any tier is published), found by a galloping search over days.
@@ -56,6 +61,7 @@ from streamseg.engine.valuemodel import (
     crossing,
     crossings,
     key_of,
+    tier_cuts,
     tier_of,
 )
 
@@ -159,10 +165,11 @@ class ValueSegmenter:
         scores = np.sort(bgnbd.expected(params, self.horizon, x, t_x, age))
         if not np.all(np.isfinite(scores)) or scores[0] < 0.0:
             return None  # a fit the closed form cannot evaluate: keep the previous model
-        n = len(scores)
-        cuts = (float(scores[math.ceil(0.9 * n) - 1]), float(scores[math.ceil(0.5 * n) - 1]))
-        return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now, n,
-                          self.horizon)
+        if not bgnbd.rewards_purchases(params, self.horizon, np.quantile(age, (0.1, 0.5, 0.9))):
+            return None  # a degenerate fit (almost no repeat buyers): keep the previous model
+        cuts, holds = tier_cuts(scores, self.margin)
+        return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now,
+                          len(scores), self.horizon, holds)
 
     def _use(self, model: ValueModel, now: float) -> None:
         """Score with ``model`` from now on; queue the local customers it may move.
@@ -188,7 +195,7 @@ class ValueSegmenter:
         label = np.fromiter((RANK.get(e[1], -1) for e in entries), np.int64, n)  # -1: none
         raw = np.where(scores > cuts[0], 0, np.where(scores > cuts[1], 1, 2))
         tiered = (label == 0) | (label == 1)  # a published tier with a level below it
-        level = np.where(label == 0, cuts[0], cuts[1]) * (1.0 - self.margin)
+        level = np.where(label == 0, model.level(0), model.level(1))
         keeps = tiered & (raw > label) & (scores > level)
         moved = (label < 0) | ((raw != label) & ~keeps) | (tiered & (later <= level))
         ids = list(self.local)
@@ -246,7 +253,7 @@ class ValueSegmenter:
         model = self.model
         if model is None or label not in TIERS[:2]:
             return None
-        return model.cuts[TIERS.index(label)] * (1.0 - self.margin)
+        return model.level(TIERS.index(label))
 
     def _keeps(self, current: str, verdict: str, score: float) -> bool:
         """Whether the margin keeps ``current`` against a lower ``verdict``."""
