@@ -169,9 +169,11 @@ def _amount(value: Any) -> float:
 
 
 def _quantity(value: Any) -> int:
+    """A line's quantity: a whole number other than 0; a negative one (units returned or
+    taken off, Online Retail's ``-1`` discount line) nets against the order's others."""
     number = float(value) if isinstance(value, int | float) else float(str(value).strip())
-    if not number.is_integer() or number < 1:
-        raise ValueError(f"must be a whole number >= 1, got {value!r}")
+    if not number.is_integer() or number == 0:
+        raise ValueError(f"must be a whole number other than 0, got {value!r}")
     return int(number)
 
 
@@ -255,7 +257,7 @@ class Importer:
             self._same(row, key, order, customer, currency, channel)
             order.ts, order.last = min(order.ts, ts), max(order.last, ts)
         order.amounts.append(amount)
-        order.negative = order.negative or amount < 0
+        order.negative = order.negative or amount < 0 or (qty is not None and qty < 0)
         if qty is not None:
             order.items[product] = order.items.get(product, 0) + qty
 
@@ -310,8 +312,9 @@ class Importer:
             }
             if o.channel is not None:
                 event["channel"] = o.channel
-            if o.items:
-                event["items"] = [{"product_id": p, "quantity": q} for p, q in o.items.items()]
+            items = [{"product_id": p, "quantity": q} for p, q in o.items.items() if q > 0]
+            if items:  # products netted to 0 or less (returned, taken off) are not items
+                event["items"] = items
             res = self.validator.check_record("purchase", None, event)
             if isinstance(res, Invalid):
                 err = RowError(self.path, o.row, self.m.column_of(res.field),

@@ -171,7 +171,7 @@ def test_rejects_file_skips_bad_rows_and_keeps_the_rest(tmp_path: Path) -> None:
     assert [e["order_id"] for e in events(out)] == ["b3", "b1", "b2"]
     bad = events(rejects)
     assert [(r["row"], r["column"]) for r in bad] == [(7, "line_total"), (8, "qty")]
-    assert bad[1]["message"] == f"{src}:8: column qty: must be a whole number >= 1, got '0'"
+    assert bad[1]["message"] == f"{src}:8: column qty: must be a whole number other than 0, got '0'"
     assert bad[1]["values"]["basket"] == "b8"
 
 
@@ -231,7 +231,8 @@ RETAIL_ARGS = ["--customer", "CustomerID", "--time", "InvoiceDate", "--time-form
 
 def test_a_unit_price_column_times_quantity_is_the_amount(tmp_path: Path) -> None:
     """Online Retail-style lines: the amount is unit price x quantity, summed per order;
-    a return (negative quantity) is a rejected row, not a purchase."""
+    a cancellation invoice (negative quantities only) is a return: a rejected row, reported
+    in the price column as any order netting below 0, not a purchase."""
     src, out, rejects = tmp_path / "retail.csv", tmp_path / "o.jsonl", tmp_path / "r.jsonl"
     src.write_text(ONLINE_RETAIL_LIKE)
     args = ["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity", "Quantity",
@@ -239,7 +240,7 @@ def test_a_unit_price_column_times_quantity_is_the_amount(tmp_path: Path) -> Non
     assert main(args) == 0
     got = {e["order_id"]: e["amount"] for e in events(out)}
     assert got == {"536365": 35.64, "536366": 11.1, "536381": 97.75}  # 6 * 2.55 + 6 * 3.39, ...
-    assert [(r["row"], r["column"]) for r in events(rejects)] == [(5, "Quantity")]
+    assert [(r["row"], r["column"]) for r in events(rejects)] == [(5, "UnitPrice")]
     # no quantity column: one unit per line
     assert main(["import", str(src), *RETAIL_ARGS, "--price", "UnitPrice", "--out", str(out),
                  "--rejects", str(rejects)]) == 0
@@ -265,3 +266,27 @@ def test_amount_and_price_exclude_each_other_and_one_is_needed(
     assert capsys.readouterr().err == (
         f"streamseg: error: {bad}:3: column UnitPrice: cannot read 'three' "
         "(could not convert string to float: 'three')\n")
+
+
+def test_a_negative_quantity_line_nets_against_its_order_and_a_cancellation_is_a_return(
+    tmp_path: Path,
+) -> None:
+    """Online Retail prices lines (``--price``): a ``-1`` discount line inside an order
+    lowers its amount (it was a bad row, and the order imported at the full amount); a
+    cancellation invoice of negative quantities only is a return, one bad row."""
+    src = tmp_path / "retail.csv"
+    src.write_text("InvoiceNo,StockCode,Quantity,InvoiceDate,UnitPrice,CustomerID\n"
+                   "536381,22719,36,2010-12-01T09:41:00Z,1.06,15311\n"
+                   "536381,D,-1,2010-12-01T09:41:00Z,3.25,15311\n"
+                   "C536379,22719,-2,2010-12-01T10:00:00Z,1.06,15311\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    assert main(["import", str(src), "--customer", "CustomerID", "--time", "InvoiceDate",
+                 "--order", "InvoiceNo", "--price", "UnitPrice", "--quantity", "Quantity",
+                 "--product", "StockCode", "--currency", "GBP", "--out", str(out),
+                 "--rejects", str(rejects)]) == 0
+    [order] = events(out)
+    assert (order["order_id"], order["amount"]) == ("536381", 34.91)
+    assert order["items"] == [{"product_id": "22719", "quantity": 36}]  # D netted to -1
+    [bad] = events(rejects)
+    assert (bad["row"], bad["column"]) == (4, "UnitPrice")
+    assert "order C536379: its lines net to -2.12, a return or a cancellation" in bad["message"]
