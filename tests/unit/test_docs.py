@@ -33,3 +33,14 @@ def test_readme_documents_the_demo_ports() -> None:
     assert 'KAFKA_PORT="${DEMO_KAFKA_PORT:-9092}"' in demo
     assert "`DEMO_KAFKA_PORT` (default 9092)" in readme
     assert "`DEMO_KAFKA_PORT` + 1, so 9093 by default" in readme
+
+
+def test_readme_rfm_grid_is_segment_of() -> None:
+    from streamseg.engine.segmenters.rfm import segment_of
+
+    readme = (ROOT / "README.md").read_text()
+    rows = re.findall(r"^\s*\| ([1-5]) \| (`\w+`(?: \| `\w+`){4}) \|$", readme, re.M)
+    assert [int(r) for r, _ in rows] == [5, 4, 3, 2, 1]
+    for r, cells in rows:
+        assert [c.strip("` ") for c in cells.split("|")] == [
+            segment_of(int(r), fm) for fm in range(1, 6)]
