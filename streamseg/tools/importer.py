@@ -161,8 +161,18 @@ def _stamp(ts: float) -> str:
     return format_ts(ts).replace("-", "").replace(":", "")
 
 
+def _number(value: Any) -> float:
+    """A number cell; ``ValueError("empty")`` for an empty or missing one, as the id cells."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise ValueError("empty")
+    return float(text)
+
+
 def _amount(value: Any) -> float:
-    number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    number = _number(value)
     if not math.isfinite(number):
         raise ValueError(f"must be a finite number, got {value!r}")
     return number
@@ -171,7 +181,7 @@ def _amount(value: Any) -> float:
 def _quantity(value: Any) -> int:
     """A line's quantity: a whole number other than 0; a negative one (units returned or
     taken off, Online Retail's ``-1`` discount line) nets against the order's others."""
-    number = float(value) if isinstance(value, int | float) else float(str(value).strip())
+    number = _number(value)
     if not number.is_integer() or number == 0:
         raise ValueError(f"must be a whole number other than 0, got {value!r}")
     return int(number)

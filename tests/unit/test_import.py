@@ -290,3 +290,13 @@ def test_a_negative_quantity_line_nets_against_its_order_and_a_cancellation_is_a
     [bad] = events(rejects)
     assert (bad["row"], bad["column"]) == (4, "UnitPrice")
     assert "order C536379: its lines net to -2.12, a return or a cancellation" in bad["message"]
+
+
+def test_an_empty_amount_or_quantity_cell_says_empty(tmp_path: Path) -> None:
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS + "c3,2026-01-05,,b9,1,p1,web\nc3,2026-01-06,1,b8, ,p1,web\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    assert main(["import", str(src), *BASKET_ARGS, "--quantity", "qty", "--out", str(out),
+                 "--rejects", str(rejects)]) == 0
+    assert [r["message"] for r in events(rejects)] == [
+        f"{src}:7: column line_total: empty", f"{src}:8: column qty: empty"]
