@@ -60,6 +60,8 @@ FEATURES: dict[str, tuple[str, str]] = {
 }
 NAMES = tuple(FEATURES)
 RECENCY = NAMES.index("recency")  # the one feature that moves with the clock alone
+PURCHASES = NAMES.index("purchases")
+BUYER_WORD = FEATURES["purchases"][0]  # never told to a customer who never bought
 MIN_STD = 0.01  # a feature varying less than this over the population is constant: left out
 NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before its name is checked
 DESCRIBE_Z = 0.5  # |z| from which a feature is worth a word
@@ -264,7 +266,8 @@ class Assigner:
     0.1
     """
 
-    __slots__ = ("_pairs", "_vecs", "centers", "names", "reasons", "scaler", "titles", "version")
+    __slots__ = ("_buyer_words", "_never_bought", "_pairs", "_vecs", "centers", "names", "reasons",
+                 "scaler", "titles", "version")
 
     def __init__(self, model: ClusterModel) -> None:
         self.version = model.version
@@ -280,6 +283,11 @@ class Assigner:
         self.names = {seg: model.description(seg) for seg in self.centers}
         self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
         self.titles = {seg: title(seg, name) for seg, name in self.names.items()}
+        # segments named "frequent buyer" (not for a customer who never bought: see fits),
+        # and the purchases z-score of a purchase rate of 0
+        self._buyer_words = {seg: BUYER_WORD in name.split(", ")
+                             for seg, name in self.names.items()}
+        self._never_bought = self.scale([0.0] * len(NAMES))[PURCHASES]
         # for next_change: the centroids in order, and per pair (i, j, ids, the slope of
         # |z - a|^2 - |z - b|^2 in the recency coordinate, 2 * the distance between them)
         items = list(self.centers.items())
@@ -297,11 +305,38 @@ class Assigner:
             for v, (mean, inv) in zip(values, self.scaler, strict=True)
         ]
 
+    def fits(self, seg: str, z: list[float]) -> bool:
+        """Whether ``seg``'s name may be told to a customer at ``z``: not "frequent buyer"
+        to one who never bought (its purchase rate is 0), however near its visits and
+        device put it to such a centroid. Other words are relative to the population
+        (a centroid's side of the mean), and the nearest centroid is their measure.
+
+        >>> m = ClusterModel(1, {"purchases": 1.0, "mobile": 0.5},
+        ...                  {"purchases": 4.0, "mobile": 0.25},
+        ...                  {"c1": [2.0, 0, 0, 0, 0, 1.0, 0], "c2": [-1.0, 0, 0, 0, 0, 0.0, 0]},
+        ...                  active=["purchases", "mobile"])
+        >>> a = Assigner(m)
+        >>> a.names
+        {'c1': 'frequent buyer, mobile', 'c2': 'rare buyer'}
+        >>> never_bought_on_mobile = a.scale([0.0, 0, 0, 0, 0, 2.5, 0])
+        >>> a.fits("c1", never_bought_on_mobile), a.nearest(never_bought_on_mobile)[0]
+        (False, 'c2')
+        >>> bought_once_on_mobile = a.scale([0.1, 0, 0, 0, 0, 2.5, 0])
+        >>> a.fits("c1", bought_once_on_mobile), a.nearest(bought_once_on_mobile)[0]
+        (True, 'c1')
+        """
+        return not (self._buyer_words.get(seg) and z[PURCHASES] <= self._never_bought)
+
     def nearest(self, z: list[float]) -> tuple[str, float]:
-        """Nearest segment of scaled ``z`` and the margin to the runner-up (ties: smaller id)."""
+        """Nearest segment of scaled ``z`` whose name :meth:`fits` it (nearest of all when
+        none does) and the margin to the runner-up among those (ties: smaller id)."""
+        centers = self.centers
+        fitting = [seg for seg in centers if self.fits(seg, z)]
+        if fitting and len(fitting) < len(centers):
+            centers = {seg: centers[seg] for seg in fitting}
         first = second = math.inf
         chosen = ""
-        for seg, center in self.centers.items():
+        for seg, center in centers.items():
             d = math.dist(z, center)
             if d < first:
                 first, second, chosen = d, first, seg
@@ -358,9 +393,14 @@ class Assigner:
         dist = math.dist
         sq = [dist(at0, cen) ** 2 for cen in self._vecs]
         near = self.nearest(z)[0]  # only a border of the nearest segment changes the verdict
+        # the segments nearest() chooses among: fixed while the customer is idle (fits
+        # reads the purchase rate, fixed between events)
+        among = {seg for seg in self.centers if self.fits(seg, z)}
+        if not among or near not in among:
+            among = set(self.centers)
         best: float | None = None
         for i, j, sa, sb, slope, twogap in self._pairs:
-            if slope == 0.0:
+            if slope == 0.0 or sa not in among or sb not in among:
                 continue
             level = sq[i] - sq[j]
             if near in (sa, sb):

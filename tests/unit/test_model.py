@@ -102,7 +102,9 @@ def test_past_is_the_signed_distance_beyond_the_bisector() -> None:
 
 
 def test_next_change_solves_the_recency_crossings_exactly() -> None:
-    a = Assigner(model())
+    m0 = model()
+    m0.means["purchases"] = 3.0  # z = -0.5 is a buyer (a purchase rate of 0 is z = -1.5)
+    a = Assigner(m0)
     z = [-0.5, 0.0, 0.0, 0.0, 0.0, -0.5, -2.0]  # in c1; recency will take it towards c2
     r = a.next_change(z, "c1", 0.0)
     assert r is not None and math.isclose(r, 1.0)  # -0.5 - 0.5 + r = 0 on the bisector
@@ -141,6 +143,7 @@ def test_next_change_ignores_borders_between_two_other_segments() -> None:
     # c2 and c3 trade places at recency 0.5, far from z; z stays nearest to c1 until
     # recency 4, where c3 ties with it: the verdict can first change there
     m = model()
+    m.means["purchases"] = 3.0  # z = -1 is a buyer (a purchase rate of 0 is z = -1.5)
     m.centers = {"c1": [-1.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0],
                  "c2": [3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
                  "c3": [3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0]}
@@ -169,3 +172,15 @@ def test_round_trip() -> None:
     without = {k: v for k, v in data.items() if k != "active"}  # an older release's snapshot
     with pytest.raises(ValueError, match="expected"):
         ClusterModel.from_dict(without)
+
+
+def test_a_customer_who_never_bought_is_not_put_in_a_frequent_buyer_cluster() -> None:
+    a = Assigner(model())  # c2: "frequent buyer, ..."; a purchase rate of 0 is z = -0.5
+    assert "frequent buyer" in a.names["c2"].split(", ")
+    never = a.scale([0.0, math.nan, 0.0, 0.0, 0.0, 1.0, 1.0])  # mobile, long idle: near c2
+    bought = a.scale([0.2, math.nan, 0.0, 0.0, 0.0, 1.0, 1.0])
+    assert math.dist(never, a.centers["c2"]) < math.dist(never, a.centers["c1"])
+    assert (a.nearest(never)[0], a.nearest(bought)[0]) == ("c1", "c2")
+    assert (a.fits("c2", never), a.fits("c1", never), a.fits("c2", bought)) == (False, True, True)
+    # idle, it stays out: no recency crossing towards c2 is due
+    assert a.next_change(never, "c1", 0.0) is None
