@@ -62,6 +62,7 @@ NAMES = tuple(FEATURES)
 RECENCY = NAMES.index("recency")  # the one feature that moves with the clock alone
 PURCHASES = NAMES.index("purchases")
 BUYER_WORD = FEATURES["purchases"][0]  # never told to a customer who never bought
+INACTIVE_WORD = FEATURES["recency"][0]  # never told to a customer seen within the grace
 MIN_STD = 0.01  # a feature varying less than this over the population is constant: left out
 NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before its name is checked
 DESCRIBE_Z = 0.5  # |z| from which a feature is worth a word
@@ -266,8 +267,8 @@ class Assigner:
     0.1
     """
 
-    __slots__ = ("_buyer_words", "_never_bought", "_pairs", "_vecs", "centers", "names", "reasons",
-                 "scaler", "titles", "version")
+    __slots__ = ("_buyer_words", "_grace_z", "_inactive_words", "_never_bought", "_pairs",
+                 "_vecs", "centers", "names", "reasons", "scaler", "titles", "version")
 
     def __init__(self, model: ClusterModel) -> None:
         self.version = model.version
@@ -288,6 +289,12 @@ class Assigner:
         self._buyer_words = {seg: BUYER_WORD in name.split(", ")
                              for seg, name in self.names.items()}
         self._never_bought = self.scale([0.0] * len(NAMES))[PURCHASES]
+        # segments named "long inactive" (not for a customer seen within the recency grace),
+        # and the recency z-score within the grace (raw 0; +inf when recency is inactive)
+        self._inactive_words = {seg: INACTIVE_WORD in name.split(", ")
+                                for seg, name in self.names.items()}
+        self._grace_z = (self.scale([0.0] * len(NAMES))[RECENCY]
+                         if self.scaler[RECENCY][1] != 0.0 else -math.inf)
         # for next_change: the centroids in order, and per pair (i, j, ids, the slope of
         # |z - a|^2 - |z - b|^2 in the recency coordinate, 2 * the distance between them)
         items = list(self.centers.items())
@@ -307,9 +314,10 @@ class Assigner:
 
     def fits(self, seg: str, z: list[float]) -> bool:
         """Whether ``seg``'s name may be told to a customer at ``z``: not "frequent buyer"
-        to one who never bought (its purchase rate is 0), however near its visits and
-        device put it to such a centroid. Other words are relative to the population
-        (a centroid's side of the mean), and the nearest centroid is their measure.
+        to one who never bought (its purchase rate is 0), nor "long inactive" to one seen
+        within the recency grace (its recency is 0: at its own event, for one), however
+        near its other features put it to such a centroid. Other words are relative to
+        the population (a centroid's side of the mean): the nearest centroid measures them.
 
         >>> m = ClusterModel(1, {"purchases": 1.0, "mobile": 0.5},
         ...                  {"purchases": 4.0, "mobile": 0.25},
@@ -325,13 +333,21 @@ class Assigner:
         >>> a.fits("c1", bought_once_on_mobile), a.nearest(bought_once_on_mobile)[0]
         (True, 'c1')
         """
+        return self._fits_static(seg, z) and not (
+            self._inactive_words.get(seg) and z[RECENCY] <= self._grace_z)
+
+    def _fits_static(self, seg: str, z: list[float]) -> bool:
+        """:meth:`fits` but for the recency word (what holds for the whole idle spell)."""
         return not (self._buyer_words.get(seg) and z[PURCHASES] <= self._never_bought)
 
     def nearest(self, z: list[float]) -> tuple[str, float]:
         """Nearest segment of scaled ``z`` whose name :meth:`fits` it (nearest of all when
         none does) and the margin to the runner-up among those (ties: smaller id)."""
+        return self._nearest_of(z, self.fits)
+
+    def _nearest_of(self, z: list[float], ok: Any) -> tuple[str, float]:
         centers = self.centers
-        fitting = [seg for seg in centers if self.fits(seg, z)]
+        fitting = [seg for seg in centers if ok(seg, z)]
         if fitting and len(fitting) < len(centers):
             centers = {seg: centers[seg] for seg in fitting}
         first = second = math.inf
@@ -383,7 +399,10 @@ class Assigner:
         every crossing is one division, and it is a fixed recency level (worked
         out at recency 0): any ``z`` with the same other coordinates gets the
         same levels, to the last bit, whatever its own recency. None if recency
-        is inactive or no crossing lies ahead.
+        is inactive or no crossing lies ahead. Within the recency grace (recency
+        0, where :meth:`fits` bars "long inactive"), ``z[RECENCY]`` itself when the
+        verdict changes as soon as the grace ends (its time is the grace's end,
+        :meth:`recency_time`).
         """
         if self.scaler[RECENCY][1] == 0.0:
             return None
@@ -392,13 +411,14 @@ class Assigner:
         at0[RECENCY] = 0.0
         dist = math.dist
         sq = [dist(at0, cen) ** 2 for cen in self._vecs]
-        near = self.nearest(z)[0]  # only a border of the nearest segment changes the verdict
-        # the segments nearest() chooses among: fixed while the customer is idle (fits
-        # reads the purchase rate, fixed between events)
-        among = {seg for seg in self.centers if self.fits(seg, z)}
-        if not among or near not in among:
-            among = set(self.centers)
+        # the segments nearest() chooses among once recency grows (fixed while the customer
+        # is idle: the purchase rate is fixed between events), and the nearest of them:
+        # only a border of the nearest segment changes the verdict
+        among = {seg for seg in self.centers if self._fits_static(seg, z)} or set(self.centers)
+        near = self._nearest_of(z, self._fits_static)[0]
         best: float | None = None
+        if r0 <= self._grace_z and near != self.nearest(z)[0]:
+            best = r0  # "long inactive" is barred within the grace: its end changes the verdict
         for i, j, sa, sb, slope, twogap in self._pairs:
             if slope == 0.0 or sa not in among or sb not in among:
                 continue

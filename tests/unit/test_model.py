@@ -184,3 +184,17 @@ def test_a_customer_who_never_bought_is_not_put_in_a_frequent_buyer_cluster() ->
     assert (a.fits("c2", never), a.fits("c1", never), a.fits("c2", bought)) == (False, True, True)
     # idle, it stays out: no recency crossing towards c2 is due
     assert a.next_change(never, "c1", 0.0) is None
+
+
+def test_long_inactive_is_barred_within_the_recency_grace_and_due_at_its_end() -> None:
+    a = Assigner(model())  # c2: "..., long inactive"; recency z within the grace: -1
+    assert "long inactive" in a.names["c2"].split(", ")
+    at_event = a.scale([1.5, math.nan, 0.0, 0.0, 0.0, 1.0, 0.0])  # a buyer on mobile, just seen
+    assert at_event[6] == -1.0
+    assert math.dist(at_event, a.centers["c2"]) < math.dist(at_event, a.centers["c1"])
+    assert a.nearest(at_event)[0] == "c1" and not a.fits("c2", at_event)
+    # the verdict changes as soon as the grace ends: due at its end, 30 days after the event
+    r = a.next_change(at_event, "c1", 0.0)
+    assert r == -1.0 and a.recency_time(r, 0.0, 30.0) == 30.0 * 86400.0
+    idle = [*at_event[:6], -1.0 + 1e-9]
+    assert a.nearest(idle)[0] == "c2" and a.fits("c2", idle)
