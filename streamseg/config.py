@@ -527,7 +527,7 @@ class Settings:
     value_sample_size: int = setting(20_000, ge=2, le=10_000_000)  # fit sample (bottom-k)
     # a clock- or population-driven demotion waits until expected purchases fall to the
     # value at the tier's rank share (90%, 50%) lowered by this share
-    value_hold_margin: float = setting(0.05, ge=0, lt=0.5)
+    value_hold_share: float = setting(0.05, ge=0, lt=0.5)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)

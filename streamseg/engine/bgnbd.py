@@ -164,7 +164,9 @@ def fit(x: ArrayLike, t_x: ArrayLike, T: ArrayLike, penalizer: float = 0.0,
         value = -float(np.dot(w, ll)) + penalizer * float(np.sum(p**2))
         return value if np.isfinite(value) else 1e300
 
-    starts = STARTS if start is None else (tuple(np.log(np.array(start, dtype=float))),)
+    # a warm start within the bounds (a snapshot fitted elsewhere may lie outside them)
+    starts = STARTS if start is None else (
+        tuple(np.clip(np.log(np.array(start, dtype=float)), *LOG_BOUNDS)),)
     # a refit stops at 1e-5 in the log parameters (relative 1e-5: far inside any use of
     # them, and about a third fewer likelihood evaluations than the cold fit's 1e-7)
     tol = {"xatol": 1e-7, "fatol": 1e-12} if start is None else {"xatol": 1e-5, "fatol": 1e-10}

@@ -2,12 +2,13 @@
 
 Examples
 --------
->>> m = ValueModel(3, bgnbd.Params(0.5, 10.0, 0.8, 2.5), (2.0, 0.5), 86400.0, 120, 90.0)
->>> ValueModel.from_dict(m.to_dict()) == m
-True
->>> held = ValueModel(3, m.params, (2.0, 0.5), 86400.0, 120, 90.0, holds=(1.5, 0.4))
->>> ValueModel.from_dict(held.to_dict()) == held, held.level(0), m.level(0)
-(True, 1.5, 2.0)
+>>> m = ValueModel(3, bgnbd.Params(0.5, 10.0, 0.8, 2.5), (2.0, 0.5), 86400.0, 120, 90.0,
+...                holds=(1.5, 0.4))
+>>> ValueModel.from_dict(m.to_dict()) == m, m.level(0)
+(True, 1.5)
+>>> bare = ValueModel(3, m.params, (2.0, 0.5), 86400.0, 120, 90.0)  # no margin: the cuts
+>>> bare.level(0), ValueModel.from_dict(bare.to_dict()).level(0)  # a snapshot without holds
+(2.0, 1.8)
 >>> [tier_of(v, m.cuts) for v in (2.5, 2.0, 0.6, 0.5)]
 ['top10', 'next40', 'next40', 'rest']
 >>> from streamseg.config import DAY
@@ -33,6 +34,7 @@ from streamseg.engine.features import CustomerState
 
 TIERS = ("top10", "next40", "rest")  # best first; the cut values start the first two
 NEAR = 16.0  # crossings(): half-width of the bracket tried around a nearby day
+OLD_HOLD = 0.9  # snapshots before 2026-11-27 held a tier down to 90% of its cut (default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,8 @@ class ValueModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ValueModel:
         p, c, h = data["params"], data["cuts"], data.get("holds")
+        if h is None:  # a snapshot of a version before the rank-share margin: its 10% hold
+            h = {"top10": float(c["top10"]) * OLD_HOLD, "next40": float(c["next40"]) * OLD_HOLD}
         return cls(
             int(data["version"]),
             bgnbd.Params(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"])),

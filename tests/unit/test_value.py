@@ -150,7 +150,7 @@ def test_no_model_before_warm_up_and_min_customers_then_tiers() -> None:
 
 
 def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
-    cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_margin=0.2)
+    cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_share=0.2)
     seg = ValueSegmenter(cfg)
     # the hold levels: the values at the rank shares lowered by the margin (tier_cuts)
     seg.model = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days, (1.2, 0.4))
@@ -252,3 +252,47 @@ def test_no_model_from_a_population_that_almost_never_buys_twice() -> None:
     for s in _population(ok, 300, 200.0):
         ok.restore(s)
     assert ok.refit(200 * DAY) is not None
+
+
+DEGENERATE = bgnbd.Params(1.02, 22026.0, 21021.2, 0.0003)  # a booking log's fit (review15)
+
+
+def test_a_degenerate_snapshot_is_not_adopted_and_a_trainer_drops_one_it_had() -> None:
+    cfg = Settings(value_min_customers=100, value_warmup_days=30)
+    stored = ValueModel(5, DEGENERATE, (0.0042, 0.0041), 700 * DAY, 7000,
+                        cfg.value_horizon_days).to_dict()
+    follower = ValueSegmenter(cfg)
+    follower.training = False
+    assert not follower.adopt(stored) and follower.model is None
+    # a trainer that uses such a model (adopted by a version without the check) and
+    # whose refit is rejected abstains rather than keep it
+    trainer = ValueSegmenter(cfg)
+    trainer.model = ValueModel.from_dict(stored)
+    rng = np.random.default_rng(4)
+    for i in range(700):
+        first = float(rng.integers(0, 700))
+        days = [first, first + float(rng.integers(1, 20))] if i % 70 == 0 else [first]
+        trainer.restore(_buyer(f"c{i}", days))
+    assert trainer.refit(730 * DAY) is None
+    assert trainer.model is None and trainer.rejected == 1
+    good = ValueSegmenter(cfg)
+    good.training = False
+    assert good.adopt(ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days).to_dict())
+
+
+def test_a_snapshot_without_hold_levels_holds_as_its_version_did_unless_hysteresis_is_off(
+) -> None:
+    cfg = Settings(value_min_customers=100, value_warmup_days=30)
+    old = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days).to_dict()
+    assert "holds" not in old  # as a version before the rank-share margin published it
+    seg = ValueSegmenter(cfg)
+    seg.training = False
+    assert seg.adopt(old)
+    assert seg._level("top10") == pytest.approx(1.35)  # 10% below the cut, as it held
+    off = ValueSegmenter(Settings(value_min_customers=100, value_warmup_days=30,
+                                  hysteresis=False))
+    off.training = False
+    assert off.adopt(ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days,
+                                (1.2, 0.4)).to_dict())
+    # no hold with hysteresis off: the due day is when the cut itself is crossed
+    assert off._level("top10") == 1.5 and off._level("next40") == 0.5

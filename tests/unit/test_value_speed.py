@@ -49,7 +49,7 @@ def test_the_scorer_is_bit_for_bit_expected_one_and_remembers_per_x_and_age() ->
 
 def _segmenter(rng: np.random.Generator, n: int) -> tuple[ValueSegmenter, list[CustomerState]]:
     """A segmenter with ``n`` local customers in random published tiers and due days."""
-    seg = ValueSegmenter(Settings(value_hold_margin=0.1))
+    seg = ValueSegmenter(Settings(value_hold_share=0.1))
     seg.training = False  # no fit of its own: the tests give the versions
     people = []
     for i in range(n):

@@ -23,7 +23,7 @@ Engine contract:
 * ``hold``: promotions (a purchase raises the expectation) are never held; a
   demotion (the clock, a new model, or a same-day purchase that leaves the
   decayed expectation where it was) waits until the expected purchases fall
-  to the value at the tier's rank share lowered by ``value_hold_margin``
+  to the value at the tier's rank share lowered by ``value_hold_share``
   (a share: 0.05 keeps ``top10`` while the customer is within the top 15% of
   the sample at the fit, ``next40`` within the top 55%). A share, not a
   fraction of the cut value: where every customer's expectation lies close to
@@ -71,6 +71,13 @@ NAMES = {
     "rest": "Rest (lower half of predicted purchases)",
 }
 MAX_DAYS = 3650  # a due search looks this many days ahead at most
+SANE_AGES = (30.0, 90.0, 365.0)  # days: ages at which an adopted model must reward a purchase
+
+
+def sane(model: ValueModel, horizon: float) -> bool:
+    """Whether a repeat purchase raises the expectation under ``model`` (a fit without the
+    sample's ages: a snapshot to adopt, or the model in use when a refit was rejected)."""
+    return bgnbd.rewards_purchases(model.params, horizon, SANE_AGES)
 RANK = {tier: i for i, tier in enumerate(TIERS)}
 
 
@@ -89,7 +96,8 @@ class ValueSegmenter:
         # day numbers (BG/NBD recency and age, due days, refits) start at the buying-day start
         self.day_s = settings.buying_day_start_s
         self.min_customers = settings.value_min_customers
-        self.margin = settings.value_hold_margin if settings.hysteresis else 0.0
+        self.margin = settings.value_hold_share if settings.hysteresis else 0.0
+        self.rejected = 0  # fits not used: a repeat purchase lowered the expectation
         self.population = Population(settings.value_sample_size)
         # customer -> [(x, t_x, first day), published tier, due day, (due cache key),
         #              guessed crossing day under the current model]
@@ -166,7 +174,10 @@ class ValueSegmenter:
         if not np.all(np.isfinite(scores)) or scores[0] < 0.0:
             return None  # a fit the closed form cannot evaluate: keep the previous model
         if not bgnbd.rewards_purchases(params, self.horizon, np.quantile(age, (0.1, 0.5, 0.9))):
-            return None  # a degenerate fit (almost no repeat buyers): keep the previous model
+            self.rejected += 1  # degenerate (almost no repeat buyers): not used
+            if self.model is not None and not sane(self.model, self.horizon):
+                self.model = None  # nor a degenerate one adopted before: abstain
+            return None
         cuts, holds = tier_cuts(scores, self.margin)
         return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now,
                           len(scores), self.horizon, holds)
@@ -195,7 +206,8 @@ class ValueSegmenter:
         label = np.fromiter((RANK.get(e[1], -1) for e in entries), np.int64, n)  # -1: none
         raw = np.where(scores > cuts[0], 0, np.where(scores > cuts[1], 1, 2))
         tiered = (label == 0) | (label == 1)  # a published tier with a level below it
-        level = np.where(label == 0, model.level(0), model.level(1))
+        holds = (model.level(0), model.level(1)) if self.margin > 0 else model.cuts
+        level = np.where(label == 0, holds[0], holds[1])
         keeps = tiered & (raw > label) & (scores > level)
         moved = (label < 0) | ((raw != label) & ~keeps) | (tiered & (later <= level))
         ids = list(self.local)
@@ -249,11 +261,13 @@ class ValueSegmenter:
                           f"p_alive {p_alive:.3f}", model_version=model.version)
 
     def _level(self, label: str) -> float | None:
-        """Expected purchases at or below which a published ``label`` is left (None: never)."""
+        """Expected purchases at or below which a published ``label`` is left (None: never):
+        the model's hold level, or its cut when this worker holds nothing (hysteresis off)."""
         model = self.model
         if model is None or label not in TIERS[:2]:
             return None
-        return model.level(TIERS.index(label))
+        tier = TIERS.index(label)
+        return model.level(tier) if self.margin > 0 else model.cuts[tier]
 
     def _keeps(self, current: str, verdict: str, score: float) -> bool:
         """Whether the margin keeps ``current`` against a lower ``verdict``."""
@@ -322,6 +336,8 @@ class ValueSegmenter:
             return False
         if model.customers < self.min_customers or model.horizon_days != self.horizon:
             return False
+        if not sane(model, self.horizon):
+            return False  # degenerate (stored by a version without the check): not used
         self._use(model, model.as_of)
         return True
 
