@@ -246,6 +246,10 @@ class Importer:
                 raise RowError(self.path, row, m.channel_column,
                                f"{channel!r} is not one of {', '.join(CHANNELS)}")
         qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
+        if qty is not None and qty < 0 and m.price is None and money > 0:
+            raise RowError(self.path, row, m.quantity,
+                           f"a negative quantity ({qty}) with a positive amount ({money:g}): "
+                           "a returned line needs a negative amount")
         amount = money if m.price is None or qty is None else money * qty
         product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
         key = (self._cell(row, values, m.order, self._id) if m.order

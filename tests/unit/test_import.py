@@ -300,3 +300,20 @@ def test_an_empty_amount_or_quantity_cell_says_empty(tmp_path: Path) -> None:
                  "--rejects", str(rejects)]) == 0
     assert [r["message"] for r in events(rejects)] == [
         f"{src}:7: column line_total: empty", f"{src}:8: column qty: empty"]
+
+
+def test_with_amounts_a_negative_quantity_needs_a_negative_amount(tmp_path: Path) -> None:
+    """A line of -1 with an unsigned amount of 10 was added to the order (20 + 10) and a
+    return order of such lines became a purchase (found by a review)."""
+    src = tmp_path / "orders.csv"
+    src.write_text("customer,when,line_total,basket,qty,sku,channel\n"
+                   "c1,2026-01-02,20,o1,1,A,web\nc1,2026-01-02,10,o1,-1,B,web\n"
+                   "c2,2026-01-03,10,o2,-1,A,web\n"
+                   "c3,2026-01-04,20,o3,2,A,web\nc3,2026-01-04,-10,o3,-1,A,web\n")
+    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
+    assert main(["import", str(src), *BASKET_ARGS, "--quantity", "qty", "--product", "sku",
+                 "--out", str(out), "--rejects", str(rejects)]) == 0
+    got = {e["order_id"]: (e["amount"], e.get("items")) for e in events(out)}
+    assert got == {"o1": (20.0, [{"product_id": "A", "quantity": 1}]),
+                   "o3": (10.0, [{"product_id": "A", "quantity": 1}])}
+    assert [(r["row"], r["column"]) for r in events(rejects)] == [(3, "qty"), (4, "qty")]
