@@ -47,7 +47,14 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts, kind_of
 from streamseg.engine.flaps import flap_rate
 from streamseg.engine.validate import Valid, Validator
-from streamseg.tools.reference import customers, events_frame, history_rows, rfm, rfm_warmup
+from streamseg.tools.reference import (
+    CONSENT,
+    customers,
+    events_frame,
+    history_rows,
+    rfm,
+    rfm_warmup,
+)
 
 DWELLS = (0, 1, 2, 3, 5, 7, 10, 14)
 Label = str | None
@@ -57,6 +64,7 @@ def read_history(lines: Iterable[bytes], settings: Settings) -> tuple[pd.DataFra
     """The valid events of ``lines`` as reference rows (arrival order); how many were bad."""
     validator = Validator(settings)
     events, bad = [], 0
+    seen: set[tuple[str, str]] = set()  # (customer, event id): a redelivery counts once
     for raw in lines:
         raw = raw.strip()
         if not raw:
@@ -64,10 +72,15 @@ def read_history(lines: Iterable[bytes], settings: Settings) -> tuple[pd.DataFra
         record = validator.decode(raw)
         checked = (validator.check_record(kind_of(record), None, record)
                    if isinstance(record, dict) else record)
-        if isinstance(checked, Valid):
-            events.append(checked.event)
-        else:
+        if not isinstance(checked, Valid):
             bad += 1
+            continue
+        e = checked.event
+        if e.kind not in ("consent", "profile"):
+            if (e.customer_id, e.event_id) in seen:
+                continue
+            seen.add((e.customer_id, e.event_id))
+        events.append(e)
     return events_frame(history_rows(events)), bad
 
 
@@ -84,9 +97,14 @@ def day_ends(history: pd.DataFrame, settings: Settings) -> list[float]:
 
 def daily_labels(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Buyers x day ends: the batch named RFM segment from the events before each day end
-    (missing before the customer's first purchase and while the reference is warming)."""
-    consent = history["type"].isin(("consent_withdrawn", "consent_granted", "erasure_requested"))
-    activity = history.loc[~consent]
+    (missing before the customer's first purchase, while the reference is warming, and
+    while the customer's latest consent record is a withdrawal or an erasure), with the
+    settings' recency (ranks, or ``STREAMSEG_RFM_RECENCY=bands``)."""
+    consent = history["type"].isin(CONSENT)
+    activity, records = history.loc[~consent], history.loc[consent]
+    parse_bands = getattr(settings, "rfm_bands", None)
+    bands = (parse_bands() if getattr(settings, "rfm_recency", "ranks") == "bands"
+             and parse_bands else None)
     columns: dict[float, pd.Series] = {}
     warm = False
     for end in day_ends(history, settings):
@@ -95,8 +113,10 @@ def daily_labels(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
                             ["warm"])
         if not warm:
             continue
-        c = customers(before, end, settings)
-        columns[end] = rfm(c, True)["rfm"]
+        latest = records.loc[records["ts"] < end].groupby("customer_id")["type"].last()
+        out = set(latest.index[latest != "consent_granted"])  # withdrawn or erased now
+        c = customers(before.loc[~before["customer_id"].isin(out)], end, settings)
+        columns[end] = rfm(c, True, bands)["rfm"]
     return pd.DataFrame(columns)
 
 
@@ -167,7 +187,7 @@ def measure_labels(table: pd.DataFrame, settings: Settings,
         out["dwell"].append({
             "days": k, "changes": flaps.changes, "reverted": flaps.reverted,
             "flap_pct": round(flaps.rate * 100, 2),
-            "changes_per_buyer_day": round(flaps.changes / max(1, len(ids) * len(ends)), 4),
+            "changes_per_buyer_day": round(flaps.changes / max(1, int(have.sum())), 4),
             "agree_mean_pct": round(float(np.mean(agree)), 2) if agree else None,
             "agree_min_pct": round(min(agree), 2) if agree else None,
             "agree_last_pct": round(agree[-1], 2) if agree else None,

@@ -62,3 +62,23 @@ def test_the_cli_prints_a_row_per_dwell(tmp_path, capsys, monkeypatch) -> None: 
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("RFM named segment, batch reference at each of ")
     assert [line.split()[0] for line in out[3:]] == [str(k) for k in volatility.DWELLS]
+
+
+def test_a_redelivery_counts_once_a_withdrawn_customer_is_left_out_and_bands_are_used() -> None:
+    s = Settings(rfm_warmup_days=1.0, rfm_min_samples=3)
+    lines = [json.dumps({"type": "purchase", "customer_id": c, "event_id": f"{c}{n}",
+                         "order_id": f"{c}{n}", "ts": f"2026-01-0{d}T10:00:00Z",
+                         "amount": 10.0, "currency": "EUR"}).encode()
+             for c, n, d in (("a", 1, 1), ("b", 1, 1), ("c", 1, 1), ("a", 2, 3), ("a", 2, 3),
+                             ("b", 2, 5))]
+    lines.insert(5, json.dumps({"type": "consent_withdrawn", "customer_id": "c",
+                                "event_id": "w1", "ts": "2026-01-04T12:00:00Z"}).encode())
+    history, bad = volatility.read_history(lines, s)
+    assert bad == 0 and len(history[history["type"] == "purchase"]) == 5  # a2 once
+    table = volatility.daily_labels(history, s)
+    last = table[table.columns[-1]]
+    assert pd.isna(last["c"]) and not pd.isna(table[table.columns[0]]["c"])
+    banded = volatility.daily_labels(history, Settings(rfm_warmup_days=1.0, rfm_min_samples=3,
+                                                        rfm_recency="bands"))
+    assert not banded.equals(table)  # R from fixed bands: a and b are both R5 there
+    assert banded[banded.columns[-1]]["a"] == banded[banded.columns[-1]]["b"] == "new"
