@@ -333,11 +333,13 @@ class Assigner:
         >>> a.fits("c1", bought_once_on_mobile), a.nearest(bought_once_on_mobile)[0]
         (True, 'c1')
         """
-        return self._fits_static(seg, z) and not (
+        return self.fits_static(seg, z) and not (
             self._inactive_words.get(seg) and z[RECENCY] <= self._grace_z)
 
-    def _fits_static(self, seg: str, z: list[float]) -> bool:
-        """:meth:`fits` but for the recency word (what holds for the whole idle spell)."""
+    def fits_static(self, seg: str, z: list[float]) -> bool:
+        """:meth:`fits` but for the recency word: what holds for the whole idle spell, and
+        what a published cluster must still fit to be held (a customer in a "long inactive"
+        cluster who comes back is not moved out at the visit and back after the grace)."""
         return not (self._buyer_words.get(seg) and z[PURCHASES] <= self._never_bought)
 
     def nearest(self, z: list[float]) -> tuple[str, float]:
@@ -414,8 +416,8 @@ class Assigner:
         # the segments nearest() chooses among once recency grows (fixed while the customer
         # is idle: the purchase rate is fixed between events), and the nearest of them:
         # only a border of the nearest segment changes the verdict
-        among = {seg for seg in self.centers if self._fits_static(seg, z)} or set(self.centers)
-        near = self._nearest_of(z, self._fits_static)[0]
+        among = {seg for seg in self.centers if self.fits_static(seg, z)} or set(self.centers)
+        near = self._nearest_of(z, self.fits_static)[0]
         best: float | None = None
         if r0 <= self._grace_z and near != self.nearest(z)[0]:
             best = r0  # "long inactive" is barred within the grace: its end changes the verdict

@@ -30,17 +30,19 @@ the name it was published with).
 
 Engine contract:
 
-* ``assign``: the nearest centroid whose name is true of the customer (each word
-  but a recency one on its side of the population mean,
-  :meth:`~streamseg.engine.model.Assigner.fits`; the nearest of all when no
-  name is): one who never bought is not told "frequent buyer" because its visits
-  put it nearest to such a centroid.
+* ``assign``: the nearest centroid whose name may be told to the customer
+  (:meth:`~streamseg.engine.model.Assigner.fits`: not "frequent buyer" to one who
+  never bought, not "long inactive" to one seen within the recency grace; the
+  nearest of all when none may). Other words are relative to the population and
+  are not checked per customer.
 * ``hold``: the published cluster is kept until the customer is ``min_margin``
   z units past the border (bisecting hyperplane) between it and the new
   verdict, whatever the trigger: a band of twice the margin against flapping;
   and kept while the verdict is another published cluster with the same words
   (two centroids described alike: a move between them would tell the customer
-  nothing); never once its name is false of the customer.
+  nothing); never once the customer never bought and its name says "frequent
+  buyer" (a "long inactive" cluster is held at a return visit as any other: moving
+  the customer out at the visit and back after the grace would be two changes).
 * ``due``: the exact event time at which growing recency alone takes an idle
   customer over a border or past the margin (one division per pair of centroids).
 * ``moved``: when a new model version is used, every local customer (seen in
@@ -218,7 +220,8 @@ class ClusterSegmenter:
                 continue
             seg, _ = a.nearest(z)
             if seg != label and not self.alike(label, seg) and (
-                    not a.fits(label, z) or a.past(z, label, seg) >= self.margin_at(since, now)):
+                    not a.fits_static(label, z)
+                    or a.past(z, label, seg) >= self.margin_at(since, now)):
                 self._moved[cid] = None
                 continue
             t = self._due_from(a, z, label, since, last_seen, now)
@@ -264,7 +267,7 @@ class ClusterSegmenter:
         cur = state.segments.get(self.name)
         since = None if cur is None else float(cur[1])
         z = self._z(a, state, now)
-        if not a.fits(current, z):  # its name has become false of the customer: no hold
+        if not a.fits_static(current, z):  # its name is false of the customer: no hold
             return False
         return a.past(z, current, verdict.segment) < self.margin_at(since, now)
 
