@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -290,7 +290,7 @@ class Assigner:
                              for seg, name in self.names.items()}
         self._never_bought = self.scale([0.0] * len(NAMES))[PURCHASES]
         # segments named "long inactive" (not for a customer seen within the recency grace),
-        # and the recency z-score within the grace (raw 0; +inf when recency is inactive)
+        # and the recency z-score within the grace (raw 0; -inf when recency is inactive: never)
         self._inactive_words = {seg: INACTIVE_WORD in name.split(", ")
                                 for seg, name in self.names.items()}
         self._grace_z = (self.scale([0.0] * len(NAMES))[RECENCY]
@@ -347,7 +347,8 @@ class Assigner:
         none does) and the margin to the runner-up among those (ties: smaller id)."""
         return self._nearest_of(z, self.fits)
 
-    def _nearest_of(self, z: list[float], ok: Any) -> tuple[str, float]:
+    def _nearest_of(self, z: list[float], ok: Callable[[str, list[float]], bool]
+                    ) -> tuple[str, float]:
         centers = self.centers
         fitting = [seg for seg in centers if ok(seg, z)]
         if fitting and len(fitting) < len(centers):

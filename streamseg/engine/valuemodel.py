@@ -7,8 +7,11 @@ Examples
 >>> ValueModel.from_dict(m.to_dict()) == m, m.level(0)
 (True, 1.5)
 >>> bare = ValueModel(3, m.params, (2.0, 0.5), 86400.0, 120, 90.0)  # no margin: the cuts
->>> bare.level(0), ValueModel.from_dict(bare.to_dict()).level(0)  # a snapshot without holds
-(2.0, 1.8)
+>>> bare.level(0), ValueModel.from_dict(bare.to_dict()).level(0)
+(2.0, 2.0)
+>>> older = {k: v for k, v in bare.to_dict().items() if k != "holds"}  # before 2026-11-27
+>>> ValueModel.from_dict(older).level(0)  # held as its version did: 10% below the cut
+1.8
 >>> [tier_of(v, m.cuts) for v in (2.5, 2.0, 0.6, 0.5)]
 ['top10', 'next40', 'next40', 'rest']
 >>> from streamseg.config import DAY
@@ -59,8 +62,8 @@ class ValueModel:
             "cuts": {"top10": self.cuts[0], "next40": self.cuts[1]},
             "as_of": self.as_of, "customers": self.customers, "horizon_days": self.horizon_days,
         }
-        if self.holds is not None:
-            out["holds"] = {"top10": self.holds[0], "next40": self.holds[1]}
+        holds = self.cuts if self.holds is None else self.holds  # always written: a snapshot
+        out["holds"] = {"top10": holds[0], "next40": holds[1]}  # without is an older version's
         return out
 
     @classmethod
