@@ -292,6 +292,9 @@ def _stale(run: EngineRun, now: float) -> dict[str, dict[str, int]]:
 def _changes(run: EngineRun, settings: Settings) -> dict[str, Any]:
     customers = max(1, sum(1 for st in run.states.values() if not st.withdrawn))
     flaps = flap_rate(run.changes, settings.flap_window_s)
+    # twice the window too: a hold that ends with the window (the cluster margin's
+    # dwell) can move a revert to just after it, where the flap rate no longer sees it
+    late = flap_rate(run.changes, 2 * settings.flap_window_s)
     moves = Counter(c["segmenter"] for c in run.changes if c["from_segment"] is not None)
     untrained = Counter(c["segmenter"] for c in run.changes
                         if c["segmenter"] in MODEL_SEGMENTERS and not c["model_version"])
@@ -300,7 +303,9 @@ def _changes(run: EngineRun, settings: Settings) -> dict[str, Any]:
                       if name in MODEL_SEGMENTERS and not seg[3])
     names = sorted({c["segmenter"] for c in run.changes})
     return {
-        "flaps": {k: {"changes": n, "reverted": r, "rate": round(r / n, 4) if n else 0.0}
+        "flaps": {k: {"changes": n, "reverted": r, "rate": round(r / n, 4) if n else 0.0,
+                      "reverted_2w": late.by_segmenter[k][1],
+                      "rate_2w": round(late.by_segmenter[k][1] / n, 4) if n else 0.0}
                   for k, (n, r) in flaps.by_segmenter.items()},
         "changes_per_customer": {k: round(moves[k] / customers, 3) for k in names},
         "untrained": {k: {"changes": untrained[k], "current": current[k]}

@@ -64,12 +64,14 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
     out += ["", "Engine figures",
             table([[name, s["labels"], s["stale"], s["held"],
                     q["flaps"].get(name, {}).get("changes"), q["flaps"].get(name, {}).get("rate"),
+                    q["flaps"].get(name, {}).get("rate_2w"),
                     q["changes_per_customer"].get(name),
                     q["untrained"].get(name, {}).get("changes"),
                     q["untrained"].get(name, {}).get("current")]
                    for name, s in q["stale"].items()],
                   ["segmenter", "labels", "stale", "held", "changes", "flap rate",
-                   "changes/customer", "untrained changes", "untrained now"]),
+                   "flap rate (2x window)", "changes/customer", "untrained changes",
+                   "untrained now"]),
             "", "Purchase -> the change it earned (event time)",
             table([[k, v["n"], _days(v["p50"]), _days(v["p99"]), _days(v["max"])]
                    for k, v in q["latency_s"].items()],

@@ -40,9 +40,10 @@ Engine contract:
   verdict, whatever the trigger: a band of twice the margin against flapping;
   and kept while the verdict is another published cluster with the same words
   (two centroids described alike: a move between them would tell the customer
-  nothing); never once the customer never bought and its name says "frequent
-  buyer" (a "long inactive" cluster is held at a return visit as any other: moving
-  the customer out at the visit and back after the grace would be two changes).
+  nothing); never once its name is false of the customer (:meth:`still_fits`:
+  "frequent buyer" for one who never bought; "long inactive" for one seen within the
+  recency grace, unless the customer moved into it within ``flap_window_s``: then
+  held as any other until that window ends, so the visit undoes no recent move).
 * ``due``: the exact event time at which growing recency alone takes an idle
   customer over a border or past the margin (one division per pair of centroids).
 * ``moved``: when a new model version is used, every local customer (seen in
@@ -220,7 +221,7 @@ class ClusterSegmenter:
                 continue
             seg, _ = a.nearest(z)
             if seg != label and not self.alike(label, seg) and (
-                    not a.fits_static(label, z)
+                    not self.still_fits(a, label, z, since, now)
                     or a.past(z, label, seg) >= self.margin_at(since, now)):
                 self._moved[cid] = None
                 continue
@@ -241,6 +242,17 @@ class ClusterSegmenter:
             return None
         seg, margin = a.nearest(self._z(a, state, now))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
+
+    def still_fits(self, a: Assigner, current: str, z: list[float], since: float | None,
+                   now: float) -> bool:
+        """Whether the published ``current`` may still be held: a "frequent buyer" cluster
+        never for a customer who never bought; a "long inactive" one not for a customer
+        seen within the recency grace, once ``flap_window_s`` has passed since the
+        customer's latest cluster change (before that, leaving it would undo a move of
+        the last two weeks: it is held as any cluster, and the window's end is a due time)."""
+        if not a.fits_static(current, z):
+            return False
+        return a.fits(current, z) or (since is not None and now - since < self.dwell)
 
     def margin_at(self, since: float | None, now: float) -> float:
         """The hold margin: ``min_margin``, times :data:`DWELL_FACTOR` within
@@ -267,7 +279,7 @@ class ClusterSegmenter:
         cur = state.segments.get(self.name)
         since = None if cur is None else float(cur[1])
         z = self._z(a, state, now)
-        if not a.fits_static(current, z):  # its name is false of the customer: no hold
+        if not self.still_fits(a, current, z, since, now):  # its name is false: no hold
             return False
         return a.past(z, current, verdict.segment) < self.margin_at(since, now)
 
