@@ -258,7 +258,27 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
                       **{k: _quantiles(v) for k, v in sorted(run.latencies.items())}},
         "moves_not_published": dict(run.unpublished),
         "rfm_warmup": warmup,
+        **_value_model(run.engine),
     }
+
+
+def _value_model(engine: Engine) -> dict[str, Any]:
+    """The value model's state at the end, and why ``value`` abstains when it has none."""
+    seg = engine.segmenter("value")
+    if seg is None:
+        return {}
+    version = getattr(seg, "version", None)
+    rejected = int(getattr(seg, "rejected", 0))
+    span = getattr(seg, "span", None)
+    why = None
+    if version is None:
+        why = ("every fit rejected: a repeat purchase lowered the expected purchases "
+               f"(almost no repeat buyers; {rejected} fits)" if rejected else
+               "warming up: STREAMSEG_VALUE_WARMUP_DAYS of purchases from "
+               "STREAMSEG_VALUE_MIN_CUSTOMERS buyers not reached"
+               if span is not None and not span.warm else
+               "no fit yet: fewer than STREAMSEG_VALUE_MIN_CUSTOMERS buyers")
+    return {"value_model": {"version": version, "rejected_fits": rejected, "abstains": why}}
 
 
 def abstaining(ref: pd.Series, pub: pd.Series) -> dict[str, Any]:

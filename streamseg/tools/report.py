@@ -50,6 +50,9 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
                for k, a in q["agreement"].items()],
               ["segmenter", "customers", "agree", "agree %", "raw verdict agree %"]),
     ]
+    value_why = q.get("value_model", {}).get("abstains")
+    if value_why:
+        out.append(f"value abstains (no label): {value_why}.")
     why = q.get("rfm_warmup", {}).get("reason")
     if why:
         out.append(f"RFM abstains: {why}. The reference labels nobody; agree = the customers "

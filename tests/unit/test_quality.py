@@ -276,3 +276,23 @@ def test_raw_verdict_agreement_is_reported_next_to_the_published_one() -> None:
     # rules, with hysteresis off the published label is the raw verdict
     for name in ("frequency", "lifecycle"):
         assert q["agreement"][name]["verdict_pct"] == q["agreement"][name]["pct"]
+
+
+def test_the_report_says_why_value_abstains() -> None:
+    from streamseg.engine.segmenters.value import ValueSegmenter
+    from streamseg.tools.quality import _value_model
+    from streamseg.tools.report import render
+
+    cfg = Settings()
+    seg = ValueSegmenter(cfg)
+    assert _value_model(Engine(cfg, [])) == {}
+    assert "warming up" in _value_model(Engine(cfg, [seg]))["value_model"]["abstains"]
+    seg.rejected = 3
+    got = _value_model(Engine(cfg, [seg]))["value_model"]
+    assert got["version"] is None and got["rejected_fits"] == 3
+    assert got["abstains"].startswith("every fit rejected: a repeat purchase lowered")
+    q = {"lines": 1, "dead_letters": 0, "customers": 1, "excluded_no_consent": 0,
+         "clock": 0.0, "verdict_source": "Engine.verdict", "agreement": {}, "stale": {},
+         "flaps": {}, "changes_per_customer": {}, "untrained": {}, "latency_s": {},
+         "moves_not_published": {}, "value_model": got}
+    assert "value abstains (no label): every fit rejected" in render(q, confusion=False)
