@@ -279,15 +279,13 @@ def test_a_negative_quantity_line_nets_against_its_order_and_a_cancellation_is_a
                    "536381,22719,36,2010-12-01T09:41:00Z,1.06,15311\n"
                    "536381,D,-1,2010-12-01T09:41:00Z,3.25,15311\n"
                    "C536379,22719,-2,2010-12-01T10:00:00Z,1.06,15311\n")
-    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
-    assert main(["import", str(src), "--customer", "CustomerID", "--time", "InvoiceDate",
-                 "--order", "InvoiceNo", "--price", "UnitPrice", "--quantity", "Quantity",
-                 "--product", "StockCode", "--currency", "GBP", "--out", str(out),
-                 "--rejects", str(rejects)]) == 0
-    [order] = events(out)
+    got, rejected = _imported(src, "--customer", "CustomerID", "--time", "InvoiceDate",
+                              "--order", "InvoiceNo", "--price", "UnitPrice", "--quantity",
+                              "Quantity", "--product", "StockCode", "--currency", "GBP")
+    [order] = got
     assert (order["order_id"], order["amount"]) == ("536381", 34.91)
     assert order["items"] == [{"product_id": "22719", "quantity": 36}]  # D netted to -1
-    [bad] = events(rejects)
+    [bad] = rejected
     assert (bad["row"], bad["column"]) == (4, "UnitPrice")
     assert "order C536379: its lines net to -2.12, a return or a cancellation" in bad["message"]
 
@@ -295,10 +293,8 @@ def test_a_negative_quantity_line_nets_against_its_order_and_a_cancellation_is_a
 def test_an_empty_amount_or_quantity_cell_says_empty(tmp_path: Path) -> None:
     src = tmp_path / "orders.csv"
     src.write_text(ORDERS + "c3,2026-01-05,,b9,1,p1,web\nc3,2026-01-06,1,b8, ,p1,web\n")
-    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
-    assert main(["import", str(src), *BASKET_ARGS, "--quantity", "qty", "--out", str(out),
-                 "--rejects", str(rejects)]) == 0
-    assert [r["message"] for r in events(rejects)] == [
+    _, rejected = _imported(src, *BASKET_ARGS, "--quantity", "qty")
+    assert [r["message"] for r in rejected] == [
         f"{src}:7: column line_total: empty", f"{src}:8: column qty: empty"]
 
 
@@ -310,10 +306,15 @@ def test_with_amounts_a_negative_quantity_needs_a_negative_amount(tmp_path: Path
                    "c1,2026-01-02,20,o1,1,A,web\nc1,2026-01-02,10,o1,-1,B,web\n"
                    "c2,2026-01-03,10,o2,-1,A,web\n"
                    "c3,2026-01-04,20,o3,2,A,web\nc3,2026-01-04,-10,o3,-1,A,web\n")
-    out, rejects = tmp_path / "o.jsonl", tmp_path / "rejects.jsonl"
-    assert main(["import", str(src), *BASKET_ARGS, "--quantity", "qty", "--product", "sku",
-                 "--out", str(out), "--rejects", str(rejects)]) == 0
-    got = {e["order_id"]: (e["amount"], e.get("items")) for e in events(out)}
+    imported, rejected = _imported(src, *BASKET_ARGS, "--quantity", "qty", "--product", "sku")
+    got = {e["order_id"]: (e["amount"], e.get("items")) for e in imported}
     assert got == {"o1": (20.0, [{"product_id": "A", "quantity": 1}]),
                    "o3": (10.0, [{"product_id": "A", "quantity": 1}])}
-    assert [(r["row"], r["column"]) for r in events(rejects)] == [(3, "qty"), (4, "qty")]
+    assert [(r["row"], r["column"]) for r in rejected] == [(3, "qty"), (4, "qty")]
+
+
+def _imported(src: Path, *args: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``streamseg import SRC ARGS --out --rejects`` next to SRC: (events, rejects)."""
+    out, rejects = src.with_suffix(".out.jsonl"), src.with_suffix(".rejects.jsonl")
+    assert main(["import", str(src), *args, "--out", str(out), "--rejects", str(rejects)]) == 0
+    return events(out), events(rejects)
