@@ -14,6 +14,8 @@ external producer / subscriber would.
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -252,3 +254,29 @@ async def group_lag(bootstrap: str, group: str, topics: Iterable[str]) -> dict[s
         meta = committed.get(tp)
         lag[f"{tp.topic}:{tp.partition}"] = ends[tp] - (meta.offset if meta else 0)
     return lag
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 *below* the kernel's ephemeral range.
+
+    A port from ``bind(0)`` lies in the ephemeral range, where the next outgoing
+    connection (each worker opens a dozen to the broker) may take it before the
+    worker under test binds it: a CI run failed with ``address already in use`` on
+    such a port. Below the range only listeners take ports.
+    """
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as fh:
+            low = int(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(max(1024, low - 12000), low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port below {low}")

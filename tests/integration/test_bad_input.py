@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import random
-import socket
 import time
 import urllib.request
 from collections import Counter
@@ -29,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kafka_helpers import produce
+from kafka_helpers import free_port, produce
 from prometheus_client.parser import text_string_to_metric_families
 from worker_proc import Tail, Workers, change_ids, make_settings, reference_changes
 
@@ -117,11 +116,6 @@ def junk(rng: random.Random, n: int) -> list[Junk]:
     out.append(("tick", b"nobody", codec.dumps({"now": T0}), None))
     return out
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, str], float]:

@@ -38,7 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from test_metrics_endpoint import free_port
+from kafka_helpers import free_port
 from test_partitioners import foreign_ids, librdkafka_produce
 from worker_proc import T0, Tail, Workers, _event, engine_run, feed_all, make_settings, story
 

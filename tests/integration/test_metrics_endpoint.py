@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import subprocess
 import time
 import urllib.request
@@ -21,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kafka_helpers import create_topics, produce
+from kafka_helpers import create_topics, free_port, produce
 from prometheus_client.parser import text_string_to_metric_families
 from worker_proc import RULE_SEGMENTERS, T0, Workers, make_settings
 
@@ -36,11 +35,6 @@ from streamseg.metrics import KPI_COUNTERS
 
 Sample = tuple[str, dict[str, str], float]
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> str:

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kafka_helpers import free_port
 from test_lookup_api import aget, customer_path
-from test_metrics_endpoint import free_port
 from worker_proc import T0, Message, Tail, Workers, _event, feed_all, make_settings
 
 from streamseg import codec
