@@ -76,7 +76,7 @@ class ValueModel:
             bgnbd.Params(float(p["r"]), float(p["alpha"]), float(p["a"]), float(p["b"])),
             (float(c["top10"]), float(c["next40"])), float(data["as_of"]),
             int(data["customers"]), float(data["horizon_days"]),
-            None if h is None else (float(h["top10"]), float(h["next40"])),
+            (float(h["top10"]), float(h["next40"])),
         )
 
     def level(self, tier: int) -> float:

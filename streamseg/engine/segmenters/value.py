@@ -71,6 +71,7 @@ NAMES = {
     "rest": "Rest (lower half of predicted purchases)",
 }
 MAX_DAYS = 3650  # a due search looks this many days ahead at most
+RANK = {tier: i for i, tier in enumerate(TIERS)}
 SANE_AGES = (30.0, 90.0, 365.0)  # days: ages at which an adopted model must reward a purchase
 
 
@@ -78,7 +79,6 @@ def sane(model: ValueModel, horizon: float) -> bool:
     """Whether a repeat purchase raises the expectation under ``model`` (a fit without the
     sample's ages: a snapshot to adopt, or the model in use when a refit was rejected)."""
     return bgnbd.rewards_purchases(model.params, horizon, SANE_AGES)
-RANK = {tier: i for i, tier in enumerate(TIERS)}
 
 
 class ValueSegmenter:
@@ -206,8 +206,8 @@ class ValueSegmenter:
         label = np.fromiter((RANK.get(e[1], -1) for e in entries), np.int64, n)  # -1: none
         raw = np.where(scores > cuts[0], 0, np.where(scores > cuts[1], 1, 2))
         tiered = (label == 0) | (label == 1)  # a published tier with a level below it
-        holds = (model.level(0), model.level(1)) if self.margin > 0 else model.cuts
-        level = np.where(label == 0, holds[0], holds[1])
+        levels = self._levels(model)
+        level = np.where(label == 0, levels[0], levels[1])
         keeps = tiered & (raw > label) & (scores > level)
         moved = (label < 0) | ((raw != label) & ~keeps) | (tiered & (later <= level))
         ids = list(self.local)
@@ -260,14 +260,17 @@ class ValueSegmenter:
                           f"expected purchases in {self.horizon:g} days {score:.3f}, "
                           f"p_alive {p_alive:.3f}", model_version=model.version)
 
+    def _levels(self, model: ValueModel) -> tuple[float, float]:
+        """Expected purchases at or below which a published ``top10`` / ``next40`` is left:
+        the model's hold levels, or its cuts when this worker holds nothing (hysteresis off)."""
+        return (model.level(0), model.level(1)) if self.margin > 0 else model.cuts
+
     def _level(self, label: str) -> float | None:
-        """Expected purchases at or below which a published ``label`` is left (None: never):
-        the model's hold level, or its cut when this worker holds nothing (hysteresis off)."""
+        """:meth:`_levels` of the current model for a published ``label`` (None: never left)."""
         model = self.model
         if model is None or label not in TIERS[:2]:
             return None
-        tier = TIERS.index(label)
-        return model.level(tier) if self.margin > 0 else model.cuts[tier]
+        return self._levels(model)[TIERS.index(label)]
 
     def _keeps(self, current: str, verdict: str, score: float) -> bool:
         """Whether the margin keeps ``current`` against a lower ``verdict``."""
