@@ -42,7 +42,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -267,8 +267,8 @@ class Assigner:
     0.1
     """
 
-    __slots__ = ("_buyer_words", "_grace_z", "_inactive_words", "_never_bought", "_pairs",
-                 "_vecs", "centers", "names", "reasons", "scaler", "titles", "version")
+    __slots__ = ("_buyers", "_grace_z", "_inactive", "_never_bought", "_pairs", "_vecs",
+                 "centers", "names", "reasons", "scaler", "titles", "version")
 
     def __init__(self, model: ClusterModel) -> None:
         self.version = model.version
@@ -284,17 +284,16 @@ class Assigner:
         self.names = {seg: model.description(seg) for seg in self.centers}
         self.reasons = {seg: f"closest to {name}" for seg, name in self.names.items()}
         self.titles = {seg: title(seg, name) for seg, name in self.names.items()}
-        # segments named "frequent buyer" (not for a customer who never bought: see fits),
-        # and the purchases z-score of a purchase rate of 0
-        self._buyer_words = {seg: BUYER_WORD in name.split(", ")
-                             for seg, name in self.names.items()}
-        self._never_bought = self.scale([0.0] * len(NAMES))[PURCHASES]
-        # segments named "long inactive" (not for a customer seen within the recency grace),
-        # and the recency z-score within the grace (raw 0; -inf when recency is inactive: never)
-        self._inactive_words = {seg: INACTIVE_WORD in name.split(", ")
-                                for seg, name in self.names.items()}
-        self._grace_z = (self.scale([0.0] * len(NAMES))[RECENCY]
-                         if self.scaler[RECENCY][1] != 0.0 else -math.inf)
+        # segments named "frequent buyer" (not for a customer who never bought: see fits)
+        # and "long inactive" (not for a customer seen within the recency grace); the
+        # z-scores of a purchase rate of 0 and of a recency of 0 (-inf when recency is
+        # inactive: never within the grace)
+        self._buyers = {seg for seg, name in self.names.items() if BUYER_WORD in name.split(", ")}
+        self._inactive = {seg for seg, name in self.names.items()
+                          if INACTIVE_WORD in name.split(", ")}
+        zero = self.scale([0.0] * len(NAMES))
+        self._never_bought = zero[PURCHASES]
+        self._grace_z = zero[RECENCY] if self.scaler[RECENCY][1] != 0.0 else -math.inf
         # for next_change: the centroids in order, and per pair (i, j, ids, the slope of
         # |z - a|^2 - |z - b|^2 in the recency coordinate, 2 * the distance between them)
         items = list(self.centers.items())
@@ -334,23 +333,22 @@ class Assigner:
         (True, 'c1')
         """
         return self.fits_static(seg, z) and not (
-            self._inactive_words.get(seg) and z[RECENCY] <= self._grace_z)
+            seg in self._inactive and z[RECENCY] <= self._grace_z)
 
     def fits_static(self, seg: str, z: list[float]) -> bool:
         """:meth:`fits` but for the recency word: what holds for the whole idle spell, and
         what a published cluster must still fit to be held (a customer in a "long inactive"
         cluster who comes back is not moved out at the visit and back after the grace)."""
-        return not (self._buyer_words.get(seg) and z[PURCHASES] <= self._never_bought)
+        return not (seg in self._buyers and z[PURCHASES] <= self._never_bought)
 
     def nearest(self, z: list[float]) -> tuple[str, float]:
         """Nearest segment of scaled ``z`` whose name :meth:`fits` it (nearest of all when
         none does) and the margin to the runner-up among those (ties: smaller id)."""
-        return self._nearest_of(z, self.fits)
+        return self._nearest_in(z, [seg for seg in self.centers if self.fits(seg, z)])
 
-    def _nearest_of(self, z: list[float], ok: Callable[[str, list[float]], bool]
-                    ) -> tuple[str, float]:
+    def _nearest_in(self, z: list[float], fitting: list[str]) -> tuple[str, float]:
+        """:meth:`nearest` among ``fitting`` (among all segments when it is empty)."""
         centers = self.centers
-        fitting = [seg for seg in centers if ok(seg, z)]
         if fitting and len(fitting) < len(centers):
             centers = {seg: centers[seg] for seg in fitting}
         first = second = math.inf
@@ -417,8 +415,9 @@ class Assigner:
         # the segments nearest() chooses among once recency grows (fixed while the customer
         # is idle: the purchase rate is fixed between events), and the nearest of them:
         # only a border of the nearest segment changes the verdict
-        among = {seg for seg in self.centers if self.fits_static(seg, z)} or set(self.centers)
-        near = self._nearest_of(z, self.fits_static)[0]
+        fitting = [seg for seg in self.centers if self.fits_static(seg, z)]
+        near = self._nearest_in(z, fitting)[0]
+        among = set(fitting or self.centers)
         best: float | None = None
         if r0 <= self._grace_z and near != self.nearest(z)[0]:
             best = r0  # "long inactive" is barred within the grace: its end changes the verdict

@@ -250,9 +250,8 @@ class ClusterSegmenter:
         seen within the recency grace, once ``flap_window_s`` has passed since the
         customer's latest cluster change (before that, leaving it would undo a move of
         the last two weeks: it is held as any cluster, and the window's end is a due time)."""
-        if not a.fits_static(current, z):
-            return False
-        return a.fits(current, z) or (since is not None and now - since < self.dwell)
+        return a.fits(current, z) or (a.fits_static(current, z) and since is not None
+                                       and now - since < self.dwell)
 
     def margin_at(self, since: float | None, now: float) -> float:
         """The hold margin: ``min_margin``, times :data:`DWELL_FACTOR` within
