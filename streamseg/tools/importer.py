@@ -25,7 +25,9 @@ UTC. Every event is checked with the worker's
 :class:`~streamseg.engine.validate.Validator` (``streamseg/schemas/purchase.schema.json``
 plus FX and time-window rules). A bad row stops the import with
 ``FILE:ROW: column X: message`` (exit 2), or with ``rejects`` it is written there
-(JSON lines) and skipped.
+(JSON lines) and skipped, and so is the rest of its order (one more rejects line at the
+order's first row) unless the row's amount reads as 0: no purchase is imported with
+another amount than its lines give.
 
 Examples
 --------
@@ -198,6 +200,9 @@ class Importer:
         self.orders: dict[str, list[Order]] = {}
         self.counts = Counts()
         self._id = partial(id_text, missing=mapping.missing)  # a customer or order id cell
+        # order key -> the first bad row of that order (with --rejects): the order is not
+        # imported without it
+        self.broken: dict[str, RowError] = {}
 
     def _fail(self, err: RowError, values: dict[str, Any]) -> None:
         if self.reject is None:
@@ -225,6 +230,30 @@ class Importer:
             self._add(row, values)
         except RowError as err:
             self._fail(err, values)
+            key = self._key_of(row, values)
+            if key is not None and not self._adds_nothing(values):
+                self.broken.setdefault(key, err)
+
+    def _adds_nothing(self, values: dict[str, Any]) -> bool:
+        """Whether a bad row's amount (or unit price) reads as exactly 0: leaving it out
+        leaves its order's amount as it is (Complete Journey's lines of quantity 0)."""
+        try:
+            return _amount(values[str(self.m.amount or self.m.price)]) == 0.0
+        except (ValueError, TypeError, KeyError):
+            return False
+
+    def _key_of(self, row: int, values: dict[str, Any]) -> str | None:
+        """The order key of a bad row, when its order can still be told (else None)."""
+        m = self.m
+        try:
+            if m.order:
+                return str(self._cell(row, values, m.order, self._id))
+            customer = self._cell(row, values, m.customer, self._id)
+            ts = self._cell(row, values, m.time,
+                            lambda v: parse_time(v, m.time_format, m.early_epoch))
+        except RowError:
+            return None
+        return f"{customer}@{_stamp(ts + m.shift_days * DAY)}"
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
@@ -294,6 +323,14 @@ class Importer:
         """
         found: list[tuple[str, str, Order]] = []
         for key, parts in self.orders.items():
+            err = self.broken.get(key)
+            if err is not None:  # a line of this order was bad: none of it is imported
+                for o in parts:
+                    self._fail(RowError(self.path, o.row, err.column,
+                                        f"order {key}: row {err.row} of this order is bad "
+                                        "(its own line in the rejects): the order is not "
+                                        "imported without it"), o.values)
+                continue
             order_id = key if self.m.order else short_id(key)
             parts.sort(key=lambda o: (o.ts, o.row))
             for i, o in enumerate(parts):

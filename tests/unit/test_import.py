@@ -308,9 +308,42 @@ def test_with_amounts_a_negative_quantity_needs_a_negative_amount(tmp_path: Path
                    "c3,2026-01-04,20,o3,2,A,web\nc3,2026-01-04,-10,o3,-1,A,web\n")
     imported, rejected = _imported(src, *BASKET_ARGS, "--quantity", "qty", "--product", "sku")
     got = {e["order_id"]: (e["amount"], e.get("items")) for e in imported}
-    assert got == {"o1": (20.0, [{"product_id": "A", "quantity": 1}]),
-                   "o3": (10.0, [{"product_id": "A", "quantity": 1}])}
-    assert [(r["row"], r["column"]) for r in rejected] == [(3, "qty"), (4, "qty")]
+    assert got == {"o3": (10.0, [{"product_id": "A", "quantity": 1}])}  # o1: a bad line
+    assert [(r["row"], r["column"]) for r in rejected] == [(3, "qty"), (4, "qty"), (2, "qty")]
+
+
+def test_an_order_with_a_bad_line_is_rejected_whole(tmp_path: Path) -> None:
+    """Review 18 (Instacart): a line with amount ``4,00`` was rejected and its order
+    imported at 16.00 instead of 24.00 -- a smaller purchase, a lower M, a wrong tier."""
+    src = tmp_path / "orders.csv"
+    src.write_text("customer,when,line_total,basket,qty,sku,channel\n"
+                   "c1,2026-01-02,4.00,o1,1,A,web\nc1,2026-01-02,\"4,00\",o1,1,B,web\n"
+                   "c1,2026-01-02,4.00,o1,1,C,web\nc2,2026-01-03,5.00,o2,1,A,web\n"
+                   "c3,2026-01-04,1.00,,1,A,web\n")  # no order id: its order cannot be told
+    imported, rejected = _imported(src, *BASKET_ARGS)
+    assert [(e["order_id"], e["amount"]) for e in imported] == [("o2", 5.0)]
+    assert [(r["row"], r["column"]) for r in rejected] == [
+        (3, "line_total"), (6, "basket"), (2, "line_total")]
+    assert rejected[2]["message"] == (
+        f"{src}:2: column line_total: order o1: row 3 of this order is bad (its own line in "
+        "the rejects): the order is not imported without it")
+    # without an order column a customer's rows of one time are the order: the same rule
+    dated = tmp_path / "dated.csv"
+    dated.write_text("customer,when,line_total\nc1,2026-01-02,4.00\nc1,2026-01-02,NaN\n"
+                     "c1,2026-01-03,2.00\n")
+    imported, rejected = _imported(dated, "--customer", "customer", "--time", "when",
+                                   "--amount", "line_total", "--currency", "EUR")
+    assert [(e["ts"][:10], e["amount"]) for e in imported] == [("2026-01-03", 2.0)]
+    assert [r["row"] for r in rejected] == [3, 2]
+    # a bad line that adds nothing (amount 0; Complete Journey's quantity-0 lines) leaves
+    # its order as it is
+    zero = tmp_path / "zero.csv"
+    zero.write_text("customer,when,line_total,basket,qty,sku,channel\n"
+                    "c1,2026-01-02,4.00,o1,1,A,web\nc1,2026-01-02,0.00,o1,0,B,web\n"
+                    "c1,2026-01-02,0.50,o2,1,A,web\nc1,2026-01-02,2.61,o2,0,B,web\n")
+    imported, rejected = _imported(zero, *BASKET_ARGS, "--quantity", "qty")
+    assert [(e["order_id"], e["amount"]) for e in imported] == [("o1", 4.0)]
+    assert [(r["row"], r["column"]) for r in rejected] == [(3, "qty"), (5, "qty"), (4, "qty")]
 
 
 def _imported(src: Path, *args: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
