@@ -34,6 +34,7 @@ SESSIONS_KEPT = 8  # earlier session ids a state keeps besides the current one
 NEVER = 1e18  # ``due_hint`` of a customer with no due time (finite: JSON has no infinity)
 CHANNELS = ("web", "app", "email", "social", "search", "ads", "store", "other")
 DEVICES = ("mobile", "desktop", "tablet", "other")
+MONEY_DIGITS = 6  # decimals a customer's total spend is kept to (RFM's M ties exactly)
 
 
 @dataclass(slots=True)
@@ -258,7 +259,10 @@ def _purchase(state: CustomerState, event: Event, w: float, cfg: Settings) -> No
     _reactivation(state, event.ts, cfg.at_risk_days * DAY)
     last = state.last_purchase
     state.purchases += 1
-    state.monetary += event.amount
+    # to the micro-unit: equal spends tie whatever the order of the purchases (summed in
+    # binary, 0.1 + 0.2 + 0.3 and 0.3 + 0.2 + 0.1 differ in the last bit: RFM's M
+    # ranked one above the other, review 18)
+    state.monetary = round(state.monetary + event.amount, MONEY_DIGITS)
     state.d_purchases += w
     state.d_monetary += w * event.amount
     first = state.first_purchase

@@ -23,6 +23,7 @@ c prospect prospect <NA> <NA> <NA> <NA>
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -78,7 +79,8 @@ def customers(events: pd.DataFrame, now: float, s: Settings) -> pd.DataFrame:
     c["buying_days"] = day.groupby(buys["customer_id"]).nunique().reindex(c.index, fill_value=0)
     c["first"] = per["ts"].min()
     c["last"] = per["ts"].max()
-    c["total"] = per["amount"].sum()
+    # the exact sum of the amounts (order-independent), to 6 decimals as the engine keeps it
+    c["total"] = per["amount"].agg(math.fsum).round(6)
     # reactivation: a purchase made more than at_risk_days after the previous one
     gap_days = (buys["ts"] - per["ts"].shift()) / DAY
     c["reactivated_at"] = buys[gap_days > s.at_risk_days].groupby("customer_id")["ts"].max()
