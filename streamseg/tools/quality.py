@@ -85,6 +85,7 @@ class EngineRun:
     lines: int = 0
     dead_letters: int = 0
     latencies: dict[str, list[float]] = field(default_factory=dict)
+    held_latencies: dict[str, list[float]] = field(default_factory=dict)  # held at the purchase
     unpublished: Counter[str] = field(default_factory=Counter)
 
 
@@ -94,15 +95,17 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
     A purchase *earns a move* of a segmenter when, right after it, the raw
     verdict differs from the label published just before it (first assignments
     aside). The latency of that move is the event time from the purchase to the
-    change that publishes it (0: published at the purchase). A move is
-    *superseded* when another label is published first or a later purchase finds
-    another raw verdict; superseded moves and those unpublished at the end are
-    counted apart.
+    change that publishes it (0: published at the purchase). A move the
+    segmenter's hysteresis holds at the purchase (a demotion within a band or a
+    margin: the purchase came late, a mean gap grew) is not good news held back:
+    its latency is kept apart (``held_latencies``). A move is *superseded* when
+    another label is published first or a later purchase finds another raw
+    verdict; superseded moves and those unpublished at the end are counted apart.
     """
     rep = Replayer(settings)
     run = EngineRun(rep.engine)
     names = [seg.name for seg in rep.engine.segmenters]
-    pending: dict[tuple[str, str], tuple[str, float]] = {}
+    pending: dict[tuple[str, str], tuple[str, float, bool]] = {}  # move, purchase, held
     for raw in lines:
         raw = raw.strip()
         if not raw:
@@ -127,18 +130,18 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             if c["customer_id"] == ev.customer_id and c["trigger"] == "clock":
                 prev[c["segmenter"]] = c["to_segment"]  # caught up before the purchase
             if key in pending:
-                move, since = pending.pop(key)
+                move, since, held = pending.pop(key)
                 if c["to_segment"] == move:
                     resolved.add(c["segmenter"] if key[0] == ev.customer_id else "")
-                    run.latencies.setdefault(c["segmenter"], []).append(
-                        parse_ts(c["event_time"]) - since)
+                    into = run.held_latencies if held else run.latencies
+                    into.setdefault(c["segmenter"], []).append(parse_ts(c["event_time"]) - since)
                 else:
                     run.unpublished["superseded"] += 1
         state = rep.states.get(ev.customer_id)
         if ev.kind != "purchase" or state is None:
             continue
         for name in names:
-            earned = verdict(rep.engine, state, name, ev.ts)[0]
+            earned, held = verdict(rep.engine, state, name, ev.ts)
             key = (ev.customer_id, name)
             if key in pending and pending[key][0] != earned:  # the raw verdict moved on
                 del pending[key]
@@ -149,7 +152,7 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             if state.segments.get(name, [None])[0] == earned:
                 run.latencies.setdefault(name, []).append(0.0)
             else:  # still the same move at a later purchase: the earliest purchase counts
-                pending.setdefault(key, (earned, ev.ts))
+                pending.setdefault(key, (earned, ev.ts, held))
     run.unpublished["at_end"] += len(pending)
     run.states, run.now = rep.states, rep.clock.now()
     return run
@@ -256,6 +259,7 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
         "agreement": agree, "stale": _stale(run, now), **_changes(run, settings),
         "latency_s": {"all": _quantiles([x for v in run.latencies.values() for x in v]),
                       **{k: _quantiles(v) for k, v in sorted(run.latencies.items())}},
+        "held_latency_s": {k: _quantiles(v) for k, v in sorted(run.held_latencies.items())},
         "moves_not_published": dict(run.unpublished),
         "rfm_warmup": warmup,
         **_value_model(run.engine),

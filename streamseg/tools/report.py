@@ -79,6 +79,11 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
             table([[k, v["n"], _days(v["p50"]), _days(v["p99"]), _days(v["max"])]
                    for k, v in q["latency_s"].items()],
                   ["segmenter", "moves", "p50", "p99", "max"]),
+            "", "Purchase -> a move held by hysteresis at the purchase (a demotion within a "
+            "band or margin; not counted above)",
+            table([[k, v["n"], _days(v["p50"]), _days(v["p99"]), _days(v["max"])]
+                   for k, v in q.get("held_latency_s", {}).items()],
+                  ["segmenter", "moves", "p50", "p99", "max"]),
             "moves not published: " + (", ".join(
                 f"{k}={v}" for k, v in sorted(q["moves_not_published"].items())) or "none")]
     return "\n".join(out)

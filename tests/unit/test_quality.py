@@ -296,3 +296,23 @@ def test_the_report_says_why_value_abstains() -> None:
          "flaps": {}, "changes_per_customer": {}, "untrained": {}, "latency_s": {},
          "moves_not_published": {}, "value_model": got}
     assert "value abstains (no label): every fit rejected" in render(q, confusion=False)
+
+
+def test_a_demotion_held_at_the_purchase_is_not_counted_as_good_news_held_back() -> None:
+    """Review 18 (Instacart): the purchase -> change latency counted demotions that the
+    frequency band holds at the purchase (p99 50.6 days) as purchase-earned moves
+    published late. A weekly buyer who slows to every 10 days: the purchases that raise
+    the mean gap over 7 days earn no good news; the band holds `high` until the clock
+    moves it. That move's latency is reported apart."""
+    days = [7 * i for i in range(10)] + [63 + 10 * k for k in range(1, 8)]
+    out = [line(event_id=f"p{i}", customer_id="c1", ts=format_ts(BASE + d * DAY),
+                order_id=f"o{i}", amount=10.0, currency="EUR") for i, d in enumerate(days)]
+    out += [line(event_id=f"v{d}", customer_id="c2", type="page_view",
+                 ts=format_ts(BASE + d * DAY)) for d in range(1, 160, 3)]
+    out.sort(key=lambda raw: codec.loads(raw)["ts"])
+    run = run_engine(out, Settings(allowed_lateness_s=0.0))
+    assert run.latencies["frequency"] == [0.0]  # one_time -> high at the second purchase
+    assert run.held_latencies["frequency"] == [39 * DAY + 1.0]  # high -> medium by the clock
+    q = measure(run, Settings(allowed_lateness_s=0.0))
+    assert q["latency_s"]["frequency"]["max"] == 0.0
+    assert q["held_latency_s"]["frequency"]["n"] == 1
