@@ -31,7 +31,7 @@ the name it was published with).
 Engine contract:
 
 * ``assign``: the nearest centroid whose name may be told to the customer
-  (:meth:`~streamseg.engine.model.Assigner.fits`: not "frequent buyer" to one who
+  (:meth:`~streamseg.engine.clusterassign.Assigner.fits`: not "frequent buyer" to one who
   never bought, not "long inactive" to one seen within the recency grace; the
   nearest of all when none may). Other words are relative to the population and
   are not checked per customer.
@@ -83,11 +83,12 @@ import math
 from typing import Any
 
 from streamseg.config import Settings
+from streamseg.engine.clusterassign import STEP_S, Assigner
 from streamseg.engine.clusterfeatures import recency, static
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import STEP_S, Assigner, ClusterModel, title
+from streamseg.engine.model import ClusterModel, title
 from streamseg.engine.segmenters.base import Assignment
 
 MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
@@ -302,7 +303,7 @@ class ClusterSegmenter:
         """Whether the due time in ``entry`` (found after ``entry[5]``) is the due time
         after ``after`` too: same model, row, last visit, label and margin, and still
         ahead. Border crossings are fixed recency levels
-        (:meth:`~streamseg.engine.model.Assigner.next_change`), so a later look
+        (:meth:`~streamseg.engine.clusterassign.Assigner.next_change`), so a later look
         finds the same; a due time found within the wider margin's dwell is at
         most its end, so one still ahead was found under the same margin."""
         t, before = entry[3], entry[5]
