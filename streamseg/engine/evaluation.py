@@ -196,7 +196,20 @@ def earliest(times: list[float | None]) -> float | None:
 
 def verdict(engine: Engine, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
     """(raw verdict of segmenter ``name`` at ``now``, whether the published label
-    differs from it only because hysteresis keeps it): :meth:`Engine.verdict`."""
+    differs from it only because hysteresis keeps it): :meth:`Engine.verdict`.
+
+    >>> from streamseg.config import Settings
+    >>> from streamseg.engine.events import Event
+    >>> from streamseg.engine.processor import Engine
+    >>> eng = Engine(Settings())
+    >>> s = None
+    >>> for i, d in enumerate((0, 5, 10)):
+    ...     s = eng.apply(s, Event("purchase", "purchase", f"e{i}", "c", d * 86400.0)).state
+    >>> eng.tick(s, 25 * 86400.0).changes  # interval 25 / 3 days: medium, held by the band
+    []
+    >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 25 * 86400.0)
+    ('high', ('medium', True))
+    """
     seg = engine.segmenter(name)
     raw = None if seg is None else seg.assign(state, now)
     if seg is None or raw is None:

@@ -1,7 +1,10 @@
 """The engine's entry points: fold one event (or one clock tick) into a customer.
 
 The Faust agents and ``streamseg replay`` both call :meth:`Engine.apply` and
-:meth:`Engine.tick`; nothing here knows about Kafka.
+:meth:`Engine.tick`; nothing here knows about Kafka. The event path is here; the
+paths with no event of the customer's (a tick, a population move) are
+:mod:`streamseg.engine.reevaluation`'s, the ``customer-segments`` record
+:mod:`streamseg.engine.segmentsrecord`'s.
 
 Examples
 --------
@@ -28,18 +31,19 @@ from collections.abc import Callable, Container
 from typing import Any
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import audiencefile, consent, evaluation, segmenters
+from streamseg.engine import audiencefile, consent, evaluation, reevaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock, bounded
-from streamseg.engine.evaluation import catch_up, due_one, dues, earliest, evaluate, plan
-from streamseg.engine.events import Event, format_ts
-from streamseg.engine.features import NEVER, CustomerState, event_hash, remember_hash, update
+from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
+from streamseg.engine.events import Event
+from streamseg.engine.features import CustomerState, event_hash, remember_hash, update
 from streamseg.engine.kpis import Kpis
 from streamseg.engine.outcome import Outcome
 from streamseg.engine.predictions import features, predicted, prediction
 from streamseg.engine.profile import merge
 from streamseg.engine.scheduler import floor
 from streamseg.engine.segmenters.base import Predictor, Segmenter
+from streamseg.engine.segmentsrecord import segment_views, segments_record
 from streamseg.engine.validate import Invalid, screen
 
 __all__ = ["Engine", "Outcome"]
@@ -206,105 +210,20 @@ class Engine:
             state.looked = clock
 
     def tick(self, state: CustomerState, now: float, after: float | None = None) -> Outcome:
-        """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves).
-
-        Only the segmenters due by ``now`` are evaluated, each at its own due
-        time, in order. ``after`` (optional: the :attr:`Outcome.at` of the
-        customer's previous tick) skips due times already evaluated; without it
-        the walk starts at ``floor(state)``, which gives the same changes.
-        A withdrawn (or erased) customer is a counted ``no_consent`` skip: a tick
-        already in flight when consent was withdrawn or erasure was requested
-        changes nothing.
-        """
-        if state.withdrawn:
-            return Outcome(state, skipped="no_consent")
-        if now <= state.last_seen:
-            return Outcome(state, at=now)
-        redone = evaluation.redefine(self, state)  # evaluated under other settings
-        out = catch_up(self, state, now, inclusive=True, after=None if redone else after)
-        if redone is not None and redone.changes:
-            out.changes[:0] = redone.changes
-            out.render(self, state, now)
-        out.at = now
-        return out
+        """Re-evaluate ``state`` at event time ``now`` with no new event (time-driven moves;
+        ``after``: the :attr:`Outcome.at` of the customer's previous tick):
+        :func:`streamseg.engine.reevaluation.tick`."""
+        return reevaluation.tick(self, state, now, after)
 
     def rescore(self, state: CustomerState, now: float) -> Outcome:
-        """Re-evaluate at ``now`` (trigger ``population``) the segmenters that moved for ``state``.
-
-        For the customers :meth:`moved` names: a population model moved, so their
-        verdict may have changed although they did nothing. Only the segmenters
-        whose ``moved()`` named the customer are evaluated (all of them for a
-        customer :meth:`moved` did not name), and, once one of them published a
-        change, the segmenters that read published segments (``reads_segments``:
-        rule audiences). Time-driven moves
-        due by ``now`` come first (trigger ``clock``; those due at ``now`` itself
-        too, since the due times planned afterwards lie strictly after it),
-        unless the state's due hint says nothing was due by then. The segmenters
-        that moved are not walked: a new model is never applied at a time
-        before it existed. Evaluated at
-        ``max(now, floor(state))`` so a customer's changes stay in event-time order.
-        """
-        which = self._moved.pop(state.customer_id, None)
-        if state.withdrawn:
-            return Outcome(state, skipped="no_consent")
-        redone = evaluation.redefine(self, state)  # evaluated under other settings: all of it
-        if redone is not None:
-            which = None
-        at = max(now, floor(state))
-        hint = state.due_hint
-        pending: list[float | None] | None = None
-        if hint is not None and hint > at:  # nothing due by ``at``: no walk
-            out = Outcome(state)
-        else:  # inclusive: a segmenter due at ``at`` itself is evaluated in the walk; the
-            # moved ones are not walked (their new model must not judge earlier times)
-            out, pending = evaluation.walk(self, state, at, inclusive=True,
-                                           skip=frozenset(() if which is None else which))
-        moved = range(len(self.segmenters)) if which is None else sorted(which)
-        step = evaluate(self, state, at, "population", [self.segmenters[i] for i in moved])
-        out.changes += step.changes
-        if redone is not None and redone.changes:
-            out.changes[:0] = redone.changes
-        if step.changes and which is not None:
-            # a published segment moved: the others may read it (audiences), evaluate them too
-            rest = [seg for i, seg in enumerate(self.segmenters)
-                    if i not in which and seg.reads_segments]
-            out.changes += evaluate(self, state, at, "population", rest).changes
-        if out.changes:
-            out.render(self, state, at)
-            due = self.due(state, at)
-        else:  # only the moved segmenters' due times can have changed
-            due = earliest([due_one(self, i, state, at) for i in moved])
-            if which is not None:  # the others': as the walk left them, or the hint (early)
-                others = [None if hint == NEVER else hint] if pending is None else [
-                    d for i, d in enumerate(pending) if i not in which]
-                due = earliest([due, *others])
-        out.at = at
-        plan(out, state, due)
-        return out
+        """Re-evaluate at ``now`` (trigger ``population``) the segmenters that moved for ``state``
+        (those :meth:`moved` named it for): :func:`streamseg.engine.reevaluation.rescore`."""
+        return reevaluation.rescore(self, state, now, self._moved.pop(state.customer_id, None))
 
     def moved(self) -> list[str]:
-        """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated.
-
-        The engine remembers which segmenters named each customer until its
-        :meth:`rescore` (so that evaluates those only).
-        """
-        out: dict[str, None] = {}
-        pending = self._moved
-        if self._queued:
-            every = range(len(self.segmenters))
-            for cid in self._queued:
-                out[cid] = None
-                pending[cid] = set(every)
-            self._queued.clear()
-        for i, seg in enumerate(self.segmenters):
-            for cid in seg.moved():
-                out[cid] = None
-                which = pending.get(cid)
-                if which is None:
-                    pending[cid] = {i}
-                else:
-                    which.add(i)
-        return list(out)
+        """Customers to :meth:`rescore`: every segmenter's ``moved()``, drained, de-duplicated
+        (:func:`streamseg.engine.reevaluation.moved`; remembered until their :meth:`rescore`)."""
+        return reevaluation.moved(self.segmenters, self._moved, self._queued)
 
     def queue(self, customer_id: str) -> None:
         """Have every segmenter re-score ``customer_id`` at the next :meth:`rescore` (named by
@@ -331,43 +250,13 @@ class Engine:
 
     def retain(self, keep: Container[str]) -> list[str]:
         """:meth:`forget` every customer the population models hold who is not in ``keep``
-        (after a rebalance: the customers of the partitions this worker still owns).
-
-        Returns the customers forgotten, in a fixed order (segmenters in order, each in
-        its own order). The population models then hold the customers of ``keep`` only,
-        and :meth:`moved` names no one else.
-
-        >>> from streamseg.config import Settings
-        >>> from streamseg.engine.events import Event
-        >>> eng = Engine(Settings())
-        >>> for i in range(3):
-        ...     _ = eng.apply(None, Event("purchase", "purchase", f"e{i}", f"c{i}", 0.0))
-        >>> rfm = eng.segmenter("rfm")
-        >>> eng.retain({"c0", "c2"}), sorted(rfm.customers()), eng.retain({"c0", "c2"})
-        (['c1'], ['c0', 'c2'], [])
-        """
-        gone = dict.fromkeys(
-            cid for seg in self.segmenters for cid in seg.customers() if cid not in keep)
-        gone.update(dict.fromkeys(cid for cid in self._moved if cid not in keep))
-        for cid in gone:
-            self.forget(cid)
-        return list(gone)
+        (after a rebalance), in a fixed order: :func:`streamseg.engine.reevaluation.retain`."""
+        return reevaluation.retain(self, self._moved, keep)
 
     def verdict(self, state: CustomerState, name: str, now: float) -> tuple[str | None, bool]:
         """(raw verdict of segmenter ``name`` at ``now``, whether the published label
-        differs from it only because hysteresis keeps it), for the quality report.
-
-        >>> from streamseg.config import Settings
-        >>> from streamseg.engine.events import Event
-        >>> eng = Engine(Settings())
-        >>> s = None
-        >>> for i, d in enumerate((0, 5, 10)):
-        ...     s = eng.apply(s, Event("purchase", "purchase", f"e{i}", "c", d * 86400.0)).state
-        >>> eng.tick(s, 25 * 86400.0).changes  # interval 25 / 3 days: medium, held by the band
-        []
-        >>> s.segments["frequency"][0], eng.verdict(s, "frequency", 25 * 86400.0)
-        ('high', ('medium', True))
-        """
+        differs from it only because hysteresis keeps it), for the quality report
+        (:func:`streamseg.engine.evaluation.verdict`)."""
         return evaluation.verdict(self, state, name, now)
 
     def ingest(
@@ -399,29 +288,11 @@ class Engine:
         return screen(event, watermark, self.settings.max_future_skew_s, now)
 
     def segments_record(self, state: CustomerState, now: float) -> dict[str, Any]:
-        """The ``customer-segments`` value for ``state``.
-
-        A customer who withdrew consent is ``suppressed``: no segments are listed.
-        """
-        return {
-            "customer_id": state.customer_id,
-            "event_time": format_ts(now),
-            "segments": {} if state.withdrawn else self.segment_views(state),
-            "suppressed": state.withdrawn,
-        }
+        """The ``customer-segments`` value for ``state`` (a customer who withdrew consent is
+        ``suppressed``): :func:`streamseg.engine.segmentsrecord.segments_record`."""
+        return segments_record(self.segmenters, state, now)
 
     def segment_views(self, state: CustomerState) -> dict[str, Any]:
-        """Segmenter -> {segment, name, since, sequence, model_version} of ``state``."""
-        names = {seg.name: seg for seg in self.segmenters}
-        segs: dict[str, Any] = {}
-        for name, (segment, since, sequence, version) in state.segments.items():
-            describe = names[name].describe if name in names else str
-            segs[name] = {
-                "segment": segment,
-                "name": describe(segment),
-                "since": format_ts(since),
-                "sequence": sequence,
-                "model_version": version,
-            }
-        return segs
-
+        """Segmenter -> {segment, name, since, sequence, model_version} of ``state``
+        (:func:`streamseg.engine.segmentsrecord.segment_views`)."""
+        return segment_views(self.segmenters, state)

@@ -15,7 +15,8 @@ from streamseg.engine.clusterfeatures import exposure_days, features, recency, s
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import NAME_SHIFT, ClusterModel, describe
 from streamseg.engine.segmenters.base import Assignment
-from streamseg.engine.segmenters.clusters import DWELL_FACTOR, MIN_SESSIONS, ClusterSegmenter
+from streamseg.engine.segmenters.clusterhold import DWELL_FACTOR, MIN_SESSIONS
+from streamseg.engine.segmenters.clusters import ClusterSegmenter
 
 CFG = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
                cluster_min_customers=20, cluster_min_share=0.05)

@@ -1,7 +1,8 @@
 """Engine rules that no other unit test pinned down (review 16: targeted mutation testing).
 
 Each test fails on one hand-made mutant of ``streamseg/engine/processor.py`` (named in
-its docstring) and passes on the engine as it is.
+its docstring; the tick path has since moved to ``streamseg/engine/reevaluation.py``)
+and passes on the engine as it is.
 """
 
 from __future__ import annotations

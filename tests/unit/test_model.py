@@ -6,7 +6,8 @@ import math
 
 import pytest
 
-from streamseg.engine.model import Assigner, ClusterModel, describe, match
+from streamseg.engine.clusterassign import Assigner
+from streamseg.engine.model import ClusterModel, describe, match
 
 
 def test_match_keeps_ids_when_the_clusterer_relabels() -> None:

@@ -82,7 +82,8 @@ def test_the_wider_cluster_margin_ends_exactly_flap_window_after_a_change() -> N
     the customer's latest cluster change, and normal from then on: at exactly
     ``since + flap_window_s`` (a click at that instant) it is the normal margin again, as
     at the due time ``_due_from`` plans for the end of the wider margin."""
-    from streamseg.engine.segmenters.clusters import DWELL_FACTOR, ClusterSegmenter
+    from streamseg.engine.segmenters.clusterhold import DWELL_FACTOR
+    from streamseg.engine.segmenters.clusters import ClusterSegmenter
 
     seg = ClusterSegmenter(Settings())
     since = 10 * DAY

@@ -31,7 +31,7 @@ the name it was published with).
 Engine contract:
 
 * ``assign``: the nearest centroid whose name may be told to the customer
-  (:meth:`~streamseg.engine.model.Assigner.fits`: not "frequent buyer" to one who
+  (:meth:`~streamseg.engine.clusterassign.Assigner.fits`: not "frequent buyer" to one who
   never bought, not "long inactive" to one seen within the recency grace; the
   nearest of all when none may). Other words are relative to the population and
   are not checked per customer.
@@ -40,7 +40,8 @@ Engine contract:
   verdict, whatever the trigger: a band of twice the margin against flapping;
   and kept while the verdict is another published cluster with the same words
   (two centroids described alike: a move between them would tell the customer
-  nothing); never once its name is false of the customer (:meth:`still_fits`:
+  nothing); never once its name is false of the customer
+  (:meth:`~streamseg.engine.segmenters.clusterhold.ClusterHold.still_fits`:
   "frequent buyer" for one who never bought; "long inactive" for one seen within the
   recency grace, unless the customer moved into it within ``flap_window_s``: then
   held as any other until that window ends, so the visit undoes no recent move).
@@ -50,6 +51,9 @@ Engine contract:
   ``learn`` or ``restore``) whose verdict changes under it and is not held, or whose next due
   time comes earlier than the one the engine has, is reported once. The work
   is one pass over this worker's customers per published version.
+
+The hold and due rules are those of the base class,
+:class:`~streamseg.engine.segmenters.clusterhold.ClusterHold`.
 
 Examples
 --------
@@ -79,25 +83,25 @@ Examples
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from streamseg.config import Settings
-from streamseg.engine.clusterfeatures import recency, static
+from streamseg.engine.clusterassign import Assigner
+from streamseg.engine.clusterfeatures import recency
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import STEP_S, Assigner, ClusterModel, title
+from streamseg.engine.model import ClusterModel, title
 from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.segmenters.clusterhold import MIN_SESSIONS, ClusterHold
 
-MIN_SESSIONS = 3  # customers are sampled and assigned from their third visit (ratios settle)
-DWELL_FACTOR = 5.0  # the hold margin is this much wider within flap_window_s of a change
 RESEED_EVERY = 10  # refits: k-means++ restarts compete on every 10th (or when Lloyd from the
 #                   current model loses a cluster); in between, Lloyd from the current model only
 
 
-class ClusterSegmenter:
-    """Distance-based segmenter over the published :class:`ClusterModel`."""
+class ClusterSegmenter(ClusterHold):
+    """Distance-based segmenter over the published :class:`ClusterModel` (its hold and due
+    rules: :class:`~streamseg.engine.segmenters.clusterhold.ClusterHold`)."""
 
     name = "cluster"
     reads_segments = False
@@ -124,32 +128,6 @@ class ClusterSegmenter:
         self._zmemo: tuple[Assigner, list[float], float, list[float]] | None = None  # see _z
         # (z, label, margin, Assigner.next_change of them): see _due_from
         self._ncmemo: tuple[list[float], str | None, float, float | None] | None = None
-
-    def _static(self, state: CustomerState) -> list[float]:
-        """:func:`static` of ``state``, remembered while its inputs stay the same
-        (learn, assign, hold and due of one evaluation read the same row)."""
-        d = state.d_devices
-        key = (state.decay_ts, state.first_seen, state.d_purchases, state.purchases,
-               state.monetary, state.d_sessions, state.d_page_views, state.d_cart_adds,
-               d[0], d[1], d[2], d[3])
-        row = self._row
-        if row is not None and row[0] == key:
-            return row[1]
-        vals = static(state, self.half_life)
-        self._row = (key, vals)
-        return vals
-
-    def _z(self, a: Assigner, state: CustomerState, now: float) -> list[float]:
-        """The scaled vector of ``state`` at ``now``, remembered while the model, the
-        static row (:meth:`_static`) and the recency stay the same."""
-        row = self._static(state)
-        rec = recency(state.last_seen, now, self.grace)
-        m = self._zmemo
-        if m is not None and m[0] is a and m[1] is row and m[2] == rec:
-            return m[3]
-        z = a.scale([*row, rec])
-        self._zmemo = (a, row, rec, z)
-        return z
 
     @property
     def version(self) -> int | None:
@@ -242,92 +220,6 @@ class ClusterSegmenter:
             return None
         seg, margin = a.nearest(self._z(a, state, now))
         return Assignment(seg, a.reasons[seg], margin=margin, model_version=a.version)
-
-    def still_fits(self, a: Assigner, current: str, z: list[float], since: float | None,
-                   now: float) -> bool:
-        """Whether the published ``current`` may still be held: a "frequent buyer" cluster
-        never for a customer who never bought; a "long inactive" one not for a customer
-        seen within the recency grace, once ``flap_window_s`` has passed since the
-        customer's latest cluster change (before that, leaving it would undo a move of
-        the last two weeks: it is held as any cluster, and the window's end is a due time)."""
-        return a.fits(current, z) or (a.fits_static(current, z) and since is not None
-                                       and now - since < self.dwell)
-
-    def margin_at(self, since: float | None, now: float) -> float:
-        """The hold margin: ``min_margin``, times :data:`DWELL_FACTOR` within
-        ``flap_window_s`` of the customer's latest cluster change."""
-        if since is not None and now - since < self.dwell:
-            return self.margin * DWELL_FACTOR
-        return self.margin
-
-    def alike(self, current: str, other: str) -> bool:
-        """Whether ``current`` and ``other`` are published clusters named with the same
-        words (a move between them would tell the customer nothing)."""
-        w = self._words.get(current)
-        return w is not None and w == self._words.get(other)
-
-    def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
-             trigger: str) -> bool:
-        """Keep ``current`` until the customer is :meth:`margin_at` past its border with
-        the verdict (whatever the trigger), and while the verdict is :meth:`alike`."""
-        a = self.assigner
-        if a is None:
-            return False
-        if self.alike(current, verdict.segment):
-            return True
-        cur = state.segments.get(self.name)
-        since = None if cur is None else float(cur[1])
-        z = self._z(a, state, now)
-        if not self.still_fits(a, current, z, since, now):  # its name is false: no hold
-            return False
-        return a.past(z, current, verdict.segment) < self.margin_at(since, now)
-
-    def due(self, state: CustomerState, after: float) -> float | None:
-        a = self.assigner
-        cur = state.segments.get(self.name)
-        label, since = (None, None) if cur is None else (str(cur[0]), float(cur[1]))
-        entry = self.local.get(state.customer_id)
-        t = None
-        if a is not None and state.sessions >= MIN_SESSIONS:
-            if entry is not None and self._still(entry, a, state, label, since, after):
-                return entry[3]  # type: ignore[no-any-return]
-            z = self._z(a, state, after)
-            t = self._due_from(a, z, label, since, state.last_seen, after)
-        if entry is not None:
-            entry[2], entry[3], entry[4], entry[5], entry[6] = label, t, since, after, a
-        return t
-
-    def _still(self, entry: list[Any], a: Assigner, state: CustomerState, label: str | None,
-               since: float | None, after: float) -> bool:
-        """Whether the due time in ``entry`` (found after ``entry[5]``) is the due time
-        after ``after`` too: same model, row, last visit, label and margin, and still
-        ahead. Border crossings are fixed recency levels
-        (:meth:`~streamseg.engine.model.Assigner.next_change`), so a later look
-        finds the same; a due time found within the wider margin's dwell is at
-        most its end, so one still ahead was found under the same margin."""
-        t, before = entry[3], entry[5]
-        return not (entry[6] is not a or before is None or before > after
-                    or (t is not None and t <= after + STEP_S) or entry[2] != label
-                    or entry[4] != since or entry[1] != state.last_seen
-                    or entry[0] != self._static(state))
-
-    def _due_from(self, a: Assigner, z: list[float], label: str | None, since: float | None,
-                  last_seen: float, after: float) -> float | None:
-        best = None
-        if since is not None and after < since + self.dwell:
-            best = since + self.dwell + STEP_S  # the wider margin ends
-        margin = self.margin_at(since, after)
-        nc = self._ncmemo
-        if nc is not None and nc[0] is z and nc[1] == label and nc[2] == margin:
-            r = nc[3]
-        else:
-            r = a.next_change(z, label, margin)
-            self._ncmemo = (z, label, margin, r)
-        if r is not None:
-            t = a.recency_time(r, last_seen, self.grace)
-            if t != math.inf and (best is None or max(t, after) + STEP_S < best):
-                best = max(t, after) + STEP_S
-        return best
 
     def segments(self) -> tuple[str, ...]:
         """(): cluster ids come from the model (their series appear with it)."""
