@@ -33,7 +33,7 @@ from streamseg.gate import Gate
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync
 from streamseg.partitions import PartitionState, handled, home, position_key, replayed
-from streamseg.punctuator import COPY, POSITIONS, Punctuator
+from streamseg.punctuator import COPY, POSITIONS, Punctuator, tables_ready
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +112,15 @@ class Ingest:
         A batch schedules its customers (``emit``) before it writes their states
         (after the outputs' acknowledgements); a schedule rebuilt from the table in
         between lost them, and they were never ticked. The timer waits for the batch.
+        A rebuild of the schedules after an assignment runs here in slices
+        (:meth:`Punctuator.reschedule_cooperatively`); batches wait for it.
         """
         async with self.lock:
+            punctuator = self.punctuator
+            if punctuator.rebuild and tables_ready(self.ss):
+                await punctuator.reschedule_cooperatively()  # the loop stays responsive
+                if punctuator.rebuild:
+                    return []  # abandoned for a new assignment: the next run starts again
             ticks = self.due_ticks()
             self.show_clock(None)  # the clocks of the owned partitions may have been restored
             return ticks
