@@ -101,6 +101,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                   "of --currency / --currency-column (or --profiles for a customer table)",
                   file=sys.stderr)
             return 2
+        if args.product and not args.quantity:
+            print("streamseg import: error: --product needs --quantity (a line's units of "
+                  "the product); without both, purchases carry no items", file=sys.stderr)
+            return 2
         from streamseg.tools.importer import cli
 
         return cli(args, settings)
@@ -108,6 +112,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streamseg.tools.quality import measure, no_hysteresis, run_engine
     from streamseg.tools.report import render
 
+    if args.rfm_daily and args.no_hysteresis:
+        print("streamseg quality: error: --rfm-daily measures the batch definition, which has "
+              "no hysteresis: leave out --no-hysteresis", file=sys.stderr)
+        return 2
     if args.no_hysteresis:
         settings = no_hysteresis(settings)
     try:

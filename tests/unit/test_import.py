@@ -351,3 +351,16 @@ def _imported(src: Path, *args: str) -> tuple[list[dict[str, Any]], list[dict[st
     out, rejects = src.with_suffix(".out.jsonl"), src.with_suffix(".rejects.jsonl")
     assert main(["import", str(src), *args, "--out", str(out), "--rejects", str(rejects)]) == 0
     return events(out), events(rejects)
+
+
+def test_product_without_quantity_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Review 18: ``--product`` without ``--quantity`` silently gave purchases no items."""
+    src = tmp_path / "orders.csv"
+    src.write_text(ORDERS)
+    assert main(["import", str(src), *BASKET_ARGS, "--product", "sku",
+                 "--out", str(tmp_path / "o.jsonl")]) == 2
+    assert capsys.readouterr().err == (
+        "streamseg import: error: --product needs --quantity (a line's units of the product); "
+        "without both, purchases carry no items\n")

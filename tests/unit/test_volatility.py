@@ -62,6 +62,11 @@ def test_the_cli_prints_a_row_per_dwell(tmp_path, capsys, monkeypatch) -> None: 
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("RFM named segment, batch reference at each of ")
     assert [line.split()[0] for line in out[3:]] == [str(k) for k in volatility.DWELLS]
+    # the definition has no hysteresis: asking to switch it off is a mistake (review 18)
+    assert main(["quality", str(path), "--rfm-daily", "--no-hysteresis"]) == 2
+    assert capsys.readouterr().err == (
+        "streamseg quality: error: --rfm-daily measures the batch definition, which has no "
+        "hysteresis: leave out --no-hysteresis\n")
 
 
 def test_a_redelivery_counts_once_a_withdrawn_customer_is_left_out_and_bands_are_used() -> None:
