@@ -56,6 +56,19 @@ def test_frequency_mean_gap_is_exact_not_a_moving_average() -> None:
         "high", "buys every 5.5 days")
 
 
+
+def test_a_reason_never_reads_as_the_bound_of_another_tier() -> None:
+    """Review 18: "Medium frequency (7-28 days)" said "buys every 7.0 days" (7.04)."""
+    seg = FrequencySegmenter(Settings())
+    s = buyer(26, 0.0, 176.0)  # 25 gaps in 176 days: 7.04
+    verdict = seg.assign(s, 176 * DAY)
+    assert verdict is not None and (verdict.segment, verdict.reason) == (
+        "medium", "buys every just over 7 days")
+    s = buyer(26, 0.0, 174.25)  # 6.97
+    verdict = seg.assign(s, 174.25 * DAY)
+    assert verdict is not None and (verdict.segment, verdict.reason) == (
+        "high", "buys every just under 7 days")
+
 def test_frequency_prospect_and_one_time() -> None:
     seg = FrequencySegmenter(Settings())
     visitor = CustomerState.new("c", 0.0)

@@ -181,16 +181,30 @@ class FrequencySegmenter(NoPopulation):
         tenure = self._tenure(state, now)
         interval = max(gap, tenure)
         why = (
-            f"buys every {gap:.1f} days"
+            f"buys every {self._every(gap)} days"
             if interval == gap
             else f"{buying_days(state)} buying days in {days(tenure * buying_days(state))} "
-            f"(one every {tenure:.1f} days), last {days(since)} ago"
+            f"(one every {self._every(tenure)} days), last {days(since)} ago"
         )
         if interval <= self.high:
             return Assignment("high", why)
         if interval <= self.medium:
             return Assignment("medium", why)
         return Assignment("low", why)
+
+    def _every(self, x: float) -> str:
+        """``x`` days to one decimal, or "just over B" / "just under B" where that would
+        read as a tier bound ``B`` it is not ("Medium ... buys every 7.0 days", review 18).
+
+        >>> seg = FrequencySegmenter(Settings())
+        >>> seg._every(7.04), seg._every(6.97), seg._every(7.0), seg._every(12.34)
+        ('just over 7', 'just under 7', '7.0', '12.3')
+        """
+        text = f"{x:.1f}"
+        for bound in (self.high, self.medium):
+            if x != bound and text == f"{bound:.1f}":
+                return f"{'just over' if x > bound else 'just under'} {bound:g}"
+        return text
 
     def interval(self, state: CustomerState, now: float) -> float | None:
         """``max(mean gap, tenure interval)`` in days at ``now``; None below two buying days."""
