@@ -4,6 +4,7 @@ hold margin and dwell, exact due times, moved customers, snapshots, determinism.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.clusterfeatures import exposure_days, features, recency, static, vector
+from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
 from streamseg.engine.model import NAME_SHIFT, ClusterModel, describe
 from streamseg.engine.segmenters.base import Assignment
@@ -186,6 +188,28 @@ def test_ids_and_names_stable_until_the_centroid_moves_beyond_the_threshold() ->
     assert names["c2"] not in model.names.values()
     assert seg.describe("c2") == f"Cluster c2: {names['c2']}"  # what c2's customers were told
 
+
+
+def test_a_retired_id_comes_back_when_a_centroid_has_its_words_again() -> None:
+    """Review 18 (Instacart): "frequent buyer" c2 was retired at one refit and a centroid
+    with the same words came back at the next under a new id, c11: 44 customers moved
+    from "frequent buyer" to "average" and on to another "frequent buyer" id. One set of
+    words keeps one id: the retired id comes back, with its own name."""
+    cfg = Settings(cluster_k=2, cluster_min_share=0.0)
+    rows = {f"c{i}": ([0.1 * (i % 2), 3.0 * (i % 2), 1.0, 2.0, 0.5, 0.9 * (i % 2)], 0.0)
+            for i in range(8)}
+    first = next_model(rows, None, 0.0, cfg, lazy=False, learned=8)
+    assert first is not None and sorted(first.names) == ["c1", "c2"]
+    name = first.names["c2"]
+    # a version in which c2's centroid was gone (retired, its name kept)
+    prev = dataclasses.replace(
+        first, version=2, centers={"c1": first.centers["c1"]}, names={"c1": first.names["c1"]},
+        anchors={"c1": first.anchors["c1"]}, shares={"c1": 1.0}, retired={"c2": name})
+    back = next_model(rows, prev, 0.0, cfg, lazy=False, learned=9)
+    assert back is not None
+    assert back.names == first.names  # c2 is back with its own name, no new id minted
+    assert "c2" not in back.retired
+    assert [sid for sid, n in back.names.items() if words(n) == words(name)] == ["c2"]
 
 def test_hold_is_a_margin_past_the_border_wider_within_the_flap_window() -> None:
     seg, _ = trained()
