@@ -157,13 +157,12 @@ class Punctuator:
     async def reschedule_cooperatively(self) -> None:
         """:meth:`reschedule`, handing the event loop back every :data:`REBUILD_SLICE_S`.
 
-        Restoring a customer costs about 70 us (decode, population models, due
-        time; measured on the 2,000 simulated customers): in one call a worker
-        owning 250,000 customers would stall its event loop for about 18 s at
-        every rebalance, Faust's web server (lookups, ``/health``) and timers
-        with it. In slices the loop stays responsive; batches still wait (the
-        caller holds the ingest lock). A new assignment during the rebuild
-        abandons it; the next timer run starts again.
+        In one call a worker restarted on 50,000 customers stalled its event loop
+        for about 8 s (a lookup answered after 8.54 s; docs/OPERATIONS.md), Faust's
+        web server (lookups, ``/health``) and timers with it; in slices the slowest
+        answer took 0.61-0.87 s. Batches still wait (the caller holds the ingest
+        lock). A new assignment during the rebuild abandons it; the next timer run
+        starts again.
         """
         for _ in self.rebuild_steps():
             await asyncio.sleep(0)
@@ -185,8 +184,9 @@ class Punctuator:
         The table's states are read at once (no table iterator is kept across a
         pause: a revoked partition's store may close meanwhile; the states cannot
         change meanwhile: batches wait for the timer), then each is told its
-        partition and restored, both in slices of :data:`REBUILD_SLICE_S`. When :meth:`assign` runs
-        during a pause the rebuild stops there (:attr:`rebuild` is set again).
+        partition and restored, both in slices of :data:`REBUILD_SLICE_S`. When
+        :meth:`assign` runs during a pause the rebuild stops there (:attr:`rebuild`
+        is set again).
         """
         self.rebuild = False
         for state in self.parts.values():
