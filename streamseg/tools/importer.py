@@ -49,7 +49,6 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import IO, Any
@@ -59,13 +58,21 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.features import CHANNELS
 from streamseg.engine.validate import Invalid, Validator
+from streamseg.tools.orderlines import (
+    Counts,
+    Mapping,
+    Order,
+    amount_cell,
+    quantity_cell,
+    stamp,
+    text_cell,
+)
 from streamseg.tools.rows import (
     END_TS,
     FIRST_TS,
     MISSING,
     OUT_OF_RANGE,
     Reject,
-    RowCounts,
     RowError,
     guess_format,
     id_text,
@@ -74,119 +81,6 @@ from streamseg.tools.rows import (
     reject_writer,
     short_id,
 )
-
-ORDER_WINDOW = 24 * 3600.0  # lines of one order id further apart than this are two purchases
-
-
-@dataclass(frozen=True, slots=True)
-class Mapping:
-    """Which column holds what (``currency`` / ``channel``: a fixed value instead of a column)."""
-
-    customer: str
-    time: str
-    amount: str | None = None  # a line's (or a one-line order's) total ...
-    order: str | None = None
-    time_format: str | None = None
-    currency: str | None = None
-    currency_column: str | None = None
-    channel: str | None = None
-    channel_column: str | None = None
-    quantity: str | None = None
-    product: str | None = None
-    shift_days: float = 0.0
-    price: str | None = None  # ... or a unit price: the line's amount is price x quantity
-    missing: frozenset[str] = MISSING  # customer / order id cells that mean "unknown"
-    order_window: float = ORDER_WINDOW  # seconds
-    early_epoch: bool = False  # take epoch seconds near 1970 as they are
-
-    def __post_init__(self) -> None:
-        if (self.amount is None) == (self.price is None):
-            raise ValueError("a mapping names exactly one of amount and price")
-
-    def columns(self) -> list[str]:
-        """The columns to read, in a fixed order."""
-        names = [self.customer, self.time, self.amount, self.price, self.order,
-                 self.currency_column,
-                 self.channel_column, self.quantity, self.product]
-        return list(dict.fromkeys(n for n in names if n))
-
-    def column_of(self, field_name: str | None) -> str | None:
-        """The input column behind an event field (for error messages)."""
-        top = (field_name or "").split(".")[0]
-        return {
-            "customer_id": self.customer, "ts": self.time, "amount": self.amount or self.price,
-            "order_id": self.order, "event_id": self.order,
-            "currency": self.currency_column or "--currency",
-            "channel": self.channel_column or "--channel", "items": self.quantity,
-        }.get(top, field_name)
-
-
-@dataclass(slots=True)
-class Order:
-    """One purchase under construction from its line items."""
-
-    customer: str
-    ts: float  # the earliest line's time
-    currency: str
-    channel: str | None
-    row: int
-    values: dict[str, Any]  # the first row's (for a rejects file)
-    last: float = 0.0  # the latest line's time
-    amounts: list[float] = field(default_factory=list)
-    items: dict[str, int] = field(default_factory=dict)
-    negative: bool = False  # a line with a negative amount (a discount, a return)
-
-    def __post_init__(self) -> None:
-        self.last = self.ts
-
-
-@dataclass(slots=True)
-class Counts(RowCounts):
-    """What an import did."""
-
-    events: int = 0
-    customers: int = 0
-    split: int = 0  # purchases of an order id used again (further than the order window apart)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise ValueError("empty")
-    return text
-
-
-def _stamp(ts: float) -> str:
-    """``20260102T100000Z``: a time in generated ids."""
-    return format_ts(ts).replace("-", "").replace(":", "")
-
-
-def _number(value: Any) -> float:
-    """A number cell; ``ValueError("empty")`` for an empty or missing one, as the id cells."""
-    if isinstance(value, int | float):
-        return float(value)
-    text = "" if value is None else str(value).strip()
-    if not text:
-        raise ValueError("empty")
-    return float(text)
-
-
-def _amount(value: Any) -> float:
-    number = _number(value)
-    if not math.isfinite(number):
-        raise ValueError(f"must be a finite number, got {value!r}")
-    return number
-
-
-def _quantity(value: Any) -> int:
-    """A line's quantity: a whole number other than 0; a negative one (units returned or
-    taken off, Online Retail's ``-1`` discount line) nets against the order's others."""
-    number = _number(value)
-    if not number.is_integer() or number == 0:
-        raise ValueError(f"must be a whole number other than 0, got {value!r}")
-    return int(number)
 
 
 class Importer:
@@ -238,7 +132,7 @@ class Importer:
         """Whether a bad row's amount (or unit price) reads as exactly 0: leaving it out
         leaves its order's amount as it is (Complete Journey's lines of quantity 0)."""
         try:
-            return _amount(values[str(self.m.amount or self.m.price)]) == 0.0
+            return amount_cell(values[str(self.m.amount or self.m.price)]) == 0.0
         except (ValueError, TypeError, KeyError):
             return False
 
@@ -253,7 +147,7 @@ class Importer:
                             lambda v: parse_time(v, m.time_format, m.early_epoch))
         except RowError:
             return None
-        return f"{customer}@{_stamp(ts + m.shift_days * DAY)}"
+        return f"{customer}@{stamp(ts + m.shift_days * DAY)}"
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
@@ -265,24 +159,24 @@ class Importer:
             raise RowError(self.path, row, m.time, f"{OUT_OF_RANGE} after --shift-days "
                                                    f"{m.shift_days:g}, got {values[m.time]!r}")
         # a line's amount, or its unit price (times the quantity, below)
-        money = self._cell(row, values, str(m.amount if m.price is None else m.price), _amount)
+        money = self._cell(row, values, str(m.amount if m.price is None else m.price), amount_cell)
         currency = m.currency or self._cell(row, values, str(m.currency_column),
-                                            lambda v: _text(v).upper())
+                                            lambda v: text_cell(v).upper())
         channel = m.channel
         if m.channel_column:
-            channel = self._cell(row, values, m.channel_column, lambda v: _text(v).lower())
+            channel = self._cell(row, values, m.channel_column, lambda v: text_cell(v).lower())
             if channel not in CHANNELS:
                 raise RowError(self.path, row, m.channel_column,
                                f"{channel!r} is not one of {', '.join(CHANNELS)}")
-        qty = self._cell(row, values, m.quantity, _quantity) if m.quantity else None
+        qty = self._cell(row, values, m.quantity, quantity_cell) if m.quantity else None
         if qty is not None and qty < 0 and m.price is None and money > 0:
             raise RowError(self.path, row, m.quantity,
                            f"a negative quantity ({qty}) with a positive amount ({money:g}): "
                            "a returned line needs a negative amount")
         amount = money if m.price is None or qty is None else money * qty
-        product = self._cell(row, values, m.product, _text) if m.product else f"row{row}"
+        product = self._cell(row, values, m.product, text_cell) if m.product else f"row{row}"
         key = (self._cell(row, values, m.order, self._id) if m.order
-               else f"{customer}@{_stamp(ts)}")
+               else f"{customer}@{stamp(ts)}")
         parts = self.orders.get(key)
         if parts is None:
             parts = self.orders[key] = []
@@ -334,7 +228,7 @@ class Importer:
             order_id = key if self.m.order else short_id(key)
             parts.sort(key=lambda o: (o.ts, o.row))
             for i, o in enumerate(parts):
-                event_id = order_id if i == 0 else short_id(f"{key}@{_stamp(o.ts)}")
+                event_id = order_id if i == 0 else short_id(f"{key}@{stamp(o.ts)}")
                 found.append((event_id, order_id, o))
         found.sort(key=lambda p: (p[2].ts, p[2].customer, p[0]))
         return found
