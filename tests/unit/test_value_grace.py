@@ -12,6 +12,7 @@ import pytest
 from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
 from streamseg.engine.features import CustomerState
+from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.value import ValueSegmenter
 from streamseg.engine.valuemodel import ValueModel, crossing, grace_days, key_of, ranked
 
@@ -83,11 +84,11 @@ def test_no_grace_when_off_or_with_a_model_that_ranked_without_it() -> None:
         assert got is not None and got.segment == "next40" and "ranked" not in got.reason
     # a snapshot before the grace has no gap: adopted, it ranks on today's expectation
     old = ValueModel(2, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3)).to_dict()
-    assert "gap" not in old
+    assert "gap" not in old and "ups" not in old
     seg = ValueSegmenter(Settings(value_min_customers=100, value_warmup_days=30))
     seg.training = False
     assert seg.adopt(old) and seg.model is not None and seg.model.gap is None
-    new = ValueModel(3, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 9.5)
+    new = ValueModel(3, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 9.5, (5.5, 1.7))
     assert ValueModel.from_dict(new.to_dict()) == new
 
 
@@ -113,6 +114,22 @@ def test_the_fit_ranks_its_sample_on_the_grace_and_keeps_the_population_gap() ->
     top = sum(1 for a in tiers if a is not None and a.segment == "top10")
     upper = sum(1 for a in tiers if a is not None and a.segment != "rest")
     assert 20 <= top <= 30 and 120 <= upper <= 150
+    # the band a new model version's promotion must clear lies above the cuts
+    assert model.ups is not None and model.holds is not None
+    assert model.ups[0] >= model.cuts[0] >= model.holds[0]
+
+
+def test_a_new_model_promotes_only_beyond_the_band_a_purchase_at_once() -> None:
+    seg = _segmenter()
+    seg.model = ValueModel(1, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 10.0, (6.0, 1.8))
+    s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])  # ranked 5.52: above the cut, below 6.0
+    up = seg.assign(s, 41 * DAY)
+    assert up is not None and up.segment == "top10"
+    assert seg.hold(s, "next40", up, 41 * DAY, "population")  # the model moved, not them
+    assert not seg.hold(s, "next40", up, 41 * DAY, "event")  # a purchase: published
+    assert not seg.hold(s, "next40", Assignment("top10", ""), 41 * DAY, "clock")
+    seg.model = ValueModel(2, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 10.0, (5.2, 1.8))
+    assert not seg.hold(s, "next40", up, 41 * DAY, "population")
 
 
 def test_no_demotion_within_the_grace_a_late_purchase_waits_for_its_end() -> None:

@@ -35,7 +35,9 @@ Engine contract:
   fraction of the cut value: where every customer's expectation lies close to
   the cut (a population of one-time buyers), a relative margin kept most of
   the population in ``top10``. No demotion while the customer is within their grace
-  (a purchase later than their rhythm lowers the ranked expectation).
+  (a purchase later than their rhythm lowers the ranked expectation). A promotion by
+  a new model (trigger ``population``) waits until the expectation passes the tier's
+  rank share raised by the share (``ValueModel.ups``); a purchase's is never held.
 * ``due``: an idle customer's expected purchases only decay with ``T``; the
   exact day they fall to the lower bound of the published tier (the raw cut
   before any tier is published), found by a galloping search over days, and not
@@ -195,9 +197,9 @@ class ValueSegmenter:
             if self.model is not None and not sane(self.model, self.horizon):
                 self.model = None  # nor a degenerate one adopted before: abstain
             return None
-        cuts, holds = tier_cuts(scores, self.margin)
+        cuts, holds, ups = tier_cuts(scores, self.margin)
         return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now,
-                          len(scores), self.horizon, holds, gap)
+                          len(scores), self.horizon, holds, gap, ups)
 
     def _use(self, model: ValueModel, now: float) -> None:
         """Score with ``model`` from now on; queue the local customers it may move.
@@ -325,8 +327,15 @@ class ValueSegmenter:
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
         """Keep ``current`` against a demotion while within the margin of its cut or
-        within the customer's grace, whatever the trigger; never against a promotion."""
+        within the customer's grace, whatever the trigger; against a new model's
+        promotion (trigger ``population``) until above the tier's ``up`` level; never
+        against a purchase's promotion."""
         pred = self._predict(state, now)
+        model = self.model
+        if (trigger == "population" and pred is not None and model is not None
+                and current in TIERS and verdict.segment in TIERS[:2]
+                and TIERS.index(verdict.segment) < TIERS.index(current)):
+            return pred[1] <= model.up(TIERS.index(verdict.segment))  # the model moved
         if pred is None or not self._keeps(current, verdict.segment, pred[1], margin=False):
             return False  # not a demotion (or no model)
         return self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
