@@ -528,6 +528,9 @@ class Settings:
     # a clock- or population-driven demotion waits until expected purchases fall to the
     # value at the tier's rank share (90%, 50%) lowered by this share
     value_hold_share: float = setting(0.05, ge=0, lt=0.5)
+    # a customer's rank ignores idle days up to this many times their own mean gap between
+    # purchase days (one-time buyers: the sample's median gap); 0: ranked on today's
+    value_grace_gaps: float = setting(1.5, ge=0, le=100)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)

@@ -54,6 +54,14 @@ class ValueModel:
     # are above these: the values at the rank shares 90% and 50% lowered by the hold
     # margin (None: the cuts themselves, no margin)
     holds: tuple[float, float] | None = None
+    # the sample's median days between purchase days (repeat buyers: t_x / x), the rhythm
+    # a one-time buyer's grace counts in; None: ranked without grace (a snapshot before
+    # 2026-11-27, whose cuts were taken on the expectation now)
+    gap: float | None = None
+    # a promotion into top10 / next40 by a new model version (trigger population, not the
+    # customer's purchase) waits until the expected purchases are above these: the values
+    # at the rank shares raised by the hold margin (None: the cuts, no band)
+    ups: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -64,6 +72,10 @@ class ValueModel:
         }
         holds = self.cuts if self.holds is None else self.holds  # always written: a snapshot
         out["holds"] = {"top10": holds[0], "next40": holds[1]}  # without is an older version's
+        if self.gap is not None:
+            out["gap"] = self.gap
+        if self.ups is not None:
+            out["ups"] = {"top10": self.ups[0], "next40": self.ups[1]}
         return out
 
     @classmethod
@@ -77,6 +89,8 @@ class ValueModel:
             (float(c["top10"]), float(c["next40"])), float(data["as_of"]),
             int(data["customers"]), float(data["horizon_days"]),
             (float(h["top10"]), float(h["next40"])),
+            None if data.get("gap") is None else float(data["gap"]),
+            None if (u := data.get("ups")) is None else (float(u["top10"]), float(u["next40"])),
         )
 
     def level(self, tier: int) -> float:
@@ -84,22 +98,29 @@ class ValueModel:
         1: next40) is left."""
         return (self.cuts if self.holds is None else self.holds)[tier]
 
+    def up(self, tier: int) -> float:
+        """The expected purchases a new model version's promotion into tier ``tier``
+        (0: top10, 1: next40) must be above."""
+        return (self.cuts if self.ups is None else self.ups)[tier]
+
 
 def tier_cuts(scores: NDArray[np.float64], margin: float
-              ) -> tuple[tuple[float, float], tuple[float, float] | None]:
+              ) -> tuple[tuple[float, float], tuple[float, float] | None,
+                         tuple[float, float] | None]:
     """The cut values (rank shares 90% and 50%) of the sorted ``scores`` of the fit's
-    sample, and the hold levels (the same shares lowered by ``margin``; None: 0).
+    sample, the hold levels (the same shares lowered by ``margin``; None: 0) and the
+    levels a population-driven promotion must clear (the shares raised by ``margin``).
 
     A customer is in a tier when strictly above its cut, so at the fit at most 10% of
     the sample is ``top10``, and the margin keeps a published ``top10`` at most within
     the top ``10% + margin`` however close together the scores lie:
 
     >>> flat = np.sort(np.linspace(0.0028, 0.0047, 1000))  # every buyer near the cut
-    >>> cuts, holds = tier_cuts(flat, 0.05)
-    >>> [float(np.mean(flat > c)) for c in (*cuts, *holds)]
-    [0.1, 0.5, 0.15, 0.55]
-    >>> tier_cuts(flat, 0.0)[1] is None
-    True
+    >>> cuts, holds, ups = tier_cuts(flat, 0.05)
+    >>> [float(np.mean(flat > c)) for c in (*cuts, *holds, *ups)]
+    [0.1, 0.5, 0.15, 0.55, 0.05, 0.45]
+    >>> tier_cuts(flat, 0.0)[1:]
+    (None, None)
     """
     n = len(scores)
 
@@ -107,7 +128,10 @@ def tier_cuts(scores: NDArray[np.float64], margin: float
         return float(scores[max(math.ceil(share * n) - 1, 0)])
 
     cuts = (at(0.9), at(0.5))
-    return cuts, ((at(0.9 - margin), at(0.5 - margin)) if margin > 0 else None)
+    if margin <= 0:
+        return cuts, None, None
+    ups = (at(round(0.9 + margin, 12)), at(round(0.5 + margin, 12)))  # 0.95, not 0.95000001
+    return cuts, (at(0.9 - margin), at(0.5 - margin)), ups
 
 
 def key_of(state: CustomerState, day_s: float = 0.0) -> tuple[float, float, float]:
@@ -121,6 +145,36 @@ def key_of(state: CustomerState, day_s: float = 0.0) -> tuple[float, float, floa
     first = buying_day(fp, day_s)
     return (float(max(buying_days(state) - 1, 0)), float(buying_day(lp, day_s) - first),
             float(first))
+
+
+def grace_days(x: Any, t_x: Any, gaps: float, gap: float | None) -> Any:
+    """Idle days a customer's rank does not count (scalars or arrays): ``gaps`` times
+    their own mean gap between purchase days (``t_x / x``), the population's ``gap``
+    for a one-time buyer (x = 0), in whole days (rounded up); 0 without a ``gap``.
+
+    >>> grace_days(3.0, 21.0, 1.5, 10.0), grace_days(0.0, 0.0, 1.5, 10.0)
+    (11.0, 15.0)
+    >>> grace_days(np.array([3.0, 0.0]), np.array([21.0, 0.0]), 1.5, None).tolist()
+    [0.0, 0.0]
+    """
+    if gap is None or gaps <= 0.0:
+        return np.zeros_like(x) if isinstance(x, np.ndarray) else 0.0
+    own = np.where(x > 0, t_x / np.maximum(x, 1.0), gap)
+    out = np.ceil(gaps * own)
+    return out if isinstance(x, np.ndarray) else float(out)
+
+
+def ranked(key: tuple[float, float, float], gaps: float, gap: float | None
+           ) -> tuple[float, float, float]:
+    """The key a customer is *ranked* on: the first purchase day moved on by
+    :func:`grace_days`, so that the expectation's age ``T`` only counts idle days beyond
+    the grace (right after the last purchase while within it).
+
+    >>> ranked((3.0, 21.0, 100.0), 1.5, 10.0), ranked((3.0, 21.0, 100.0), 1.5, None)
+    ((3.0, 21.0, 111.0), (3.0, 21.0, 100.0))
+    """
+    x, t_x, first = key
+    return x, t_x, first + grace_days(x, t_x, gaps, gap)
 
 
 def tier_of(score: float, cuts: tuple[float, float]) -> str:

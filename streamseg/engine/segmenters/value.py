@@ -18,6 +18,12 @@ share of the sample at the fit time. A customer is ``top10`` when their
 expected purchases are strictly above the first cut, ``next40`` above the
 second, else ``rest`` (ties share the lower tier).
 
+Customers are *ranked* (tiers, cuts, ``due``, ``hold``) on the expectation with the
+idle days within their grace not counted (``value_grace_gaps`` x their own mean gap
+between purchase days, the sample's median gap for a one-time buyer:
+:func:`~streamseg.engine.valuemodel.ranked`), so a regular shopper's tier does not
+decay between two purchases; :meth:`ValueSegmenter.predict` stays today's expectation.
+
 Engine contract:
 
 * ``hold``: promotions (a purchase raises the expectation) are never held; a
@@ -28,10 +34,14 @@ Engine contract:
   the sample at the fit, ``next40`` within the top 55%). A share, not a
   fraction of the cut value: where every customer's expectation lies close to
   the cut (a population of one-time buyers), a relative margin kept most of
-  the population in ``top10``.
+  the population in ``top10``. No demotion while the customer is within their grace
+  (a purchase later than their rhythm lowers the ranked expectation). A promotion by
+  a new model (trigger ``population``) waits until the expectation passes the tier's
+  rank share raised by the share (``ValueModel.ups``); a purchase's is never held.
 * ``due``: an idle customer's expected purchases only decay with ``T``; the
   exact day they fall to the lower bound of the published tier (the raw cut
-  before any tier is published), found by a galloping search over days.
+  before any tier is published), found by a galloping search over days, and not
+  before the day after the grace.
 * ``moved``: at each new model version (refit or adopted snapshot), every
   local customer whose tier at that time differs beyond the margin, or whose
   due day comes earlier, is reported once (array evaluations per version, which
@@ -60,7 +70,9 @@ from streamseg.engine.valuemodel import (
     ValueModel,
     crossing,
     crossings,
+    grace_days,
     key_of,
+    ranked,
     tier_cuts,
     tier_of,
 )
@@ -97,6 +109,7 @@ class ValueSegmenter:
         self.day_s = settings.buying_day_start_s
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_share if settings.hysteresis else 0.0
+        self.grace = settings.value_grace_gaps
         self.rejected = 0  # fits not used: a repeat purchase lowered the expectation
         self.population = Population(settings.value_sample_size)
         # customer -> [(x, t_x, first day), published tier, due day, (due cache key),
@@ -162,7 +175,8 @@ class ValueSegmenter:
         rows = np.fromiter(chain.from_iterable(r[0] for r in self.population.rows.values()),
                            float, 3 * n)
         x, t_x, first = rows.reshape(n, 3).T
-        age = np.maximum(buying_day(now, self.day_s) - first, t_x)
+        day = buying_day(now, self.day_s)
+        age = np.maximum(day - first, t_x)
         prev = self.model
         try:
             params = bgnbd.fit(x, t_x, age, start=None if prev is None else prev.params)
@@ -170,7 +184,12 @@ class ValueSegmenter:
             return None
         if not all(math.isfinite(v) and v > 0 for v in params) or abs(params.a - 1.0) < 1e-6:
             return None
-        scores = np.sort(bgnbd.expected(params, self.horizon, x, t_x, age))
+        repeat = x > 0
+        gap = float(np.median(t_x[repeat] / x[repeat])) if repeat.any() else 0.0
+        # ranked as :meth:`_predict` ranks: idle days within the grace not counted
+        shifted = first + grace_days(x, t_x, self.grace, gap)
+        scores = np.sort(bgnbd.expected(params, self.horizon, x, t_x,
+                                        np.maximum(day - shifted, t_x)))
         if not np.all(np.isfinite(scores)) or scores[0] < 0.0:
             return None  # a fit the closed form cannot evaluate: keep the previous model
         if not bgnbd.rewards_purchases(params, self.horizon, np.quantile(age, (0.1, 0.5, 0.9))):
@@ -178,9 +197,9 @@ class ValueSegmenter:
             if self.model is not None and not sane(self.model, self.horizon):
                 self.model = None  # nor a degenerate one adopted before: abstain
             return None
-        cuts, holds = tier_cuts(scores, self.margin)
+        cuts, holds, ups = tier_cuts(scores, self.margin)
         return ValueModel(1 if prev is None else prev.version + 1, params, cuts, now,
-                          len(scores), self.horizon, holds)
+                          len(scores), self.horizon, holds, gap, ups)
 
     def _use(self, model: ValueModel, now: float) -> None:
         """Score with ``model`` from now on; queue the local customers it may move.
@@ -197,6 +216,7 @@ class ValueSegmenter:
         n = len(entries)
         keys = np.fromiter(chain.from_iterable(e[0] for e in entries), float, 3 * n)
         x, t_x, first = keys.reshape(n, 3).T
+        first = first + grace_days(x, t_x, self.grace, model.gap)  # the ranked keys
         day = buying_day(now, self.day_s)
         params, h, cuts = model.params, self.horizon, model.cuts
         scores = bgnbd.expected(params, h, x, t_x, np.maximum(day - first, t_x))
@@ -232,10 +252,20 @@ class ValueSegmenter:
     def predict(self, state: CustomerState, now: float) -> tuple[float, float] | None:
         """(p_alive, expected purchases in the next ``value_horizon_days``) at ``now``;
         None before the first fit or the customer's first purchase."""
+        return self._predict(state, now, rank=False)
+
+    def _predict(self, state: CustomerState, now: float, rank: bool = True
+                 ) -> tuple[float, float] | None:
+        """:meth:`predict`, or with ``rank`` the (p_alive, expected purchases) the
+        customer is ranked on: at ``now`` less the idle days within their grace
+        (:func:`~streamseg.engine.valuemodel.ranked`)."""
         scorer = self._score()
-        if scorer is None or state.first_purchase is None or state.last_purchase is None:
+        model = self.model
+        if (scorer is None or model is None or state.first_purchase is None
+                or state.last_purchase is None):
             return None
-        x, t_x, first = key_of(state, self.day_s)
+        key = key_of(state, self.day_s)
+        x, t_x, first = ranked(key, self.grace, model.gap) if rank else key
         p_alive, e = scorer(x, t_x, max(buying_day(now, self.day_s) - first, t_x))
         if not math.isfinite(e) or e < 0.0:
             return None  # outside the precision of the closed form: abstain
@@ -252,13 +282,15 @@ class ValueSegmenter:
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         model = self.model
-        pred = self.predict(state, now)
-        if pred is None or model is None:
+        pred, rank = self.predict(state, now), self._predict(state, now)
+        if pred is None or rank is None or model is None:
             return None
-        p_alive, score = pred
-        return Assignment(tier_of(score, model.cuts),
-                          f"expected purchases in {self.horizon:g} days {score:.3f}, "
-                          f"p_alive {p_alive:.3f}", model_version=model.version)
+        p_alive, e = pred
+        why = (f"expected purchases in {self.horizon:g} days {e:.3f}, "
+               f"p_alive {p_alive:.3f}")
+        if rank[1] != e:
+            why += f", ranked on {rank[1]:.3f} (idle days within the grace not counted)"
+        return Assignment(tier_of(rank[1], model.cuts), why, model_version=model.version)
 
     def _levels(self, model: ValueModel) -> tuple[float, float]:
         """Expected purchases at or below which a published ``top10`` / ``next40`` is left:
@@ -272,20 +304,41 @@ class ValueSegmenter:
             return None
         return self._levels(model)[TIERS.index(label)]
 
-    def _keeps(self, current: str, verdict: str, score: float) -> bool:
-        """Whether the margin keeps ``current`` against a lower ``verdict``."""
+    def _keeps(self, current: str, verdict: str, score: float, margin: bool = True) -> bool:
+        """Whether the margin keeps ``current`` against a lower ``verdict`` (``margin``
+        False: whether ``verdict`` is a demotion from ``current``)."""
         if current not in TIERS or TIERS.index(verdict) <= TIERS.index(current):
             return False  # a promotion (or an unknown label) is never held
+        if not margin:
+            return True
         level = self._level(current)
         return level is not None and score > level
 
+    def _resting(self, state: CustomerState, now: float) -> bool:
+        """Whether the customer is within their grace: idle (whole days since the last
+        purchase) no longer than :func:`~streamseg.engine.valuemodel.grace_days` (> 0)."""
+        model = self.model
+        if model is None or state.last_purchase is None:
+            return False
+        x, t_x, first = key_of(state, self.day_s)
+        grace = float(grace_days(x, t_x, self.grace, model.gap))
+        return grace > 0 and buying_day(now, self.day_s) - (first + t_x) <= grace
+
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
-        """Keep ``current`` against a demotion while within the margin of its cut, whatever
-        the trigger (a purchase never lowers the expectation: it cannot earn a demotion);
-        never against a promotion."""
-        pred = self.predict(state, now)
-        return pred is not None and self._keeps(current, verdict.segment, pred[1])
+        """Keep ``current`` against a demotion while within the margin of its cut or
+        within the customer's grace, whatever the trigger; against a new model's
+        promotion (trigger ``population``) until above the tier's ``up`` level; never
+        against a purchase's promotion."""
+        pred = self._predict(state, now)
+        model = self.model
+        if (trigger == "population" and pred is not None and model is not None
+                and current in TIERS and verdict.segment in TIERS[:2]
+                and TIERS.index(verdict.segment) < TIERS.index(current)):
+            return pred[1] <= model.up(TIERS.index(verdict.segment))  # the model moved
+        if pred is None or not self._keeps(current, verdict.segment, pred[1], margin=False):
+            return False  # not a demotion (or no model)
+        return self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
 
     def due(self, state: CustomerState, after: float) -> float | None:
         model = self.model
@@ -297,14 +350,14 @@ class ValueSegmenter:
         if label is not None:
             level = self._level(label)
         else:
-            pred = self.predict(state, after)
+            pred = self._predict(state, after)
             if pred is not None:
                 raw = tier_of(pred[1], model.cuts)
                 level = model.cuts[TIERS.index(raw)] if raw in TIERS[:2] else None
         d = None
         entry = self.local.get(state.customer_id)
         if level is not None:
-            key = key_of(state, self.day_s)
+            key = ranked(key_of(state, self.day_s), self.grace, model.gap)
             sig = (key, level, model.version)
             today = buying_day(after, self.day_s)
             if entry is not None and entry[3] == sig and (entry[2] is None or entry[2] > today):
@@ -317,6 +370,9 @@ class ValueSegmenter:
                 d = crossing(scorer, key, today, level, MAX_DAYS, guess=guess)
                 if entry is not None:
                     entry[3], entry[4] = sig, None
+        if d is not None and label in TIERS[:2]:  # no demotion within the grace
+            x, t_x, first = key_of(state, self.day_s)
+            d = max(d, first + t_x + float(grace_days(x, t_x, self.grace, model.gap)) + 1.0)
         if entry is not None:
             entry[1], entry[2] = label, d
         return None if d is None else d * DAY + self.day_s
