@@ -1,0 +1,168 @@
+"""The value segmenter's verdict rules (the base class of its segmenter).
+
+:class:`ValueHold` holds what
+:class:`~streamseg.engine.segmenters.value.ValueSegmenter` decides once a model
+exists: a customer's expectation today (:meth:`~ValueHold.predict`) and the one
+they are ranked on (idle days within their grace not counted,
+:func:`~streamseg.engine.valuemodel.ranked`), whether a published tier is held
+(:meth:`~ValueHold.hold`: the hold share, the grace, the promotion band of a new
+model) and the day an idle customer's ranked expectation crosses the published
+tier's level (:meth:`~ValueHold.due`). The population model (sample, fits,
+versions, ``moved``, snapshots) and ``assign`` are the segmenter's
+(:mod:`streamseg.engine.segmenters.value`, where the rules are described); its
+``__init__`` sets the attributes declared here.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from streamseg.config import DAY
+from streamseg.engine import bgnbd
+from streamseg.engine.buyingdays import buying_day
+from streamseg.engine.features import CustomerState
+from streamseg.engine.segmenters.base import Assignment
+from streamseg.engine.valuemodel import (
+    TIERS,
+    ValueModel,
+    crossing,
+    grace_days,
+    key_of,
+    ranked,
+    tier_of,
+)
+
+MAX_DAYS = 3650  # a due search looks this many days ahead at most
+
+
+class ValueHold:
+    """Predictions, hold and due rules of the value segmenter, over its current
+    :class:`~streamseg.engine.valuemodel.ValueModel`."""
+
+    name: str
+    horizon: float  # settings.value_horizon_days
+    day_s: float  # settings.buying_day_start_s
+    margin: float  # settings.value_hold_share (0 with hysteresis off)
+    grace: float  # settings.value_grace_gaps
+    model: ValueModel | None
+    _scorer: bgnbd.Scorer | None
+    # customer -> [(x, t_x, first day), published tier, due day, (due cache key),
+    #              guessed crossing day under the current model]
+    local: dict[str, list[Any]]
+
+    def predict(self, state: CustomerState, now: float) -> tuple[float, float] | None:
+        """(p_alive, expected purchases in the next ``value_horizon_days``) at ``now``;
+        None before the first fit or the customer's first purchase."""
+        return self._predict(state, now, rank=False)
+
+    def _predict(self, state: CustomerState, now: float, rank: bool = True
+                 ) -> tuple[float, float] | None:
+        """:meth:`predict`, or with ``rank`` the (p_alive, expected purchases) the
+        customer is ranked on: at ``now`` less the idle days within their grace
+        (:func:`~streamseg.engine.valuemodel.ranked`)."""
+        scorer = self._score()
+        model = self.model
+        if (scorer is None or model is None or state.first_purchase is None
+                or state.last_purchase is None):
+            return None
+        key = key_of(state, self.day_s)
+        x, t_x, first = ranked(key, self.grace, model.gap) if rank else key
+        p_alive, e = scorer(x, t_x, max(buying_day(now, self.day_s) - first, t_x))
+        if not math.isfinite(e) or e < 0.0:
+            return None  # outside the precision of the closed form: abstain
+        return p_alive, e
+
+    def _score(self) -> bgnbd.Scorer | None:
+        """The current model's :class:`~streamseg.engine.bgnbd.Scorer` (None: no model)."""
+        model, scorer = self.model, self._scorer
+        if model is None:
+            return None
+        if scorer is None or scorer.params is not model.params:
+            scorer = self._scorer = bgnbd.Scorer(model.params, self.horizon)
+        return scorer
+
+    def _levels(self, model: ValueModel) -> tuple[float, float]:
+        """Expected purchases at or below which a published ``top10`` / ``next40`` is left:
+        the model's hold levels, or its cuts when this worker holds nothing (hysteresis off)."""
+        return (model.level(0), model.level(1)) if self.margin > 0 else model.cuts
+
+    def _level(self, label: str) -> float | None:
+        """:meth:`_levels` of the current model for a published ``label`` (None: never left)."""
+        model = self.model
+        if model is None or label not in TIERS[:2]:
+            return None
+        return self._levels(model)[TIERS.index(label)]
+
+    def _keeps(self, current: str, verdict: str, score: float, margin: bool = True) -> bool:
+        """Whether the margin keeps ``current`` against a lower ``verdict`` (``margin``
+        False: whether ``verdict`` is a demotion from ``current``)."""
+        if current not in TIERS or TIERS.index(verdict) <= TIERS.index(current):
+            return False  # a promotion (or an unknown label) is never held
+        if not margin:
+            return True
+        level = self._level(current)
+        return level is not None and score > level
+
+    def _resting(self, state: CustomerState, now: float) -> bool:
+        """Whether the customer is within their grace: idle (whole days since the last
+        purchase) no longer than :func:`~streamseg.engine.valuemodel.grace_days` (> 0)."""
+        model = self.model
+        if model is None or state.last_purchase is None:
+            return False
+        x, t_x, first = key_of(state, self.day_s)
+        grace = float(grace_days(x, t_x, self.grace, model.gap))
+        return grace > 0 and buying_day(now, self.day_s) - (first + t_x) <= grace
+
+    def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
+             trigger: str) -> bool:
+        """Keep ``current`` against a demotion while within the margin of its cut or
+        within the customer's grace, whatever the trigger; against a new model's
+        promotion (trigger ``population``) until above the tier's ``up`` level; never
+        against a purchase's promotion."""
+        pred = self._predict(state, now)
+        model = self.model
+        if (trigger == "population" and pred is not None and model is not None
+                and current in TIERS and verdict.segment in TIERS[:2]
+                and TIERS.index(verdict.segment) < TIERS.index(current)):
+            return pred[1] <= model.up(TIERS.index(verdict.segment))  # the model moved
+        if pred is None or not self._keeps(current, verdict.segment, pred[1], margin=False):
+            return False  # not a demotion (or no model)
+        return self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
+
+    def due(self, state: CustomerState, after: float) -> float | None:
+        model = self.model
+        if model is None or state.first_purchase is None or state.last_purchase is None:
+            return None
+        cur = state.segments.get(self.name)
+        label = None if cur is None else str(cur[0])
+        level = None
+        if label is not None:
+            level = self._level(label)
+        else:
+            pred = self._predict(state, after)
+            if pred is not None:
+                raw = tier_of(pred[1], model.cuts)
+                level = model.cuts[TIERS.index(raw)] if raw in TIERS[:2] else None
+        d = None
+        entry = self.local.get(state.customer_id)
+        if level is not None:
+            key = ranked(key_of(state, self.day_s), self.grace, model.gap)
+            sig = (key, level, model.version)
+            today = buying_day(after, self.day_s)
+            if entry is not None and entry[3] == sig and (entry[2] is None or entry[2] > today):
+                d = entry[2]  # the same customer, tier and model: the same crossing day
+            else:
+                scorer = self._score()
+                assert scorer is not None
+                guess = None if entry is None else (
+                    entry[2] if entry[4] is None else entry[4])
+                d = crossing(scorer, key, today, level, MAX_DAYS, guess=guess)
+                if entry is not None:
+                    entry[3], entry[4] = sig, None
+        if d is not None and label in TIERS[:2]:  # no demotion within the grace
+            x, t_x, first = key_of(state, self.day_s)
+            d = max(d, first + t_x + float(grace_days(x, t_x, self.grace, model.gap)) + 1.0)
+        if entry is not None:
+            entry[1], entry[2] = label, d
+        return None if d is None else d * DAY + self.day_s
