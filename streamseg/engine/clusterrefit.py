@@ -9,16 +9,17 @@ than :data:`PUBLISH_SHIFT` z units). Called by
 
 A version moves few customers at once (review 19, Instacart: version 17, a
 k-means++ restart after a warm refit had lost a cluster, moved 216 of 571
-labelled customers; version 22 moved 157): Lloyd's refit from the published
-centroids that would move more than :data:`MAX_MOVED` of the sample past the
-hold margin (:func:`moved`) is published whole only if it lowers their inertia
-by :data:`FIT_GAIN`; otherwise the centroids go part-way towards it
-(:data:`PART_WAY`: the longest step that moves few, else the step that moves
-fewest, as a name no longer true moves its customers at any step), and not at
-all if the fit is no better than the published centroids (Lloyd dropped a
-cluster: the next restart brings it back, and its customers twice). A k-means++
-restart that won (:func:`~streamseg.engine.clusterfit.fit`) is published as before:
-holding restarts back too kept 300 simulated personas at ARI 0.72 instead of 0.98.
+labelled customers; version 22 moved 157): a refit that would move more than
+:data:`MAX_MOVED` of the sample past the hold margin (:func:`moved`) is
+published whole only if it lowers the inertia of the published centroids by
+:data:`FIT_GAIN`. Short of that, a k-means++ restart that won
+(:func:`~streamseg.engine.clusterfit.fit`) is published if it lowers it at all
+(holding restarts back more kept 300 simulated personas at ARI 0.72 instead of
+0.98), and Lloyd's refit goes part-way (:data:`PART_WAY`: the longest step that
+moves few, else the step that moves fewest, as a name no longer true moves its
+customers at any step). A fit no better than the published centroids is not
+published (with the part-way rule alone, a restart that had dropped two clusters
+moved 753 of CJ's customers at once, its inertia 10% above the published centroids').
 A published name holds with a band
 (:data:`NAME_BAND`): renaming a centroid moves all of its customers.
 
@@ -143,8 +144,10 @@ def next_model(
         return model
     published = inertia(points, warm)  # the published centroids on today's sample
     fitted = inertia(points, centers)
-    if not lazy or fitted <= published * (1.0 - FIT_GAIN):
-        return model  # a restart that won, or Lloyd's fit clearly better than the published
+    if fitted <= published * (1.0 - FIT_GAIN):
+        return model  # clearly better than the published centroids
+    if not lazy:  # a restart that won over Lloyd: published if better than the published
+        return model if fitted < published else None
     # part-way from the previous centroids towards the fit (each previous centroid towards
     # its match; one without a match stays, a new one waits): the longest step that moves
     # few

@@ -94,3 +94,19 @@ def test_a_published_name_holds_within_a_band() -> None:
     assert holds("average", {"purchases": 0.7, "basket": -0.7}, band=NAME_BAND)
     assert not holds("average", {"purchases": 0.8}, band=NAME_BAND)
     assert not holds("average", {"purchases": 0.7})
+
+
+def test_a_refit_no_better_that_moves_many_is_not_published() -> None:
+    """CJ, with the part-way rule alone: a restart that had dropped two clusters (inertia
+    10% above the published centroids') moved 753 customers at once.
+    Here the published "frequent buyer" holds 13% of the sample, under the 15% at which
+    Lloyd drops a published cluster (``cluster_min_share`` 0.2 x ``KEEP_SHARE``):
+    dropping it is no better, and would move all 12 of its customers. Before: c3 retired."""
+    rows = rows_of([(p, 50.0) for p in [0.0] * 40 + [3.0] * 40 + [6.0] * 12])
+    first = next_model(rows, None, 0.0, Settings(cluster_k=3, cluster_min_share=0.0),
+                       lazy=False, learned=92)
+    assert first is not None and first.names["c3"] == "frequent buyer"
+    assert first.shares["c3"] == 0.130435
+    cfg = Settings(cluster_k=3, cluster_min_share=0.2)
+    assert next_model(rows, first, 0.0, cfg, lazy=True, learned=93) is None
+    assert next_model(rows, first, 0.0, cfg, lazy=False, learned=93) is None
