@@ -84,10 +84,12 @@ WORDS = {word: (name, side) for name, pair in FEATURES.items()
          for word, side in zip(pair, (1.0, -1.0), strict=True)}
 
 
-def holds(name: str, center: Mapping[str, float], active: Iterable[str] | None = None) -> bool:
+def holds(name: str, center: Mapping[str, float], active: Iterable[str] | None = None,
+          band: float = 0.0) -> bool:
     """Whether ``name`` (a :func:`describe` of another centroid) is still true of
     ``center``: each of its words' feature active and at least :data:`DESCRIBE_Z`
-    on its side ("average": no feature worth a word).
+    less ``band`` on its side ("average": no feature :data:`DESCRIBE_Z` plus ``band``
+    from 0; ``band`` is the hysteresis of a published name).
 
     >>> holds("frequent buyer", {"purchases": 0.8, "mobile": 1.5})
     True
@@ -95,15 +97,19 @@ def holds(name: str, center: Mapping[str, float], active: Iterable[str] | None =
     False
     >>> holds("average", {"purchases": 0.8})
     False
+    >>> holds("frequent buyer", {"purchases": 0.3}, band=0.25)  # 0.3 is not 0.5: 0.25 short
+    True
+    >>> holds("average", {"purchases": 0.6}, band=0.25)
+    True
     """
-    if name == "average":
-        return describe(center, active) == "average"
     allowed = set(NAMES if active is None else active)
+    if name == "average":
+        return all(abs(z) < DESCRIBE_Z + band for f, z in center.items() if f in allowed)
     for word in name.split(", "):
         feature = WORDS.get(word)
         if feature is None or feature[0] not in allowed:
             return False
-        if center.get(feature[0], 0.0) * feature[1] < DESCRIBE_Z:
+        if center.get(feature[0], 0.0) * feature[1] < DESCRIBE_Z - band:
             return False
     return True
 

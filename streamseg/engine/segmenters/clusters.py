@@ -20,10 +20,14 @@ events from ``cluster_warmup`` on, once the sample holds
 customer is labelled by an untrained one. A refit becomes a new published
 version only if the active features or the segments changed or a centroid
 moved more than :data:`~streamseg.engine.clusterrefit.PUBLISH_SHIFT` z units
-(:func:`~streamseg.engine.clusterrefit.next_model`); ids are matched to the previous
+(:func:`~streamseg.engine.clusterrefit.next_model`), and one that would move more
+than :data:`~streamseg.engine.clusterrefit.MAX_MOVED` of the sample only if better
+than the published centroids (Lloyd's: taken part-way unless clearly better); ids
+are matched to the previous
 centroids, and an id's name never changes: kept while a centroid stays within
 :data:`~streamseg.engine.model.NAME_SHIFT` of its anchor or the name still
-holds (:func:`~streamseg.engine.model.holds`); otherwise the centroid gets
+holds (:func:`~streamseg.engine.model.holds`, within
+:data:`~streamseg.engine.clusterrefit.NAME_BAND`); otherwise the centroid gets
 another id and the old one is retired (its customers move, trigger
 ``population``, and :meth:`ClusterSegmenter.describe` still gives a retired id
 the name it was published with).
