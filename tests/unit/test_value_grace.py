@@ -11,22 +11,13 @@ import pytest
 
 from streamseg.config import DAY, Settings
 from streamseg.engine import bgnbd
-from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.value import ValueSegmenter
 from streamseg.engine.valuemodel import ValueModel, crossing, grace_days, key_of, ranked
+from tests.unit.test_value import _buyer
 
 TRUE = bgnbd.Params(r=0.6, alpha=8.0, a=0.7, b=2.8)
 H = 90.0
-
-
-def _buyer(cid: str, days: list[float]) -> CustomerState:
-    s = CustomerState.new(cid, days[0] * DAY)
-    s.purchases = s.purchase_days = len(days)
-    s.monetary = 10.0 * len(days)
-    s.first_purchase, s.last_purchase = days[0] * DAY, days[-1] * DAY
-    s.last_seen = days[-1] * DAY
-    return s
 
 
 def _segmenter(gap: float | None = 10.0, **kw: float) -> ValueSegmenter:
