@@ -101,6 +101,17 @@ def _cross(points: Array, centers: Array) -> Array:
     return out
 
 
+def nearest_shares(points: Array, centers: Array) -> Array:
+    """The share of ``points`` nearest each centre.
+
+    >>> nearest_shares(np.array([[0.0], [0.1], [5.0]]), np.array([[0.0], [5.0]])).round(3)
+    array([0.667, 0.333])
+    """
+    labels = _cross(points, centers).argmin(axis=1)
+    out: Array = np.bincount(labels, minlength=len(centers)) / max(len(points), 1)
+    return out
+
+
 def lloyd(points: Array, centers: Array, rounds: int = LLOYD_ROUNDS) -> tuple[Array, Array]:
     """Lloyd iterations from ``centers``; returns the centers and each point's label.
 

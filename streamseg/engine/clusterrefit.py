@@ -59,7 +59,7 @@ import numpy as np
 from streamseg.config import Settings
 from streamseg.engine.clusterassign import Assigner
 from streamseg.engine.clusterfeatures import recencies
-from streamseg.engine.clusterfit import fit, inertia
+from streamseg.engine.clusterfit import fit, inertia, nearest_shares
 from streamseg.engine.model import (
     MIN_STD,
     NAME_SHIFT,
@@ -140,7 +140,9 @@ def next_model(
     if prev is None or model is None or warm is None:
         return model
     cap = MAX_MOVED * len(ids)
-    if moved(prev, model, raw, settings.min_margin) <= cap:
+    was = nearest_ids(prev, raw)  # each sample customer's cluster under prev, once
+    whole = moved(was, model, raw, settings.min_margin)
+    if whole <= cap:
         return model
     published = inertia(points, warm)  # the published centroids on today's sample
     fitted = inertia(points, centers)
@@ -153,14 +155,14 @@ def next_model(
     # few
     labels, _ = match(old, {i: [float(x) for x in c] for i, c in enumerate(centers)}, 0)
     target = {labels[i]: c for i, c in enumerate(centers) if labels[i] in old}
-    best, fewest = model, moved(prev, model, raw, settings.min_margin)
+    best, fewest = model, whole
     for step in PART_WAY:
         part = np.array([np.asarray(o) + step * (target[s] - np.asarray(o)) if s in target
                          else np.asarray(o) for s, o in old.items()])
         candidate = build(part)
         if candidate is None:
             continue
-        n = moved(prev, candidate, raw, settings.min_margin)
+        n = moved(was, candidate, raw, settings.min_margin)
         if n <= cap:
             return candidate
         if n < fewest:
@@ -170,17 +172,23 @@ def next_model(
     return best if fitted < published else None
 
 
-def moved(prev: ClusterModel, model: ClusterModel, raw: np.ndarray, margin: float) -> int:
+def nearest_ids(model: ClusterModel, raw: np.ndarray) -> list[str]:
+    """The nearest cluster of each sample customer (``raw`` features) under ``model``."""
+    a = Assigner(model)
+    return [a.nearest(a.scale(row))[0] for row in raw.tolist()]
+
+
+def moved(was: list[str], model: ClusterModel, raw: np.ndarray, margin: float) -> int:
     """Sample customers (``raw`` features) whom ``model`` would move from their cluster
-    under ``prev``: its nearest cluster is another, ``margin`` past the border, or their
-    cluster is gone (a retired id is never held)."""
-    a, b = Assigner(prev), Assigner(model)
+    ``was`` (:func:`nearest_ids` under the published model): its nearest cluster is
+    another, ``margin`` past the border, or their cluster is gone (a retired id is never
+    held)."""
+    b = Assigner(model)
     count = 0
-    for row in raw.tolist():
-        was, _ = a.nearest(a.scale(row))
+    for row, cluster in zip(raw.tolist(), was, strict=True):
         z = b.scale(row)
         now, _ = b.nearest(z)
-        if now != was and (was not in b.centers or b.past(z, was, now) >= margin):
+        if now != cluster and (cluster not in b.centers or b.past(z, cluster, now) >= margin):
             count += 1
     return count
 
@@ -192,11 +200,8 @@ def _named(
 ) -> ClusterModel | None:
     """The model of ``centers`` (scaled) with ids matched to ``old`` (``prev``'s centroids in
     this scale) and stable names; None if it is not a new version (see :func:`next_model`)."""
-    from streamseg.engine.clusterfit import _cross
-
     if shares is None:  # centroids not from a fit: the share of the points nearest each
-        shares = np.bincount(_cross(points, centers).argmin(axis=1),
-                             minlength=len(centers)) / max(len(points), 1)
+        shares = nearest_shares(points, centers)
 
     def rescale(raw_center: list[float]) -> list[float]:
         return [float((x - m) * i) for x, m, i in zip(raw_center, means, inv, strict=True)]
