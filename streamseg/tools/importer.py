@@ -143,18 +143,22 @@ class Importer:
             if m.order:
                 return str(self._cell(row, values, m.order, self._id))
             customer = self._cell(row, values, m.customer, self._id)
-            ts = self._cell(row, values, m.time,
-                            lambda v: parse_time(v, m.time_format, m.early_epoch))
+            ts = self._time(row, values)
         except RowError:
             return None
-        return f"{customer}@{stamp(ts + m.shift_days * DAY)}"
+        return f"{customer}@{stamp(ts)}"
+
+    def _time(self, row: int, values: dict[str, Any]) -> float:
+        """The row's time cell in UTC seconds, moved by ``--shift-days``."""
+        m = self.m
+        return float(self._cell(row, values, m.time,
+                                lambda v: parse_time(v, m.time_format, m.early_epoch))
+                     ) + m.shift_days * DAY
 
     def _add(self, row: int, values: dict[str, Any]) -> None:
         m = self.m
         customer = self._cell(row, values, m.customer, self._id)
-        ts = self._cell(row, values, m.time,
-                        lambda v: parse_time(v, m.time_format, m.early_epoch))
-        ts += m.shift_days * DAY
+        ts = self._time(row, values)
         if not FIRST_TS <= ts < END_TS:
             raise RowError(self.path, row, m.time, f"{OUT_OF_RANGE} after --shift-days "
                                                    f"{m.shift_days:g}, got {values[m.time]!r}")
