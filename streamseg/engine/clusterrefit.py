@@ -27,7 +27,8 @@ Ids are matched to the previous centroids (:func:`~streamseg.engine.model.match`
 and an id's name never changes, so a published id never changes meaning: a
 centroid keeps its id while it stays within :data:`~streamseg.engine.model.NAME_SHIFT`
 of where its name was given, or the name still
-:func:`~streamseg.engine.model.holds` for it. Otherwise it is named afresh and
+:func:`~streamseg.engine.model.holds` for it. Otherwise it is named afresh (told
+apart from a live cluster with the same words: :func:`~streamseg.engine.model.apart`) and
 takes the id of a previous centroid not kept with the same words (in any
 order: :func:`words`), else of the latest retired id with those words (it
 comes back with its own name), else a new id; a previous id not kept is
@@ -65,6 +66,7 @@ from streamseg.engine.model import (
     NAME_SHIFT,
     NAMES,
     ClusterModel,
+    apart,
     describe,
     holds,
     match,
@@ -242,7 +244,13 @@ def _named(
     retired = {} if prev is None else dict(prev.retired)
     for seg, name in reversed(retired.items()):  # then the latest retired id with the words
         free.setdefault(words(name), seg)
+    # the live ids so far (kept): the words of their names -> (id, centroid)
+    live = {words(names[s]): (s, segs[m]) for m, s in pub.items()}
     for seg, (name, anchor) in sorted(renamed.items(), key=lambda kv: _order(kv[0])):
+        alike = live.get(words(name))
+        if alike is not None:  # called like a live cluster: told apart from it
+            name = apart(name, dict(zip(NAMES, segs[seg], strict=True)),
+                         dict(zip(NAMES, alike[1], strict=True)), alike[0], live)
         to = free.pop(words(name), None)
         if to is None and (prev is None or seg not in prev.centers):
             to = seg  # a new centroid: the fresh id match gave it
@@ -251,6 +259,7 @@ def _named(
         # a previous or retired id comes with its own name (the same words)
         own = before.get(to) or retired.pop(to, None) or name
         pub[seg], names[to], anchors[to] = to, own, anchor
+        live.setdefault(words(own), (to, segs[seg]))
     kept = set(pub.values())
     retired.update((seg, name) for seg, name in before.items() if seg not in kept)
     while len(retired) > RETIRED_KEEP:  # the oldest retired names go first

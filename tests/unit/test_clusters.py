@@ -15,7 +15,14 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.clusterfeatures import exposure_days, features, recency, static, vector
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import NAME_SHIFT, ClusterModel, describe
+from streamseg.engine.model import (
+    COMPARE,
+    NAME_SHIFT,
+    NAMES,
+    ClusterModel,
+    comparison,
+    describe,
+)
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.clusterhold import DWELL_FACTOR, MIN_SESSIONS
 from streamseg.engine.segmenters.clusters import ClusterSegmenter
@@ -460,3 +467,57 @@ def test_no_move_between_two_clusters_named_with_the_same_words() -> None:
     one = next(s for s in people if s.segments["cluster"][0] == "c1")
     v = seg.assign(one, 0.0)
     assert v is not None and not seg.hold(one, "c2", v, 0.0, "population")  # other words
+
+
+def test_a_centroid_called_like_a_live_cluster_is_told_apart() -> None:
+    """Review of Instacart (2026-11-27): two live clusters were both "rare buyer" (c6, c8:
+    218 of 592 customers at the end), so a reader could not tell them apart. A centroid
+    named afresh with a live cluster's words gets a word comparing it with that cluster
+    (the feature they differ most on); fails on the old code (the same name twice)."""
+    cfg = Settings(cluster_k=2, cluster_min_share=0.0)
+    rows = {f"c{i}": ([0.1 * (i % 2), 3.0 * (i % 2), 1.0, 2.0, 0.5, 0.9 * (i % 2)], 0.0)
+            for i in range(8)}
+    first = next_model(rows, None, 0.0, cfg, lazy=False, learned=8)
+    assert first is not None and sorted(first.names) == ["c1", "c2"]
+    fresh = first.names["c2"]  # what c2's centroid is called when named afresh
+    # a version in which c1 is already called that, and c2's name no longer holds (an
+    # anchor far away: it is named afresh at the next refit)
+    far = [x + 100.0 for x in first.anchors["c2"]]
+    prev = dataclasses.replace(first, version=2, names={"c1": fresh, "c2": "long inactive"},
+                               anchors={"c1": first.anchors["c1"], "c2": far},
+                               centers=dict(first.centers,  # moved since: a new version
+                                            c2=[x + 0.4 for x in first.centers["c2"]]))
+    nxt = next_model(rows, prev, 0.0, cfg, lazy=False, learned=9)
+    assert nxt is not None and nxt.names["c1"] == fresh  # a live id keeps its name
+    told = [n for sid, n in nxt.names.items() if sid != "c1"]
+    assert len(told) == 1 and words(told[0]) != words(fresh)
+    extra = words(told[0]) - words(fresh)
+    assert words(told[0]) >= words(fresh) and len(extra) == 1
+    # the comparison is true: c2's centroid vs c1's on the feature named
+    (word,) = extra
+    assert comparison(word) and word.endswith(" than c1")
+    head = word.removesuffix(" than c1")
+    feature = next(f for f, pair in COMPARE.items() if head in pair)
+    i = NAMES.index(feature)
+    other = next(sid for sid in nxt.names if sid != "c1")
+    higher = nxt.centers[other][i] > nxt.centers["c1"][i]
+    assert head == COMPARE[feature][0 if higher else 1]
+
+
+def test_clusters_told_apart_only_by_a_comparison_are_alike_for_the_hold() -> None:
+    """Two clusters whose names differ only by :func:`~streamseg.engine.model.apart`'s
+    comparison say the same of the customer relative to the population: no move between
+    them (as for the same words; the replays of four files are unchanged but for names)."""
+    seg, people = published()
+    snap = seg.snapshot()
+    assert snap is not None
+    twos = [s for s in people if s.segments["cluster"][0] == "c2"]
+    split = dict(snap, version=2, next_id=4,
+                 centers=dict(snap["centers"], c3=list(snap["centers"]["c2"])),
+                 names=dict(snap["names"], c3=snap["names"]["c2"] + ", larger baskets than c2"))
+    split["centers"]["c2"] = [x + 3.0 for x in split["centers"]["c2"]]  # c3 is nearer now
+    assert seg.adopt(split)
+    for s in twos:
+        v = seg.assign(s, 0.0)
+        assert v is not None and v.segment == "c3"
+        assert seg.hold(s, "c2", v, 0.0, "population")

@@ -44,7 +44,8 @@ Engine contract:
   verdict, whatever the trigger: a band of twice the margin against flapping;
   and kept while the verdict is another published cluster with the same words
   (two centroids described alike: a move between them would tell the customer
-  nothing); never once its name is false of the customer
+  nothing; a comparison of :func:`~streamseg.engine.model.apart` aside); never once
+  its name is false of the customer
   (:meth:`~streamseg.engine.segmenters.clusterhold.ClusterHold.still_fits`:
   "frequent buyer" for one who never bought; "long inactive" for one seen within the
   recency grace, unless the customer moved into it within ``flap_window_s``: then
@@ -95,7 +96,7 @@ from streamseg.engine.clusterfeatures import recency
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import ClusterModel, title
+from streamseg.engine.model import ClusterModel, comparison, title
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.clusterhold import MIN_SESSIONS, ClusterHold
 
@@ -195,7 +196,8 @@ class ClusterSegmenter(ClusterHold):
         """Assign with ``model`` from now on; queue the customers it may move (see moved)."""
         self.model = model
         self.assigner = a = Assigner(model)
-        self._words = {seg: words(name) for seg, name in a.names.items()}
+        self._words = {seg: frozenset(w for w in words(name) if not comparison(w))
+                       for seg, name in a.names.items()}
         for cid, (row, last_seen, label, due, since, _, _) in self.local.items():
             z = a.scale([*row, recency(last_seen, now, self.grace)])
             if label is None:
