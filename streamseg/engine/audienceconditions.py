@@ -31,9 +31,9 @@ from streamseg.engine.audiencefeatures import (
     STATIC,
     TEXT_FEATURES,
 )
+from streamseg.engine.contract import attribute_kinds, is_custom_attribute
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import STEP_S
-from streamseg.engine.validate import attribute_kinds, is_custom_attribute
 
 Test = Callable[[CustomerState, float], bool]
 Next = Callable[[CustomerState, float], "float | None"]
