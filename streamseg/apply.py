@@ -23,8 +23,9 @@ from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry
 from streamseg.emit import COPY_FORMAT, Copy, Emitter, fanout_format, is_fanout, read_copy
 from streamseg.engine.clock import bounded
+from streamseg.engine.dedup import seen
 from streamseg.engine.events import Kind
-from streamseg.engine.features import CustomerState, seen
+from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
 from streamseg.metrics import Metrics
