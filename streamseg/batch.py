@@ -34,7 +34,7 @@ class Entry:
     positions: dict[str, int]
     dirty: bool = False
     copy: bool = False  # a marker only a consent copy created (not counted as a customer)
-    rewrite: bool = False  # write even if unchanged (a re-delivered input: see on_input)
+    rewrite: bool = False  # write even if unchanged (a re-delivered input: see Applier.on_input)
 
 
 @dataclass(slots=True)

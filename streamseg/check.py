@@ -25,7 +25,8 @@ from streamseg.app import (
 from streamseg.broker import wait_for_broker
 from streamseg.config import Settings, check_data_dir
 from streamseg.engine import segmenters
-from streamseg.engine.validate import INPUT_SCHEMAS, Validator
+from streamseg.engine.contract import INPUT_SCHEMAS
+from streamseg.engine.validate import Validator
 from streamseg.resources import SAMPLE_EVENTS, SCHEMA_DIR
 
 

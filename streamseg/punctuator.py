@@ -5,7 +5,7 @@ producer's partitioner. So the worker never addresses a customer by its own
 hash: per owned partition it keeps a schedule of idle customers (refilled from
 the table after an assignment, from the partition recorded in each state), and
 its timer sends a tick *to that partition* when some of them are due; the agent
-then evaluates them against that partition's table (``Ingest.on_tick``).
+then evaluates them against that partition's table (``Applier.on_tick``).
 :meth:`Punctuator.rescore` is the hook for "re-evaluate these customers now"
 (population models that moved).
 

@@ -35,7 +35,8 @@ from typing import Any
 import jsonschema_rs
 
 from streamseg.config import Settings
-from streamseg.engine.audiencerules import Readable, Rule, RuleError, compile_rule
+from streamseg.engine.audienceconditions import Readable, Rule, RuleError
+from streamseg.engine.audiencerules import compile_rule
 from streamseg.engine.history import History
 from streamseg.errors import AudienceFileError
 from streamseg.resources import SCHEMA_DIR

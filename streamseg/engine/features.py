@@ -16,12 +16,12 @@ Examples
 >>> s.purchases, s.monetary, round(s.d_monetary, 6), mean_gap_days(s)
 (2, 150.0, 100.0, 30.0)
 
-The feature summary reported with segment changes is :mod:`streamseg.engine.summary`.
+The feature summary reported with segment changes is :mod:`streamseg.engine.summary`;
+the duplicate filter over ``CustomerState.recent_ids`` is :mod:`streamseg.engine.dedup`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -130,37 +130,6 @@ class CustomerState:
 _FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CustomerState))
 _NAMES = frozenset(_FIELDS)
 _GET = operator.attrgetter(*_FIELDS)
-
-
-def event_hash(kind: str, event_id: str) -> int:
-    """Stable 63-bit hash of an event's input stream and id, for the duplicate filter.
-
-    Event ids are unique per input stream: a purchase and a click may carry the same
-    id (two systems numbering their own records) and are two events.
-
-    >>> event_hash("click", "e1") == event_hash("click", "e1") != event_hash("purchase", "e1")
-    True
-    """
-    digest = hashlib.blake2b(f"{kind}\x00{event_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") >> 1
-
-
-def seen(state: CustomerState, kind: str, event_id: str) -> bool:
-    """Whether the ``kind`` event ``event_id`` is among the recent events of this customer."""
-    return event_hash(kind, event_id) in state.recent_ids
-
-
-def remember(state: CustomerState, kind: str, event_id: str, window: int) -> None:
-    """Add the ``kind`` event ``event_id`` to the bounded duplicate filter."""
-    remember_hash(state, event_hash(kind, event_id), window)
-
-
-def remember_hash(state: CustomerState, key: int, window: int) -> None:
-    """Add an :func:`event_hash` to the bounded duplicate filter."""
-    recent = state.recent_ids
-    recent.append(key)
-    if len(recent) > window:
-        del recent[: len(recent) - window]
 
 
 def decay_to(state: CustomerState, ts: float, half_life_days: float) -> None:

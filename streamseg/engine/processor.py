@@ -34,9 +34,10 @@ from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, consent, evaluation, reevaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock, bounded
+from streamseg.engine.dedup import event_hash, remember_hash
 from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
 from streamseg.engine.events import Event
-from streamseg.engine.features import CustomerState, event_hash, remember_hash, update
+from streamseg.engine.features import CustomerState, update
 from streamseg.engine.kpis import Kpis
 from streamseg.engine.outcome import Outcome
 from streamseg.engine.predictions import features, predicted, prediction

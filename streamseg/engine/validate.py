@@ -4,9 +4,10 @@ Errors are values here: nothing in this module raises on bad input. The JSON
 Schemas in ``streamseg/schemas/`` are the contract; they are checked with a compiled
 2020-12 validator (jsonschema-rs), then the few rules a schema cannot say
 (key matches body, known currency, event time inside the configured static
-window ``event_time_min`` .. ``event_time_max``) are applied. The dynamic
-bound (at most ``max_future_skew_s`` ahead of the later of the event clock and
-the wall clock) is
+window ``event_time_min`` .. ``event_time_max``) are applied. The schemas are read,
+and the profile schema's attribute catalogue derived, in :mod:`streamseg.engine.contract`.
+The dynamic bound (at most ``max_future_skew_s`` ahead of the later of the event clock
+and the wall clock) is
 :func:`screen`, called by :meth:`streamseg.engine.processor.Engine.screen`.
 
 Examples
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -37,15 +37,14 @@ import jsonschema_rs
 
 from streamseg import codec
 from streamseg.config import Settings
+from streamseg.engine.contract import (
+    INPUT_SCHEMAS,
+    is_custom_attribute,
+    known_attributes,
+    load_schema,
+)
 from streamseg.engine.events import CLICK_TYPES, CONSENT_TYPES, Event, Kind, format_ts, parse_ts
-from streamseg.resources import SCHEMA_DIR
 
-INPUT_SCHEMAS: dict[Kind, str] = {
-    "click": "clickstream",
-    "purchase": "purchase",
-    "consent": "consent",
-    "profile": "customer-profile",
-}
 TYPES: dict[Kind, frozenset[str]] = {
     "click": CLICK_TYPES,
     "purchase": frozenset({"purchase"}),
@@ -54,9 +53,6 @@ TYPES: dict[Kind, frozenset[str]] = {
 }
 # the record type of a stream whose records may omit ``type``
 IMPLIED: dict[Kind, str] = {"purchase": "purchase", "profile": "profile"}
-
-
-_X_NAME = re.compile(r"x_[a-z0-9_]{1,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,64 +69,6 @@ class Invalid:
     reason: str
     message: str
     field: str | None = None
-
-
-def load_schema(name: str) -> dict[str, Any]:
-    """Read ``streamseg/schemas/<name>.schema.json``.
-
-    >>> load_schema("consent")["title"]
-    'Consent event'
-    """
-    with (SCHEMA_DIR / f"{name}.schema.json").open("rb") as fh:
-        schema: dict[str, Any] = json.load(fh)
-    return schema
-
-
-def _attribute_props() -> dict[str, Any]:
-    """The profile schema's attribute definitions, by name."""
-    props: dict[str, Any] = load_schema(
-        INPUT_SCHEMAS["profile"])["properties"]["attributes"]["properties"]
-    return props
-
-
-def known_attributes() -> frozenset[str]:
-    """The attribute names the profile schema types (any other must be ``x_<name>``).
-
-    >>> sorted(known_attributes())[:4]
-    ['age_band', 'birth_year', 'city', 'country']
-    """
-    return frozenset(_attribute_props())
-
-
-def attribute_kinds() -> dict[str, tuple[frozenset[str], tuple[str, ...] | None]]:
-    """Known attribute -> (the JSON kinds it holds: text, number, boolean; its names if
-    the schema closes them, else None), from the profile schema.
-
-    >>> kinds = attribute_kinds()
-    >>> kinds["household_size"][0], kinds["loyalty_member"][0], kinds["marital_status"][1][:2]
-    (frozenset({'number'}), frozenset({'boolean'}), ('single', 'married'))
-    """
-    names = {"string": "text", "integer": "number", "number": "number", "boolean": "boolean"}
-    out: dict[str, tuple[frozenset[str], tuple[str, ...] | None]] = {}
-    for name, prop in _attribute_props().items():
-        if "enum" in prop:
-            values = tuple(v for v in prop["enum"] if v is not None)
-            out[name] = (frozenset("text" if isinstance(v, str) else "boolean"
-                                   if isinstance(v, bool) else "number" for v in values),
-                         values)
-        else:
-            types = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
-            out[name] = (frozenset(names[t] for t in types if t != "null"), None)
-    return out
-
-
-def is_custom_attribute(name: str) -> bool:
-    """Whether ``name`` is a valid custom attribute name, ``x_<name>``.
-
-    >>> is_custom_attribute("x_vip"), is_custom_attribute("vip")
-    (True, False)
-    """
-    return _X_NAME.fullmatch(name) is not None
 
 
 def pseudonymise(secret: str, customer_id: str) -> str:

@@ -109,7 +109,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         return cli(args, settings)
     from streamseg import codec
-    from streamseg.tools.quality import measure, no_hysteresis, run_engine
+    from streamseg.tools.quality import measure
+    from streamseg.tools.qualityrun import no_hysteresis, run_engine
     from streamseg.tools.report import render
 
     if args.rfm_daily and args.no_hysteresis:

@@ -16,7 +16,7 @@ order are netted (a negative line is a discount); an order netting to less than 
 order id, or a missing-value token (``NA``, ``null``, ... and ``missing``), is a bad row;
 an id written as a whole number with a zero fraction (``17850.0``) is that number, as a
 Parquet float column gives it. Generated ids longer than 128 characters are shortened
-(:func:`~streamseg.tools.rows.short_id`).
+(:func:`~streamseg.tools.cells.short_id`).
 
 Times: RFC 3339 / ISO 8601 text by default, or ``--time-format`` (a
 ``strptime`` format such as ``%Y%m%d``, or ``epoch`` for seconds, refusing values
@@ -58,6 +58,15 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.features import CHANNELS
 from streamseg.engine.validate import Invalid, Validator
+from streamseg.tools.cells import (
+    END_TS,
+    FIRST_TS,
+    MISSING,
+    OUT_OF_RANGE,
+    id_text,
+    parse_time,
+    short_id,
+)
 from streamseg.tools.orderlines import (
     Counts,
     Mapping,
@@ -68,18 +77,11 @@ from streamseg.tools.orderlines import (
     text_cell,
 )
 from streamseg.tools.rows import (
-    END_TS,
-    FIRST_TS,
-    MISSING,
-    OUT_OF_RANGE,
     Reject,
     RowError,
     guess_format,
-    id_text,
-    parse_time,
     read_rows,
     reject_writer,
-    short_id,
 )
 
 

@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamseg.engine.events import format_ts
-from streamseg.tools.rows import MISSING, RowCounts
+from streamseg.tools.cells import MISSING
+from streamseg.tools.rows import RowCounts
 
 ORDER_WINDOW = 24 * 3600.0  # lines of one order id further apart than this are two purchases
 

@@ -52,16 +52,8 @@ from streamseg.config import Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.validate import Invalid, Validator
 from streamseg.errors import InputFileError
-from streamseg.tools.rows import (
-    MISSING,
-    RowCounts,
-    RowError,
-    id_text,
-    parse_time,
-    read_rows,
-    reject_writer,
-    short_id,
-)
+from streamseg.tools.cells import MISSING, id_text, parse_time, short_id
+from streamseg.tools.rows import RowCounts, RowError, read_rows, reject_writer
 
 _SLUG = re.compile(r"[^a-z0-9]+")
 _WHOLE = re.compile(r"\s*([0-9]+)\s*\+?\s*")

@@ -22,7 +22,7 @@ import pytest
 
 from streamseg.__main__ import main
 from streamseg.config import DAY, Settings
-from streamseg.engine import bgnbd
+from streamseg.engine import bgnbd, bgnbdfit
 from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters.value import ValueSegmenter
 from streamseg.engine.valuemodel import key_of
@@ -91,11 +91,11 @@ def test_cdnow_fits_match_lifetimes() -> None:
 
     weeks = load_cdnow_summary(index_col=[0])
     ref = lifetimes.BetaGeoFitter().fit(weeks["frequency"], weeks["recency"], weeks["T"])
-    _close(bgnbd.fit(weeks["frequency"], weeks["recency"], weeks["T"]), ref.params_)
+    _close(bgnbdfit.fit(weeks["frequency"], weeks["recency"], weeks["T"]), ref.params_)
     if not CDNOW.exists():
         pytest.skip("no .cache/data/CDNOW_master.txt (run scripts/fetch-data)")
     raw = pd.read_csv(CDNOW, sep=r"\s+", dtype={"date": str, "customer_id": str})
     raw["date"] = pd.to_datetime(raw["date"], format="%Y%m%d")
     days = summary_data_from_transaction_data(raw, "customer_id", "date", freq="D")
     ref = lifetimes.BetaGeoFitter().fit(days["frequency"], days["recency"], days["T"])
-    _close(bgnbd.fit(days["frequency"], days["recency"], days["T"]), ref.params_)
+    _close(bgnbdfit.fit(days["frequency"], days["recency"], days["T"]), ref.params_)

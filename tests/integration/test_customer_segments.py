@@ -19,7 +19,7 @@ from worker_proc import T0, Message, Tail, Workers, engine_run, feed_all, make_s
 from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
-from streamseg.engine.validate import SCHEMA_DIR
+from streamseg.resources import SCHEMA_DIR
 
 
 def expected_view(settings: Settings, inputs: list[Message]) -> dict[str, dict[str, Any]]:

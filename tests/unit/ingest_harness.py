@@ -3,8 +3,8 @@
 The transport is replaced by the smallest possible stand-in: the state table
 is a dict, each output topic is a list of ``(key, value)`` pairs, and a
 message is a namespace with the attributes Faust gives an ``EventT``. Every
-line of ``Ingest.handle`` (validation, screening, engine, emit, metrics) is
-the production code.
+line of ``Ingest.handle`` and of the ``Applier`` it hands each message to
+(validation, screening, engine, emit, metrics) is the production code.
 """
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def test_replay_and_check_stop_with_exit_code_2(
 
 
 def test_the_schema_names_the_profile_schemas_attributes() -> None:
-    from streamseg.engine.validate import known_attributes
+    from streamseg.engine.contract import known_attributes
     schema = json.loads((SCHEMA_DIR / "audiences.schema.json").read_text())
     attribute = next(c for c in schema["$defs"]["condition"]["oneOf"]
                      if c["required"] == ["attribute"])["properties"]["attribute"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.dedup import remember, seen
 from streamseg.engine.events import Event
 from streamseg.engine.features import (
     CHANNELS,
@@ -13,8 +14,6 @@ from streamseg.engine.features import (
     CustomerState,
     decay_to,
     mean_gap_days,
-    remember,
-    seen,
     update,
 )
 from streamseg.engine.summary import summary

@@ -8,7 +8,7 @@ import subprocess
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamseg.engine.validate import load_schema
+from streamseg.engine.contract import load_schema
 from streamseg.metrics import COMPONENTS, MODEL_SEGMENTERS, OUTCOMES, REASONS, STREAMS, Metrics
 
 NAME = re.compile(r"^streamseg_[a-z]+(_[a-z]+)*$")

@@ -16,16 +16,8 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
-from streamseg.tools.quality import (
-    EngineRun,
-    _changes,
-    agreement,
-    engine_labels,
-    measure,
-    no_hysteresis,
-    run_engine,
-    verdict,
-)
+from streamseg.tools.quality import _changes, agreement, engine_labels, measure
+from streamseg.tools.qualityrun import EngineRun, no_hysteresis, run_engine, verdict
 from streamseg.tools.reference import events_frame, reference
 
 NOW = 400 * DAY

@@ -18,7 +18,8 @@ from streamseg import codec
 from streamseg.__main__ import main
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts
-from streamseg.tools.quality import measure, no_hysteresis, run_engine
+from streamseg.tools.quality import measure
+from streamseg.tools.qualityrun import no_hysteresis, run_engine
 from streamseg.tools.reference import events_frame, reference, rfm_warmup
 
 BASE = 1767225600.0  # 2026-01-01

@@ -29,7 +29,7 @@ from unit.ingest_harness import Harness, schema_errors
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
-from streamseg.engine.features import event_hash
+from streamseg.engine.dedup import event_hash
 from streamseg.engine.validate import Invalid, Valid, Validator
 
 SETTINGS = Settings(max_event_bytes=4096, max_future_skew_s=30 * DAY)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import bgnbd
+from streamseg.engine import bgnbd, bgnbdfit
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.lookup import customer_answer
@@ -23,14 +23,14 @@ TRUE = bgnbd.Params(r=0.6, alpha=8.0, a=0.7, b=2.8)
 
 
 def test_fit_recovers_the_parameters_of_a_seeded_synthetic_population() -> None:
-    x, t_x, T = bgnbd.simulate(TRUE, 6000, 180.0, np.random.default_rng(11))
-    got = bgnbd.fit(x, t_x, T)
+    x, t_x, T = bgnbdfit.simulate(TRUE, 6000, 180.0, np.random.default_rng(11))
+    got = bgnbdfit.fit(x, t_x, T)
     for est, true in zip(got, TRUE, strict=True):
         assert abs(est - true) / true < 0.2, (got, TRUE)
     # the fitted parameters explain the sample at least as well as the true ones
-    assert bgnbd.loglik(got, x, t_x, T).sum() >= bgnbd.loglik(TRUE, x, t_x, T).sum()
+    assert bgnbdfit.loglik(got, x, t_x, T).sum() >= bgnbdfit.loglik(TRUE, x, t_x, T).sum()
     # a warm start from a nearby point lands on the same optimum
-    warm = bgnbd.fit(x, t_x, T, start=TRUE)
+    warm = bgnbdfit.fit(x, t_x, T, start=TRUE)
     assert all(math.isclose(u, v, rel_tol=1e-3) for u, v in zip(warm, got, strict=True))
 
 
@@ -87,7 +87,7 @@ def _buyer(cid: str, days: list[float]) -> CustomerState:
 
 
 def _population(seg: ValueSegmenter, n: int, now_day: float) -> list[CustomerState]:
-    x, t_x, _ = bgnbd.simulate(TRUE, n, now_day, np.random.default_rng(3))
+    x, t_x, _ = bgnbdfit.simulate(TRUE, n, now_day, np.random.default_rng(3))
     people = []
     for i in range(n):
         days = [0.0] + [float(math.floor(t_x[i]))] * int(x[i] > 0)
@@ -241,7 +241,7 @@ def test_no_model_from_a_population_that_almost_never_buys_twice() -> None:
     now = 730 * DAY
     rows = np.array([r[0] for r in seg.population.rows.values()])
     x, t_x, first = rows.T
-    params = bgnbd.fit(x, t_x, np.maximum(730 - first, t_x))
+    params = bgnbdfit.fit(x, t_x, np.maximum(730 - first, t_x))
     # the fit itself: a repeat purchase lowers the expectation
     assert not bgnbd.rewards_purchases(params, cfg.value_horizon_days, [30.0, 300.0])
     assert seg.refit(now) is None

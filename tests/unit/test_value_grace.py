@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import bgnbd
+from streamseg.engine import bgnbd, bgnbdfit
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.value import ValueSegmenter
 from streamseg.engine.valuemodel import ValueModel, crossing, grace_days, key_of, ranked
@@ -87,7 +87,7 @@ def test_the_fit_ranks_its_sample_on_the_grace_and_keeps_the_population_gap() ->
     cfg = Settings(value_min_customers=300, value_warmup_days=90, value_refit_days=7,
                    value_grace_gaps=1.5)
     seg = ValueSegmenter(cfg)
-    x, t_x, _ = bgnbd.simulate(TRUE, 400, 150.0, np.random.default_rng(3))
+    x, t_x, _ = bgnbdfit.simulate(TRUE, 400, 150.0, np.random.default_rng(3))
     people = []
     for i in range(400):
         days = [0.0] + [float(math.floor(t_x[i]))] * int(x[i] > 0)

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import bgnbd
+from streamseg.engine import bgnbd, bgnbdfit
 from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.value import MAX_DAYS, ValueSegmenter
 from streamseg.engine.valuemodel import TIERS, ValueModel, crossing, crossings, key_of, tier_of
@@ -23,12 +23,12 @@ def _params(rng: np.random.Generator) -> bgnbd.Params:
 def test_the_folded_likelihood_is_bit_for_bit_the_plain_one() -> None:
     rng = np.random.default_rng(4)
     for _ in range(30):
-        x, t_x, T = bgnbd.simulate(_params(rng), 400, 200.0, rng)
+        x, t_x, T = bgnbdfit.simulate(_params(rng), 400, 200.0, rng)
         T = T + rng.integers(0, 40, len(T))
         x, t_x, T = np.floor(x), np.floor(t_x), np.floor(T)
         p = _params(rng)
-        folded = bgnbd._Folded(x, t_x, T).loglik(p)
-        assert np.array_equal(folded, bgnbd.loglik(p, x, t_x, T))
+        folded = bgnbdfit._Folded(x, t_x, T).loglik(p)
+        assert np.array_equal(folded, bgnbdfit.loglik(p, x, t_x, T))
 
 
 def test_the_scorer_is_bit_for_bit_expected_one_and_remembers_per_x_and_age() -> None:

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from streamseg.config import DAY, Settings
-from streamseg.engine import bgnbd
+from streamseg.engine import bgnbd, bgnbdfit
 from streamseg.engine.buyingdays import buying_day
 from streamseg.engine.clusterfit import Population
 from streamseg.engine.features import CustomerState
@@ -177,7 +177,7 @@ class ValueSegmenter(ValueHold):
         age = np.maximum(day - first, t_x)
         prev = self.model
         try:
-            params = bgnbd.fit(x, t_x, age, start=None if prev is None else prev.params)
+            params = bgnbdfit.fit(x, t_x, age, start=None if prev is None else prev.params)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
             return None
         if not all(math.isfinite(v) and v > 0 for v in params) or abs(params.a - 1.0) < 1e-6:
