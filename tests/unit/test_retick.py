@@ -1,9 +1,10 @@
 """An idle customer is ticked once per due time, not on every timer run.
 
-Regression: after a tick that changed nothing, ``Ingest.emit`` rescheduled the
-customer at ``Engine.due(state)``, computed from ``floor(state)``, which such a
-tick does not advance: the same (past) due time came back and the customer was
-ticked again on every run of the clock timer, forever.
+Regression: after a tick that changed nothing, ``Ingest.emit`` (now
+``Emitter.outcome``) rescheduled the customer at ``Engine.due(state)``, computed
+from ``floor(state)``, which such a tick does not advance: the same (past) due
+time came back and the customer was ticked again on every run of the clock
+timer, forever.
 """
 
 from __future__ import annotations
