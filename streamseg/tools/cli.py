@@ -72,6 +72,8 @@ def add_parsers(sub: Any) -> None:
     q.add_argument("--rfm-daily", action="store_true",
                    help="instead: how much the batch RFM definition itself moves, recomputed at "
                    "every day's end, and what a dwell of k days costs (no engine run)")
+    q.add_argument("--freq-daily", action="store_true",
+                   help="instead: the same for the batch frequency tier (no engine run)")
 
 
 def _hours(text: str) -> float:
@@ -113,8 +115,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streamseg.tools.qualityrun import no_hysteresis, run_engine
     from streamseg.tools.report import render
 
-    if args.rfm_daily and args.no_hysteresis:
-        print("streamseg quality: error: --rfm-daily measures the batch definition, which has "
+    daily = "--rfm-daily" if args.rfm_daily else "--freq-daily" if args.freq_daily else None
+    if args.rfm_daily and args.freq_daily:
+        print("streamseg quality: error: --rfm-daily and --freq-daily: one at a time",
+              file=sys.stderr)
+        return 2
+    if daily and args.no_hysteresis:
+        print(f"streamseg quality: error: {daily} measures the batch definition, which has "
               "no hysteresis: leave out --no-hysteresis", file=sys.stderr)
         return 2
     if args.no_hysteresis:
@@ -123,8 +130,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         handle = args.file.open("rb")
     except OSError as exc:
         raise InputFileError(str(args.file), None, None, exc.strerror or str(exc)) from None
-    if args.rfm_daily:
-        return _rfm_daily(args, settings, handle)
+    if daily:
+        return _daily(args, settings, handle, "rfm" if args.rfm_daily else "frequency")
     with handle:
         figures = measure(run_engine(handle, settings), settings)
     figures["file"] = str(args.file)
@@ -138,17 +145,19 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _rfm_daily(args: argparse.Namespace, settings: Settings, handle: Any) -> int:
-    """``quality --rfm-daily``: the batch RFM definition's own day-to-day moves."""
+def _daily(args: argparse.Namespace, settings: Settings, handle: Any, segmenter: str) -> int:
+    """``quality --rfm-daily`` / ``--freq-daily``: the batch definition's own day-to-day
+    moves."""
     from streamseg import codec
     from streamseg.tools import volatility
 
     with handle:
         history, _bad = volatility.read_history(handle, settings)
-    figures = volatility.measure(history, settings)
+    figures = volatility.measure(history, settings, segmenter=segmenter)
     if not figures["days"]:
         raise InputFileError(str(args.file), None, None,
-                             "no day after the RFM warm-up: nothing to measure")
+                             "no day after the RFM warm-up: nothing to measure"
+                             if segmenter == "rfm" else "no purchase: nothing to measure")
     figures["file"] = str(args.file)
     if args.json:
         sys.stdout.buffer.write(codec.dumps(figures) + b"\n")

@@ -8,7 +8,7 @@ import pandas as pd
 
 from streamseg.config import DAY, Settings
 from streamseg.tools import volatility
-from streamseg.tools.reference import customers, events_frame, rfm
+from streamseg.tools.reference import customers, events_frame, frequency, rfm
 
 
 def test_a_label_undone_the_next_day_is_a_flap_and_a_one_day_dwell_removes_it() -> None:
@@ -87,3 +87,46 @@ def test_a_redelivery_counts_once_a_withdrawn_customer_is_left_out_and_bands_are
                                                         rfm_recency="bands"))
     assert not banded.equals(table)  # R from fixed bands: a and b are both R5 there
     assert banded[banded.columns[-1]]["a"] == banded[banded.columns[-1]]["b"] == "new"
+
+
+def test_daily_frequency_is_the_batch_tier_at_each_day_end_and_its_own_flap() -> None:
+    # buying days 0.5 and 6.5: high (gap 6) until the open gap makes the tenure interval
+    # 14.5 / 2 = 7.25 > 7 at the end of day 15 (medium); two purchases on days 15 and 16
+    # bring the mean gap to 16 / 3 = 5.3 (high again at the end of day 17): the batch
+    # definition itself moves high -> medium -> high within two days, a flap
+    s = Settings()
+    rows = [("a", "purchase", d * DAY, 5.0) for d in (0.5, 6.5, 15.5, 16.5)]
+    rows += [("v", "page_view", 3.5 * DAY, 0.0)]  # never bought: no tier
+    history = events_frame(rows)
+    table = volatility.daily_frequency(history, s)
+    assert list(table.columns) == [d * DAY for d in range(1, 18)]
+    for end in table.columns:
+        before = history[history["ts"] < end]
+        c = customers(before, end, s)
+        assert table[end].dropna().to_dict() == frequency(c, s)[c["purchases"] > 0].to_dict()
+    assert table.loc["a"].tolist() == ["one_time"] * 6 + ["high"] * 8 + ["medium"] * 2 + ["high"]
+    figures = volatility.measure(history, s, dwells=(0, 2), segmenter="frequency")
+    assert (figures["segmenter"], figures["buyers"], figures["days"]) == ("frequency", 1, 17)
+    got = {d["days"]: d for d in figures["dwell"]}
+    assert (got[0]["changes"], got[0]["reverted"], got[0]["flap_pct"]) == (3, 1, 33.33)
+    # a two-day dwell keeps high through the two medium days: one change, no flap
+    assert (got[2]["changes"], got[2]["reverted"]) == (1, 0)
+    assert volatility.render(figures).startswith(
+        "Frequency tier, batch reference at each of 17 day ends, 1 buyers; flap = ")
+
+
+def test_the_cli_freq_daily_prints_a_row_per_dwell(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from streamseg.__main__ import main
+
+    lines = [json.dumps({"type": "purchase", "customer_id": "a", "event_id": f"e{d}",
+                         "order_id": f"o{d}", "ts": f"2026-01-{d:02d}T10:00:00Z", "amount": 1,
+                         "currency": "EUR"}) for d in (1, 7, 16, 17)]
+    path = tmp_path / "ev.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    assert main(["quality", str(path), "--freq-daily"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Frequency tier, batch reference at each of 17 day ends, 1 buyers")
+    assert [line.split()[0] for line in out[3:]] == [str(k) for k in volatility.DWELLS]
+    assert main(["quality", str(path), "--freq-daily", "--rfm-daily"]) == 2
+    assert main(["quality", str(path), "--freq-daily", "--no-hysteresis"]) == 2
+    assert "--freq-daily measures the batch definition" in capsys.readouterr().err
