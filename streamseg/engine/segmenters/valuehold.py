@@ -117,18 +117,27 @@ class ValueHold:
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
         """Keep ``current`` against a demotion while within the margin of its cut or
-        within the customer's grace, whatever the trigger; against a new model's
-        promotion (trigger ``population``) until above the tier's ``up`` level; never
-        against a purchase's promotion."""
+        within the customer's grace; against a promotion until above the tier's ``up``
+        level, unless the customer bought on the day evaluated (a purchase's promotion
+        is never held). A rule on the state, not on ``trigger``: a promotion a new model
+        brought (held at its trigger ``population``) is held alike at a later ``clock``
+        evaluation, whichever evaluation looks first."""
         pred = self._predict(state, now)
         model = self.model
-        if (trigger == "population" and pred is not None and model is not None
+        if (pred is not None and model is not None
                 and current in TIERS and verdict.segment in TIERS[:2]
                 and TIERS.index(verdict.segment) < TIERS.index(current)):
+            if self._bought(state, now):
+                return False  # the purchase raised the expectation: published at once
             return pred[1] <= model.up(TIERS.index(verdict.segment))  # the model moved
         if pred is None or not self._keeps(current, verdict.segment, pred[1], margin=False):
             return False  # not a demotion (or no model)
         return self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
+
+    def _bought(self, state: CustomerState, now: float) -> bool:
+        """Whether the customer's last purchase is on the (buying) day of ``now``."""
+        lp = state.last_purchase
+        return lp is not None and buying_day(lp, self.day_s) == buying_day(now, self.day_s)
 
     def due(self, state: CustomerState, after: float) -> float | None:
         model = self.model
