@@ -250,7 +250,7 @@ class ValueSegmenter(ValueHold):
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         model = self.model
-        pred, rank = self.predict(state, now), self._predict(state, now)
+        pred, rank = self._predict_both(state, now)  # one evaluation when the ages coincide
         if pred is None or rank is None or model is None:
             return None
         p_alive, e = pred

@@ -36,6 +36,13 @@ from streamseg.engine.valuemodel import (
 MAX_DAYS = 3650  # a due search looks this many days ahead at most
 
 
+def _finite(pred: tuple[float, float]) -> tuple[float, float] | None:
+    """``pred``, or None outside the precision of the closed form (abstain)."""
+    if not math.isfinite(pred[1]) or pred[1] < 0.0:
+        return None
+    return pred
+
+
 class ValueHold:
     """Predictions, hold and due rules of the value segmenter, over its current
     :class:`~streamseg.engine.valuemodel.ValueModel`."""
@@ -61,17 +68,38 @@ class ValueHold:
         """:meth:`predict`, or with ``rank`` the (p_alive, expected purchases) the
         customer is ranked on: at ``now`` less the idle days within their grace
         (:func:`~streamseg.engine.valuemodel.ranked`)."""
+        inputs = self._inputs(state, now)
+        if inputs is None:
+            return None
+        scorer, model, key, day = inputs
+        x, t_x, first = ranked(key, self.grace, model.gap) if rank else key
+        return _finite(scorer(x, t_x, max(day - first, t_x)))
+
+    def _predict_both(self, state: CustomerState, now: float
+                      ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """(:meth:`predict`, the ranked :meth:`_predict`) at ``now``, evaluating BG/NBD once
+        when the two ages coincide (on a purchase day, or without a grace): the same
+        values, bit for bit, as the two calls."""
+        inputs = self._inputs(state, now)
+        if inputs is None:
+            return None, None
+        scorer, model, key, day = inputs
+        x, t_x, first = key
+        age = max(day - first, t_x)
+        rank_age = max(day - ranked(key, self.grace, model.gap)[2], t_x)
+        pred = scorer(x, t_x, age)
+        return _finite(pred), _finite(pred if rank_age == age else scorer(x, t_x, rank_age))
+
+    def _inputs(self, state: CustomerState, now: float
+                ) -> tuple[bgnbd.Scorer, ValueModel, tuple[float, float, float], int] | None:
+        """(scorer, model, :func:`~streamseg.engine.valuemodel.key_of`, day of ``now``) of a
+        buyer under the current model; None before the first fit or purchase."""
         scorer = self._score()
         model = self.model
         if (scorer is None or model is None or state.first_purchase is None
                 or state.last_purchase is None):
             return None
-        key = key_of(state, self.day_s)
-        x, t_x, first = ranked(key, self.grace, model.gap) if rank else key
-        p_alive, e = scorer(x, t_x, max(buying_day(now, self.day_s) - first, t_x))
-        if not math.isfinite(e) or e < 0.0:
-            return None  # outside the precision of the closed form: abstain
-        return p_alive, e
+        return scorer, model, key_of(state, self.day_s), buying_day(now, self.day_s)
 
     def _score(self) -> bgnbd.Scorer | None:
         """The current model's :class:`~streamseg.engine.bgnbd.Scorer` (None: no model)."""
