@@ -170,6 +170,13 @@ class Metrics:
             ["segmenter"],
             registry=registry,
         )
+        self.value_fits_rejected = Counter(
+            "streamseg_value_fits_rejected_total",
+            "Value (BG/NBD) refits this worker (the trainer) did not use: degenerate, a repeat "
+            "purchase would lower a customer's expected purchases (almost no repeat buyers). "
+            "The previous model stays in use, or none (value abstains) if it is degenerate too.",
+            registry=registry,
+        )
         self.table_customers = Gauge(
             "streamseg_table_customers",
             "Customers held in the state table on this worker.",

@@ -37,6 +37,7 @@ class ModelSync:
         for model in self.models.values():
             model.training = False  # until this worker owns partition 0 (on_assigned)
         self.published: dict[str, int] = {}
+        self.rejected = 0  # value fits rejected, as counted in the metric so far
 
     def on_assigned(self, assigned: Any) -> None:
         """After a rebalance: train iff this worker owns partition 0 of the trainer topic."""
@@ -56,6 +57,15 @@ class ModelSync:
             if model.version is not None:  # it is on the topic already
                 self.published[model.name] = model.version
                 self.metrics.model_version.labels(segmenter=model.name).set(model.version)
+
+    def observe_fits(self) -> None:
+        """Count in ``streamseg_value_fits_rejected_total`` the value fits the engine rejected
+        since the last call (the segmenter keeps the total: the engine knows no metrics)."""
+        value = self.models.get("value")
+        total = value.rejected if isinstance(value, ValueSegmenter) else 0
+        if total > self.rejected:
+            self.metrics.value_fits_rejected.inc(total - self.rejected)
+        self.rejected = total
 
     def to_publish(self) -> list[tuple[bytes, bytes]]:
         """(key, value) of the trainer's models that changed since last published."""
@@ -96,6 +106,7 @@ async def follow_models(ss: Streamseg, sync: ModelSync) -> None:
             for records in batch.values():
                 for record in records:
                     sync.adopt(record.key, record.value)
+            sync.observe_fits()
             for key, snapshot in sync.to_publish():
                 await ss.models.send(key=key, value=snapshot)
     finally:

@@ -34,6 +34,7 @@ def test_names_units_and_label_sets_follow_the_convention() -> None:
         "streamseg_segment_changes_published", "streamseg_event_processing_seconds",
         "streamseg_event_time_lag_seconds", "streamseg_segment_customers",
         "streamseg_model_version", "streamseg_table_customers", "streamseg_table_raw_ids",
+        "streamseg_value_fits_rejected",
         "streamseg_event_clock_timestamp_seconds", "streamseg_consumer_lag_records",
         "streamseg_errors", "streamseg_rebalances", "streamseg_assigned_partitions",
         "streamseg_last_input_timestamp_seconds",
@@ -76,6 +77,7 @@ def test_label_values_are_pre_declared_from_closed_sets() -> None:
         assert reg.get_sample_value("streamseg_last_input_timestamp_seconds",
                                     {"stream": stream}) > 1.7e9
     assert reg.get_sample_value("streamseg_rebalances_total") == 0.0
+    assert reg.get_sample_value("streamseg_value_fits_rejected_total") == 0.0
 
 
 def test_changes_move_customers_between_segment_gauges() -> None:
@@ -153,3 +155,32 @@ def test_segment_series_of_rule_segmenters_exist_from_start_and_cover_every_verd
                      if c.get("segmenter") != "cluster"}
     assert {name for name, _ in assigned} >= {"frequency", "lifecycle", "rfm", "channel"}
     assert assigned <= declared  # a verdict outside segments() would be a series created late
+
+
+def test_a_rejected_value_fit_is_counted_where_the_worker_reads_the_engines_models() -> None:
+    import numpy as np
+
+    from streamseg.config import DAY, Settings
+    from streamseg.engine.processor import Engine
+    from streamseg.engine.segmenters.value import ValueSegmenter
+    from streamseg.modelsync import ModelSync
+    from tests.unit.test_value import _buyer
+
+    reg, m = fresh()
+    engine = Engine(Settings(value_min_customers=100, value_warmup_days=30))
+    sync = ModelSync(engine, m, "clickstream")
+    value = engine.segmenter("value")
+    assert isinstance(value, ValueSegmenter)
+    value.training = True  # this worker trains (owns partition 0)
+    rng = np.random.default_rng(4)  # 1 buyer in 70 buys twice: every fit is degenerate
+    for i in range(700):
+        first = float(rng.integers(0, 700))
+        value.restore(_buyer(f"c{i}", [first, first + 5.0] if i % 70 == 0 else [first]))
+    sync.observe_fits()
+    assert reg.get_sample_value("streamseg_value_fits_rejected_total") == 0.0
+    for day in (730.0, 760.0):  # two refits (value_refit_days 7 apart), both rejected
+        value.learn(_buyer("late", [day - 1]), day * DAY)
+    assert value.model is None and value.rejected == 2  # value abstains
+    sync.observe_fits()
+    sync.observe_fits()  # counted once
+    assert reg.get_sample_value("streamseg_value_fits_rejected_total") == 2.0

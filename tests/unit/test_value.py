@@ -168,7 +168,7 @@ def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
     assert raw is not None and raw.segment == "next40"  # below the cut, within the margin
     assert seg.hold(s, "top10", raw, due - DAY, "clock")
     assert not seg.hold(s, "top10", Assignment("next40", ""), due, "clock")
-    assert not seg.hold(s, "next40", Assignment("top10", ""), due, "event")  # a purchase's
+    assert not seg.hold(s, "next40", top, 40 * DAY, "event")  # a purchase's (on its day)
     assert seg.hold(s, "top10", raw, due - DAY, "event")  # no event earns a demotion
     assert tier_of(1.5, (1.5, 0.5)) == "next40" and key_of(s) == (4.0, 40.0, 0.0)
     eng = Engine(cfg, [seg])

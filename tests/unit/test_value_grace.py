@@ -117,10 +117,33 @@ def test_a_new_model_promotes_only_beyond_the_band_a_purchase_at_once() -> None:
     up = seg.assign(s, 41 * DAY)
     assert up is not None and up.segment == "top10"
     assert seg.hold(s, "next40", up, 41 * DAY, "population")  # the model moved, not them
-    assert not seg.hold(s, "next40", up, 41 * DAY, "event")  # a purchase: published
-    assert not seg.hold(s, "next40", Assignment("top10", ""), 41 * DAY, "clock")
+    assert not seg.hold(s, "next40", up, 40 * DAY + 3600, "event")  # a purchase: published
     seg.model = ValueModel(2, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 10.0, (5.2, 1.8))
     assert not seg.hold(s, "next40", up, 41 * DAY, "population")
+
+
+def test_the_promotion_band_is_a_rule_on_the_state_not_on_the_trigger() -> None:
+    # a new model's promotion held by the band (trigger population) was published by
+    # the next clock evaluation of the same state: the email depended on which looked first
+    seg = _segmenter()
+    seg.model = ValueModel(1, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 10.0, (6.0, 1.8))
+    s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])  # ranked 5.52: above the cut, below 6.0
+    s.segments["value"] = ["next40", 40 * DAY, 1, 1]
+    for day in (41.0, 48.0, 55.0):  # within the grace: the ranked expectation stays 5.52
+        up = seg.assign(s, day * DAY)
+        assert up is not None and up.segment == "top10"
+        held = {t: seg.hold(s, "next40", up, day * DAY, t)
+                for t in ("population", "clock", "event")}
+        assert held == {"population": True, "clock": True, "event": True}, day
+    # on the purchase day the purchase earned it, whatever the trigger
+    up = seg.assign(s, 40 * DAY + 7200)
+    assert up is not None and up.segment == "top10"
+    assert not any(seg.hold(s, "next40", up, 40 * DAY + 7200, t)
+                   for t in ("population", "clock", "event"))
+    # above the band: published at any trigger
+    seg.model = ValueModel(2, TRUE, (5.0, 1.5), 0.0, 100, H, (4.5, 1.3), 10.0, (5.2, 1.8))
+    assert not any(seg.hold(s, "next40", Assignment("top10", ""), 48 * DAY, t)
+                   for t in ("population", "clock", "event"))
 
 
 def test_no_demotion_within_the_grace_a_late_purchase_waits_for_its_end() -> None:

@@ -169,3 +169,22 @@ def test_the_array_crossings_equal_the_exact_search() -> None:
         for i in range(n):
             want = crossing(scorer, (x[i], t_x[i], first[i]), from_day, level[i], 400)
             assert (math.isnan(got[i]) and want is None) or got[i] == want
+
+
+def test_a_verdict_evaluates_once_when_the_ranked_age_is_todays() -> None:
+    seg = ValueSegmenter(Settings(value_grace_gaps=1.5))
+    params = bgnbd.Params(0.6, 8.0, 0.7, 2.8)
+    seg.model = ValueModel(1, params, (5.0, 1.5), 0.0, 100, 90.0, (4.5, 1.3), 10.0)
+    seg._scorer = scorer = _Counting(params, 90.0)
+    s = CustomerState.new("c", 0.0)
+    s.purchases = s.purchase_days = 5
+    s.first_purchase, s.last_purchase = 0.0, 40 * DAY + 60
+    # on the purchase day both ages are t_x; within the grace (15 days) and past it they differ
+    for day, calls in ((40.0, 1), (45.0, 2), (70.0, 2)):
+        scorer.calls = 0
+        got = seg.assign(s, day * DAY)
+        assert scorer.calls == calls, day
+        pred, rank = seg.predict(s, day * DAY), seg._predict(s, day * DAY)
+        assert got is not None and pred is not None and rank is not None
+        assert got.segment == tier_of(rank[1], seg.model.cuts)
+        assert f"{pred[1]:.3f}" in got.reason and (rank == pred) == (calls == 1)

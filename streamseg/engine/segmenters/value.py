@@ -35,9 +35,10 @@ Engine contract:
   fraction of the cut value: where every customer's expectation lies close to
   the cut (a population of one-time buyers), a relative margin kept most of
   the population in ``top10``. No demotion while the customer is within their grace
-  (a purchase later than their rhythm lowers the ranked expectation). A promotion by
-  a new model (trigger ``population``) waits until the expectation passes the tier's
-  rank share raised by the share (``ValueModel.ups``); a purchase's is never held.
+  (a purchase later than their rhythm lowers the ranked expectation). A promotion not
+  on a purchase day (a new model's, whichever trigger looks first) waits until the
+  expectation passes the tier's rank share raised by the share (``ValueModel.ups``); a
+  purchase's is never held.
 * ``due``: an idle customer's expected purchases only decay with ``T``; the
   exact day they fall to the lower bound of the published tier (the raw cut
   before any tier is published), found by a galloping search over days, and not
@@ -249,7 +250,7 @@ class ValueSegmenter(ValueHold):
 
     def assign(self, state: CustomerState, now: float) -> Assignment | None:
         model = self.model
-        pred, rank = self.predict(state, now), self._predict(state, now)
+        pred, rank = self._predict_both(state, now)  # one evaluation when the ages coincide
         if pred is None or rank is None or model is None:
             return None
         p_alive, e = pred

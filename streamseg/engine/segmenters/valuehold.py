@@ -36,6 +36,13 @@ from streamseg.engine.valuemodel import (
 MAX_DAYS = 3650  # a due search looks this many days ahead at most
 
 
+def _finite(pred: tuple[float, float]) -> tuple[float, float] | None:
+    """``pred``, or None outside the precision of the closed form (abstain)."""
+    if not math.isfinite(pred[1]) or pred[1] < 0.0:
+        return None
+    return pred
+
+
 class ValueHold:
     """Predictions, hold and due rules of the value segmenter, over its current
     :class:`~streamseg.engine.valuemodel.ValueModel`."""
@@ -61,17 +68,38 @@ class ValueHold:
         """:meth:`predict`, or with ``rank`` the (p_alive, expected purchases) the
         customer is ranked on: at ``now`` less the idle days within their grace
         (:func:`~streamseg.engine.valuemodel.ranked`)."""
+        inputs = self._inputs(state, now)
+        if inputs is None:
+            return None
+        scorer, model, key, day = inputs
+        x, t_x, first = ranked(key, self.grace, model.gap) if rank else key
+        return _finite(scorer(x, t_x, max(day - first, t_x)))
+
+    def _predict_both(self, state: CustomerState, now: float
+                      ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
+        """(:meth:`predict`, the ranked :meth:`_predict`) at ``now``, evaluating BG/NBD once
+        when the two ages coincide (on a purchase day, or without a grace): the same
+        values, bit for bit, as the two calls."""
+        inputs = self._inputs(state, now)
+        if inputs is None:
+            return None, None
+        scorer, model, key, day = inputs
+        x, t_x, first = key
+        age = max(day - first, t_x)
+        rank_age = max(day - ranked(key, self.grace, model.gap)[2], t_x)
+        pred = scorer(x, t_x, age)
+        return _finite(pred), _finite(pred if rank_age == age else scorer(x, t_x, rank_age))
+
+    def _inputs(self, state: CustomerState, now: float
+                ) -> tuple[bgnbd.Scorer, ValueModel, tuple[float, float, float], int] | None:
+        """(scorer, model, :func:`~streamseg.engine.valuemodel.key_of`, day of ``now``) of a
+        buyer under the current model; None before the first fit or purchase."""
         scorer = self._score()
         model = self.model
         if (scorer is None or model is None or state.first_purchase is None
                 or state.last_purchase is None):
             return None
-        key = key_of(state, self.day_s)
-        x, t_x, first = ranked(key, self.grace, model.gap) if rank else key
-        p_alive, e = scorer(x, t_x, max(buying_day(now, self.day_s) - first, t_x))
-        if not math.isfinite(e) or e < 0.0:
-            return None  # outside the precision of the closed form: abstain
-        return p_alive, e
+        return scorer, model, key_of(state, self.day_s), buying_day(now, self.day_s)
 
     def _score(self) -> bgnbd.Scorer | None:
         """The current model's :class:`~streamseg.engine.bgnbd.Scorer` (None: no model)."""
@@ -117,18 +145,27 @@ class ValueHold:
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
         """Keep ``current`` against a demotion while within the margin of its cut or
-        within the customer's grace, whatever the trigger; against a new model's
-        promotion (trigger ``population``) until above the tier's ``up`` level; never
-        against a purchase's promotion."""
+        within the customer's grace; against a promotion until above the tier's ``up``
+        level, unless the customer bought on the day evaluated (a purchase's promotion
+        is never held). A rule on the state, not on ``trigger``: a promotion a new model
+        brought (held at its trigger ``population``) is held alike at a later ``clock``
+        evaluation, whichever evaluation looks first."""
         pred = self._predict(state, now)
         model = self.model
-        if (trigger == "population" and pred is not None and model is not None
+        if (pred is not None and model is not None
                 and current in TIERS and verdict.segment in TIERS[:2]
                 and TIERS.index(verdict.segment) < TIERS.index(current)):
+            if self._bought(state, now):
+                return False  # the purchase raised the expectation: published at once
             return pred[1] <= model.up(TIERS.index(verdict.segment))  # the model moved
         if pred is None or not self._keeps(current, verdict.segment, pred[1], margin=False):
             return False  # not a demotion (or no model)
         return self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
+
+    def _bought(self, state: CustomerState, now: float) -> bool:
+        """Whether the customer's last purchase is on the (buying) day of ``now``."""
+        lp = state.last_purchase
+        return lp is not None and buying_day(lp, self.day_s) == buying_day(now, self.day_s)
 
     def due(self, state: CustomerState, after: float) -> float | None:
         model = self.model
