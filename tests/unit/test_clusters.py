@@ -521,3 +521,25 @@ def test_clusters_told_apart_only_by_a_comparison_are_alike_for_the_hold() -> No
         v = seg.assign(s, 0.0)
         assert v is not None and v.segment == "c3"
         assert seg.hold(s, "c2", v, 0.0, "population")
+
+
+def test_a_long_inactive_cluster_is_left_at_the_visit_even_right_after_the_move() -> None:
+    """A customer moved into a "long inactive" cluster by the clock who comes back three
+    days later is moved out at that visit. Until 2026-11-27 the label was held until 14
+    days after the move ("so the visit undoes no recent move"): the customer was told
+    "long inactive" for up to two weeks after buying, and the move back came just past
+    the flap window (Complete Journey: 0.56% of cluster changes reverted within 14 days,
+    10.28% without the hold, with 5,374 against 5,410 changes). Fails on the old code."""
+    from tests.unit.test_model import model
+
+    seg = ClusterSegmenter(Settings(cluster_min_customers=100))
+    assert seg.adopt(model().to_dict())
+    a = seg.assigner
+    assert a is not None and "long inactive" in a.names["c2"].split(", ")
+    now = 50 * DAY
+    s = shopper("x", 4.0, 100.0, 0.9, last_seen=now)  # a buyer on mobile, seen just now
+    s.segments["cluster"] = ["c2", now - 3 * DAY, 2, 4]  # moved in by the clock 3 days ago
+    verdict = seg.assign(s, now)
+    assert verdict is not None and verdict.segment == "c1"
+    assert not seg.hold(s, "c2", verdict, now, "event")
+    assert not seg.hold(s, "c2", verdict, now, "clock")

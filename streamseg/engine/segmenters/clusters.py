@@ -48,8 +48,7 @@ Engine contract:
   its name is false of the customer
   (:meth:`~streamseg.engine.segmenters.clusterhold.ClusterHold.still_fits`:
   "frequent buyer" for one who never bought; "long inactive" for one seen within the
-  recency grace, unless the customer moved into it within ``flap_window_s``: then
-  held as any other until that window ends, so the visit undoes no recent move).
+  recency grace, however recently the clock moved them into it).
 * ``due``: the exact event time at which growing recency alone takes an idle
   customer over a border or past the margin (one division per pair of centroids).
 * ``moved``: when a new model version is used, every local customer (seen in
@@ -205,7 +204,7 @@ class ClusterSegmenter(ClusterHold):
                 continue
             seg, _ = a.nearest(z)
             if seg != label and not self.alike(label, seg) and (
-                    not self.still_fits(a, label, z, since, now)
+                    not self.still_fits(a, label, z)
                     or a.past(z, label, seg) >= self.margin_at(since, now)):
                 self._moved[cid] = None
                 continue
