@@ -240,12 +240,13 @@ def test_hold_is_a_margin_past_the_border_wider_within_the_flap_window() -> None
 
 
 RECENT_AND_IDLE = Settings(cluster_k=2, cluster_warmup=1, cluster_refresh_every=1,
-                           cluster_min_customers=20)
+                           cluster_min_customers=20, cluster_idle_dwell_days=0.0)
 
 
-def recent_and_idle() -> tuple[ClusterSegmenter, list[CustomerState]]:
+def recent_and_idle(cfg: Settings = RECENT_AND_IDLE) -> tuple[ClusterSegmenter,
+                                                               list[CustomerState]]:
     """A segmenter trained on ten alike buyers seen lately and ten idle for 120+ days."""
-    seg = ClusterSegmenter(RECENT_AND_IDLE)
+    seg = ClusterSegmenter(cfg)
     crowd = [shopper(f"a{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-i * DAY)
              for i in range(10)]
     crowd += [shopper(f"z{i:02d}", 3.0 + i * 0.01, 60.0, 0.5, last_seen=-(120 + i) * DAY)
@@ -276,6 +277,44 @@ def test_due_is_the_exact_recency_crossing() -> None:
     assert late is not None and late.segment == at.segment
     assert seg.hold(s, first.segment, late, release - 2.0, "clock")
     assert not seg.hold(s, first.segment, late, release, "clock")  # min_margin past: released
+
+
+def test_an_idle_customer_is_moved_by_recency_a_dwell_after_the_move_was_due() -> None:
+    """``STREAMSEG_CLUSTER_IDLE_DWELL_DAYS`` (14): a move by recency alone is published
+    that long after it was due (whatever the trigger), so a customer back within it is
+    never moved (Complete Journey: 541 of 556 cluster reverts within 14 days were a
+    clock move to "long inactive" undone by the customer's next visit, median 5.8 days
+    later). The same customer without the dwell moves exactly that much earlier."""
+    now_seg, _ = recent_and_idle()  # no dwell
+    seg, _ = recent_and_idle(dataclasses.replace(RECENT_AND_IDLE, cluster_idle_dwell_days=14))
+    s = shopper("x", 3.0, 60.0, 0.5, last_seen=0.0)
+    first = seg.assign(s, 0.0)
+    assert first is not None
+    s.segments["cluster"] = [first.segment, -100 * DAY, 1, 1]
+    border = now_seg.due(s, 0.0)
+    assert border is not None
+    release = now_seg.due(s, border)  # min_margin past the border: moved without a dwell
+    assert release is not None
+    late = now_seg.assign(s, release)
+    assert late is not None and late.segment != first.segment
+    assert not now_seg.hold(s, first.segment, late, release, "clock")
+    # with the dwell: held at that time, and due (and moved) 14 days later
+    assert seg.hold(s, first.segment, late, release, "clock")
+    t = seg.due(s, 0.0)
+    while t is not None and t < release + 14 * DAY - 2.0:
+        v = seg.assign(s, t)
+        assert v is not None and (v.segment == first.segment
+                                  or seg.hold(s, first.segment, v, t, "clock"))
+        t = seg.due(s, t)
+    assert t is not None and abs(t - (release + 14 * DAY)) < 2.0
+    moved = seg.assign(s, t)
+    assert moved is not None and not seg.hold(s, first.segment, moved, t, "clock")
+    # the same rule whatever the trigger (a new model's re-score of an idle customer)
+    half = release + 7 * DAY
+    v = seg.assign(s, half)
+    assert v is not None and v.segment == moved.segment
+    assert seg.hold(s, first.segment, v, half, "population")
+    assert not seg.hold(s, first.segment, moved, t, "population")
 
 
 def test_a_remembered_due_is_the_due_found_afresh() -> None:

@@ -36,6 +36,7 @@ class ClusterHold:
     margin: float  # settings.min_margin
     dwell: float  # settings.flap_window_s
     grace: float  # settings.cluster_recency_grace_days
+    idle_dwell: float  # settings.cluster_idle_dwell_days, in seconds
     half_life: float  # settings.half_life_days
     local: dict[str, list[Any]]  # this worker's customers (see ClusterSegmenter.__init__)
     assigner: Assigner | None
@@ -102,7 +103,10 @@ class ClusterHold:
     def hold(self, state: CustomerState, current: str, verdict: Assignment, now: float,
              trigger: str) -> bool:
         """Keep ``current`` until the customer is :meth:`margin_at` past its border with
-        the verdict (whatever the trigger), and while the verdict is :meth:`alike`."""
+        the verdict (whatever the trigger), and while the verdict is :meth:`alike`; an
+        idle customer also until they were that far past ``idle_dwell`` ago (the
+        recency they gained since moves nobody: a clock tick or a new model's re-score
+        alike; at an event recency is 0 then as now)."""
         a = self.assigner
         if a is None:
             return False
@@ -113,7 +117,13 @@ class ClusterHold:
         z = self._z(a, state, now)
         if not self.still_fits(a, current, z):  # its name is false: no hold
             return False
-        return a.past(z, current, verdict.segment) < self.margin_at(since, now)
+        margin = self.margin_at(since, now)
+        if a.past(z, current, verdict.segment) < margin:
+            return True
+        if self.idle_dwell > 0.0 and now - state.last_seen > 0.0:  # idle: past it a dwell ago?
+            then = self._z(a, state, now - self.idle_dwell)
+            return a.past(then, current, verdict.segment) < margin
+        return False
 
     def due(self, state: CustomerState, after: float) -> float | None:
         a = self.assigner
@@ -124,7 +134,7 @@ class ClusterHold:
         if a is not None and state.sessions >= MIN_SESSIONS:
             if entry is not None and self._still(entry, a, state, label, since, after):
                 return entry[3]  # type: ignore[no-any-return]
-            z = self._z(a, state, after)
+            z = self._z(a, state, after - self.idle_dwell)  # a clock move waits the dwell
             t = self._due_from(a, z, label, since, state.last_seen, after)
         if entry is not None:
             entry[2], entry[3], entry[4], entry[5], entry[6] = label, t, since, after, a
@@ -157,7 +167,7 @@ class ClusterHold:
             r = a.next_change(z, label, margin)
             self._ncmemo = (z, label, margin, r)
         if r is not None:
-            t = a.recency_time(r, last_seen, self.grace)
+            t = a.recency_time(r, last_seen, self.grace) + self.idle_dwell
             if t != math.inf and (best is None or max(t, after) + STEP_S < best):
                 best = max(t, after) + STEP_S
         return best

@@ -50,7 +50,10 @@ Engine contract:
   "frequent buyer" for one who never bought; "long inactive" for one seen within the
   recency grace, however recently the clock moved them into it).
 * ``due``: the exact event time at which growing recency alone takes an idle
-  customer over a border or past the margin (one division per pair of centroids).
+  customer over a border or past the margin (one division per pair of centroids),
+  plus ``cluster_idle_dwell_days``: an idle customer is held until they were past the
+  margin that long ago (``hold`` looks at the customer's recency a dwell ago, whatever
+  the trigger), so a customer back within it is never moved by recency.
 * ``moved``: when a new model version is used, every local customer (seen in
   ``learn`` or ``restore``) whose verdict changes under it and is not held, or whose next due
   time comes earlier than the one the engine has, is reported once. The work
@@ -89,7 +92,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamseg.config import Settings
+from streamseg.config import DAY, Settings
 from streamseg.engine.clusterassign import Assigner
 from streamseg.engine.clusterfeatures import recency
 from streamseg.engine.clusterfit import Population
@@ -117,6 +120,7 @@ class ClusterSegmenter(ClusterHold):
         self.margin = settings.min_margin
         self.dwell = settings.flap_window_s
         self.grace = settings.cluster_recency_grace_days
+        self.idle_dwell = settings.cluster_idle_dwell_days * DAY
         self.half_life = settings.half_life_days
         self.population = Population(settings.cluster_sample_size)
         # customers of this worker: [static features, last seen, label, due, label since,
@@ -208,6 +212,8 @@ class ClusterSegmenter(ClusterHold):
                     or a.past(z, label, seg) >= self.margin_at(since, now)):
                 self._moved[cid] = None
                 continue
+            if self.idle_dwell > 0.0:  # the due of a clock move: from a dwell ago
+                z = a.scale([*row, recency(last_seen, now - self.idle_dwell, self.grace)])
             t = self._due_from(a, z, label, since, last_seen, now)
             if t is not None and (due is None or t < due):
                 self._moved[cid] = None
