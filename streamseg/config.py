@@ -519,8 +519,8 @@ class Settings:
     cluster_sample_size: int = setting(4000, ge=1, le=10_000_000)
     # the cluster feature ``recency`` counts idle days beyond this grace only
     cluster_recency_grace_days: float = setting(30.0, ge=0)
-    # an idle customer is moved by recency alone (trigger clock) only once the move has
-    # been due this long: one back within it is never moved (0: at once)
+    # an idle customer is moved (by the clock or a new model's re-score) only if they were
+    # past the margin this long ago too: one back within it is never moved (0: at once)
     cluster_idle_dwell_days: float = setting(14.0, ge=0)
     # predicted value (BG/NBD population fit, tiers by expected purchases)
     value_horizon_days: float = setting(90.0, gt=0, le=3650)  # expected purchases in N days

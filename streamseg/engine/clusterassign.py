@@ -120,9 +120,8 @@ class Assigner:
             seg in self._inactive and z[RECENCY] <= self._grace_z)
 
     def fits_static(self, seg: str, z: list[float]) -> bool:
-        """:meth:`fits` but for the recency word: what holds for the whole idle spell, and
-        what a published cluster must still fit to be held (a customer in a "long inactive"
-        cluster who comes back is not moved out at the visit and back after the grace)."""
+        """:meth:`fits` but for the recency word: what holds for the whole idle spell (the
+        segments :meth:`next_change` chooses among while recency grows)."""
         return not (seg in self._buyers and z[PURCHASES] <= self._never_bought)
 
     def nearest(self, z: list[float]) -> tuple[str, float]:

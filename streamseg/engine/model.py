@@ -72,7 +72,8 @@ COMPARE: dict[str, tuple[str, str]] = {
     "mobile": ("more mobile", "more desktop"),
     "recency": ("less recently active", "more recently active"),
 }
-COMPARE_WORDS = frozenset(word for pair in COMPARE.values() for word in pair)
+OTHER = "other"  # apart's last resort: "rare buyer, other than c6"
+COMPARE_WORDS = frozenset([*(word for pair in COMPARE.values() for word in pair), OTHER])
 RECENCY = NAMES.index("recency")  # the one feature that moves with the clock alone
 PURCHASES = NAMES.index("purchases")
 BUYER_WORD = FEATURES["purchases"][0]  # never told to a customer who never bought
@@ -115,6 +116,8 @@ def apart(name: str, center: Mapping[str, float], other: Mapping[str, float], ot
     ...       {"purchases": -0.9, "basket": 0.4}, "c6",
     ...       taken=[frozenset({"rare buyer", "smaller baskets than c6"})])
     'rare buyer, smaller baskets than c6, buys less than c6'
+    >>> apart("rare buyer", {"purchases": -1.0}, {"purchases": -1.0}, "c6")
+    'rare buyer, other than c6'
     """
     used = set(taken)
     diffs = sorted(((abs(z - other.get(f, 0.0)), f, z - other.get(f, 0.0))
@@ -124,8 +127,8 @@ def apart(name: str, center: Mapping[str, float], other: Mapping[str, float], ot
             break
         name = f"{name}, {COMPARE[feature][0 if d > 0 else 1]} than {other_id}"
         if frozenset(name.split(", ")) not in used:
-            break
-    return name
+            return name
+    return f"{name}, {OTHER} than {other_id}"  # no difference left to name: still apart
 
 
 def comparison(word: str) -> bool:
@@ -158,13 +161,15 @@ def holds(name: str, center: Mapping[str, float], active: Iterable[str] | None =
     True
     >>> holds("rare buyer, smaller baskets than c6", {"purchases": -0.8, "basket": 0.1})
     True
+    >>> holds("average, buys more than c2", {"purchases": 0.6}, band=0.25)
+    True
     """
     allowed = set(NAMES if active is None else active)
-    if name == "average":
+    # a comparison (apart) is relative to another cluster, not to the population: unchecked
+    told = [word for word in name.split(", ") if not comparison(word)]
+    if told == ["average"]:
         return all(abs(z) < DESCRIBE_Z + band for f, z in center.items() if f in allowed)
-    for word in name.split(", "):
-        if comparison(word):  # relative to another cluster (apart), not to the population
-            continue
+    for word in told:
         feature = WORDS.get(word)
         if feature is None or feature[0] not in allowed:
             return False

@@ -582,3 +582,26 @@ def test_a_long_inactive_cluster_is_left_at_the_visit_even_right_after_the_move(
     assert verdict is not None and verdict.segment == "c1"
     assert not seg.hold(s, "c2", verdict, now, "event")
     assert not seg.hold(s, "c2", verdict, now, "clock")
+
+
+def test_the_idle_dwell_holds_a_customer_kept_out_of_long_inactive_by_the_grace() -> None:
+    """A customer nearest to a "long inactive" cluster on their other features is kept out
+    of it by the recency grace (30 days); the move is due at the grace's end plus the idle
+    dwell (44 days), and every evaluation before that holds it, whatever the trigger (a
+    review found the hold released from day 30 while the due said 44: a refit or a late
+    event between them moved the customer early)."""
+    from tests.unit.test_model import model
+
+    seg = ClusterSegmenter(Settings(cluster_min_customers=100))
+    assert seg.adopt(model().to_dict())
+    s = shopper("x", 4.0, 100.0, 0.9, last_seen=0.0)
+    s.segments["cluster"] = ["c1", -100 * DAY, 1, 4]
+    due = seg.due(s, 0.0)
+    assert due is not None and abs(due - 44 * DAY) < 2.0
+    for day in (31, 35, 43.9):
+        v = seg.assign(s, day * DAY)
+        assert v is not None and v.segment == "c2"
+        assert seg.hold(s, "c1", v, day * DAY, "clock")
+        assert seg.hold(s, "c1", v, day * DAY, "population")
+    v = seg.assign(s, due)
+    assert v is not None and not seg.hold(s, "c1", v, due, "clock")

@@ -106,7 +106,8 @@ class ClusterHold:
         the verdict (whatever the trigger), and while the verdict is :meth:`alike`; an
         idle customer also until they were that far past ``idle_dwell`` ago (the
         recency they gained since moves nobody: a clock tick or a new model's re-score
-        alike; at an event recency is 0 then as now)."""
+        alike; a customer evaluated at their own event is not idle, a profile record or a
+        late event read after the customer's last activity is held like a tick)."""
         a = self.assigner
         if a is None:
             return False
@@ -120,10 +121,18 @@ class ClusterHold:
         margin = self.margin_at(since, now)
         if a.past(z, current, verdict.segment) < margin:
             return True
-        if self.idle_dwell > 0.0 and now - state.last_seen > 0.0:  # idle: past it a dwell ago?
-            then = self._z(a, state, now - self.idle_dwell)
-            return a.past(then, current, verdict.segment) < margin
+        if self.idle_dwell > 0.0 and now - state.last_seen > 0.0:  # idle: moved a dwell ago?
+            return self.dwelling(a, self._z(a, state, now - self.idle_dwell), current,
+                                 verdict.segment, margin)
         return False
+
+    def dwelling(self, a: Assigner, then: list[float], current: str, other: str,
+                 margin: float) -> bool:
+        """Whether an idle customer at ``then`` (their vector ``idle_dwell`` ago) would
+        not have been moved from ``current`` to ``other`` yet: less than ``margin`` past
+        the border, or ``other`` not to be told to them then (a "long inactive" cluster
+        within the recency grace: the grace's end is what moves them, a dwell later)."""
+        return a.past(then, current, other) < margin or not a.fits(other, then)
 
     def due(self, state: CustomerState, after: float) -> float | None:
         a = self.assigner

@@ -207,14 +207,17 @@ class ClusterSegmenter(ClusterHold):
                 self._moved[cid] = None
                 continue
             seg, _ = a.nearest(z)
+            margin = self.margin_at(since, now)
+            then = z
+            if self.idle_dwell > 0.0 and now > last_seen:  # idle: where they were a dwell ago
+                then = a.scale([*row, recency(last_seen, now - self.idle_dwell, self.grace)])
             if seg != label and not self.alike(label, seg) and (
                     not self.still_fits(a, label, z)
-                    or a.past(z, label, seg) >= self.margin_at(since, now)):
+                    or (a.past(z, label, seg) >= margin
+                        and not (then is not z and self.dwelling(a, then, label, seg, margin)))):
                 self._moved[cid] = None
                 continue
-            if self.idle_dwell > 0.0:  # the due of a clock move: from a dwell ago
-                z = a.scale([*row, recency(last_seen, now - self.idle_dwell, self.grace)])
-            t = self._due_from(a, z, label, since, last_seen, now)
+            t = self._due_from(a, then, label, since, last_seen, now)
             if t is not None and (due is None or t < due):
                 self._moved[cid] = None
 
