@@ -111,28 +111,30 @@ class ClusterHold:
         a = self.assigner
         if a is None:
             return False
-        if self.alike(current, verdict.segment):
-            return True
         cur = state.segments.get(self.name)
         since = None if cur is None else float(cur[1])
         z = self._z(a, state, now)
+        then = (self._z(a, state, now - self.idle_dwell)
+                if self.idle_dwell > 0.0 and now - state.last_seen > 0.0 else None)
+        return self.keeps(a, current, verdict.segment, z, then, self.margin_at(since, now))
+
+    def keeps(self, a: Assigner, current: str, other: str, z: list[float],
+              then: list[float] | None, margin: float) -> bool:
+        """The hold rule (:meth:`hold`, and whom a new model re-scores, ``moved``): keep
+        ``current`` against ``other`` for a customer at ``z`` while they are alike, or the
+        name still fits and the customer is less than ``margin`` past the border; for an
+        idle customer (``then``: their vector ``idle_dwell`` ago, None if not idle or no
+        dwell) also while they were less than that past it then, or ``other`` was not to
+        be told to them then (a "long inactive" cluster within the recency grace: the
+        grace's end is what moves them, a dwell later)."""
+        if self.alike(current, other):
+            return True
         if not self.still_fits(a, current, z):  # its name is false: no hold
             return False
-        margin = self.margin_at(since, now)
-        if a.past(z, current, verdict.segment) < margin:
+        if a.past(z, current, other) < margin:
             return True
-        if self.idle_dwell > 0.0 and now - state.last_seen > 0.0:  # idle: moved a dwell ago?
-            return self.dwelling(a, self._z(a, state, now - self.idle_dwell), current,
-                                 verdict.segment, margin)
-        return False
-
-    def dwelling(self, a: Assigner, then: list[float], current: str, other: str,
-                 margin: float) -> bool:
-        """Whether an idle customer at ``then`` (their vector ``idle_dwell`` ago) would
-        not have been moved from ``current`` to ``other`` yet: less than ``margin`` past
-        the border, or ``other`` not to be told to them then (a "long inactive" cluster
-        within the recency grace: the grace's end is what moves them, a dwell later)."""
-        return a.past(then, current, other) < margin or not a.fits(other, then)
+        return then is not None and (a.past(then, current, other) < margin
+                                     or not a.fits(other, then))
 
     def due(self, state: CustomerState, after: float) -> float | None:
         a = self.assigner

@@ -207,17 +207,14 @@ class ClusterSegmenter(ClusterHold):
                 self._moved[cid] = None
                 continue
             seg, _ = a.nearest(z)
-            margin = self.margin_at(since, now)
-            then = z
+            then = None
             if self.idle_dwell > 0.0 and now > last_seen:  # idle: where they were a dwell ago
                 then = a.scale([*row, recency(last_seen, now - self.idle_dwell, self.grace)])
-            if seg != label and not self.alike(label, seg) and (
-                    not self.still_fits(a, label, z)
-                    or (a.past(z, label, seg) >= margin
-                        and not (then is not z and self.dwelling(a, then, label, seg, margin)))):
+            if seg != label and not self.keeps(a, label, seg, z, then,
+                                               self.margin_at(since, now)):
                 self._moved[cid] = None
                 continue
-            t = self._due_from(a, then, label, since, last_seen, now)
+            t = self._due_from(a, z if then is None else then, label, since, last_seen, now)
             if t is not None and (due is None or t < due):
                 self._moved[cid] = None
 
