@@ -121,11 +121,18 @@ def daily_labels(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
                             ["warm"])
         if not warm:
             continue
-        latest = records.loc[records["ts"] < end].groupby("customer_id")["type"].last()
-        out = set(latest.index[latest != "consent_granted"])  # withdrawn or erased now
-        c = customers(before.loc[~before["customer_id"].isin(out)], end, settings)
-        columns[end] = rfm(c, True, bands)["rfm"]
+        columns[end] = rfm(_consenting(before, records, end, settings), True, bands)["rfm"]
     return pd.DataFrame(columns)
+
+
+def _consenting(before: pd.DataFrame, records: pd.DataFrame, end: float,
+                settings: Settings) -> pd.DataFrame:
+    """:func:`~streamseg.tools.reference.customers` at ``end`` from the activity ``before``
+    it, without those whose latest consent record (``records``) before ``end`` is a
+    withdrawal or an erasure."""
+    latest = records.loc[records["ts"] < end].groupby("customer_id")["type"].last()
+    out = set(latest.index[latest != "consent_granted"])  # withdrawn or erased now
+    return customers(before.loc[~before["customer_id"].isin(out)], end, settings)
 
 
 def daily_frequency(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -136,12 +143,8 @@ def daily_frequency(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     activity, records = history.loc[~consent], history.loc[consent]
     columns: dict[float, pd.Series] = {}
     for end in day_ends(history, settings):
-        before = activity.loc[activity["ts"] < end]
-        latest = records.loc[records["ts"] < end].groupby("customer_id")["type"].last()
-        out = set(latest.index[latest != "consent_granted"])
-        c = customers(before.loc[~before["customer_id"].isin(out)], end, settings)
-        tiers = frequency(c, settings)
-        columns[end] = tiers.where(c["purchases"] > 0)
+        c = _consenting(activity.loc[activity["ts"] < end], records, end, settings)
+        columns[end] = frequency(c, settings).where(c["purchases"] > 0)
     return pd.DataFrame(columns)
 
 
