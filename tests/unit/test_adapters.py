@@ -226,3 +226,23 @@ def test_partition_get_reads_one_partition_of_the_real_rocksdb_store(tmp_path: P
     assert adapters.partition_get(t, 3, b"k") == b"v"
     assert adapters.partition_get(t, 0, b"k") is None  # no database open for partition 0
     assert 0 not in t.data._dbs  # and none is opened by asking
+
+
+def test_the_app_makes_the_same_event_as_faust_and_faust_still_asks_the_app() -> None:
+    # streamseg.app.App.create_event caches conf.Event: it must build what Faust's
+    # own create_event builds, and Faust's topic decoder must still call it
+    from faust.serializers.schemas import Schema
+
+    from streamseg.app import App
+
+    assert "create_event" in inspect.getsource(Schema.compile)
+    assert list(inspect.signature(faust.App.create_event).parameters) == [
+        "self", "key", "value", "headers", "message"]
+    app = App("create-event-test", store="memory://", web_enabled=False)
+    message = Message(topic="t", partition=1, offset=5, timestamp=0.0, timestamp_type=0,
+                      headers=[], key=b"k", value=b"v", checksum=None)
+    ours = app.create_event(b"k", b"v", [], message)
+    theirs = faust.App.create_event(app, b"k", b"v", [], message)
+    assert type(ours) is type(theirs) is app.conf.Event
+    assert (ours.key, ours.value, ours.message, ours.app) == (
+        theirs.key, theirs.value, theirs.message, app)
