@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import math
 
+from streamseg.engine.clusternames import BUYER_WORD, INACTIVE_WORD, NAMES, title
 from streamseg.engine.model import (
-    BUYER_WORD,
-    INACTIVE_WORD,
-    NAMES,
     PURCHASES,
     RECENCY,
     ClusterModel,
-    title,
 )
 
 STEP_S = 1.0  # a due time is one second past the exact crossing
@@ -88,8 +85,8 @@ class Assigner:
         ]
 
     def scale(self, values: list[float]) -> list[float]:
-        """Raw feature values (in :data:`~streamseg.engine.model.FEATURES` order) -> z-scores;
-        NaN -> 0."""
+        """Raw feature values (in :data:`~streamseg.engine.clusternames.FEATURES` order)
+        -> z-scores; NaN -> 0."""
         return [
             (v - mean) * inv if v == v and inv else 0.0
             for v, (mean, inv) in zip(values, self.scaler, strict=True)

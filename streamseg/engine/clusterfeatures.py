@@ -12,8 +12,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from streamseg.config import DAY
+from streamseg.engine.clusternames import NAMES
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import NAMES
 
 MIN_EXPOSURE_DAYS = 14.0  # rates of a younger history are taken over two weeks
 GRACE_DAYS = 30.0  # default ``cluster_recency_grace_days``

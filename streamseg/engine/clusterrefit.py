@@ -27,8 +27,10 @@ Ids are matched to the previous centroids (:func:`~streamseg.engine.model.match`
 and an id's name never changes, so a published id never changes meaning: a
 centroid keeps its id while it stays within :data:`~streamseg.engine.model.NAME_SHIFT`
 of where its name was given, or the name still
-:func:`~streamseg.engine.model.holds` for it. Otherwise it is named afresh (told
-apart from a live cluster with the same words: :func:`~streamseg.engine.model.apart`) and
+:func:`~streamseg.engine.clusternames.holds` for it. Otherwise it is named afresh (told
+apart from a live cluster with the same words:
+:func:`~streamseg.engine.clusternames.apart`; such a comparison must stay true of
+the centroids kept: :func:`~streamseg.engine.clusternames.still_apart`) and
 takes the id of a previous centroid not kept with the same words (in any
 order: :func:`words`), else of the latest retired id with those words (it
 comes back with its own name), else a new id; a previous id not kept is
@@ -61,16 +63,8 @@ from streamseg.config import Settings
 from streamseg.engine.clusterassign import Assigner
 from streamseg.engine.clusterfeatures import recencies
 from streamseg.engine.clusterfit import fit, inertia, nearest_shares
-from streamseg.engine.model import (
-    MIN_STD,
-    NAME_SHIFT,
-    NAMES,
-    ClusterModel,
-    apart,
-    describe,
-    holds,
-    match,
-)
+from streamseg.engine.clusternames import NAMES, apart, describe, holds, still_apart
+from streamseg.engine.model import MIN_STD, NAME_SHIFT, ClusterModel, match
 
 MAX_MOVED = 0.05  # a new version moves at most this share of the sample (see next_model)
 PART_WAY = (0.5, 0.25, 0.125)  # steps towards a fit that would move more
@@ -82,7 +76,7 @@ RETIRED_KEEP = 256  # names of retired ids kept in the model (the most recently 
 
 
 def words(name: str) -> frozenset[str]:
-    """The words of a cluster name (:func:`~streamseg.engine.model.describe`), in any order.
+    """The words of a cluster name (:func:`~streamseg.engine.clusternames.describe`), in any order.
 
     >>> words("rare buyer, abandons carts") == words("abandons carts, rare buyer")
     True
@@ -235,6 +229,16 @@ def _named(
             renamed[seg] = (name, anchor)  # a new centroid, or its id's name is no longer true
         else:  # the published name is still true (re-anchored here)
             pub[seg], names[seg], anchors[seg] = seg, was, anchor
+    # a kept name's comparison with another kept cluster ("buys less than c2") must
+    # still be true too: that cluster moved, or this one, without either being renamed
+    kept_at = {seg: dict(zip(NAMES, segs[seg], strict=True)) for seg in pub}
+    for seg in sorted(pub):
+        if not still_apart(names[seg], kept_at[seg], kept_at, NAME_BAND):
+            del pub[seg], names[seg], anchors[seg]
+            vec = segs[seg]
+            renamed[seg] = (describe(kept_at[seg], active),
+                            [float(z / i + m) if i else float(m)
+                             for z, m, i in zip(vec, means, inv, strict=True)])
     before = {} if prev is None else {
         seg: prev.description(seg) for seg in sorted(prev.centers, key=_order)}
     free: dict[frozenset[str], str] = {}  # words -> the earliest previous id not kept

@@ -17,13 +17,14 @@ import pytest
 from streamseg.config import Settings
 from streamseg.engine import clusterrefit
 from streamseg.engine.clusterassign import Assigner
+from streamseg.engine.clusternames import describe, holds
 from streamseg.engine.clusterrefit import (
     MAX_MOVED,
     NAME_BAND,
     PART_WAY,
     next_model,
 )
-from streamseg.engine.model import ClusterModel, describe, holds
+from streamseg.engine.model import ClusterModel
 
 CFG = Settings(cluster_k=2, cluster_min_share=0.0)
 OTHER = [1.0, 2.0, 0.5, 0.5]  # browse, views, cart, mobile: the same for everyone

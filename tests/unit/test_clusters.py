@@ -13,16 +13,10 @@ import sys
 from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.clusterfeatures import exposure_days, features, recency, static, vector
+from streamseg.engine.clusternames import COMPARE, NAMES, comparison, describe, still_apart
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import (
-    COMPARE,
-    NAME_SHIFT,
-    NAMES,
-    ClusterModel,
-    comparison,
-    describe,
-)
+from streamseg.engine.model import NAME_SHIFT, ClusterModel
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.clusterhold import DWELL_FACTOR, MIN_SESSIONS
 from streamseg.engine.segmenters.clusters import ClusterSegmenter
@@ -543,8 +537,40 @@ def test_a_centroid_called_like_a_live_cluster_is_told_apart() -> None:
     assert head == COMPARE[feature][0 if higher else 1]
 
 
+def test_a_comparison_no_longer_true_renames_the_cluster() -> None:
+    """A name's comparison with another live cluster ("larger baskets than c1") is checked
+    at every refit, like its other words: when it is false by more than the name band
+    (the other cluster moved past it), the centroid is named afresh and its old id
+    retired. Fails on the old code (the comparison was given once, never checked)."""
+    cfg = Settings(cluster_k=2, cluster_min_share=0.0)
+    rows = {f"c{i}": ([0.1 * (i % 2), 3.0 * (i % 2), 1.0, 2.0, 0.5, 0.9 * (i % 2)], 0.0)
+            for i in range(8)}
+    first = next_model(rows, None, 0.0, cfg, lazy=False, learned=8)
+    assert first is not None and sorted(first.names) == ["c1", "c2"]
+    i = NAMES.index("basket")
+    wrong = COMPARE["basket"][1 if first.centers["c2"][i] > first.centers["c1"][i] else 0]
+    false_name = f"{first.names['c2']}, {wrong} than c1"  # c2 is on the other side of c1
+    assert not still_apart(false_name, dict(zip(NAMES, first.centers["c2"], strict=True)),
+                           {"c1": dict(zip(NAMES, first.centers["c1"], strict=True))}, 0.25)
+    prev = dataclasses.replace(first, version=2, names=dict(first.names, c2=false_name),
+                               centers=dict(first.centers,  # moved since: a new version
+                                            c2=[x + 0.4 for x in first.centers["c2"]]))
+    nxt = next_model(rows, prev, 0.0, cfg, lazy=False, learned=9)
+    assert nxt is not None and nxt.names["c1"] == first.names["c1"]
+    assert false_name not in nxt.names.values()
+    assert nxt.retired.get("c2") == false_name  # its customers move, told from what
+    (other,) = (sid for sid in nxt.names if sid != "c1")
+    assert nxt.names[other] == first.names["c2"]  # named afresh: no comparison needed
+    # a true comparison is kept (the control: same setup, the right word)
+    right = COMPARE["basket"][0 if wrong == COMPARE["basket"][1] else 1]
+    true_name = f"{first.names['c2']}, {right} than c1"
+    kept = next_model(rows, dataclasses.replace(prev, names=dict(first.names, c2=true_name)),
+                      0.0, cfg, lazy=False, learned=9)
+    assert kept is not None and kept.names["c2"] == true_name
+
+
 def test_clusters_told_apart_only_by_a_comparison_are_alike_for_the_hold() -> None:
-    """Two clusters whose names differ only by :func:`~streamseg.engine.model.apart`'s
+    """Two clusters whose names differ only by :func:`~streamseg.engine.clusternames.apart`'s
     comparison say the same of the customer relative to the population: no move between
     them (as for the same words; the replays of four files are unchanged but for names)."""
     seg, people = published()

@@ -7,7 +7,8 @@ import math
 import pytest
 
 from streamseg.engine.clusterassign import Assigner
-from streamseg.engine.model import ClusterModel, describe, match
+from streamseg.engine.clusternames import describe
+from streamseg.engine.model import ClusterModel, match
 
 
 def test_match_keeps_ids_when_the_clusterer_relabels() -> None:

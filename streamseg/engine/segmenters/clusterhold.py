@@ -96,7 +96,7 @@ class ClusterHold:
     def alike(self, current: str, other: str) -> bool:
         """Whether ``current`` and ``other`` are published clusters named with the same
         words relative to the population (a move between them would tell the customer
-        nothing new; the words of :func:`~streamseg.engine.model.apart` compare them)."""
+        nothing new; the words of :func:`~streamseg.engine.clusternames.apart` compare them)."""
         w = self._words.get(current)
         return w is not None and w == self._words.get(other)
 

@@ -1,6 +1,6 @@
 """Behavioural clusters: k-means over the current population, stable ids and names.
 
-Features (:func:`vector`, names in :data:`~streamseg.engine.model.FEATURES`):
+Features (:func:`vector`, names in :data:`~streamseg.engine.clusternames.FEATURES`):
 how someone shops while active (decayed purchase rate at their latest event,
 log average basket, visits without a purchase, page views per visit, cart
 conversion, mobile share), all fixed between their events, plus ``recency``
@@ -26,7 +26,7 @@ than the published centroids (Lloyd's: taken part-way unless clearly better); id
 are matched to the previous
 centroids, and an id's name never changes: kept while a centroid stays within
 :data:`~streamseg.engine.model.NAME_SHIFT` of its anchor or the name still
-holds (:func:`~streamseg.engine.model.holds`, within
+holds (:func:`~streamseg.engine.clusternames.holds`, within
 :data:`~streamseg.engine.clusterrefit.NAME_BAND`); otherwise the centroid gets
 another id and the old one is retired (its customers move, trigger
 ``population``, and :meth:`ClusterSegmenter.describe` still gives a retired id
@@ -44,7 +44,7 @@ Engine contract:
   verdict, whatever the trigger: a band of twice the margin against flapping;
   and kept while the verdict is another published cluster with the same words
   (two centroids described alike: a move between them would tell the customer
-  nothing; a comparison of :func:`~streamseg.engine.model.apart` aside); never once
+  nothing; a comparison of :func:`~streamseg.engine.clusternames.apart` aside); never once
   its name is false of the customer
   (:meth:`~streamseg.engine.segmenters.clusterhold.ClusterHold.still_fits`:
   "frequent buyer" for one who never bought; "long inactive" for one seen within the
@@ -96,9 +96,10 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.clusterassign import Assigner
 from streamseg.engine.clusterfeatures import recency
 from streamseg.engine.clusterfit import Population
+from streamseg.engine.clusternames import comparison, title
 from streamseg.engine.clusterrefit import next_model, words
 from streamseg.engine.features import CustomerState
-from streamseg.engine.model import ClusterModel, comparison, title
+from streamseg.engine.model import ClusterModel
 from streamseg.engine.segmenters.base import Assignment
 from streamseg.engine.segmenters.clusterhold import MIN_SESSIONS, ClusterHold
 
