@@ -16,23 +16,21 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.engine.processor import Engine
-from streamseg.engine.segmenters.clusters import ClusterSegmenter
-from streamseg.engine.segmenters.rfm import RFMSegmenter
-from streamseg.engine.segmenters.value import ValueSegmenter
+from streamseg.engine.segmenters.base import Trained
 from streamseg.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
 
 class ModelSync:
-    """Which models this worker trains, adopts and publishes."""
+    """Which models this worker trains, adopts and publishes: the engine's segmenters
+    that have a shared population model (structural: :class:`Trained`)."""
 
     def __init__(self, engine: Engine, metrics: Metrics, trainer_topic: str) -> None:
         self.metrics = metrics
         self.trainer_topic = trainer_topic
-        self.models: dict[str, ClusterSegmenter | RFMSegmenter | ValueSegmenter] = {
-            seg.name: seg for seg in engine.segmenters
-            if isinstance(seg, ClusterSegmenter | RFMSegmenter | ValueSegmenter)
+        self.models: dict[str, Trained] = {
+            seg.name: seg for seg in engine.segmenters if isinstance(seg, Trained)
         }
         for model in self.models.values():
             model.training = False  # until this worker owns partition 0 (on_assigned)
@@ -61,8 +59,8 @@ class ModelSync:
     def observe_fits(self) -> None:
         """Count in ``streamseg_value_fits_rejected_total`` the value fits the engine rejected
         since the last call (the segmenter keeps the total: the engine knows no metrics)."""
-        value = self.models.get("value")
-        total = value.rejected if isinstance(value, ValueSegmenter) else 0
+        value = self.models.get("value")  # the metric counts the value model's fits only
+        total = 0 if value is None else value.rejected
         if total > self.rejected:
             self.metrics.value_fits_rejected.inc(total - self.rejected)
         self.rejected = total
