@@ -24,7 +24,7 @@ class Unshared(LifecycleSegmenter):
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings)
         self.training = True
-        self.rejected = 0
+        self.rejected = self.failed = 0
         self.model: dict[str, Any] | None = None
 
     @property

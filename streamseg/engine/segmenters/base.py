@@ -139,7 +139,14 @@ class Trained(Protocol):
 
     @property
     def rejected(self) -> int:
-        """Fits computed but not used, since start (0 for a model that never rejects one)."""
+        """Fits not used because the model they give is degenerate, since start (0 for a
+        model that never rejects one)."""
+        ...
+
+    @property
+    def failed(self) -> int:
+        """Fits not used because they failed outright (raised, or gave numbers the model
+        cannot evaluate), since start (0 for a model whose fits cannot fail)."""
         ...
 
     def adopt(self, snapshot: dict[str, Any]) -> bool:
