@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.events import parse_ts
 from streamseg.tools import volatility
 from streamseg.tools.reference import customers, events_frame, frequency, rfm
 
@@ -130,3 +131,36 @@ def test_the_cli_freq_daily_prints_a_row_per_dwell(tmp_path, capsys) -> None:  #
     assert main(["quality", str(path), "--freq-daily", "--rfm-daily"]) == 2
     assert main(["quality", str(path), "--freq-daily", "--no-hysteresis"]) == 2
     assert "--freq-daily measures the batch definition" in capsys.readouterr().err
+
+
+def test_freq_daily_leaves_out_a_customer_while_withdrawn_or_erased() -> None:
+    # the CLI's own reading (read_history): w buys on 1 and 3 January, withdraws on the
+    # 4th at noon and grants again on the 7th at noon; e buys on the 1st and asks for
+    # erasure on the 5th at noon; a buys on the 1st and 9th and never changes consent
+    def buy(c: str, n: int, day: int) -> bytes:
+        return json.dumps({"type": "purchase", "customer_id": c, "event_id": f"{c}{n}",
+                           "order_id": f"{c}{n}", "ts": f"2026-01-{day:02d}T10:00:00Z",
+                           "amount": 10.0, "currency": "EUR"}).encode()
+
+    def record(c: str, kind: str, day: int) -> bytes:
+        return json.dumps({"type": kind, "customer_id": c, "event_id": f"{c}-{kind}",
+                           "ts": f"2026-01-{day:02d}T12:00:00Z"}).encode()
+
+    s = Settings()
+    lines = [buy("a", 1, 1), buy("w", 1, 1), buy("e", 1, 1), buy("w", 2, 3),
+             record("w", "consent_withdrawn", 4), record("e", "erasure_requested", 5),
+             record("w", "consent_granted", 7), buy("a", 2, 9)]
+    history, bad = volatility.read_history(lines, s)
+    assert bad == 0
+    table = volatility.daily_frequency(history, s)
+    # the ends of 1 .. 9 January (midnight UTC of the 2nd .. 10th)
+    assert list(table.columns) == [parse_ts(f"2026-01-{d:02d}T00:00:00Z") for d in range(2, 11)]
+    tiers = {c: [None if pd.isna(v) else v for v in table.loc[c]] for c in "awe"}
+    # w: high from the second purchase day (gap 2 days); none at the ends of the 4th, 5th
+    # and 6th (withdrawn), high again from the grant on with both purchases
+    assert tiers["w"] == ["one_time", "one_time", "high", None, None, None,
+                          "high", "high", "high"]
+    # e: none from the end of the 5th (erased)
+    assert tiers["e"] == ["one_time"] * 4 + [None] * 5
+    # a, never withdrawn: one_time until the second purchase (gap 8 days: medium)
+    assert tiers["a"] == ["one_time"] * 8 + ["medium"]
