@@ -163,7 +163,7 @@ def _ops(args: argparse.Namespace, settings: Settings) -> int:
 
         return replay_cli(args, settings)
     if args.command == "simulate":
-        from streamseg.simulate import cli as simulate_cli
+        from streamseg.simulatecli import cli as simulate_cli
 
         return simulate_cli(args, settings)
     from streamseg.bench import cli as bench_cli

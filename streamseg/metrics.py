@@ -45,6 +45,8 @@ REASONS = (
 COMPONENTS = ("broker", "consumer", "producer", "framework", "streamseg", "other")
 # segmenters with a population model (streamseg_model_version)
 MODEL_SEGMENTERS = ("cluster", "rfm", "value")
+# why a value fit was not used (streamseg_value_fits_rejected_total)
+FIT_REASONS = ("degenerate", "failed")
 
 # KPIs per segment (streamseg.engine.kpis): field -> (counter name, help)
 KPI_COUNTERS = {
@@ -172,9 +174,12 @@ class Metrics:
         )
         self.value_fits_rejected = Counter(
             "streamseg_value_fits_rejected_total",
-            "Value (BG/NBD) refits this worker (the trainer) did not use: degenerate, a repeat "
-            "purchase would lower a customer's expected purchases (almost no repeat buyers). "
-            "The previous model stays in use, or none (value abstains) if it is degenerate too.",
+            "Value (BG/NBD) refits this worker (the trainer) did not use, by reason: degenerate "
+            "(a repeat purchase would lower a customer's expected purchases: almost no repeat "
+            "buyers) or failed (the fit raised, or gave parameters or scores the closed form "
+            "cannot evaluate). The previous model stays in use, or none (value abstains) if it is "
+            "degenerate too.",
+            ["reason"],
             registry=registry,
         )
         self.table_customers = Gauge(
@@ -282,6 +287,8 @@ class Metrics:
             self.errors.labels(component=component)
         for segmenter in MODEL_SEGMENTERS:
             self.model_version.labels(segmenter=segmenter)
+        for reason in FIT_REASONS:
+            self.value_fits_rejected.labels(reason=reason)
 
     def set_lag(self, topics: Iterable[str], partitions: int,
                 lag: Mapping[tuple[str, int], int]) -> None:

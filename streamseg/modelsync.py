@@ -16,28 +16,27 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.engine.processor import Engine
-from streamseg.engine.segmenters.clusters import ClusterSegmenter
-from streamseg.engine.segmenters.rfm import RFMSegmenter
-from streamseg.engine.segmenters.value import ValueSegmenter
-from streamseg.metrics import Metrics
+from streamseg.engine.segmenters.base import Trained
+from streamseg.metrics import FIT_REASONS, Metrics
 
 log = logging.getLogger(__name__)
 
 
 class ModelSync:
-    """Which models this worker trains, adopts and publishes."""
+    """Which models this worker trains, adopts and publishes: the engine's segmenters
+    that have a shared population model (structural: :class:`Trained`)."""
 
     def __init__(self, engine: Engine, metrics: Metrics, trainer_topic: str) -> None:
         self.metrics = metrics
         self.trainer_topic = trainer_topic
-        self.models: dict[str, ClusterSegmenter | RFMSegmenter | ValueSegmenter] = {
-            seg.name: seg for seg in engine.segmenters
-            if isinstance(seg, ClusterSegmenter | RFMSegmenter | ValueSegmenter)
+        self.models: dict[str, Trained] = {
+            seg.name: seg for seg in engine.segmenters if isinstance(seg, Trained)
         }
         for model in self.models.values():
             model.training = False  # until this worker owns partition 0 (on_assigned)
         self.published: dict[str, int] = {}
-        self.rejected = 0  # value fits rejected, as counted in the metric so far
+        # value fits not used, by reason, as counted in the metric so far
+        self.rejected = dict.fromkeys(FIT_REASONS, 0)
 
     def on_assigned(self, assigned: Any) -> None:
         """After a rebalance: train iff this worker owns partition 0 of the trainer topic."""
@@ -59,13 +58,17 @@ class ModelSync:
                 self.metrics.model_version.labels(segmenter=model.name).set(model.version)
 
     def observe_fits(self) -> None:
-        """Count in ``streamseg_value_fits_rejected_total`` the value fits the engine rejected
-        since the last call (the segmenter keeps the total: the engine knows no metrics)."""
-        value = self.models.get("value")
-        total = value.rejected if isinstance(value, ValueSegmenter) else 0
-        if total > self.rejected:
-            self.metrics.value_fits_rejected.inc(total - self.rejected)
-        self.rejected = total
+        """Count in ``streamseg_value_fits_rejected_total`` the value fits the engine did not
+        use since the last call, by reason (the segmenter keeps the totals: the engine knows
+        no metrics)."""
+        value = self.models.get("value")  # the metric counts the value model's fits only
+        totals = {"degenerate": 0 if value is None else value.rejected,
+                  "failed": 0 if value is None else value.failed}
+        for reason, total in totals.items():
+            if total > self.rejected[reason]:
+                self.metrics.value_fits_rejected.labels(reason=reason).inc(
+                    total - self.rejected[reason])
+            self.rejected[reason] = total
 
     def to_publish(self) -> list[tuple[bytes, bytes]]:
         """(key, value) of the trainer's models that changed since last published."""

@@ -35,27 +35,28 @@ Cost: a customer not on its murmur2 partition costs one request per worker
 (in parallel, ``PEER_TIMEOUT_S``); unknown ids cost the same. With
 ``STREAMSEG_PSEUDONYMISE_KEY`` the path carries the raw id; it routes by the
 raw id (the key the producer partitioned by) and every worker looks up its
-keyed hash.
+keyed hash. Which of the key's values on this worker's partitions is the
+customer: :mod:`streamseg.lookupstate`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from yarl import URL
 
-from streamseg import adapters, codec
+from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.engine.features import CustomerState
 from streamseg.engine.lookup import UNKNOWN, customer_answer, merge_sizes, segments_answer
 from streamseg.engine.processor import Engine
-from streamseg.engine.validate import pseudonymise
+from streamseg.lookupstate import route_key, stored, table_key
 from streamseg.partitions import home
-from streamseg.punctuator import COPY, PARTITION, tables_ready
+from streamseg.punctuator import COPY, tables_ready
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -63,25 +64,6 @@ PEER_TIMEOUT_S = 10.0
 Answer = tuple[int, dict[str, Any]]
 # this worker's tables are being restored from their changelogs (after an assignment)
 RESTORING: dict[str, Any] = {"error": "restoring"}
-
-
-def route_key(customer_id: str) -> str:
-    """The key Faust's router hashes to find a customer's partition: the raw id.
-
-    It is the message key producers partition input by (before any
-    pseudonymisation); if state placement ever moves to another key, this is
-    the one place to change.
-    """
-    return customer_id
-
-
-def table_key(secret: str, customer_id: str) -> bytes:
-    """The state-table key of a raw customer id (its keyed hash when pseudonymising).
-
-    >>> table_key("", "c1"), table_key("k", "42")
-    (b'c1', b'7955074f51169f1f64053d8b2c403d7f')
-    """
-    return (pseudonymise(secret, customer_id) if secret else customer_id).encode()
 
 
 def _ident(url: URL | str) -> tuple[str, int]:
@@ -92,68 +74,6 @@ def _ident(url: URL | str) -> tuple[str, int]:
 def _local(base: URL | str, path: str) -> URL:
     """``path`` on the worker at ``base``, asking for its own state (``?scope=local``)."""
     return URL(str(base)).with_path(path, encoded=True).with_query(scope="local")
-
-
-def held(values: Iterable[tuple[int, bytes | None]], routed: int) -> dict[str, Any] | None:
-    """The customer's state among its key's table values on this worker's partitions.
-
-    ``values`` are (partition, raw value or None), one per partition this worker
-    owns (never a standby's); ``routed`` is the partition Faust's router names
-    (murmur2). A consent copy's marker (``COPY``: the customer was never seen on
-    that partition) is no customer; nor is a value that records another
-    partition than the one it was read from (a ``memory://`` store has one dict
-    for all partitions); a value from before partitions were recorded counts on
-    the routed partition only. Of several states (a customer fed through two
-    partitioners), the routed partition's wins, else the lowest partition's.
-
-    >>> real = codec.dumps({"customer_id": "c", PARTITION: 2})
-    >>> copy = codec.dumps({"customer_id": "c", PARTITION: 0, COPY: True})
-    >>> held([(0, copy), (1, None), (2, real)], routed=0)[PARTITION]
-    2
-    >>> held([(0, copy), (1, None)], routed=0) is None
-    True
-    >>> held([(1, real)], routed=1) is None  # the value is partition 2's
-    True
-    >>> held([(3, codec.dumps({"customer_id": "c"}))], routed=3)  # written before partitions
-    {'customer_id': 'c'}
-
-    Nor is an empty profile that only a ``consent_granted`` created (no event, no segment,
-    no attribute, not withdrawn): a consent producer with another partitioner than the
-    events' left one on the routed partition, and the lookup answered it, an empty
-    profile, instead of searching for the customer's real one.
-
-    >>> granted = codec.dumps({"customer_id": "c", PARTITION: 0, "events": 0,
-    ...                        "segments": {}, "attributes": {}, "withdrawn": False})
-    >>> held([(0, granted), (2, real)], routed=0)[PARTITION], held([(0, granted)], routed=0)
-    (2, None)
-    """
-    found: list[tuple[bool, int, dict[str, Any]]] = []
-    for p, raw in values:
-        if raw is None:
-            continue
-        data = codec.loads(raw)
-        if data.get(COPY) or not (data.get("events", 1) or data.get("segments")
-                                  or data.get("attributes") or data.get("withdrawn")):
-            continue
-        recorded = data.get(PARTITION)
-        if recorded != p and (isinstance(recorded, int) or p != routed):
-            continue
-        found.append((p != routed, p, data))
-    return min(found, key=lambda f: (f[0], f[1]))[2] if found else None
-
-
-def stored(table: Any, key: bytes, partitions: Iterable[int], routed: int
-           ) -> dict[str, Any] | None:
-    """The customer's state (table value, decoded) under ``key`` on ``partitions`` (the
-    ones this worker owns), each read on its own (:func:`adapters.partition_get`), as
-    :func:`held` picks it; None if none of them holds the customer.
-
-    Not ``table.get(key)``: outside an event Faust's RocksDB store answers from the
-    first partition database that holds the key, which may be a consent copy's marker
-    (after a withdrawal and a grant: an empty profile where the customer has one).
-    """
-    return held(((p, adapters.partition_get(table, p, key)) for p in sorted(partitions)),
-                routed)
 
 
 def pick(answers: list[Answer]) -> Answer:

@@ -83,6 +83,7 @@ class RFMModel:
         # the warm-up span: from the rfm_min_samples-th earliest first purchase (WarmUp)
         self.span = WarmUp(self.warmup_s, self.min_customers)
         self.updates = 0  # population changes so far: the local model version
+        self.rejected = self.failed = 0  # fits not used (Trained): none, no fit (exact cuts)
         self.warm = False
         self._moved: dict[str, None] = {}  # an ordered set: replays stay deterministic
         self._training = True

@@ -143,16 +143,20 @@ def _value_model(engine: Engine) -> dict[str, Any]:
         return {}
     version = getattr(seg, "version", None)
     rejected = int(getattr(seg, "rejected", 0))
+    failed = int(getattr(seg, "failed", 0))
     span = getattr(seg, "span", None)
     why = None
     if version is None:
         why = ("every fit rejected: a repeat purchase lowered the expected purchases "
                f"(almost no repeat buyers; {rejected} fits)" if rejected else
+               "every fit failed: the BG/NBD fit raised or gave parameters or scores the "
+               f"closed form cannot evaluate ({failed} fits)" if failed else
                "warming up: STREAMSEG_VALUE_WARMUP_DAYS of purchases from "
                "STREAMSEG_VALUE_MIN_CUSTOMERS buyers not reached"
                if span is not None and not span.warm else
                "no fit yet: fewer than STREAMSEG_VALUE_MIN_CUSTOMERS buyers")
-    return {"value_model": {"version": version, "rejected_fits": rejected, "abstains": why}}
+    return {"value_model": {"version": version, "rejected_fits": rejected,
+                            "failed_fits": failed, "abstains": why}}
 
 
 def abstaining(ref: pd.Series, pub: pd.Series) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from streamseg.engine.processor import Engine
 from streamseg.engine.segmenters.audience import AudienceSegmenter, holdout_fraction
 from streamseg.errors import AudienceFileError
 from streamseg.resources import SCHEMA_DIR
-from streamseg.simulate import SimConfig, Simulation, write_jsonl
+from streamseg.simulate import SimConfig, Simulation
+from streamseg.simulatecli import write_jsonl
 from streamseg.tools.audiences import accept
 
 ROOT = Path(__file__).resolve().parents[2]

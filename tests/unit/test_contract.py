@@ -28,8 +28,9 @@ from streamseg.engine.lookup import customer_answer, merge_sizes, segment_sizes
 from streamseg.engine.processor import Engine
 from streamseg.engine.summary import FEATURES
 from streamseg.engine.validate import Invalid, Validator, pseudonymise
+from streamseg.lookupstate import table_key
 from streamseg.replay import Replayer, replay_lines
-from streamseg.web import bad_scope, table_key
+from streamseg.web import bad_scope
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = yaml.safe_load((ROOT / "asyncapi.yaml").read_text())

@@ -5,7 +5,7 @@ lookup answered ``200 {"suppressed": false, "segments": {}, "features":
 {"purchases_total": 0, ...}}``. The consent copy on another partition had turned
 its marker into a fresh, empty profile (flagged ``_copy``), and the lookup read
 the table outside an event, where Faust's RocksDB store answers from the first
-partition database that holds the key: the copy's. ``streamseg.web.stored`` reads
+partition database that holds the key: the copy's. ``streamseg.lookupstate.stored`` reads
 each owned partition on its own and skips copy markers.
 
 A real Faust table with its RocksDB store (no broker): the values are put into
@@ -25,8 +25,8 @@ from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.lookup import customer_answer
 from streamseg.engine.processor import Engine
+from streamseg.lookupstate import stored
 from streamseg.punctuator import COPY, PARTITION
-from streamseg.web import stored
 
 
 def value(state: CustomerState | None, partition: int, copy: bool = False) -> bytes:

@@ -5,11 +5,22 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
+from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streamseg.engine import bgnbd
 from streamseg.engine.contract import load_schema
-from streamseg.metrics import COMPONENTS, MODEL_SEGMENTERS, OUTCOMES, REASONS, STREAMS, Metrics
+from streamseg.metrics import (
+    COMPONENTS,
+    FIT_REASONS,
+    MODEL_SEGMENTERS,
+    OUTCOMES,
+    REASONS,
+    STREAMS,
+    Metrics,
+)
 
 NAME = re.compile(r"^streamseg_[a-z]+(_[a-z]+)*$")
 ALLOWED_LABELS = {"stream", "outcome", "reason", "segmenter", "from_segment", "to_segment",
@@ -77,7 +88,9 @@ def test_label_values_are_pre_declared_from_closed_sets() -> None:
         assert reg.get_sample_value("streamseg_last_input_timestamp_seconds",
                                     {"stream": stream}) > 1.7e9
     assert reg.get_sample_value("streamseg_rebalances_total") == 0.0
-    assert reg.get_sample_value("streamseg_value_fits_rejected_total") == 0.0
+    for reason in FIT_REASONS:
+        assert reg.get_sample_value("streamseg_value_fits_rejected_total",
+                                    {"reason": reason}) == 0.0
 
 
 def test_changes_move_customers_between_segment_gauges() -> None:
@@ -176,11 +189,57 @@ def test_a_rejected_value_fit_is_counted_where_the_worker_reads_the_engines_mode
     for i in range(700):
         first = float(rng.integers(0, 700))
         value.restore(_buyer(f"c{i}", [first, first + 5.0] if i % 70 == 0 else [first]))
+    degenerate, failed = {"reason": "degenerate"}, {"reason": "failed"}
     sync.observe_fits()
-    assert reg.get_sample_value("streamseg_value_fits_rejected_total") == 0.0
+    assert reg.get_sample_value("streamseg_value_fits_rejected_total", degenerate) == 0.0
     for day in (730.0, 760.0):  # two refits (value_refit_days 7 apart), both rejected
         value.learn(_buyer("late", [day - 1]), day * DAY)
     assert value.model is None and value.rejected == 2  # value abstains
     sync.observe_fits()
     sync.observe_fits()  # counted once
-    assert reg.get_sample_value("streamseg_value_fits_rejected_total") == 2.0
+    assert reg.get_sample_value("streamseg_value_fits_rejected_total", degenerate) == 2.0
+    assert reg.get_sample_value("streamseg_value_fits_rejected_total", failed) == 0.0
+
+
+def test_a_value_fit_that_fails_outright_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    import math
+
+    import numpy as np
+
+    from streamseg.config import DAY, Settings
+    from streamseg.engine import bgnbdfit
+    from streamseg.engine.processor import Engine
+    from streamseg.engine.segmenters.value import ValueSegmenter
+    from streamseg.modelsync import ModelSync
+    from tests.unit.test_value import TRUE, _buyer
+
+    def fit(*args: object, **kwargs: object) -> bgnbd.Params:
+        raise np.linalg.LinAlgError("singular matrix")
+
+    reg, m = fresh()
+    engine = Engine(Settings(value_min_customers=100, value_warmup_days=30))
+    sync = ModelSync(engine, m, "clickstream")
+    sync.on_assigned([TopicPartition("clickstream", 0)])  # this worker trains
+    value = engine.segmenter("value")
+    assert isinstance(value, ValueSegmenter)
+    x, t_x, _ = bgnbdfit.simulate(TRUE, 300, 200.0, np.random.default_rng(3))
+    for i in range(300):  # a population the real fit models (see the end)
+        s = _buyer(f"c{i}", [0.0] + [float(math.floor(t_x[i]))] * int(x[i] > 0))
+        s.purchase_days = s.purchases = int(x[i]) + 1
+        value.restore(s)
+    monkeypatch.setattr(bgnbdfit, "fit", fit)
+    for day in (200.0, 230.0, 260.0):  # three refits (value_refit_days apart), each raises
+        value.learn(_buyer("late", [day - 1]), day * DAY)
+    sync.observe_fits()
+    sync.observe_fits()  # counted once
+    got = {reason: reg.get_sample_value("streamseg_value_fits_rejected_total",
+                                        {"reason": reason}) for reason in FIT_REASONS}
+    assert got == {"degenerate": 0.0, "failed": 3.0}
+    assert value.version is None  # value abstains
+    monkeypatch.undo()  # the real fit of the same sample is used, and counted nowhere
+    value.learn(_buyer("late", [289.0]), 290 * DAY)
+    sync.observe_fits()
+    assert value.version == 1
+    got = {reason: reg.get_sample_value("streamseg_value_fits_rejected_total",
+                                        {"reason": reason}) for reason in FIT_REASONS}
+    assert got == {"degenerate": 0.0, "failed": 3.0}

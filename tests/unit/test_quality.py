@@ -279,6 +279,9 @@ def test_the_report_says_why_value_abstains() -> None:
     seg = ValueSegmenter(cfg)
     assert _value_model(Engine(cfg, [])) == {}
     assert "warming up" in _value_model(Engine(cfg, [seg]))["value_model"]["abstains"]
+    seg.failed = 2
+    got = _value_model(Engine(cfg, [seg]))["value_model"]
+    assert got["failed_fits"] == 2 and got["abstains"].startswith("every fit failed")
     seg.rejected = 3
     got = _value_model(Engine(cfg, [seg]))["value_model"]
     assert got["version"] is None and got["rejected_fits"] == 3

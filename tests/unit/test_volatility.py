@@ -7,6 +7,7 @@ import json
 import pandas as pd
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.events import parse_ts
 from streamseg.tools import volatility
 from streamseg.tools.reference import customers, events_frame, frequency, rfm
 
@@ -130,3 +131,79 @@ def test_the_cli_freq_daily_prints_a_row_per_dwell(tmp_path, capsys) -> None:  #
     assert main(["quality", str(path), "--freq-daily", "--rfm-daily"]) == 2
     assert main(["quality", str(path), "--freq-daily", "--no-hysteresis"]) == 2
     assert "--freq-daily measures the batch definition" in capsys.readouterr().err
+
+
+def test_freq_daily_leaves_out_a_customer_while_withdrawn_or_erased() -> None:
+    # the CLI's own reading (read_history): w buys on 1 and 3 January, withdraws on the
+    # 4th at noon and grants again on the 7th at noon; e buys on the 1st and asks for
+    # erasure on the 5th at noon; a buys on the 1st and 9th and never changes consent
+    def buy(c: str, n: int, day: int) -> bytes:
+        return json.dumps({"type": "purchase", "customer_id": c, "event_id": f"{c}{n}",
+                           "order_id": f"{c}{n}", "ts": f"2026-01-{day:02d}T10:00:00Z",
+                           "amount": 10.0, "currency": "EUR"}).encode()
+
+    def record(c: str, kind: str, day: int) -> bytes:
+        return json.dumps({"type": kind, "customer_id": c, "event_id": f"{c}-{kind}",
+                           "ts": f"2026-01-{day:02d}T12:00:00Z"}).encode()
+
+    s = Settings()
+    lines = [buy("a", 1, 1), buy("w", 1, 1), buy("e", 1, 1), buy("w", 2, 3),
+             record("w", "consent_withdrawn", 4), record("e", "erasure_requested", 5),
+             record("w", "consent_granted", 7), buy("a", 2, 9)]
+    history, bad = volatility.read_history(lines, s)
+    assert bad == 0
+    table = volatility.daily_frequency(history, s)
+    # the ends of 1 .. 9 January (midnight UTC of the 2nd .. 10th)
+    assert list(table.columns) == [parse_ts(f"2026-01-{d:02d}T00:00:00Z") for d in range(2, 11)]
+    tiers = {c: [None if pd.isna(v) else v for v in table.loc[c]] for c in "awe"}
+    # w: high from the second purchase day (gap 2 days); none at the ends of the 4th, 5th
+    # and 6th (withdrawn), high again from the grant on with both purchases
+    assert tiers["w"] == ["one_time", "one_time", "high", None, None, None,
+                          "high", "high", "high"]
+    # e: none from the end of the 5th (erased)
+    assert tiers["e"] == ["one_time"] * 4 + [None] * 5
+    # a, never withdrawn: one_time until the second purchase (gap 8 days: medium)
+    assert tiers["a"] == ["one_time"] * 8 + ["medium"]
+
+
+def test_rfm_daily_counts_a_flap_that_only_a_day_by_day_evaluation_sees(
+        tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from streamseg.__main__ import main
+
+    # two buyers (rfm_min_samples 2): with N = 2 a score is 1 (the worse value or a tie)
+    # or 1 + floor(5 / 2) = 3. a and b buy 10 EUR on 1 January; a again on the 2nd, b on
+    # the 3rd, a on the 4th; a page view on the 6th ends the file. Day ends (midnight UTC)
+    # from the end of the 1st to the end of the 6th; warm (purchases span 1 day) from the
+    # end of the 2nd:
+    #   end of 2nd: a R3 F3 M3 -> need_attention    b R1 F1 M1 -> lost
+    #   end of 3rd: a R1 F1 M1 -> lost (F, M tied)  b R3 F1 M1 -> about_to_sleep
+    #   end of 4th .. 6th: as at the end of the 2nd (a: 3 purchases, 30 EUR)
+    # each customer moves and moves back the next day: 4 changes, 2 undone within 14 days
+    lines = [json.dumps({"type": "purchase", "customer_id": c, "event_id": f"{c}{d}",
+                         "order_id": f"{c}{d}", "ts": f"2026-01-{d:02d}T12:00:00Z",
+                         "amount": 10.0, "currency": "EUR"})
+             for c, d in (("a", 1), ("b", 1), ("a", 2), ("b", 3), ("a", 4))]
+    lines.append(json.dumps({"type": "page_view", "customer_id": "b", "event_id": "v6",
+                             "ts": "2026-01-06T12:00:00Z", "session_id": "s6"}))
+    s = Settings(rfm_warmup_days=1.0, rfm_min_samples=2)
+    history, bad = volatility.read_history([line.encode() for line in lines], s)
+    assert bad == 0
+    table = volatility.daily_labels(history, s)
+    assert list(table.columns) == [parse_ts(f"2026-01-{d:02d}T00:00:00Z") for d in range(3, 8)]
+    back = ["need_attention"] * 3
+    assert table.loc["a"].tolist() == ["need_attention", "lost", *back]
+    assert table.loc["b"].tolist() == ["lost", "about_to_sleep", "lost", "lost", "lost"]
+    figures = volatility.measure(history, s, dwells=(0, 1))
+    got = {d["days"]: (d["changes"], d["reverted"], d["flap_pct"]) for d in figures["dwell"]}
+    # a one-day dwell publishes neither one-day move: no change at all
+    assert got == {0: (4, 2, 50.0), 1: (0, 0, 0.0)}
+    # the same figures through the command line
+    path = tmp_path / "ev.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    monkeypatch.setenv("STREAMSEG_RFM_WARMUP_DAYS", "1")
+    monkeypatch.setenv("STREAMSEG_RFM_MIN_SAMPLES", "2")
+    assert main(["quality", str(path), "--rfm-daily", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert (cli["buyers"], cli["days"]) == (2, 5)
+    assert [(d["days"], d["changes"], d["reverted"]) for d in cli["dwell"][:3]] == [
+        (0, 4, 2), (1, 0, 0), (2, 0, 0)]

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from streamseg.engine.features import CustomerState
 
@@ -118,6 +118,43 @@ class Predictor(Protocol):
 
     def predict(self, state: CustomerState, now: float) -> tuple[float, float] | None:
         """(p_alive, expected purchases in the horizon) at ``now``; None: no model yet."""
+        ...
+
+
+@runtime_checkable
+class Trained(Protocol):
+    """A segmenter whose population model one worker trains and every worker shares
+    (``cluster``, ``rfm``, ``value``): what the worker edge (:mod:`streamseg.modelsync`)
+    trains, adopts and publishes, without naming a segmenter class."""
+
+    name: str
+    # True on the worker that trains (owns partition 0 of the input topic); the others
+    # score with the newest snapshot they adopted
+    training: bool
+
+    @property
+    def version(self) -> int | None:
+        """The version of the model in use (None: no model yet)."""
+        ...
+
+    @property
+    def rejected(self) -> int:
+        """Fits not used because the model they give is degenerate, since start (0 for a
+        model that never rejects one)."""
+        ...
+
+    @property
+    def failed(self) -> int:
+        """Fits not used because they failed outright (raised, or gave numbers the model
+        cannot evaluate), since start (0 for a model whose fits cannot fail)."""
+        ...
+
+    def adopt(self, snapshot: dict[str, Any]) -> bool:
+        """Use a published snapshot if it is newer (True: adopted)."""
+        ...
+
+    def snapshot(self) -> dict[str, Any] | None:
+        """The model in use as plain data for the models topic (None: nothing of its own)."""
         ...
 
 

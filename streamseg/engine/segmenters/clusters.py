@@ -130,6 +130,8 @@ class ClusterSegmenter(ClusterHold):
         self._moved: dict[str, None] = {}
         self.learned = 0
         self.refits = 0
+        # fits not used (Trained): none, a refit with no material move is no fit
+        self.rejected = self.failed = 0
         self.model: ClusterModel | None = None
         self.assigner: Assigner | None = None
         self._words: dict[str, frozenset[str]] = {}  # published id -> the words of its name

@@ -110,6 +110,7 @@ class ValueSegmenter(ValueHold):
         self.margin = settings.value_hold_share if settings.hysteresis else 0.0
         self.grace = settings.value_grace_gaps
         self.rejected = 0  # fits not used: a repeat purchase lowered the expectation
+        self.failed = 0  # fits not used: it raised, or the closed form cannot evaluate it
         self.population = Population(settings.value_sample_size)
         # customer -> [(x, t_x, first day), published tier, due day, (due cache key),
         #              guessed crossing day under the current model]
@@ -169,7 +170,8 @@ class ValueSegmenter(ValueHold):
         return [*local, *(c for c in self.population.rows if c not in local)]
 
     def refit(self, now: float) -> ValueModel | None:
-        """The next model version from the sample at event time ``now`` (None: fit failed)."""
+        """The next model version from the sample at event time ``now`` (None: not used,
+        counted in :attr:`rejected` if degenerate, else in :attr:`failed`)."""
         n = len(self.population.rows)
         rows = np.fromiter(chain.from_iterable(r[0] for r in self.population.rows.values()),
                            float, 3 * n)
@@ -180,8 +182,10 @@ class ValueSegmenter(ValueHold):
         try:
             params = bgnbdfit.fit(x, t_x, age, start=None if prev is None else prev.params)
         except (ValueError, FloatingPointError, np.linalg.LinAlgError):
+            self.failed += 1  # failed outright: keep the previous model
             return None
         if not all(math.isfinite(v) and v > 0 for v in params) or abs(params.a - 1.0) < 1e-6:
+            self.failed += 1
             return None
         repeat = x > 0
         gap = float(np.median(t_x[repeat] / x[repeat])) if repeat.any() else 0.0
@@ -190,7 +194,8 @@ class ValueSegmenter(ValueHold):
         scores = np.sort(bgnbd.expected(params, self.horizon, x, t_x,
                                         np.maximum(day - shifted, t_x)))
         if not np.all(np.isfinite(scores)) or scores[0] < 0.0:
-            return None  # a fit the closed form cannot evaluate: keep the previous model
+            self.failed += 1  # a fit the closed form cannot evaluate: keep the previous model
+            return None
         if not bgnbd.rewards_purchases(params, self.horizon, np.quantile(age, (0.1, 0.5, 0.9))):
             self.rejected += 1  # degenerate (almost no repeat buyers): not used
             if self.model is not None and not sane(self.model, self.horizon):
