@@ -150,7 +150,8 @@ def test_no_model_before_warm_up_and_min_customers_then_tiers() -> None:
 
 
 def test_hold_due_and_engine_predicted(assert_schema: Any) -> None:
-    cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_share=0.2)
+    cfg = Settings(value_min_customers=100, value_warmup_days=30, value_hold_share=0.2,
+                   value_idle_dwell_days=0.0)  # the margin alone (the dwell: test_value_grace)
     seg = ValueSegmenter(cfg)
     # the hold levels: the values at the rank shares lowered by the margin (tier_cuts)
     seg.model = ValueModel(1, TRUE, (1.5, 0.5), 0.0, 100, cfg.value_horizon_days, (1.2, 0.4))

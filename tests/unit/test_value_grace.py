@@ -29,7 +29,7 @@ def _segmenter(gap: float | None = 10.0, **kw: float) -> ValueSegmenter:
 
 
 def test_a_regular_buyer_keeps_the_tier_between_purchases_within_the_grace() -> None:
-    seg = _segmenter()
+    seg = _segmenter(value_idle_dwell_days=0.0)  # the grace alone (the dwell: below)
     s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])  # every 10 days: grace 1.5 x 10 = 15
     seg.learn(s, 40 * DAY)
     assert grace_days(4.0, 40.0, 1.5, 10.0) == 15.0
@@ -52,6 +52,34 @@ def test_a_regular_buyer_keeps_the_tier_between_purchases_within_the_grace() -> 
     assert down is not None and down.segment == "next40"
     assert not seg.hold(s, "top10", down, due, "clock")
     assert seg.hold(s, "top10", down, due - DAY, "clock")  # within the hold margin
+
+
+def test_an_idle_demotion_waits_out_the_dwell_whatever_evaluates_it() -> None:
+    """``STREAMSEG_VALUE_IDLE_DWELL_DAYS`` (14): an idle customer is demoted only once the
+    demotion has been due for 14 days; the due day says so, and a hold by the dwell gives
+    the same due day at any later evaluation (the crossing, now in the past, is searched
+    from the dwell back). Fails on the old code (no dwell: demoted at the crossing)."""
+    seg0, seg = _segmenter(value_idle_dwell_days=0.0), _segmenter()
+    assert seg.idle_dwell == 14.0
+    s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])
+    for g in (seg0, seg):
+        g.learn(s, 40 * DAY)
+    s.segments["value"] = ["top10", 40 * DAY, 1, 1]
+    at = seg0.due(s, 40 * DAY)  # the crossing (grace included): demoted there without dwell
+    assert at is not None
+    down = seg.assign(s, at)
+    assert down is not None and down.segment == "next40"
+    assert not seg0.hold(s, "top10", down, at, "clock")
+    assert seg.due(s, 40 * DAY) == at + 14 * DAY
+    for t in (at, at + 7 * DAY, at + 13 * DAY):
+        for trigger in ("clock", "population"):
+            assert seg.hold(s, "top10", down, t, trigger), (t, trigger)
+        assert seg.due(s, t) == at + 14 * DAY  # the same day from any later evaluation
+    late = seg.assign(s, at + 14 * DAY)
+    assert late is not None and late.segment == "next40"
+    assert not seg.hold(s, "top10", late, at + 14 * DAY, "clock")
+    # hysteresis off: no dwell (raw verdicts)
+    assert ValueSegmenter(Settings(hysteresis=False)).idle_dwell == 0.0
 
 
 def test_the_grace_of_a_one_time_buyer_is_the_populations_gap() -> None:

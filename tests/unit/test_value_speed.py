@@ -77,7 +77,8 @@ def _moved_plainly(seg: ValueSegmenter, model: ValueModel, now: float) -> list[s
         x, t_x, first = entry[0]
         day = now // DAY
         score = bgnbd.expected_one(model.params, seg.horizon, x, t_x, max(day - first, t_x))[1]
-        probe = day + MAX_DAYS if entry[2] is None else entry[2] - 1
+        # the due day is the crossing plus the idle dwell: probe the day before the crossing
+        probe = day + MAX_DAYS if entry[2] is None else entry[2] - seg.idle_dwell - 1
         end = bgnbd.expected_one(model.params, seg.horizon, x, t_x, max(probe - first, t_x))[1]
         label, raw = entry[1], tier_of(score, model.cuts)
         level = None if label not in TIERS[:2] else model.level(TIERS.index(label))
@@ -146,8 +147,10 @@ def test_a_new_version_finds_each_due_day_from_its_guess_in_two_evaluations() ->
         if label is None:
             continue
         level = model.level(TIERS.index(str(label)))
-        fresh = crossing(bgnbd.Scorer(p, seg.horizon), key_of(s), now // DAY, level, MAX_DAYS)
-        assert got == (None if fresh is None else fresh * DAY)  # the exact day, as before
+        dwell = seg.idle_dwell if label in TIERS[:2] else 0.0  # a demotion waits it out
+        fresh = crossing(bgnbd.Scorer(p, seg.horizon), key_of(s), now // DAY - dwell, level,
+                         MAX_DAYS)
+        assert got == (None if fresh is None else (fresh + dwell) * DAY)  # the exact day
         if fresh is not None and fresh == guess:
             assert calls <= 2
             searched += 1

@@ -35,14 +35,17 @@ Engine contract:
   fraction of the cut value: where every customer's expectation lies close to
   the cut (a population of one-time buyers), a relative margin kept most of
   the population in ``top10``. No demotion while the customer is within their grace
-  (a purchase later than their rhythm lowers the ranked expectation). A promotion not
+  (a purchase later than their rhythm lowers the ranked expectation), nor until the
+  same state was a demotion ``value_idle_dwell_days`` earlier too (the idle dwell:
+  one who buys within it is never demoted). A promotion not
   on a purchase day (a new model's, whichever trigger looks first) waits until the
   expectation passes the tier's rank share raised by the share (``ValueModel.ups``); a
   purchase's is never held.
 * ``due``: an idle customer's expected purchases only decay with ``T``; the
   exact day they fall to the lower bound of the published tier (the raw cut
-  before any tier is published), found by a galloping search over days, and not
-  before the day after the grace.
+  before any tier is published), found by a galloping search over days (from the
+  dwell back: the crossing may lie in the past), plus the idle dwell for a demotion,
+  and not before the day after the grace.
 * ``moved``: at each new model version (refit or adopted snapshot), every
   local customer whose tier at that time differs beyond the margin, or whose
   due day comes earlier, is reported once (array evaluations per version, which
@@ -109,6 +112,7 @@ class ValueSegmenter(ValueHold):
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_share if settings.hysteresis else 0.0
         self.grace = settings.value_grace_gaps
+        self.idle_dwell = settings.value_idle_dwell_days if settings.hysteresis else 0.0
         self.rejected = 0  # fits not used: a repeat purchase lowered the expectation
         self.failed = 0  # fits not used: it raised, or the closed form cannot evaluate it
         self.population = Population(settings.value_sample_size)
@@ -224,8 +228,9 @@ class ValueSegmenter(ValueHold):
         day = buying_day(now, self.day_s)
         params, h, cuts = model.params, self.horizon, model.cuts
         scores = bgnbd.expected(params, h, x, t_x, np.maximum(day - first, t_x))
-        probe = np.fromiter((day + MAX_DAYS if e[2] is None else e[2] - 1 for e in entries),
-                            float, n)
+        dwell = self.idle_dwell  # the due day is the crossing day plus the dwell (due)
+        probe = np.fromiter((day + MAX_DAYS if e[2] is None else e[2] - dwell - 1
+                             for e in entries), float, n)
         later = bgnbd.expected(params, h, x, t_x, np.maximum(probe - first, t_x))
         label = np.fromiter((RANK.get(e[1], -1) for e in entries), np.int64, n)  # -1: none
         raw = np.where(scores > cuts[0], 0, np.where(scores > cuts[1], 1, 2))
@@ -239,12 +244,14 @@ class ValueSegmenter(ValueHold):
             self._moved[ids[i]] = None
         # the level due() will search for: the published tier's, or the raw tier's cut
         level = np.where(tiered, level, np.where(raw == 0, cuts[0], cuts[1]))
-        search = tiered | ((label < 0) & (raw < 2))
-        near = np.fromiter((math.nan if e[2] is None else e[2] for e in entries), float, n)
-        days = crossings(params, h, x[search], t_x[search], first[search], day,
-                         level[search], MAX_DAYS, near[search])
-        for i, d in zip(np.flatnonzero(search).tolist(), days.tolist(), strict=True):
-            entries[i][4] = None if math.isnan(d) else d
+        near = np.fromiter((math.nan if e[2] is None else e[2] - dwell for e in entries),
+                           float, n)
+        # searched as due() will: a tier's crossing from the dwell back, a first tier's now
+        for search, start in ((tiered, day - dwell), ((label < 0) & (raw < 2), day)):
+            days = crossings(params, h, x[search], t_x[search], first[search], start,
+                             level[search], MAX_DAYS, near[search])
+            for i, d in zip(np.flatnonzero(search).tolist(), days.tolist(), strict=True):
+                entries[i][4] = None if math.isnan(d) else d
 
     def moved(self) -> list[str]:
         out = list(self._moved)

@@ -52,6 +52,7 @@ class ValueHold:
     day_s: float  # settings.buying_day_start_s
     margin: float  # settings.value_hold_share (0 with hysteresis off)
     grace: float  # settings.value_grace_gaps
+    idle_dwell: float  # settings.value_idle_dwell_days (0 with hysteresis off)
     model: ValueModel | None
     _scorer: bgnbd.Scorer | None
     # customer -> [(x, t_x, first day), published tier, due day, (due cache key),
@@ -160,7 +161,20 @@ class ValueHold:
             return pred[1] <= model.up(TIERS.index(verdict.segment))  # the model moved
         if pred is None or not self._keeps(current, verdict.segment, pred[1], margin=False):
             return False  # not a demotion (or no model)
-        return self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
+        return (self._resting(state, now) or self._keeps(current, verdict.segment, pred[1])
+                or self._dwelling(state, current, now))
+
+    def _dwelling(self, state: CustomerState, current: str, now: float) -> bool:
+        """Whether a demotion from ``current`` has been due for less than the idle dwell:
+        the ranked expectation ``idle_dwell`` days before ``now`` (the state as it is:
+        the same purchases) was still above the level of ``current``. A customer who buys
+        within the dwell is never demoted; one who does not is demoted ``idle_dwell`` days
+        after the crossing (:meth:`due`), whatever evaluates them (clock, new model)."""
+        if self.idle_dwell <= 0.0:
+            return False
+        level = self._level(current)
+        then = self._predict(state, now - self.idle_dwell * DAY)
+        return level is not None and then is not None and then[1] > level
 
     def _bought(self, state: CustomerState, now: float) -> bool:
         """Whether the customer's last purchase is on the (buying) day of ``now``."""
@@ -192,9 +206,15 @@ class ValueHold:
             else:
                 scorer = self._score()
                 assert scorer is not None
-                guess = None if entry is None else (
-                    entry[2] if entry[4] is None else entry[4])
-                d = crossing(scorer, key, today, level, MAX_DAYS, guess=guess)
+                guess = None if entry is None else (  # (entry[2]: a due day, see below)
+                    (None if entry[2] is None else entry[2] - self.idle_dwell)
+                    if entry[4] is None else entry[4])
+                # a demotion waits out the idle dwell after the crossing, which may lie
+                # up to the dwell in the past (a new model, a hold by the dwell)
+                dwell = self.idle_dwell if label in TIERS[:2] else 0.0
+                d = crossing(scorer, key, today - dwell, level, MAX_DAYS, guess=guess)
+                if d is not None:
+                    d += dwell
                 if entry is not None:
                     entry[3], entry[4] = sig, None
         if d is not None and label in TIERS[:2]:  # no demotion within the grace
