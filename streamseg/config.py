@@ -535,8 +535,8 @@ class Settings:
     # purchase days (one-time buyers: the sample's median gap); 0: ranked on today's
     value_grace_gaps: float = setting(1.5, ge=0, le=100)
     # an idle customer is demoted (by the clock or a new model) only if the demotion was
-    # due this many days ago too: one who buys within it is never demoted (0: at once)
-    value_idle_dwell_days: float = setting(14.0, ge=0, le=3650)
+    # due this many (whole, buying) days ago too (0: at once)
+    value_idle_dwell_days: int = setting(14, ge=0, le=3650)
     # channel / device preference
     channel_dominance: float = setting(0.6, gt=0, le=1)
     # model snapshots (compacted models topic)

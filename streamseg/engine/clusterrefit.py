@@ -234,9 +234,10 @@ def _named(
     kept_at = {seg: dict(zip(NAMES, segs[seg], strict=True)) for seg in pub}
     for seg in sorted(pub):
         if not still_apart(names[seg], kept_at[seg], kept_at, NAME_BAND):
-            del pub[seg], names[seg], anchors[seg]
+            del pub[seg], names[seg], anchors[seg]  # its id retires: not compared with
+            center = kept_at.pop(seg)
             vec = segs[seg]
-            renamed[seg] = (describe(kept_at[seg], active),
+            renamed[seg] = (describe(center, active),
                             [float(z / i + m) if i else float(m)
                              for z, m, i in zip(vec, means, inv, strict=True)])
     before = {} if prev is None else {

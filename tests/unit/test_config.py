@@ -111,6 +111,7 @@ BAD = [
     ("STREAMSEG_VALUE_HOLD_SHARE", "0.5", "must be < 0.5"),
     ("STREAMSEG_VALUE_GRACE_GAPS", "-1", "must be >= 0"),
     ("STREAMSEG_VALUE_IDLE_DWELL_DAYS", "-1", "must be >= 0"),
+    ("STREAMSEG_VALUE_IDLE_DWELL_DAYS", "14.5", "expected an integer"),  # whole days
     ("STREAMSEG_CLUSTER_RECENCY_GRACE_DAYS", "-1", "must be >= 0"),
     ("STREAMSEG_CLUSTER_IDLE_DWELL_DAYS", "-1", "must be >= 0"),
     ("STREAMSEG_CHANNEL_DOMINANCE", "0", "must be > 0"),

@@ -82,6 +82,19 @@ def test_an_idle_demotion_waits_out_the_dwell_whatever_evaluates_it() -> None:
     assert ValueSegmenter(Settings(hysteresis=False)).idle_dwell == 0.0
 
 
+def test_a_due_cached_before_the_label_is_not_reused_for_a_published_tier() -> None:
+    """Review (2026-11-27 night): the cached crossing of an unlabelled customer (no dwell)
+    was reused once ``top10`` was published when the hold levels equal the cuts (hold
+    share 0): a wasted tick at the crossing. The cache key holds the dwell applied."""
+    seg = _segmenter(value_hold_share=0.0)
+    seg.model = ValueModel(1, TRUE, (5.0, 1.5), 0.0, 100, H, (5.0, 1.5), 10.0)
+    s = _buyer("c", [0.0, 10.0, 20.0, 30.0, 40.0])
+    seg.learn(s, 40 * DAY)
+    first = seg.due(s, 40 * DAY)  # no label: the raw cut's crossing, no dwell
+    s.segments["value"] = ["top10", 40 * DAY, 1, 1]
+    assert first is not None and seg.due(s, 40 * DAY) == first + 14 * DAY
+
+
 def test_the_grace_of_a_one_time_buyer_is_the_populations_gap() -> None:
     seg = _segmenter()
     s = _buyer("new", [100.0])

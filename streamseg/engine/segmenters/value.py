@@ -36,8 +36,9 @@ Engine contract:
   the cut (a population of one-time buyers), a relative margin kept most of
   the population in ``top10``. No demotion while the customer is within their grace
   (a purchase later than their rhythm lowers the ranked expectation), nor until the
-  same state was a demotion ``value_idle_dwell_days`` earlier too (the idle dwell:
-  one who buys within it is never demoted). A promotion not
+  same state was a demotion ``value_idle_dwell_days`` earlier too (the idle dwell: a
+  purchase within it that lifts the expectation back above the level ends the
+  demotion). A promotion not
   on a purchase day (a new model's, whichever trigger looks first) waits until the
   expectation passes the tier's rank share raised by the share (``ValueModel.ups``); a
   purchase's is never held.
@@ -112,7 +113,8 @@ class ValueSegmenter(ValueHold):
         self.min_customers = settings.value_min_customers
         self.margin = settings.value_hold_share if settings.hysteresis else 0.0
         self.grace = settings.value_grace_gaps
-        self.idle_dwell = settings.value_idle_dwell_days if settings.hysteresis else 0.0
+        # whole days (the due search steps over buying days)
+        self.idle_dwell = float(settings.value_idle_dwell_days) if settings.hysteresis else 0.0
         self.rejected = 0  # fits not used: a repeat purchase lowered the expectation
         self.failed = 0  # fits not used: it raised, or the closed form cannot evaluate it
         self.population = Population(settings.value_sample_size)
@@ -213,7 +215,8 @@ class ValueSegmenter(ValueHold):
         """Score with ``model`` from now on; queue the local customers it may move.
 
         Vectorised over the local customers: the expectation today, at the day
-        before the due day the engine has (a crossing earlier than planned), and
+        before the crossing the engine plans for (its due day less the idle dwell: a
+        crossing earlier than planned), and
         each tiered customer's crossing day under ``model``, kept as the guess of
         the next exact search (:meth:`due`: two evaluations when it is right).
         """

@@ -5,9 +5,10 @@
 exists: a customer's expectation today (:meth:`~ValueHold.predict`) and the one
 they are ranked on (idle days within their grace not counted,
 :func:`~streamseg.engine.valuemodel.ranked`), whether a published tier is held
-(:meth:`~ValueHold.hold`: the hold share, the grace, the promotion band of a new
-model) and the day an idle customer's ranked expectation crosses the published
-tier's level (:meth:`~ValueHold.due`). The population model (sample, fits,
+(:meth:`~ValueHold.hold`: the hold share, the grace, the idle dwell, the promotion
+band of a new model) and the day an idle customer's demotion is published: the day
+the ranked expectation crosses the published tier's level plus the idle dwell
+(:meth:`~ValueHold.due`). The population model (sample, fits,
 versions, ``moved``, snapshots) and ``assign`` are the segmenter's
 (:mod:`streamseg.engine.segmenters.value`, where the rules are described); its
 ``__init__`` sets the attributes declared here.
@@ -167,9 +168,11 @@ class ValueHold:
     def _dwelling(self, state: CustomerState, current: str, now: float) -> bool:
         """Whether a demotion from ``current`` has been due for less than the idle dwell:
         the ranked expectation ``idle_dwell`` days before ``now`` (the state as it is:
-        the same purchases) was still above the level of ``current``. A customer who buys
-        within the dwell is never demoted; one who does not is demoted ``idle_dwell`` days
-        after the crossing (:meth:`due`), whatever evaluates them (clock, new model)."""
+        the same purchases) was still above the level of ``current``. A purchase within
+        the dwell that lifts the expectation back above the level ends the demotion; one
+        that comes late for the customer's rhythm can lower it (the grace then holds them).
+        An idle customer is demoted ``idle_dwell`` days after the crossing (:meth:`due`),
+        whatever evaluates them (clock, new model)."""
         if self.idle_dwell <= 0.0:
             return False
         level = self._level(current)
@@ -199,7 +202,10 @@ class ValueHold:
         entry = self.local.get(state.customer_id)
         if level is not None:
             key = ranked(key_of(state, self.day_s), self.grace, model.gap)
-            sig = (key, level, model.version)
+            # a demotion waits out the idle dwell after the crossing, which may lie up to
+            # the dwell in the past (a new model, a hold by the dwell)
+            dwell = self.idle_dwell if label in TIERS[:2] else 0.0
+            sig = (key, level, model.version, dwell)
             today = buying_day(after, self.day_s)
             if entry is not None and entry[3] == sig and (entry[2] is None or entry[2] > today):
                 d = entry[2]  # the same customer, tier and model: the same crossing day
@@ -209,9 +215,6 @@ class ValueHold:
                 guess = None if entry is None else (  # (entry[2]: a due day, see below)
                     (None if entry[2] is None else entry[2] - self.idle_dwell)
                     if entry[4] is None else entry[4])
-                # a demotion waits out the idle dwell after the crossing, which may lie
-                # up to the dwell in the past (a new model, a hold by the dwell)
-                dwell = self.idle_dwell if label in TIERS[:2] else 0.0
                 d = crossing(scorer, key, today - dwell, level, MAX_DAYS, guess=guess)
                 if d is not None:
                     d += dwell
