@@ -247,12 +247,12 @@ class ValueSegmenter(ValueHold):
             self._moved[ids[i]] = None
         # the level due() will search for: the published tier's, or the raw tier's cut
         level = np.where(tiered, level, np.where(raw == 0, cuts[0], cuts[1]))
-        near = np.fromiter((math.nan if e[2] is None else e[2] - dwell for e in entries),
-                           float, n)
-        # searched as due() will: a tier's crossing from the dwell back, a first tier's now
-        for search, start in ((tiered, day - dwell), ((label < 0) & (raw < 2), day)):
-            days = crossings(params, h, x[search], t_x[search], first[search], start,
-                             level[search], MAX_DAYS, near[search])
+        near = np.fromiter((math.nan if e[2] is None else e[2] for e in entries), float, n)
+        # searched as due() will: a tier's crossing from the dwell back (its due day less
+        # the dwell), a first tier's from now (a due day found with no dwell)
+        for search, back in ((tiered, dwell), ((label < 0) & (raw < 2), 0.0)):
+            days = crossings(params, h, x[search], t_x[search], first[search], day - back,
+                             level[search], MAX_DAYS, near[search] - back)
             for i, d in zip(np.flatnonzero(search).tolist(), days.tolist(), strict=True):
                 entries[i][4] = None if math.isnan(d) else d
 

@@ -212,8 +212,11 @@ class ValueHold:
             else:
                 scorer = self._score()
                 assert scorer is not None
-                guess = None if entry is None else (  # (entry[2]: a due day, see below)
-                    (None if entry[2] is None else entry[2] - self.idle_dwell)
+                # the crossing behind the due day found before (for label entry[1]: less
+                # its dwell), unless a new model's pass guessed one (entry[4])
+                guess = None if entry is None else (
+                    (None if entry[2] is None else
+                     entry[2] - (self.idle_dwell if entry[1] in TIERS[:2] else 0.0))
                     if entry[4] is None else entry[4])
                 d = crossing(scorer, key, today - dwell, level, MAX_DAYS, guess=guess)
                 if d is not None:
