@@ -64,8 +64,13 @@ def describe(center: Mapping[str, float], active: Iterable[str] | None = None) -
     return ", ".join(FEATURES[name][0 if z > 0 else 1] for _, name, z in notable)
 
 
-WORDS = {word: (name, side) for name, pair in FEATURES.items()
-         for word, side in zip(pair, (1.0, -1.0), strict=True)}
+def _sides(table: Mapping[str, tuple[str, str]]) -> dict[str, tuple[str, float]]:
+    """word -> (feature, side: 1.0 for the first word of its pair, -1.0 for the second)."""
+    return {word: (feature, side) for feature, pair in table.items()
+            for word, side in zip(pair, (1.0, -1.0), strict=True)}
+
+
+WORDS = _sides(FEATURES)
 
 
 def apart(name: str, center: Mapping[str, float], other: Mapping[str, float], other_id: str,
@@ -109,8 +114,7 @@ def comparison(word: str) -> bool:
     return bool(than) and head in COMPARE_WORDS
 
 
-_COMPARED = {word: (feature, 1.0 if i == 0 else -1.0)
-             for feature, pair in COMPARE.items() for i, word in enumerate(pair)}
+_COMPARED = _sides(COMPARE)
 
 
 def still_apart(name: str, center: Mapping[str, float],
