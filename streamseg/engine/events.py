@@ -12,6 +12,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -67,6 +68,7 @@ def parse_ts(text: str) -> float:
     return moment.timestamp()
 
 
+@functools.lru_cache(maxsize=4096)  # a change's time and a label's ``since`` repeat
 def format_ts(seconds: float) -> str:
     """Epoch seconds to RFC 3339 UTC text with a ``Z`` suffix."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)

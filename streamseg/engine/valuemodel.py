@@ -157,11 +157,14 @@ def grace_days(x: Any, t_x: Any, gaps: float, gap: float | None) -> Any:
     >>> grace_days(np.array([3.0, 0.0]), np.array([21.0, 0.0]), 1.5, None).tolist()
     [0.0, 0.0]
     """
+    if not isinstance(x, np.ndarray):  # a scalar: plain floats, the same arithmetic
+        if gap is None or gaps <= 0.0:
+            return 0.0
+        days = gaps * (t_x / max(x, 1.0) if x > 0 else gap)
+        return float(math.ceil(days)) if math.isfinite(days) else days
     if gap is None or gaps <= 0.0:
-        return np.zeros_like(x) if isinstance(x, np.ndarray) else 0.0
-    own = np.where(x > 0, t_x / np.maximum(x, 1.0), gap)
-    out = np.ceil(gaps * own)
-    return out if isinstance(x, np.ndarray) else float(out)
+        return np.zeros_like(x)
+    return np.ceil(gaps * np.where(x > 0, t_x / np.maximum(x, 1.0), gap))
 
 
 def ranked(key: tuple[float, float, float], gaps: float, gap: float | None
