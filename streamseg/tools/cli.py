@@ -45,7 +45,8 @@ def add_parsers(sub: Any) -> None:
     chan.add_argument("--channel-column", help=f"channel column (values: {', '.join(CHANNELS)})")
     p.add_argument("--shift-days", type=float, default=0.0, help="move every time by this "
                    "many days (old data vs the worker's accepted event-time window)")
-    p.add_argument("--quantity", help="quantity column (-> items)")
+    p.add_argument("--quantity", help="quantity column (-> items; without --product an item's "
+                   "product id is its source row, row<N>)")
     p.add_argument("--product", help="product id column (items; default: one item per row)")
     p.add_argument("--format", choices=FORMATS, help="default: from the file name "
                    "(.parquet, .tsv, .txt = whitespace-separated, else csv)")
@@ -97,6 +98,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from streamseg.tools.profiles import cli as profiles_cli
 
             return profiles_cli(args, settings, fmt)
+        if args.time and (args.amount or args.price) and not (args.currency
+                                                              or args.currency_column):
+            print("streamseg import: error: give the currency of the amounts: --currency CODE "
+                  "(ISO 4217, e.g. --currency USD) for the whole file, or --currency-column "
+                  "COLUMN if a column holds it; STREAMSEG_FX_RATES converts other currencies "
+                  "to the base one", file=sys.stderr)
+            return 2
         if not (args.time and (args.amount or args.price)
                 and (args.currency or args.currency_column)):
             print("streamseg import: error: orders need --time, --amount (or --price) and one "

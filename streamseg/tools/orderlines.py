@@ -116,12 +116,23 @@ def stamp(ts: float) -> str:
 
 
 def number_cell(value: Any) -> float:
-    """A number cell; ``ValueError("empty")`` for an empty or missing one, as the id cells."""
+    """A number cell; ``ValueError("empty")`` for an empty one, and one that names a missing
+    value (``NA``, ``null``, ...: :data:`~streamseg.tools.cells.MISSING`), as the id cells.
+
+    >>> number_cell(" 2.5 ")
+    2.5
+    >>> number_cell("NA")
+    Traceback (most recent call last):
+    ...
+    ValueError: must not be a missing value, got 'NA'
+    """
     if isinstance(value, int | float):
         return float(value)
     text = "" if value is None else str(value).strip()
     if not text:
         raise ValueError("empty")
+    if text in MISSING:
+        raise ValueError(f"must not be a missing value, got {text!r}")
     return float(text)
 
 

@@ -266,6 +266,26 @@ def test_amount_and_price_exclude_each_other_and_one_is_needed(
     assert capsys.readouterr().err == (
         f"streamseg: error: {bad}:3: column UnitPrice: cannot read 'three' "
         "(could not convert string to float: 'three')\n")
+    missing = tmp_path / "missing.csv"
+    missing.write_text(ONLINE_RETAIL_LIKE.replace("3.39", "NA"))
+    assert main(["import", str(missing), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity",
+                 "Quantity"]) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {missing}:3: column UnitPrice: must not be a missing value, "
+        "got 'NA'\n")
+
+
+def test_a_file_without_a_currency_is_told_to_give_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A review's shop export had no currency column: the error says what to give."""
+    src = tmp_path / "retail.csv"
+    src.write_text(ONLINE_RETAIL_LIKE)
+    no_currency = [a for a in RETAIL_ARGS if a not in ("--currency", "GBP")]
+    assert main(["import", str(src), *no_currency, "--price", "UnitPrice"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "streamseg import: error: give the currency of the amounts: --currency CODE "
+        "(ISO 4217, e.g. --currency USD)")
 
 
 def test_a_negative_quantity_line_nets_against_its_order_and_a_cancellation_is_a_return(
