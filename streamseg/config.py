@@ -489,6 +489,9 @@ class Settings:
     # purchase-frequency tiers
     freq_high_max_days: float = setting(7.0, gt=0)
     freq_medium_max_days: float = setting(28.0, gt=0)
+    # fewest buying days for ``high`` (2: a second buying day within the bound earns it;
+    # 3: one gap between two orders is no pace yet, such a customer is ``medium``)
+    freq_high_min_days: int = setting(2, ge=2)
     lapsed_days: float = setting(180.0, gt=0)
     # lifecycle
     new_days: float = setting(30.0, gt=0)

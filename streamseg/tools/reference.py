@@ -96,7 +96,8 @@ def frequency(c: pd.DataFrame, s: Settings) -> pd.Series:
     (last - first purchase time)/(buying days - 1), tenure interval = (clock - first purchase
     time)/buying days) in days, buying days = distinct days with a purchase (days start at
     ``buying_day_start_h`` UTC); ``high`` if
-    interval <= freq_high_max_days, ``medium`` if <= freq_medium_max_days, else ``low``.
+    interval <= freq_high_max_days and buying days >= freq_high_min_days, ``medium`` if
+    <= freq_medium_max_days, else ``low``.
     """
     n = c["buying_days"]
     mean_gap = (c["last"] - c["first"]) / DAY / (n - 1)
@@ -106,7 +107,7 @@ def frequency(c: pd.DataFrame, s: Settings) -> pd.Series:
         (c["purchases"] == 0, "prospect"),
         (c["days_since_last"] > s.lapsed_days, "lapsed"),
         (n == 1, "one_time"),
-        (interval <= s.freq_high_max_days, "high"),
+        ((interval <= s.freq_high_max_days) & (n >= s.freq_high_min_days), "high"),
         (interval <= s.freq_medium_max_days, "medium"),
     ], "low")
 

@@ -84,6 +84,7 @@ BAD = [
     ("STREAMSEG_SOURCE_IDLE_S", "-1", "must be >= 0"),
     ("STREAMSEG_BUYING_DAY_START_H", "24", "must be < 24"),
     ("STREAMSEG_FREQ_HIGH_MAX_DAYS", "0", "must be > 0"),
+    ("STREAMSEG_FREQ_HIGH_MIN_DAYS", "1", "must be >= 2"),
     ("STREAMSEG_FREQ_MEDIUM_MAX_DAYS", "3", "STREAMSEG_FREQ_HIGH_MAX_DAYS < "),
     ("STREAMSEG_LAPSED_DAYS", "-inf", "must be a finite number"),
     ("STREAMSEG_NEW_DAYS", "0", "must be > 0"),

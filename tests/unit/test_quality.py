@@ -87,6 +87,20 @@ def test_frequency_counts_buying_days_in_the_reference_and_the_engine() -> None:
     assert engine_frequency(buys, Settings(hysteresis=False), NOW) == ref["frequency"].to_dict()
 
 
+def test_high_from_a_number_of_buying_days_in_the_reference_and_the_engine() -> None:
+    """``STREAMSEG_FREQ_HIGH_MIN_DAYS=3``: one gap between two buying days is no pace yet
+    (``medium``, not ``high``, and the clock has no ``high`` to take back later), in pandas
+    and in the segmenter alike; 2 (the default) gives ``high`` at the second buying day."""
+    days = {"two": [392, 393], "three": [391, 392, 393], "slow_two": [380, 390]}
+    ev = events_frame([(c, "purchase", d * DAY, 10.0) for c, ds in days.items() for d in ds])
+    buys = [(c, d * DAY) for c, ds in days.items() for d in ds]
+    for least, two in ((2, "high"), (3, "medium")):
+        settings = Settings(hysteresis=False, freq_high_min_days=least)
+        ref = reference(ev, settings, NOW)["frequency"].to_dict()
+        assert ref == {"two": two, "three": "high", "slow_two": "medium"}
+        assert engine_frequency(buys, settings, NOW) == ref
+
+
 @pytest.mark.parametrize(("start_h", "expected"), [(0.0, "high"), (9.0, "one_time")])
 def test_the_reference_and_the_engine_share_the_buying_day_start(start_h: float,
                                                                  expected: str) -> None:
@@ -254,7 +268,8 @@ def test_engine_scores_compare_as_integers_even_when_some_customers_have_none() 
 def test_rfm_recency_bands_when_the_settings_ask_for_them() -> None:
     settings = SimpleNamespace(**{f: getattr(Settings(), f) for f in (
         "lapsed_days", "at_risk_days", "new_days", "reactivated_days", "freq_high_max_days",
-        "freq_medium_max_days")}, rfm_recency="bands", rfm_bands=lambda: [1.0, 2.0, 3.0, 4.0])
+        "freq_high_min_days", "freq_medium_max_days")}, rfm_recency="bands",
+        rfm_bands=lambda: [1.0, 2.0, 3.0, 4.0])
     ref = reference(rfm_frame(), settings, 8 * DAY, warmup_days=5,  # type: ignore[arg-type]
                     min_samples=1)
     # days since the last purchase: 7 7 7 6 5 4 3 2 1 1

@@ -236,3 +236,23 @@ def test_lifecycle_order_lapsed_then_at_risk_then_reactivated_then_new() -> None
     assert seg.assign(s2, 10 * DAY).segment == "new"  # type: ignore[union-attr]
     assert seg.assign(s2, 91 * DAY).segment == "at_risk"  # type: ignore[union-attr]
     assert seg.assign(s2, 181 * DAY).segment == "lapsed"  # type: ignore[union-attr]
+
+
+def test_high_needs_freq_high_min_days_buying_days_and_is_not_held_below_them() -> None:
+    """With ``freq_high_min_days=3`` a second buying day a day after the first is ``medium``
+    (the reason says why); a ``high`` published under a lower setting is not kept by the
+    band (a definition change, not the clock), while a 3-day ``high`` still is."""
+    seg = FrequencySegmenter(Settings(freq_high_min_days=3))
+    s = CustomerState.new("c", 0.0)
+    s.events, s.purchases, s.purchase_days, s.first_purchase, s.last_purchase = (
+        2, 2, 2, 0.0, 1 * DAY)
+    verdict = seg.assign(s, 1 * DAY)
+    assert verdict is not None and (verdict.segment, verdict.reason) == (
+        "medium", "buys every 1.0 days, on 2 buying days (high from 3)")
+    assert not seg.hold(s, "high", verdict, 1 * DAY, "redefine")
+    assert FrequencySegmenter(Settings()).assign(s, 1 * DAY).segment == "high"  # type: ignore[union-attr]
+    s.purchases, s.purchase_days, s.last_purchase = 3, 3, 2 * DAY
+    assert seg.assign(s, 2 * DAY).segment == "high"  # type: ignore[union-attr]
+    idle = seg.assign(s, 23 * DAY)  # tenure 23 / 3 = 7.7 days: in the band of 7 + 2
+    assert idle is not None and idle.segment == "medium" and seg.hold(s, "high", idle, 23 * DAY,
+                                                                       "clock")
