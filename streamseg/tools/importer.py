@@ -96,6 +96,8 @@ class Importer:
         self.orders: dict[str, list[Order]] = {}
         self.counts = Counts()
         self._id = partial(id_text, missing=mapping.missing)  # a customer or order id cell
+        self._amount = partial(amount_cell, missing=mapping.missing)  # --missing counts here too
+        self._quantity = partial(quantity_cell, missing=mapping.missing)
         # order key -> the first bad row of that order (with --rejects): the order is not
         # imported without it
         self.broken: dict[str, RowError] = {}
@@ -165,7 +167,8 @@ class Importer:
             raise RowError(self.path, row, m.time, f"{OUT_OF_RANGE} after --shift-days "
                                                    f"{m.shift_days:g}, got {values[m.time]!r}")
         # a line's amount, or its unit price (times the quantity, below)
-        money = self._cell(row, values, str(m.amount if m.price is None else m.price), amount_cell)
+        money = self._cell(row, values, str(m.amount if m.price is None else m.price),
+                           self._amount)
         currency = m.currency or self._cell(row, values, str(m.currency_column),
                                             lambda v: text_cell(v).upper())
         channel = m.channel
@@ -174,7 +177,7 @@ class Importer:
             if channel not in CHANNELS:
                 raise RowError(self.path, row, m.channel_column,
                                f"{channel!r} is not one of {', '.join(CHANNELS)}")
-        qty = self._cell(row, values, m.quantity, quantity_cell) if m.quantity else None
+        qty = self._cell(row, values, m.quantity, self._quantity) if m.quantity else None
         if qty is not None and qty < 0 and m.price is None and money > 0:
             raise RowError(self.path, row, m.quantity,
                            f"a negative quantity ({qty}) with a positive amount ({money:g}): "

@@ -115,43 +115,48 @@ def stamp(ts: float) -> str:
     return format_ts(ts).replace("-", "").replace(":", "")
 
 
-def number_cell(value: Any) -> float:
+_MISSING_ANY_CASE = frozenset(m.lower() for m in MISSING)
+
+
+def number_cell(value: Any, missing: frozenset[str] = MISSING) -> float:
     """A number cell; ``ValueError("empty")`` for an empty one, and one that names a missing
-    value (``NA``, ``null``, ...: :data:`~streamseg.tools.cells.MISSING`), as the id cells.
+    value (``missing``: the import's ``--missing`` tokens and
+    :data:`~streamseg.tools.cells.MISSING` in any case: ``NA``, ``null``, ``none``, ...),
+    as the id cells.
 
     >>> number_cell(" 2.5 ")
     2.5
-    >>> number_cell("NA")
+    >>> number_cell("NULL")
     Traceback (most recent call last):
     ...
-    ValueError: must not be a missing value, got 'NA'
+    ValueError: must not be a missing value, got 'NULL'
     """
     if isinstance(value, int | float):
         return float(value)
     text = "" if value is None else str(value).strip()
     if not text:
         raise ValueError("empty")
-    if text in MISSING:
+    if text in missing or text.lower() in _MISSING_ANY_CASE:
         raise ValueError(f"must not be a missing value, got {text!r}")
     return float(text)
 
 
-def amount_cell(value: Any) -> float:
+def amount_cell(value: Any, missing: frozenset[str] = MISSING) -> float:
     """A line's amount or unit price: a finite number (negative: a discount or a return).
 
     >>> amount_cell("4.00"), amount_cell(-2)
     (4.0, -2.0)
     """
-    number = number_cell(value)
+    number = number_cell(value, missing)
     if not math.isfinite(number):
         raise ValueError(f"must be a finite number, got {value!r}")
     return number
 
 
-def quantity_cell(value: Any) -> int:
+def quantity_cell(value: Any, missing: frozenset[str] = MISSING) -> int:
     """A line's quantity: a whole number other than 0; a negative one (units returned or
     taken off, Online Retail's ``-1`` discount line) nets against the order's others."""
-    number = number_cell(value)
+    number = number_cell(value, missing)
     if not number.is_integer() or number == 0:
         raise ValueError(f"must be a whole number other than 0, got {value!r}")
     return int(number)

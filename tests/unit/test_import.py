@@ -266,13 +266,23 @@ def test_amount_and_price_exclude_each_other_and_one_is_needed(
     assert capsys.readouterr().err == (
         f"streamseg: error: {bad}:3: column UnitPrice: cannot read 'three' "
         "(could not convert string to float: 'three')\n")
+
+
+@pytest.mark.parametrize(("cell", "extra"), [("NA", []), ("null", []), ("None", []),
+                                             ("-", ["--missing", "-"])])
+def test_a_missing_amount_is_told_as_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], cell: str, extra: list[str]
+) -> None:
+    """A review's shop export had an ``NA`` revenue: it read as "cannot read 'NA' (could not
+    convert string to float)". Missing-value tokens (any case, and ``--missing``) read as
+    missing in number cells, as in id cells."""
     missing = tmp_path / "missing.csv"
-    missing.write_text(ONLINE_RETAIL_LIKE.replace("3.39", "NA"))
+    missing.write_text(ONLINE_RETAIL_LIKE.replace("3.39", cell))
     assert main(["import", str(missing), *RETAIL_ARGS, "--price", "UnitPrice", "--quantity",
-                 "Quantity"]) == 2
+                 "Quantity", *extra]) == 2
     assert capsys.readouterr().err == (
         f"streamseg: error: {missing}:3: column UnitPrice: must not be a missing value, "
-        "got 'NA'\n")
+        f"got {cell!r}\n")
 
 
 def test_a_file_without_a_currency_is_told_to_give_one(

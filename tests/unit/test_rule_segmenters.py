@@ -248,8 +248,18 @@ def test_high_needs_freq_high_min_days_buying_days_and_is_not_held_below_them() 
         2, 2, 2, 0.0, 1 * DAY)
     verdict = seg.assign(s, 1 * DAY)
     assert verdict is not None and (verdict.segment, verdict.reason) == (
-        "medium", "buys every 1.0 days, on 2 buying days (high from 3)")
-    assert not seg.hold(s, "high", verdict, 1 * DAY, "redefine")
+        "medium", "buys every 1.0 days; high needs 3 buying days")
+    assert seg.describe("medium") == ("Medium frequency (a purchase every 7-28 days, or more "
+                                      "often on fewer than 3 buying days)")
+    assert not seg.hold(s, "high", verdict, 1 * DAY, "population")  # a settings change
+    # idle: the tenure reason counts the buying days and says why not high
+    assert seg.assign(s, 13 * DAY).reason == (  # type: ignore[union-attr]
+        "2 buying days in 13 days (one every 6.5 days), last 12 days ago; high needs 3 "
+        "buying days")
+    # due: at most the medium band's end (28.5 days x 2), never the high mark's non-move
+    assert seg.due(s, 1 * DAY) == 7 * 2 * DAY + 1.0  # no label yet: every mark (a no-op)
+    s.segments["frequency"] = ["medium", 1 * DAY, 1, None]
+    assert seg.due(s, 1 * DAY) == 28.5 * 2 * DAY + 1.0
     assert FrequencySegmenter(Settings()).assign(s, 1 * DAY).segment == "high"  # type: ignore[union-attr]
     s.purchases, s.purchase_days, s.last_purchase = 3, 3, 2 * DAY
     assert seg.assign(s, 2 * DAY).segment == "high"  # type: ignore[union-attr]

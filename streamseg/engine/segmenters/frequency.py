@@ -71,7 +71,7 @@ True
 >>> s.purchases, s.purchase_days, s.last_purchase = 2, 2, 1 * DAY
 >>> seg.assign(s, 1 * DAY).segment, FrequencySegmenter(Settings(freq_high_min_days=3)).assign(
 ...     s, 1 * DAY).reason
-('high', 'buys every 1.0 days, on 2 buying days (high from 3)')
+('high', 'buys every 1.0 days; high needs 3 buying days')
 >>> s.purchases, s.purchase_days, s.last_purchase = 5, 5, 24 * DAY
 >>> seg.assign(s, 26 * DAY)
 Assignment(segment='high', reason='buys every 6.0 days', margin=None, model_version=None)
@@ -112,13 +112,17 @@ def names(settings: Settings) -> dict[str, str]:
     'Medium frequency (a purchase every 7-28 days)'
     >>> names(Settings(freq_high_max_days=1, freq_medium_max_days=10.5))["high"]
     'High frequency (a purchase every 1 day or more often)'
+    >>> names(Settings(freq_high_min_days=3))["medium"]
+    'Medium frequency (a purchase every 7-28 days, or more often on fewer than 3 buying days)'
     """
     high, medium = settings.freq_high_max_days, settings.freq_medium_max_days
+    least = settings.freq_high_min_days
+    faster = f", or more often on fewer than {least} buying days" if least > 2 else ""
     return {
         "prospect": "No purchase yet",
         "one_time": "One-time buyer",
         "high": f"High frequency (a purchase every {days(high, 'g')} or more often)",
-        "medium": f"Medium frequency (a purchase every {high:g}-{days(medium, 'g')})",
+        "medium": f"Medium frequency (a purchase every {high:g}-{days(medium, 'g')}{faster})",
         "low": f"Low frequency (a purchase less often than every {days(medium, 'g')})",
         "lapsed": f"Lapsed buyer (no purchase for over {days(settings.lapsed_days, 'g')})",
     }
@@ -202,7 +206,7 @@ class FrequencySegmenter(NoPopulation):
             n = buying_days(state)
             if n >= self.high_min:
                 return Assignment("high", why)
-            return Assignment("medium", f"{why}, on {n} buying days (high from {self.high_min})")
+            return Assignment("medium", f"{why}; high needs {self.high_min} buying days")
         if interval <= self.medium:
             return Assignment("medium", why)
         return Assignment("low", why)
