@@ -19,8 +19,8 @@ from typing import Any
 
 from streamseg.engine.events import format_ts
 
-# cell values that mean "unknown" (besides those given with --missing): an id column with one
-# is a bad row, an attribute column with one leaves the attribute out
+# cell values that mean "unknown" (besides those given with --missing): an id or number column
+# with one is a bad row, an attribute column with one leaves the attribute out
 MISSING = frozenset({"", "nan", "NaN", "NA", "N/A", "null", "None"})
 ID_MAX = 128  # the schemas' maxLength of event_id, order_id and customer_id
 # epoch seconds closer to 1970-01-01 than this are refused unless asked for (Excel serial

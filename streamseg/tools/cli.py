@@ -54,8 +54,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--rejects", help="write bad rows here (JSON lines) and go on")
     p.add_argument("--missing", action="append", metavar="VALUE",
                    help="a cell value meaning 'unknown' (besides empty, nan, NaN, NA, N/A, null, "
-                   "None): a bad row in the customer and order id columns, an attribute left "
-                   "out (--profiles); repeatable")
+                   "None): a bad row in the customer and order id columns and in the amount, "
+                   "price and quantity columns, an attribute left out (--profiles); repeatable")
     prof = p.add_argument_group("profiles", "--profiles: one customer-profiles record per row")
     prof.add_argument("--profiles", action="store_true",
                       help="rows are customers: write profile records, not purchases")
