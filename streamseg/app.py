@@ -144,14 +144,31 @@ def build_app(settings: Settings) -> Streamseg:
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
+            options=store_options(settings),
         ),
         clocks=app.Table(
             TABLES[1],
             partitions=settings.partitions,
             key_type=bytes,
             value_type=bytes,
+            options=store_options(settings),
         ),
     )
+
+
+def store_options(settings: Settings) -> dict[str, int] | None:
+    """Faust's RocksDB store options (public ``Table(options=...)``) from the settings; None
+    for the memory store.
+
+    >>> store_options(Settings(store_cache_mb=256, store_write_buffer_mb=16))
+    {'block_cache_size': 268435456, 'write_buffer_size': 16777216}
+    >>> store_options(Settings(store="memory://")) is None
+    True
+    """
+    if not settings.store.startswith("rocksdb:"):
+        return None
+    return {"block_cache_size": settings.store_cache_mb * 2**20,
+            "write_buffer_size": settings.store_write_buffer_mb * 2**20}
 
 
 TABLES = ("customer-state", "partition-clock")

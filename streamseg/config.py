@@ -374,7 +374,8 @@ def _parse_bool(raw: str) -> bool:
 
 # settings that cannot change a verdict (Settings.definition leaves them out)
 NOT_DEFINITION = frozenset({
-    "app_id", "partitions", "store", "data_dir", "processing_guarantee", "confirm_outputs",
+    "app_id", "partitions", "store", "store_cache_mb", "store_write_buffer_mb", "data_dir",
+    "processing_guarantee", "confirm_outputs",
     "producer_linger_s", "metrics_port", "lag_interval_s", "stream_buffer_maxsize",
     "lean_delivery", "gate_hold_s", "log_level", "dead_letter_retention_days",
     "max_event_bytes", "max_future_skew_s", "pseudonymise_key", "dedup_window",
@@ -408,6 +409,11 @@ class Settings:
     # the cluster's broker count (the worker and ``check`` refuse more, in one line)
     replication_factor: int = setting(1, ge=1, le=32)
     store: str = setting("rocksdb://", check=store_url)
+    # RocksDB memory per table partition (the worker opens one database per partition of
+    # each of its two tables): the block cache, and each of up to 3 write buffers (memtables),
+    # in MiB; Faust's defaults are 2048 and 64
+    store_cache_mb: int = setting(2048, ge=1, le=1_048_576)
+    store_write_buffer_mb: int = setting(64, ge=1, le=4096)
     # created with its parents at start; check and worker refuse one that cannot be written
     data_dir: str = setting(".streamseg-data", check=dir_path)
     # only at_least_once: see EXACTLY_ONCE_UNSUPPORTED

@@ -33,6 +33,8 @@ BAD = [
     ("STREAMSEG_REPLICATION_FACTOR", "0", "must be >= 1"),
     ("STREAMSEG_REPLICATION_FACTOR", "3.5", "expected an integer"),
     ("STREAMSEG_STORE", "foo://", "must be rocksdb:// or memory://"),
+    ("STREAMSEG_STORE_CACHE_MB", "0", "must be >= 1"),
+    ("STREAMSEG_STORE_WRITE_BUFFER_MB", "5000", "must be <= 4096"),
     ("STREAMSEG_DATA_DIR", " ", "must not be empty"),
     ("STREAMSEG_DATA_DIR", "/proc/nope", "cannot create '/proc/nope' in '/proc'"),
     ("STREAMSEG_DATA_DIR", "/proc/x/missing-parent/data", "cannot create"),

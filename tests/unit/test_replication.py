@@ -12,6 +12,8 @@ the worker in one line is tested on the real broker
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streamseg.app import build_app, check_replication, topic_specs
@@ -43,3 +45,19 @@ def test_more_replicas_than_brokers_is_one_line_naming_the_variable() -> None:
     assert str(err.value).startswith(
         "STREAMSEG_REPLICATION_FACTOR=3, but the cluster at k1:9092 has 2 brokers")
     assert "\n" not in str(err.value)
+
+
+def test_the_rocksdb_memory_settings_reach_faust_s_store(tmp_path: Path) -> None:
+    """``STREAMSEG_STORE_CACHE_MB`` / ``_WRITE_BUFFER_MB`` bound RocksDB's memory per table
+    partition (Faust's defaults: a 2 GiB block cache and 64 MiB write buffers each)."""
+    settings = Settings.from_env({"STREAMSEG_STORE_CACHE_MB": "32",
+                                  "STREAMSEG_STORE_WRITE_BUFFER_MB": "8",
+                                  "STREAMSEG_DATA_DIR": str(tmp_path), "STREAMSEG_WEB_PORT": "0"})
+    ss = build_app(settings)
+    for table in (ss.state, ss.clocks):
+        opts = table.data.rocksdb_options  # type: ignore[attr-defined]
+        assert (opts.block_cache_size, opts.write_buffer_size) == (32 * 2**20, 8 * 2**20)
+    default = build_app(Settings.from_env({"STREAMSEG_DATA_DIR": str(tmp_path / "d"),
+                                           "STREAMSEG_WEB_PORT": "0"}))
+    opts = default.state.data.rocksdb_options  # type: ignore[attr-defined]
+    assert (opts.block_cache_size, opts.write_buffer_size) == (2048 * 2**20, 64 * 2**20)
