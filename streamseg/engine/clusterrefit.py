@@ -202,6 +202,10 @@ def _named(
     def rescale(raw_center: list[float]) -> list[float]:
         return [float((x - m) * i) for x, m, i in zip(raw_center, means, inv, strict=True)]
 
+    def unscale(vec: list[float]) -> list[float]:  # a scaled centroid's raw values (its anchor)
+        return [float(z / i + m) if i else float(m)
+                for z, m, i in zip(vec, means, inv, strict=True)]
+
     new = {i: [float(x) for x in c] for i, c in enumerate(centers)}
     labels, next_id = match(old, new, 1 if prev is None else prev.next_id)
     segs = {labels[i]: vec for i, vec in new.items()}
@@ -222,8 +226,7 @@ def _named(
             continue
         center = dict(zip(NAMES, vec, strict=True))
         name = describe(center, active)
-        anchor = [float(z / i + m) if i else float(m)
-                  for z, m, i in zip(vec, means, inv, strict=True)]
+        anchor = unscale(vec)
         was = None if prev is None or seg not in prev.centers else prev.description(seg)
         if was is None or not holds(was, center, active, NAME_BAND):
             renamed[seg] = (name, anchor)  # a new centroid, or its id's name is no longer true
@@ -235,11 +238,7 @@ def _named(
     for seg in sorted(pub):
         if not still_apart(names[seg], kept_at[seg], kept_at, NAME_BAND):
             del pub[seg], names[seg], anchors[seg]  # its id retires: not compared with
-            center = kept_at.pop(seg)
-            vec = segs[seg]
-            renamed[seg] = (describe(center, active),
-                            [float(z / i + m) if i else float(m)
-                             for z, m, i in zip(vec, means, inv, strict=True)])
+            renamed[seg] = (describe(kept_at.pop(seg), active), unscale(segs[seg]))
     before = {} if prev is None else {
         seg: prev.description(seg) for seg in sorted(prev.centers, key=_order)}
     free: dict[frozenset[str], str] = {}  # words -> the earliest previous id not kept

@@ -179,6 +179,11 @@ class ValueHold:
         then = self._predict(state, now - self.idle_dwell * DAY)
         return level is not None and then is not None and then[1] > level
 
+    def _dwell_for(self, label: str | None) -> float:
+        """The idle dwell a due day for published ``label`` includes: a demotion's (from a
+        tier with one below it); none before a first tier or from the lowest."""
+        return self.idle_dwell if label in TIERS[:2] else 0.0
+
     def _bought(self, state: CustomerState, now: float) -> bool:
         """Whether the customer's last purchase is on the (buying) day of ``now``."""
         lp = state.last_purchase
@@ -204,7 +209,7 @@ class ValueHold:
             key = ranked(key_of(state, self.day_s), self.grace, model.gap)
             # a demotion waits out the idle dwell after the crossing, which may lie up to
             # the dwell in the past (a new model, a hold by the dwell)
-            dwell = self.idle_dwell if label in TIERS[:2] else 0.0
+            dwell = self._dwell_for(label)
             sig = (key, level, model.version, dwell)
             today = buying_day(after, self.day_s)
             if entry is not None and entry[3] == sig and (entry[2] is None or entry[2] > today):
@@ -215,17 +220,15 @@ class ValueHold:
                 # the crossing behind the due day found before (for label entry[1]: less
                 # its dwell), unless a new model's pass guessed one (entry[4])
                 guess = None if entry is None else (
-                    (None if entry[2] is None else
-                     entry[2] - (self.idle_dwell if entry[1] in TIERS[:2] else 0.0))
+                    (None if entry[2] is None else entry[2] - self._dwell_for(entry[1]))
                     if entry[4] is None else entry[4])
                 d = crossing(scorer, key, today - dwell, level, MAX_DAYS, guess=guess)
                 if d is not None:
                     d += dwell
                 if entry is not None:
                     entry[3], entry[4] = sig, None
-        if d is not None and label in TIERS[:2]:  # no demotion within the grace
-            x, t_x, first = key_of(state, self.day_s)
-            d = max(d, first + t_x + float(grace_days(x, t_x, self.grace, model.gap)) + 1.0)
+            if d is not None and label in TIERS[:2]:  # no demotion within the grace
+                d = max(d, key[2] + key[1] + 1.0)  # the ranked first day: first + grace
         if entry is not None:
             entry[1], entry[2] = label, d
         return None if d is None else d * DAY + self.day_s
