@@ -202,6 +202,40 @@ async def test_erasure_is_final_across_producers_and_keyless_input_is_dead_lette
         assert w.crashes() == []
 
 
+async def test_a_customer_split_by_two_partitioners_gets_one_change_id_per_move(
+    tmp_path: Path, broker_url: str, bootstrap_servers: str
+) -> None:
+    """ivan clicks through a murmur2 producer and buys through a CRC32 one: a state on each
+    partition, each numbering its changes from 1. A different move never shares an id
+    (an operator's run: the purchase's ``(none) -> one_time`` carried the id of the
+    click's ``(none) -> prospect``, and a subscriber dropping known ids lost it); the
+    same move on both partitions is one id (one email)."""
+    settings = make_settings("split", tmp_path / "data", broker_url, partitions=4)
+    await ensure_topics(settings)
+    ivan = foreign_ids("ivan", 1, 4)[0]
+    b = bootstrap_servers
+    with Workers(broker_url, tmp_path) as workers:
+        w = workers.new("split-worker", settings)
+        await w.start().ready()
+        async with Tail(b, settings.topic_changes) as changes:
+            await produce(b, settings.topic_clickstream, [_event("click", ivan, "v1", T0)[1:]])
+            await asyncio.to_thread(librdkafka_produce, b, settings,
+                                    [_event("purchase", ivan, "p1", T0 + 3600)])
+
+            def both(t: Tail) -> bool:
+                moves = {(v["segmenter"], v["to_segment"]) for v in t.values()}
+                return {("frequency", "prospect"), ("frequency", "one_time")} <= moves
+
+            assert await changes.until(both, timeout=60, settle=2.0)
+        content: dict[str, tuple[str, str | None, str]] = {}
+        for v in changes.values():
+            move = (v["segmenter"], v["from_segment"], v["to_segment"])
+            assert content.setdefault(v["change_id"], move) == move, (v, content)
+        ids = {move: cid for cid, move in content.items()}
+        assert ids[("frequency", None, "prospect")] != ids[("frequency", None, "one_time")]
+        assert w.crashes() == []
+
+
 async def test_restarted_worker_keeps_its_event_clock(
     tmp_path: Path, broker_url: str, bootstrap_servers: str
 ) -> None:
