@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Container
+from dataclasses import replace
 from typing import Any
 
 from streamseg.config import DAY, Settings
@@ -36,7 +37,7 @@ from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock, bounded
 from streamseg.engine.dedup import event_hash, remember_hash
 from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
-from streamseg.engine.events import Event
+from streamseg.engine.events import RESTRICTIVE, Event
 from streamseg.engine.features import CustomerState, update
 from streamseg.engine.kpis import Kpis
 from streamseg.engine.outcome import Outcome
@@ -275,7 +276,10 @@ class Engine:
         wall = self.wall()  # one reading for the check and the clock's bound
         rejected = self.screen(event, clock.max_seen, wall)
         if rejected is not None:
-            return rejected
+            if event.type not in RESTRICTIVE:
+                return rejected
+            # a withdrawal or erasure from the future is applied now, never refused
+            event = replace(event, ts=max(t for t in (clock.max_seen, wall) if t is not None))
         clock.observe(bounded(event.ts, clock.max_seen, wall))
         return self.apply(state, event, look)
 

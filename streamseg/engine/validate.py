@@ -43,7 +43,15 @@ from streamseg.engine.contract import (
     known_attributes,
     load_schema,
 )
-from streamseg.engine.events import CLICK_TYPES, CONSENT_TYPES, Event, Kind, format_ts, parse_ts
+from streamseg.engine.events import (
+    CLICK_TYPES,
+    CONSENT_TYPES,
+    RESTRICTIVE,
+    Event,
+    Kind,
+    format_ts,
+    parse_ts,
+)
 
 TYPES: dict[Kind, frozenset[str]] = {
     "click": CLICK_TYPES,
@@ -227,12 +235,15 @@ class Validator:
         except ValueError as exc:
             return Invalid("schema_invalid", f"bad timestamp: {exc}", "ts")
         if not self.min_ts <= ts < self.max_ts:
-            return Invalid(
-                "timestamp_out_of_range",
-                f"event time outside {self.settings.event_time_min} .. "
-                f"{self.settings.event_time_max}",
-                "ts",
-            )
+            if etype in RESTRICTIVE:  # never lost for its time: at the window's nearer end
+                ts = min(max(ts, self.min_ts), math.nextafter(self.max_ts, -math.inf))
+            else:
+                return Invalid(
+                    "timestamp_out_of_range",
+                    f"event time outside {self.settings.event_time_min} .. "
+                    f"{self.settings.event_time_max}",
+                    "ts",
+                )
         amount = discount = 0.0
         items = 0
         if kind == "purchase":

@@ -117,6 +117,39 @@ def test_the_event_time_window_is_a_setting_and_1997_is_accepted() -> None:
         Settings.from_env({"STREAMSEG_EVENT_TIME_MIN": "2200-01-01T00:00:00Z"})
 
 
+def consent(typ: str, ts: str, cid: str = "c1") -> bytes:
+    return codec.dumps({"event_id": f"{typ}-{ts}", "customer_id": cid, "type": typ, "ts": ts})
+
+
+@pytest.mark.parametrize("typ", ["erasure_requested", "consent_withdrawn"])
+def test_a_withdrawal_or_erasure_is_never_refused_for_its_time(typ: str) -> None:
+    """An operator's erasure dated 2030 was dead-lettered (timestamp_out_of_range) and the
+    customer kept being profiled: outside the window it is applied at the nearer end of it,
+    from the future at the later of the event clock and the wall clock."""
+    narrow = Validator(Settings(event_time_min="2000-01-01T00:00:00Z",
+                                event_time_max="2030-01-01T00:00:00Z"))
+    early = narrow.check("consent", b"c1", consent(typ, "1997-05-01T00:00:00Z"))
+    assert isinstance(early, Valid) and early.event.ts == narrow.min_ts
+    late = narrow.check("consent", b"c1", consent(typ, "2031-01-01T00:00:00Z"))
+    assert isinstance(late, Valid) and narrow.min_ts < late.event.ts < narrow.max_ts
+    grant = narrow.check("consent", b"c1", consent("consent_granted", "1997-05-01T00:00:00Z"))
+    assert isinstance(grant, Invalid) and grant.reason == "timestamp_out_of_range"
+
+    t0 = BASE.timestamp()
+    eng = Engine(Settings(max_future_skew_s=7 * DAY), wall=lambda: t0)
+    clock = EventClock()
+    buy = eng.ingest(None, Event("click", "page_view", "v", "c1", t0 - DAY), clock)
+    assert not isinstance(buy, Invalid) and buy.state is not None
+    ahead = Event("consent", typ, "x", "c1", t0 + 3 * 365 * DAY)
+    out = eng.ingest(buy.state, ahead, clock)
+    assert not isinstance(out, Invalid) and out.state is not None
+    assert out.state.withdrawn and out.erased == (typ == "erasure_requested")
+    assert clock.max_seen == t0  # applied at the wall clock: the clock did not jump
+    regrant = Event("consent", "consent_granted", "g", "c1", t0 + 3 * 365 * DAY)
+    refused = eng.ingest(out.state, regrant, clock)
+    assert isinstance(refused, Invalid) and refused.reason == "timestamp_out_of_range"
+
+
 def test_the_skew_check_ignores_the_customers_own_last_seen() -> None:
     """Issue 8: after a restart the check compared with one customer's last_seen."""
     t0 = BASE.timestamp()
