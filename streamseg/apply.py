@@ -195,6 +195,9 @@ class Applier:
             self.metrics.consent_fanout.labels(outcome="no_state").inc()
             return
         entry.copy = entry.copy or entry.state is None
+        admitted = self.engine.admit(ev, self.clock, self.engine.wall())
+        if not isinstance(admitted, Invalid):  # (the original was admitted on its partition)
+            ev = admitted  # a withdrawal or erasure from the future: at this worker's clock
         outcome = self.engine.apply(entry.state, ev)
         if copy.notified:
             # the original published what is due (notices, segments); consent moves nothing

@@ -274,14 +274,23 @@ class Engine:
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
         wall = self.wall()  # one reading for the check and the clock's bound
-        rejected = self.screen(event, clock.max_seen, wall)
-        if rejected is not None:
-            if event.type not in RESTRICTIVE:
-                return rejected
-            # a withdrawal or erasure from the future is applied now, never refused
-            event = replace(event, ts=max(t for t in (clock.max_seen, wall) if t is not None))
+        admitted = self.admit(event, clock, wall)
+        if isinstance(admitted, Invalid):
+            return admitted
+        event = admitted
         clock.observe(bounded(event.ts, clock.max_seen, wall))
         return self.apply(state, event, look)
+
+    def admit(self, event: Event, clock: EventClock, wall: float | None) -> Event | Invalid:
+        """``event`` if :meth:`screen` passes it; a withdrawal or erasure it would refuse,
+        at the later of the event clock and ``wall`` instead (never refused for its time:
+        :data:`~streamseg.engine.events.RESTRICTIVE`); else the refusal."""
+        rejected = self.screen(event, clock.max_seen, wall)
+        if rejected is None:
+            return event
+        if event.type not in RESTRICTIVE:
+            return rejected
+        return replace(event, ts=max(t for t in (clock.max_seen, wall) if t is not None))
 
     def screen(self, event: Event, watermark: float | None,
                wall: float | None = None) -> Invalid | None:

@@ -13,9 +13,10 @@ import dataclasses
 from typing import Any
 
 from unit.ingest_harness import Harness
-from unit.test_edge_batch import CFG, buy, consent, harness, metric
+from unit.test_edge_batch import BASE, CFG, PartitionedTable, buy, consent, harness, metric
 
 from streamseg import codec
+from streamseg.config import DAY
 from streamseg.engine.validate import pseudonymise
 
 
@@ -173,3 +174,25 @@ def test_a_copy_from_before_the_copy_format_is_applied_as_before() -> None:
     finally:
         h.close()
 
+
+
+def test_a_withdrawal_from_the_future_is_applied_at_the_clock_on_every_partition() -> None:
+    """An erasure / withdrawal dated years ahead is never dead-lettered (an operator's
+    2030 erasure was, and the customer stayed profiled); its copies on the other partitions
+    are applied at that worker's clock too, not at the producer's date."""
+    wall = BASE.timestamp() + 10 * DAY
+    h = Harness(CFG, wall=lambda: wall)
+    table = PartitionedTable()
+    h.app.state = table  # type: ignore[assignment]
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 2000.0), partition=1)
+        assert h.app.dead_letters.values() == []
+        deliver_copies(h)
+        assert notices(h) == [True]
+        (notice,) = [v for v in h.app.changes.values() if v.get("kind") == "suppression"]
+        assert notice["event_time"] <= "2026-01-11T00:00:00Z", notice
+        state = table.state(0, "c1")
+        assert state is not None and state["withdrawn"]
+    finally:
+        h.close()
