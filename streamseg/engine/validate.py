@@ -224,7 +224,10 @@ class Validator:
                 if unknown is not None:
                     return unknown
             err = next(iter(schema.iter_errors(record)))
-            return Invalid("schema_invalid", err.message, _path(list(err.instance_path)))
+            path = list(err.instance_path)
+            if isinstance(err.kind, jsonschema_rs.ValidationErrorKind.Required):
+                path.append(err.kind.property)  # the missing field, not its parent object
+            return Invalid("schema_invalid", err.message, _path(path))
         customer_id: str = record["customer_id"]
         if key is not None and key != customer_id.encode():
             return Invalid(
