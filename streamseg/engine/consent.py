@@ -36,6 +36,7 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         # the erased profile's (sequences restart at 1).
         engine.forget(event.customer_id)
         marker = CustomerState.new(event.customer_id, event.ts)
+        marker.definition = engine.definition
         marker.withdrawn = True
         marker.erased = True
         marker.epoch = 1 if state is None else state.epoch + 1
@@ -45,10 +46,12 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         # removed still has its published segments and sequences (restarting them at 1 in
         # the same epoch reused change ids already published with other content)
         fresh = CustomerState.new(event.customer_id, event.ts)
+        fresh.definition = engine.definition  # nothing evaluated yet, under these settings
         fresh.epoch = 0 if state is None else state.epoch
         return Outcome(fresh)
     if state is None:
         state = CustomerState.new(event.customer_id, event.ts)
+        state.definition = engine.definition
     lifted = state.withdrawn and event.type == "consent_granted"
     state.withdrawn = event.type == "consent_withdrawn"
     if state.withdrawn:

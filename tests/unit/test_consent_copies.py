@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from unit.ingest_harness import Harness
-from unit.test_edge_batch import BASE, CFG, PartitionedTable, buy, consent, harness, metric
+from unit.test_edge_batch import BASE, CFG, PartitionedTable, at, buy, consent, harness, metric
 
 from streamseg import codec
 from streamseg.config import DAY
@@ -196,3 +196,31 @@ def test_a_withdrawal_from_the_future_is_applied_at_the_clock_on_every_partition
         assert state is not None and state["withdrawn"]
     finally:
         h.close()
+
+
+def test_a_restart_after_erasure_and_grant_warns_of_no_settings_change(caplog: Any) -> None:
+    """An operator's run: click, erasure, grant, restart with the same settings; the worker
+    warned that 4 customers were evaluated under other settings (the fresh profile and the
+    three copies had no settings hash)."""
+    h, table = harness()
+    try:
+        h.send("click", b"c1", codec.dumps({"event_id": "k1", "customer_id": "c1",
+                                             "type": "page_view", "ts": at(0.0)}), partition=0)
+        h.send("consent", b"c1", consent("x1", "c1", "erasure_requested", 1.0), partition=0)
+        deliver_copies(h)
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=0)
+        deliver_copies(h)
+        assert sum(1 for p in range(4) if table.state(p, "c1") is not None) == 4
+        clocks = dict(h.app.clocks)
+    finally:
+        h.close()
+    again, _ = harness()  # restarted, same settings
+    try:
+        again.app.state = table  # type: ignore[assignment]
+        again.app.clocks.update(clocks)
+        again.ingest.punctuator.assign({0, 1, 2, 3})
+        with caplog.at_level("WARNING"):
+            again.ingest.due_ticks()
+        assert "other segment settings" not in caplog.text
+    finally:
+        again.close()
