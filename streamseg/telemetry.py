@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import faust
+from aiohttp.http_exceptions import BadHttpMessage
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -79,6 +80,35 @@ class ErrorCounter(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.children[component_of(record.name)].inc()
+
+
+class BadRequests(logging.Filter):
+    """aiohttp's record of a request it refused as malformed (400: an over-long URL, a
+    broken header) becomes one WARNING line naming the error's class.
+
+    aiohttp logs such a request as an ERROR with a traceback that quotes the request
+    line: anyone reaching the web port could raise ``streamseg_errors_total`` and write
+    what they like (customer ids) into the worker's log (an operator's run: a 20,000
+    character id).
+
+    >>> f = BadRequests()
+    >>> try:
+    ...     raise BadHttpMessage("Got more than 8190 bytes: /customers/LLLL")
+    ... except BadHttpMessage as exc:
+    ...     rec = logging.LogRecord("aiohttp.server", logging.ERROR, "", 0,
+    ...                             "Error handling request", None, (type(exc), exc, None))
+    >>> f.filter(rec), rec.levelname, rec.getMessage(), rec.exc_info
+    (True, 'WARNING', 'refused a malformed HTTP request (400 BadHttpMessage)', None)
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, BadHttpMessage):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.msg, record.args = "refused a malformed HTTP request (400 %s)", (
+                type(exc).__name__,)
+            record.exc_info = record.exc_text = None
+        return True
 
 
 class WorkerSensor(faust.Sensor):
@@ -182,6 +212,9 @@ def install(ss: Streamseg, metrics: Metrics) -> tuple[WorkerSensor, ErrorCounter
     which installs it with its own logging setup.
     """
     settings = ss.settings
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, BadRequests) for f in server.filters):
+        server.addFilter(BadRequests())
     metrics.set_lag(list(input_topics(settings)), settings.partitions, {})
     sensor = WorkerSensor(ss, metrics)
     ss.app.sensors.add(sensor)
