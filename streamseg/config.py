@@ -22,6 +22,10 @@ streamseg.errors.ConfigError: STREAMSEG_PARTITIONS: expected an integer, got 'ei
 Traceback (most recent call last):
 ...
 streamseg.errors.ConfigError: STREAMSEG_PARTITONS: unknown setting (did you mean ...?)
+>>> Settings.from_env({"streamseg_partitions": "8"})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+streamseg.errors.ConfigError: streamseg_partitions: not read (names are upper case: ...)
 >>> Settings.from_env({"STREAMSEG_TICK_INTERVAL_S": "0"})
 Traceback (most recent call last):
 ...
@@ -611,6 +615,10 @@ class Settings:
         source = os.environ if env is None else env
         fields = {variable(f.name): f for f in dataclasses.fields(cls)}
         for var in sorted(source):
+            if (not var.startswith(PREFIX) and var.upper().startswith(PREFIX)
+                    and (var.upper() in fields or var.upper() in TOOL_VARIABLES)):
+                # environment variables are case-sensitive: this one would be ignored
+                raise ConfigError(f"{var}: not read (names are upper case: {var.upper()})")
             if var.startswith(PREFIX) and var not in fields and var not in TOOL_VARIABLES:
                 close = difflib.get_close_matches(var, list(fields), n=1, cutoff=0.6)
                 hint = f" (did you mean {close[0]}?)" if close else " (see streamseg check)"
