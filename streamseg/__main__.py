@@ -16,7 +16,7 @@ from typing import Any
 
 from streamseg.broker import BrokerUnavailable
 from streamseg.config import Settings
-from streamseg.errors import StreamsegError
+from streamseg.errors import InputFileError, StreamsegError
 
 
 def bounded(kind: type[int] | type[float], low: float, high: float | None = None,
@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
         "--rate", type=bounded(float, 0), default=0.0,
         help="events per second (0: as fast as possible)"
     )
+    letters = sub.add_parser(
+        "dead-letters", help="write the dead letters' original inputs as JSON lines, to fix "
+        "and send again with `streamseg produce`")
+    letters.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
+    letters.add_argument("--reason", action="append", default=[],
+                         help="only this reason (repeatable), e.g. unsupported_currency")
+    letters.add_argument("--idle", type=float, default=5.0,
+                         help="stop after this many idle seconds")
     watch = sub.add_parser("watch", help="print segment changes from the beginning of the topic")
     watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
     watch.add_argument("--idle", type=float, default=10.0, help="stop after this many idle seconds")
@@ -123,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             from streamseg.check import check
 
             return check(settings, offline=args.offline, wait_s=args.wait)
-        if args.command in ("produce", "watch") or getattr(args, "to_kafka", False):
+        if (args.command in ("produce", "watch", "dead-letters")
+                or getattr(args, "to_kafka", False)):
             from streamseg.broker import wait_for_broker
             from streamseg.worker import say
 
@@ -137,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
 
             sent = asyncio.run(produce_file(settings, args.file, args.rate))
             print(f"produced {sent} events from {args.file}", file=sys.stderr)
+        elif args.command == "dead-letters":
+            return _dead_letters(args, settings)
         elif args.command == "watch":
             from streamseg.console import watch
 
@@ -154,6 +165,28 @@ def main(argv: list[str] | None = None) -> int:
     except StreamsegError as exc:
         print(f"streamseg: error: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _dead_letters(args: argparse.Namespace, settings: Settings) -> int:
+    """``streamseg dead-letters``: export, then one summary line per reason on stderr."""
+    from streamseg.console import export_dead_letters
+
+    try:
+        handle = args.out.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(str(args.out), None, None, exc.strerror or str(exc)) from None
+    with handle:
+        counts = asyncio.run(export_dead_letters(settings, handle, set(args.reason), args.idle))
+    for reason in sorted({r for r, _ in counts}):
+        kept, left = counts[reason, True], counts[reason, False]
+        print(f"{reason}: {kept} written to {args.out}"
+              + (f", {left} not (not a JSON object, or redacted)" if left else ""),
+              file=sys.stderr)
+    if not counts:
+        print(f"no dead letters on {settings.topic_dead_letters}"
+              + (f" with reason {', '.join(args.reason)}" if args.reason else ""),
+              file=sys.stderr)
     return 0
 
 

@@ -1,15 +1,18 @@
-"""Kafka helpers for people at a terminal: produce a JSON-lines file, watch segment changes.
+"""Kafka helpers for people at a terminal: produce a JSON-lines file, watch segment changes,
+export dead letters to re-feed.
 
-Transport edge (aiokafka), used by ``streamseg produce`` and ``streamseg watch``
-and by the demo script; the worker does not use it.
+Transport edge (aiokafka), used by ``streamseg produce``, ``streamseg watch`` and
+``streamseg dead-letters`` and by the demo script; the worker does not use it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -149,3 +152,61 @@ async def watch(
     finally:
         await consumer.stop()
     return seen
+
+
+def refeedable(letter: dict[str, Any]) -> bytes | None:
+    """The original input of a dead letter as one JSON line, or None when it cannot be sent
+    again: not a JSON object, or redacted (pseudonymised ids, dropped bytes).
+
+    >>> body = codec.dumps({"event_id": "e1", "customer_id": "c1", "currency": "XYZ"})
+    >>> letter = {"value_b64": base64.b64encode(body).decode(), "redaction": None}
+    >>> refeedable(letter) == body
+    True
+    >>> refeedable({"value_b64": base64.b64encode(b"{").decode(), "redaction": None}) is None
+    True
+    >>> refeedable({**letter, "redaction": "ids_pseudonymised"}) is None
+    True
+    """
+    if letter.get("redaction") is not None:
+        return None
+    try:
+        obj = codec.loads(base64.b64decode(letter.get("value_b64") or ""))
+    except (ValueError, codec.DecodeError):
+        return None
+    return codec.dumps(obj) if isinstance(obj, dict) else None
+
+
+async def export_dead_letters(
+    settings: Settings, out: TextIO, reasons: Collection[str] = (), idle_s: float = 5.0,
+) -> Counter[tuple[str, bool]]:
+    """Write the original inputs of the dead letters (from the beginning of the topic; only
+    those with one of ``reasons``, if given) to ``out`` as JSON lines, for ``streamseg
+    produce`` once fixed; return the count per (reason, written)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_dead_letters,
+        bootstrap_servers=settings.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    counts: Counter[tuple[str, bool]] = Counter()
+    last = time.monotonic()
+    try:
+        while time.monotonic() - last < idle_s:
+            batch = await consumer.getmany(timeout_ms=500)
+            for messages in batch.values():
+                for msg in messages:
+                    last = time.monotonic()
+                    if msg.value is None:
+                        continue
+                    letter = codec.loads(msg.value)
+                    reason = str(letter.get("reason"))
+                    if reasons and reason not in reasons:
+                        continue
+                    line = refeedable(letter)
+                    if line is not None:
+                        out.write(line.decode() + "\n")
+                    counts[reason, line is not None] += 1
+    finally:
+        await consumer.stop()
+    return counts
