@@ -59,10 +59,10 @@ def partition_get(table: Any, partition: int, key: bytes) -> bytes | None:
 
     None when that partition has no database open here (not assigned) or no such key.
     A store without partition databases (``memory://``: one dict for every
-    partition) answers its one value; the caller checks the partition the value
-    records.
+    partition; a plain mapping in unit tests) answers its one value; the caller checks
+    the partition the value records.
     """
-    dbs = getattr(table.data, "_dbs", None)
+    dbs = getattr(getattr(table, "data", None), "_dbs", None)
     if dbs is None:
         value: bytes | None = table.get(key)
         return value

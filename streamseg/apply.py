@@ -15,10 +15,11 @@ No feature arithmetic here.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
-from streamseg import codec
+from streamseg import adapters, codec
 from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry
 from streamseg.emit import COPY_FORMAT, Copy, Emitter, fanout_format, is_fanout, read_copy
@@ -49,6 +50,33 @@ class Applier:
         self.out = out
         self.batch = Batch()  # the batch being handled (set by Ingest per batch)
         self._foreign: dict[str, Any] = {}
+        self._split_logged = -math.inf  # monotonic time of the last split warning
+
+    def split(self, stream: str, p: int, key: bytes) -> None:
+        """Count a customer new on partition ``p`` whom this worker holds on another one:
+        two producer partitioners send its events, so it has two independent states
+        (docs/RELIABILITY.md, "Store caveat"). Only this worker's partitions are searched."""
+        parts = self.punctuator.assigned_parts
+        for q in sorted(parts or ()):
+            if q == p:
+                continue
+            other = self.batch.entries.get((q, key))
+            if other is not None:
+                held = other.state is not None and not other.copy
+            else:
+                raw = adapters.partition_get(self.ss.state, q, key)
+                held = raw is not None and not codec.loads(raw).get(COPY)
+            if held:
+                self.metrics.split_customers.labels(stream=stream).inc()
+                now = time.monotonic()
+                if now - self._split_logged > 60.0:
+                    self._split_logged = now
+                    log.warning(
+                        "a customer's input on partition %d found its state on partition %d: "
+                        "two producer partitioners send its events, so it has two states "
+                        "(keep one partitioner per customer; docs/RELIABILITY.md, 'Store "
+                        "caveat'); streamseg_split_customers_total counts them", p, q)
+                return
 
     def load(self, event: Any, key: bytes) -> Entry:
         """The customer's state on the event's partition (cached for the batch)."""
@@ -81,7 +109,10 @@ class Applier:
             self.foreign(stream).inc()
         ev = result.event
         key = ev.customer_id.encode()
+        fresh = (msg.partition, key) not in self.batch.entries
         entry = self.load(event, key)
+        if fresh and entry.raw is None:  # new on this partition: held on another?
+            self.split(stream, msg.partition, key)
         if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
             # at or before the last input applied to this state: never applied twice or
             # out of order (a re-delivery after a crash, or events Faust sent ahead)

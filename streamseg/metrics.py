@@ -209,6 +209,14 @@ class Metrics:
             ["stream"],
             registry=registry,
         )
+        self.split_customers = Counter(
+            "streamseg_split_customers_total",
+            "Customers whose first input on a partition came while this worker held them on "
+            "another partition: two producer partitioners for one customer, so two "
+            "independent states (keep one partitioner per customer).",
+            ["stream"],
+            registry=registry,
+        )
         self.input_held = Counter(
             "streamseg_input_held_total",
             "Events the rebalance gate held back (not applied, not acknowledged): delivered "

@@ -16,6 +16,7 @@ the worker's own work (clock moves, consent) must reach that partition:
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 import zlib
 from collections import Counter
 from collections.abc import Sequence
@@ -23,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Producer
-from kafka_helpers import consume_all, produce
+from kafka_helpers import consume_all, free_port, produce
+from prometheus_client.parser import text_string_to_metric_families
 from worker_proc import (
     T0,
     Message,
@@ -209,8 +211,11 @@ async def test_a_customer_split_by_two_partitioners_gets_one_change_id_per_move(
     partition, each numbering its changes from 1. A different move never shares an id
     (an operator's run: the purchase's ``(none) -> one_time`` carried the id of the
     click's ``(none) -> prospect``, and a subscriber dropping known ids lost it); the
-    same move on both partitions is one id (one email)."""
-    settings = make_settings("split", tmp_path / "data", broker_url, partitions=4)
+    same move on both partitions is one id (one email). The worker counts the split
+    customer (``streamseg_split_customers_total``): the operator had no signal of it."""
+    port = free_port()
+    settings = make_settings("split", tmp_path / "data", broker_url, partitions=4,
+                             metrics_port=port)
     await ensure_topics(settings)
     ivan = foreign_ids("ivan", 1, 4)[0]
     b = bootstrap_servers
@@ -233,6 +238,12 @@ async def test_a_customer_split_by_two_partitioners_gets_one_change_id_per_move(
             assert content.setdefault(v["change_id"], move) == move, (v, content)
         ids = {move: cid for cid, move in content.items()}
         assert ids[("frequency", None, "prospect")] != ids[("frequency", None, "one_time")]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        split = {s.labels["stream"]: s.value for f in text_string_to_metric_families(text)
+                 for s in f.samples if s.name == "streamseg_split_customers_total"}
+        assert split == {"purchase": 1.0}, split
+        assert "two producer partitioners send its events" in w.tail()
         assert w.crashes() == []
 
 

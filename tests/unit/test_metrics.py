@@ -50,7 +50,8 @@ def test_names_units_and_label_sets_follow_the_convention() -> None:
         "streamseg_errors", "streamseg_rebalances", "streamseg_assigned_partitions",
         "streamseg_last_input_timestamp_seconds",
         # batched edge and partitioning
-        "streamseg_input_foreign_partition", "streamseg_input_held", "streamseg_input_reseeks",
+        "streamseg_input_foreign_partition", "streamseg_split_customers", "streamseg_input_held",
+        "streamseg_input_reseeks",
         "streamseg_consent_fanout", "streamseg_batch_events",
         # rule audiences: over-segmentation
         "streamseg_audience_undersized", "streamseg_audience_min_size",
