@@ -155,11 +155,6 @@ class Engine:
         if state is None:
             state = CustomerState.new(event.customer_id, event.ts)
             state.definition = self.definition
-            # a new customer's first event already behind the clock (a till whose date was
-            # reset, a backfill read out of order) is late too: evaluated at the clock, not
-            # walked through the years in between (a 1997 click and purchase read in 2026
-            # published prospect, one_time, new, active, at_risk, lapsed at once)
-            late = clock is not None and event.ts < clock
         elif key in state.recent_ids:
             return Outcome(state, skipped="duplicate")
         else:

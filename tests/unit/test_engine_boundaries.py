@@ -48,28 +48,6 @@ def test_an_event_at_the_latest_evaluation_is_not_late() -> None:
     ]
 
 
-def test_a_new_customers_first_event_behind_the_clock_is_late_too() -> None:
-    """A new customer whose first events are dated years behind the clock (a till whose
-    date was reset: an operator's 1997 click and purchase read in 2026) is evaluated at the
-    clock, as a known customer's late event is, not walked through the years in between:
-    that published prospect, one_time, new, active, at_risk and lapsed at once, dated 1997."""
-    cfg = Settings()
-    eng = Engine(cfg, [FrequencySegmenter(cfg), LifecycleSegmenter(cfg)])
-    first = eng.apply(None, click("v1", "dave", 1.0), clock=1000 * DAY)
-    then = eng.apply(first.state, buy("p1", "dave", 1.0), clock=1000 * DAY)
-    at = "1972-09-27T00:00:00Z"
-    assert moves(first.changes + then.changes) == [
-        ("frequency", None, "prospect", "event", at),
-        ("lifecycle", None, "inactive_prospect", "event", at),
-        ("frequency", "prospect", "lapsed", "event", at),
-        ("lifecycle", "inactive_prospect", "lapsed", "event", at),
-    ]
-    assert eng.tick(then.state, 1001 * DAY).changes == []
-    # a new customer's first event at the clock (no lateness) is evaluated at its own time
-    own = eng.apply(None, buy("p2", "eve", 1000.0), clock=1000 * DAY)
-    assert [c["to_segment"] for c in own.changes] == ["one_time", "new"]
-
-
 def rfm_bands() -> RFMSegmenter:
     # bands 14, 30, 90, 180 days; one buyer warms the model at once (F1 M1: new, promising,
     # about_to_sleep, hibernating, lost as R goes 5..1)
