@@ -25,7 +25,7 @@ from streamseg.batch import Batch, Entry
 from streamseg.emit import COPY_FORMAT, Copy, Emitter, fanout_format, is_fanout, read_copy
 from streamseg.engine.clock import bounded
 from streamseg.engine.dedup import seen
-from streamseg.engine.events import Kind
+from streamseg.engine.events import RESTRICTIVE, Event, Kind
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
@@ -108,6 +108,13 @@ class Applier:
         if msg.partition != home(msg.key, self.ss.settings.partitions):
             self.foreign(stream).inc()
         ev = result.event
+        # a withdrawal or erasure dated where no event is accepted runs at the event clock
+        # and tells nothing of its input's progress (Engine.admit)
+        set_to_clock = False
+        if ev.type in RESTRICTIVE:
+            admitted = self.engine.admit(ev, self.clock, self.engine.wall())
+            if isinstance(admitted, Event) and admitted is not ev:
+                ev, set_to_clock = admitted, True
         key = ev.customer_id.encode()
         fresh = (msg.partition, key) not in self.batch.entries
         entry = self.load(event, key)
@@ -124,16 +131,20 @@ class Applier:
                 entry.dirty = entry.rewrite = True
             self.batch.counts.append((stream, "duplicate" if dup else "out_of_order"))
             # applied before (a re-read after a rebalance): progress up to here is real
-            self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
+            if not set_to_clock:
+                self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts,
+                                                time.monotonic())
             return
         # a late event is evaluated where the ticks have got to (Engine.apply)
-        outcome = self.engine.ingest(entry.state, ev, self.clock, self.batch.look)
+        outcome = (self.engine.apply(entry.state, ev, self.batch.look) if set_to_clock
+                   else self.engine.ingest(entry.state, ev, self.clock, self.batch.look))
         if isinstance(outcome, Invalid):
             self.out.dead_letter(self.batch, outcome, msg, stream)
             return
-        self.observe_clock(part, msg.partition, event, ev.ts)
-        self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
-        self.batch.event_time = ev.ts
+        if not set_to_clock:
+            self.observe_clock(part, msg.partition, event, ev.ts)
+            self.punctuator.sources.observe((msg.topic, msg.partition), ev.ts, time.monotonic())
+            self.batch.event_time = ev.ts
         if not outcome.skipped:
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
             entry.copy = False  # the customer's own input is here now

@@ -99,11 +99,15 @@ class BadRequests(logging.Filter):
     ...                             "Error handling request", None, (type(exc), exc, None))
     >>> f.filter(rec), rec.levelname, rec.getMessage(), rec.exc_info
     (True, 'WARNING', 'refused a malformed HTTP request (400 BadHttpMessage)', None)
+    >>> rec.levelno = logging.DEBUG; rec.exc_info = (BadHttpMessage, BadHttpMessage("x"), None)
+    >>> f.filter(rec), rec.levelno == logging.DEBUG, rec.exc_info is not None  # left alone
+    (True, True, True)
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, BadHttpMessage):
+        # (only errors: aiohttp logs some, e.g. a port scanner's first bad method, at DEBUG)
+        if record.levelno >= logging.ERROR and isinstance(exc, BadHttpMessage):
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             record.msg, record.args = "refused a malformed HTTP request (400 %s)", (
                 type(exc).__name__,)

@@ -26,8 +26,8 @@ True
 ('low', 2)
 >>> s.segments["frequency"]
 ['high', 30.0, 2, None]
->>> change_id("c1", "frequency", 2)
-'264a26161aa61f947c9b3ded9b584153'
+>>> change_id("c1", "frequency", 2, move=("low", "high")) == change_id("c1", "frequency", 2)
+False
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Container
 from dataclasses import replace
@@ -78,6 +79,7 @@ class Engine:
         self._kpi_names = tuple(seg.name for seg in self.segmenters)
         self._repeat_s = settings.kpi_repeat_days * DAY
         self.definition = settings.definition()  # states evaluated under others: redefine
+        self.window = settings.event_time_window()  # the static accepted event-time window
         # per input kind, the segmenters an event of that kind can move (Segmenter.reacts_to):
         # RFM is not evaluated at a page view (a move found there is a population move the
         # next re-score publishes; at a click it was published with trigger ``event``)
@@ -277,20 +279,38 @@ class Engine:
         admitted = self.admit(event, clock, wall)
         if isinstance(admitted, Invalid):
             return admitted
-        event = admitted
-        clock.observe(bounded(event.ts, clock.max_seen, wall))
-        return self.apply(state, event, look)
+        if admitted is event:  # a withdrawal or erasure set to the clock does not move it
+            clock.observe(bounded(event.ts, clock.max_seen, wall))
+        return self.apply(state, admitted, look)
 
     def admit(self, event: Event, clock: EventClock, wall: float | None) -> Event | Invalid:
-        """``event`` if :meth:`screen` passes it; a withdrawal or erasure it would refuse,
-        at the later of the event clock and ``wall`` instead (never refused for its time:
-        :data:`~streamseg.engine.events.RESTRICTIVE`); else the refusal."""
+        """``event`` if its time is accepted (:meth:`screen`, the static window); else the
+        refusal, but for a withdrawal or erasure (never refused for its time:
+        :data:`~streamseg.engine.events.RESTRICTIVE`): a copy of it at the event clock (the
+        wall clock, within the window, before the clock has a value), which
+        :meth:`ingest` does not let move the clock (a 2030 withdrawal read while replaying
+        2011 must not age every customer by 15 years).
+
+        >>> from streamseg.config import DAY, Settings
+        >>> from streamseg.engine.clock import EventClock
+        >>> eng, clock = Engine(Settings()), EventClock(0.0)
+        >>> clock.observe(100 * DAY)
+        >>> far = Event("consent", "consent_withdrawn", "w", "c", 9e9)
+        >>> eng.admit(far, clock, wall=200 * DAY).ts == 100 * DAY  # at the event clock
+        True
+        >>> eng.admit(Event("click", "page_view", "v", "c", 9e9), clock, 200 * DAY).reason
+        'timestamp_out_of_range'
+        """
         rejected = self.screen(event, clock.max_seen, wall)
-        if rejected is None:
-            return event
         if event.type not in RESTRICTIVE:
-            return rejected
-        return replace(event, ts=max(t for t in (clock.max_seen, wall) if t is not None))
+            return event if rejected is None else rejected
+        lo, hi = self.window
+        if rejected is None and lo <= event.ts < hi:
+            return event
+        at = clock.max_seen if clock.max_seen is not None else wall
+        if at is None or not lo <= at < hi:
+            at = min(max(event.ts if at is None else at, lo), math.nextafter(hi, -math.inf))
+        return replace(event, ts=at)
 
     def screen(self, event: Event, watermark: float | None,
                wall: float | None = None) -> Invalid | None:

@@ -237,16 +237,15 @@ class Validator:
             ts = parse_ts(record["ts"])
         except ValueError as exc:
             return Invalid("schema_invalid", f"bad timestamp: {exc}", "ts")
-        if not self.min_ts <= ts < self.max_ts:
-            if etype in RESTRICTIVE:  # never lost for its time: at the window's nearer end
-                ts = min(max(ts, self.min_ts), math.nextafter(self.max_ts, -math.inf))
-            else:
-                return Invalid(
-                    "timestamp_out_of_range",
-                    f"event time outside {self.settings.event_time_min} .. "
-                    f"{self.settings.event_time_max}",
-                    "ts",
-                )
+        # a withdrawal or erasure is never refused for its time: Engine.admit sets it to the
+        # event clock
+        if not self.min_ts <= ts < self.max_ts and etype not in RESTRICTIVE:
+            return Invalid(
+                "timestamp_out_of_range",
+                f"event time outside {self.settings.event_time_min} .. "
+                f"{self.settings.event_time_max}",
+                "ts",
+            )
         amount = discount = 0.0
         items = 0
         if kind == "purchase":

@@ -211,38 +211,49 @@ async def test_a_customer_split_by_two_partitioners_gets_one_change_id_per_move(
     partition, each numbering its changes from 1. A different move never shares an id
     (an operator's run: the purchase's ``(none) -> one_time`` carried the id of the
     click's ``(none) -> prospect``, and a subscriber dropping known ids lost it); the
-    same move on both partitions is one id (one email). The worker counts the split
-    customer (``streamseg_split_customers_total``): the operator had no signal of it."""
+    same move on both partitions is one id (one email; ivy clicks through both). The
+    worker counts the split customers (``streamseg_split_customers_total``): the operator
+    had no signal of them."""
     port = free_port()
     settings = make_settings("split", tmp_path / "data", broker_url, partitions=4,
                              metrics_port=port)
     await ensure_topics(settings)
-    ivan = foreign_ids("ivan", 1, 4)[0]
+    ivan, ivy = foreign_ids("ivan", 1, 4)[0], foreign_ids("ivy", 1, 4)[0]
     b = bootstrap_servers
     with Workers(broker_url, tmp_path) as workers:
         w = workers.new("split-worker", settings)
         await w.start().ready()
         async with Tail(b, settings.topic_changes) as changes:
-            await produce(b, settings.topic_clickstream, [_event("click", ivan, "v1", T0)[1:]])
+            await produce(b, settings.topic_clickstream, [_event("click", ivan, "v1", T0)[1:],
+                                                          _event("click", ivy, "y1", T0)[1:]])
             await asyncio.to_thread(librdkafka_produce, b, settings,
-                                    [_event("purchase", ivan, "p1", T0 + 3600)])
+                                    [_event("purchase", ivan, "p1", T0 + 3600),
+                                     _event("click", ivy, "y2", T0 + 60)])
 
             def both(t: Tail) -> bool:
-                moves = {(v["segmenter"], v["to_segment"]) for v in t.values()}
-                return {("frequency", "prospect"), ("frequency", "one_time")} <= moves
+                moves = [(v["customer_id"], v["segmenter"], v["to_segment"]) for v in t.values()]
+                return {(ivan, "frequency", "prospect"), (ivan, "frequency", "one_time")} <= set(
+                    moves) and moves.count((ivy, "frequency", "prospect")) == 2
 
             assert await changes.until(both, timeout=60, settle=2.0)
-        content: dict[str, tuple[str, str | None, str]] = {}
+        Move = tuple[str, str, str | None, str]
+        content: dict[str, Move] = {}
+        ids: dict[Move, str] = {}
+        published: Counter[Move] = Counter()
         for v in changes.values():
-            move = (v["segmenter"], v["from_segment"], v["to_segment"])
+            move = (v["customer_id"], v["segmenter"], v["from_segment"], v["to_segment"])
             assert content.setdefault(v["change_id"], move) == move, (v, content)
-        ids = {move: cid for cid, move in content.items()}
-        assert ids[("frequency", None, "prospect")] != ids[("frequency", None, "one_time")]
+            assert ids.setdefault(move, v["change_id"]) == v["change_id"], (v, ids)
+            published[move] += 1
+        assert ids[ivan, "frequency", None, "prospect"] != ids[ivan, "frequency", None, "one_time"]
+        # ivy's two clicks made the same first moves on both partitions: two records, one id
+        assert {m for m, n in published.items() if n > 1} >= {
+            (ivy, "frequency", None, "prospect"), (ivy, "lifecycle", None, "prospect")}, published
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
             text = resp.read().decode()
         split = {s.labels["stream"]: s.value for f in text_string_to_metric_families(text)
                  for s in f.samples if s.name == "streamseg_split_customers_total"}
-        assert split == {"purchase": 1.0}, split
+        assert split == {"purchase": 1.0, "click": 1.0}, split
         assert "two producer partitioners send its events" in w.tail()
         assert w.crashes() == []
 

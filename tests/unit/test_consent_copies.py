@@ -178,22 +178,28 @@ def test_a_copy_from_before_the_copy_format_is_applied_as_before() -> None:
 
 def test_a_withdrawal_from_the_future_is_applied_at_the_clock_on_every_partition() -> None:
     """An erasure / withdrawal dated years ahead is never dead-lettered (an operator's
-    2030 erasure was, and the customer stayed profiled); its copies on the other partitions
-    are applied at that worker's clock too, not at the producer's date."""
+    2030 erasure was, and the customer stayed profiled); it and its copies on the other
+    partitions are applied at the worker's event clock (day 3 here: the wall clock is at
+    day 10), not at the producer's date, and neither moves the clock nor the consent
+    input's progress (the first fix moved them to the wall clock)."""
     wall = BASE.timestamp() + 10 * DAY
     h = Harness(CFG, wall=lambda: wall)
     table = PartitionedTable()
     h.app.state = table  # type: ignore[assignment]
     try:
         h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("purchase", b"c2", buy("e2", "c2", 3.0), partition=2)  # the clock: day 3
         h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 2000.0), partition=1)
         assert h.app.dead_letters.values() == []
         deliver_copies(h)
         assert notices(h) == [True]
         (notice,) = [v for v in h.app.changes.values() if v.get("kind") == "suppression"]
-        assert notice["event_time"] <= "2026-01-11T00:00:00Z", notice
-        state = table.state(0, "c1")
-        assert state is not None and state["withdrawn"]
+        assert notice["event_time"] == "2026-01-04T00:00:00Z", notice  # day 3
+        assert all((st := table.state(p, "c1")) is not None and st["withdrawn"]
+                   for p in range(4))
+        assert h.ingest.punctuator.clock.max_seen == BASE.timestamp() + 3 * DAY
+        progress = h.ingest.punctuator.sources
+        assert not any(topic == CFG.topic_consent for topic, _ in progress.sources)
     finally:
         h.close()
 

@@ -131,28 +131,32 @@ def consent(typ: str, ts: str, cid: str = "c1") -> bytes:
 @pytest.mark.parametrize("typ", ["erasure_requested", "consent_withdrawn"])
 def test_a_withdrawal_or_erasure_is_never_refused_for_its_time(typ: str) -> None:
     """An operator's erasure dated 2030 was dead-lettered (timestamp_out_of_range) and the
-    customer kept being profiled: outside the window it is applied at the nearer end of it,
-    from the future at the later of the event clock and the wall clock."""
-    narrow = Validator(Settings(event_time_min="2000-01-01T00:00:00Z",
-                                event_time_max="2030-01-01T00:00:00Z"))
-    early = narrow.check("consent", b"c1", consent(typ, "1997-05-01T00:00:00Z"))
-    assert isinstance(early, Valid) and early.event.ts == narrow.min_ts
-    late = narrow.check("consent", b"c1", consent(typ, "2031-01-01T00:00:00Z"))
-    assert isinstance(late, Valid) and narrow.min_ts < late.event.ts < narrow.max_ts
+    customer kept being profiled. A withdrawal or erasure the window or the skew would
+    refuse is applied at the event clock, and does not move it: replaying 2011 data on
+    2026-11-27, a first fix set it to the wall clock and aged every customer 15 years."""
+    window = {"event_time_min": "2000-01-01T00:00:00Z", "event_time_max": "2012-01-01T00:00:00Z"}
+    narrow = Validator(Settings(**window))
+    for ts in ("1997-05-01T00:00:00Z", "2031-01-01T00:00:00Z"):
+        assert isinstance(narrow.check("consent", b"c1", consent(typ, ts)), Valid)
     grant = narrow.check("consent", b"c1", consent("consent_granted", "1997-05-01T00:00:00Z"))
     assert isinstance(grant, Invalid) and grant.reason == "timestamp_out_of_range"
 
-    t0 = BASE.timestamp()
-    eng = Engine(Settings(max_future_skew_s=7 * DAY), wall=lambda: t0)
+    t2011 = datetime(2011, 6, 1, tzinfo=UTC).timestamp()
+    wall = datetime(2026, 11, 27, tzinfo=UTC).timestamp()
+    eng = Engine(Settings(max_future_skew_s=7 * DAY, **window), wall=lambda: wall)
     clock = EventClock()
-    buy = eng.ingest(None, Event("click", "page_view", "v", "c1", t0 - DAY), clock)
-    assert not isinstance(buy, Invalid) and buy.state is not None
-    ahead = Event("consent", typ, "x", "c1", t0 + 3 * 365 * DAY)
-    out = eng.ingest(buy.state, ahead, clock)
-    assert not isinstance(out, Invalid) and out.state is not None
-    assert out.state.withdrawn and out.erased == (typ == "erasure_requested")
-    assert clock.max_seen == t0  # applied at the wall clock: the clock did not jump
-    regrant = Event("consent", "consent_granted", "g", "c1", t0 + 3 * 365 * DAY)
+    for when in (t2011 + 3 * 365 * DAY,  # 2014: past the window's end, not the skew
+                 wall + 3 * 365 * DAY,  # 2029: past both
+                 datetime(1997, 5, 1, tzinfo=UTC).timestamp()):  # before the window
+        buy = eng.ingest(None, Event("click", "page_view", "v", "c1", t2011), clock)
+        assert not isinstance(buy, Invalid) and buy.state is not None
+        out = eng.ingest(buy.state, Event("consent", typ, f"x{when}", "c1", when), clock)
+        assert not isinstance(out, Invalid) and out.state is not None
+        assert out.state.withdrawn and out.erased == (typ == "erasure_requested")
+        assert [n["event_time"] for n in out.notices] == (
+            ["2011-06-01T00:00:00Z"] if typ == "consent_withdrawn" else [])  # erasure: none
+        assert clock.max_seen == t2011  # at the event clock, which did not move
+    regrant = Event("consent", "consent_granted", "g", "c1", wall + 3 * 365 * DAY)
     refused = eng.ingest(out.state, regrant, clock)
     assert isinstance(refused, Invalid) and refused.reason == "timestamp_out_of_range"
 
