@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import sys
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamseg import codec
 from streamseg.config import Settings
-from streamseg.engine.events import kind_of
+from streamseg.engine.events import kind_of, parse_ts
 from streamseg.errors import InputFileError
 
 
@@ -181,7 +182,15 @@ async def export_dead_letters(
 ) -> Counter[tuple[str, bool]]:
     """Write the original inputs of the dead letters (from the beginning of the topic; only
     those with one of ``reasons``, if given) to ``out`` as JSON lines, for ``streamseg
-    produce`` once fixed; return the count per (reason, written)."""
+    produce`` once fixed; return the count per (reason, written).
+
+    Only letters of the input topics (not the worker's own ticks topic), in the order of
+    their event time where it reads (key-less events of one customer were spread over
+    partitions), else of their source position.
+    """
+    inputs = {settings.topic_clickstream, settings.topic_purchases, settings.topic_consent,
+              settings.topic_profiles}
+    rows: list[tuple[float, str, int, int, bytes]] = []
     consumer = AIOKafkaConsumer(
         settings.topic_dead_letters,
         bootstrap_servers=settings.bootstrap_servers,
@@ -201,12 +210,25 @@ async def export_dead_letters(
                         continue
                     letter = codec.loads(msg.value)
                     reason = str(letter.get("reason"))
-                    if reasons and reason not in reasons:
+                    source = letter.get("source") or {}
+                    if (reasons and reason not in reasons) or source.get("topic") not in inputs:
                         continue
                     line = refeedable(letter)
                     if line is not None:
-                        out.write(line.decode() + "\n")
+                        rows.append((_time_of(line), str(source.get("topic")),
+                                     int(source.get("partition") or 0),
+                                     int(source.get("offset") or 0), line))
                     counts[reason, line is not None] += 1
     finally:
         await consumer.stop()
+    for *_, line in sorted(rows, key=lambda r: r[:4]):
+        out.write(line.decode() + "\n")
     return counts
+
+
+def _time_of(line: bytes) -> float:
+    """The event time of a JSON-lines input, +inf if it does not read (sorted last)."""
+    try:
+        return parse_ts(codec.loads(line)["ts"])
+    except (KeyError, TypeError, ValueError):
+        return math.inf
