@@ -631,21 +631,3 @@ def test_the_idle_dwell_holds_a_customer_kept_out_of_long_inactive_by_the_grace(
         assert seg.hold(s, "c1", v, day * DAY, "population")
     v = seg.assign(s, due)
     assert v is not None and not seg.hold(s, "c1", v, due, "clock")
-
-
-def test_a_refit_is_at_the_latest_time_learned_not_an_earlier_customers() -> None:
-    """A worker learns its partitions' events interleaved: a customer on a partition behind
-    another one is learned at its own earlier time, and the refit it triggers is at the
-    latest time learned (a refit at the earlier time read every sample row's recency a
-    day or more younger than the previous refit did)."""
-    seen: list[float] = []
-
-    class Spy(ClusterSegmenter):
-        def refit(self, now: float) -> ClusterModel | None:
-            seen.append(now)
-            return super().refit(now)
-
-    seg = Spy(CFG)
-    for n, s in enumerate(two_groups()):
-        seg.learn(s, (40.0 if n < 15 else 10.0) * DAY)
-    assert seen and max(seen) == min(seen) == 40.0 * DAY, seen

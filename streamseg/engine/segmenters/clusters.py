@@ -90,7 +90,6 @@ Examples
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from streamseg.config import DAY, Settings
@@ -131,9 +130,6 @@ class ClusterSegmenter(ClusterHold):
         self._moved: dict[str, None] = {}
         self.learned = 0
         self.refits = 0
-        # the latest event time learned: refits are at it (a worker learns its partitions'
-        # events interleaved, and a customer's time can be behind another partition's)
-        self.learned_at = -math.inf
         # fits not used (Trained): none, a refit with no material move is no fit
         self.rejected = self.failed = 0
         self.model: ClusterModel | None = None
@@ -172,9 +168,6 @@ class ClusterSegmenter(ClusterHold):
         self._note(state)
         if not self.training:
             return
-        if now > self.learned_at:
-            self.learned_at = now
-        now = self.learned_at  # never back in time between two refits
         warm, every = self.settings.cluster_warmup, self.settings.cluster_refresh_every
         if (self.learned >= warm and (self.learned - warm) % every == 0
                 and len(self.population) >= self.settings.cluster_min_customers):
