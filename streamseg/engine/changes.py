@@ -10,8 +10,7 @@ A segmenter's new verdict becomes a change only when confirmed:
   time before it is published. Moves at the customer's own event are never
   delayed by it (``damp=False``): hysteresis is asymmetric.
 
-Each change gets a deterministic ``change_id`` from (customer, segmenter, sequence, the
-customer's erasure count, from and to segments): :func:`change_id`.
+Each change gets a deterministic ``change_id`` from (customer, segmenter, sequence).
 
 Examples
 --------
@@ -26,8 +25,8 @@ True
 ('low', 2)
 >>> s.segments["frequency"]
 ['high', 30.0, 2, None]
->>> change_id("c1", "frequency", 2, move=("low", "high")) == change_id("c1", "frequency", 2)
-False
+>>> change_id("c1", "frequency", 2)
+'264a26161aa61f947c9b3ded9b584153'
 """
 
 from __future__ import annotations
@@ -41,29 +40,16 @@ from streamseg.engine.features import CustomerState
 from streamseg.engine.segmenters.base import Assignment
 
 
-def change_id(customer_id: str, segmenter: str, sequence: int, epoch: int = 0,
-              move: tuple[str | None, str] | None = None) -> str:
+def change_id(customer_id: str, segmenter: str, sequence: int, epoch: int = 0) -> str:
     """Deterministic id of the ``sequence``-th change of ``segmenter`` for a customer.
 
     ``epoch`` counts the customer's erasures: a profile started after an erasure
     numbers its changes from 1 again, with ids distinct from the erased profile's.
-    ``move`` is the change's (from segment, to segment): a customer whose events
-    came through two producer partitioners has a state on each partition, each
-    numbering its changes from 1; two different moves with one number get two ids
-    (a subscriber dropping known ids dropped the purchase's ``prospect -> one_time``
-    as a repeat of the click's ``(none) -> prospect``), the same move one id.
 
     >>> change_id("c1", "frequency", 1) == change_id("c1", "frequency", 1, epoch=1)
     False
-    >>> a = change_id("c1", "frequency", 1, move=(None, "prospect"))
-    >>> a == change_id("c1", "frequency", 1, move=(None, "one_time"))
-    False
-    >>> a == change_id("c1", "frequency", 1, move=(None, "prospect"))
-    True
     """
     suffix = f"\x1f{epoch}" if epoch else ""
-    if move is not None:
-        suffix += f"\x1e{move[0] or ''}\x1f{move[1]}"
     raw = f"{customer_id}\x1f{segmenter}\x1f{sequence}{suffix}".encode()
     return hashlib.blake2b(raw, digest_size=16).hexdigest()
 
@@ -122,8 +108,7 @@ def change_record(
     """
     record = {
         "kind": "change",
-        "change_id": change_id(state.customer_id, segmenter, sequence, state.epoch,
-                               (previous, verdict.segment)),
+        "change_id": change_id(state.customer_id, segmenter, sequence, state.epoch),
         "customer_id": state.customer_id,
         "segmenter": segmenter,
         "sequence": sequence,
