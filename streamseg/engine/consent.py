@@ -35,8 +35,7 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         # The epoch keeps the change ids of a later fresh profile apart from
         # the erased profile's (sequences restart at 1).
         engine.forget(event.customer_id)
-        marker = CustomerState.new(event.customer_id, event.ts)
-        marker.definition = engine.definition
+        marker = CustomerState.new(event.customer_id, event.ts, engine.definition)
         marker.withdrawn = True
         marker.erased = True
         marker.epoch = 1 if state is None else state.epoch + 1
@@ -45,13 +44,11 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         # only an erasure marker starts afresh: a profile-only customer with every attribute
         # removed still has its published segments and sequences (restarting them at 1 in
         # the same epoch reused change ids already published with other content)
-        fresh = CustomerState.new(event.customer_id, event.ts)
-        fresh.definition = engine.definition  # nothing evaluated yet, under these settings
+        fresh = CustomerState.new(event.customer_id, event.ts, engine.definition)
         fresh.epoch = 0 if state is None else state.epoch
         return Outcome(fresh)
     if state is None:
-        state = CustomerState.new(event.customer_id, event.ts)
-        state.definition = engine.definition
+        state = CustomerState.new(event.customer_id, event.ts, engine.definition)
     lifted = state.withdrawn and event.type == "consent_granted"
     state.withdrawn = event.type == "consent_withdrawn"
     if state.withdrawn:

@@ -32,8 +32,8 @@ CLICK_TYPES = frozenset(
 )
 CONSENT_TYPES = frozenset({"consent_granted", "consent_withdrawn", "erasure_requested"})
 # requests that stop profiling: never refused for their time (a device clock years ahead, a
-# date before STREAMSEG_EVENT_TIME_MIN), applied at the nearest accepted instant instead
-# (Validator.check_record, Engine.ingest); a grant outside the window is refused as usual
+# date before STREAMSEG_EVENT_TIME_MIN): the validator lets them through and Engine.admit
+# applies them at the event clock instead; a grant outside the window is refused as usual
 RESTRICTIVE = frozenset({"consent_withdrawn", "erasure_requested"})
 
 

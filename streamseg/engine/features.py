@@ -102,9 +102,11 @@ class CustomerState:
     looked: float | None = None
 
     @classmethod
-    def new(cls, customer_id: str, ts: float) -> CustomerState:
-        """A customer first seen at event time ``ts``."""
-        return cls(customer_id=customer_id, first_seen=ts, last_seen=ts, decay_ts=ts)
+    def new(cls, customer_id: str, ts: float, definition: str = "") -> CustomerState:
+        """A customer first seen at event time ``ts``, evaluated under the settings whose
+        hash is ``definition`` (``Engine.definition``; "" for none yet)."""
+        return cls(customer_id=customer_id, first_seen=ts, last_seen=ts, decay_ts=ts,
+                   definition=definition)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for the codec (table values, snapshots).

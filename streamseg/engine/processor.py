@@ -155,8 +155,7 @@ class Engine:
         caught = redone = None
         late = False
         if state is None:
-            state = CustomerState.new(event.customer_id, event.ts)
-            state.definition = self.definition
+            state = CustomerState.new(event.customer_id, event.ts, self.definition)
         elif key in state.recent_ids:
             return Outcome(state, skipped="duplicate")
         else:
@@ -307,10 +306,8 @@ class Engine:
         lo, hi = self.window
         if rejected is None and lo <= event.ts < hi:
             return event
-        at = clock.max_seen if clock.max_seen is not None else wall
-        if at is None or not lo <= at < hi:
-            at = min(max(event.ts if at is None else at, lo), math.nextafter(hi, -math.inf))
-        return replace(event, ts=at)
+        ref = next(t for t in (clock.max_seen, wall, event.ts) if t is not None)
+        return replace(event, ts=min(max(ref, lo), math.nextafter(hi, -math.inf)))
 
     def screen(self, event: Event, watermark: float | None,
                wall: float | None = None) -> Invalid | None:
