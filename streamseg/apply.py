@@ -19,7 +19,7 @@ import math
 import time
 from typing import Any
 
-from streamseg import adapters, codec
+from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry
 from streamseg.emit import COPY_FORMAT, Copy, Emitter, fanout_format, is_fanout, read_copy
@@ -29,9 +29,10 @@ from streamseg.engine.events import RESTRICTIVE, Event, Kind
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
+from streamseg.lookupstate import stored
 from streamseg.metrics import Metrics
 from streamseg.partitions import PartitionState, handled, home, position_key, replayed
-from streamseg.punctuator import COPY, POSITIONS, Punctuator
+from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator
 
 log = logging.getLogger(__name__)
 
@@ -52,31 +53,30 @@ class Applier:
         self._foreign: dict[str, Any] = {}
         self._split_logged = -math.inf  # monotonic time of the last split warning
 
-    def split(self, stream: str, p: int, key: bytes) -> None:
+    def split(self, stream: str, p: int, key: bytes, routed: int) -> None:
         """Count a customer new on partition ``p`` whom this worker holds on another one:
         two producer partitioners send its events, so it has two independent states
-        (docs/RELIABILITY.md, "Store caveat"). Only this worker's partitions are searched."""
-        parts = self.punctuator.assigned_parts
-        for q in sorted(parts or ()):
-            if q == p:
-                continue
-            other = self.batch.entries.get((q, key))
-            if other is not None:
-                held = other.state is not None and not other.copy
-            else:
-                raw = adapters.partition_get(self.ss.state, q, key)
-                held = raw is not None and not codec.loads(raw).get(COPY)
-            if held:
-                self.metrics.split_customers.labels(stream=stream).inc()
-                now = time.monotonic()
-                if now - self._split_logged > 60.0:
-                    self._split_logged = now
-                    log.warning(
-                        "a customer's input on partition %d found its state on partition %d: "
-                        "two producer partitioners send its events, so it has two states "
-                        "(keep one partitioner per customer; docs/RELIABILITY.md, 'Store "
-                        "caveat'); streamseg_split_customers_total counts them", p, q)
-                return
+        (docs/RELIABILITY.md, "Store caveat"). Only this worker's partitions are searched: this
+        batch's states first (not written yet), then the store's, as a lookup reads them
+        (:func:`streamseg.lookupstate.stored`: a consent copy's marker is no customer)."""
+        others = [q for q in sorted(self.punctuator.assigned_parts or ()) if q != p]
+        pending = [q for q in others if (q, key) in self.batch.entries]
+        found = next((q for q in pending if (e := self.batch.entries[q, key]).state is not None
+                      and not e.copy), None)
+        if found is None:  # (``routed``: murmur2's partition of the message key)
+            data = stored(self.ss.state, key, [q for q in others if q not in pending], routed)
+            found = None if data is None else data.get(PARTITION, routed)
+        if found is None:
+            return
+        self.metrics.split_customers.labels(stream=stream).inc()
+        now = time.monotonic()
+        if now - self._split_logged > 60.0:
+            self._split_logged = now
+            log.warning(
+                "a customer's input on partition %d found its state on partition %d: two "
+                "producer partitioners send its events, so it has two states (keep one "
+                "partitioner per customer; docs/RELIABILITY.md, 'Store caveat'); "
+                "streamseg_split_customers_total counts them", p, found)
 
     def load(self, event: Any, key: bytes) -> Entry:
         """The customer's state on the event's partition (cached for the batch)."""
@@ -105,7 +105,8 @@ class Applier:
                               "partitions)", "customer_id")
             self.out.dead_letter(self.batch, invalid, msg, stream)
             return
-        if msg.partition != home(msg.key, self.ss.settings.partitions):
+        routed = home(msg.key, self.ss.settings.partitions)
+        if msg.partition != routed:
             self.foreign(stream).inc()
         ev = result.event
         # a withdrawal or erasure dated where no event is accepted runs at the event clock
@@ -119,7 +120,7 @@ class Applier:
         fresh = (msg.partition, key) not in self.batch.entries
         entry = self.load(event, key)
         if fresh and entry.raw is None:  # new on this partition: held on another?
-            self.split(stream, msg.partition, key)
+            self.split(stream, msg.partition, key, routed)
         if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
             # at or before the last input applied to this state: never applied twice or
             # out of order (a re-delivery after a crash, or events Faust sent ahead)
