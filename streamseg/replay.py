@@ -44,7 +44,7 @@ from streamseg import codec
 from streamseg.config import DAY, Settings  # noqa: F401 - DAY for the doctests
 from streamseg.engine.clock import EventClock
 from streamseg.engine.deadletters import dead_letter
-from streamseg.engine.events import kind_of
+from streamseg.engine.events import Event, kind_of
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.scheduler import Schedule
@@ -104,6 +104,8 @@ class Replayer:
         self.due = EngineSchedule(self.engine)
         self.states: dict[str, CustomerState] = {}
         self.counts: Counter[str] = Counter()
+        # the last valid input as the engine applied it (Engine.accept), None after a refusal
+        self.admitted: Event | None = None
 
     def feed(self, raw: bytes) -> list[dict[str, Any]] | Invalid:
         """One input line: its changes (event first, then clock-driven) or why it was rejected."""
@@ -113,15 +115,20 @@ class Replayer:
                 kind_of(record) if isinstance(record, dict) else "click", None, record
             )
         )
+        self.admitted = None
         if not isinstance(result, Invalid):
-            ev = result.event
             # where the ticks have got to: a late event is evaluated there (Engine.apply)
             look = self.clock.now()
-            outcome = self.engine.ingest(self.states.get(ev.customer_id), ev, self.clock, look)
-            if not isinstance(outcome, Invalid):
+            # Engine.ingest in two halves: a withdrawal or erasure dated where no event is
+            # accepted runs at the event clock (Engine.admit), so its changes and re-scores
+            # are at that time, not its own (the worker: streamseg.apply)
+            admitted = self.engine.accept(result.event, self.clock)
+            if not isinstance(admitted, Invalid):
+                self.admitted = ev = admitted
+                outcome = self.engine.apply(self.states.get(ev.customer_id), ev, look)
                 changes = self._settle(ev.customer_id, outcome, ev.ts)
                 return changes + self.rescore(ev.ts) + self.advance()
-            result = outcome
+            result = admitted
         self.counts["dead_letter"] += 1
         return result
 

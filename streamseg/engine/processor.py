@@ -274,13 +274,21 @@ class Engine:
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
-        wall = self.wall()  # one reading for the check and the clock's bound
-        admitted = self.admit(event, clock, wall)
+        admitted = self.accept(event, clock)
         if isinstance(admitted, Invalid):
             return admitted
+        return self.apply(state, admitted, look)
+
+    def accept(self, event: Event, clock: EventClock) -> Event | Invalid:
+        """The first half of :meth:`ingest`: ``event`` as it is applied (:meth:`admit`: a
+        withdrawal or erasure dated where no event is accepted is moved to the event
+        clock) with the clock advanced by it, or the refusal. Replay and the batch
+        references take changes, re-scores and consent at the admitted time from here."""
+        wall = self.wall()  # one reading for the check and the clock's bound
+        admitted = self.admit(event, clock, wall)
         if admitted is event:  # a withdrawal or erasure set to the clock does not move it
             clock.observe(bounded(event.ts, clock.max_seen, wall))
-        return self.apply(state, admitted, look)
+        return admitted
 
     def admit(self, event: Event, clock: EventClock, wall: float | None) -> Event | Invalid:
         """``event`` if its time is accepted (:meth:`screen`, the static window); else the

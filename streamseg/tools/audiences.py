@@ -249,9 +249,9 @@ def replay_events(lines: Iterable[bytes], settings: Settings,
                     raise ValueError(f"profile of {ev.customer_id}: {done.message}")
                 changes += done
         result = rep.feed(raw)
-        if isinstance(result, Invalid) or not isinstance(checked, Valid):
+        if isinstance(result, Invalid) or rep.admitted is None:
             continue
-        accepted.append(checked.event)
+        accepted.append(rep.admitted)  # at the time the engine took it
         changes += result
     clock = rep.clock.now()
     return changes, accepted, 0.0 if clock is None else clock

@@ -100,9 +100,10 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
         ev = checked.event if isinstance(checked, Valid) else None
         prev = _published(rep.states.get(ev.customer_id)) if ev is not None else {}
         result = rep.feed(raw)
-        if isinstance(result, Invalid) or ev is None:
+        if isinstance(result, Invalid) or ev is None or rep.admitted is None:
             run.dead_letters += 1
             continue
+        ev = rep.admitted  # at the time the engine took it (a withdrawal from 2150: the clock)
         run.events.append(ev)
         # segment changes only: consent suppression notices (kind "suppression") are not moves
         result = [c for c in result if c.get("kind", "change") == "change"]

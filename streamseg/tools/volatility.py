@@ -51,8 +51,10 @@ import numpy as np
 import pandas as pd
 
 from streamseg.config import DAY, Settings
-from streamseg.engine.events import format_ts, kind_of
+from streamseg.engine.clock import EventClock
+from streamseg.engine.events import Event, format_ts, kind_of
 from streamseg.engine.flaps import flap_rate
+from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Valid, Validator
 from streamseg.tools.reference import (
     CONSENT,
@@ -69,8 +71,14 @@ Label = str | None
 
 
 def read_history(lines: Iterable[bytes], settings: Settings) -> tuple[pd.DataFrame, int]:
-    """The valid events of ``lines`` as reference rows (arrival order); how many were bad."""
+    """The valid events of ``lines`` as reference rows (arrival order); how many were bad.
+
+    Valid as the engine takes them (``Engine.accept``, with no segmenter): an event too far
+    ahead of the event clock is bad, and a withdrawal or erasure dated where no event is
+    accepted is at the event clock (one dated 2150 made every day to 2150 a day end).
+    """
     validator = Validator(settings)
+    times, clock = Engine(settings, []), EventClock(settings.allowed_lateness_s)
     events, bad = [], 0
     seen: set[tuple[str, str]] = set()  # (customer, event id): a redelivery counts once
     for raw in lines:
@@ -80,10 +88,11 @@ def read_history(lines: Iterable[bytes], settings: Settings) -> tuple[pd.DataFra
         record = validator.decode(raw)
         checked = (validator.check_record(kind_of(record), None, record)
                    if isinstance(record, dict) else record)
-        if not isinstance(checked, Valid):
+        admitted = times.accept(checked.event, clock) if isinstance(checked, Valid) else checked
+        if not isinstance(admitted, Event):
             bad += 1
             continue
-        e = checked.event
+        e = admitted
         if e.kind not in ("consent", "profile"):
             if (e.customer_id, e.event_id) in seen:
                 continue

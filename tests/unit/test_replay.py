@@ -185,3 +185,27 @@ def test_bad_bytes_get_the_workers_reason() -> None:
         "too_large",
         "not_json",
     ]
+
+
+def test_a_withdrawal_from_the_future_is_replayed_at_the_event_clock() -> None:
+    """A withdrawal dated 2035 (a device clock) is applied at the event clock (Engine.admit),
+    so replay re-scores the customers it moves in the population models there too: the
+    changes equal those of the same withdrawal dated at the clock. Re-scored at its own
+    time, a review found 297 extra moves (``active -> at_risk`` in 2024-06 of a simulation
+    that ends in 2024-04) for 300 customers."""
+    events = list(Simulation(SimConfig(customers=300, days=120, seed=7,
+                                       start=1_704_067_200.0)).events())
+    at = int(len(events) * 0.8)
+    cid = [e["customer_id"] for e in events[:at] if e.get("order_id")][-1]
+    clock = max(e["ts"] for e in events[:at])
+
+    def changes(ts: str) -> list[tuple[Any, ...]]:
+        withdrawal = {"customer_id": cid, "event_id": "w1", "type": "consent_withdrawn",
+                      "ts": ts}
+        lines = [codec.dumps(e) for e in (*events[:at], withdrawal, *events[at:])]
+        return [(c["customer_id"], c.get("segmenter"), c.get("to_segment"), c["event_time"])
+                for c in replay_lines(lines, Settings())]
+
+    at_clock, future = changes(clock), changes("2035-06-01T00:00:00Z")
+    assert len(at_clock) > 100 and any(c[0] == cid and c[1] is None for c in at_clock)
+    assert future == at_clock

@@ -6,6 +6,7 @@ import json
 
 import pandas as pd
 
+from streamseg import codec
 from streamseg.config import DAY, Settings
 from streamseg.engine.events import parse_ts
 from streamseg.tools import volatility
@@ -207,3 +208,18 @@ def test_rfm_daily_counts_a_flap_that_only_a_day_by_day_evaluation_sees(
     assert (cli["buyers"], cli["days"]) == (2, 5)
     assert [(d["days"], d["changes"], d["reverted"]) for d in cli["dwell"][:3]] == [
         (0, 4, 2), (1, 0, 0), (2, 0, 0)]
+
+
+def test_a_withdrawal_from_far_ahead_is_taken_at_the_event_clock() -> None:
+    """The engine applies a withdrawal dated 2150 at the event clock (``Engine.admit``); the
+    daily history took it at 2150, so one purchase of 2026 gave 45,291 day ends to
+    evaluate (review 31). It is at the clock now: the purchase's day and nothing after."""
+    s = Settings()
+    lines = [codec.dumps({"event_id": "e1", "customer_id": "c1", "order_id": "o1",
+                          "amount": 5.0, "currency": "EUR", "ts": "2026-01-01T00:00:00Z"}),
+             codec.dumps({"event_id": "w1", "customer_id": "c1", "type": "consent_withdrawn",
+                          "ts": "2150-01-01T00:00:00Z"})]
+    history, bad = volatility.read_history(lines, s)
+    assert bad == 0 and len(history) == 2
+    assert history["ts"].max() == parse_ts("2026-01-01T00:00:00Z")
+    assert len(volatility.day_ends(history, s)) == 1
