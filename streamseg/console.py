@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamseg import codec
 from streamseg.config import Settings
-from streamseg.engine.events import kind_of, parse_ts
+from streamseg.engine.events import RESTRICTIVE, kind_of, parse_ts
 from streamseg.errors import InputFileError
 
 
@@ -186,10 +186,13 @@ async def export_dead_letters(
 
     Only letters of the input topics (not the worker's own ticks topic), in the order of
     their event time where it reads (key-less events of one customer were spread over
-    partitions), else of their source position.
+    partitions), else of their source position; a withdrawal or erasure dated outside the
+    accepted window last (:func:`_time_of`).
     """
     inputs = {settings.topic_clickstream, settings.topic_purchases, settings.topic_consent,
               settings.topic_profiles}
+    low, high = settings.event_time_window()  # and the future-skew check, from now
+    window = (low, min(high, time.time() + settings.max_future_skew_s))
     rows: list[tuple[float, str, int, int, bytes]] = []
     consumer = AIOKafkaConsumer(
         settings.topic_dead_letters,
@@ -215,7 +218,7 @@ async def export_dead_letters(
                         continue
                     line = refeedable(letter)
                     if line is not None:
-                        rows.append((_time_of(line), str(source.get("topic")),
+                        rows.append((_time_of(line, window), str(source.get("topic")),
                                      int(source.get("partition") or 0),
                                      int(source.get("offset") or 0), line))
                     counts[reason, line is not None] += 1
@@ -226,9 +229,30 @@ async def export_dead_letters(
     return counts
 
 
-def _time_of(line: bytes) -> float:
-    """The event time of a JSON-lines input, +inf if it does not read (sorted last)."""
-    try:
-        return parse_ts(codec.loads(line)["ts"])
-    except (KeyError, TypeError, ValueError):
+def _time_of(line: bytes, window: tuple[float, float]) -> float:
+    """The time a re-fed input sorts at: its event time; +inf (last) if that does not read,
+    and for a withdrawal or erasure dated outside ``window``.
+
+    The worker applied such a withdrawal or erasure at its event clock, after what it had
+    read (``Engine.admit``), so its own date says nothing of its place: sorted by it, a
+    withdrawal dated 1969 went before the consent grant it followed, and the re-fed grant
+    undid it. Last, the restriction stands.
+
+    >>> w = (0.0, 2e9)
+    >>> _time_of(b'{"ts": "1970-01-02T00:00:00Z", "type": "page_view"}', w)
+    86400.0
+    >>> [_time_of(line, w) for line in (b'{"ts": 86400}', b'{"type": "page_view"}',
+    ...     b'{"ts": "1969-06-01T00:00:00Z", "type": "consent_withdrawn"}')]
+    [inf, inf, inf]
+    """
+    obj = codec.loads(line)
+    ts = obj.get("ts")
+    if not isinstance(ts, str):
         return math.inf
+    try:
+        t = parse_ts(ts)
+    except ValueError:
+        return math.inf
+    if obj.get("type") in RESTRICTIVE and not window[0] <= t < window[1]:
+        return math.inf
+    return t

@@ -1,0 +1,90 @@
+"""``streamseg dead-letters``: what it writes for letters a review found it mishandled.
+
+The dead-letter topic is stood in for by a consumer that hands over the letters once
+(the export on a real broker: tests/integration/test_dead_letter_refeed.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from streamseg import codec, console
+from streamseg.config import Settings
+from streamseg.engine.deadletters import dead_letter
+from streamseg.engine.validate import Invalid, Validator
+from streamseg.replay import Replayer
+
+
+def export(monkeypatch: pytest.MonkeyPatch, letters: list[dict[str, Any]]) -> list[bytes]:
+    """The lines ``export_dead_letters`` writes for ``letters`` (one partition of the topic)."""
+
+    class Topic:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.handed = False
+
+        async def start(self) -> None:
+            return None
+
+        async def stop(self) -> None:
+            return None
+
+        async def getmany(self, timeout_ms: int = 0) -> dict[int, list[Any]]:
+            if self.handed:
+                await asyncio.sleep(timeout_ms / 1000)
+                return {}
+            self.handed = True
+            return {0: [SimpleNamespace(value=codec.dumps(x)) for x in letters]}
+
+    monkeypatch.setattr(console, "AIOKafkaConsumer", Topic)
+    out = io.StringIO()
+    asyncio.run(console.export_dead_letters(Settings(), out, (), idle_s=0.3))
+    return [line.encode() for line in out.getvalue().splitlines()]
+
+
+def test_a_letter_with_a_numeric_time_is_exported_with_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``"ts": 1767225600`` (epoch seconds, a common schema_invalid letter) crashed the
+    export with an AttributeError and left the output file empty: it goes last now."""
+    settings = Settings()
+    epoch = codec.dumps({"event_id": "e1", "customer_id": "c1", "type": "page_view",
+                         "ts": 1767225600})
+    result = Validator(settings).check("click", b"c1", epoch)
+    assert isinstance(result, Invalid) and result.reason == "schema_invalid"
+    fx = codec.dumps({"event_id": "e2", "customer_id": "c2", "order_id": "o", "amount": 1.0,
+                      "currency": "XYZ", "ts": "2026-01-01T00:00:00Z"})
+    lines = export(monkeypatch, [
+        dead_letter(result, settings.topic_clickstream, 0, 5, b"c1", epoch),
+        dead_letter(Invalid("unsupported_currency", "XYZ", "currency"),
+                    settings.topic_purchases, 1, 6, b"c2", fx)])
+    assert lines == [fx, epoch]
+
+
+def test_a_withdrawal_dated_outside_the_window_is_exported_after_the_grant(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A key-less grant, then a key-less withdrawal from a device whose clock was reset
+    (1969): both dead-lettered. The worker would have applied the withdrawal at its event
+    clock, after the grant; sorted by its own date it went first, and re-fed, the grant
+    profiled the customer again."""
+    settings = Settings()
+    grant = codec.dumps({"event_id": "g1", "customer_id": "c1", "type": "consent_granted",
+                         "ts": "2026-11-17T00:00:00Z"})
+    withdraw = codec.dumps({"event_id": "w1", "customer_id": "c1",
+                            "type": "consent_withdrawn", "ts": "1969-06-01T00:00:00Z"})
+    keyless = Invalid("key_mismatch", "message has no key", "customer_id")
+    lines = export(monkeypatch, [
+        dead_letter(keyless, settings.topic_consent, 0, 10, None, grant),
+        dead_letter(keyless, settings.topic_consent, 1, 11, None, withdraw)])
+    assert lines == [grant, withdraw]
+    replay = Replayer(settings)
+    replay.feed(codec.dumps({"event_id": "e1", "customer_id": "c1", "order_id": "o1",
+                             "amount": 5.0, "currency": "EUR", "ts": "2026-11-01T00:00:00Z"}))
+    for line in lines:
+        replay.feed(line)
+    assert replay.states["c1"].withdrawn
