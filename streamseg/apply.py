@@ -37,6 +37,12 @@ from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator
 log = logging.getLogger(__name__)
 
 
+def profiled(data: dict[str, Any]) -> bool:
+    """Whether a state (table value) holds behaviour: events, segments or attributes, not
+    only consent (a consent producer with another partitioner splits no customer)."""
+    return bool(data.get("events") or data.get("segments") or data.get("attributes"))
+
+
 class Applier:
     """One admitted message of the current batch applied: an input, a tick, a consent copy."""
 
@@ -62,10 +68,11 @@ class Applier:
         others = [q for q in sorted(self.punctuator.assigned_parts or ()) if q != p]
         pending = [q for q in others if (q, key) in self.batch.entries]
         found = next((q for q in pending if (e := self.batch.entries[q, key]).state is not None
-                      and not e.copy), None)
+                      and not e.copy and profiled(e.state.to_dict())), None)
         if found is None:  # (``routed``: murmur2's partition of the message key)
             data = stored(self.ss.state, key, [q for q in others if q not in pending], routed)
-            found = None if data is None else data.get(PARTITION, routed)
+            if data is not None and profiled(data):
+                found = data.get(PARTITION, routed)
         if found is None:
             return
         self.metrics.split_customers.labels(stream=stream).inc()
@@ -119,7 +126,9 @@ class Applier:
         key = ev.customer_id.encode()
         fresh = (msg.partition, key) not in self.batch.entries
         entry = self.load(event, key)
-        if fresh and entry.raw is None:  # new on this partition: held on another?
+        # new on this partition (no state, or only a consent copy's marker): held on
+        # another? (consent itself reaches every partition: no sign of a split)
+        if fresh and (entry.raw is None or entry.copy) and stream != "consent":
             self.split(stream, msg.partition, key, routed)
         if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
             # at or before the last input applied to this state: never applied twice or

@@ -213,7 +213,8 @@ class Metrics:
             "streamseg_split_customers_total",
             "Customers whose first input on a partition came while this worker held them on "
             "another partition: two producer partitioners for one customer, so two "
-            "independent states (keep one partitioner per customer).",
+            "independent states (keep one partitioner per customer). Consent is not counted: "
+            "it reaches every partition.",
             ["stream"],
             registry=registry,
         )
@@ -246,6 +247,9 @@ class Metrics:
         )
         for stream in STREAMS:
             self.foreign_partition.labels(stream=stream)
+        for stream in ("click", "purchase", "profile"):  # (consent splits no customer)
+            # at 0 from the start: a series that first appears at 1 has no increase()
+            self.split_customers.labels(stream=stream)
         for outcome in ("applied", "no_state", "duplicate"):
             self.consent_fanout.labels(outcome=outcome)
         self.consumer_lag = Gauge(

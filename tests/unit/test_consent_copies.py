@@ -230,3 +230,68 @@ def test_a_restart_after_erasure_and_grant_warns_of_no_settings_change(caplog: A
         assert "other segment settings" not in caplog.text
     finally:
         again.close()
+
+
+class _Databases(dict[tuple[int, bytes], bytes]):
+    """A table's data with RocksDB-like per-partition databases (``adapters.partition_get``
+    reads one partition's database: the split-customer check searches them)."""
+
+    @property
+    def _dbs(self) -> dict[int, dict[bytes, bytes]]:
+        out: dict[int, dict[bytes, bytes]] = {p: {} for p in range(CFG.partitions)}
+        for (p, k), v in self.items():
+            out[p][k] = v
+        return out
+
+
+def split_harness() -> tuple[Harness, PartitionedTable]:
+    h = Harness(CFG)
+    table = PartitionedTable()
+    table.data = _Databases()
+    h.app.state = table  # type: ignore[assignment]
+    h.ingest.punctuator.assign(set(range(CFG.partitions)))
+    return h, table
+
+
+def split(h: Harness, stream: str) -> float:
+    return metric(h, "streamseg_split_customers_total", stream=stream)
+
+
+def test_consent_through_another_partitioner_splits_no_customer() -> None:
+    """Consent may come through another producer partitioner than the customer's events
+    (it reaches every partition). A withdrawal or a grant on a partition without the
+    customer's state counted the customer as split, and the alert told the operator to
+    fix producers that were fine (review 31)."""
+    h, table = split_harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 1.0), partition=1)
+        h.send("consent", b"c2", consent("g2", "c2", "consent_granted", 1.0), partition=2)
+        h.send("purchase", b"c2", buy("e2", "c2", 2.0), partition=3)
+        assert table.state(1, "c1") is not None and table.state(2, "c2") is not None
+        assert split(h, "consent") == split(h, "purchase") == 0.0
+        h.send("purchase", b"c1", buy("e3", "c1", 3.0), partition=2)  # a real split
+        assert split(h, "purchase") == 1.0
+    finally:
+        h.close()
+
+
+def test_a_split_after_a_withdrawal_and_a_grant_is_counted() -> None:
+    """c1 (profiled on partition 0) withdrew and granted again: the copies left a marker on
+    partitions 1-3. Its next purchase arrives on partition 1 (another partitioner) and
+    starts a second, independent state on the marker. The marker made it look known there,
+    so the split went uncounted (review 31)."""
+    h, table = split_harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 1.0), partition=0)
+        deliver_copies(h)
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=0)
+        deliver_copies(h)
+        h.send("purchase", b"c1", buy("e2", "c1", 3.0), partition=1)
+        profiled = [p for p in range(CFG.partitions)
+                    if (s := table.state(p, "c1")) and s.get("events")]
+        assert profiled == [0, 1]
+        assert split(h, "purchase") == 1.0
+    finally:
+        h.close()

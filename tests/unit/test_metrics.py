@@ -92,6 +92,11 @@ def test_label_values_are_pre_declared_from_closed_sets() -> None:
     for reason in FIT_REASONS:
         assert reg.get_sample_value("streamseg_value_fits_rejected_total",
                                     {"reason": reason}) == 0.0
+    # an alert on increase() misses a series that first appears at 1 (review 31: the
+    # worker's first split customer never fired StreamsegSplitCustomers)
+    for stream in ("click", "purchase", "profile"):
+        assert reg.get_sample_value("streamseg_split_customers_total",
+                                    {"stream": stream}) == 0.0
 
 
 def test_changes_move_customers_between_segment_gauges() -> None:
