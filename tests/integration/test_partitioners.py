@@ -239,7 +239,7 @@ async def test_a_customer_split_by_two_partitioners_is_counted(
             text = resp.read().decode()
         split = {s.labels["stream"]: s.value for f in text_string_to_metric_families(text)
                  for s in f.samples if s.name == "streamseg_split_customers_total"}
-        assert split == {"purchase": 1.0, "click": 1.0}, split
+        assert split == {"purchase": 1.0, "click": 1.0, "profile": 0.0}, split
         assert "two producer partitioners send its events" in w.tail()
         assert w.crashes() == []
 
