@@ -88,6 +88,31 @@ def _hours(text: str) -> float:
     return hours
 
 
+def currency_problem(code: str, settings: Settings) -> str | None:
+    """What is wrong with ``--currency CODE`` for these settings (None: nothing), checked
+    before the file is read: every order would otherwise be rejected, row by row.
+
+    >>> s = Settings()
+    >>> currency_problem("USD", s) is None
+    True
+    >>> currency_problem("usd", s)
+    'not an ISO 4217 code (three capital letters): --currency USD?'
+    >>> print(currency_problem("TWD", s))  # doctest: +NORMALIZE_WHITESPACE
+    no exchange rate for TWD (known: CHF EUR GBP PLN SEK USD); add it to STREAMSEG_FX_RATES,
+    the whole table as CODE=rate in the base currency EUR, e.g.
+    STREAMSEG_FX_RATES=EUR=1,USD=0.92,GBP=1.17,CHF=1.05,SEK=0.087,PLN=0.23,TWD=<rate>
+    """
+    if not (len(code) == 3 and code.isascii() and code.isalpha() and code.isupper()):
+        hint = f": --currency {code.upper()}?" if len(code) == 3 and code.isalpha() else ""
+        return "not an ISO 4217 code (three capital letters)" + hint
+    table = settings.fx_table()
+    if code in table:
+        return None
+    return (f"no exchange rate for {code} (known: {' '.join(sorted(table))}); add it to "
+            "STREAMSEG_FX_RATES, the whole table as CODE=rate in the base currency "
+            f"{settings.base_currency}, e.g. STREAMSEG_FX_RATES={settings.fx_rates},{code}=<rate>")
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run ``import`` or ``quality``."""
     if args.command == "import":
@@ -109,6 +134,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 and (args.currency or args.currency_column)):
             print("streamseg import: error: orders need --time, --amount (or --price) and one "
                   "of --currency / --currency-column (or --profiles for a customer table)",
+                  file=sys.stderr)
+            return 2
+        if args.currency and (problem := currency_problem(args.currency, settings)):
+            print(f"streamseg import: error: --currency {args.currency}: {problem}",
                   file=sys.stderr)
             return 2
         if args.product and not args.quantity:

@@ -151,9 +151,18 @@ def test_missing_column_and_unknown_currency_are_clear(
 ) -> None:
     src = tmp_path / "orders.csv"
     src.write_text(ORDERS)
-    assert main(["import", str(src), *BASKET_ARGS[:-1], "XYZ"]) == 2
+    # a currency with no exchange rate, or a typo, is told before the file is read (a
+    # review's import with --rejects read 817,741 rows, rejected every order and exited 0)
+    assert main(["import", str(src), *BASKET_ARGS[:-1], "XYZ", "--rejects",
+                 str(tmp_path / "r.jsonl")]) == 2
     assert capsys.readouterr().err.startswith(
-        f"streamseg: error: {src}:6: column --currency: order b3: unsupported_currency: ")
+        "streamseg import: error: --currency XYZ: no exchange rate for XYZ (known: CHF EUR "
+        "GBP PLN SEK USD); add it to STREAMSEG_FX_RATES")
+    assert not (tmp_path / "r.jsonl").exists()
+    assert main(["import", str(src), *BASKET_ARGS[:-1], "eur"]) == 2
+    assert capsys.readouterr().err == (
+        "streamseg import: error: --currency eur: not an ISO 4217 code (three capital "
+        "letters): --currency EUR?\n")
     args = ["import", str(src), *BASKET_ARGS, "--quantity", "quantity"]
     assert main(args) == 2
     assert capsys.readouterr().err == (
