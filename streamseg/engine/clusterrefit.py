@@ -25,10 +25,9 @@ A published name holds with a band
 
 Ids are matched to the previous centroids (:func:`~streamseg.engine.model.match`)
 and an id's name never changes, so a published id never changes meaning: a
-centroid keeps its id while the name still
-:func:`~streamseg.engine.clusternames.holds` for it, checked at every version (it
-was not within :data:`~streamseg.engine.model.NAME_SHIFT` of where the name was
-given, before review 31). Otherwise it is named afresh (told
+centroid keeps its id while it stays within :data:`~streamseg.engine.model.NAME_SHIFT`
+of where its name was given, or the name still
+:func:`~streamseg.engine.clusternames.holds` for it. Otherwise it is named afresh (told
 apart from a live cluster with the same words:
 :func:`~streamseg.engine.clusternames.apart`; such a comparison must stay true of
 the centroids kept: :func:`~streamseg.engine.clusternames.still_apart`) and
@@ -221,9 +220,7 @@ def _named(
     renamed: dict[str, tuple[str, list[float]]] = {}  # matched id -> (new name, anchor)
     for seg, vec in sorted(segs.items()):
         anchor = None if prev is None or prev.active != active else prev.anchors.get(seg)
-        if (anchor is not None and math.dist(vec, rescale(anchor)) <= NAME_SHIFT
-                and holds(prev.description(seg), dict(zip(NAMES, vec, strict=True)), active,  # type: ignore[union-attr]
-                          NAME_BAND)):
+        if anchor is not None and math.dist(vec, rescale(anchor)) <= NAME_SHIFT:
             pub[seg] = seg
             names[seg], anchors[seg] = prev.names[seg], anchor  # type: ignore[union-attr]
             continue

@@ -13,13 +13,11 @@ It round-trips through :meth:`~ClusterModel.to_dict` /
 * Stable ids: :func:`match` pairs the new centroids with the previous ones
   (greedy on distances, closest pairs first); only an unmatched centroid gets a
   fresh id.
-* Stable names: an id's name never changes. A segment keeps its name while the
-  name still :func:`~streamseg.engine.clusternames.holds` for its centroid (within
-  a band, checked at every version; the centroid is re-anchored there once it has
-  drifted :data:`NAME_SHIFT` from the centroid it was named from). Before review 31
-  a centroid within :data:`NAME_SHIFT` kept its name unchecked: on Ta-Feng a cluster
-  stayed "average" at -0.95 z of purchases for several versions. Otherwise the
-  centroid gets another id (see
+* Stable names: an id's name never changes. A segment keeps its name while its
+  centroid stays within :data:`NAME_SHIFT` (z units) of the centroid it was
+  named from (its anchor), and beyond that while the name still
+  :func:`~streamseg.engine.clusternames.holds`
+  (re-anchored there). Otherwise the centroid gets another id (see
   :func:`~streamseg.engine.clusterrefit.next_model`) and the old id is retired:
   its customers move (trigger ``population``). The names of retired ids (also
   of ids whose centroid is gone) stay in :attr:`ClusterModel.retired`, the
@@ -57,7 +55,7 @@ K = TypeVar("K")
 RECENCY = NAMES.index("recency")  # the one feature that moves with the clock alone
 PURCHASES = NAMES.index("purchases")
 MIN_STD = 0.01  # a feature varying less than this over the population is constant: left out
-NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before it is re-anchored
+NAME_SHIFT = 1.0  # z units a centroid may drift from its anchor before its name is checked
 
 
 def distance(a: list[float], b: list[float]) -> float:

@@ -53,12 +53,8 @@ def test_a_refit_that_moves_many_is_taken_part_way(monkeypatch: pytest.MonkeyPat
     part-way towards the fit, the longest step of :data:`PART_WAY` that moves at most
     :data:`MAX_MOVED` of the sample (every step moves the centroids more than
     ``PUBLISH_SHIFT``). Here the fit is far better than the published centroids (it would
-    be published whole, see FIT_GAIN): FIT_GAIN is set so that no fit is. The published
-    centroids keep the fit's names, which are not true of them ("frequent buyer" at 1.0 is
-    below the mean): names are not what this test is about, so any name holds here
-    (NAME_BAND), else both ids would be renamed and all their customers move."""
+    be published whole, see FIT_GAIN): FIT_GAIN is set so that no fit is."""
     monkeypatch.setattr(clusterrefit, "FIT_GAIN", 1.0)
-    monkeypatch.setattr(clusterrefit, "NAME_BAND", 100.0)
     rows = rows_of([(0.2 + 0.1 * (i % 10), 50.0) if i < 20 else (2.0 + 0.1 * (i % 10), 50.0)
                     for i in range(40)])
     first = next_model(rows, None, 0.0, CFG, lazy=False, learned=40)
