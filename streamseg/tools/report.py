@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from streamseg.engine.events import format_ts
+from streamseg.engine.segmenters.clusterhold import MIN_SESSIONS
 
 
 def table(rows: list[list[Any]], header: list[str]) -> str:
@@ -75,6 +76,9 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
                   ["segmenter", "labels", "stale", "held", "changes", "flap rate",
                    "flap rate (2x window)", "changes/customer", "untrained changes",
                    "untrained now"]),
+            "labels: customers with a label at the clock; the others have none yet (cluster: "
+            f"fewer than {MIN_SESSIONS} sessions; rfm and value: no purchase, or the warm-up; "
+            "channel: no visit)",
             "", "Purchase -> the change it earned (event time)",
             table([[k, v["n"], _days(v["p50"]), _days(v["p99"]), _days(v["max"])]
                    for k, v in q["latency_s"].items()],
