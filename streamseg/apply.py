@@ -40,7 +40,16 @@ log = logging.getLogger(__name__)
 def profiled(data: dict[str, Any]) -> bool:
     """Whether a state (table value) holds behaviour: events, segments or attributes, not
     only consent (a consent producer with another partitioner splits no customer)."""
-    return bool(data.get("events") or data.get("segments") or data.get("attributes"))
+    # (a value from before ``events`` was recorded counts, as for the lookup: held)
+    return bool(data.get("events", 1) or data.get("segments") or data.get("attributes"))
+
+
+def holds_profile(entry: Entry) -> bool:
+    """Whether a batch entry is a customer's profile: a state with behaviour that is not a
+    consent copy's marker (:func:`profiled`)."""
+    state = entry.state
+    return (state is not None and not entry.copy
+            and bool(state.events or state.segments or state.attributes))
 
 
 class Applier:
@@ -60,15 +69,15 @@ class Applier:
         self._split_logged = -math.inf  # monotonic time of the last split warning
 
     def split(self, stream: str, p: int, key: bytes, routed: int) -> None:
-        """Count a customer new on partition ``p`` whom this worker holds on another one:
+        """Count a customer profiled on partition ``p`` for the first time (called once
+        per customer and partition) whom this worker holds profiled on another one:
         two producer partitioners send its events, so it has two independent states
         (docs/RELIABILITY.md, "Store caveat"). Only this worker's partitions are searched: this
         batch's states first (not written yet), then the store's, as a lookup reads them
         (:func:`streamseg.lookupstate.stored`: a consent copy's marker is no customer)."""
         others = [q for q in sorted(self.punctuator.assigned_parts or ()) if q != p]
         pending = [q for q in others if (q, key) in self.batch.entries]
-        found = next((q for q in pending if (e := self.batch.entries[q, key]).state is not None
-                      and not e.copy and profiled(e.state.to_dict())), None)
+        found = next((q for q in pending if holds_profile(self.batch.entries[q, key])), None)
         if found is None:  # (``routed``: murmur2's partition of the message key)
             data = stored(self.ss.state, key, [q for q in others if q not in pending], routed)
             if data is not None and profiled(data):
@@ -124,12 +133,10 @@ class Applier:
             if isinstance(admitted, Event) and admitted is not ev:
                 ev, set_to_clock = admitted, True
         key = ev.customer_id.encode()
-        fresh = (msg.partition, key) not in self.batch.entries
         entry = self.load(event, key)
-        # new on this partition (no state, or only a consent copy's marker): held on
-        # another? (consent itself reaches every partition: no sign of a split)
-        if fresh and (entry.raw is None or entry.copy) and stream != "consent":
-            self.split(stream, msg.partition, key, routed)
+        # no profile here yet (no state, a consent copy's marker, a consent-only state)?
+        # if this input makes one, is the customer profiled on another partition?
+        was_profiled = holds_profile(entry)
         if replayed(entry.positions, msg.topic, msg.partition, msg.offset):
             # at or before the last input applied to this state: never applied twice or
             # out of order (a re-delivery after a crash, or events Faust sent ahead)
@@ -167,6 +174,10 @@ class Applier:
         self.out.outcome(self.batch, entry, key, outcome)
         self.batch.counts.append(
             (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
+        if not was_profiled and stream != "consent" and holds_profile(entry):
+            # the customer's first profile on this partition: counted once (consent itself
+            # reaches every partition and profiles no one: no sign of a split)
+            self.split(stream, msg.partition, key, routed)
         if stream == "consent":
             # the copies publish the notice if this partition had none to publish (the
             # customer's profile is on another partition: another producer partitioner)

@@ -295,3 +295,46 @@ def test_a_split_after_a_withdrawal_and_a_grant_is_counted() -> None:
         assert split(h, "purchase") == 1.0
     finally:
         h.close()
+
+
+def test_a_split_onto_a_consent_only_state_is_counted() -> None:
+    """c1 is profiled on partition 0; its consent producer (another partitioner) sends a
+    grant, then a withdrawal and a grant, to partition 1: originals, so partition 1 holds a
+    consent-only state, not a copy's marker. A purchase there starts a second profile: a
+    split, which went uncounted (review 31)."""
+    for grants in (["g1"], ["w1", "g1"]):
+        h, table = split_harness()
+        try:
+            h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+            for i, eid in enumerate(grants):
+                typ = "consent_granted" if eid.startswith("g") else "consent_withdrawn"
+                h.send("consent", b"c1", consent(eid, "c1", typ, 1.0 + i), partition=1)
+                deliver_copies(h)
+            h.send("purchase", b"c1", buy("e2", "c1", 3.0), partition=1)
+            profiled = [p for p in range(CFG.partitions)
+                        if (s := table.state(p, "c1")) and s.get("events")]
+            assert profiled == [0, 1]
+            assert split(h, "purchase") == 1.0, grants
+        finally:
+            h.close()
+
+
+def test_a_split_customer_is_counted_once_while_withdrawn() -> None:
+    """c1, profiled on 0, withdrew (markers on 1-3). Three purchases through another
+    partitioner land on 1, each its own batch, all skipped (no consent): they make no
+    profile there, so no split is counted (each was counted once, review 31)."""
+    h, _ = split_harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
+        h.send("consent", b"c1", consent("w1", "c1", "consent_withdrawn", 1.0), partition=0)
+        deliver_copies(h)
+        for i in range(3):
+            h.send("purchase", b"c1", buy(f"x{i}", "c1", 2.0 + i), partition=1)
+        assert split(h, "purchase") == 0.0
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 6.0), partition=0)
+        deliver_copies(h)
+        for i in range(2):
+            h.send("purchase", b"c1", buy(f"y{i}", "c1", 7.0 + i), partition=1)
+        assert split(h, "purchase") == 1.0  # the first profile there, once
+    finally:
+        h.close()
