@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamseg import codec
 from streamseg.config import Settings
-from streamseg.engine.events import RESTRICTIVE, kind_of, parse_ts
+from streamseg.engine.events import CONSENT_TYPES, kind_of, parse_ts
 from streamseg.errors import InputFileError
 
 
@@ -184,16 +184,12 @@ async def export_dead_letters(
     those with one of ``reasons``, if given) to ``out`` as JSON lines, for ``streamseg
     produce`` once fixed; return the count per (reason, written).
 
-    Only letters of the input topics (not the worker's own ticks topic), in the order of
-    their event time where it reads (key-less events of one customer were spread over
-    partitions), else of their source position; a withdrawal or erasure dated outside the
-    accepted window last (:func:`_time_of`).
+    Only letters of the input topics (not the worker's own ticks topic), in the order
+    :func:`refeed_order` gives.
     """
     inputs = {settings.topic_clickstream, settings.topic_purchases, settings.topic_consent,
               settings.topic_profiles}
-    low, high = settings.event_time_window()  # and the future-skew check, from now
-    window = (low, min(high, time.time() + settings.max_future_skew_s))
-    rows: list[tuple[float, str, int, int, bytes]] = []
+    letters: list[Letter] = []
     consumer = AIOKafkaConsumer(
         settings.topic_dead_letters,
         bootstrap_servers=settings.bootstrap_servers,
@@ -218,41 +214,66 @@ async def export_dead_letters(
                         continue
                     line = refeedable(letter)
                     if line is not None:
-                        rows.append((_time_of(line, window), str(source.get("topic")),
-                                     int(source.get("partition") or 0),
-                                     int(source.get("offset") or 0), line))
+                        # when the worker met it: the letter's own record time (CreateTime)
+                        met = (int(getattr(msg, "timestamp", 0) or 0), len(letters))
+                        letters.append(Letter.of(line, (
+                            str(source.get("topic")), int(source.get("partition") or 0),
+                            int(source.get("offset") or 0)), met))
                     counts[reason, line is not None] += 1
     finally:
         await consumer.stop()
-    for *_, line in sorted(rows, key=lambda r: r[:4]):
+    for line in refeed_order(letters):
         out.write(line.decode() + "\n")
     return counts
 
 
-def _time_of(line: bytes, window: tuple[float, float]) -> float:
-    """The time a re-fed input sorts at: its event time; +inf (last) if that does not read,
-    and for a withdrawal or erasure dated outside ``window``.
+class Letter(NamedTuple):
+    """A dead letter's original input, with what :func:`refeed_order` sorts it by."""
 
-    The worker applied such a withdrawal or erasure at its event clock, after what it had
-    read (``Engine.admit``), so its own date says nothing of its place: sorted by it, a
-    withdrawal dated 1969 went before the consent grant it followed, and the re-fed grant
-    undid it. Last, the restriction stands.
+    time: float  # its event time; +inf when it does not read
+    source: tuple[str, int, int]  # topic, partition, offset it came from
+    met: tuple[int, int]  # when the worker met it (record time in ms, then read order)
+    consent: str | None  # the customer id of a consent record, else None
+    line: bytes
 
-    >>> w = (0.0, 2e9)
-    >>> _time_of(b'{"ts": "1970-01-02T00:00:00Z", "type": "page_view"}', w)
-    86400.0
-    >>> [_time_of(line, w) for line in (b'{"ts": 86400}', b'{"type": "page_view"}',
-    ...     b'{"ts": "1969-06-01T00:00:00Z", "type": "consent_withdrawn"}')]
-    [inf, inf, inf]
+    @classmethod
+    def of(cls, line: bytes, source: tuple[str, int, int], met: tuple[int, int]) -> Letter:
+        obj = codec.loads(line)
+        ts = obj.get("ts")
+        try:
+            t = parse_ts(ts) if isinstance(ts, str) else math.inf
+        except ValueError:
+            t = math.inf
+        cid = obj.get("customer_id")
+        consent = cid if obj.get("type") in CONSENT_TYPES and isinstance(cid, str) else None
+        return cls(t, source, met, consent, line)
+
+
+def refeed_order(letters: list[Letter]) -> list[bytes]:
+    """The lines in the order to send them again: by event time (key-less events of one
+    customer were spread over partitions), an unreadable time last, ties by source; but a
+    customer's consent records keep the order the worker met them in, in the places their
+    times sort to. The engine applies consent in the order it reads it, whatever its date
+    (a withdrawal dated where no event is accepted: at the event clock), so sorted by its
+    date, a withdrawal from a device whose clock was reset went before the grant it
+    followed, and re-fed, the grant profiled the customer again (review 31).
+
+    >>> def c(ts, t, n):
+    ...     line = codec.dumps({"customer_id": "c1", "type": t, "ts": ts})
+    ...     return Letter.of(line, ("consent", n, 0), (n, n))
+    >>> grant, withdraw = c("2026-11-17T00:00:00Z", "consent_granted", 0), c(
+    ...     "2000-01-01T00:00:00Z", "consent_withdrawn", 1)
+    >>> [codec.loads(x)["type"] for x in refeed_order([grant, withdraw])]
+    ['consent_granted', 'consent_withdrawn']
     """
-    obj = codec.loads(line)
-    ts = obj.get("ts")
-    if not isinstance(ts, str):
-        return math.inf
-    try:
-        t = parse_ts(ts)
-    except ValueError:
-        return math.inf
-    if obj.get("type") in RESTRICTIVE and not window[0] <= t < window[1]:
-        return math.inf
-    return t
+    order = sorted(letters, key=lambda x: (x.time, x.source))
+    places: dict[str, list[int]] = {}
+    for i, x in enumerate(order):
+        if x.consent is not None:
+            places.setdefault(x.consent, []).append(i)
+    lines = [x.line for x in order]
+    for slots in places.values():
+        met = sorted((order[i] for i in slots), key=lambda x: x.met)
+        for i, x in zip(slots, met, strict=True):
+            lines[i] = x.line
+    return lines

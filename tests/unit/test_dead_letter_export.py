@@ -88,3 +88,55 @@ def test_a_withdrawal_dated_outside_the_window_is_exported_after_the_grant(
     for line in lines:
         replay.feed(line)
     assert replay.states["c1"].withdrawn
+
+
+GRANT = {"event_id": "g1", "customer_id": "c1", "type": "consent_granted"}
+WITHDRAW = {"event_id": "w1", "customer_id": "c1", "type": "consent_withdrawn"}
+KEYLESS = Invalid("key_mismatch", "message has no key", "customer_id")
+
+
+def withdrawn_after(lines: list[bytes]) -> bool:
+    """Whether c1 (a buyer) is withdrawn after ``lines`` are replayed in that order."""
+    replay = Replayer(Settings())
+    replay.feed(codec.dumps({"event_id": "e1", "customer_id": "c1", "order_id": "o1",
+                             "amount": 5.0, "currency": "EUR", "ts": "2026-11-01T00:00:00Z"}))
+    for line in lines:
+        assert not isinstance(replay.feed(line), Invalid)
+    return replay.states["c1"].withdrawn
+
+
+@pytest.mark.parametrize(("first", "then"), [
+    # a grant, then a withdrawal from a device whose clock was reset inside the window
+    ({**GRANT, "ts": "2026-11-17T00:00:00Z"}, {**WITHDRAW, "ts": "2000-01-01T00:00:00Z"}),
+    # a withdrawal dated before the window (applied at the clock), then a grant
+    ({**WITHDRAW, "ts": "1969-06-01T00:00:00Z"}, {**GRANT, "ts": "2026-11-17T00:00:00Z"}),
+])
+def test_consent_letters_keep_the_order_the_worker_met_them_in(
+    monkeypatch: pytest.MonkeyPatch, first: dict[str, Any], then: dict[str, Any],
+) -> None:
+    """The engine applies consent in the order it reads it, whatever its date: re-fed in
+    the exported order, the customer ends as it would have (review 31: sorted by date, the
+    2000 withdrawal went before the grant it followed and the 1969 one after the grant
+    that followed it)."""
+    settings = Settings()
+    lines = [codec.dumps(first), codec.dumps(then)]
+    letters = [dead_letter(KEYLESS, settings.topic_consent, p, 10 + p, None, line)
+               for p, line in enumerate(lines)]
+    assert export(monkeypatch, letters) == lines
+    assert withdrawn_after(export(monkeypatch, letters)) == withdrawn_after(lines)
+
+
+def test_a_consent_letter_with_an_unreadable_time_keeps_its_place_among_consent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A grant with ``"ts": 1795000000`` (schema_invalid), then a key-less withdrawal: the
+    grant's unreadable time sorted it last, after the withdrawal it preceded, so once fixed
+    and re-fed it undid the withdrawal (review 31)."""
+    settings = Settings()
+    grant = codec.dumps({**GRANT, "ts": 1795000000})
+    bad = Validator(settings).check("consent", b"c1", grant)
+    assert isinstance(bad, Invalid) and bad.reason == "schema_invalid"
+    withdraw = codec.dumps({**WITHDRAW, "ts": "2026-11-20T00:00:00Z"})
+    letters = [dead_letter(bad, settings.topic_consent, 0, 10, b"c1", grant),
+               dead_letter(KEYLESS, settings.topic_consent, 1, 11, None, withdraw)]
+    assert export(monkeypatch, letters) == [grant, withdraw]
