@@ -43,6 +43,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -88,11 +89,17 @@ def read_history(lines: Iterable[bytes], settings: Settings) -> tuple[pd.DataFra
         record = validator.decode(raw)
         checked = (validator.check_record(kind_of(record), None, record)
                    if isinstance(record, dict) else record)
-        admitted = times.accept(checked.event, clock) if isinstance(checked, Valid) else checked
+        before = clock.max_seen
+        original = checked.event if isinstance(checked, Valid) else None
+        admitted = None if original is None else times.accept(original, clock)
         if not isinstance(admitted, Event):
             bad += 1
             continue
         e = admitted
+        if before is None and e is not original:  # moved, and no event before it:
+            # the engine took it at the wall clock, before what follows; here it is from
+            # the start of the history (at the wall clock, a 2011 file got day ends to now)
+            e = dataclasses.replace(e, ts=times.window[0])
         if e.kind not in ("consent", "profile"):
             if (e.customer_id, e.event_id) in seen:
                 continue

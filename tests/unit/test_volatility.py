@@ -223,3 +223,17 @@ def test_a_withdrawal_from_far_ahead_is_taken_at_the_event_clock() -> None:
     assert bad == 0 and len(history) == 2
     assert history["ts"].max() == parse_ts("2026-01-01T00:00:00Z")
     assert len(volatility.day_ends(history, s)) == 1
+
+
+def test_a_withdrawal_from_far_ahead_before_any_event_is_from_the_start() -> None:
+    """The same withdrawal read before any event: the engine has no event clock yet and
+    takes it at the wall clock, which gave a 2011 history day ends up to today (review 31).
+    It is from the start of the history here: the customer is out of every day."""
+    s = Settings()
+    lines = [codec.dumps({"event_id": "w1", "customer_id": "c0", "type": "consent_withdrawn",
+                          "ts": "2150-01-01T00:00:00Z"}),
+             codec.dumps({"event_id": "e1", "customer_id": "c1", "order_id": "o1",
+                          "amount": 5.0, "currency": "EUR", "ts": "2011-01-01T00:00:00Z"})]
+    history, bad = volatility.read_history(lines, s)
+    assert bad == 0 and history["ts"].max() == parse_ts("2011-01-01T00:00:00Z")
+    assert len(volatility.day_ends(history, s)) == 1
