@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from streamseg import codec
 from streamseg.config import Settings
-from streamseg.engine.events import CONSENT_TYPES, kind_of, parse_ts
+from streamseg.engine.events import CONSENT_TYPES, RESTRICTIVE, kind_of, parse_ts
 from streamseg.errors import InputFileError
 
 
@@ -214,16 +214,21 @@ async def export_dead_letters(
                         continue
                     line = refeedable(letter)
                     if line is not None:
-                        # when the worker met it: the letter's own record time (CreateTime)
-                        met = (int(getattr(msg, "timestamp", 0) or 0), len(letters))
                         letters.append(Letter.of(line, (
                             str(source.get("topic")), int(source.get("partition") or 0),
-                            int(source.get("offset") or 0)), met))
+                            int(source.get("offset") or 0))))
                     counts[reason, line is not None] += 1
     finally:
         await consumer.stop()
-    for line in refeed_order(letters):
+    lines, mixed = refeed_order(letters)
+    for line in lines:
         out.write(line.decode() + "\n")
+    if mixed:
+        shown = ", ".join(mixed[:10]) + (f" and {len(mixed) - 10} more" if len(mixed) > 10 else "")
+        print(f"streamseg dead-letters: {len(mixed)} customer(s) with a withdrawal or erasure "
+              "dated before one of their consent grants (or not dated): the grants are written "
+              "first, so a re-fed grant never undoes a withdrawal; if one of them consented "
+              f"again after withdrawing, send that grant again: {shown}", file=sys.stderr)
     return counts
 
 
@@ -232,39 +237,44 @@ class Letter(NamedTuple):
 
     time: float  # its event time; +inf when it does not read
     source: tuple[str, int, int]  # topic, partition, offset it came from
-    met: tuple[int, int]  # when the worker met it (record time in ms, then read order)
     consent: str | None  # the customer id of a consent record, else None
+    restrictive: bool  # a withdrawal or an erasure
     line: bytes
 
     @classmethod
-    def of(cls, line: bytes, source: tuple[str, int, int], met: tuple[int, int]) -> Letter:
+    def of(cls, line: bytes, source: tuple[str, int, int]) -> Letter:
         obj = codec.loads(line)
-        ts = obj.get("ts")
+        ts, etype, cid = obj.get("ts"), obj.get("type"), obj.get("customer_id")
         try:
             t = parse_ts(ts) if isinstance(ts, str) else math.inf
         except ValueError:
             t = math.inf
-        cid = obj.get("customer_id")
-        consent = cid if obj.get("type") in CONSENT_TYPES and isinstance(cid, str) else None
-        return cls(t, source, met, consent, line)
+        consent = isinstance(etype, str) and etype in CONSENT_TYPES and isinstance(cid, str)
+        return cls(t, source, cid if consent else None,
+                   consent and etype in RESTRICTIVE, line)
 
 
-def refeed_order(letters: list[Letter]) -> list[bytes]:
-    """The lines in the order to send them again: by event time (key-less events of one
-    customer were spread over partitions), an unreadable time last, ties by source; but a
-    customer's consent records keep the order the worker met them in, in the places their
-    times sort to. The engine applies consent in the order it reads it, whatever its date
-    (a withdrawal dated where no event is accepted: at the event clock), so sorted by its
-    date, a withdrawal from a device whose clock was reset went before the grant it
-    followed, and re-fed, the grant profiled the customer again (review 31).
+def refeed_order(letters: list[Letter]) -> tuple[list[bytes], list[str]]:
+    """The lines in the order to send them again, and the customers whose consent records
+    were put in another order than their times.
+
+    By event time (key-less events of one customer were spread over partitions), an
+    unreadable time last, ties by source. But a customer with both a grant and a
+    withdrawal or erasure among the letters gets the grants first and the restrictions
+    after them, in the places their times sort to: the engine applies consent in the order
+    it reads it, whatever its date, and neither a date (a device clock reset to 2000, a
+    time that does not read) nor the order the worker met them in (random across
+    partitions for key-less records) tells that order for sure (review 31). A re-fed grant
+    never undoes a withdrawal; a customer who really consented again after withdrawing
+    stays withdrawn until the grant is sent again.
 
     >>> def c(ts, t, n):
-    ...     line = codec.dumps({"customer_id": "c1", "type": t, "ts": ts})
-    ...     return Letter.of(line, ("consent", n, 0), (n, n))
-    >>> grant, withdraw = c("2026-11-17T00:00:00Z", "consent_granted", 0), c(
-    ...     "2000-01-01T00:00:00Z", "consent_withdrawn", 1)
-    >>> [codec.loads(x)["type"] for x in refeed_order([grant, withdraw])]
-    ['consent_granted', 'consent_withdrawn']
+    ...     return Letter.of(codec.dumps({"customer_id": "c1", "type": t, "ts": ts}),
+    ...                      ("consent", n, 0))
+    >>> lines, mixed = refeed_order([c("2026-11-17T00:00:00Z", "consent_granted", 0),
+    ...                              c("2000-01-01T00:00:00Z", "consent_withdrawn", 1)])
+    >>> [codec.loads(x)["type"] for x in lines], mixed
+    (['consent_granted', 'consent_withdrawn'], ['c1'])
     """
     order = sorted(letters, key=lambda x: (x.time, x.source))
     places: dict[str, list[int]] = {}
@@ -272,8 +282,14 @@ def refeed_order(letters: list[Letter]) -> list[bytes]:
         if x.consent is not None:
             places.setdefault(x.consent, []).append(i)
     lines = [x.line for x in order]
-    for slots in places.values():
-        met = sorted((order[i] for i in slots), key=lambda x: x.met)
-        for i, x in zip(slots, met, strict=True):
-            lines[i] = x.line
-    return lines
+    mixed: list[str] = []
+    for cid, slots in places.items():
+        kinds = [order[i].restrictive for i in slots]
+        if all(kinds) or not any(kinds):
+            continue
+        grants_first = sorted(slots, key=lambda i: order[i].restrictive)  # stable: by time
+        if grants_first != slots:
+            mixed.append(cid)
+        for i, j in zip(slots, grants_first, strict=True):
+            lines[i] = order[j].line
+    return lines, sorted(mixed)
