@@ -252,8 +252,10 @@ def replay_events(lines: Iterable[bytes], settings: Settings,
                 if isinstance(done, Invalid) and done.reason != "timestamp_out_of_range":
                     raise ValueError(f"profile of {ev.customer_id}: {done.message}")
                 if not isinstance(done, Invalid):
-                    given.add(ev.customer_id)
                     changes += done
+                    state = rep.states.get(ev.customer_id)
+                    if state is not None and not state.withdrawn:  # (else skipped: again)
+                        given.add(ev.customer_id)
         result = rep.feed(raw)
         if isinstance(result, Invalid) or rep.admitted is None:
             continue

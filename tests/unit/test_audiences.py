@@ -502,3 +502,33 @@ def test_the_reference_replay_gives_a_profile_at_an_accepted_time() -> None:
     _, accepted, clock = replay_events(lines, Settings(), {"c2": {"country": "DE"}})
     assert [e.event_id for e in accepted] == ["e1", "w1", "g1", "e2"]
     assert clock < parse_ts("2011-01-04T00:00:00Z")  # (the event clock less the lateness)
+
+
+def test_the_reference_replay_profiles_a_customer_withdrawn_at_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """c2's first record, a withdrawal dated 2150, refuses the profile at its date; fed
+    before the grant, while c2 was still withdrawn, the profile is skipped (no consent). It
+    was marked as given and never fed again, so c2 ended with no attributes (review 31)."""
+    from streamseg import codec
+    from streamseg.replay import Replayer
+    from streamseg.tools import audiences
+
+    made: list[Replayer] = []
+
+    class Kept(Replayer):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(audiences, "Replayer", Kept)
+    lines = [codec.dumps({"event_id": "e1", "customer_id": "c1", "order_id": "o1",
+                          "amount": 5.0, "currency": "EUR", "ts": "2011-01-01T00:00:00Z"}),
+             codec.dumps({"event_id": "w1", "customer_id": "c2", "type": "consent_withdrawn",
+                          "ts": "2150-01-01T00:00:00Z"}),
+             codec.dumps({"event_id": "g1", "customer_id": "c2", "type": "consent_granted",
+                          "ts": "2011-01-02T00:00:00Z"}),
+             codec.dumps({"event_id": "e2", "customer_id": "c2", "order_id": "o2",
+                          "amount": 5.0, "currency": "EUR", "ts": "2011-01-03T00:00:00Z"})]
+    audiences.replay_events(lines, Settings(), {"c2": {"country": "DE"}})
+    assert made[0].states["c2"].attributes == {"country": "DE"}
