@@ -211,8 +211,9 @@ class Metrics:
         )
         self.split_customers = Counter(
             "streamseg_split_customers_total",
-            "Customers whose first input on a partition came while this worker held them on "
-            "another partition: two producer partitioners for one customer, so two "
+            "Customers an input made a profile for on a partition (once per customer and "
+            "partition) while this worker held them profiled on another partition: two "
+            "producer partitioners for one customer, so two "
             "independent states (keep one partitioner per customer). Consent is not counted: "
             "it reaches every partition.",
             ["stream"],
