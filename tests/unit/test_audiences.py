@@ -483,34 +483,15 @@ def test_an_unreadable_file_is_named_without_a_line_number(tmp_path: Path) -> No
         f"{path}: cannot read the audiences file: 'utf-8' codec can't decode byte 0xe9 in ")
 
 
-def test_the_reference_replay_gives_a_profile_at_an_accepted_time() -> None:
-    """A customer with profile attributes whose first record is a withdrawal dated 2150:
-    the profile was fed at 2150, refused, and the reference tool stopped with a ValueError
-    (review 31). It is fed before the customer's next record instead."""
-    from streamseg import codec
-    from streamseg.engine.events import parse_ts
-    from streamseg.tools.audiences import replay_events
-
-    lines = [codec.dumps({"event_id": "e1", "customer_id": "c1", "order_id": "o1",
-                          "amount": 5.0, "currency": "EUR", "ts": "2011-01-01T00:00:00Z"}),
-             codec.dumps({"event_id": "w1", "customer_id": "c2", "type": "consent_withdrawn",
-                          "ts": "2150-01-01T00:00:00Z"}),
-             codec.dumps({"event_id": "g1", "customer_id": "c2", "type": "consent_granted",
-                          "ts": "2011-01-02T00:00:00Z"}),
-             codec.dumps({"event_id": "e2", "customer_id": "c2", "order_id": "o2",
-                          "amount": 5.0, "currency": "EUR", "ts": "2011-01-03T00:00:00Z"})]
-    _, accepted, clock = replay_events(lines, Settings(), {"c2": {"country": "DE"}})
-    assert [e.event_id for e in accepted] == ["e1", "w1", "g1", "e2"]
-    assert clock < parse_ts("2011-01-04T00:00:00Z")  # (the event clock less the lateness)
-
-
-def test_the_reference_replay_profiles_a_customer_withdrawn_at_first(
+def test_the_reference_replay_gives_a_profile_at_an_accepted_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """c2's first record, a withdrawal dated 2150, refuses the profile at its date; fed
-    before the grant, while c2 was still withdrawn, the profile is skipped (no consent). It
-    was marked as given and never fed again, so c2 ended with no attributes (review 31)."""
+    """c2 has profile attributes; its first record is a withdrawal dated 2150. The profile
+    was fed at 2150, refused, and the reference tool stopped with a ValueError; then, fed
+    before the grant while c2 was still withdrawn, it was skipped (no consent) but marked
+    as given, so c2 ended with no attributes (reviews 31). It is fed at c2's purchase."""
     from streamseg import codec
+    from streamseg.engine.events import parse_ts
     from streamseg.replay import Replayer
     from streamseg.tools import audiences
 
@@ -530,5 +511,7 @@ def test_the_reference_replay_profiles_a_customer_withdrawn_at_first(
                           "ts": "2011-01-02T00:00:00Z"}),
              codec.dumps({"event_id": "e2", "customer_id": "c2", "order_id": "o2",
                           "amount": 5.0, "currency": "EUR", "ts": "2011-01-03T00:00:00Z"})]
-    audiences.replay_events(lines, Settings(), {"c2": {"country": "DE"}})
+    _, accepted, clock = audiences.replay_events(lines, Settings(), {"c2": {"country": "DE"}})
+    assert [e.event_id for e in accepted] == ["e1", "w1", "g1", "e2"]
+    assert clock < parse_ts("2011-01-04T00:00:00Z")  # (the event clock less the lateness)
     assert made[0].states["c2"].attributes == {"country": "DE"}
