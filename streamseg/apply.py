@@ -29,7 +29,7 @@ from streamseg.engine.events import RESTRICTIVE, Event, Kind
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
-from streamseg.lookupstate import stored
+from streamseg.lookupstate import profiled, stored
 from streamseg.metrics import Metrics
 from streamseg.partitions import PartitionState, handled, home, position_key, replayed
 from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator
@@ -37,16 +37,9 @@ from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator
 log = logging.getLogger(__name__)
 
 
-def profiled(data: dict[str, Any]) -> bool:
-    """Whether a state (table value) holds behaviour: events, segments or attributes, not
-    only consent (a consent producer with another partitioner splits no customer)."""
-    # (a value from before ``events`` was recorded counts, as for the lookup: held)
-    return bool(data.get("events", 1) or data.get("segments") or data.get("attributes"))
-
-
 def holds_profile(entry: Entry) -> bool:
     """Whether a batch entry is a customer's profile: a state with behaviour that is not a
-    consent copy's marker (:func:`profiled`)."""
+    consent copy's marker (:func:`streamseg.lookupstate.profiled`, on the decoded state)."""
     state = entry.state
     return (state is not None and not entry.copy
             and bool(state.events or state.segments or state.attributes))

@@ -35,6 +35,18 @@ def table_key(secret: str, customer_id: str) -> bytes:
     return (pseudonymise(secret, customer_id) if secret else customer_id).encode()
 
 
+def profiled(data: dict[str, Any]) -> bool:
+    """Whether a state (table value) holds behaviour: events, segments or attributes, not
+    only consent (a value from before ``events`` was recorded counts).
+
+    >>> profiled({"events": 0, "segments": {}, "attributes": {}, "withdrawn": True})
+    False
+    >>> profiled({"events": 2}), profiled({"customer_id": "c"})
+    (True, True)
+    """
+    return bool(data.get("events", 1) or data.get("segments") or data.get("attributes"))
+
+
 def held(values: Iterable[tuple[int, bytes | None]], routed: int) -> dict[str, Any] | None:
     """The customer's state among its key's table values on this worker's partitions.
 
@@ -73,8 +85,7 @@ def held(values: Iterable[tuple[int, bytes | None]], routed: int) -> dict[str, A
         if raw is None:
             continue
         data = codec.loads(raw)
-        if data.get(COPY) or not (data.get("events", 1) or data.get("segments")
-                                  or data.get("attributes") or data.get("withdrawn")):
+        if data.get(COPY) or not (profiled(data) or data.get("withdrawn")):
             continue
         recorded = data.get(PARTITION)
         if recorded != p and (isinstance(recorded, int) or p != routed):
