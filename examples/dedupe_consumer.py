@@ -24,7 +24,11 @@ what the tool acts on: each change and suppression notice once, and
   Forget the customer (here: the suppression mark; a real tool deletes what it
   holds on them). The two topics are not ordered with each other: a change of
   the erased profile read after the tombstone has an earlier Kafka timestamp
-  and is skipped; a later change is a fresh profile (after a new consent).
+  and is skipped. A later change is a fresh profile (after a new consent) only
+  if it starts its segmenter again (``sequence`` 1); one that continues a
+  sequence is the erased profile's, published on a partition the erasure had
+  not reached yet (the erasure came through another producer's partitioner),
+  and a second tombstone follows it: skipped. Every tombstone is an erasure.
   The handled ``change_id``s are kept: they are hashes, and they stop a
   redelivered change of the erased profile.
 
@@ -73,7 +77,8 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
         isolation_level="read_committed")
     seen = Seen(args.window)
     suppressed: set[str] = set()
-    erased: dict[str, int] = {}  # customer id -> Kafka timestamp of the tombstone
+    # customer id -> (Kafka timestamp of the last tombstone, segmenters started afresh since)
+    erased: dict[str, tuple[int, set[str]]] = {}
     counts = dict.fromkeys(("changes", "duplicates", "skipped", "erasures"), 0)
     idle = 0
 
@@ -83,7 +88,7 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
             if msg.value is not None or msg.key is None:
                 return None
             customer = msg.key.decode()
-            erased[customer] = msg.timestamp
+            erased[customer] = (msg.timestamp, set())
             suppressed.discard(customer)
             counts["erasures"] += 1
             return {"kind": "erasure", "customer_id": customer}
@@ -93,10 +98,15 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
             counts["duplicates"] += 1
             return None
         if customer in erased:
-            if msg.timestamp <= erased[customer]:  # the erased profile, read late
+            at, fresh = erased[customer]
+            if msg.timestamp <= at:  # the erased profile, read late
                 counts["skipped"] += 1
                 return None
-            del erased[customer]  # a fresh profile after a new consent
+            if change["kind"] == "change" and change["segmenter"] not in fresh:
+                if change["sequence"] != 1:  # continues the erased profile
+                    counts["skipped"] += 1
+                    return None
+                fresh.add(change["segmenter"])  # a fresh profile after a new consent
         if change["kind"] == "suppression":
             (suppressed.add if change["suppressed"] else suppressed.discard)(customer)
         elif customer in suppressed:

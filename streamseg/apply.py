@@ -250,6 +250,10 @@ class Applier:
         if entry.state is None and ev.type == "consent_granted":
             self.metrics.consent_fanout.labels(outcome="no_state").inc()
             return
+        # an erasure that finds the customer's profile here ends it in customer-segments
+        # too: the original's tombstone (from its own partition) can precede this
+        # profile's last record, which compaction would then keep
+        profiled_here = holds_profile(entry)
         entry.copy = entry.copy or entry.state is None
         admitted = self.engine.admit(ev, self.clock, self.engine.wall())
         if not isinstance(admitted, Invalid):  # (the original was admitted on its partition)
@@ -260,7 +264,7 @@ class Applier:
             outcome.changes, outcome.notices, outcome.segments = [], [], None
         if copy.origin is not None:
             entry.positions[copy.origin] = copy.offset
-        self.out.outcome(self.batch, entry, key, outcome, tombstone=False)
+        self.out.outcome(self.batch, entry, key, outcome, tombstone=profiled_here)
         self.metrics.consent_fanout.labels(outcome="applied").inc()
 
     def read_copy(self, msg: Any) -> Copy | None:

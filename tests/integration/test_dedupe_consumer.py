@@ -103,6 +103,15 @@ async def test_dedupe_consumer_skips_suppressed_customers_and_forgets_erased_one
                   [(c["customer_id"].encode(), codec.dumps(c)) for c in stream])
     await asyncio.sleep(0.05)  # the tombstone's Kafka timestamp is later than every change
     await produce(bootstrap_servers, segments, [(erased.encode(), None)])
+    # after the tombstone: a change that continues the erased profile (read on a partition
+    # the erasure had not reached: it came through another producer's partitioner), then
+    # a fresh profile's first change (after a new consent)
+    last = per[erased][-1]
+    stale = {**last, "change_id": "f" * 32, "sequence": last["sequence"] + 1}
+    fresh = {**last, "change_id": "e" * 32, "sequence": 1, "from_segment": None}
+    await asyncio.sleep(0.05)
+    await produce(bootstrap_servers, topic,
+                  [(erased.encode(), codec.dumps(stale)), (erased.encode(), codec.dumps(fresh))])
 
     proc = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "dedupe_consumer.py"), "--bootstrap",
@@ -115,10 +124,11 @@ async def test_dedupe_consumer_skips_suppressed_customers_and_forgets_erased_one
     assert [c["kind"] for c in mine] == ["change", "suppression", "suppression", "change"]
     assert mine[0] == per[paused][0] and mine[-1] == per[paused][-1]
     theirs = [c for c in got if c["customer_id"] == erased]
-    assert theirs[-1] == {"kind": "erasure", "customer_id": erased}  # nothing after it
-    printed = len(theirs) - 1  # changes read before the tombstone; the rest are skipped
-    assert theirs[:-1] == per[erased][:printed]
-    skipped = len(per[paused]) - 2 + len(per[erased]) - printed
+    # the stale change skipped, the fresh profile's change printed
+    assert theirs[-2:] == [{"kind": "erasure", "customer_id": erased}, fresh]
+    printed = len(theirs) - 2  # changes read before the tombstone; the rest are skipped
+    assert theirs[:-2] == per[erased][:printed]
+    skipped = len(per[paused]) - 2 + len(per[erased]) - printed + 1
     for cid in set(per) - {paused, erased}:  # the others: all, in order per customer
         assert [c for c in got if c["customer_id"] == cid] == per[cid]
     assert (f"{len(got) - 1} changes, 0 duplicates dropped, {skipped} skipped "

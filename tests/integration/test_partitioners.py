@@ -281,3 +281,45 @@ async def test_restarted_worker_keeps_its_event_clock(
         letters = await consume_all(b, settings.topic_dead_letters, idle=2.0)
         assert letters == [], [codec.loads(r.value or b"{}")["message"] for r in letters]
         assert w.crashes() == []
+
+
+async def test_an_erasure_through_another_partitioner_leaves_the_compacted_topic_erased(
+    tmp_path: Path, broker_url: str, bootstrap_servers: str
+) -> None:
+    """An operator's run with confluent-kafka: customers buy through a murmur2 producer,
+    their erasure comes through librdkafka's partitioner (CRC32, another partition), and a
+    purchase through murmur2 right after it is read on the profile's partition before the
+    erasure's copy gets there. The original's tombstone then came before that purchase's
+    profile record, and compaction keeps the last record: 7 of 10 erased customers ended
+    with a live profile in ``customer-segments``. The copy that erases a profile now
+    publishes a tombstone after it. Both inputs are produced while no worker runs, so the
+    purchase is read before the copy exists."""
+    settings = make_settings("erase2", tmp_path / "data", broker_url, partitions=4)
+    await ensure_topics(settings)
+    ids = foreign_ids("ed", 4, 4)
+    b = bootstrap_servers
+    with Workers(broker_url, tmp_path) as workers:
+        w = workers.new("erase-worker", settings)
+        await w.start().ready()
+        async with Tail(b, settings.topic_segments) as segments:
+            await produce(b, settings.topic_purchases,
+                          [_event("purchase", c, f"{c}-1", T0)[1:] for c in ids])
+            assert await segments.until(lambda t: len(t.records) >= len(ids), timeout=60)
+        assert w.stop() == 0
+        erasures = [consent(c, f"{c}-x", "erasure_requested", T0 + DAY) for c in ids]
+        await asyncio.to_thread(librdkafka_produce, b, settings, erasures)
+        await produce(b, settings.topic_purchases,
+                      [_event("purchase", c, f"{c}-2", T0 + DAY + 60)[1:] for c in ids])
+        again = workers.new("erase-worker-2", settings)
+        await again.start().ready()
+        async with Tail(b, settings.topic_segments) as segments:
+            def erased_twice(t: Tail) -> bool:
+                tombstones = Counter(key for _, _, key, value in t.records if value is None)
+                return all(tombstones[c.encode()] >= 2 for c in ids)
+            # (with one tombstone each, as before the fix, this waits out its timeout)
+            await segments.until(erased_twice, timeout=30, settle=2.0)
+        assert again.crashes() == []
+    last: dict[bytes, bytes | None] = {}
+    for r in await consume_all(b, settings.topic_segments, idle=2.0):
+        last[r.key] = r.value
+    assert {c: last[c.encode()] for c in ids} == dict.fromkeys(ids)
