@@ -19,7 +19,7 @@ from typing import Any
 from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry, Output
-from streamseg.engine.deadletters import dead_letter, redact_key
+from streamseg.engine.deadletters import dead_letter, letter_key
 from streamseg.engine.events import CONSENT_TYPES, Event, parse_ts
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid
@@ -77,7 +77,7 @@ class Emitter:
         secret = self.ss.settings.pseudonymise_key
         record = dead_letter(invalid, msg.topic, msg.partition, msg.offset, msg.key, msg.value,
                              secret=secret)
-        key = redact_key(secret, msg.key) if secret else msg.key
+        key = letter_key(msg.key, secret)  # hashed, or cut to a length that fits
         batch.outputs.append(Output(self.ss.dead_letters, key, codec.dumps(record)))
         self.metrics.dead_letters.labels(reason=invalid.reason).inc()
         batch.counts.append((stream, "dead_letter"))

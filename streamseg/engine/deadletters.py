@@ -10,6 +10,15 @@ id in clear: the key is replaced by its keyed hash and the payload is redacted
 * ``payload_dropped``: the payload is not a JSON object (malformed, too large),
   so the raw id cannot be found in it reliably; only its length is kept.
 
+Whatever the input's size, a dead letter fits in a Kafka message (Faust's producer
+takes at most 1,000,000 bytes a record, and base64 makes bytes 4/3 as long): it keeps
+the first :data:`KEPT_BYTES` of the value (``redaction`` ``truncated``; pseudonymised
+first, with a secret), the first :data:`KEPT_KEY_BYTES` of the key and the first
+:data:`KEPT_MESSAGE_CHARS` of the message; ``value_bytes`` and ``key_bytes`` give the
+full lengths, and the whole input stays at ``source`` for the topic's retention. (An
+operator's 0.8 MB page view made a 1.07 MB letter: its delivery failed, and the worker
+crashed on it at every restart.)
+
 Examples
 --------
 >>> from streamseg.engine.validate import Invalid
@@ -36,6 +45,10 @@ from typing import Any
 from streamseg import codec
 from streamseg.engine.validate import Invalid, pseudonymise
 
+KEPT_BYTES = 512 * 1024  # of a value: 699,052 characters of base64
+KEPT_KEY_BYTES = 1024  # of a key (a customer id is at most 128 characters)
+KEPT_MESSAGE_CHARS = 2000
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
@@ -46,6 +59,18 @@ def redact_key(secret: str, key: bytes | None) -> bytes | None:
     if key is None:
         return None
     return pseudonymise(secret, key.decode("utf-8", errors="replace")).encode()
+
+
+def letter_key(key: bytes | None, secret: str = "") -> bytes | None:
+    """The key of a dead letter (and its ``key_b64``): the input's key, hashed with a
+    ``secret``, else its first :data:`KEPT_KEY_BYTES` bytes.
+
+    >>> letter_key(b"c1"), len(letter_key(b"k" * 5000)), letter_key(None, "s")
+    (b'c1', 1024, None)
+    """
+    if secret:
+        return redact_key(secret, key)
+    return None if key is None else key[:KEPT_KEY_BYTES]
 
 
 def _scrub(value: Any, aliases: dict[str, str]) -> Any:
@@ -100,14 +125,17 @@ def dead_letter(
         else:
             payload, redaction = b"", "payload_dropped"
         message = _scrub(message, aliases)  # a schema error may quote the offending id
-        key = redact_key(secret, key)
+    if len(payload) > KEPT_BYTES:
+        payload, redaction = payload[:KEPT_BYTES], "truncated"
+    kept_key = letter_key(key, secret)
     return {
         "reason": invalid.reason,
-        "message": message,
+        "message": message[:KEPT_MESSAGE_CHARS],
         "field": invalid.field,
         "source": {"topic": topic, "partition": partition, "offset": offset},
-        "key_b64": None if key is None else _b64(key),
+        "key_b64": None if kept_key is None else _b64(kept_key),
         "value_b64": _b64(payload),
         "redaction": redaction,
         "value_bytes": len(value or b""),
+        "key_bytes": None if key is None else len(key),
     }

@@ -35,6 +35,7 @@ from worker_proc import Tail, Workers, change_ids, make_settings, reference_chan
 from streamseg import codec
 from streamseg.app import ensure_topics
 from streamseg.config import DAY, Settings
+from streamseg.engine.deadletters import KEPT_BYTES, KEPT_KEY_BYTES
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
 Junk = tuple[str, bytes | None, bytes | None, str | None]  # stream, key, value, expected reason
@@ -110,6 +111,14 @@ def junk(rng: random.Random, n: int) -> list[Junk]:
             rec["currency"] = "XBT"
             value, reason = codec.dumps(rec), "unsupported_currency"
         out.append((kind, key, value, reason))
+    # as large as the broker takes (an operator's 0.8 MB page view made a dead letter over
+    # the producer's 1 MB limit: the worker crashed on it at every restart), and a key
+    # that large: each letter keeps a prefix (tests/unit/test_dead_letter_size.py)
+    big = valid("click", "j1", "junk-big", 1.0)
+    big["blob"] = "x" * 1_000_000
+    out.append(("click", b"j1", codec.dumps(big), "too_large"))
+    out.append(("click", b"k" * 600_000, codec.dumps(valid("click", "j2", "junk-key", 1.0)),
+                "key_mismatch"))
     # junk on the internal ticks topic, and a tick for nobody (a counted skip)
     out.append(("tick", b"j1", b"not a tick", "not_json"))
     out.append(("tick", b"j1", codec.dumps({"now": "soon"}), "schema_invalid"))
@@ -187,9 +196,14 @@ async def test_junk_ends_as_dead_letters_or_counted_skips_and_worker_stays_up(
                 where = (src["topic"], src["partition"], src["offset"])
                 assert where not in got, f"two dead letters for {where}"
                 got[where] = letter["reason"]
-                assert base64.b64decode(letter["value_b64"]) == originals[where]
+                kept = base64.b64decode(letter["value_b64"])
+                assert letter["value_bytes"] == len(originals[where])
+                assert (kept == originals[where] if letter["redaction"] is None else
+                        letter["redaction"] == "truncated" and len(kept) == KEPT_BYTES
+                        and originals[where].startswith(kept))
                 assert letter["key_b64"] == (None if key is None else
                                              base64.b64encode(key).decode())
+                assert key is None or len(key) <= KEPT_KEY_BYTES
             assert got == positions
             print("dead letters by reason:", dict(Counter(got.values())))
 
