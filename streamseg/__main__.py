@@ -17,6 +17,7 @@ from typing import Any
 from streamseg.broker import BrokerUnavailable
 from streamseg.config import Settings
 from streamseg.errors import InputFileError, StreamsegError
+from streamseg.metrics import REASONS
 
 
 def bounded(kind: type[int] | type[float], low: float, high: float | None = None,
@@ -63,8 +64,9 @@ def _parser() -> argparse.ArgumentParser:
         "dead-letters", help="write the dead letters' original inputs as JSON lines, to fix "
         "and send again with `streamseg produce`")
     letters.add_argument("--out", type=Path, required=True, help="JSON-lines file to write")
-    letters.add_argument("--reason", action="append", default=[],
-                         help="only this reason (repeatable), e.g. unsupported_currency")
+    letters.add_argument("--reason", action="append", default=[], choices=REASONS,
+                         metavar="REASON", help="only this reason (repeatable): "
+                         + ", ".join(REASONS))
     letters.add_argument("--idle", type=float, default=5.0,
                          help="stop after this many idle seconds")
     watch = sub.add_parser("watch", help="print segment changes from the beginning of the topic")

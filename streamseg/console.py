@@ -143,13 +143,14 @@ async def watch(
     try:
         while (count == 0 or seen < count) and time.monotonic() - last < idle_s:
             batch = await consumer.getmany(timeout_ms=500)
-            for messages in batch.values():
-                for msg in messages:
-                    if msg.value is None:
-                        continue
-                    print(describe_change(codec.loads(msg.value)), file=out, flush=True)
-                    seen += 1
-                    last = time.monotonic()
+            for msg in (m for messages in batch.values() for m in messages):
+                if count and seen >= count:
+                    break  # (a fetch brings many: --count 3 printed 80)
+                if msg.value is None:
+                    continue
+                print(describe_change(codec.loads(msg.value)), file=out, flush=True)
+                seen += 1
+                last = time.monotonic()
     finally:
         await consumer.stop()
     return seen

@@ -165,3 +165,15 @@ def test_a_consent_letter_with_an_unreadable_time_keeps_its_place_among_consent(
     letters = [dead_letter(bad, settings.topic_consent, 0, 10, b"c1", grant),
                dead_letter(KEYLESS, settings.topic_consent, 1, 11, None, withdraw)]
     assert export(monkeypatch, letters) == [grant, withdraw]
+
+
+def test_an_unknown_reason_is_refused_before_any_broker_is_asked(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--reason bogus`` printed "no dead letters with reason bogus" and exited 0."""
+    from streamseg.__main__ import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["dead-letters", "--out", str(tmp_path / "x.jsonl"), "--reason", "bogus"])
+    assert stop.value.code == 2
+    assert "invalid choice: 'bogus'" in capsys.readouterr().err
