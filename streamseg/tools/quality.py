@@ -101,8 +101,12 @@ def _quantiles(values: list[float]) -> dict[str, Any]:
 
 def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
     """Every quality figure of one run, as plain data (the ``--json`` output)."""
+    rejected = {"dead_letter_reasons": dict(run.rejected.most_common()),
+                "first_dead_letters": [{"line": n, "reason": r, "field": f, "message": m}
+                                       for n, r, f, m in run.first_rejected]}
     if run.now is None:
-        return {"lines": run.lines, "dead_letters": run.dead_letters, "customers": 0}
+        return {"lines": run.lines, "dead_letters": run.dead_letters, "customers": 0,
+                **rejected}
     now = run.now
     withdrawn = {cid for cid, st in run.states.items() if st.withdrawn}
     frame = events_frame(activity_rows(run.events, withdrawn))
@@ -122,7 +126,8 @@ def measure(run: EngineRun, settings: Settings) -> dict[str, Any]:
             if raw is not None:
                 agree[key]["verdict_pct"] = abstaining(ref[col], pub[raw])["pct"]
     return {
-        "lines": run.lines, "dead_letters": run.dead_letters, "customers": len(ref),
+        "lines": run.lines, "dead_letters": run.dead_letters, **rejected,
+        "customers": len(ref),
         "excluded_no_consent": len(withdrawn), "clock": now,
         "verdict_source": "Engine.verdict" if hasattr(run.engine, "verdict") else
         "fallback (segmenter.assign + pending dwell / margin)",

@@ -56,6 +56,9 @@ def verdict(engine: Engine, state: CustomerState, name: str, now: float) -> tupl
     return raw, by_dwell or by_margin
 
 
+FIRST_REJECTED = 3  # rejected lines a report quotes
+
+
 @dataclass
 class EngineRun:
     """What one replay produced (see :func:`run_engine`)."""
@@ -67,6 +70,9 @@ class EngineRun:
     now: float | None = None
     lines: int = 0
     dead_letters: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # dead letters by reason
+    # the first few: (line number, reason, field, message), for a report that says why
+    first_rejected: list[tuple[int, str, str | None, str]] = field(default_factory=list)
     latencies: dict[str, list[float]] = field(default_factory=dict)
     held_latencies: dict[str, list[float]] = field(default_factory=dict)  # held at the purchase
     unpublished: Counter[str] = field(default_factory=Counter)
@@ -89,7 +95,7 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
     run = EngineRun(rep.engine)
     names = [seg.name for seg in rep.engine.segmenters]
     pending: dict[tuple[str, str], tuple[str, float, bool]] = {}  # move, purchase, held
-    for raw in lines:
+    for number, raw in enumerate(lines, 1):
         raw = raw.strip()
         if not raw:
             continue
@@ -102,6 +108,11 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
         result = rep.feed(raw)
         if isinstance(result, Invalid) or ev is None or rep.admitted is None:
             run.dead_letters += 1
+            why = result if isinstance(result, Invalid) else checked
+            if isinstance(why, Invalid):
+                run.rejected[why.reason] += 1
+                if len(run.first_rejected) < FIRST_REJECTED:
+                    run.first_rejected.append((number, why.reason, why.field, why.message))
             continue
         ev = rep.admitted  # at the time the engine took it (a withdrawal from 2150: the clock)
         run.events.append(ev)

@@ -37,14 +37,36 @@ def _days(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s ({seconds / 86400:.2f} d)"
 
 
+def rejected(q: dict[str, Any]) -> list[str]:
+    """Why lines were dead-lettered: the count per reason and the first few lines.
+
+    >>> print("\\n".join(rejected({"file": "f.jsonl", "dead_letter_reasons": {"schema_invalid": 2},
+    ...     "first_dead_letters": [{"line": 3, "reason": "schema_invalid", "field": "ts",
+    ...                             "message": "bad time"}]})))
+    dead letters by reason: schema_invalid 2
+      f.jsonl:3: field ts: bad time (schema_invalid)
+    """
+    reasons = q.get("dead_letter_reasons") or {}
+    if not reasons:
+        return []
+    out = ["dead letters by reason: " + ", ".join(f"{r} {n}" for r, n in reasons.items())]
+    for d in q.get("first_dead_letters", []):
+        where = f"field {d['field']}: " if d.get("field") else ""
+        out.append(f"  {q.get('file', '<input>')}:{d['line']}: {where}{d['message']} "
+                   f"({d['reason']})")
+    return out
+
+
 def render(q: dict[str, Any], confusion: bool = True) -> str:
     """The quality report as text."""
     if "agreement" not in q:
-        return f"no accepted events ({q['lines']} lines, {q['dead_letters']} dead letters)"
+        return "\n".join([f"no accepted events ({q['lines']} lines, {q['dead_letters']} dead "
+                          "letters)", *rejected(q)])
     out = [
         f"clock {format_ts(q['clock'])}: {q['customers']} customers, {q['lines']} lines, "
         f"{q['dead_letters']} dead letters, {q['excluded_no_consent']} excluded (no consent); "
         f"verdicts from {q['verdict_source']}",
+        *rejected(q),
         "",
         "Agreement with the batch reference (published label vs reference at the clock)",
         table([[k, a["compared"], a["agree"], _pct(a, a["pct"]), _pct(a, a.get("verdict_pct"))]

@@ -246,15 +246,22 @@ def test_cli_a_file_without_an_accepted_event_exits_2(
 ) -> None:
     src = tmp_path / "bad.jsonl"
     src.write_bytes(b'{"event_id": "x1", "customer_id": "A", "type": "purchase"}\n')
+    # it says why, with the file, line and field (a new user's Ta-Feng run without its FX
+    # rates: "no accepted events (119578 lines, 119578 dead letters)" and nothing more)
+    why = (f"streamseg: error: {src}: no accepted events (1 lines, 1 dead letters)\n"
+           "dead letters by reason: schema_invalid 1\n"
+           f"  {src}:1: field ts: \"ts\" is a required property (schema_invalid)\n")
     assert main(["quality", str(src)]) == 2
     got = capsys.readouterr()
-    assert (got.out, got.err) == (
-        "", f"streamseg: error: {src}: no accepted events (1 lines, 1 dead letters)\n")
+    assert (got.out, got.err) == ("", why)
     assert main(["quality", str(src), "--json"]) == 2
     got = capsys.readouterr()
-    assert json.loads(got.out) == {"customers": 0, "dead_letters": 1, "file": str(src),
-                                   "hysteresis": True, "lines": 1}
-    assert got.err == f"streamseg: error: {src}: no accepted events (1 lines, 1 dead letters)\n"
+    assert json.loads(got.out) == {
+        "customers": 0, "dead_letters": 1, "file": str(src), "hysteresis": True, "lines": 1,
+        "dead_letter_reasons": {"schema_invalid": 1},
+        "first_dead_letters": [{"line": 1, "reason": "schema_invalid", "field": "ts",
+                                "message": '"ts" is a required property'}]}
+    assert got.err == why
 
 
 def test_engine_scores_compare_as_integers_even_when_some_customers_have_none() -> None:
