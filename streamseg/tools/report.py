@@ -33,6 +33,15 @@ def _pct(a: dict[str, Any], pct: float | None) -> str | float | None:
     return f"{pct} (both abstain)" if pct == 100.0 else f"{pct} (reference abstains)"
 
 
+def _percent(rate: float | None) -> str:
+    """A rate as a percentage with two decimals (``-``: nothing to rate).
+
+    >>> _percent(0.2983), _percent(None)
+    ('29.83', '-')
+    """
+    return "-" if rate is None else f"{100 * rate:.2f}"
+
+
 def _days(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.0f} s ({seconds / 86400:.2f} d)"
 
@@ -89,18 +98,23 @@ def render(q: dict[str, Any], confusion: bool = True) -> str:
                     table(rows, ["reference", *pubs])]
     out += ["", "Engine figures",
             table([[name, s["labels"], s["stale"], s["held"],
-                    q["flaps"].get(name, {}).get("changes"), q["flaps"].get(name, {}).get("rate"),
-                    q["flaps"].get(name, {}).get("rate_2w"),
+                    q["flaps"].get(name, {}).get("changes"),
+                    _percent(q["flaps"].get(name, {}).get("rate")),
+                    _percent(q["flaps"].get(name, {}).get("rate_2w")),
                     q["changes_per_customer"].get(name),
                     q["untrained"].get(name, {}).get("changes"),
                     q["untrained"].get(name, {}).get("current")]
                    for name, s in q["stale"].items()],
-                  ["segmenter", "labels", "stale", "held", "changes", "flap rate",
-                   "flap rate (2x window)", "changes/customer", "untrained changes",
+                  ["segmenter", "labels", "stale", "held", "changes", "flap %",
+                   "flap % (2x window)", "changes/customer", "untrained changes",
                    "untrained now"]),
             "labels: customers with a label at the clock; the others have none yet (cluster: "
             f"fewer than {MIN_SESSIONS} sessions; rfm and value: no purchase, or the warm-up; "
             "channel: no visit)",
+            "stale: published label differs from the engine's current verdict for no "
+            "documented reason; held: differs because a margin or dwell keeps it (by design)",
+            "changes: moves from one label to another (a customer's first label is not one); "
+            "flap %: of those, reverted within STREAMSEG_FLAP_WINDOW_S (14 days by default)",
             "", "Purchase -> the change it earned (event time)",
             table([[k, v["n"], _days(v["p50"]), _days(v["p99"]), _days(v["max"])]
                    for k, v in q["latency_s"].items()],
