@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
             from streamseg.check import check
 
             return check(settings, offline=args.offline, wait_s=args.wait)
+        messages = None
+        if args.command == "produce":  # a missing file is told before the broker is asked
+            from streamseg.console import file_messages
+
+            messages = file_messages(settings, args.file)
         if (args.command in ("produce", "watch", "dead-letters")
                 or getattr(args, "to_kafka", False)):
             from streamseg.broker import wait_for_broker
@@ -143,10 +148,10 @@ def main(argv: list[str] | None = None) -> int:
             from streamseg.worker import run
 
             run(settings)
-        elif args.command == "produce":
-            from streamseg.console import produce_file
+        elif messages is not None:
+            from streamseg.console import send_all
 
-            sent = asyncio.run(produce_file(settings, args.file, args.rate))
+            sent = asyncio.run(send_all(settings, messages, args.rate))
             print(f"produced {sent} events from {args.file}", file=sys.stderr)
         elif args.command == "dead-letters":
             return _dead_letters(args, settings)

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple, TextIO
+from typing import IO, Any, NamedTuple, TextIO
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -41,12 +41,17 @@ def topic_for(settings: Settings, record: dict[str, Any]) -> str:
     }[kind_of(record)]
 
 
-def read_lines(path: Path) -> Iterable[tuple[int, bytes, dict[str, Any] | None]]:
-    """Yield ``(line number, raw bytes, decoded object or None)`` for each non-blank line."""
+def read_lines(path: Path) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
+    """``(line number, raw bytes, decoded object or None)`` for each non-blank line; the
+    file is opened now (a missing file is told before any broker is asked)."""
     try:
         handle = path.open("rb")
     except OSError as exc:
         raise InputFileError(str(path), None, None, exc.strerror or str(exc)) from None
+    return _lines(handle)
+
+
+def _lines(handle: IO[bytes]) -> Iterator[tuple[int, bytes, dict[str, Any] | None]]:
     with handle:
         for number, raw in enumerate(handle, start=1):
             line = raw.strip()
@@ -84,17 +89,23 @@ async def send_all(
 
 
 def file_messages(settings: Settings, path: Path) -> Iterator[tuple[str, bytes | None, bytes]]:
-    """The lines of ``path`` as input messages, keyed by customer id.
+    """The lines of ``path`` as input messages, keyed by customer id (the file is opened
+    now: :func:`read_lines`).
 
     Lines that are not JSON objects go to the clickstream topic as they are,
     so the worker dead-letters them (nothing is dropped on the way in).
     """
-    for _, raw, obj in read_lines(path):
-        if obj is None:
-            yield settings.topic_clickstream, None, raw
-            continue
-        cid = obj.get("customer_id")
-        yield topic_for(settings, obj), cid.encode() if isinstance(cid, str) else None, raw
+    lines = read_lines(path)
+
+    def messages() -> Iterator[tuple[str, bytes | None, bytes]]:
+        for _, raw, obj in lines:
+            if obj is None:
+                yield settings.topic_clickstream, None, raw
+                continue
+            cid = obj.get("customer_id")
+            yield topic_for(settings, obj), cid.encode() if isinstance(cid, str) else None, raw
+
+    return messages()
 
 
 async def produce_file(settings: Settings, path: Path, rate: float = 0.0) -> int:

@@ -177,3 +177,16 @@ def test_an_unknown_reason_is_refused_before_any_broker_is_asked(
         main(["dead-letters", "--out", str(tmp_path / "x.jsonl"), "--reason", "bogus"])
     assert stop.value.code == 2
     assert "invalid choice: 'bogus'" in capsys.readouterr().err
+
+
+def test_produce_names_a_missing_file_before_it_asks_the_broker(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A new user's ``produce /nonexistent.jsonl`` retried the broker for 60 s and then
+    said only that the broker was not reachable."""
+    from streamseg.__main__ import main
+
+    monkeypatch.setenv("STREAMSEG_BROKER", "kafka://127.0.0.1:1")  # nothing listens there
+    assert main(["produce", "/nonexistent.jsonl"]) == 2
+    assert capsys.readouterr().err == (
+        "streamseg: error: /nonexistent.jsonl: No such file or directory\n")
