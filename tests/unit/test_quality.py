@@ -333,3 +333,38 @@ def test_a_demotion_held_at_the_purchase_is_not_counted_as_good_news_held_back()
     q = measure(run, Settings(allowed_lateness_s=0.0))
     assert q["latency_s"]["frequency"]["max"] == 0.0
     assert q["held_latency_s"]["frequency"]["n"] == 1
+
+
+def idle_buyers(seed: int) -> list[bytes]:
+    """240 buyers with their own rhythms who stop buying between day 20 and 150, and a
+    visitor whose page views move the clock to day 300 (seeded)."""
+    import random
+
+    rng = random.Random(seed)
+    timed: list[tuple[float, dict[str, Any]]] = []
+    for i in range(240):
+        gap, end = rng.uniform(2, 25), rng.uniform(20, 150)
+        t = rng.uniform(0, 10) * DAY
+        while t < end * DAY:
+            n = len(timed)
+            timed.append((t, {"event_id": f"p{n}", "customer_id": f"c{i}", "type": "purchase",
+                              "ts": format_ts(t), "order_id": f"o{n}", "currency": "EUR",
+                              "amount": round(rng.uniform(5, 200), 2)}))
+            t += rng.expovariate(1 / (gap * DAY))
+    for d in range(0, 300, 2):
+        timed.append((d * DAY, {"event_id": f"v{d}", "customer_id": "clock", "page": "/",
+                                "type": "page_view", "ts": format_ts(d * DAY),
+                                "session_id": f"s{d}"}))
+    timed.sort(key=lambda x: x[0])
+    return [codec.dumps(r) for _, r in timed]
+
+
+def test_with_hysteresis_off_no_label_is_held_or_stale() -> None:
+    """``--no-hysteresis`` publishes raw verdicts. A new user's run on Complete Journey
+    found 93 stale cluster labels: the cluster's idle dwell still delayed the due times of
+    idle customers (on these 240 buyers: 1)."""
+    settings = no_hysteresis(Settings())
+    q = measure(run_engine(idle_buyers(3), settings), settings)
+    assert q["stale"]["cluster"]["labels"] > 200
+    assert {k: (v["stale"], v["held"]) for k, v in q["stale"].items()} == dict.fromkeys(
+        q["stale"], (0, 0))

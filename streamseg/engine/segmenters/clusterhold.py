@@ -33,6 +33,7 @@ class ClusterHold:
     :class:`~streamseg.engine.clusterassign.Assigner`."""
 
     name: str
+    hysteresis: bool  # settings.hysteresis (off: keeps nothing; margin and dwell 0)
     margin: float  # settings.min_margin
     dwell: float  # settings.flap_window_s
     grace: float  # settings.cluster_recency_grace_days
@@ -126,7 +127,9 @@ class ClusterHold:
         idle customer (``then``: their vector ``idle_dwell`` ago, None if not idle or no
         dwell) also while they were less than that past it then, or ``other`` was not to
         be told to them then (a "long inactive" cluster within the recency grace: the
-        grace's end is what moves them, a dwell later)."""
+        grace's end is what moves them, a dwell later). Hysteresis off: nothing is kept."""
+        if not self.hysteresis:
+            return False
         if self.alike(current, other):
             return True
         if not self.still_fits(a, current, z):  # its name is false: no hold

@@ -118,10 +118,13 @@ class ClusterSegmenter(ClusterHold):
     def __init__(self, settings: Settings, training: bool = True) -> None:
         self.settings = settings
         self.training = training
-        self.margin = settings.min_margin
+        # hysteresis off: nothing held, and due times at the raw borders (a reviewer's
+        # --no-hysteresis run left 93 idle-dwell holds on Complete Journey as stale labels)
+        self.hysteresis = settings.hysteresis
+        self.margin = settings.min_margin if settings.hysteresis else 0.0
         self.dwell = settings.flap_window_s
         self.grace = settings.cluster_recency_grace_days
-        self.idle_dwell = settings.cluster_idle_dwell_days * DAY
+        self.idle_dwell = settings.cluster_idle_dwell_days * DAY if settings.hysteresis else 0.0
         self.half_life = settings.half_life_days
         self.population = Population(settings.cluster_sample_size)
         # customers of this worker: [static features, last seen, label, due, label since,
