@@ -120,6 +120,18 @@ def test_replay_vs_decode_on_an_events_file(tmp_path: Path, lines: list[bytes]) 
     assert r["ratio_cpu"] == pytest.approx(
         r["replay_events_per_s_cpu"] / r["decode_events_per_s_cpu"])
     assert "replay/decode" in replayspeed.summary(path, r)[-1]
+    assert r["dead_letters"] == 0
+
+
+def test_replay_vs_decode_counts_bad_lines_and_goes_on(tmp_path: Path, lines: list[bytes]) -> None:
+    """The bundled sample has a bad line (110): ``bench --replay`` on it stopped with
+    ``<input>:110: field ts``, naming no file."""
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join([*lines[:50], b"{not json", b'{"ts": 1}', *lines[50:100]]))
+    r = replayspeed.replay_vs_decode(path, repeat=1)
+    assert (r["events"], r["dead_letters"]) == (102, 2) and r["changes"] > 0
+    assert "102 events" in replayspeed.summary(path, r)[0]
+    assert "2 dead letters" in replayspeed.summary(path, r)[0]
 
 
 def test_a_worker_variant_runs_the_tree_its_pythonpath_names(tmp_path: Path) -> None:
