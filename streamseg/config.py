@@ -193,7 +193,8 @@ def broker_url(value: str) -> str | None:
             return f"scheme must be kafka://, got {part!r}"
         host, colon, port = rest.rpartition(":")
         if not colon or not _HOST.fullmatch(host):
-            return f"want kafka://host:port, got {part!r}"
+            several = " (several brokers are separated by ';')" if "," in part else ""
+            return f"want kafka://host:port, got {part!r}{several}"
         if not port.isdigit() or not 1 <= int(port) <= 65535:
             return f"port must be 1-65535 in {part!r}"
     return None
@@ -783,11 +784,14 @@ class Settings:
         for part in filter(None, (p.strip() for p in self.fx_rates.split(","))):
             cur, sep, rate = part.partition("=")
             try:
-                value = float(rate)
+                value: float | None = float(rate)
             except ValueError:
-                value = -1.0
-            if not sep or len(cur) != 3 or not (0 < value < math.inf):
+                value = None
+            if not sep or len(cur) != 3 or value is None:
                 raise ConfigError(f"STREAMSEG_FX_RATES: bad entry {part!r} (want CUR=rate)")
+            if not 0 < value < math.inf:
+                raise ConfigError(f"STREAMSEG_FX_RATES: bad entry {part!r} (a rate must be a "
+                                  "positive number)")
             table[cur.upper()] = value
         if self.base_currency not in table:
             raise ConfigError("STREAMSEG_FX_RATES: must include STREAMSEG_BASE_CURRENCY")

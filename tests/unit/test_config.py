@@ -74,6 +74,8 @@ BAD = [
     ("STREAMSEG_MAX_FUTURE_SKEW_S", "0", "must be > 0"),
     ("STREAMSEG_BASE_CURRENCY", "euro", "must be 3 upper-case letters"),
     ("STREAMSEG_FX_RATES", "EUR=1,USD=nan", "bad entry 'USD=nan'"),
+    ("STREAMSEG_FX_RATES", "EUR=1,USD=-1", "'USD=-1' (a rate must be a positive number)"),
+    ("STREAMSEG_BROKER", "a:1,b:2", "(several brokers are separated by ';')"),
     ("STREAMSEG_FX_RATES", "USD=1", "must include STREAMSEG_BASE_CURRENCY"),
     ("STREAMSEG_FX_RATES", "EUR=2,USD=0.92", "EUR=2, but the base currency's rate must be 1"),
     ("STREAMSEG_PSEUDONYMISE_KEY", "short", "must be empty (off) or at least 8"),
