@@ -1,7 +1,7 @@
-"""Command line: ``python -m streamseg worker | check | replay | simulate | bench | ...``.
+"""Command line: streamseg (or python -m streamseg) worker | check | replay | ...
 
 Exit codes: 0 done; 2 a bad setting or input (one line on stderr naming it);
-3 no broker reachable within ``STREAMSEG_BROKER_WAIT_S``.
+3 no broker reachable within STREAMSEG_BROKER_WAIT_S.
 """
 
 from __future__ import annotations
@@ -67,11 +67,13 @@ def _parser() -> argparse.ArgumentParser:
     letters.add_argument("--reason", action="append", default=[], choices=REASONS,
                          metavar="REASON", help="only this reason (repeatable): "
                          + ", ".join(REASONS))
-    letters.add_argument("--idle", type=float, default=5.0,
-                         help="stop after this many idle seconds")
+    letters.add_argument("--idle", type=float, default=5.0, metavar="SECONDS",
+                         help="stop after this many idle seconds (default 5)")
     watch = sub.add_parser("watch", help="print segment changes from the beginning of the topic")
-    watch.add_argument("--count", type=int, default=0, help="stop after this many changes")
-    watch.add_argument("--idle", type=float, default=10.0, help="stop after this many idle seconds")
+    watch.add_argument("--count", type=int, default=0,
+                       help="stop after this many changes (default 0: no limit)")
+    watch.add_argument("--idle", type=float, default=10.0, metavar="SECONDS",
+                       help="stop after this many idle seconds (default 10)")
     _ops_parsers(sub)
     from streamseg.tools.cli import add_parsers as tools_parsers
 
@@ -90,9 +92,11 @@ def _ops_parsers(sub: Any) -> None:
     )
     replay.add_argument("--quiet", action="store_true", help="no progress bar")
     sim = sub.add_parser("simulate", help="seeded persona events (JSON lines or Kafka)")
-    sim.add_argument("--customers", type=bounded(int, 1), default=1000)
-    sim.add_argument("--days", type=bounded(float, 0, above=True), default=180.0)
-    sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument("--customers", type=bounded(int, 1), default=1000,
+                     help="customers to simulate (default 1000)")
+    sim.add_argument("--days", type=bounded(float, 0, above=True), default=180.0,
+                     help="days of events (default 180)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     sim.add_argument("--start", default="2025-09-01T00:00:00Z", help="RFC 3339 start time")
     sim.add_argument("--personas", default="", help="comma-separated subset of personas")
     sim.add_argument("--out", default="-", help="events, JSON lines (default stdout)")
