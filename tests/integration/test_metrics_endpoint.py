@@ -186,6 +186,8 @@ async def test_metrics_endpoint_scrape(
     assert (value(parsed, "streamseg_rebalances_total") or 0) >= 1
     # 5 input topics (clickstream, purchases, consent, profiles, ticks) x 2 partitions
     assert value(parsed, "streamseg_assigned_partitions") == 2.0 * len(inputs_topics)
+    # the process's start time: the StreamsegWorkerRestarting alert counts its changes
+    assert (value(parsed, "process_start_time_seconds") or 0) > 1e9
 
     check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
                            capture_output=True, timeout=30)
