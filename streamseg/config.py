@@ -383,7 +383,7 @@ NOT_DEFINITION = frozenset({
     "processing_guarantee", "confirm_outputs",
     "producer_linger_s", "metrics_port", "lag_interval_s", "stream_buffer_maxsize",
     "lean_delivery", "gate_hold_s", "log_level", "dead_letter_retention_days",
-    "max_event_bytes", "max_future_skew_s", "pseudonymise_key", "dedup_window",
+    "max_event_bytes", "max_attributes", "max_future_skew_s", "pseudonymise_key", "dedup_window",
     "kpi_repeat_days", "allowed_lateness_s", "tick_interval_s", "source_idle_s",
     "model_publish_interval_s", "audience_min_size", "event_time_min", "event_time_max",
     "audiences_file",  # its content counts, not its path
@@ -477,6 +477,10 @@ class Settings:
     dead_letter_retention_days: float = setting(7.0, ge=0)
     # ingestion
     max_event_bytes: int = setting(65_536, ge=64, le=100_000_000)
+    # attribute names one customer's state keeps (values and removals): a profile record
+    # that would add more is dead-lettered (too_many_attributes), so that no state outgrows
+    # a Kafka message (a producer naming attributes x_viewed_<product> would, in days)
+    max_attributes: int = setting(256, ge=1, le=2048)
     max_future_skew_s: float = setting(7 * DAY, gt=0)
     base_currency: str = setting("EUR", check=currency)
     fx_rates: str = setting("EUR=1,USD=0.92,GBP=1.17,CHF=1.05,SEK=0.087,PLN=0.23",

@@ -38,7 +38,7 @@ OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "
 # the reason codes of streamseg/schemas/dead-letter.schema.json
 REASONS = (
     "too_large", "not_json", "not_object", "unknown_event_type", "schema_invalid",
-    "key_mismatch", "unsupported_currency", "timestamp_out_of_range",
+    "key_mismatch", "unsupported_currency", "timestamp_out_of_range", "too_many_attributes",
 )
 
 # components of streamseg_errors_total (streamseg.telemetry.component_of)

@@ -274,10 +274,43 @@ class Engine:
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
+        refused = self.refuse(state, event)
+        if refused is not None:
+            return refused
         admitted = self.accept(event, clock)
         if isinstance(admitted, Invalid):
             return admitted
         return self.apply(state, admitted, look)
+
+    def refuse(self, state: CustomerState | None, event: Event) -> Invalid | None:
+        """Why the customer's state refuses a valid ``event`` (None: it does not): a profile
+        record that would give the customer more than ``max_attributes`` attribute names
+        (values and removals kept), reason ``too_many_attributes``. Replay and the worker
+        ask it before :meth:`accept`; a refused event moves no clock.
+
+        >>> from streamseg.config import Settings
+        >>> eng = Engine(Settings(max_attributes=2))
+        >>> two = eng.apply(None, Event("profile", "profile", "p1", "c1", 1.0,
+        ...                             attributes={"x_a": 1, "x_b": None})).state
+        >>> eng.refuse(two, Event("profile", "profile", "p2", "c1", 2.0,
+        ...                       attributes={"x_a": 2, "x_b": 3})) is None
+        True
+        >>> print(eng.refuse(two, Event("profile", "profile", "p3", "c1", 2.0,
+        ...                             attributes={"x_c": 1})).message.replace("; ", "\\n"))
+        customer c1 holds 2 attribute names
+        this record adds 1 more (at most 2: STREAMSEG_MAX_ATTRIBUTES)
+        """
+        if event.attributes is None:
+            return None
+        known = state.attributes_ts if state is not None else {}
+        added = sum(1 for name in event.attributes if name not in known)
+        limit = self.settings.max_attributes
+        if len(known) + added <= limit:
+            return None
+        return Invalid("too_many_attributes",
+                       f"customer {event.customer_id} holds {len(known)} attribute names; this "
+                       f"record adds {added} more (at most {limit}: STREAMSEG_MAX_ATTRIBUTES)",
+                       "attributes")
 
     def accept(self, event: Event, clock: EventClock) -> Event | Invalid:
         """The first half of :meth:`ingest`: ``event`` as it is applied (:meth:`admit`: a

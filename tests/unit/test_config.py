@@ -71,6 +71,7 @@ BAD = [
     ("STREAMSEG_TOPIC_MODELS", "m m", "must be 1-249 of"),
     ("STREAMSEG_TOPIC_TICKS", "t*", "must be 1-249 of"),
     ("STREAMSEG_MAX_EVENT_BYTES", "-1", "must be >= 64"),
+    ("STREAMSEG_MAX_ATTRIBUTES", "5000", "must be <= 2048"),
     ("STREAMSEG_MAX_FUTURE_SKEW_S", "0", "must be > 0"),
     ("STREAMSEG_BASE_CURRENCY", "euro", "must be 3 upper-case letters"),
     ("STREAMSEG_FX_RATES", "EUR=1,USD=nan", "bad entry 'USD=nan'"),

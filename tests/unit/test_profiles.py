@@ -280,3 +280,34 @@ def test_the_agent_consumes_profiles_and_dead_letters_bad_ones() -> None:
         assert all(schema_errors("dead-letter", d) == [] for d in letters)
     finally:
         h.close()
+
+
+def test_a_customers_attribute_names_are_capped_by_dead_letters() -> None:
+    """A producer that names attributes per product (``x_viewed_<sku>``) grew one state
+    without bound: past about 1 MB its changelog record cannot be sent and every worker
+    that takes the partition crashes on it. A record that would give the customer more
+    than ``STREAMSEG_MAX_ATTRIBUTES`` names is dead-lettered, in the worker and in replay
+    alike; one that only sets or removes names the customer holds is applied."""
+    settings = Settings(partitions=1, max_attributes=70)
+    batches = [{f"x_v{i}_{j}": j for j in range(30)} for i in range(3)]
+    lines = [record(event_id=f"p{i}", ts=f"2026-01-0{i + 1}T00:00:00Z", attributes=attrs)
+             for i, attrs in enumerate(batches)]
+    lines.append(record(event_id="p9", ts="2026-01-09T00:00:00Z",
+                        attributes={"x_v0_0": None, "x_v1_1": "again"}))
+    h = Harness(settings)
+    try:
+        for line in lines:
+            h.send_json("profile", line)
+        assert h.count("profile", "processed") == 3 and h.count("profile", "dead_letter") == 1
+        state = CustomerState.from_dict(codec.loads(h.app.state.get(b"c1")))
+        assert len(state.attributes_ts) == 60 and "x_v0_0" not in state.attributes
+        [letter] = [codec.loads(v) for _, v in h.app.dead_letters.sent]
+        assert (letter["reason"], letter["field"]) == ("too_many_attributes", "attributes")
+        assert letter["message"] == ("customer c1 holds 60 attribute names; this record adds "
+                                     "30 more (at most 70: STREAMSEG_MAX_ATTRIBUTES)")
+        assert schema_errors("dead-letter", letter) == []
+    finally:
+        h.close()
+    letters: list[dict[str, Any]] = []
+    list(replay_lines([codec.dumps(r) for r in lines], settings, "p.jsonl", letters.append))
+    assert [(d["reason"], d["source"]["offset"]) for d in letters] == [("too_many_attributes", 3)]
