@@ -22,14 +22,17 @@ what the tool acts on: each change and suppression notice once, and
 * **Erasure.** The only signal is a tombstone (null value) on
   ``customer-segments``; ``segment-changes`` never carries a null value.
   Forget the customer (here: the suppression mark; a real tool deletes what it
-  holds on them). The two topics are not ordered with each other: a change of
-  the erased profile read after the tombstone has an earlier Kafka timestamp
-  and is skipped. A later change is a fresh profile (after a new consent) only
-  if it starts its segmenter again (``sequence`` 1); one that continues a
-  sequence is the erased profile's, published on a partition the erasure had
-  not reached yet (the erasure came through another producer's partitioner),
-  and a second tombstone follows it: skipped. Every tombstone is an erasure.
-  The handled ``change_id``s are kept: they are hashes, and they stop a
+  holds on them). The two topics are not ordered with each other, so which
+  profile a change belongs to is told by its ``epoch`` (the customer's erasures
+  before the profile started; absent: 0), not by reading order: the tombstone
+  carries header ``streamseg-epoch``, the epoch after the erasure, and a change
+  with a lower epoch is the erased profile's, skipped whenever it is read (one
+  read late; or one published after the tombstone by a partition the erasure had
+  not reached yet, when it came through another producer's partitioner). A
+  fresh profile after a new consent has that epoch: passed, even if its
+  tombstone is read late. A tombstone without the header (an older worker):
+  changes with an earlier Kafka timestamp are skipped. Every tombstone is an
+  erasure. The handled ``change_id``s are kept: they are hashes, and they stop a
   redelivered change of the erased profile.
 
 Only aiokafka is needed. It commits its consumer offsets after it has handled
@@ -77,8 +80,10 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
         isolation_level="read_committed")
     seen = Seen(args.window)
     suppressed: set[str] = set()
-    # customer id -> (Kafka timestamp of the last tombstone, segmenters started afresh since)
-    erased: dict[str, tuple[int, set[str]]] = {}
+    # customer id -> the epoch its latest erasure started (tombstone header streamseg-epoch);
+    # a tombstone without it: its Kafka timestamp, the older rule
+    epochs: dict[str, int] = {}
+    erased_at: dict[str, int] = {}
     counts = dict.fromkeys(("changes", "duplicates", "skipped", "erasures"), 0)
     idle = 0
 
@@ -88,7 +93,11 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
             if msg.value is not None or msg.key is None:
                 return None
             customer = msg.key.decode()
-            erased[customer] = (msg.timestamp, set())
+            epoch = dict(msg.headers or ()).get("streamseg-epoch")
+            if epoch is None:
+                erased_at[customer] = max(msg.timestamp, erased_at.get(customer, 0))
+            else:  # a late tombstone of an older erasure lowers nothing
+                epochs[customer] = max(int(epoch), epochs.get(customer, 0))
             suppressed.discard(customer)
             counts["erasures"] += 1
             return {"kind": "erasure", "customer_id": customer}
@@ -97,16 +106,10 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
         if not seen.first_time(change["change_id"]):
             counts["duplicates"] += 1
             return None
-        if customer in erased:
-            at, fresh = erased[customer]
-            if msg.timestamp <= at:  # the erased profile, read late
-                counts["skipped"] += 1
-                return None
-            if change["kind"] == "change" and change["segmenter"] not in fresh:
-                if change["sequence"] != 1:  # continues the erased profile
-                    counts["skipped"] += 1
-                    return None
-                fresh.add(change["segmenter"])  # a fresh profile after a new consent
+        if (change.get("epoch", 0) < epochs.get(customer, 0)  # the erased profile's
+                or msg.timestamp <= erased_at.get(customer, -1)):
+            counts["skipped"] += 1
+            return None
         if change["kind"] == "suppression":
             (suppressed.add if change["suppressed"] else suppressed.discard)(customer)
         elif customer in suppressed:

@@ -28,6 +28,7 @@ from streamseg.partitions import position_key
 from streamseg.punctuator import Punctuator
 
 FANOUT = "streamseg-fanout"  # header of a consent copy on the ticks topic
+EPOCH = "streamseg-epoch"  # header of an erasure's tombstone: the customer's epoch after it
 # its value: a copy in the format of copy_record; a copy made before that format (the
 # original's bytes) has the value b"consent" and is read as a consent input
 COPY_FORMAT = b"consent/2"
@@ -53,8 +54,10 @@ class Emitter:
                 self.metrics.forget_segments(entry.state.segments)
             entry.state, entry.dirty = outcome.state, True
             schedule.push(key.decode(), None)
-            if tombstone:
-                batch.outputs.append(Output(self.ss.segments, key, None))
+            if tombstone:  # the epoch after the erasure: older changes are the erased profile's
+                epoch = 0 if outcome.state is None else outcome.state.epoch
+                batch.outputs.append(Output(self.ss.segments, key, None,
+                                            headers={EPOCH: str(epoch).encode()}))
             return
         if outcome.state is None or outcome.skipped:
             return

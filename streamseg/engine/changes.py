@@ -124,6 +124,8 @@ def change_record(
     }
     if verdict.holdout is not None:  # rule audiences: campaigns suppress the holdout
         record["holdout"] = verdict.holdout
+    if state.epoch:  # a profile started after an erasure (absent: the first one, 0)
+        record["epoch"] = state.epoch
     return record
 
 
@@ -144,7 +146,7 @@ def suppression_record(
     >>> r["kind"], r["sequence"], r["change_id"] == change_id("c1", "suppression", 1)
     ('suppression', 1, True)
     """
-    return {
+    record = {
         "kind": "suppression",
         "change_id": change_id(state.customer_id, "suppression", state.suppressions, state.epoch),
         "customer_id": state.customer_id,
@@ -154,3 +156,6 @@ def suppression_record(
         "event_time": format_ts(now),
         "segments": segments,
     }
+    if state.epoch:
+        record["epoch"] = state.epoch
+    return record

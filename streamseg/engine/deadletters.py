@@ -14,10 +14,10 @@ Whatever the input's size, a dead letter fits in a Kafka message (Faust's produc
 takes at most 1,000,000 bytes a record, and base64 makes bytes 4/3 as long): it keeps
 the first :data:`KEPT_BYTES` of the value (``redaction`` ``truncated``; pseudonymised
 first, with a secret), the first :data:`KEPT_KEY_BYTES` of the key and the first
-:data:`KEPT_MESSAGE_CHARS` of the message; ``value_bytes`` and ``key_bytes`` give the
-full lengths, and the whole input stays at ``source`` for the topic's retention. (An
-operator's 0.8 MB page view made a 1.07 MB letter: its delivery failed, and the worker
-crashed on it at every restart.)
+:data:`KEPT_MESSAGE_CHARS` of the message and of the field; ``value_bytes`` and
+``key_bytes`` give the full lengths, and the whole input stays at ``source`` for the
+topic's retention. (An operator's 0.8 MB page view made a 1.07 MB letter: its delivery
+failed, and the worker crashed on it at every restart.)
 
 Examples
 --------
@@ -47,7 +47,7 @@ from streamseg.engine.validate import Invalid, pseudonymise
 
 KEPT_BYTES = 512 * 1024  # of a value: 699,052 characters of base64
 KEPT_KEY_BYTES = 1024  # of a key (a customer id is at most 128 characters)
-KEPT_MESSAGE_CHARS = 2000
+KEPT_MESSAGE_CHARS = 2000  # and of the field: an unknown attribute's name is the input's
 
 
 def _b64(data: bytes) -> str:
@@ -131,7 +131,7 @@ def dead_letter(
     return {
         "reason": invalid.reason,
         "message": message[:KEPT_MESSAGE_CHARS],
-        "field": invalid.field,
+        "field": None if invalid.field is None else invalid.field[:KEPT_MESSAGE_CHARS],
         "source": {"topic": topic, "partition": partition, "offset": offset},
         "key_b64": None if kept_key is None else _b64(kept_key),
         "value_b64": _b64(payload),

@@ -20,6 +20,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaProducer
 from kafka_helpers import create_topics, produce, unique_name
 from worker_proc import reference_changes, story
 
@@ -85,7 +86,7 @@ async def test_dedupe_consumer_skips_suppressed_customers_and_forgets_erased_one
     per: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
     for c in ref:
         per[c["customer_id"]].append(c)
-    erased, paused = sorted(per, key=lambda cid: -len(per[cid]))[:2]
+    erased, paused, older = sorted(per, key=lambda cid: -len(per[cid]))[:3]
     assert len(per[paused]) >= 4
     # paused: withdrawn after its first change, granted again before its last one
     stream: list[dict[str, Any]] = []
@@ -102,34 +103,65 @@ async def test_dedupe_consumer_skips_suppressed_customers_and_forgets_erased_one
     await produce(bootstrap_servers, topic,
                   [(c["customer_id"].encode(), codec.dumps(c)) for c in stream])
     await asyncio.sleep(0.05)  # the tombstone's Kafka timestamp is later than every change
-    await produce(bootstrap_servers, segments, [(erased.encode(), None)])
-    # after the tombstone: a change that continues the erased profile (read on a partition
-    # the erasure had not reached: it came through another producer's partitioner), then
-    # a fresh profile's first change (after a new consent)
-    last = per[erased][-1]
-    stale = {**last, "change_id": "f" * 32, "sequence": last["sequence"] + 1}
-    fresh = {**last, "change_id": "e" * 32, "sequence": 1, "from_segment": None}
-    await asyncio.sleep(0.05)
-    await produce(bootstrap_servers, topic,
-                  [(erased.encode(), codec.dumps(stale)), (erased.encode(), codec.dumps(fresh))])
-
-    proc = subprocess.run(
+    # erased: the worker's tombstone, with the epoch after the erasure; older: one without
+    # (an older worker), told apart by Kafka timestamps
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(segments, key=erased.encode(), value=None,
+                                     headers=[("streamseg-epoch", b"1")])
+        await producer.send_and_wait(segments, key=older.encode(), value=None)
+    finally:
+        await producer.stop()
+    proc = subprocess.Popen(
         [sys.executable, str(ROOT / "examples" / "dedupe_consumer.py"), "--bootstrap",
          bootstrap_servers, "--topic", topic, "--segments-topic", segments, "--group", group,
          "--idle", "3"],
-        capture_output=True, text=True, timeout=60, check=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines: list[str] = []
+    try:
+        erasure = {"kind": "erasure", "customer_id": erased}
+        while not lines or codec.loads(lines[-1]) != erasure:  # the tombstone has been read
+            line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), 30)
+            assert line, proc.stderr.read()
+            lines.append(line)
+        # then, published after the tombstone: a change of the erased profile (epoch 0, from
+        # a partition the erasure had not reached: it came through another producer's
+        # partitioner; its sequence may start at 1, as a new segmenter's does; a later Kafka
+        # timestamp than the tombstone's), and a fresh profile's (after a new consent)
+        last = per[erased][-1]
+        stale = {**last, "change_id": "f" * 32, "sequence": 1, "segmenter": "channel"}
+        fresh = {**last, "change_id": "e" * 32, "sequence": 1, "from_segment": None, "epoch": 1}
+        await produce(bootstrap_servers, topic, [(erased.encode(), codec.dumps(stale)),
+                                                 (erased.encode(), codec.dumps(fresh))])
+        # the rest through the same buffered reader (communicate() would skip what
+        # readline has buffered); stderr is a few lines
+        out = await asyncio.wait_for(asyncio.to_thread(proc.stdout.read), 60)
+        err = proc.stderr.read()
+        returncode = await asyncio.to_thread(proc.wait, 30)
+    finally:
+        proc.kill()
+    assert returncode == 0, err
 
-    got: list[dict[str, Any]] = [codec.loads(line) for line in proc.stdout.splitlines()]
+    got: list[dict[str, Any]] = [codec.loads(line) for line in [*lines, *out.splitlines()]]
     mine = [c for c in got if c["customer_id"] == paused]
     assert [c["kind"] for c in mine] == ["change", "suppression", "suppression", "change"]
     assert mine[0] == per[paused][0] and mine[-1] == per[paused][-1]
+    # by epoch: the erased profile's changes read after the tombstone skipped (the stale one
+    # too, though later than the tombstone), the fresh profile's printed
     theirs = [c for c in got if c["customer_id"] == erased]
-    # the stale change skipped, the fresh profile's change printed
-    assert theirs[-2:] == [{"kind": "erasure", "customer_id": erased}, fresh]
-    printed = len(theirs) - 2  # changes read before the tombstone; the rest are skipped
-    assert theirs[:-2] == per[erased][:printed]
-    skipped = len(per[paused]) - 2 + len(per[erased]) - printed + 1
-    for cid in set(per) - {paused, erased}:  # the others: all, in order per customer
+    early = theirs[:theirs.index(erasure)]  # read before the tombstone: acted on
+    assert early == per[erased][:len(early)]
+    assert theirs[len(early):] == [erasure, fresh]
+    # without the header: the changes read before the tombstone printed, the rest skipped
+    olds = [c for c in got if c["customer_id"] == older]
+    assert olds[-1] == {"kind": "erasure", "customer_id": older}
+    printed = len(olds) - 1
+    assert olds[:-1] == per[older][:printed]
+    skipped = (len(per[paused]) - 2 + len(per[erased]) - len(early) + 1
+               + len(per[older]) - printed)
+    for cid in set(per) - {paused, erased, older}:  # the others: all, in order per customer
         assert [c for c in got if c["customer_id"] == cid] == per[cid]
-    assert (f"{len(got) - 1} changes, 0 duplicates dropped, {skipped} skipped "
-            "(suppressed or erased customer), 1 erasures") in proc.stderr
+    assert (f"{len(got) - 2} changes, 0 duplicates dropped, {skipped} skipped "
+            "(suppressed or erased customer), 2 erasures") in err

@@ -356,5 +356,19 @@ def test_an_erasure_through_another_partitioner_ends_with_a_tombstone_after_the_
         deliver_copies(h)
         assert records(h) == [False, None, False, None]  # only partition 0's copy
         assert table.state(0, "c1") is not None and table.state(0, "c1")["purchases"] == 0  # type: ignore[index]
+        # each tombstone carries the epoch after the erasure; the change published between
+        # them is the erased profile's (epoch 0: no field), which a subscriber tells apart
+        # whatever order it reads the two topics in (examples/dedupe_consumer.py)
+        tombstones = [hd for (_, v), hd in zip(h.app.segments.sent, h.app.segments.headers,
+                                               strict=True) if v is None]
+        assert tombstones == [{"streamseg-epoch": b"1"}] * 2
+        assert all("epoch" not in c for c in h.app.changes.values())
+        # a grant and a fresh profile: its changes carry epoch 1, its notice too
+        h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=1)
+        deliver_copies(h)
+        before = len(h.app.changes.sent)
+        h.send("purchase", b"c1", buy("e3", "c1", 3.0), partition=1)
+        fresh = h.app.changes.values()[before:]
+        assert fresh and all(c["epoch"] == 1 for c in fresh)
     finally:
         h.close()

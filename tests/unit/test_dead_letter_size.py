@@ -56,7 +56,13 @@ def test_a_truncated_letter_is_not_refed_and_a_whole_one_is_kept_whole() -> None
     assert whole["key_bytes"] == 1 and base64.b64decode(whole["key_b64"]) == b"c"
 
 
-def test_a_long_message_is_cut() -> None:
+def test_a_long_message_and_field_are_cut() -> None:
     rec = dead_letter(Invalid("schema_invalid", "y" * 50_000, "ts"), "clicks", 0, 1, None, b"{}")
     assert len(rec["message"]) <= 2_000 and rec["message"].startswith("yyy")
     assert rec["key_b64"] is None and rec["key_bytes"] is None
+    # an unknown attribute's name is the field (a reviewer's 700 KB name, with a raised
+    # STREAMSEG_MAX_EVENT_BYTES, made a 1.4 MB letter)
+    name = "attributes." + "n" * 700_000
+    rec = dead_letter(Invalid("schema_invalid", "unknown attribute", name), "profiles", 0, 2,
+                      b"c", b"x" * 900_000)
+    assert len(codec.dumps(rec)) < LIMIT - 4096 and name.startswith(rec["field"])
