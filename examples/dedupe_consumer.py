@@ -30,7 +30,10 @@ what the tool acts on: each change and suppression notice once, and
   read late; or one published after the tombstone by a partition the erasure had
   not reached yet, when it came through another producer's partitioner). A
   fresh profile after a new consent has that epoch: passed, even if its
-  tombstone is read late. A tombstone without the header (an older worker):
+  tombstone is read late; and a tombstone read after a change of the profile that
+  started after it (an epoch at least the tombstone's) is an old one: ignored, it
+  neither deletes that profile nor lifts a suppression. A tombstone without the
+  header (an older worker):
   changes with an earlier Kafka timestamp are skipped. Every tombstone is an
   erasure. The handled ``change_id``s are kept: they are hashes, and they stop a
   redelivered change of the erased profile.
@@ -84,6 +87,7 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
     # a tombstone without it: its Kafka timestamp, the older rule
     epochs: dict[str, int] = {}
     erased_at: dict[str, int] = {}
+    newest: dict[str, int] = {}  # customer id -> the highest epoch of a change handled
     counts = dict.fromkeys(("changes", "duplicates", "skipped", "erasures"), 0)
     idle = 0
 
@@ -96,7 +100,10 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
             epoch = dict(msg.headers or ()).get("streamseg-epoch")
             if epoch is None:
                 erased_at[customer] = max(msg.timestamp, erased_at.get(customer, 0))
-            else:  # a late tombstone of an older erasure lowers nothing
+            elif int(epoch) <= newest.get(customer, -1):  # an erasure before a profile
+                counts["skipped"] += 1  # already acted on: read late, not this profile's
+                return None
+            else:
                 epochs[customer] = max(int(epoch), epochs.get(customer, 0))
             suppressed.discard(customer)
             counts["erasures"] += 1
@@ -110,6 +117,7 @@ async def run(args: argparse.Namespace) -> dict[str, int]:
                 or msg.timestamp <= erased_at.get(customer, -1)):
             counts["skipped"] += 1
             return None
+        newest[customer] = max(change.get("epoch", 0), newest.get(customer, 0))
         if change["kind"] == "suppression":
             (suppressed.add if change["suppressed"] else suppressed.discard)(customer)
         elif customer in suppressed:

@@ -286,7 +286,9 @@ class Engine:
         """Why the customer's state refuses a valid ``event`` (None: it does not): a profile
         record that would give the customer more than ``max_attributes`` attribute names
         (values and removals kept), reason ``too_many_attributes``. Replay and the worker
-        ask it before :meth:`accept`; a refused event moves no clock.
+        ask it before :meth:`accept`; a refused event moves no clock. A withdrawn or erased
+        customer's record is not refused: :meth:`apply` skips it (``no_consent``), and no
+        dead letter keeps its bytes.
 
         >>> from streamseg.config import Settings
         >>> eng = Engine(Settings(max_attributes=2))
@@ -300,7 +302,7 @@ class Engine:
         customer c1 holds 2 attribute names
         this record adds 1 more (at most 2: STREAMSEG_MAX_ATTRIBUTES)
         """
-        if event.attributes is None:
+        if event.attributes is None or (state is not None and state.withdrawn):
             return None
         known = state.attributes_ts if state is not None else {}
         added = sum(1 for name in event.attributes if name not in known)

@@ -311,3 +311,14 @@ def test_a_customers_attribute_names_are_capped_by_dead_letters() -> None:
     letters: list[dict[str, Any]] = []
     list(replay_lines([codec.dumps(r) for r in lines], settings, "p.jsonl", letters.append))
     assert [(d["reason"], d["source"]["offset"]) for d in letters] == [("too_many_attributes", 3)]
+
+
+def test_a_withdrawn_customers_record_is_skipped_not_refused_by_the_cap() -> None:
+    """A reviewer's case: with the cap reached, a withdrawn customer's profile record was
+    dead-lettered (its bytes kept) instead of skipped as ``no_consent``."""
+    eng = Engine(Settings(max_attributes=2))
+    state = fold(eng, [profile("p1", 1, x_a=1, x_b=2)])
+    state = eng.apply(state, Event("consent", "consent_withdrawn", "w1", "c1", T0 + 2 * DAY)).state
+    late = profile("p2", 3, x_c=3)
+    assert eng.refuse(state, late) is None
+    assert eng.apply(state, late).skipped == "no_consent"
