@@ -33,10 +33,9 @@ what the tool acts on: each change and suppression notice once, and
   tombstone is read late; and a tombstone read after a change of the profile that
   started after it (an epoch at least the tombstone's) is an old one: ignored, it
   neither deletes that profile nor lifts a suppression. A tombstone without the
-  header (an older worker):
-  changes with an earlier Kafka timestamp are skipped. Every tombstone is an
-  erasure. The handled ``change_id``s are kept: they are hashes, and they stop a
-  redelivered change of the erased profile.
+  header (an older worker): changes with an earlier Kafka timestamp are skipped.
+  Every tombstone is an erasure. The handled ``change_id``s are kept: they are
+  hashes, and they stop a redelivered change of the erased profile.
 
 Only aiokafka is needed. It commits its consumer offsets after it has handled
 (printed) the records, so it is itself at least once: a real subscriber keeps

@@ -122,9 +122,8 @@ class Replayer:
             # Engine.ingest in two halves: a withdrawal or erasure dated where no event is
             # accepted runs at the event clock (Engine.admit), so its changes and re-scores
             # are at that time, not its own (the worker: streamseg.apply)
-            admitted = self.engine.refuse(
-                self.states.get(result.event.customer_id), result.event
-            ) or self.engine.accept(result.event, self.clock)
+            admitted = self.engine.accept(result.event, self.clock,
+                                          self.states.get(result.event.customer_id))
             if not isinstance(admitted, Invalid):
                 self.admitted = ev = admitted
                 outcome = self.engine.apply(self.states.get(ev.customer_id), ev, look)

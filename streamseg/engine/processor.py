@@ -274,10 +274,7 @@ class Engine:
 
         The one path from a valid event to an outcome, for the worker and replay alike.
         """
-        refused = self.refuse(state, event)
-        if refused is not None:
-            return refused
-        admitted = self.accept(event, clock)
+        admitted = self.accept(event, clock, state)
         if isinstance(admitted, Invalid):
             return admitted
         return self.apply(state, admitted, look)
@@ -285,8 +282,8 @@ class Engine:
     def refuse(self, state: CustomerState | None, event: Event) -> Invalid | None:
         """Why the customer's state refuses a valid ``event`` (None: it does not): a profile
         record that would give the customer more than ``max_attributes`` attribute names
-        (values and removals kept), reason ``too_many_attributes``. Replay and the worker
-        ask it before :meth:`accept`; a refused event moves no clock. A withdrawn or erased
+        (values and removals kept), reason ``too_many_attributes``. :meth:`accept` asks it
+        first: a refused event moves no clock. A withdrawn or erased
         customer's record is not refused: :meth:`apply` skips it (``no_consent``), and no
         dead letter keeps its bytes.
 
@@ -314,11 +311,16 @@ class Engine:
                        f"record adds {added} more (at most {limit}: STREAMSEG_MAX_ATTRIBUTES)",
                        "attributes")
 
-    def accept(self, event: Event, clock: EventClock) -> Event | Invalid:
+    def accept(self, event: Event, clock: EventClock,
+               state: CustomerState | None = None) -> Event | Invalid:
         """The first half of :meth:`ingest`: ``event`` as it is applied (:meth:`admit`: a
         withdrawal or erasure dated where no event is accepted is moved to the event
-        clock) with the clock advanced by it, or the refusal. Replay and the batch
-        references take changes, re-scores and consent at the admitted time from here."""
+        clock) with the clock advanced by it, or the refusal (:meth:`refuse` by
+        ``state``, the customer's, first). Replay and the batch references take changes,
+        re-scores and consent at the admitted time from here."""
+        refused = self.refuse(state, event)
+        if refused is not None:
+            return refused
         wall = self.wall()  # one reading for the check and the clock's bound
         admitted = self.admit(event, clock, wall)
         if admitted is event:  # a withdrawal or erasure set to the clock does not move it
