@@ -265,7 +265,10 @@ class Applier:
         if copy.origin is not None:
             entry.positions[copy.origin] = copy.offset
         self.out.outcome(self.batch, entry, key, outcome, tombstone=profiled_here)
-        self.metrics.consent_fanout.labels(outcome="applied").inc()
+        if outcome.skipped and entry.state is not None:
+            entry.dirty = True  # (the position it recorded)
+        self.metrics.consent_fanout.labels(
+            outcome="stale" if outcome.skipped == "stale_consent" else "applied").inc()
 
     def read_copy(self, msg: Any) -> Copy | None:
         """The consent copy in ``msg`` (a ticks-topic message with the fan-out header)."""

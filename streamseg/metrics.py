@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 
 STREAMS = ("click", "purchase", "consent", "profile", "tick")
 OUTCOMES = ("processed", "dead_letter", "duplicate", "no_consent", "no_state", "erased",
-            "out_of_order")
+            "out_of_order", "stale_consent")
 # the reason codes of streamseg/schemas/dead-letter.schema.json
 REASONS = (
     "too_large", "not_json", "not_object", "unknown_event_type", "schema_invalid",
@@ -236,7 +236,8 @@ class Metrics:
             "Consent copies on the other partitions (withdrawal and erasure reach every "
             "partition that may hold the customer), by outcome: applied; no_state (a grant "
             "where the customer has no state); duplicate (a copy of a consent already "
-            "applied there, not applied again).",
+            "applied there, not applied again); stale (a grant older than the customer's "
+            "latest withdrawal or erasure there, not applied).",
             ["outcome"],
             registry=registry,
         )
@@ -251,7 +252,7 @@ class Metrics:
         for stream in ("click", "purchase", "profile"):  # (consent splits no customer)
             # at 0 from the start: a series that first appears at 1 has no increase()
             self.split_customers.labels(stream=stream)
-        for outcome in ("applied", "no_state", "duplicate"):
+        for outcome in ("applied", "no_state", "duplicate", "stale"):
             self.consent_fanout.labels(outcome=outcome)
         self.consumer_lag = Gauge(
             "streamseg_consumer_lag_records",

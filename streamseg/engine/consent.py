@@ -26,7 +26,37 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
     Withdrawal and erasure take the customer out of the population models;
     a grant that lifts a withdrawal puts them back (:meth:`Engine.restore`) and
     brings them up to the grant's event time (:func:`resume`).
+
+    A withdrawal or erasure is always applied, whatever its date (a device whose clock
+    was reset must not keep a customer targeted). A grant is applied only if it is not
+    older than the customer's latest withdrawal or erasure (``withdrawn_at``): an older
+    grant read after it -- the copy of a grant that another producer partitioner put on
+    another partition, reaching this one after a later erasure, or a late producer --
+    is skipped (``stale_consent``).
+
+    >>> from streamseg.config import Settings
+    >>> from streamseg.engine.events import Event
+    >>> from streamseg.engine.processor import Engine
+    >>> eng = Engine(Settings())
+    >>> off = eng.apply(None, Event("consent", "erasure_requested", "x2", "c1", 3.0)).state
+    >>> eng.apply(off, Event("consent", "consent_granted", "g1", "c1", 2.0)).skipped
+    'stale_consent'
+    >>> eng.apply(off, Event("consent", "consent_granted", "g2", "c1", 4.0)).state.withdrawn
+    False
     """
+    last = None if state is None else state.withdrawn_at
+    if event.type == "consent_granted":
+        if state is not None and last is not None and event.ts < last:
+            return Outcome(state, skipped="stale_consent")
+    else:
+        last = event.ts if last is None else max(last, event.ts)
+    out = _apply(engine, state, event)
+    if out.state is not None:
+        out.state.withdrawn_at = last
+    return out
+
+
+def _apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
     if event.type == "erasure_requested":
         # Delete the profile; keep only a suppression marker (withdrawn, no
         # features, no segments) so that events still in flight from before

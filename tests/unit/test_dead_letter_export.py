@@ -117,8 +117,9 @@ def test_a_re_fed_grant_never_undoes_a_withdrawal(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
     first: dict[str, Any], then: dict[str, Any],
 ) -> None:
-    """The engine applies consent in the order it reads it, whatever its date, and neither
-    the dates nor the order the worker met key-less letters in tell that order for sure
+    """The engine applies every withdrawal it reads, whatever its date (a grant only if it is
+    not older than the latest withdrawal), and neither
+    the dates nor the order the worker met key-less letters in tell the real order for sure
     (reviews 31: a reset clock, a 1969 date, partitions read at different lags). A
     customer's grants are written before their withdrawals: re-fed, the customer ends
     withdrawn, and the export names the customers whose order it changed."""
