@@ -631,3 +631,22 @@ def test_the_idle_dwell_holds_a_customer_kept_out_of_long_inactive_by_the_grace(
         assert seg.hold(s, "c1", v, day * DAY, "population")
     v = seg.assign(s, due)
     assert v is not None and not seg.hold(s, "c1", v, due, "clock")
+
+
+def test_a_refit_is_made_at_the_latest_event_time_whoever_triggers_it() -> None:
+    # the same events learned; the one that triggers the refit is a late one (day 2 of a
+    # population seen up to day 40): the model is the one fitted at day 40
+    people = [shopper(f"c{i:02d}", 3.0 * (i % 2), 50.0 + i, i % 2,
+                      last_seen=(i % 5) * 10 * DAY) for i in range(20)]
+    cfg = dataclasses.replace(CFG, cluster_warmup=21, cluster_refresh_every=100)
+    late, ontime = ClusterSegmenter(cfg), ClusterSegmenter(cfg)
+    for seg in (late, ontime):
+        for s in people:
+            seg.learn(s, s.last_seen)
+    trigger = shopper("c20", 3.0, 60.0, 1.0, last_seen=2 * DAY)
+    late.learn(trigger, 2 * DAY)
+    ontime.learn(trigger, 40 * DAY)
+    assert late.model is not None and late.model == ontime.model
+    assert late.clock == 40 * DAY
+    at_trigger = next_model(late.population.rows, None, 2 * DAY, cfg, False, 21)
+    assert at_trigger is not None and at_trigger.means != late.model.means  # it would differ
