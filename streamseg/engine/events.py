@@ -37,7 +37,7 @@ CONSENT_TYPES = frozenset({"consent_granted", "consent_withdrawn", "erasure_requ
 RESTRICTIVE = frozenset({"consent_withdrawn", "erasure_requested"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs 1.5 us an event (never mutated)
 class Event:
     """One valid input event with its time in epoch seconds and money in the base currency."""
 

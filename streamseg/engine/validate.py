@@ -63,7 +63,7 @@ TYPES: dict[Kind, frozenset[str]] = {
 IMPLIED: dict[Kind, str] = {"purchase": "purchase", "profile": "profile"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # (one an input: not frozen, which costs per field)
 class Valid:
     """A decoded, schema-valid event."""
 

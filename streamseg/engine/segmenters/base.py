@@ -34,7 +34,7 @@ TRIGGERS: tuple[Trigger, ...] = ("event", "clock", "population")
 STEP_S = 1.0  # thresholds are strict (``>``): a due time is one second past the threshold
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: several a customer evaluation (never mutated)
 class Assignment:
     """One segmenter's verdict for one customer at one event time.
 
