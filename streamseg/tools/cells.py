@@ -118,6 +118,11 @@ got '40513.35' = 1970-01-01T11:15:13.350000Z; an Excel serial date? \
 as one it is 2010-12-01T08:24:00Z
     >>> parse_time("40513.35", "epoch", early_epoch=True)
     40513.35
+    >>> parse_time("19970101", "epoch")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be epoch seconds, got '19970101' = 1970-08-20T03:15:01Z; it looks like \
+a date YYYYMMDD (1997-01-01): use --time-format %Y%m%d (or --early-epoch to read it as seconds)
     """
     if isinstance(value, datetime):
         moment = value
@@ -131,6 +136,11 @@ as one it is 2010-12-01T08:24:00Z
             raise ValueError(f"{OUT_OF_RANGE}, got {value!r} (epoch seconds{_unit(seconds)})")
         if not early_epoch and -EPOCH_FLOOR < seconds < EPOCH_FLOOR:
             raise ValueError(_early(value, seconds))
+        day = _yyyymmdd(seconds)
+        if not early_epoch and day is not None:
+            raise ValueError(f"must be epoch seconds, got {value!r} = {format_ts(seconds)}; it "
+                             f"looks like a date YYYYMMDD ({day}): use --time-format %Y%m%d "
+                             "(or --early-epoch to read it as seconds)")
         return seconds
     elif value is None or str(value).strip() == "":
         raise ValueError("empty")
@@ -158,6 +168,21 @@ def _early(value: Any, seconds: float) -> str:
     if 1 <= seconds < _EXCEL_2100:  # Excel's serial dates count days from 1899-12-30
         msg += f"; an Excel serial date? as one it is {format_ts(_EXCEL_DAY0 + seconds * 86_400)}"
     return msg
+
+
+def _yyyymmdd(seconds: float) -> str | None:
+    """The date that epoch ``seconds`` spell as YYYYMMDD digits (1900-2099), if they do:
+    an 8-digit date column read with ``--time-format epoch`` gives times in 1970-1973.
+
+    >>> _yyyymmdd(19970101.0), _yyyymmdd(1483271606.0), _yyyymmdd(19971301.0)
+    ('1997-01-01', None, None)
+    """
+    if not seconds.is_integer() or not 19_000_101 <= seconds <= 20_991_231:
+        return None
+    try:
+        return datetime.strptime(str(int(seconds)), "%Y%m%d").date().isoformat()
+    except ValueError:
+        return None
 
 
 def _unit(seconds: float) -> str:

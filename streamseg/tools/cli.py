@@ -35,8 +35,8 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--time-format", help="strptime format (e.g. %%Y%%m%%d) or 'epoch' "
                    "(default ISO 8601; no offset = UTC)")
     p.add_argument("--early-epoch", action="store_true", help="with --time-format epoch: "
-                   "take values under 1e6 (before 1970-01-12) as they are instead of refusing "
-                   "them (Excel serial dates, days)")
+                   "take values under 1e6 (before 1970-01-12) and YYYYMMDD-like values as seconds "
+                   "instead of refusing them (Excel serial dates, days, dates)")
     cur = p.add_mutually_exclusive_group()
     cur.add_argument("--currency", help="fixed ISO 4217 currency of every amount, e.g. USD")
     cur.add_argument("--currency-column", help="currency column")

@@ -166,3 +166,20 @@ def test_profile_import_reports_an_out_of_range_time_as_a_bad_row(
         f"streamseg: error: {src}:2: column t: bad time: must be a time in the years 1 to 9999 "
         "UTC, got '1767600000000' (epoch seconds; it looks like milliseconds: "
         "2026-01-05T08:00:00Z)\n")
+
+
+def test_a_date_column_read_as_epoch_seconds_is_a_bad_row_that_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """YYYYMMDD digits read with ``--time-format epoch`` were accepted as seconds in 1970
+    (19970101 -> 1970-08-20): every order of a 1997 file imported 27 years early."""
+    src, out = tmp_path / "days.csv", tmp_path / "o.jsonl"
+    src.write_text("c,t,a\nc1,19970101,5\n")
+    args = ["import", str(src), *EPOCH_ARGS, "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (
+        f"streamseg: error: {src}:2: column t: must be epoch seconds, got '19970101' = "
+        "1970-08-20T03:15:01Z; it looks like a date YYYYMMDD (1997-01-01): use --time-format "
+        "%Y%m%d (or --early-epoch to read it as seconds)\n")
+    assert main([*args, "--early-epoch"]) == 0
+    assert lines(out)[0]["ts"] == "1970-08-20T03:15:01Z"
