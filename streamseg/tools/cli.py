@@ -123,6 +123,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             from streamseg.tools.profiles import cli as profiles_cli
 
             return profiles_cli(args, settings, fmt)
+        if args.attribute or args.at:
+            print(f"streamseg import: error: {'--attribute' if args.attribute else '--at'} is "
+                  "for customer profiles: add --profiles (rows are customers); purchases carry "
+                  "no attributes", file=sys.stderr)
+            return 2
         if args.time and (args.amount or args.price) and not (args.currency
                                                               or args.currency_column):
             print("streamseg import: error: give the currency of the amounts: --currency CODE "

@@ -184,10 +184,28 @@ def _text(value: str) -> str:
     return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _conversion_hint(name: str, header: list[str]) -> str:
+    """A hint when ``COLUMN:WORD`` names no column but ``COLUMN`` does: ``--attribute``'s
+    ``:CONVERT`` with an unknown conversion is read as part of the column name.
+
+    >>> _conversion_hint("age:float", ["c", "age"])
+    "; 'float' is not a conversion (text, int, number, bool, slug)"
+    >>> _conversion_hint("a:b", ["c"])
+    ''
+    """
+    from streamseg.tools.profiles import CONVERTERS  # (profiles imports this module)
+
+    column, colon, word = name.rpartition(":")
+    if not colon or column not in header:
+        return ""
+    return f"; {word!r} is not a conversion ({', '.join(CONVERTERS)})"
+
+
 def _index(path: str, header: list[str], columns: list[str]) -> dict[str, int]:
     for name in columns:
         if name not in header:
-            raise RowError(path, None, name, f"not in the file (columns: {', '.join(header)})")
+            raise RowError(path, None, name, f"not in the file (columns: {', '.join(header)})"
+                           + _conversion_hint(name, header))
     return {name: header.index(name) for name in columns}
 
 

@@ -124,3 +124,23 @@ def test_complete_journey_demographics(tmp_path: Path,
                       "marital_status": 664}
     assert Counter(s.attributes["household_size"] for s in states.values()
                    if s is not None)[5] == 66  # '5+'
+
+
+def test_an_unknown_conversion_and_attributes_without_profiles_are_clear_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``age:float`` (no such conversion) was read as a column called ``age:float``; and
+    ``--attribute`` on an orders import was ignored without a word."""
+    src = tmp_path / "c.csv"
+    src.write_text("c,t,a,age\nc1,2020-01-01T00:00:00Z,5,41\n")
+    out = str(tmp_path / "o.jsonl")
+    assert main(["import", str(src), "--profiles", "--customer", "c", "--time", "t",
+                 "--attribute", "x_age=age:float", "--out", out]) == 2
+    assert capsys.readouterr().err.endswith(
+        "column age:float: not in the file (columns: c, t, a, age); 'float' is not a "
+        "conversion (text, int, number, bool, slug)\n")
+    assert main(["import", str(src), "--customer", "c", "--time", "t", "--amount", "a",
+                 "--currency", "EUR", "--attribute", "x_age=age:number", "--out", out]) == 2
+    assert capsys.readouterr().err == (
+        "streamseg import: error: --attribute is for customer profiles: add --profiles (rows "
+        "are customers); purchases carry no attributes\n")
