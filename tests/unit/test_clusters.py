@@ -650,3 +650,21 @@ def test_a_refit_is_made_at_the_latest_event_time_whoever_triggers_it() -> None:
     assert late.clock == 40 * DAY
     at_trigger = next_model(late.population.rows, None, 2 * DAY, cfg, False, 21)
     assert at_trigger is not None and at_trigger.means != late.model.means  # it would differ
+
+
+def test_a_restarted_trainer_refits_at_the_restored_customers_latest_time() -> None:
+    # after a restart the sample comes back through restore: the refit clock too (review
+    # 33: it started empty, so the first late event after a restart set the refit time)
+    people = [shopper(f"c{i:02d}", 3.0 * (i % 2), 50.0 + i, i % 2,
+                      last_seen=(i % 5) * 10 * DAY) for i in range(20)]
+    cfg = dataclasses.replace(CFG, cluster_warmup=21, cluster_refresh_every=100)
+    ontime, restarted = ClusterSegmenter(cfg), ClusterSegmenter(cfg)
+    for s in people:
+        ontime.learn(s, s.last_seen)
+        restarted.restore(s)
+    restarted.learned = ontime.learned
+    trigger = shopper("c20", 3.0, 60.0, 1.0, last_seen=2 * DAY)
+    ontime.learn(trigger, 2 * DAY)
+    restarted.learn(trigger, 2 * DAY)
+    assert restarted.clock == ontime.clock == 40 * DAY
+    assert restarted.model == ontime.model

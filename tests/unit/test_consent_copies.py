@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import pytest
 from unit.ingest_harness import Harness
 from unit.test_edge_batch import BASE, CFG, PartitionedTable, at, buy, consent, harness, metric
 
@@ -38,6 +39,12 @@ def deliver_copies(h: Harness) -> list[Any]:
 def notices(h: Harness) -> list[bool]:
     """The ``suppressed`` flag of every suppression notice published, in order."""
     return [v["suppressed"] for v in h.app.changes.values() if v.get("kind") == "suppression"]
+
+
+def tombstone_headers(h: Harness) -> list[Any]:
+    """The headers of every tombstone published on customer-segments, in order."""
+    return [hd for (_, v), hd in zip(h.app.segments.sent, h.app.segments.headers, strict=True)
+            if v is None]
 
 
 def records(h: Harness) -> list[bool | None]:
@@ -359,8 +366,7 @@ def test_an_erasure_through_another_partitioner_ends_with_a_tombstone_after_the_
         # each tombstone carries the epoch after the erasure; the change published between
         # them is the erased profile's (epoch 0: no field), which a subscriber tells apart
         # whatever order it reads the two topics in (examples/dedupe_consumer.py)
-        tombstones = [hd for (_, v), hd in zip(h.app.segments.sent, h.app.segments.headers,
-                                               strict=True) if v is None]
+        tombstones = tombstone_headers(h)
         assert tombstones == [{"streamseg-epoch": b"1"}] * 2
         assert all("epoch" not in c for c in h.app.changes.values())
         # a grant and a fresh profile: its changes carry epoch 1, its notice too
@@ -389,7 +395,16 @@ def deliver(h: Harness, copies: list[tuple[bytes | None, bytes | None, int, Any]
                            headers=list((headers or {}).items()))])
 
 
-def test_a_grants_copy_read_after_a_later_erasure_does_not_revive_the_customer() -> None:
+@pytest.mark.parametrize("second", [
+    consent("x2", "c1", "erasure_requested", 3.0),
+    consent("x2", "c1", "erasure_requested", 2.0),  # the grant's second (review 33)
+    # a reset device clock: moved to the event clock, the grant's time (review 33)
+    codec.dumps({"event_id": "x2", "customer_id": "c1", "type": "erasure_requested",
+                 "ts": "1969-12-31T00:00:00Z"}),
+], ids=["later", "same_second", "reset_clock"])
+def test_a_grants_copy_read_after_a_later_erasure_does_not_revive_the_customer(
+    second: bytes,
+) -> None:
     # consent through two partitioners: erasures arrive on partition 1, the grant between
     # them on 0 (where the events are); the grant's copy reaches 1 after the second erasure
     h, table = harness()
@@ -399,7 +414,7 @@ def test_a_grants_copy_read_after_a_later_erasure_does_not_revive_the_customer()
         deliver_copies(h)
         h.send("consent", b"c1", consent("g1", "c1", "consent_granted", 2.0), partition=0)
         grant_copies = take_copies(h)
-        h.send("consent", b"c1", consent("x2", "c1", "erasure_requested", 3.0), partition=1)
+        h.send("consent", b"c1", second, partition=1)
         erasure_copies = take_copies(h)
         deliver(h, grant_copies)  # late: partition 1 has applied the second erasure
         deliver(h, erasure_copies)
@@ -436,8 +451,7 @@ def test_an_erasures_copy_read_after_a_later_grant_still_erases() -> None:
         state = table.state(0, "c1")
         assert state is not None and state["purchases"] == 0 and state["erased"]
         assert state["withdrawn"] and state["epoch"] == 1
-        tombstones = [hd for (k, v), hd in zip(h.app.segments.sent, h.app.segments.headers,
-                                               strict=True) if v is None]
+        tombstones = tombstone_headers(h)
         assert tombstones == [{"streamseg-epoch": b"1"}] * 2  # the original's and the copy's
         changes = len(h.app.changes.sent)
         h.send("purchase", b"c1", buy("e2", "c1", 3.0), partition=0)

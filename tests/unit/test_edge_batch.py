@@ -101,6 +101,20 @@ def test_keyless_input_is_dead_lettered_and_never_creates_state() -> None:
         h.close()
 
 
+def test_keyless_consent_is_dead_lettered_saying_it_is_not_applied() -> None:
+    # a key-less withdrawal would not split anyone (consent reaches every partition): the
+    # letter says what matters, that it is not applied until re-fed (an operator's review)
+    h, table = harness()
+    try:
+        h.send("consent", None, consent("w1", "kim", "consent_withdrawn", 0.0), partition=1)
+        assert table.data == {}
+        [letter] = h.app.dead_letters.values()
+        assert letter["reason"] == "key_mismatch"
+        assert "not applied until it is re-fed with a key" in letter["message"]
+    finally:
+        h.close()
+
+
 def test_keyless_malformed_input_is_dead_lettered_with_what_is_wrong_with_it() -> None:
     """Reviewer's finding: non-JSON, a JSON array or a numeric customer id sent without a
     key were all dead-lettered as ``key_mismatch``; replay named the real fault."""

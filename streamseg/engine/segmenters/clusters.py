@@ -194,7 +194,10 @@ class ClusterSegmenter(ClusterHold):
     def restore(self, state: CustomerState) -> None:
         """Back among this worker's customers (and the trainer's sample) after a restart
         or rebalance, with no refit and no verdict: the next model version then
-        re-scores them too (:meth:`moved`), not only those seen since."""
+        re-scores them too (:meth:`moved`), not only those seen since; the refit clock
+        (:attr:`clock`) goes no earlier than their latest activity."""
+        if self.clock is None or state.last_seen > self.clock:
+            self.clock = state.last_seen
         self._note(state)
 
     def forget(self, customer_id: str) -> None:

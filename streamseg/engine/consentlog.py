@@ -1,0 +1,93 @@
+"""A customer's consent records by event time: which consent held when.
+
+Consent events and the customer's other events arrive on different topics (and, with
+two producer partitioners, as copies from another partition), so they are not read in
+the order they happened. The state keeps the consent records it applied,
+``CustomerState.consent_log``: ``[event time, type]`` pairs in event-time order (equal
+times in the order read), at most :data:`KEPT` withdrawals and grants (the oldest go
+first; erasures are always kept). From it:
+
+* :func:`held`: whether an input of a given event time may be profiled: the latest
+  consent record at or before its time is a grant (or there is none), and no erasure
+  is dated after it (the erased person's data never comes back into a fresh profile);
+* :func:`stale_grant`: a grant dated at or before the latest withdrawal or erasure is
+  not applied (``stale_consent``): a withdrawal or erasure always applies, whatever its
+  date, and no date tells for sure which of the two came first, so the safe side wins.
+
+Examples
+--------
+>>> from streamseg.engine.features import CustomerState
+>>> s = CustomerState.new("c1", 0.0)
+>>> s.consent_log = record([], 10.0, "consent_withdrawn")
+>>> s.consent_log = record(s.consent_log, 20.0, "consent_granted")
+>>> [held(s, t) for t in (5.0, 10.0, 15.0, 20.0, 25.0)]
+[True, False, False, True, True]
+>>> stale_grant(s, 10.0), stale_grant(s, 11.0)
+(True, False)
+>>> s.consent_log = record(s.consent_log, 30.0, "erasure_requested")
+>>> held(s, 25.0)  # before an erasure: erased
+False
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from typing import Any
+
+from streamseg.engine.features import CustomerState
+
+GRANT = "consent_granted"
+ERASURE = "erasure_requested"
+KEPT = 32  # withdrawals and grants kept per customer (erasures are all kept)
+
+
+def log_of(state: CustomerState) -> list[list[Any]]:
+    """The customer's consent records; an erasure marker saved before the log was kept
+    counts its erasure at its ``first_seen`` (the erasure's time)."""
+    if state.consent_log or not state.erased:
+        return state.consent_log
+    return [[state.first_seen, ERASURE]]
+
+
+def record(log: list[list[Any]], ts: float, kind: str) -> list[list[Any]]:
+    """``log`` with the record ``[ts, kind]`` in event-time order (a new list).
+
+    >>> record(record([[5.0, "consent_granted"]], 1.0, "consent_withdrawn"), 5.0, "x")
+    [[1.0, 'consent_withdrawn'], [5.0, 'consent_granted'], [5.0, 'x']]
+    """
+    out = [list(r) for r in log]
+    at = bisect_right([float(r[0]) for r in out], ts)
+    out.insert(at, [ts, kind])
+    while sum(1 for r in out if r[1] != ERASURE) > KEPT:
+        out.pop(next(i for i, r in enumerate(out) if r[1] != ERASURE))
+    return out
+
+
+def restricted_at(state: CustomerState) -> float | None:
+    """The latest event time of a withdrawal or erasure applied (None: none)."""
+    return max((float(t) for t, k in log_of(state) if k != GRANT), default=None)
+
+
+def stale_grant(state: CustomerState, ts: float) -> bool:
+    """Whether a grant at event time ``ts`` is dated at or before the latest withdrawal or
+    erasure (it is then not applied)."""
+    last = restricted_at(state)
+    return last is not None and ts <= last
+
+
+def held(state: CustomerState, ts: float) -> bool:
+    """Whether consent held at event time ``ts`` by the log: the latest record at or before
+    ``ts`` is a grant or there is none, and no erasure is dated after ``ts``."""
+    kind = None
+    for t, k in log_of(state):
+        if float(t) <= ts:
+            kind = k
+        elif k == ERASURE:
+            return False
+    return kind is None or kind == GRANT
+
+
+def admits(state: CustomerState | None, ts: float) -> bool:
+    """Whether an input of event time ``ts`` may be profiled in ``state`` (None: a new
+    customer): consent is not withdrawn now, and it :func:`held` at ``ts``."""
+    return state is None or not (state.withdrawn or (state.consent_log and not held(state, ts)))
