@@ -91,3 +91,12 @@ def admits(state: CustomerState | None, ts: float) -> bool:
     """Whether an input of event time ``ts`` may be profiled in ``state`` (None: a new
     customer): consent is not withdrawn now, and it :func:`held` at ``ts``."""
     return state is None or not (state.withdrawn or (state.consent_log and not held(state, ts)))
+
+
+def kept(state: CustomerState | None, ts: float) -> bool:
+    """Whether an input of event time ``ts`` that :func:`admits` refuses is still folded
+    into the profile, unpublished: the customer is withdrawn now (not erased) and consent
+    held at ``ts`` (the input was made before the withdrawal and read after it: a
+    re-grant's notice then lists the segments with it)."""
+    return (state is not None and state.withdrawn and not state.erased
+            and bool(state.consent_log) and held(state, ts))

@@ -36,7 +36,7 @@ from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, consent, evaluation, reevaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock, bounded
-from streamseg.engine.consentlog import admits
+from streamseg.engine.consentlog import admits, kept
 from streamseg.engine.dedup import event_hash, remember_hash
 from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
 from streamseg.engine.events import RESTRICTIVE, Event
@@ -150,9 +150,12 @@ class Engine:
             # (withdrawn, notices so far) before consent.apply, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
             return consent.notify(self, prior, consent.apply(self, state, event), event)
+        withheld = False
         if not admits(state, event.ts):
             # withdrawn now, or dated while consent was withdrawn or before an erasure
-            return Outcome(state, skipped="no_consent")
+            if not kept(state, event.ts):
+                return Outcome(state, skipped="no_consent")
+            withheld = True  # made before the withdrawal, read after it: kept, not published
         key = event_hash(event.kind, event.event_id)
         caught = redone = None
         late = False
@@ -186,8 +189,9 @@ class Engine:
             if late:
                 self._look(state, clock)
             now = floor(state)  # never back in time: a late event is evaluated at the latest look
-            for seg in self.segmenters:
-                seg.learn(state, now)
+            if not withheld:  # (a withdrawn customer is out of the population models)
+                for seg in self.segmenters:
+                    seg.learn(state, now)
         # a late event: every segmenter at the clock (no walk brought them there)
         segs = self.segmenters if late else self._reacting.get(event.kind, self.segmenters)
         if len(segs) < len(self.segmenters):  # a segmenter with no label yet is evaluated
@@ -199,6 +203,9 @@ class Engine:
             out.changes[:0] = early
             out.render(self, state, now)
         plan(out, state, earliest(dues(self, state, now)))
+        if withheld:  # in the profile for a re-grant (its notice lists the segments), unpublished
+            out.folded, out.changes, out.segments = out.changes, [], None
+            out.skipped = "no_consent"
         return out
 
     @staticmethod
