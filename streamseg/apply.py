@@ -176,7 +176,10 @@ class Applier:
         if stream == "consent":
             # the copies publish the notice if this partition had none to publish (the
             # customer's profile is on another partition: another producer partitioner)
-            self.out.fan_out(self.batch, msg, ev, notified=bool(outcome.notices))
+            look = self.batch.look
+            self.out.fan_out(self.batch, msg, ev, notified=bool(outcome.notices),
+                             applied=None if ev.type not in RESTRICTIVE or look is None
+                             else max(ev.ts, look))
 
     def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
         ts = bounded(ts, part.clock, self.engine.wall())  # as the engine's clock (Engine.ingest)
@@ -260,7 +263,7 @@ class Applier:
         admitted = self.engine.admit(ev, self.clock, self.engine.wall())
         if not isinstance(admitted, Invalid):  # (the original was admitted on its partition)
             ev = admitted  # a withdrawal or erasure from the future: at this worker's clock
-        outcome = self.engine.apply(entry.state, ev)
+        outcome = self.engine.apply(entry.state, ev, copy.applied)  # (when it was applied)
         if copy.notified:
             # the original published what is due (notices, segments); consent moves nothing
             outcome.changes, outcome.notices, outcome.segments = [], [], None

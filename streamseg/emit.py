@@ -20,7 +20,7 @@ from streamseg import codec
 from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry, Output
 from streamseg.engine.deadletters import dead_letter, letter_key
-from streamseg.engine.events import CONSENT_TYPES, Event, parse_ts
+from streamseg.engine.events import CONSENT_TYPES, Event, format_ts, parse_ts
 from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid
 from streamseg.metrics import Metrics
@@ -85,16 +85,19 @@ class Emitter:
         self.metrics.dead_letters.labels(reason=invalid.reason).inc()
         batch.counts.append((stream, "dead_letter"))
 
-    def fan_out(self, batch: Batch, msg: Any, event: Event, notified: bool) -> None:
+    def fan_out(self, batch: Batch, msg: Any, event: Event, notified: bool,
+                applied: float | None = None) -> None:
         """Copy a consent event to every other partition: it may hold the customer too.
 
-        ``event`` is the validated original (its customer id is the alias with
-        ``STREAMSEG_PSEUDONYMISE_KEY``); ``notified``: whether the original published a
-        suppression notice (:func:`copy_record`). The copy is key-addressed to nothing:
-        it goes to each partition by number.
+        ``event`` is the admitted original (its customer id is the alias with
+        ``STREAMSEG_PSEUDONYMISE_KEY``; a withdrawal or erasure dated outside the window
+        at the event clock it was applied at); ``notified``: whether the original
+        published a suppression notice; ``applied``: the event time the original was
+        applied at (:func:`copy_record`). The copy is key-addressed to nothing: it goes to
+        each partition by number.
         """
-        ts = codec.loads(msg.value)["ts"]  # as the producer wrote it (validated)
-        value = copy_record(event, ts, msg.topic, msg.partition, msg.offset, notified)
+        value = copy_record(event, format_ts(event.ts), msg.topic, msg.partition, msg.offset,
+                            notified, applied)
         key = event.customer_id.encode()
         for q in range(self.ss.settings.partitions):
             if q != msg.partition:
@@ -110,10 +113,11 @@ class Copy:
     origin: str | None  # the original's input partition (position_key); None: not known
     offset: int  # the original's offset there
     notified: bool  # the original published the suppression notice (if one was due)
+    applied: float | None = None  # the event time the original was applied at (None: ts)
 
 
 def copy_record(event: Event, ts: str, topic: str, partition: int, offset: int,
-                notified: bool) -> bytes:
+                notified: bool, applied: float | None = None) -> bytes:
     """The body of a consent copy: only what applying it on another partition needs.
 
     The customer id as the state knows it (the alias when pseudonymising: never
@@ -121,16 +125,21 @@ def copy_record(event: Event, ts: str, topic: str, partition: int, offset: int,
     as the producer wrote it, the original's input position as ``event_id``
     (``<topic>:<partition>:<offset>``: a partition that applied that consent
     records it and applies no copy of it again, :func:`streamseg.partitions.replayed`)
-    and ``notified``. The body is a valid consent record, so a worker of the
-    previous version still applies it (without pseudonymisation).
+    and ``notified``; with ``applied``, the event time the original was applied at
+    (epoch seconds; a withdrawal or erasure counts from there against older grants:
+    :mod:`streamseg.engine.consentlog`). The body is a valid consent record, so a worker
+    of the previous version still applies it (without pseudonymisation).
 
     >>> e = Event("consent", "consent_withdrawn", "w1", "c1", 0.0)
     >>> copy_record(e, "1970-01-01T00:00:00Z", "consent", 2, 17, False)
     b'{"customer_id":"c1","event_id":"consent:2:17","notified":false,"ts":"1970-01-01T00:00:00Z","type":"consent_withdrawn"}'
     """
-    return codec.dumps({"customer_id": event.customer_id, "type": event.type, "ts": ts,
-                        "event_id": f"{position_key(topic, partition)}:{offset}",
-                        "notified": notified})
+    body: dict[str, Any] = {"customer_id": event.customer_id, "type": event.type, "ts": ts,
+                            "event_id": f"{position_key(topic, partition)}:{offset}",
+                            "notified": notified}
+    if applied is not None:
+        body["applied"] = applied
+    return codec.dumps(body)
 
 
 def read_copy(value: bytes | None) -> Copy | None:
@@ -151,7 +160,12 @@ def read_copy(value: bytes | None) -> Copy | None:
                 and isinstance(notified, bool)):
             return None
         event = Event("consent", etype, body["event_id"], cid, parse_ts(str(body["ts"])))
-        return Copy(event, origin, int(offset), notified)
+        applied = body.get("applied")
+        if not (applied is None or (isinstance(applied, int | float)
+                                    and not isinstance(applied, bool))):
+            return None
+        return Copy(event, origin, int(offset), notified,
+                    None if applied is None else float(applied))
     except (codec.DecodeError, KeyError, TypeError, ValueError):
         return None
 

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from streamseg.engine.processor import Engine
 
 
-def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
+def apply(engine: Engine, state: CustomerState | None, event: Event,
+          applied: float | None = None) -> Outcome:
     """Fold consent ``event`` into ``state`` (may be None): withdraw, grant or erase.
 
     Withdrawal and erasure take the customer out of the population models;
@@ -32,8 +33,10 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
     was reset must not keep a customer targeted). A grant dated at or before the
     customer's latest withdrawal or erasure is skipped (``stale_consent``): the copy of a
     grant that another producer partitioner put on another partition, reaching this one
-    after a later erasure, or a late producer (:mod:`streamseg.engine.consentlog`). The
-    record applied joins the state's ``consent_log``.
+    after a later erasure, or a late producer (:mod:`streamseg.engine.consentlog`;
+    ``applied``: the event time reading had reached, from which a withdrawal or erasure
+    counts against grants if later than its own date). The record applied joins the
+    state's ``consent_log``.
 
     >>> from streamseg.config import Settings
     >>> from streamseg.engine.events import Event
@@ -52,7 +55,7 @@ def apply(engine: Engine, state: CustomerState | None, event: Event) -> Outcome:
         log = log_of(state)
     out = _apply(engine, state, event)
     if out.state is not None:
-        out.state.consent_log = record(log, event.ts, event.type)
+        out.state.consent_log = record(log, event.ts, event.type, applied)
     return out
 
 

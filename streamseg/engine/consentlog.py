@@ -13,6 +13,9 @@ first; erasures are always kept). From it:
 * :func:`stale_grant`: a grant dated at or before the latest withdrawal or erasure is
   not applied (``stale_consent``): a withdrawal or erasure always applies, whatever its
   date, and no date tells for sure which of the two came first, so the safe side wins.
+  Against grants a withdrawal or erasure counts from the event time reading had reached
+  when it was applied, if later than its own date (a device whose clock was reset dates
+  it 1970-01-01; a consent copy carries the time its original was applied at).
 
 Examples
 --------
@@ -31,13 +34,17 @@ False
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from typing import Any
 
 from streamseg.engine.features import CustomerState
 
 GRANT = "consent_granted"
+WITHDRAWAL = "consent_withdrawn"
 ERASURE = "erasure_requested"
+RESTRICTIVE = (WITHDRAWAL, ERASURE)
+TRIMMED = "trimmed"  # older records were dropped: consent before this time is unknown
 KEPT = 32  # withdrawals and grants kept per customer (erasures are all kept)
 
 
@@ -49,23 +56,54 @@ def log_of(state: CustomerState) -> list[list[Any]]:
     return [[state.first_seen, ERASURE]]
 
 
-def record(log: list[list[Any]], ts: float, kind: str) -> list[list[Any]]:
-    """``log`` with the record ``[ts, kind]`` in event-time order (a new list).
+def record(log: list[list[Any]], ts: float, kind: str,
+           applied: float | None = None) -> list[list[Any]]:
+    """``log`` with the record ``[ts, kind]`` in event-time order (a new list); a
+    withdrawal or erasure as ``[ts, kind, applied]``, ``applied`` the event time that
+    reading had reached when it was applied (at least ``ts``; None: ``ts``).
+
+    Beyond :data:`KEPT` withdrawals and grants the oldest ones go (never the latest
+    withdrawal or erasure), and a :data:`TRIMMED` record at the latest time dropped says
+    that consent before it is unknown (:func:`held`: not consented).
 
     >>> record(record([[5.0, "consent_granted"]], 1.0, "consent_withdrawn"), 5.0, "x")
-    [[1.0, 'consent_withdrawn'], [5.0, 'consent_granted'], [5.0, 'x']]
+    [[1.0, 'consent_withdrawn', 1.0], [5.0, 'consent_granted'], [5.0, 'x', 5.0]]
+    >>> log = []
+    >>> for t in range(KEPT + 2):
+    ...     log = record(log, float(t), "consent_granted")
+    >>> log[0], len(log)
+    ([1.0, 'trimmed'], 33)
     """
     out = [list(r) for r in log]
     at = bisect_right([float(r[0]) for r in out], ts)
-    out.insert(at, [ts, kind])
-    while sum(1 for r in out if r[1] != ERASURE) > KEPT:
-        out.pop(next(i for i, r in enumerate(out) if r[1] != ERASURE))
+    if kind == GRANT:
+        out.insert(at, [ts, kind])
+    else:
+        out.insert(at, [ts, kind, ts if applied is None else max(ts, applied)])
+    latest = max((i for i, r in enumerate(out) if r[1] in RESTRICTIVE),
+                 key=lambda i: _applied(out[i]), default=None)
+    dropped = None
+    while sum(1 for r in out if r[1] in (GRANT, WITHDRAWAL)) > KEPT:
+        i = next(i for i, r in enumerate(out) if r[1] in (GRANT, WITHDRAWAL) and i != latest)
+        dropped = max(float(out[i][0]), dropped if dropped is not None else -math.inf)
+        out.pop(i)
+        if latest is not None and i < latest:
+            latest -= 1
+    if dropped is not None:
+        dropped = max([dropped, *(float(r[0]) for r in out if r[1] == TRIMMED)])
+        out = [r for r in out if r[1] != TRIMMED]
+        out.insert(bisect_right([float(r[0]) for r in out], dropped), [dropped, TRIMMED])
     return out
 
 
+def _applied(r: list[Any]) -> float:
+    return float(r[2] if len(r) > 2 else r[0])
+
+
 def restricted_at(state: CustomerState) -> float | None:
-    """The latest event time of a withdrawal or erasure applied (None: none)."""
-    return max((float(t) for t, k in log_of(state) if k != GRANT), default=None)
+    """The latest time a withdrawal or erasure counts from against a grant: the event time
+    reading had reached when it was applied (its own date, if later; None: none)."""
+    return max((_applied(r) for r in log_of(state) if r[1] in RESTRICTIVE), default=None)
 
 
 def stale_grant(state: CustomerState, ts: float) -> bool:
@@ -79,10 +117,11 @@ def held(state: CustomerState, ts: float) -> bool:
     """Whether consent held at event time ``ts`` by the log: the latest record at or before
     ``ts`` is a grant or there is none, and no erasure is dated after ``ts``."""
     kind = None
-    for t, k in log_of(state):
-        if float(t) <= ts:
+    for r in log_of(state):
+        t, k = float(r[0]), r[1]
+        if t <= ts:
             kind = k
-        elif k == ERASURE:
+        elif k in (ERASURE, TRIMMED):
             return False
     return kind is None or kind == GRANT
 
@@ -100,3 +139,10 @@ def kept(state: CustomerState | None, ts: float) -> bool:
     re-grant's notice then lists the segments with it)."""
     return (state is not None and state.withdrawn and not state.erased
             and bool(state.consent_log) and held(state, ts))
+
+
+def applies(state: CustomerState | None, ts: float) -> bool:
+    """Whether an input of event time ``ts`` goes into ``state``'s profile: :func:`admits`,
+    or :func:`kept` (folded in, unpublished). The batch references ask it, before the
+    engine applies the input."""
+    return admits(state, ts) or kept(state, ts)

@@ -149,7 +149,8 @@ class Engine:
         if event.kind == "consent":
             # (withdrawn, notices so far) before consent.apply, which may change state in place
             prior = (False, 0) if state is None else (state.withdrawn, state.suppressions)
-            return consent.notify(self, prior, consent.apply(self, state, event), event)
+            # (``clock``: how far reading had got; a withdrawal counts from there, if later)
+            return consent.notify(self, prior, consent.apply(self, state, event, clock), event)
         withheld = False
         if not admits(state, event.ts):
             # withdrawn now, or dated while consent was withdrawn or before an erasure

@@ -47,6 +47,7 @@ import pandas as pd
 
 from streamseg import codec
 from streamseg.config import DAY, Settings
+from streamseg.engine.consentlog import applies
 from streamseg.engine.events import Event, format_ts, kind_of
 from streamseg.engine.validate import Invalid, Valid
 from streamseg.replay import Replayer
@@ -248,13 +249,14 @@ def replay_events(lines: Iterable[bytes], settings: Settings,
                 profile = {"event_id": f"profile-{ev.customer_id}", "type": "profile",
                            "customer_id": ev.customer_id, "ts": format_ts(ev.ts),
                            "attributes": dict(attrs[ev.customer_id])}
+                # (not applied, for consent at its time: fed again with a later event)
+                taken = applies(rep.states.get(ev.customer_id), ev.ts)
                 done = rep.feed(codec.dumps(profile))
                 if isinstance(done, Invalid) and done.reason != "timestamp_out_of_range":
                     raise ValueError(f"profile of {ev.customer_id}: {done.message}")
                 if not isinstance(done, Invalid):
                     changes += done
-                    state = rep.states.get(ev.customer_id)
-                    if state is not None and not state.withdrawn:  # (else skipped: again)
+                    if taken:
                         given.add(ev.customer_id)
         result = rep.feed(raw)
         if isinstance(result, Invalid) or rep.admitted is None:

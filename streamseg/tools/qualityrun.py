@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from streamseg.config import Settings
+from streamseg.engine.consentlog import applies
 from streamseg.engine.events import Event, Kind, kind_of, parse_ts
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
@@ -105,6 +106,10 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
             _kind(decoded), None, decoded)
         ev = checked.event if isinstance(checked, Valid) else None
         prev = _published(rep.states.get(ev.customer_id)) if ev is not None else {}
+        # an input the engine does not profile for consent (dated while it was withdrawn,
+        # or before an erasure; streamseg.engine.consentlog) is no activity of the reference
+        gated = ev is not None and ev.kind != "consent" and not applies(
+            rep.states.get(ev.customer_id), ev.ts)
         result = rep.feed(raw)
         if isinstance(result, Invalid) or ev is None or rep.admitted is None:
             run.dead_letters += 1
@@ -115,7 +120,8 @@ def run_engine(lines: Iterable[bytes], settings: Settings) -> EngineRun:
                     run.first_rejected.append((number, why.reason, why.field, why.message))
             continue
         ev = rep.admitted  # at the time the engine took it (a withdrawal from 2150: the clock)
-        run.events.append(ev)
+        if not gated:
+            run.events.append(ev)
         # segment changes only: consent suppression notices (kind "suppression") are not moves
         result = [c for c in result if c.get("kind", "change") == "change"]
         run.changes += result

@@ -18,6 +18,7 @@ from unit.test_edge_batch import BASE, CFG, PartitionedTable, at, buy, consent, 
 
 from streamseg import codec
 from streamseg.config import DAY
+from streamseg.engine.events import format_ts, parse_ts
 from streamseg.engine.validate import pseudonymise
 
 
@@ -401,7 +402,11 @@ def deliver(h: Harness, copies: list[tuple[bytes | None, bytes | None, int, Any]
     # a reset device clock: moved to the event clock, the grant's time (review 33)
     codec.dumps({"event_id": "x2", "customer_id": "c1", "type": "erasure_requested",
                  "ts": "1969-12-31T00:00:00Z"}),
-], ids=["later", "same_second", "reset_clock"])
+    # the same inside the window: it keeps its date, and counts from the event clock it
+    # was applied at against the grant (review 33b)
+    codec.dumps({"event_id": "x2", "customer_id": "c1", "type": "erasure_requested",
+                 "ts": "1970-01-01T00:00:00Z"}),
+], ids=["later", "same_second", "reset_clock", "reset_clock_in_window"])
 def test_a_grants_copy_read_after_a_later_erasure_does_not_revive_the_customer(
     second: bytes,
 ) -> None:
@@ -472,5 +477,31 @@ def test_an_older_consent_read_after_a_later_one_on_its_own_partition_is_skipped
         assert notices(h) == [True]
         assert metric(h, "streamseg_events_consumed_total", stream="consent",
                       outcome="stale_consent") == 1.0
+    finally:
+        h.close()
+
+
+def test_a_withdrawal_copy_counts_from_the_time_its_original_was_applied_at() -> None:
+    # two workers (review 33b): the withdrawal, dated by a reset device clock, was applied
+    # on another worker whose reading had reached day 10; this worker, behind at day 1,
+    # gets its copy, then the copy of a grant dated day 5: not applied here either
+    from streamseg.emit import COPY_FORMAT, FANOUT, copy_record
+    from streamseg.engine.events import Event
+
+    h, table = harness()
+    try:
+        h.send("purchase", b"c1", buy("e1", "c1", 1.0), partition=0)
+        day = 86400.0
+        base = parse_ts(at(0.0))
+        withdrawal = Event("consent", "consent_withdrawn", "w1", "c1", 0.0)
+        grant = Event("consent", "consent_granted", "g1", "c1", base + 5 * day)
+        for ev, offset, applied in ((withdrawal, 7, base + 10 * day), (grant, 8, None)):
+            value = copy_record(ev, format_ts(ev.ts), "customer-consent", 1, offset, True,
+                                applied)
+            h.batch([h.message("tick", b"c1", value, partition=0,
+                               headers=[(FANOUT, COPY_FORMAT)])])
+        state = table.state(0, "c1")
+        assert state is not None and state["withdrawn"], state
+        assert metric(h, "streamseg_consent_fanout_total", outcome="stale") == 1.0
     finally:
         h.close()

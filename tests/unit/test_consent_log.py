@@ -112,3 +112,37 @@ def test_a_purchase_made_before_a_withdrawal_and_read_after_it_is_kept_for_the_r
     notice = eng.apply(late.state, g).notices[0]
     assert {k: v["segment"] for k, v in notice["segments"].items()} == {
         k: v[0] for k, v in in_order.segments.items()}
+
+
+def test_many_grants_do_not_forget_a_withdrawal_period() -> None:
+    # review 33b: 32 routine re-grants trimmed the log, and a purchase dated inside an old
+    # withdrawal, read late, was profiled; and a withdrawal read after 32 later-dated
+    # grants was trimmed at once, so an older grant lifted it
+    eng = Engine(Settings())
+    s = eng.apply(None, purchase("e1", 0.0)).state
+    s = eng.apply(s, consent_event("w1", "consent_withdrawn", 1 * DAY)).state
+    s = eng.apply(s, consent_event("g1", "consent_granted", 2 * DAY)).state
+    for i in range(32):
+        s = eng.apply(s, consent_event(f"g{i + 2}", "consent_granted", (3 + i) * DAY)).state
+    late = eng.apply(s, purchase("e2", 1.5 * DAY))
+    assert late.skipped == "no_consent" and late.state.purchases == 1
+    t = eng.apply(None, purchase("e1", 0.0)).state
+    for i in range(32):
+        t = eng.apply(t, consent_event(f"g{i}", "consent_granted", (10 + i) * DAY)).state
+    t = eng.apply(t, consent_event("w1", "consent_withdrawn", 5 * DAY)).state
+    out = eng.apply(t, consent_event("gx", "consent_granted", 4 * DAY))
+    assert out.skipped == "stale_consent" and out.state.withdrawn
+
+
+def test_quality_does_not_count_a_purchase_the_engine_skipped_for_consent() -> None:
+    # review 33b: withdraw day 1, grant day 3, then a purchase dated day 2 (made while
+    # withdrawn): the engine skips it; the reference counted it (frequency agreement 50%)
+    from streamseg.tools.qualityrun import run_engine
+
+    lines = [buy("e1", "c1", 0.0), consent("w1", "c1", "consent_withdrawn", 1.0),
+             consent("g1", "c1", "consent_granted", 3.0), buy("e2", "c1", 2.0),
+             buy("e3", "c2", 0.0)]
+    run = run_engine(lines, Settings())
+    assert run.states["c1"].purchases == 1
+    assert [e.event_id for e in run.events if e.customer_id == "c1" and e.kind == "purchase"] \
+        == ["e1"]
