@@ -24,6 +24,7 @@ from streamseg.app import Streamseg
 from streamseg.batch import Batch, Entry
 from streamseg.emit import COPY_FORMAT, Copy, Emitter, fanout_format, is_fanout, read_copy
 from streamseg.engine.clock import bounded
+from streamseg.engine.consentlog import kept
 from streamseg.engine.dedup import seen
 from streamseg.engine.events import RESTRICTIVE, Event, Kind
 from streamseg.engine.features import CustomerState
@@ -148,7 +149,9 @@ class Applier:
                                                 time.monotonic())
             return
         # a late event is evaluated where the ticks have got to (Engine.apply)
-        outcome = (self.engine.apply(entry.state, ev, self.batch.look) if set_to_clock
+        # an input made before a withdrawal and read after it is folded in, unpublished
+        folding = stream != "consent" and kept(entry.state, ev.ts)
+        outcome = (self.engine.apply(entry.state, ev, self.clock.max_seen) if set_to_clock
                    else self.engine.ingest(entry.state, ev, self.clock, self.batch.look))
         if isinstance(outcome, Invalid):
             self.out.dead_letter(self.batch, outcome, msg, stream)
@@ -166,6 +169,8 @@ class Applier:
             # withdrawn, applied after a re-grant, profiled the withdrawal period)
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
             entry.dirty = True
+            if folding and outcome.skipped == "no_consent":
+                entry.copy = False  # the customer's own input is here now (folded in)
         self.out.outcome(self.batch, entry, key, outcome)
         self.batch.counts.append(
             (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))
@@ -176,10 +181,10 @@ class Applier:
         if stream == "consent":
             # the copies publish the notice if this partition had none to publish (the
             # customer's profile is on another partition: another producer partitioner)
-            look = self.batch.look
+            reached = self.clock.max_seen
             self.out.fan_out(self.batch, msg, ev, notified=bool(outcome.notices),
-                             applied=None if ev.type not in RESTRICTIVE or look is None
-                             else max(ev.ts, look))
+                             applied=None if ev.type not in RESTRICTIVE or reached is None
+                             else max(ev.ts, reached))
 
     def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
         ts = bounded(ts, part.clock, self.engine.wall())  # as the engine's clock (Engine.ingest)

@@ -60,6 +60,8 @@ class Emitter:
                                             headers={EPOCH: str(epoch).encode()}))
             return
         if outcome.state is None or outcome.skipped:
+            for change in outcome.folded:  # an input folded into a withdrawn profile
+                self.metrics.observe_fold(change)
             return
         for change in outcome.changes:
             batch.outputs.append(Output(self.ss.changes, key, codec.dumps(change)))

@@ -287,7 +287,10 @@ class Engine:
         admitted = self.accept(event, clock, state)
         if isinstance(admitted, Invalid):
             return admitted
-        return self.apply(state, admitted, look)
+        # consent: how far reading has got (the event clock), from which a withdrawal or
+        # erasure counts against older grants (streamseg.engine.consentlog)
+        return self.apply(state, admitted,
+                          clock.max_seen if admitted.kind == "consent" else look)
 
     def refuse(self, state: CustomerState | None, event: Event) -> Invalid | None:
         """Why the customer's state refuses a valid ``event`` (None: it does not): a profile

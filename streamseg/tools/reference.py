@@ -217,8 +217,11 @@ def stale_grants(history: pd.DataFrame) -> pd.Series:
     """
     restrictive = history["type"].isin(("consent_withdrawn", "erasure_requested"))
     by = history["customer_id"]
-    # the latest restriction so far per customer (cummax leaves the other rows empty)
-    latest = history["ts"].where(restrictive).groupby(by).cummax().groupby(by).ffill()
+    # a restriction counts from the event clock when it was read (the latest time read so
+    # far, if later than its own: streamseg.engine.consentlog); the latest so far per
+    # customer (cummax leaves the other rows empty)
+    applied = np.maximum(history["ts"], history["ts"].cummax())
+    latest = applied.where(restrictive).groupby(by).cummax().groupby(by).ffill()
     return (history["type"] == "consent_granted") & (history["ts"] <= latest)
 
 
