@@ -17,7 +17,7 @@ from unit.ingest_harness import Harness
 from unit.test_edge_batch import BASE, CFG, PartitionedTable, at, buy, consent, harness, metric
 
 from streamseg import codec
-from streamseg.config import DAY
+from streamseg.config import DAY, Settings
 from streamseg.engine.events import format_ts, parse_ts
 from streamseg.engine.validate import pseudonymise
 
@@ -407,12 +407,19 @@ def deliver(h: Harness, copies: list[tuple[bytes | None, bytes | None, int, Any]
     codec.dumps({"event_id": "x2", "customer_id": "c1", "type": "erasure_requested",
                  "ts": "1970-01-01T00:00:00Z"}),
 ], ids=["later", "same_second", "reset_clock", "reset_clock_in_window"])
+@pytest.mark.parametrize("settings", [
+    CFG,
+    # the default allowed lateness: the tick clock trails the event clock by an hour, and
+    # a restriction counted from it left the grant unrefused (review 33c)
+    dataclasses.replace(CFG, allowed_lateness_s=3600.0),
+    Settings(partitions=4),  # the defaults
+], ids=["no_lateness", "default_lateness", "defaults"])
 def test_a_grants_copy_read_after_a_later_erasure_does_not_revive_the_customer(
-    second: bytes,
+    second: bytes, settings: Settings,
 ) -> None:
     # consent through two partitioners: erasures arrive on partition 1, the grant between
     # them on 0 (where the events are); the grant's copy reaches 1 after the second erasure
-    h, table = harness()
+    h, table = harness(settings)
     try:
         h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=0)
         h.send("consent", b"c1", consent("x1", "c1", "erasure_requested", 1.0), partition=1)

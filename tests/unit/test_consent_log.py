@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from unit.test_edge_batch import buy, consent
 
 from streamseg.config import DAY, Settings
@@ -68,13 +69,18 @@ def test_an_erasure_marker_saved_before_the_log_still_refuses_an_older_grant() -
     assert out.skipped == "stale_consent" and out.state.erased
 
 
-def test_the_daily_reference_skips_a_grant_the_engine_skips() -> None:
+@pytest.mark.parametrize("lines", [
     # one producer, out of order: a withdrawal of day 3, then a grant dated day 2 (review 33:
     # the daily reference counted c1 as consenting, the engine kept it withdrawn)
+    [buy("e1", "c1", 0.0), buy("e2", "c2", 0.0), consent("w1", "c1", "consent_withdrawn", 3.0),
+     consent("g1", "c1", "consent_granted", 2.0), buy("e3", "c2", 6.0)],
+    # a withdrawal dated day 2 read at day 20 counts from day 20: a grant of day 5 is
+    # refused by the engine, and by the reference (review 33c)
+    [buy("e1", "c1", 0.0), buy("e2", "c2", 20.0), consent("w1", "c1", "consent_withdrawn", 2.0),
+     consent("g1", "c1", "consent_granted", 5.0), buy("e3", "c2", 26.0)],
+], ids=["older_grant", "grant_before_the_clock"])
+def test_the_daily_reference_skips_a_grant_the_engine_skips(lines: list[bytes]) -> None:
     s = Settings()
-    lines = [buy("e1", "c1", 0.0), buy("e2", "c2", 0.0),
-             consent("w1", "c1", "consent_withdrawn", 3.0),
-             consent("g1", "c1", "consent_granted", 2.0), buy("e3", "c2", 6.0)]
     r = Replayer(s)
     for line in lines:
         r.feed(line)
