@@ -13,9 +13,10 @@ first; erasures are always kept). From it:
 * :func:`stale_grant`: a grant dated at or before the latest withdrawal or erasure is
   not applied (``stale_consent``): a withdrawal or erasure always applies, whatever its
   date, and no date tells for sure which of the two came first, so the safe side wins.
-  Against grants a withdrawal or erasure counts from the event time reading had reached
-  when it was applied, if later than its own date (a device whose clock was reset dates
-  it 1970-01-01; a consent copy carries the time its original was applied at).
+  Against grants a withdrawal or erasure dated more than :data:`UNDATED_S` behind the
+  event time reading had reached when it was applied counts from that time (a device
+  whose clock was reset dates it 1970-01-01; a consent copy carries the time its original
+  was applied at); a nearer one keeps its date (:func:`counted_from`).
 
 Examples
 --------
@@ -45,6 +46,11 @@ WITHDRAWAL = "consent_withdrawn"
 ERASURE = "erasure_requested"
 RESTRICTIVE = (WITHDRAWAL, ERASURE)
 TRIMMED = "trimmed"  # older records were dropped: consent before this time is unknown
+# a withdrawal or erasure dated further than this behind the latest event time read is
+# taken as undated (a device whose clock was reset: 1970, 2000) and counts from that time
+# against grants; a nearer one (a late producer, a topic read behind another in a backlog)
+# keeps its date, so a real re-grant dated after it still applies (review 33, ops 33b)
+UNDATED_S = 30 * 86_400.0
 KEPT = 32  # withdrawals and grants kept per customer (erasures are all kept)
 
 
@@ -62,24 +68,40 @@ def record(log: list[list[Any]], ts: float, kind: str,
     withdrawal or erasure as ``[ts, kind, applied]``, ``applied`` the event time that
     reading had reached when it was applied (at least ``ts``; None: ``ts``).
 
-    Beyond :data:`KEPT` withdrawals and grants the oldest ones go (never the latest
-    withdrawal or erasure), and a :data:`TRIMMED` record at the latest time dropped says
-    that consent before it is unknown (:func:`held`: not consented).
+    A grant where consent held already (no record before it, or a grant) is not
+    recorded: it would change nothing. A withdrawal or erasure dated before a recorded
+    grant (it applies all the same) is recorded again right after that grant: it is in
+    force from there. Beyond :data:`KEPT` withdrawals and grants the oldest ones go
+    (never the latest withdrawal or erasure), and a :data:`TRIMMED` record at the latest
+    time dropped says that consent before it is unknown (:func:`held`: not consented).
 
-    >>> record(record([[5.0, "consent_granted"]], 1.0, "consent_withdrawn"), 5.0, "x")
-    [[1.0, 'consent_withdrawn', 1.0], [5.0, 'consent_granted'], [5.0, 'x', 5.0]]
+    >>> record(record([[0.0, "consent_withdrawn", 0.0]], 5.0, "consent_granted"), 1.0,
+    ...        "consent_withdrawn")
+    [[0.0, 'consent_withdrawn', 0.0], [1.0, 'consent_withdrawn', 1.0], \
+[5.0, 'consent_granted'], [5.0, 'consent_withdrawn', 1.0]]
+    >>> record([], 5.0, "consent_granted")
+    []
     >>> log = []
     >>> for t in range(KEPT + 2):
-    ...     log = record(log, float(t), "consent_granted")
+    ...     log = record(record(log, 2.0 * t, "consent_withdrawn"), 2.0 * t + 1, "consent_granted")
     >>> log[0], len(log)
-    ([1.0, 'trimmed'], 33)
+    ([35.0, 'trimmed'], 33)
     """
     out = [list(r) for r in log]
     at = bisect_right([float(r[0]) for r in out], ts)
     if kind == GRANT:
+        if at == 0 or out[at - 1][1] == GRANT:
+            return out  # consent held there already: the record would change nothing
         out.insert(at, [ts, kind])
     else:
-        out.insert(at, [ts, kind, ts if applied is None else max(ts, applied)])
+        counted = counted_from(ts, applied)
+        out.insert(at, [ts, kind, counted])
+        # applied over a grant of a later date (restrictions always apply): in force after
+        # that grant too, so inputs dated after it are not profiled (nor folded in)
+        later = max((float(r[0]) for r in out if r[1] == GRANT and float(r[0]) > ts),
+                    default=None)
+        if later is not None:
+            out.insert(bisect_right([float(r[0]) for r in out], later), [later, kind, counted])
     latest = max((i for i, r in enumerate(out) if r[1] in RESTRICTIVE),
                  key=lambda i: _applied(out[i]), default=None)
     dropped = None
@@ -94,6 +116,17 @@ def record(log: list[list[Any]], ts: float, kind: str,
         out = [r for r in out if r[1] != TRIMMED]
         out.insert(bisect_right([float(r[0]) for r in out], dropped), [dropped, TRIMMED])
     return out
+
+
+def counted_from(ts: float, applied: float | None) -> float:
+    """The time a withdrawal or erasure dated ``ts``, applied when reading had reached
+    ``applied``, counts from against grants: ``applied`` if it is more than
+    :data:`UNDATED_S` later (the date is not to be trusted), else ``ts``.
+
+    >>> counted_from(0.0, 1.7e9), counted_from(1.7e9 - 86_400.0, 1.7e9)
+    (1700000000.0, 1699913600.0)
+    """
+    return applied if applied is not None and applied - ts > UNDATED_S else ts
 
 
 def _applied(r: list[Any]) -> float:

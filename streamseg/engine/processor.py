@@ -36,7 +36,7 @@ from streamseg.config import DAY, Settings
 from streamseg.engine import audiencefile, consent, evaluation, reevaluation, segmenters
 from streamseg.engine.changes import ChangeDetector
 from streamseg.engine.clock import EventClock, bounded
-from streamseg.engine.consentlog import admits, kept
+from streamseg.engine.consentlog import admits, applies, kept
 from streamseg.engine.dedup import event_hash, remember_hash
 from streamseg.engine.evaluation import catch_up, dues, earliest, evaluate, plan
 from streamseg.engine.events import RESTRICTIVE, Event
@@ -312,7 +312,7 @@ class Engine:
         customer c1 holds 2 attribute names
         this record adds 1 more (at most 2: STREAMSEG_MAX_ATTRIBUTES)
         """
-        if event.attributes is None or not admits(state, event.ts):
+        if event.attributes is None or not applies(state, event.ts):
             return None
         known = state.attributes_ts if state is not None else {}
         added = sum(1 for name in event.attributes if name not in known)

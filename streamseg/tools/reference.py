@@ -32,6 +32,7 @@ import pandas as pd
 from sortedcontainers import SortedList
 
 from streamseg.config import DAY, Settings
+from streamseg.engine.consentlog import UNDATED_S
 from streamseg.engine.events import Event
 from streamseg.engine.segmenters.rfm import segment_of
 
@@ -217,10 +218,11 @@ def stale_grants(history: pd.DataFrame) -> pd.Series:
     """
     restrictive = history["type"].isin(("consent_withdrawn", "erasure_requested"))
     by = history["customer_id"]
-    # a restriction counts from the event clock when it was read (the latest time read so
-    # far, if later than its own: streamseg.engine.consentlog); the latest so far per
+    # a restriction dated more than UNDATED_S behind the latest time read so far counts
+    # from that time (streamseg.engine.consentlog.counted_from); the latest so far per
     # customer (cummax leaves the other rows empty)
-    applied = np.maximum(history["ts"], history["ts"].cummax())
+    reached = history["ts"].cummax()
+    applied = reached.where(reached - history["ts"] > UNDATED_S, history["ts"])
     latest = applied.where(restrictive).groupby(by).cummax().groupby(by).ffill()
     return (history["type"] == "consent_granted") & (history["ts"] <= latest)
 

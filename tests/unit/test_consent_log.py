@@ -13,6 +13,7 @@ from streamseg.config import DAY, Settings
 from streamseg.engine.events import Event
 from streamseg.engine.features import CustomerState
 from streamseg.engine.processor import Engine
+from streamseg.engine.validate import Invalid
 from streamseg.replay import Replayer
 from streamseg.tools import volatility
 
@@ -74,10 +75,10 @@ def test_an_erasure_marker_saved_before_the_log_still_refuses_an_older_grant() -
     # the daily reference counted c1 as consenting, the engine kept it withdrawn)
     [buy("e1", "c1", 0.0), buy("e2", "c2", 0.0), consent("w1", "c1", "consent_withdrawn", 3.0),
      consent("g1", "c1", "consent_granted", 2.0), buy("e3", "c2", 6.0)],
-    # a withdrawal dated day 2 read at day 20 counts from day 20: a grant of day 5 is
-    # refused by the engine, and by the reference (review 33c)
-    [buy("e1", "c1", 0.0), buy("e2", "c2", 20.0), consent("w1", "c1", "consent_withdrawn", 2.0),
-     consent("g1", "c1", "consent_granted", 5.0), buy("e3", "c2", 26.0)],
+    # a withdrawal dated day 2 read at day 60 (over UNDATED_S behind: a reset clock?) counts
+    # from day 60: a grant of day 5 is refused by the engine, and by the reference (33c)
+    [buy("e1", "c1", 0.0), buy("e2", "c2", 60.0), consent("w1", "c1", "consent_withdrawn", 2.0),
+     consent("g1", "c1", "consent_granted", 5.0), buy("e3", "c2", 66.0)],
 ], ids=["older_grant", "grant_before_the_clock"])
 def test_the_daily_reference_skips_a_grant_the_engine_skips(lines: list[bytes]) -> None:
     s = Settings()
@@ -152,3 +153,25 @@ def test_quality_does_not_count_a_purchase_the_engine_skipped_for_consent() -> N
     assert run.states["c1"].purchases == 1
     assert [e.event_id for e in run.events if e.customer_id == "c1" and e.kind == "purchase"] \
         == ["e1"]
+
+
+def test_a_late_withdrawal_keeps_its_date_and_a_real_regrant_after_it_applies() -> None:
+    # ops review 33b: other customers' events read hours ahead; the customer withdraws
+    # (dated 30 min) and grants again (1 h), both read late: the grant is the later one
+    # and applies (counted from the clock, the withdrawal had dropped it as stale)
+    from streamseg.engine.clock import EventClock
+
+    eng, clock = Engine(Settings()), EventClock(3600.0)
+    t0 = 1_700_000_000.0  # (2023: behind the wall clock)
+    other = eng.ingest(None, Event("purchase", "purchase", "o1", "c9", t0 + 3 * 3600.0,
+                                   amount=5.0), clock)
+    assert not isinstance(other, Invalid)
+    s = eng.ingest(None, purchase("e1", t0), clock)
+    assert not isinstance(s, Invalid)
+    off = eng.ingest(s.state, consent_event("w1", "consent_withdrawn", t0 + 1800.0), clock)
+    assert not isinstance(off, Invalid) and off.state.withdrawn
+    on = eng.ingest(off.state, consent_event("g1", "consent_granted", t0 + 3600.0), clock)
+    assert not isinstance(on, Invalid)
+    assert on.skipped is None and not on.state.withdrawn
+    later = eng.ingest(on.state, purchase("e2", t0 + 3.5 * 3600.0), clock)
+    assert not isinstance(later, Invalid) and later.state.purchases == 2
