@@ -65,20 +65,24 @@ def log_of(state: CustomerState) -> list[list[Any]]:
 def record(log: list[list[Any]], ts: float, kind: str,
            applied: float | None = None) -> list[list[Any]]:
     """``log`` with the record ``[ts, kind]`` in event-time order (a new list); a
-    withdrawal or erasure as ``[ts, kind, applied]``, ``applied`` the event time that
-    reading had reached when it was applied (at least ``ts``; None: ``ts``).
+    withdrawal or erasure as ``[ts, kind, counted]``, ``counted`` the time it counts from
+    against grants (:func:`counted_from` of ``applied``, the event time that reading had
+    reached when it was applied; None: ``ts``).
 
     A grant where consent held already (no record before it, or a grant) is not
-    recorded: it would change nothing. A withdrawal or erasure dated before a recorded
-    grant (it applies all the same) is recorded again right after that grant: it is in
-    force from there. Beyond :data:`KEPT` withdrawals and grants the oldest ones go
-    (never the latest withdrawal or erasure), and a :data:`TRIMMED` record at the latest
-    time dropped says that consent before it is unknown (:func:`held`: not consented).
+    recorded, nor a withdrawal after a withdrawal or erasure, nor an erasure after an
+    erasure: they would change nothing (the earlier one counts from the later time). A
+    withdrawal or erasure is in force from its date, or from ``applied`` if that is
+    earlier (stamped ahead by a device clock); dated before a recorded grant (it applies
+    all the same), it is recorded again right after that grant, counting from it.
+    Beyond :data:`KEPT` withdrawals and grants the oldest ones go (never the latest
+    withdrawal or erasure), and a :data:`TRIMMED` record at the latest time dropped says
+    that consent before it is unknown (:func:`held`: not consented).
 
     >>> record(record([[0.0, "consent_withdrawn", 0.0]], 5.0, "consent_granted"), 1.0,
     ...        "consent_withdrawn")
-    [[0.0, 'consent_withdrawn', 0.0], [1.0, 'consent_withdrawn', 1.0], \
-[5.0, 'consent_granted'], [5.0, 'consent_withdrawn', 1.0]]
+    [[0.0, 'consent_withdrawn', 1.0], [5.0, 'consent_granted'], \
+[5.0, 'consent_withdrawn', 5.0]]
     >>> record([], 5.0, "consent_granted")
     []
     >>> log = []
@@ -95,13 +99,16 @@ def record(log: list[list[Any]], ts: float, kind: str,
         out.insert(at, [ts, kind])
     else:
         counted = counted_from(ts, applied)
-        out.insert(at, [ts, kind, counted])
+        # in force no later than it was read (a device clock ahead stamps it in the future)
+        start = ts if applied is None else min(ts, applied)
+        _put(out, start, kind, counted)
         # applied over a grant of a later date (restrictions always apply): in force after
-        # that grant too, so inputs dated after it are not profiled (nor folded in)
-        later = max((float(r[0]) for r in out if r[1] == GRANT and float(r[0]) > ts),
+        # that grant too, so inputs dated after it are not profiled (nor folded in), and
+        # that grant read again is stale
+        later = max((float(r[0]) for r in out if r[1] == GRANT and float(r[0]) > start),
                     default=None)
         if later is not None:
-            out.insert(bisect_right([float(r[0]) for r in out], later), [later, kind, counted])
+            _put(out, later, kind, max(counted, later))
     latest = max((i for i, r in enumerate(out) if r[1] in RESTRICTIVE),
                  key=lambda i: _applied(out[i]), default=None)
     dropped = None
@@ -116,6 +123,18 @@ def record(log: list[list[Any]], ts: float, kind: str,
         out = [r for r in out if r[1] != TRIMMED]
         out.insert(bisect_right([float(r[0]) for r in out], dropped), [dropped, TRIMMED])
     return out
+
+
+def _put(out: list[list[Any]], ts: float, kind: str, counted: float) -> None:
+    """Insert the restriction ``[ts, kind, counted]`` in time order, unless the record before
+    it is a restriction that already covers it (a withdrawal after any, an erasure after an
+    erasure: re-sent opt-outs): that one then counts from ``counted`` if later."""
+    at = bisect_right([float(r[0]) for r in out], ts)
+    prev = out[at - 1] if at else None
+    if prev is not None and prev[1] in RESTRICTIVE and (kind == WITHDRAWAL or prev[1] == ERASURE):
+        prev[2:] = [max(_applied(prev), counted)]
+        return
+    out.insert(at, [ts, kind, counted])
 
 
 def counted_from(ts: float, applied: float | None) -> float:
