@@ -181,10 +181,10 @@ class Applier:
         if stream == "consent":
             # the copies publish the notice if this partition had none to publish (the
             # customer's profile is on another partition: another producer partitioner)
+            # (the event clock as the original saw it: a stamp ahead of it counts from it)
             reached = self.clock.max_seen
             self.out.fan_out(self.batch, msg, ev, notified=bool(outcome.notices),
-                             applied=None if ev.type not in RESTRICTIVE or reached is None
-                             else max(ev.ts, reached))
+                             applied=None if ev.type not in RESTRICTIVE else reached)
 
     def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
         ts = bounded(ts, part.clock, self.engine.wall())  # as the engine's clock (Engine.ingest)

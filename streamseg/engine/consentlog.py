@@ -69,9 +69,11 @@ def record(log: list[list[Any]], ts: float, kind: str,
     against grants (:func:`counted_from` of ``applied``, the event time that reading had
     reached when it was applied; None: ``ts``).
 
-    A grant where consent held already (no record before it, or a grant) is not
-    recorded, nor a withdrawal after a withdrawal or erasure, nor an erasure after an
-    erasure: they would change nothing (the earlier one counts from the later time). A
+    A grant right after a grant joins its record, ``[first, kind, latest]``, and a
+    withdrawal after a withdrawal or erasure, or an erasure after an erasure, is not
+    recorded: they would change nothing for :func:`held` (the earlier one counts from the
+    later time; a grant run's latest time is what a restriction dated inside it is
+    recorded again after). A
     withdrawal or erasure is in force from its date, or from ``applied`` if that is
     earlier (stamped ahead by a device clock); dated before a recorded grant (it applies
     all the same), it is recorded again right after that grant, counting from it.
@@ -81,10 +83,10 @@ def record(log: list[list[Any]], ts: float, kind: str,
 
     >>> record(record([[0.0, "consent_withdrawn", 0.0]], 5.0, "consent_granted"), 1.0,
     ...        "consent_withdrawn")
-    [[0.0, 'consent_withdrawn', 1.0], [5.0, 'consent_granted'], \
+    [[0.0, 'consent_withdrawn', 1.0], [5.0, 'consent_granted', 5.0], \
 [5.0, 'consent_withdrawn', 5.0]]
-    >>> record([], 5.0, "consent_granted")
-    []
+    >>> record(record([], 5.0, "consent_granted"), 7.0, "consent_granted")
+    [[5.0, 'consent_granted', 7.0]]
     >>> log = []
     >>> for t in range(KEPT + 2):
     ...     log = record(record(log, 2.0 * t, "consent_withdrawn"), 2.0 * t + 1, "consent_granted")
@@ -94,9 +96,10 @@ def record(log: list[list[Any]], ts: float, kind: str,
     out = [list(r) for r in log]
     at = bisect_right([float(r[0]) for r in out], ts)
     if kind == GRANT:
-        if at == 0 or out[at - 1][1] == GRANT:
-            return out  # consent held there already: the record would change nothing
-        out.insert(at, [ts, kind])
+        if at and out[at - 1][1] == GRANT:  # a run of grants is one record: [first, kind,
+            out[at - 1][2:] = [max(_latest(out[at - 1]), ts)]  # latest] (re-sent grants)
+            return out
+        out.insert(at, [ts, kind, ts])
     else:
         counted = counted_from(ts, applied)
         # in force no later than it was read (a device clock ahead stamps it in the future)
@@ -105,7 +108,7 @@ def record(log: list[list[Any]], ts: float, kind: str,
         # applied over a grant of a later date (restrictions always apply): in force after
         # that grant too, so inputs dated after it are not profiled (nor folded in), and
         # that grant read again is stale
-        later = max((float(r[0]) for r in out if r[1] == GRANT and float(r[0]) > start),
+        later = max((_latest(r) for r in out if r[1] == GRANT and _latest(r) > start),
                     default=None)
         if later is not None:
             _put(out, later, kind, max(counted, later))
@@ -146,6 +149,11 @@ def counted_from(ts: float, applied: float | None) -> float:
     (1700000000.0, 1699913600.0)
     """
     return applied if applied is not None and applied - ts > UNDATED_S else ts
+
+
+def _latest(r: list[Any]) -> float:
+    """The latest time of a grant record's run of grants (its own time: older records)."""
+    return float(r[2] if len(r) > 2 else r[0])
 
 
 def _applied(r: list[Any]) -> float:
