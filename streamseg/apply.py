@@ -182,9 +182,8 @@ class Applier:
             # the copies publish the notice if this partition had none to publish (the
             # customer's profile is on another partition: another producer partitioner)
             # (the event clock as the original saw it: a stamp ahead of it counts from it)
-            reached = self.clock.max_seen
             self.out.fan_out(self.batch, msg, ev, notified=bool(outcome.notices),
-                             applied=None if ev.type not in RESTRICTIVE else reached)
+                             applied=self.clock.max_seen)
 
     def observe_clock(self, part: PartitionState, p: int, event: Any, ts: float) -> None:
         ts = bounded(ts, part.clock, self.engine.wall())  # as the engine's clock (Engine.ingest)
@@ -268,7 +267,10 @@ class Applier:
         admitted = self.engine.admit(ev, self.clock, self.engine.wall())
         if not isinstance(admitted, Invalid):  # (the original was admitted on its partition)
             ev = admitted  # a withdrawal or erasure from the future: at this worker's clock
-        outcome = self.engine.apply(entry.state, ev, copy.applied)  # (when it was applied)
+        # the event clock its original was read at (a copy of the previous release has
+        # none: this worker's, so that a reset-clock date never counts as such)
+        applied = copy.applied if copy.applied is not None else self.clock.max_seen
+        outcome = self.engine.apply(entry.state, ev, applied)
         if copy.notified:
             # the original published what is due (notices, segments); consent moves nothing
             outcome.changes, outcome.notices, outcome.segments = [], [], None

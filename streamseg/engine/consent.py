@@ -49,13 +49,17 @@ def apply(engine: Engine, state: CustomerState | None, event: Event,
     False
     """
     log: list[list[Any]] = []
+    # a grant counts from when it was read if stamped later (a device clock ahead must not
+    # date it after a withdrawal made since): its stamp, at most ``applied``
+    at = event.ts if event.type != "consent_granted" or applied is None else min(event.ts,
+                                                                                   applied)
     if state is not None:
-        if event.type == "consent_granted" and stale_grant(state, event.ts):
+        if event.type == "consent_granted" and stale_grant(state, at):
             return Outcome(state, skipped="stale_consent")
         log = log_of(state)
     out = _apply(engine, state, event)
     if out.state is not None:
-        out.state.consent_log = record(log, event.ts, event.type, applied)
+        out.state.consent_log = record(log, at, event.type, applied)
     return out
 
 
