@@ -18,8 +18,9 @@ from streamseg.replay import Replayer
 from streamseg.tools import volatility
 
 
-def purchase(eid: str, ts: float) -> Event:
-    return Event("purchase", "purchase", eid, "c1", ts, amount=20.0)
+def purchase(eid: str, ts: float, amount: float = 20.0) -> Event:
+    """A purchase of customer c1 (the consent tests' customer)."""
+    return Event("purchase", "purchase", eid, "c1", ts, amount=amount)
 
 
 def consent_event(eid: str, typ: str, ts: float) -> Event:

@@ -5,17 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from unit.test_consent_log import consent_event, purchase
+
 from streamseg.config import DAY, Settings
-from streamseg.engine.events import Event
 from streamseg.engine.processor import Engine
-
-
-def purchase(eid: str, ts: float, amount: float = 20.0) -> Event:
-    return Event("purchase", "purchase", eid, "c1", ts, amount=amount)
-
-
-def consent_event(eid: str, typ: str, ts: float) -> Event:
-    return Event("consent", typ, eid, "c1", ts)
 
 
 def _withdrawn_by_late_withdrawal(eng: Engine) -> Any:
