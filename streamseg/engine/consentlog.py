@@ -97,7 +97,7 @@ def record(log: list[list[Any]], ts: float, kind: str,
     at = bisect_right([float(r[0]) for r in out], ts)
     if kind == GRANT:
         if at and out[at - 1][1] == GRANT:  # a run of grants is one record: [first, kind,
-            out[at - 1][2:] = [max(_latest(out[at - 1]), ts)]  # latest] (re-sent grants)
+            out[at - 1][2:] = [max(_third(out[at - 1]), ts)]  # latest] (re-sent grants)
             return out
         out.insert(at, [ts, kind, ts])
     else:
@@ -108,12 +108,12 @@ def record(log: list[list[Any]], ts: float, kind: str,
         # applied over a grant of a later date (restrictions always apply): in force after
         # that grant too, so inputs dated after it are not profiled (nor folded in), and
         # that grant read again is stale
-        later = max((_latest(r) for r in out if r[1] == GRANT and _latest(r) > start),
+        later = max((_third(r) for r in out if r[1] == GRANT and _third(r) > start),
                     default=None)
         if later is not None:
             _put(out, later, kind, max(counted, later))
     latest = max((i for i, r in enumerate(out) if r[1] in RESTRICTIVE),
-                 key=lambda i: _applied(out[i]), default=None)
+                 key=lambda i: _third(out[i]), default=None)
     dropped = None
     while sum(1 for r in out if r[1] in (GRANT, WITHDRAWAL)) > KEPT:
         i = next(i for i, r in enumerate(out) if r[1] in (GRANT, WITHDRAWAL) and i != latest)
@@ -135,7 +135,7 @@ def _put(out: list[list[Any]], ts: float, kind: str, counted: float) -> None:
     at = bisect_right([float(r[0]) for r in out], ts)
     prev = out[at - 1] if at else None
     if prev is not None and prev[1] in RESTRICTIVE and (kind == WITHDRAWAL or prev[1] == ERASURE):
-        prev[2:] = [max(_applied(prev), counted)]
+        prev[2:] = [max(_third(prev), counted)]
         return
     out.insert(at, [ts, kind, counted])
 
@@ -151,19 +151,16 @@ def counted_from(ts: float, applied: float | None) -> float:
     return applied if applied is not None and applied - ts > UNDATED_S else ts
 
 
-def _latest(r: list[Any]) -> float:
-    """The latest time of a grant record's run of grants (its own time: older records)."""
-    return float(r[2] if len(r) > 2 else r[0])
-
-
-def _applied(r: list[Any]) -> float:
+def _third(r: list[Any]) -> float:
+    """A record's third field: the latest time of a grant run, the time a restriction
+    counts from against grants (its own time: records of two fields)."""
     return float(r[2] if len(r) > 2 else r[0])
 
 
 def restricted_at(state: CustomerState) -> float | None:
-    """The latest time a withdrawal or erasure counts from against a grant: the event time
-    reading had reached when it was applied (its own date, if later; None: none)."""
-    return max((_applied(r) for r in log_of(state) if r[1] in RESTRICTIVE), default=None)
+    """The latest time a withdrawal or erasure counts from against a grant
+    (:func:`counted_from`; None: none)."""
+    return max((_third(r) for r in log_of(state) if r[1] in RESTRICTIVE), default=None)
 
 
 def stale_grant(state: CustomerState, ts: float) -> bool:
