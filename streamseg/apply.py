@@ -149,9 +149,9 @@ class Applier:
                                                 time.monotonic())
             return
         # a late event is evaluated where the ticks have got to (Engine.apply)
-        # an input made before a withdrawal and read after it is folded in, unpublished
-        folding = stream != "consent" and kept(entry.state, ev.ts)
-        outcome = (self.engine.apply(entry.state, ev, self.clock.max_seen) if set_to_clock
+        outcome = (self.engine.apply(entry.state, ev,
+                                     self.engine.look_for(ev, self.clock, self.batch.look))
+                   if set_to_clock
                    else self.engine.ingest(entry.state, ev, self.clock, self.batch.look))
         if isinstance(outcome, Invalid):
             self.out.dead_letter(self.batch, outcome, msg, stream)
@@ -169,8 +169,11 @@ class Applier:
             # withdrawn, applied after a re-grant, profiled the withdrawal period)
             entry.positions[position_key(msg.topic, msg.partition)] = msg.offset
             entry.dirty = True
-            if folding and outcome.skipped == "no_consent":
-                entry.copy = False  # the customer's own input is here now (folded in)
+            if (outcome.skipped == "no_consent" and stream != "consent"
+                    and kept(entry.state, ev.ts)):
+                # an input made before a withdrawal and read after it, folded in unpublished
+                # (a fold leaves what kept reads as it was): the customer's own input is here
+                entry.copy = False
         self.out.outcome(self.batch, entry, key, outcome)
         self.batch.counts.append(
             (stream, "erased" if outcome.erased else (outcome.skipped or "processed")))

@@ -126,9 +126,8 @@ class Replayer:
                                           self.states.get(result.event.customer_id))
             if not isinstance(admitted, Invalid):
                 self.admitted = ev = admitted
-                if ev.kind == "consent":  # as Engine.ingest: the event clock
-                    look = self.clock.max_seen
-                outcome = self.engine.apply(self.states.get(ev.customer_id), ev, look)
+                outcome = self.engine.apply(self.states.get(ev.customer_id), ev,
+                                            self.engine.look_for(ev, self.clock, look))
                 changes = self._settle(ev.customer_id, outcome, ev.ts)
                 return changes + self.rescore(ev.ts) + self.advance()
             result = admitted

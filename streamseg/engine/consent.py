@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from streamseg.engine.changes import suppression_record
-from streamseg.engine.consentlog import log_of, record, stale_grant
+from streamseg.engine.consentlog import log_of, read_at, record, stale_grant
 from streamseg.engine.evaluation import catch_up, plan
 from streamseg.engine.features import CustomerState
 from streamseg.engine.outcome import Outcome
@@ -50,9 +50,8 @@ def apply(engine: Engine, state: CustomerState | None, event: Event,
     """
     log: list[list[Any]] = []
     # a grant counts from when it was read if stamped later (a device clock ahead must not
-    # date it after a withdrawal made since): its stamp, at most ``applied``
-    at = event.ts if event.type != "consent_granted" or applied is None else min(event.ts,
-                                                                                   applied)
+    # date it after a withdrawal made since); a restriction is placed by record itself
+    at = read_at(event.ts, applied) if event.type == "consent_granted" else event.ts
     if state is not None:
         if event.type == "consent_granted" and stale_grant(state, at):
             return Outcome(state, skipped="stale_consent")

@@ -39,12 +39,12 @@ import math
 from bisect import bisect_right
 from typing import Any
 
+from streamseg.engine.events import RESTRICTIVE
 from streamseg.engine.features import CustomerState
 
 GRANT = "consent_granted"
 WITHDRAWAL = "consent_withdrawn"
 ERASURE = "erasure_requested"
-RESTRICTIVE = (WITHDRAWAL, ERASURE)
 TRIMMED = "trimmed"  # older records were dropped: consent before this time is unknown
 # a withdrawal or erasure dated further than this behind the latest event time read is
 # taken as undated (a device whose clock was reset: 1970, 2000) and counts from that time
@@ -102,8 +102,7 @@ def record(log: list[list[Any]], ts: float, kind: str,
         out.insert(at, [ts, kind, ts])
     else:
         counted = counted_from(ts, applied)
-        # in force no later than it was read (a device clock ahead stamps it in the future)
-        start = ts if applied is None else min(ts, applied)
+        start = read_at(ts, applied)
         _put(out, start, kind, counted)
         # applied over a grant of a later date (restrictions always apply): in force after
         # that grant too, so inputs dated after it are not profiled (nor folded in), and
@@ -138,6 +137,13 @@ def _put(out: list[list[Any]], ts: float, kind: str, counted: float) -> None:
         prev[2:] = [max(_third(prev), counted)]
         return
     out.insert(at, [ts, kind, counted])
+
+
+def read_at(ts: float, applied: float | None) -> float:
+    """The time a consent record stamped ``ts``, read when reading had reached
+    ``applied``, is in force from: its stamp, at most ``applied`` (a device clock ahead
+    stamps it in the future; None: ``ts``)."""
+    return ts if applied is None else min(ts, applied)
 
 
 def counted_from(ts: float, applied: float | None) -> float:

@@ -287,10 +287,16 @@ class Engine:
         admitted = self.accept(event, clock, state)
         if isinstance(admitted, Invalid):
             return admitted
-        # consent: how far reading has got (the event clock), from which a withdrawal or
-        # erasure counts against older grants (streamseg.engine.consentlog)
-        return self.apply(state, admitted,
-                          clock.max_seen if admitted.kind == "consent" else look)
+        return self.apply(state, admitted, self.look_for(admitted, clock, look))
+
+    @staticmethod
+    def look_for(event: Event, clock: EventClock, look: float | None) -> float | None:
+        """What :meth:`apply` takes as ``clock`` for ``event``: ``look`` (the event time
+        time-driven evaluation has reached), but for consent how far reading has got (the
+        event clock), from which a withdrawal or erasure counts against older grants
+        (:mod:`streamseg.engine.consentlog`). :meth:`ingest`, replay and the worker's
+        consent paths ask it."""
+        return clock.max_seen if event.kind == "consent" else look
 
     def refuse(self, state: CustomerState | None, event: Event) -> Invalid | None:
         """Why the customer's state refuses a valid ``event`` (None: it does not): a profile

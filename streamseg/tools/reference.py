@@ -33,7 +33,7 @@ from sortedcontainers import SortedList
 
 from streamseg.config import DAY, Settings
 from streamseg.engine.consentlog import UNDATED_S
-from streamseg.engine.events import Event
+from streamseg.engine.events import RESTRICTIVE, Event
 from streamseg.engine.segmenters.rfm import segment_of
 
 COLUMNS = ["customer_id", "type", "ts", "amount"]
@@ -216,7 +216,7 @@ def stale_grants(history: pd.DataFrame) -> pd.Series:
     >>> stale_grants(h).tolist()
     [False, True, False]
     """
-    restrictive = history["type"].isin(("consent_withdrawn", "erasure_requested"))
+    restrictive = history["type"].isin(RESTRICTIVE)
     by = history["customer_id"]
     # a restriction dated more than UNDATED_S behind the latest time read so far counts
     # from that time (streamseg.engine.consentlog.counted_from); the latest so far per
