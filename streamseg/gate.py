@@ -27,6 +27,11 @@ batch being handed over can undo a seek the same way), at most
 :data:`MAX_SEEKS` times; then the gate gives up and opens (logged as an
 error), leaving the per-customer input positions as the backstop.
 
+The same hold serves consent first (:mod:`streamseg.consentfirst`): while the consent
+backlog of an assignment is read, an input partition is **deferred** at its first
+event (:meth:`Gate.defer`), held whatever comes, and re-read from that event when
+released (:meth:`Gate.release`), not on a timer.
+
 A re-read queues behind what was fetched before its seek: up to ``ahead``
 events (the stream buffer and a batch or two). So a seek counts as failed only
 once its hold ran out **and** those events have gone through: the worker took
@@ -76,6 +81,7 @@ class Closed:
     seeks: int = 0
     lowest: int | None = None  # lowest held offset
     taken_at_seek: int = 0  # events the worker had taken at the last seek
+    deferred: bool = False  # held for consent first (:meth:`Gate.defer`): re-read on release
 
 
 class Gate:
@@ -126,6 +132,9 @@ class Gate:
                         offset, expected - 1, expected)
             self.closed[tp] = Closed(opens=offset, target=expected, since=now, lowest=offset)
             return "reseek"
+        if closed.deferred:  # until released, whatever its offset
+            closed.lowest = offset if closed.lowest is None else min(closed.lowest, offset)
+            return "hold"
         if offset <= closed.opens:
             self._open(tp, offset)
             return "apply"
@@ -135,6 +144,38 @@ class Gate:
                      topic, partition, offset, closed.opens)
             closed.since = now
         return self._due(tp, closed, closed.since, now)
+
+    def defer(self, topic: str, partition: int, offset: int, now: float) -> Verdict:
+        """Hold an event to re-read its partition from it later (:meth:`release`):
+        consent is read first (:mod:`streamseg.consentfirst`).
+
+        An event the gate would hold anyway is held as before.
+
+        >>> g = Gate(hold_s=3.0)
+        >>> g.assigned({("t", 0): 38})
+        >>> g.defer("t", 0, 38, now=0.1), g.admit("t", 0, 39, now=0.2), g.overdue(now=9.0)
+        ('hold', 'hold', [])
+        >>> g.release(now=9.0), g.seek("t", 0, now=9.0), g.admit("t", 0, 38, now=9.1)
+        ([('t', 0)], 38, 'apply')
+        """
+        tp = (topic, partition)
+        closed = self.closed.get(tp)
+        if closed is not None and (closed.deferred or offset > closed.opens):
+            return self.admit(topic, partition, offset, now)  # held
+        expected = self.watch.pop(tp, None)
+        if expected is not None and offset < expected:  # a re-delivery: read again after it
+            self.watch[tp] = expected
+        self.closed[tp] = Closed(opens=offset, target=offset, lowest=offset, deferred=True)
+        return "hold"
+
+    def release(self, now: float) -> list[TP]:
+        """The deferred partitions, to be re-read now (:meth:`seek`); held as usual
+        from here on if the re-read does not come."""
+        out = [tp for tp, closed in self.closed.items() if closed.deferred]
+        for tp in out:
+            closed = self.closed[tp]
+            closed.deferred, closed.since = False, now
+        return out
 
     def seek(self, topic: str, partition: int, now: float) -> int | None:
         """Offset to re-read the partition from (None: it is open); counts the seek."""
@@ -162,7 +203,8 @@ class Gate:
         """
         out: list[TP] = []
         for tp, closed in list(self.closed.items()):
-            if closed.since is not None and self._due(tp, closed, closed.since, now) == "reseek":
+            if (closed.since is not None and not closed.deferred
+                    and self._due(tp, closed, closed.since, now) == "reseek"):
                 out.append(tp)
         return out
 

@@ -2,7 +2,8 @@
 
 :class:`Ingest` is the glue between Faust events and the engine (``streamseg.agents``
 attaches it to the app). Per batch it lets the rebalance gate hold or re-read events
-delivered ahead of the committed offset (:mod:`streamseg.gate`), applies each admitted
+delivered ahead of the committed offset (:mod:`streamseg.gate`) and defer inputs until
+the consent backlog of an assignment is read (:mod:`streamseg.consentfirst`), applies each admitted
 message (:class:`streamseg.apply.Applier`: each customer's state loaded once, a
 :class:`~streamseg.batch.Entry`; input at or before the state's recorded position, a
 re-delivery, skipped; the rest through ``Engine.ingest``; partition ticks and consent
@@ -25,16 +26,19 @@ from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
 from streamseg.apply import Applier
 from streamseg.batch import Batch, flush
+from streamseg.consentfirst import ConsentFirst
 from streamseg.emit import Emitter
 from streamseg.engine.processor import Engine
 from streamseg.engine.validate import Validator
 from streamseg.gate import Gate
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync
-from streamseg.partitions import PartitionState
+from streamseg.partitions import PartitionState, committed_offsets, end_offsets
 from streamseg.punctuator import COPY, Punctuator, tables_ready
 
 log = logging.getLogger(__name__)
+
+DEFERRED = frozenset({"click", "purchase", "profile"})  # inputs that wait for consent first
 
 
 class Ingest:
@@ -51,10 +55,12 @@ class Ingest:
         # a re-read queues behind Faust's stream buffer and the batches being collected
         self.gate = Gate(ss.settings.gate_hold_s,
                          ahead=ss.settings.stream_buffer_maxsize + 2 * ss.settings.batch_size)
+        self.consent_first = ConsentFirst(give_up_s=3 * ss.settings.gate_hold_s)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         self.out = Emitter(ss, engine, metrics, self.punctuator)
         self.apply = Applier(ss, engine, metrics, self.validator, self.punctuator, self.out)
         self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
+        self._assignment: set[Any] | None = None  # as of the last batch (follow_assignment)
         self._consumed: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
         self._shown_clock: float | None = None  # event clock last set on the gauge
@@ -111,9 +117,12 @@ class Ingest:
         (after the outputs' acknowledgements); a schedule rebuilt from the table in
         between lost them, and they were never ticked. The timer waits for the batch.
         A rebuild of the schedules after an assignment runs here in slices
-        (:meth:`Punctuator.reschedule_cooperatively`); batches wait for it.
+        (:meth:`Punctuator.reschedule_cooperatively`); batches wait for it. No tick is
+        sent while the consent backlog is read first (:mod:`streamseg.consentfirst`).
         """
         async with self.lock:
+            if not self.consent_first.done(time.monotonic()):  # ticks wait for it too
+                return []
             punctuator = self.punctuator
             if punctuator.rebuild and tables_ready(self.ss):
                 await punctuator.reschedule_cooperatively()  # the loop stays responsive
@@ -138,16 +147,50 @@ class Ingest:
         async with self.lock:  # the timer's schedule work waits for it (timer_ticks)
             await self._handle_batch(events)
 
+    async def follow_assignment(self) -> None:
+        """At a batch of a new assignment, before any of its events: where the consent
+        partitions' backlog ends (:mod:`streamseg.consentfirst`).
+
+        Not in the ``on_partitions_assigned`` signal: Faust may hand the agent the new
+        assignment's first records while that signal's receivers are still awaiting the
+        broker (measured: a batch with the consent backlog taken 45 ms before the
+        receiver was done, and its purchases applied).
+        """
+        assignment = self.ss.app.consumer.assignment()
+        if assignment == self._assignment:
+            return
+        self._assignment = set(assignment)
+        tps = [tp for tp in assignment if tp.topic == self.ss.settings.topic_consent]
+        try:
+            committed = await committed_offsets(self.ss.settings, tps)
+            ends: dict[tuple[str, int], int] | None = await end_offsets(self.ss.settings, tps)
+        except Exception:  # consent is then applied as read, as after the backlog
+            log.exception("could not read the consent partitions' offsets; "
+                          "inputs are not held for the consent backlog")
+            committed, ends = {}, None
+        self.consent_first.assigned(committed, ends)
+
     async def _handle_batch(self, events: list[Any]) -> None:
+        await self.follow_assignment()
         started = time.perf_counter()
         self.apply.batch = batch = Batch()
         batch.look = self.punctuator.now()
         now = time.monotonic()
         # a batch below the size limit left nothing queued (the intake takes what is there)
         self.gate.progress(len(events), now, emptied=len(events) < self.ss.settings.batch_size)
+        consent_topic, first = self.ss.settings.topic_consent, self.consent_first
+        waiting = not first.done(now)
+        if waiting:
+            first.took(now)
         for event in events:
             msg = event.message
-            verdict = self.gate.admit(msg.topic, msg.partition, msg.offset, now)
+            topic = msg.topic
+            if waiting and self.kinds.get(topic) in DEFERRED and first.behind:
+                verdict = self.gate.defer(topic, msg.partition, msg.offset, now)
+            else:
+                verdict = self.gate.admit(topic, msg.partition, msg.offset, now)
+                if waiting and verdict == "apply" and topic == consent_topic:
+                    first.read(topic, msg.partition, msg.offset, now)
             if verdict != "apply":
                 adapters.withhold_ack(event)
                 self.metrics.input_held.inc()
@@ -164,6 +207,8 @@ class Ingest:
             else:
                 self.apply.on_input(event, stream, part)
         await self.flush(batch)
+        if waiting:
+            await self.release(now)
         self.queue_moved()
         elapsed = time.perf_counter() - started
         for (stream, outcome), n in Counter(batch.counts).items():
@@ -207,9 +252,18 @@ class Ingest:
             self.punctuator.rescore(list(ids))
 
     async def check_gate(self) -> None:
-        """Re-read the held partitions whose hold ran out without a later event (timer)."""
+        """Re-read the held partitions whose hold ran out without a later event, and the
+        deferred ones once consent is read first or its wait ran out (timer)."""
         async with self.lock:
-            for topic, partition in self.gate.overdue(time.monotonic()):
+            now = time.monotonic()
+            await self.release(now)
+            for topic, partition in self.gate.overdue(now):
+                await self.reseek(topic, partition)
+
+    async def release(self, now: float) -> None:
+        """Re-read the partitions deferred for consent first, once it is done."""
+        if self.consent_first.done(now):
+            for topic, partition in self.gate.release(now):
                 await self.reseek(topic, partition)
 
     async def reseek(self, topic: str, partition: int) -> None:

@@ -7,7 +7,8 @@ partition from its own hash. Nothing here creates a Faust object:
 * :func:`home` -- the murmur2 partition the Java default (and aiokafka) picks
   for a key; input found elsewhere is only *counted* (a foreign partitioner).
 * the rebalance gate (:mod:`streamseg.gate`) keeps a partition's input in offset
-  order after an assignment;
+  order after an assignment; :func:`end_offsets` tells :mod:`streamseg.consentfirst`
+  where the consent backlog of an assignment ends;
 * :func:`position_key` / :func:`replayed` -- the per-customer backstop: a state
   records the last applied offset per input partition; an input at or before it
   is a re-delivery and is not applied again.
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.partitioner import murmur2
 
@@ -95,3 +97,22 @@ async def committed_offsets(
         if (tp.topic, tp.partition) in out and meta.offset >= 0:
             out[tp.topic, tp.partition] = meta.offset
     return out
+
+
+async def end_offsets(settings: Settings, assigned: Any) -> dict[tuple[str, int], int]:
+    """The end offset of each assigned consent partition (the next offset to be written;
+    the last stable one under exactly-once), from the broker."""
+    tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned or ()
+           if tp.topic == settings.topic_consent]
+    if not tps:
+        return {}
+    isolation = "read_committed" if settings.processing_guarantee == "exactly_once" \
+        else "read_uncommitted"
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                enable_auto_commit=False, isolation_level=isolation)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+    return {(tp.topic, tp.partition): int(off) for tp, off in ends.items()}

@@ -75,9 +75,11 @@ class FakeApp:
     segments: Sink = field(default_factory=Sink)
     dead_letters: Sink = field(default_factory=Sink)
     ticks: Sink = field(default_factory=Sink)
-    # the Faust app: only its producer buffer is used, always drained here
+    # the Faust app: its producer buffer (always drained here) and the consumer's
+    # assignment (none: nothing for consent first to wait for)
     app: Any = field(default_factory=lambda: SimpleNamespace(
-        producer=SimpleNamespace(buffer=SimpleNamespace(size=0))))
+        producer=SimpleNamespace(buffer=SimpleNamespace(size=0)),
+        consumer=SimpleNamespace(assignment=set)))
 
 
 class FakeEvent(SimpleNamespace):

@@ -324,7 +324,7 @@ def test_a_held_partition_is_re_read_when_its_hold_runs_out_even_with_no_later_e
     async def seek(tp: Any, offset: int) -> None:
         seeks.append((tp, offset))
 
-    h.app.app.consumer = SimpleNamespace(seek=seek, _gap={})
+    h.app.app.consumer = SimpleNamespace(seek=seek, _gap={}, assignment=set)
     try:
         topic = CFG.topic_purchases
         h.ingest.on_assigned([], {(topic, 0): None})  # killed before its first commit
@@ -359,7 +359,7 @@ def test_offsets_skipped_after_the_seek_are_re_read_before_later_ones_apply() ->
 
     topic = CFG.topic_purchases
     gaps = {(topic, 0): IntervalTree.from_tuples([(39, 61)])}
-    h.app.app.consumer = SimpleNamespace(seek=seek, _gap=gaps)
+    h.app.app.consumer = SimpleNamespace(seek=seek, _gap=gaps, assignment=set)
     try:
         h.ingest.on_assigned([], {(topic, 0): 38})
         h.offset = 38
