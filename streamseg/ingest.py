@@ -60,7 +60,7 @@ class Ingest:
         self.out = Emitter(ss, engine, metrics, self.punctuator)
         self.apply = Applier(ss, engine, metrics, self.validator, self.punctuator, self.out)
         self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
-        self._assignment: set[Any] | None = None  # as of the last batch (follow_assignment)
+        self._generation: int | None = None  # the consumer generation followed last
         self._consumed: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
         self._shown_clock: float | None = None  # event clock last set on the gauge
@@ -79,7 +79,8 @@ class Ingest:
         self.punctuator.sources.assign(
             [(tp.topic, tp.partition) for tp in assigned or ()
              if self.kinds.get(tp.topic, "tick") != "tick"], time.monotonic())
-        self.gate.assigned(committed)
+        if getattr(self.ss.app, "consumer_generation_id", None) != self._generation:
+            self.gate.assigned(committed)  # else the batch did (follow_assignment)
         self.models.on_assigned(assigned)
 
     def due_ticks(self) -> list[tuple[int, bytes]]:
@@ -148,27 +149,39 @@ class Ingest:
             await self._handle_batch(events)
 
     async def follow_assignment(self) -> None:
-        """At a batch of a new assignment, before any of its events: where the consent
-        partitions' backlog ends (:mod:`streamseg.consentfirst`).
+        """At the first batch of a new assignment (consumer generation), before any of its
+        events: close the gate at the committed offsets (:mod:`streamseg.gate`) and note
+        where the consent partitions' backlog ends (:mod:`streamseg.consentfirst`).
 
-        Not in the ``on_partitions_assigned`` signal: Faust may hand the agent the new
-        assignment's first records while that signal's receivers are still awaiting the
-        broker (measured: a batch with the consent backlog taken 45 ms before the
-        receiver was done, and its purchases applied).
+        Not only in the ``on_partitions_assigned`` signal (:meth:`on_assigned`): Faust may
+        hand the agent the new assignment's first records while that signal's receivers
+        are still awaiting the broker (measured: a batch with the consent backlog taken
+        45 ms before the receiver was done; its purchases were applied, and so would be
+        events ahead of the committed offset).
         """
-        assignment = self.ss.app.consumer.assignment()
-        if assignment == self._assignment:
+        app = self.ss.app
+        generation = getattr(app, "consumer_generation_id", None)
+        if generation is not None and generation == self._generation:
             return
-        self._assignment = set(assignment)
-        tps = [tp for tp in assignment if tp.topic == self.ss.settings.topic_consent]
+        self._generation = generation
+        assignment = [tp for tp in app.consumer.assignment() if tp.topic in self.kinds]
+        if not assignment:
+            return
         try:
-            committed = await committed_offsets(self.ss.settings, tps)
-            ends: dict[tuple[str, int], int] | None = await end_offsets(self.ss.settings, tps)
+            committed = await committed_offsets(self.ss.settings, assignment)
+        except Exception:  # the gate is a guard; the position backstop still holds
+            log.exception("could not read committed offsets; ordering gate left as it was")
+            committed = None
+        if committed is not None:
+            self.gate.assigned(committed)
+        try:
+            ends: dict[tuple[str, int], int] | None = await end_offsets(
+                self.ss.settings, assignment)
         except Exception:  # consent is then applied as read, as after the backlog
-            log.exception("could not read the consent partitions' offsets; "
+            log.exception("could not read the consent partitions' end offsets; "
                           "inputs are not held for the consent backlog")
-            committed, ends = {}, None
-        self.consent_first.assigned(committed, ends)
+            ends = None
+        self.consent_first.assigned(committed or {}, ends)
 
     async def _handle_batch(self, events: list[Any]) -> None:
         await self.follow_assignment()

@@ -75,11 +75,12 @@ class FakeApp:
     segments: Sink = field(default_factory=Sink)
     dead_letters: Sink = field(default_factory=Sink)
     ticks: Sink = field(default_factory=Sink)
-    # the Faust app: its producer buffer (always drained here) and the consumer's
-    # assignment (none: nothing for consent first to wait for)
+    # the Faust app: its producer buffer (always drained here), the consumer's
+    # generation and assignment (none: the batch leaves the gate to on_assigned, and
+    # consent first has nothing to wait for)
     app: Any = field(default_factory=lambda: SimpleNamespace(
         producer=SimpleNamespace(buffer=SimpleNamespace(size=0)),
-        consumer=SimpleNamespace(assignment=set)))
+        consumer=SimpleNamespace(assignment=set), consumer_generation_id=1))
 
 
 class FakeEvent(SimpleNamespace):

@@ -82,7 +82,8 @@ class Broker:
                     for tp in tps}
 
         async def end_offsets(settings: Any, tps: Any) -> dict[Any, Any]:
-            return {(tp.topic, tp.partition): ends[tp.topic, tp.partition] for tp in tps}
+            return {(tp.topic, tp.partition): ends[tp.topic, tp.partition] for tp in tps
+                    if tp.topic == CONSENT}
 
         monkeypatch.setattr(ingest_module, "committed_offsets", committed_offsets)
         monkeypatch.setattr(ingest_module, "end_offsets", end_offsets)
@@ -105,7 +106,8 @@ def test_a_purchase_read_before_the_withdrawal_that_precedes_it_is_never_profile
     # a restart with a backlog: Faust hands the purchase (made after the withdrawal)
     # first; without consent first it was profiled and its change published
     h, table = harness()
-    broker = Broker(monkeypatch, ends={(CONSENT, 0): 1}, committed={(CONSENT, 0): None})
+    broker = Broker(monkeypatch, ends={(CONSENT, 0): 1},
+                    committed={(CONSENT, 0): None, (PURCHASES, 0): 10})
     h.app.app.consumer = broker.consumer()
     try:
         later = message(h, "purchase", b"c1", buy("e2", "c1", 2.0), offset=10)
@@ -121,7 +123,11 @@ def test_a_purchase_read_before_the_withdrawal_that_precedes_it_is_never_profile
         state = table.state(0, "c1")
         assert state is not None and state["purchases"] == 0
         h.batch([message(h, "purchase", b"c1", buy("e3", "c1", 3.0), offset=11)])
-        assert broker.calls == 1  # the offsets are asked once per assignment
+        assert broker.calls == 1  # the offsets are asked once per assignment (generation)
+        h.app.app.consumer_generation_id += 1  # a rebalance, the same partitions
+        h.batch([message(h, "purchase", b"c1", buy("e4", "c1", 4.0), offset=13)])
+        # the batch closed the gate at the committed offset (10) before its first event
+        assert broker.calls == 2 and metric(h, "streamseg_input_held_total") == 2.0
     finally:
         h.close()
 
@@ -130,7 +136,8 @@ def test_inputs_wait_and_no_tick_goes_out_until_the_wait_gives_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     h, table = harness(dataclasses.replace(CFG, gate_hold_s=0.02))  # gives up after 0.06 s
-    broker = Broker(monkeypatch, ends={(CONSENT, 0): 4}, committed={(CONSENT, 0): None})
+    broker = Broker(monkeypatch, ends={(CONSENT, 0): 4},
+                    committed={(CONSENT, 0): None, (PURCHASES, 0): 5})
     h.app.app.consumer = broker.consumer()
     try:
         h.batch([message(h, "purchase", b"c1", buy("e1", "c1", 1.0), offset=5)])
