@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kafka_helpers import produce
 from test_partitioners import consent
-from worker_proc import T0, Tail, Workers, _event, make_settings
+from worker_proc import T0, Tail, Workers, _event, first_purchases, make_settings
 
 from streamseg.app import ensure_topics
 from streamseg.config import DAY
@@ -50,10 +50,7 @@ async def test_after_a_restart_the_consent_backlog_is_read_before_inputs(
     with Workers(broker_url, tmp_path) as workers:
         w = workers.new("w", settings)
         await w.start().ready()
-        async with Tail(b, settings.topic_segments) as segments:
-            await produce(b, settings.topic_purchases,
-                          [_event("purchase", c, f"{c}-1", T0)[1:] for c in ids])
-            assert await segments.until(lambda t: len(t.records) >= len(ids), timeout=60)
+        await first_purchases(b, settings, ids)
         assert w.stop() == 0
         # while the worker is down: the withdrawals, then purchases made after them
         await produce(b, settings.topic_consent,

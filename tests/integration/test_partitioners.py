@@ -34,6 +34,7 @@ from worker_proc import (
     _event,
     change_ids,
     engine_run,
+    first_purchases,
     make_settings,
     reference_changes,
     story,
@@ -301,10 +302,7 @@ async def test_an_erasure_through_another_partitioner_leaves_the_compacted_topic
     with Workers(broker_url, tmp_path) as workers:
         w = workers.new("erase-worker", settings)
         await w.start().ready()
-        async with Tail(b, settings.topic_segments) as segments:
-            await produce(b, settings.topic_purchases,
-                          [_event("purchase", c, f"{c}-1", T0)[1:] for c in ids])
-            assert await segments.until(lambda t: len(t.records) >= len(ids), timeout=60)
+        await first_purchases(b, settings, ids)
         assert w.stop() == 0
         erasures = [consent(c, f"{c}-x", "erasure_requested", T0 + DAY) for c in ids]
         await asyncio.to_thread(librdkafka_produce, b, settings, erasures)

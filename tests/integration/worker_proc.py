@@ -408,6 +408,16 @@ class Feeder:
         await self.task
 
 
+async def first_purchases(bootstrap: str, settings: Settings, ids: Sequence[str]) -> None:
+    """A purchase at ``T0`` for each of ``ids`` (murmur2 keys), then wait until a running
+    worker has published each one's customer-segments record."""
+    from kafka_helpers import produce
+    async with Tail(bootstrap, settings.topic_segments) as segments:
+        await produce(bootstrap, settings.topic_purchases,
+                      [_event("purchase", c, f"{c}-1", T0)[1:] for c in ids])
+        assert await segments.until(lambda t: len(t.records) >= len(ids), timeout=60)
+
+
 async def feed_all(bootstrap: str, settings: Settings, messages: Sequence[Message]) -> None:
     """Produce ``messages`` in order with one producer, as fast as the broker acknowledges."""
     await Feeder(bootstrap, settings, messages, rate=float("inf")).start().done()
