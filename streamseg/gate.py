@@ -162,10 +162,9 @@ class Gate:
         closed = self.closed.get(tp)
         if closed is not None and (closed.deferred or offset > closed.opens):
             return self.admit(topic, partition, offset, now)  # held
-        expected = self.watch.pop(tp, None)
-        if expected is not None and offset < expected:  # a re-delivery: read again after it
-            self.watch[tp] = expected
-        self.closed[tp] = Closed(opens=offset, target=offset, lowest=offset, deferred=True)
+        expected = self.watch.pop(tp, None)  # watched: re-read from the next expected offset
+        target = offset if expected is None else min(offset, expected)
+        self.closed[tp] = Closed(opens=offset, target=target, lowest=offset, deferred=True)
         return "hold"
 
     def release(self, now: float) -> list[TP]:

@@ -59,6 +59,14 @@ def test_a_deferred_partition_waits_for_its_release_then_is_re_read_from_the_fir
     assert g.admit("p", 0, 9, now=10.2) == "reseek"  # watched again: a jump is re-read
 
 
+def test_a_watched_partition_deferred_at_a_jump_is_re_read_from_the_offset_expected() -> None:
+    g = Gate(hold_s=3.0)
+    g.assigned({("p", 0): 3})
+    assert [g.admit("p", 0, o, now=0.0) for o in (3, 4)] == ["apply", "apply"]
+    assert g.defer("p", 0, 9, now=0.1) == "hold"  # 5-8 skipped (Faust's gap)
+    assert g.release(now=1.0) == [("p", 0)] and g.seek("p", 0, now=1.0) == 5
+
+
 def test_an_event_the_gate_holds_anyway_is_held_as_before() -> None:
     g = Gate(hold_s=3.0)
     g.assigned({("p", 0): 3})
