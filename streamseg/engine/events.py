@@ -74,8 +74,19 @@ def parse_ts(text: str) -> float:
 
 @functools.lru_cache(maxsize=4096)  # a change's time and a label's ``since`` repeat
 def format_ts(seconds: float) -> str:
-    """Epoch seconds to RFC 3339 UTC text with a ``Z`` suffix."""
-    moment = datetime.fromtimestamp(seconds, tz=UTC)
+    """Epoch seconds to RFC 3339 UTC text with a ``Z`` suffix.
+
+    A time beyond what RFC 3339 can write in UTC (before year 1, after year 9999: a
+    valid ``9999-12-31T23:59:59-23:59`` is year 10000 in UTC) is written as epoch
+    seconds; only refusal messages meet one (the accepted window lies within).
+
+    >>> format_ts(0.0), format_ts(253402387140.0)
+    ('1970-01-01T00:00:00Z', '253402387140 s since 1970-01-01T00:00:00Z')
+    """
+    try:
+        moment = datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return f"{seconds:.0f} s since 1970-01-01T00:00:00Z"
     text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
     return text.replace("+00:00", "Z")
 

@@ -282,3 +282,21 @@ def test_malformed_tick_is_a_dead_letter_not_a_crash() -> None:
         assert h.app.dead_letters.values()[0]["source"]["topic"] == Settings().topic_ticks
     finally:
         h.close()
+
+
+def test_a_withdrawal_dated_past_year_9999_in_utc_is_applied_at_the_event_clock() -> None:
+    """Operator review 34: ``9999-12-31T23:59:59-23:59`` is valid RFC 3339 and year 10000
+    in UTC. A withdrawal skips the static window, so it reached the future-skew screen,
+    whose message formatted the time: ValueError crashed the agent, and every worker that
+    read the record crashed again (a poison pill)."""
+    import time
+
+    settings = Settings()
+    body = (b'{"event_id":"w1","customer_id":"c1","type":"consent_withdrawn",'
+            b'"ts":"9999-12-31T23:59:59-23:59"}')
+    checked = Validator(settings).check("consent", b"c1", body)
+    assert isinstance(checked, Valid)
+    engine, clock = Engine(settings), EventClock(0.0)
+    clock.observe(time.time() - 86_400)
+    admitted = engine.admit(checked.event, clock, wall=time.time())
+    assert not isinstance(admitted, Invalid) and admitted.ts == clock.max_seen
