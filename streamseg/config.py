@@ -227,14 +227,20 @@ def rfc3339(value: str) -> str | None:
 
 
 def store_url(value: str) -> str | None:
-    """A Faust table store: ``rocksdb://`` or ``memory://``.
+    """A Faust table store: ``rocksdb://`` or ``memory://``, with no path (the files go to
+    ``STREAMSEG_DATA_DIR``; a path in the URL crashed the worker, review 34).
 
     >>> store_url("memory://"), store_url("foo://")
     (None, "must be rocksdb:// or memory://, got 'foo://'")
+    >>> store_url("rocksdb:///tmp/x")
+    "must be rocksdb:// or memory:// with no path (set STREAMSEG_DATA_DIR), got 'rocksdb:///tmp/x'"
     """
-    scheme, sep, _ = value.partition("://")
+    scheme, sep, rest = value.partition("://")
     if sep and scheme in STORES:
-        return None
+        if not rest:
+            return None
+        return ("must be rocksdb:// or memory:// with no path (set STREAMSEG_DATA_DIR), "
+                f"got {value!r}")
     return f"must be rocksdb:// or memory://, got {value!r}"
 
 

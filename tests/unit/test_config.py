@@ -414,3 +414,14 @@ def test_the_input_buffer_also_sizes_the_changelog_queue() -> None:
     ss = build_app(Settings(store="memory://", web_port=0, stream_buffer_maxsize=1234))
     assert ss.inputs.queue.maxsize == 1234
     assert ss.app.tables.changelog_queue.maxsize == 1234
+
+
+@pytest.mark.parametrize("value", ["rocksdb://foo", "rocksdb:///tmp/x", "memory://x"])
+def test_a_store_url_with_a_path_is_refused_in_one_line(value: str) -> None:
+    """Review 34: ``rocksdb://foo`` passed ``streamseg check`` and the worker then died
+    with a 170-line traceback; ``rocksdb:///tmp/x`` wrote outside the data dir."""
+    from streamseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"STREAMSEG_STORE.*no path"):
+        Settings.from_env({"STREAMSEG_STORE": value})
+    Settings.from_env({"STREAMSEG_STORE": "rocksdb://"})
