@@ -159,7 +159,7 @@ class Punctuator:
 
         In one call a worker restarted on 50,000 customers stalled its event loop
         for about 8 s (a lookup answered after 8.54 s; docs/OPERATIONS.md), Faust's
-        web server (lookups, ``/health``) and timers with it; in slices the slowest
+        web server (lookups, ``GET /``) and timers with it; in slices the slowest
         answer took 0.61-0.87 s. Batches still wait (the caller holds the ingest
         lock). A new assignment during the rebuild abandons it; the next timer run
         starts again.
