@@ -19,7 +19,7 @@ the stream is idle, :mod:`streamseg.intake`; ``STREAMSEG_BATCH_FLUSH=window``: F
 4. Faust acknowledges the batch's events: offsets commit after the changelog.
 
 After an assignment, the consent backlog is read before any other input is applied
-(:mod:`streamseg.consentfirst`, :meth:`streamseg.ingest.Ingest.follow_assignment`).
+(:mod:`streamseg.consentfirst`, :class:`streamseg.assignment.Assignment`).
 
 Time-driven work runs per partition, Kafka-Streams-punctuator style: the timer
 (never while a batch is in flight: the batch lock) sends a tick *to each partition*

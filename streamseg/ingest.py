@@ -25,6 +25,7 @@ import faust
 from streamseg import adapters, codec
 from streamseg.app import Streamseg, input_topics
 from streamseg.apply import Applier
+from streamseg.assignment import Assignment
 from streamseg.batch import Batch, flush
 from streamseg.consentfirst import ConsentFirst
 from streamseg.emit import Emitter
@@ -33,12 +34,13 @@ from streamseg.engine.validate import Validator
 from streamseg.gate import Gate
 from streamseg.metrics import Metrics
 from streamseg.modelsync import ModelSync
-from streamseg.partitions import PartitionState, committed_offsets, end_offsets
+from streamseg.partitions import PartitionState
 from streamseg.punctuator import COPY, Punctuator, tables_ready
 
 log = logging.getLogger(__name__)
 
 DEFERRED = frozenset({"click", "purchase", "profile"})  # inputs that wait for consent first
+AWAITED = frozenset({"consent", "tick"})  # what they wait for (consent, then its copies)
 
 
 class Ingest:
@@ -56,11 +58,11 @@ class Ingest:
         self.gate = Gate(ss.settings.gate_hold_s,
                          ahead=ss.settings.stream_buffer_maxsize + 2 * ss.settings.batch_size)
         self.consent_first = ConsentFirst(give_up_s=3 * ss.settings.gate_hold_s)
+        self.assignment = Assignment(ss, self.kinds, self.gate, self.consent_first, metrics)
         self.models = ModelSync(engine, metrics, ss.settings.topic_clickstream)
         self.out = Emitter(ss, engine, metrics, self.punctuator)
         self.apply = Applier(ss, engine, metrics, self.validator, self.punctuator, self.out)
         self.lock = asyncio.Lock()  # a batch, or the timer's look at the schedules
-        self._generation: int | None = None  # the consumer generation followed last
         self._consumed: dict[tuple[str, str], Any] = {}
         self._latency: dict[str, Any] = {}
         self._shown_clock: float | None = None  # event clock last set on the gauge
@@ -79,8 +81,8 @@ class Ingest:
         self.punctuator.sources.assign(
             [(tp.topic, tp.partition) for tp in assigned or ()
              if self.kinds.get(tp.topic, "tick") != "tick"], time.monotonic())
-        if getattr(self.ss.app, "consumer_generation_id", None) != self._generation:
-            self.gate.assigned(committed)  # else the batch did (follow_assignment)
+        if not self.assignment.followed():
+            self.gate.assigned(committed)  # else the batch did (Assignment.follow)
         self.models.on_assigned(assigned)
 
     def due_ticks(self) -> list[tuple[int, bytes]]:
@@ -122,7 +124,7 @@ class Ingest:
         sent while the consent backlog is read first (:mod:`streamseg.consentfirst`).
         """
         async with self.lock:
-            if not self.consent_first.done(time.monotonic()):  # ticks wait for it too
+            if self.consent_first.stage is not None:  # ticks wait for the consent backlog
                 return []
             punctuator = self.punctuator
             if punctuator.rebuild and tables_ready(self.ss):
@@ -148,61 +150,26 @@ class Ingest:
         async with self.lock:  # the timer's schedule work waits for it (timer_ticks)
             await self._handle_batch(events)
 
-    async def follow_assignment(self) -> None:
-        """At the first batch of a new assignment (consumer generation), before any of its
-        events: close the gate at the committed offsets (:mod:`streamseg.gate`) and note
-        where the consent partitions' backlog ends (:mod:`streamseg.consentfirst`).
-
-        Not only in the ``on_partitions_assigned`` signal (:meth:`on_assigned`): Faust may
-        hand the agent the new assignment's first records while that signal's receivers
-        are still awaiting the broker (measured: a batch with the consent backlog taken
-        45 ms before the receiver was done; its purchases were applied, and so would be
-        events ahead of the committed offset).
-        """
-        app = self.ss.app
-        generation = getattr(app, "consumer_generation_id", None)
-        if generation is not None and generation == self._generation:
-            return
-        self._generation = generation
-        assignment = [tp for tp in app.consumer.assignment() if tp.topic in self.kinds]
-        if not assignment:
-            return
-        try:
-            committed = await committed_offsets(self.ss.settings, assignment)
-        except Exception:  # the gate is a guard; the position backstop still holds
-            log.exception("could not read committed offsets; ordering gate left as it was")
-            committed = None
-        if committed is not None:
-            self.gate.assigned(committed)
-        try:
-            ends: dict[tuple[str, int], int] | None = await end_offsets(
-                self.ss.settings, assignment)
-        except Exception:  # consent is then applied as read, as after the backlog
-            log.exception("could not read the consent partitions' end offsets; "
-                          "inputs are not held for the consent backlog")
-            ends = None
-        self.consent_first.assigned(committed or {}, ends)
-
     async def _handle_batch(self, events: list[Any]) -> None:
-        await self.follow_assignment()
+        await self.assignment.follow()
         started = time.perf_counter()
         self.apply.batch = batch = Batch()
         batch.look = self.punctuator.now()
         now = time.monotonic()
         # a batch below the size limit left nothing queued (the intake takes what is there)
         self.gate.progress(len(events), now, emptied=len(events) < self.ss.settings.batch_size)
-        consent_topic, first = self.ss.settings.topic_consent, self.consent_first
-        waiting = not first.done(now)
-        if waiting:
-            first.took(now)
+        first = self.consent_first
+        if first.behind:
+            await self.assignment.stall(now)
+        waiting = first.stage is not None
         for event in events:
             msg = event.message
             topic = msg.topic
-            if waiting and self.kinds.get(topic) in DEFERRED and first.behind:
+            if waiting and self.kinds.get(topic) in DEFERRED and first.stage is not None:
                 verdict = self.gate.defer(topic, msg.partition, msg.offset, now)
             else:
                 verdict = self.gate.admit(topic, msg.partition, msg.offset, now)
-                if waiting and verdict == "apply" and topic == consent_topic:
+                if waiting and verdict == "apply" and self.kinds.get(topic) in AWAITED:
                     first.read(topic, msg.partition, msg.offset, now)
             if verdict != "apply":
                 adapters.withhold_ack(event)
@@ -210,7 +177,7 @@ class Ingest:
                 # its input is there, unread: the source is not idle (it holds the clock)
                 self.punctuator.sources.touch((msg.topic, msg.partition), now)
                 if verdict == "reseek":
-                    await self.reseek(msg.topic, msg.partition)
+                    await self.assignment.reseek(msg.topic, msg.partition)
                 continue
             adapters.use_event(event)
             part = self.punctuator.open(msg.partition)
@@ -220,8 +187,8 @@ class Ingest:
             else:
                 self.apply.on_input(event, stream, part)
         await self.flush(batch)
-        if waiting:
-            await self.release(now)
+        if waiting:  # (the copies of this batch's consent are acknowledged now)
+            await self.assignment.end_wait(now)
         self.queue_moved()
         elapsed = time.perf_counter() - started
         for (stream, outcome), n in Counter(batch.counts).items():
@@ -265,32 +232,19 @@ class Ingest:
             self.punctuator.rescore(list(ids))
 
     async def check_gate(self) -> None:
-        """Re-read the held partitions whose hold ran out without a later event, and the
-        deferred ones once consent is read first or its wait ran out (timer)."""
+        """Re-read the held partitions whose hold ran out without a later event; follow a
+        new assignment no batch has come for yet; move the wait for the consent backlog
+        on, and re-read the deferred input partitions when it is over (timer)."""
         async with self.lock:
             now = time.monotonic()
-            await self.release(now)
+            if tables_ready(self.ss):  # not while the changelogs are restored
+                await self.assignment.follow()
+                if self.consent_first.behind:
+                    await self.assignment.stall(now)
+            if self.consent_first.stage is not None:
+                await self.assignment.end_wait(now)
             for topic, partition in self.gate.overdue(now):
-                await self.reseek(topic, partition)
-
-    async def release(self, now: float) -> None:
-        """Re-read the partitions deferred for consent first, once it is done."""
-        if self.consent_first.done(now):
-            for topic, partition in self.gate.release(now):
-                await self.reseek(topic, partition)
-
-    async def reseek(self, topic: str, partition: int) -> None:
-        """Seek the partition to where the gate wants it re-read from (``Gate.seek``)."""
-        offset = self.gate.seek(topic, partition, time.monotonic())
-        if offset is None:
-            return
-        log.warning("re-reading %s[%d] from offset %d", topic, partition, offset)
-        self.metrics.input_reseeks.inc()
-        tp = faust.types.TP(topic, partition)
-        consumer = self.ss.app.consumer
-        await consumer.seek(tp, offset)
-        # offsets Faust saw skipped are not to be committed past: they are re-read now
-        adapters.forget_gap(consumer, tp, offset)
+                await self.assignment.reseek(topic, partition)
 
     async def flush(self, batch: Batch) -> None:
         """Outputs, acknowledged once; then states and clocks; then the changelog drained."""

@@ -7,7 +7,7 @@ partition from its own hash. Nothing here creates a Faust object:
 * :func:`home` -- the murmur2 partition the Java default (and aiokafka) picks
   for a key; input found elsewhere is only *counted* (a foreign partitioner).
 * the rebalance gate (:mod:`streamseg.gate`) keeps a partition's input in offset
-  order after an assignment; :func:`end_offsets` tells :mod:`streamseg.consentfirst`
+  order after an assignment; :func:`log_spans` tells :mod:`streamseg.consentfirst`
   where the consent backlog of an assignment ends;
 * :func:`position_key` / :func:`replayed` -- the per-customer backstop: a state
   records the last applied offset per input partition; an input at or before it
@@ -99,20 +99,21 @@ async def committed_offsets(
     return out
 
 
-async def end_offsets(settings: Settings, assigned: Any) -> dict[tuple[str, int], int]:
-    """The end offset of each assigned consent partition (the next offset to be written;
-    the last stable one under exactly-once), from the broker."""
+async def log_spans(settings: Settings, assigned: Any,
+                    topic: str) -> dict[tuple[str, int], tuple[int, int]]:
+    """(log start, end offset) of each assigned partition of ``topic``, from the broker
+    (:mod:`streamseg.consentfirst`: consent, then ticks). The end is the next offset to be
+    written; below the start, retention deleted the records."""
     tps = [TopicPartition(tp.topic, tp.partition) for tp in assigned or ()
-           if tp.topic == settings.topic_consent]
+           if tp.topic == topic]
     if not tps:
         return {}
-    isolation = "read_committed" if settings.processing_guarantee == "exactly_once" \
-        else "read_uncommitted"
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                enable_auto_commit=False, isolation_level=isolation)
+                                enable_auto_commit=False)
     await consumer.start()
     try:
+        starts = await consumer.beginning_offsets(tps)
         ends = await consumer.end_offsets(tps)
     finally:
         await consumer.stop()
-    return {(tp.topic, tp.partition): int(off) for tp, off in ends.items()}
+    return {(tp.topic, tp.partition): (int(starts[tp]), int(ends[tp])) for tp in tps}
