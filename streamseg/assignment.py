@@ -57,9 +57,9 @@ class Assignment:
         Not only in the ``on_partitions_assigned`` signal
         (:meth:`streamseg.ingest.Ingest.on_assigned`): Faust may hand the agent the new
         assignment's first records while that signal's receivers are still awaiting the
-        broker (measured: a batch with the consent backlog taken
-        45 ms before the receiver was done; its purchases were applied, and so would be
-        events ahead of the committed offset).
+        broker (measured: a batch with the consent backlog taken 45 ms before the receiver
+        was done; its purchases were applied, and so would be events ahead of the
+        committed offset).
         """
         app = self.ss.app
         generation = getattr(app, "consumer_generation_id", None)
