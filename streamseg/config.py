@@ -466,6 +466,8 @@ class Settings:
     # hand a message to the streams without Faust's four tasks when nothing waits
     # (adapters.lean_delivery); false: Faust's own hand-over, for comparison
     lean_delivery: bool = True
+    # the rebalance gate's hold (streamseg.gate); consent first (streamseg.consentfirst)
+    # re-reads a consent partition that delivers nothing for 3x this and stops waiting at 6x
     gate_hold_s: float = setting(3.0, gt=0, le=3600)
     log_level: str = setting("info", choices=LOG_LEVELS)
     topic_clickstream: str = setting("clickstream", check=topic_name)
