@@ -114,10 +114,7 @@ class Assignment:
             if position is not None and position >= end:
                 first.reached((topic, partition))
         for (topic, partition), offset in first.stalled(now):
-            self.metrics.input_reseeks.inc()
-            tp = faust.types.TP(topic, partition)
-            await consumer.seek(tp, offset)
-            adapters.forget_gap(consumer, tp, offset)
+            await self._seek(topic, partition, offset)
 
     async def end_wait(self, now: float) -> None:
         """Consent read: wait for its copies on this worker's ticks partitions (written and
@@ -141,6 +138,10 @@ class Assignment:
         if offset is None:
             return
         log.warning("re-reading %s[%d] from offset %d", topic, partition, offset)
+        await self._seek(topic, partition, offset)
+
+    async def _seek(self, topic: str, partition: int, offset: int) -> None:
+        """Re-read ``topic[partition]`` from ``offset`` (counted)."""
         self.metrics.input_reseeks.inc()
         tp = faust.types.TP(topic, partition)
         consumer = self.ss.app.consumer

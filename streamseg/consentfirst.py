@@ -154,10 +154,15 @@ class ConsentFirst:
         >>> cf.at_marker(now=1.0), cf.at_marker(now=1.5)
         ([], [(('consent', 0), 4)])
         """
-        if not self.behind or self.last_read is None or now - self.last_read < self.give_up_s / 9:
+        if not self._quiet(now, self.give_up_s / 9):
             return []
         return [(tp, end) for tp, (nxt, end) in sorted(self.behind.items())
                 if nxt >= end - 1 and (nxt > self.starts[tp] or tp in self.committed)]
+
+    def _quiet(self, now: float, seconds: float) -> bool:
+        """Waiting, and no awaited record for ``seconds`` since the wait's clock started."""
+        return bool(self.behind) and self.last_read is not None \
+            and now - self.last_read >= seconds
 
     def stalled(self, now: float) -> list[tuple[TP, int]]:
         """The partitions to re-read (topic-partition, from offset) when no awaited record
@@ -174,7 +179,7 @@ class ConsentFirst:
         >>> cf.stalled(now=8.9), cf.stalled(now=9.0), cf.behind
         ([], [], {})
         """
-        if not self.behind or self.last_read is None or now - self.last_read < self.give_up_s:
+        if not self._quiet(now, self.give_up_s):
             return []
         waited = ", ".join(f"{t}[{p}] (read to {nxt - 1} of {end - 1})"
                            for (t, p), (nxt, end) in sorted(self.behind.items()))

@@ -94,8 +94,8 @@ def record(log: list[list[Any]], ts: float, kind: str,
     ([35.0, 'trimmed'], 33)
     """
     out = [list(r) for r in log]
-    at = bisect_right([float(r[0]) for r in out], ts)
     if kind == GRANT:
+        at = bisect_right([float(r[0]) for r in out], ts)
         if at and out[at - 1][1] == GRANT:  # a run of grants is one record: [first, kind,
             out[at - 1][2:] = [max(_third(out[at - 1]), ts)]  # latest] (re-sent grants)
             return out
