@@ -170,8 +170,7 @@ def next_model(
 
 def nearest_ids(model: ClusterModel, raw: np.ndarray) -> list[str]:
     """The nearest cluster of each sample customer (``raw`` features) under ``model``."""
-    a = Assigner(model)
-    return [a.nearest(a.scale(row))[0] for row in raw.tolist()]
+    return Assigner(model).nearest_rows(raw)[1]
 
 
 def moved(was: list[str], model: ClusterModel, raw: np.ndarray, margin: float) -> int:
@@ -180,13 +179,12 @@ def moved(was: list[str], model: ClusterModel, raw: np.ndarray, margin: float) -
     another, ``margin`` past the border, or their cluster is gone (a retired id is never
     held)."""
     b = Assigner(model)
-    count = 0
-    for row, cluster in zip(raw.tolist(), was, strict=True):
-        z = b.scale(row)
-        now, _ = b.nearest(z)
-        if now != cluster and (cluster not in b.centers or b.past(z, cluster, now) >= margin):
-            count += 1
-    return count
+    z, now = b.nearest_rows(raw)
+    rows = [i for i, (n, c) in enumerate(zip(now, was, strict=True)) if n != c]
+    if not rows:
+        return 0
+    past = b.past_rows(z[rows], [was[i] for i in rows], [now[i] for i in rows])
+    return int((past >= margin).sum())
 
 
 def _named(

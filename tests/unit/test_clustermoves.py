@@ -111,3 +111,34 @@ def test_a_refit_no_better_that_moves_many_is_not_published() -> None:
     cfg = Settings(cluster_k=3, cluster_min_share=0.2)
     assert next_model(rows, first, 0.0, cfg, lazy=True, learned=93) is None
     assert next_model(rows, first, 0.0, cfg, lazy=False, learned=93) is None
+
+
+def test_the_sample_is_weighed_in_numpy_as_row_by_row() -> None:
+    """:meth:`Assigner.nearest_rows` / :meth:`Assigner.past_rows` (a refit weighs each
+    candidate on its whole sample) give the row-by-row verdicts: unknown basket (NaN),
+    "frequent buyer" barred to a customer who never bought, "long inactive" within the
+    grace, a retired cluster (never held)."""
+    import numpy as np
+
+    from streamseg.engine.clusternames import NAMES
+
+    rng = np.random.default_rng(7)
+    raw = rng.normal(1.0, 1.0, (300, len(NAMES))).round(1)
+    raw[::7, 0] = 0.0  # never bought
+    raw[::5, 1] = math.nan  # basket unknown
+    raw[::3, -1] = 0.0  # within the recency grace
+    m = ClusterModel(1, {n: 1.0 for n in NAMES}, {n: 1.0 for n in NAMES},
+                     {f"c{i}": rng.normal(0.0, 1.5, len(NAMES)).tolist() for i in range(1, 6)},
+                     active=list(NAMES))
+    m.names = {"c1": "frequent buyer", "c2": "long inactive", "c3": "rare buyer",
+               "c4": "long inactive, frequent buyer", "c5": "average"}
+    a = Assigner(m)
+    assert a._buyers and a._inactive  # the bars are exercised
+    z, segs = a.nearest_rows(raw)
+    rows = [a.scale(r) for r in raw.tolist()]
+    assert segs == [a.nearest(r)[0] for r in rows]
+    assert np.array_equal(z, np.array(rows))
+    was = ["c9" if i % 11 == 0 else f"c{1 + i % 5}" for i in range(len(rows))]  # c9 retired
+    past = a.past_rows(z, was, segs)
+    one_by_one = [a.past(r, w, s) for r, w, s in zip(rows, was, segs, strict=True)]
+    assert past.tolist() == pytest.approx(one_by_one)
