@@ -43,6 +43,7 @@ from streamseg.ingest import Ingest
 from streamseg.metrics import Metrics
 from streamseg.modelsync import follow_models
 from streamseg.partitions import committed_offsets
+from streamseg.punctuator import BEHIND_TICK_S
 
 __all__ = ["Ingest", "register"]
 
@@ -88,6 +89,14 @@ def register(ss: Streamseg, engine: Engine, metrics: Metrics) -> Ingest:
     async def clock() -> None:
         """Event-time clock: tick each owned partition that has customers due."""
         for partition, value in await ingest.timer_ticks():
+            await ss.ticks.send(key=None, value=value, partition=partition)
+
+    @ss.app.timer(  # type: ignore[untyped-decorator]
+        min(BEHIND_TICK_S, ss.settings.tick_interval_s), name="streamseg.rescore"
+    )
+    async def rescore() -> None:
+        """The rest of a large re-score (a tick takes a share: ``take_rescore``), soon."""
+        for partition, value in await ingest.behind_ticks():
             await ss.ticks.send(key=None, value=value, partition=partition)
 
     @ss.app.on_partitions_assigned.connect

@@ -32,7 +32,14 @@ from streamseg.engine.processor import Engine, Outcome
 from streamseg.engine.validate import Invalid, Valid, Validator
 from streamseg.lookupstate import profiled, stored
 from streamseg.metrics import Metrics
-from streamseg.partitions import PartitionState, handled, home, position_key, replayed
+from streamseg.partitions import (
+    PartitionState,
+    handled,
+    home,
+    position_key,
+    replayed,
+    take_rescore,
+)
 from streamseg.punctuator import COPY, PARTITION, POSITIONS, Punctuator
 
 log = logging.getLogger(__name__)
@@ -217,9 +224,9 @@ class Applier:
                 customers = [msg.key.decode(errors="replace")]
             else:
                 part.ready.update(part.schedule.pop_due(now))
-                rescore = part.rescore
+                rescore = take_rescore(part)  # a share if many: the rest at the next tick
                 customers = sorted(part.ready | rescore)
-                part.ready, part.rescore = set(), set()
+                part.ready = set()
         outcome: Outcome | None = None
         for cid in customers:
             entry = self.load(event, cid.encode())

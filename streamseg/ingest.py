@@ -135,6 +135,14 @@ class Ingest:
             self.show_clock(None)  # the clocks of the owned partitions may have been restored
             return ticks
 
+    async def behind_ticks(self) -> list[tuple[int, bytes]]:
+        """:meth:`timer_ticks`, but only when a tick left customers to re-score
+        (:meth:`Punctuator.behind`): the rest of a large re-score follows within
+        :data:`~streamseg.punctuator.BEHIND_TICK_S`, not at the next ``tick_interval_s``."""
+        if not self.punctuator.behind():
+            return []
+        return await self.timer_ticks()
+
     def rescore(self, customer_ids: list[str]) -> None:
         """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
         self.punctuator.rescore(customer_ids)

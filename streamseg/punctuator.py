@@ -37,6 +37,7 @@ from streamseg.engine.validate import is_alias
 from streamseg.partitions import PartitionState, home
 
 log = logging.getLogger(__name__)
+BEHIND_TICK_S = 0.25  # a tick that left customers to re-score is followed this soon
 
 # edge fields of a table value: its partition, its input positions, and whether it is
 # a suppression marker that only a consent copy created (no customer seen there)
@@ -144,6 +145,11 @@ class Punctuator:
             if state.ready or state.rescore:
                 out.append((p, value))
         return out
+
+    def behind(self) -> bool:
+        """Whether a tick left customers to re-score for the next (``take_rescore``): the
+        clock timer's quick run then ticks without waiting for ``tick_interval_s``."""
+        return any(state.behind and state.rescore for state in self.parts.values())
 
     def reschedule(self) -> None:
         """Refill every owned partition's schedule, and the population models, from the table.

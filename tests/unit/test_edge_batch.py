@@ -479,6 +479,43 @@ def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None
         h.close()
 
 
+def test_a_large_rescore_is_spread_over_quick_ticks() -> None:
+    """A new cluster version that moved 277 customers made one batch of 100 ms (4
+    partition ticks, each loading all 277), the events behind it waiting: p99 event ->
+    change over 50 ms at 2,000 events/s. A tick now re-scores a share (at least 64 ids),
+    the rest at the next tick, which the quick timer sends (``behind_ticks``)."""
+    h, _ = harness()
+    try:
+        h.send("purchase", b"zz", buy("e1", "zz", 0.0), partition=1)
+        evaluated: list[str] = []
+        rescore = h.ingest.engine.rescore
+
+        def spy(state: Any, now: float) -> Any:
+            evaluated.append(state.customer_id)
+            return rescore(state, now)
+
+        h.ingest.engine.rescore = spy  # type: ignore[method-assign]
+        moved = ["zz", *(f"x{i:03d}" for i in range(200))]  # x...: on no partition here
+        h.ingest.engine.moved = lambda: moved  # type: ignore[attr-defined]
+        h.send("purchase", b"zz", buy("e2", "zz", 1.0), partition=1)  # drains moved()
+        h.ingest.engine.moved = list  # type: ignore[attr-defined]
+        assert h.loop.run_until_complete(h.ingest.behind_ticks()) == []  # nothing left behind yet
+        ticks = h.ingest.due_ticks()
+        rounds = 0
+        while ticks:
+            rounds += 1
+            before = {p: len(h.ingest.punctuator.part(p).rescore) for p, _ in ticks}
+            for p, value in ticks:
+                h.send("tick", None, value, partition=p)
+                left = len(h.ingest.punctuator.part(p).rescore)
+                assert before[p] - left <= max(64, -(-before[p] // 4))  # a share, not all
+            ticks = h.loop.run_until_complete(h.ingest.behind_ticks())
+        assert rounds == 4 and evaluated == ["zz"]  # 201 ids: 64, 64, 64, 9; zz once, last
+        assert not h.ingest.punctuator.behind() and h.ingest.due_ticks() == []
+    finally:
+        h.close()
+
+
 def test_a_schedule_rebuild_while_a_batch_awaits_its_acks_keeps_the_batchs_customers() -> None:
     """Regression (CRC32 integration test, 2 of 10 runs): the timer's first run after
     the clock starts rebuilds the schedules from the table; when it ran while the first
