@@ -25,7 +25,7 @@ Time-driven work runs per partition, Kafka-Streams-punctuator style: the timer
 (never while a batch is in flight: the batch lock) sends a tick *to each partition*
 with customers due; the agent evaluates that
 partition's due customers from its own schedule and table
-(:meth:`streamseg.ingest.Ingest.rescore` adds customers to re-evaluate at the next tick).
+(:meth:`streamseg.ingest.Ingest.rescore` adds customers to re-evaluate from the next tick on).
 """
 
 from __future__ import annotations

@@ -224,7 +224,10 @@ class Applier:
                 customers = [msg.key.decode(errors="replace")]
             else:
                 part.ready.update(part.schedule.pop_due(now))
-                rescore = take_rescore(part)  # a share if many: the rest at the next tick
+                part.quick_sent = False
+                if msg.partition not in self.batch.shared:  # a share if many, one a batch:
+                    self.batch.shared.add(msg.partition)  # the rest at the next tick
+                    rescore = take_rescore(part)
                 customers = sorted(part.ready | rescore)
                 part.ready = set()
         outcome: Outcome | None = None

@@ -56,6 +56,7 @@ class Batch:
     # the event time ticks may reach (Punctuator.now) when the batch began: a late event
     # is evaluated there (Engine.apply); None: no clock yet
     look: float | None = None
+    shared: set[int] = field(default_factory=set)  # partitions that took a re-score share
 
 
 async def deliver(ss: Streamseg, outputs: list[Output]) -> list[Awaitable[Any]]:

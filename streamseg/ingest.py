@@ -136,15 +136,20 @@ class Ingest:
             return ticks
 
     async def behind_ticks(self) -> list[tuple[int, bytes]]:
-        """:meth:`timer_ticks`, but only when a tick left customers to re-score
-        (:meth:`Punctuator.behind`): the rest of a large re-score follows within
-        :data:`~streamseg.punctuator.BEHIND_TICK_S`, not at the next ``tick_interval_s``."""
+        """Ticks for the partitions a tick left customers to re-score for
+        (:meth:`Punctuator.behind`), at most one unread per partition: the rest of a
+        large re-score follows within :data:`~streamseg.punctuator.BEHIND_TICK_S`, not at
+        the next ``tick_interval_s`` (the other partitions wait for the clock timer)."""
         if not self.punctuator.behind():
             return []
-        return await self.timer_ticks()
+        behind = set(self.punctuator.behind())  # (timer_ticks may find them gone)
+        out = [(p, value) for p, value in await self.timer_ticks() if p in behind]
+        for p, _ in out:
+            self.punctuator.part(p).quick_sent = True
+        return out
 
     def rescore(self, customer_ids: list[str]) -> None:
-        """Re-evaluate these customers now: at the next tick of each partition (RFM hook)."""
+        """Re-evaluate these customers now: from the next tick of each partition (RFM hook)."""
         self.punctuator.rescore(customer_ids)
 
     # ------------------------------------------------------------ the batch
@@ -233,7 +238,7 @@ class Ingest:
         """Customers whose verdict a moved population model may change: re-evaluate them.
 
         ``Engine.moved()`` (drained) is part of the engine contract; they are
-        evaluated at the next tick of every owned partition (:meth:`rescore`).
+        evaluated from the next tick of every owned partition on (:meth:`rescore`).
         """
         ids = self.engine.moved()
         if ids:

@@ -146,10 +146,12 @@ class Punctuator:
                 out.append((p, value))
         return out
 
-    def behind(self) -> bool:
-        """Whether a tick left customers to re-score for the next (``take_rescore``): the
-        clock timer's quick run then ticks without waiting for ``tick_interval_s``."""
-        return any(state.behind and state.rescore for state in self.parts.values())
+    def behind(self) -> list[int]:
+        """The partitions a tick left customers to re-score for (``take_rescore``) and no
+        quick tick is on its way to: the ``streamseg.rescore`` timer ticks them without
+        waiting for ``tick_interval_s``."""
+        return [p for p, state in sorted(self.parts.items())
+                if state.behind and state.rescore and not state.quick_sent]
 
     def reschedule(self) -> None:
         """Refill every owned partition's schedule, and the population models, from the table.
@@ -182,7 +184,7 @@ class Punctuator:
         withdrawal), before the owned ones are restored, so a trainer's sample is
         drawn from its owned customers only. A customer forgotten is no longer
         waiting for a re-evaluation here either. A customer last evaluated under
-        other settings (``Settings.definition``) is re-evaluated at the next tick.
+        other settings (``Settings.definition``) is re-evaluated from the next tick on.
 
         With ``STREAMSEG_PSEUDONYMISE_KEY`` set, also count the states keyed by something
         other than an alias (:attr:`raw_ids`): written before the key was turned on.
@@ -216,7 +218,9 @@ class Punctuator:
         if self.assigned_parts is not None:  # None: not told (unit tests), every partition
             gone = self.engine.retain({key.decode() for _p, key, _raw in owned})
             for state in self.parts.values():
-                state.rescore.difference_update(gone)
+                for cid in gone:
+                    state.rescore.pop(cid, None)
+                state.behind = state.behind and bool(state.rescore)
         for p, key, raw in owned:
             if time.perf_counter() > slice_end:
                 yield
@@ -232,16 +236,17 @@ class Punctuator:
             if customer.definition != self.engine.definition and not customer.withdrawn:
                 # evaluated under other settings (or before states recorded them): the
                 # next tick re-evaluates it under these (Engine.rescore -> redefine)
-                self.part(p).rescore.add(cid)
+                self.part(p).rescore[cid] = None
                 stale += 1
         self.raw_ids = raw_ids
         if stale:
             log.warning("%d customers were last evaluated under other segment settings "
-                        "(thresholds, margins, audiences file): re-evaluating them at the next "
-                        "tick; their changes follow. Keep every worker's settings equal.", stale)
+                        "(thresholds, margins, audiences file): re-evaluating them from the next "
+                        "tick on; their changes follow. Keep every worker's settings equal.", stale)
 
     def rescore(self, customer_ids: list[str]) -> None:
-        """Re-evaluate these customers at the next tick of every partition that may hold them."""
+        """Re-evaluate these customers from the next tick of every partition that may hold
+        them (a share per tick when many: :func:`~streamseg.partitions.take_rescore`)."""
         for p in self.assigned_parts if self.assigned_parts is not None else list(self.parts):
-            self.part(p).rescore.update(customer_ids)
+            self.part(p).rescore.update(dict.fromkeys(customer_ids))  # a pending id keeps its place
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -495,13 +496,13 @@ def test_a_large_rescore_is_spread_over_quick_ticks() -> None:
             return rescore(state, now)
 
         h.ingest.engine.rescore = spy  # type: ignore[method-assign]
-        moved = ["zz", *(f"x{i:03d}" for i in range(200))]  # x...: on no partition here
+        moved = [*(f"x{i:03d}" for i in range(200)), "zz"]  # x...: on no partition here
         h.ingest.engine.moved = lambda: moved  # type: ignore[attr-defined]
         h.send("purchase", b"zz", buy("e2", "zz", 1.0), partition=1)  # drains moved()
         h.ingest.engine.moved = list  # type: ignore[attr-defined]
         assert h.loop.run_until_complete(h.ingest.behind_ticks()) == []  # nothing left behind yet
         ticks = h.ingest.due_ticks()
-        rounds = 0
+        rounds = when = 0
         while ticks:
             rounds += 1
             before = {p: len(h.ingest.punctuator.part(p).rescore) for p, _ in ticks}
@@ -509,8 +510,12 @@ def test_a_large_rescore_is_spread_over_quick_ticks() -> None:
                 h.send("tick", None, value, partition=p)
                 left = len(h.ingest.punctuator.part(p).rescore)
                 assert before[p] - left <= max(64, -(-before[p] // 4))  # a share, not all
-            ticks = h.loop.run_until_complete(h.ingest.behind_ticks())
-        assert rounds == 4 and evaluated == ["zz"]  # 201 ids: 64, 64, 64, 9; zz once, last
+            when = when or (rounds if evaluated else 0)
+            quick = h.loop.run_until_complete(h.ingest.behind_ticks())
+            assert h.loop.run_until_complete(h.ingest.behind_ticks()) == []  # one unread
+            ticks = quick
+        # 201 ids, the longest pending first: 64, 64, 64, 9; zz (named last) once, last
+        assert rounds == 4 and when == 4 and evaluated == ["zz"]
         assert not h.ingest.punctuator.behind() and h.ingest.due_ticks() == []
     finally:
         h.close()
@@ -613,3 +618,84 @@ def test_a_worker_started_with_other_thresholds_re_evaluates_its_customers_at_th
         assert len(again.app.changes.sent) == len(moved)  # once
     finally:
         again.close()
+
+
+# a helper's review of the share rule (b6817ce): each failed on it
+
+def _spy_rescore(h: Any) -> list[str]:
+    evaluated: list[str] = []
+    rescore = h.ingest.engine.rescore
+
+    def spy(state: Any, now: float) -> Any:
+        evaluated.append(state.customer_id)
+        return rescore(state, now)
+
+    h.ingest.engine.rescore = spy
+    return evaluated
+
+
+def test_a_customer_whose_id_sorts_last_is_rescored_while_moves_keep_coming() -> None:
+    """take_rescore takes the lowest ids first. While population models name >64 other
+    customers per tick (a refit under load, a backfill), a customer whose id sorts after
+    them is never re-scored: before b6817ce every tick re-scored every pending id."""
+    h, _ = harness()
+    try:
+        h.send("purchase", b"zz", buy("e1", "zz", 0.0), partition=1)
+        evaluated = _spy_rescore(h)
+        h.ingest.rescore(["zz"])  # a population model moved zz
+        rng = random.Random(7)
+        for _round in range(40):  # 40 partition ticks (10 s at the 0.25 s cadence)
+            # meanwhile the models name 80 other customers (ids sort before "zz")
+            h.ingest.rescore([f"c{rng.getrandbits(48):012x}" for _ in range(80)])
+            for p, value in h.ingest.due_ticks():
+                h.send("tick", None, value, partition=p)
+            if "zz" in evaluated:
+                break
+        assert "zz" in evaluated, (
+            f"zz never re-scored in 40 ticks; {len(h.ingest.parts[1].rescore)} pending on p1")
+    finally:
+        h.close()
+
+
+def test_behind_is_reset_when_the_pending_rest_is_dropped_by_a_rebuild() -> None:
+    """A rebalance rebuild drops the pending ids it no longer owns (retain) but leaves
+    ``behind`` set: the next small re-score (1 id) then ticks on the 0.25 s timer
+    instead of tick_interval_s, the timer ticking every partition's due customers too."""
+    h, _ = harness()
+    try:
+        h.send("purchase", b"zz", buy("e1", "zz", 0.0), partition=1)
+        for i in range(200):  # named by the population models, on no owned partition
+            h.ingest.engine.queue(f"x{i:03d}")
+        h.ingest.queue_moved()
+        for p, value in h.ingest.due_ticks():
+            h.send("tick", None, value, partition=p)
+        assert h.ingest.punctuator.behind()
+        h.ingest.on_assigned([SimpleNamespace(topic=CFG.topic_purchases, partition=p)
+                              for p in range(4)], {})
+        h.ingest.due_ticks()  # the rebuild: x... are forgotten (retain), pending emptied
+        assert all(not s.rescore for s in h.ingest.parts.values())
+        h.ingest.rescore(["zz"])  # one ordinary move
+        assert not h.ingest.punctuator.behind(), "a single pending id counts as behind"
+    finally:
+        h.close()
+
+
+def test_queued_ticks_in_one_batch_do_not_rebuild_the_long_batch() -> None:
+    """The 0.25 s timer sends a tick each run while a partition is behind, with no
+    regard for ticks already sent and not yet read. Under load (the ticks topic read
+    late) several land in one batch and each takes its share: the whole set in one
+    batch again, the case the change meant to remove."""
+    h, _ = harness()
+    try:
+        h.send("purchase", b"zz", buy("e1", "zz", 0.0), partition=1)
+        h.ingest.rescore([f"x{i:03d}" for i in range(300)])
+        queued = []
+        for _ in range(4):  # 1 s of the quick timer, before any of them is read
+            ticks = h.loop.run_until_complete(h.ingest.timer_ticks())
+            queued += [h.message("tick", None, v, partition=p) for p, v in ticks if p == 1]
+        assert len(queued) == 4
+        h.batch(queued)
+        taken = 300 - len(h.ingest.parts[1].rescore)
+        assert taken <= 75, f"4 queued ticks re-scored {taken} of 300 pending ids in one batch"
+    finally:
+        h.close()

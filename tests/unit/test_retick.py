@@ -45,7 +45,7 @@ def run_ticks(h: Harness) -> list[bytes]:
     out: list[bytes] = []
     for partition, value in h.ingest.due_ticks():
         part = h.ingest.parts[partition]
-        out += sorted(c.encode() for c in part.ready | part.rescore)
+        out += sorted(c.encode() for c in part.ready | set(part.rescore))
         h.send("tick", None, value, partition=partition)
     return out
 
