@@ -140,9 +140,9 @@ class Ingest:
         (:meth:`Punctuator.behind`), at most one unread per partition: the rest of a
         large re-score follows within :data:`~streamseg.punctuator.BEHIND_TICK_S`, not at
         the next ``tick_interval_s`` (the other partitions wait for the clock timer)."""
-        if not self.punctuator.behind():
+        behind = set(self.punctuator.behind())
+        if not behind:
             return []
-        behind = set(self.punctuator.behind())  # (timer_ticks may find them gone)
         out = [(p, value) for p, value in await self.timer_ticks() if p in behind]
         for p, _ in out:
             self.punctuator.part(p).quick_sent = True
