@@ -120,6 +120,13 @@ def message(h: Any, stream: str, key: bytes, value: bytes, offset: int) -> Any:
     return h.message(stream, key, value)
 
 
+def purchases_after_one(h: Any, table: Any) -> int | None:
+    """c1's purchases after a batch of its purchase at offset 5 (None: no state)."""
+    h.batch([message(h, "purchase", b"c1", buy("e1", "c1", 1.0), offset=5)])
+    state = table.state(0, "c1")
+    return None if state is None else int(state["purchases"])
+
+
 def test_a_purchase_read_before_the_withdrawal_that_precedes_it_is_never_profiled(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -171,9 +178,7 @@ def test_inputs_wait_and_no_tick_goes_out_until_the_wait_gives_up(
         time.sleep(0.07)
         h.loop.run_until_complete(h.ingest.check_gate())
         assert broker.seeks[1:] == [((PURCHASES, 0), 5)]  # then the wait gives up
-        h.batch([message(h, "purchase", b"c1", buy("e1", "c1", 1.0), offset=5)])
-        state = table.state(0, "c1")
-        assert state is not None and state["purchases"] == 1
+        assert purchases_after_one(h, table) == 1
     finally:
         h.close()
 
@@ -272,9 +277,7 @@ def test_nothing_is_waited_for_when_the_committed_offsets_cannot_be_read(
     monkeypatch.setattr(assignment_module, "committed_offsets", fails)
     h.app.app.consumer = broker.consumer()
     try:
-        h.batch([message(h, "purchase", b"c1", buy("e1", "c1", 1.0), offset=5)])
-        state = table.state(0, "c1")
-        assert state is not None and state["purchases"] == 1
+        assert purchases_after_one(h, table) == 1
     finally:
         h.close()
 
@@ -289,9 +292,7 @@ def test_a_consent_partition_emptied_by_retention_is_not_waited_for(
                     committed={(CONSENT, 0): None, (PURCHASES, 0): 5})
     h.app.app.consumer = broker.consumer()
     try:
-        h.batch([message(h, "purchase", b"c1", buy("e1", "c1", 1.0), offset=5)])
-        state = table.state(0, "c1")
-        assert state is not None and state["purchases"] == 1 and broker.seeks == []
+        assert purchases_after_one(h, table) == 1 and broker.seeks == []
     finally:
         h.close()
 

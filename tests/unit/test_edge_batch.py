@@ -454,19 +454,25 @@ def test_a_restored_event_clock_shows_on_the_gauges_before_any_input() -> None:
         tick.close()
 
 
+def spy_rescore(h: Harness) -> list[str]:
+    """The customers ``Engine.rescore`` (trigger "population") is called for, in order."""
+    evaluated: list[str] = []
+    rescore = h.ingest.engine.rescore
+
+    def spy(state: Any, now: float) -> Any:
+        evaluated.append(state.customer_id)
+        return rescore(state, now)
+
+    h.ingest.engine.rescore = spy  # type: ignore[method-assign]
+    return evaluated
+
+
 def test_customers_to_rescore_are_evaluated_at_the_next_partition_tick() -> None:
     h, _ = harness()
     try:
         h.send("purchase", b"c1", buy("e1", "c1", 0.0), partition=1)
         h.send("purchase", b"c2", buy("e2", "c2", 1.0), partition=2)
-        evaluated: list[str] = []
-        rescore = h.ingest.engine.rescore  # trigger "population"
-
-        def spy(state: Any, now: float) -> Any:
-            evaluated.append(state.customer_id)
-            return rescore(state, now)
-
-        h.ingest.engine.rescore = spy  # type: ignore[method-assign]
+        evaluated = spy_rescore(h)
         h.ingest.engine.moved = lambda: ["c1"]  # type: ignore[attr-defined]
         h.send("purchase", b"c2", buy("e3", "c2", 1.5), partition=2)  # a batch drains moved()
         h.ingest.engine.moved = list  # type: ignore[attr-defined]
@@ -488,14 +494,7 @@ def test_a_large_rescore_is_spread_over_quick_ticks() -> None:
     h, _ = harness()
     try:
         h.send("purchase", b"zz", buy("e1", "zz", 0.0), partition=1)
-        evaluated: list[str] = []
-        rescore = h.ingest.engine.rescore
-
-        def spy(state: Any, now: float) -> Any:
-            evaluated.append(state.customer_id)
-            return rescore(state, now)
-
-        h.ingest.engine.rescore = spy  # type: ignore[method-assign]
+        evaluated = spy_rescore(h)
         moved = [*(f"x{i:03d}" for i in range(200)), "zz"]  # x...: on no partition here
         h.ingest.engine.moved = lambda: moved  # type: ignore[attr-defined]
         h.send("purchase", b"zz", buy("e2", "zz", 1.0), partition=1)  # drains moved()
@@ -622,18 +621,6 @@ def test_a_worker_started_with_other_thresholds_re_evaluates_its_customers_at_th
 
 # a helper's review of the share rule (b6817ce): each failed on it
 
-def _spy_rescore(h: Any) -> list[str]:
-    evaluated: list[str] = []
-    rescore = h.ingest.engine.rescore
-
-    def spy(state: Any, now: float) -> Any:
-        evaluated.append(state.customer_id)
-        return rescore(state, now)
-
-    h.ingest.engine.rescore = spy
-    return evaluated
-
-
 def test_a_customer_whose_id_sorts_last_is_rescored_while_moves_keep_coming() -> None:
     """take_rescore takes the lowest ids first. While population models name >64 other
     customers per tick (a refit under load, a backfill), a customer whose id sorts after
@@ -641,7 +628,7 @@ def test_a_customer_whose_id_sorts_last_is_rescored_while_moves_keep_coming() ->
     h, _ = harness()
     try:
         h.send("purchase", b"zz", buy("e1", "zz", 0.0), partition=1)
-        evaluated = _spy_rescore(h)
+        evaluated = spy_rescore(h)
         h.ingest.rescore(["zz"])  # a population model moved zz
         rng = random.Random(7)
         for _round in range(40):  # 40 partition ticks (10 s at the 0.25 s cadence)
